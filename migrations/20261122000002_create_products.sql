@@ -1,0 +1,27 @@
+-- The catalog: one row per sellable variant. NULL = the data did not say (cost,
+-- inventory = not tracked, status = assumed active, created_at = launch unknown).
+CREATE TABLE products (
+    store_id            TEXT NOT NULL REFERENCES stores (store_id),
+    variant_id          TEXT NOT NULL,
+    product_id          TEXT NOT NULL,
+    sku                 TEXT,
+    handle              TEXT,
+    title               TEXT NOT NULL,
+    variant_title       TEXT,
+    description         TEXT NOT NULL,
+    category            TEXT,
+    product_type        TEXT,
+    vendor              TEXT,
+    tags                TEXT NOT NULL,
+    currency            TEXT NOT NULL,
+    price_minor         BIGINT NOT NULL,
+    compare_at_minor    BIGINT,
+    cost_minor          BIGINT,
+    inventory           BIGINT,
+    status              TEXT,
+    created_at          BIGINT,
+    gift_card           BOOLEAN NOT NULL,
+    inventory_item_id   TEXT,
+    updated_at          BIGINT NOT NULL,
+    PRIMARY KEY (store_id, variant_id)
+);

@@ -1,0 +1,118 @@
+//! Use cases, shared by the CLI and (later) the HTTP service: each takes settings and
+//! a store and returns plain data, so both front ends print or serve the same thing.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::NaiveDate;
+use serde::Serialize;
+
+use crate::config::Settings;
+use crate::domain::{self, StoreId};
+use crate::ingest::{self, IngestBatch, IngestContext, IngestFiles, IngestReport, Progress};
+use crate::stats::{self, StoreStats};
+use crate::store::{Store, StoreError, WriteSummary};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Ingest(#[from] ingest::IngestError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("store {0} has no orders: ingest orders first, or pass --as-of")]
+    NoOrders(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// What an ingest did, as `ingest --json` prints it.
+#[derive(Debug, Clone, Serialize)]
+pub struct IngestOutcome {
+    pub store_id: String,
+    pub currency: String,
+    #[serde(flatten)]
+    pub report: IngestReport,
+    /// Earlier lines without a catalog product that this ingest's catalog joined.
+    pub lines_joined_later: u64,
+    pub read_seconds: f64,
+    pub write_seconds: f64,
+}
+
+/// Reads, validates, joins and stores one ingest, in one transaction.
+#[tracing::instrument(skip_all, fields(store = %store_id))]
+pub async fn ingest(
+    store: &dyn Store,
+    store_id: &StoreId,
+    files: IngestFiles,
+    settings: &Settings,
+    progress: Arc<dyn Progress>,
+) -> Result<IngestOutcome, AppError> {
+    let existing = store.get_store(store_id).await?;
+    let default_currency = existing
+        .as_ref()
+        .map(|s| s.currency)
+        .unwrap_or_else(|| settings.store_currency());
+    let known = store.catalog_keys(store_id).await?;
+    let ctx = IngestContext { default_currency };
+    let started = Instant::now();
+    // Parsing is CPU work: keep it off the async workers.
+    let batch: IngestBatch = tokio::task::spawn_blocking(move || {
+        let mut batch = ingest::read(&files, &ctx, progress.as_ref())?;
+        let mut keys = known;
+        keys.add_products(&batch.products);
+        ingest::resolve_lines(&mut batch, &keys);
+        Ok::<_, ingest::IngestError>(batch)
+    })
+    .await
+    .map_err(|e| AppError::Internal(format!("ingest worker failed: {e}")))??;
+    let read_seconds = started.elapsed().as_secs_f64();
+
+    let store_record = domain::Store {
+        id: store_id.clone(),
+        currency: existing
+            .as_ref()
+            .map(|s| s.currency)
+            .or(batch.data_currency)
+            .unwrap_or(default_currency),
+        locale: existing
+            .as_ref()
+            .map(|s| s.locale.clone())
+            .unwrap_or_else(|| settings.store.locale.clone()),
+    };
+    let started = Instant::now();
+    let WriteSummary {
+        lines_joined_later, ..
+    } = store.write_ingest(&store_record, &batch).await?;
+    let write_seconds = started.elapsed().as_secs_f64();
+    tracing::info!(
+        rows_read = batch.report.rows_read,
+        rows_kept = batch.report.rows_kept,
+        read_seconds,
+        write_seconds,
+        "Ingest stored"
+    );
+    Ok(IngestOutcome {
+        store_id: store_id.to_string(),
+        currency: store_record.currency.to_string(),
+        report: batch.report,
+        lines_joined_later,
+        read_seconds,
+        write_seconds,
+    })
+}
+
+/// Statistics of a stored store as of a day (default: its latest order).
+pub async fn stats(
+    store: &dyn Store,
+    store_id: &StoreId,
+    as_of: Option<NaiveDate>,
+    settings: &Settings,
+) -> Result<StoreStats, AppError> {
+    let data = store.load(store_id).await?;
+    let settings = settings.clone();
+    let id = store_id.to_string();
+    tokio::task::spawn_blocking(move || stats::compute(&data, as_of, &settings))
+        .await
+        .map_err(|e| AppError::Internal(format!("stats worker failed: {e}")))?
+        .ok_or(AppError::NoOrders(id))
+}

@@ -1,0 +1,395 @@
+//! Command-line front end. Thin by design: arguments → settings → a library call →
+//! output. `anyhow` lives here and nowhere else.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use chrono::NaiveDate;
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use bundleforge::app;
+use bundleforge::config::{Settings, SettingsBuilder};
+use bundleforge::domain::StoreId;
+use bundleforge::ingest::{IngestFiles, Progress};
+use bundleforge::stats::StoreStats;
+use bundleforge::store;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "bundleforge",
+    version,
+    about = "Bundles and deals from a store's catalog and orders"
+)]
+struct Cli {
+    /// A TOML config file layered over the embedded defaults.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Database URL (overrides BUNDLEFORGE__DATABASE__URL and DATABASE_URL).
+    #[arg(long, global = true, value_name = "URL")]
+    database: Option<String>,
+    /// More logging on stderr (-v info, -vv debug). BUNDLEFORGE_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Read a store's catalog and/or orders into the database.
+    Ingest(IngestArgs),
+    /// Summarise a stored store: volume, tier, sellers, slow movers, stock, assumptions.
+    Stats(StatsArgs),
+    /// Write a seeded synthetic store (products.csv, orders.csv, planted.json).
+    Fixtures(FixturesArgs),
+    /// Measure whole operations (see BENCHMARKS.md).
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Args, Debug)]
+struct IngestArgs {
+    #[arg(long)]
+    store: String,
+    /// Orders: Shopify order export, order rows, Shopify JSON, or UCI Online Retail.
+    #[arg(long, value_name = "FILE")]
+    orders: Option<PathBuf>,
+    /// Catalog: Shopify product export, a products file, or Shopify JSON.
+    #[arg(long, value_name = "FILE")]
+    catalog: Option<PathBuf>,
+    /// Variants of a split products export (joined on product id).
+    #[arg(long, value_name = "FILE")]
+    variants: Option<PathBuf>,
+    /// Inventory levels of a split export (joined on inventory_item_id).
+    #[arg(long, value_name = "FILE")]
+    inventory: Option<PathBuf>,
+    /// Print one JSON document on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
+struct StatsArgs {
+    #[arg(long)]
+    store: String,
+    /// End the windows on this day (YYYY-MM-DD) instead of the latest order.
+    #[arg(long, value_name = "DATE")]
+    as_of: Option<NaiveDate>,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
+struct FixturesArgs {
+    /// small, medium or large.
+    #[arg(long)]
+    size: String,
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+}
+
+#[derive(Subcommand, Debug)]
+enum BenchCommand {
+    /// Whole ingest (read, validate, join, store) into a fresh SQLite file, repeated.
+    Ingest(BenchIngestArgs),
+}
+
+#[derive(Args, Debug)]
+struct BenchIngestArgs {
+    #[arg(long, value_name = "FILE")]
+    orders: Option<PathBuf>,
+    #[arg(long, value_name = "FILE")]
+    catalog: Option<PathBuf>,
+    #[arg(long, default_value_t = 5)]
+    runs: usize,
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run() -> Result<ExitCode> {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    let settings = load_settings(&cli)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(dispatch(cli, settings))
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BUNDLEFORGE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn load_settings(cli: &Cli) -> Result<Settings> {
+    let mut builder = SettingsBuilder::new()?;
+    if let Some(path) = &cli.config {
+        builder = builder.file(path)?;
+    }
+    builder = builder.env(std::env::vars())?;
+    if let Some(url) = &cli.database {
+        builder = builder.flag("database.url", url)?;
+    }
+    for w in builder.warnings() {
+        tracing::warn!("{w}");
+    }
+    Ok(builder.build()?)
+}
+
+async fn dispatch(cli: Cli, settings: Settings) -> Result<ExitCode> {
+    match cli.command {
+        Command::Ingest(args) => ingest(args, &settings).await,
+        Command::Stats(args) => stats(args, &settings).await,
+        Command::Fixtures(args) => fixtures(args),
+        Command::Bench(BenchCommand::Ingest(args)) => bench_ingest(args, &settings).await,
+    }
+}
+
+fn store_id(raw: &str) -> Result<StoreId> {
+    Ok(StoreId::parse(raw)?)
+}
+
+/// An indicatif bar over the bytes of the file being read (drawn only on a terminal).
+struct BarProgress(ProgressBar);
+
+impl BarProgress {
+    fn new() -> Self {
+        let bar = ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
+        bar.set_style(
+            ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} ({eta})")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        BarProgress(bar)
+    }
+}
+
+impl Progress for BarProgress {
+    fn start(&self, label: &str, total_bytes: u64) {
+        self.0.reset();
+        self.0.set_length(total_bytes);
+        self.0.set_message(format!("reading {label}"));
+    }
+    fn advance(&self, bytes: u64) {
+        self.0.inc(bytes);
+    }
+    fn finish(&self) {
+        self.0.finish_and_clear();
+    }
+}
+
+async fn ingest(args: IngestArgs, settings: &Settings) -> Result<ExitCode> {
+    let id = store_id(&args.store)?;
+    let db = store::open(&settings.database.url).await?;
+    let files = IngestFiles {
+        orders: args.orders,
+        catalog: args.catalog,
+        variants: args.variants,
+        inventory: args.inventory,
+    };
+    let outcome = app::ingest(
+        db.as_ref(),
+        &id,
+        files,
+        settings,
+        Arc::new(BarProgress::new()),
+    )
+    .await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&outcome)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let r = &outcome.report;
+    println!("store {} ({})", outcome.store_id, outcome.currency);
+    println!(
+        "rows: {} read, {} kept, {} rejected, {} dropped by filters",
+        r.rows_read,
+        r.rows_kept,
+        r.rejected_total(),
+        r.dropped_total()
+    );
+    for (reason, n) in &r.dropped {
+        println!("  dropped {reason}: {n}");
+    }
+    for (reason, n) in &r.rejected {
+        println!("  rejected {reason}: {n}");
+    }
+    println!(
+        "stored: {} products, {} orders, {} order lines ({} merged), {} baskets",
+        r.products, r.orders, r.order_lines, r.lines_merged, r.baskets
+    );
+    if r.lines_without_catalog_product > 0 {
+        println!(
+            "  {} order lines name products the catalog does not have (kept)",
+            r.lines_without_catalog_product
+        );
+    }
+    for e in r.errors.iter().take(20) {
+        eprintln!("{e}");
+    }
+    if r.error_count > 20 {
+        eprintln!("… and {} more (see --json)", r.error_count - 20);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn stats(args: StatsArgs, settings: &Settings) -> Result<ExitCode> {
+    let id = store_id(&args.store)?;
+    let db = store::open(&settings.database.url).await?;
+    let s = app::stats(db.as_ref(), &id, args.as_of, settings).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&s)?);
+    } else {
+        print_stats(&s);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_stats(s: &StoreStats) {
+    println!("store {} ({}), as of {}", s.store_id, s.currency, s.as_of);
+    println!(
+        "{} orders, {} order lines, {} products; {} baskets ({} with 2+ items, {:.1} items on average)",
+        s.orders, s.order_lines, s.products, s.baskets, s.multi_item_baskets, s.avg_basket_size
+    );
+    println!(
+        "{} orders in the last {} days: {:?} tier, weights α={} β={} γ={}",
+        s.orders_60d, s.window_days, s.tier, s.weights.alpha, s.weights.beta, s.weights.gamma
+    );
+    println!("top sellers:");
+    for t in &s.top_sellers {
+        println!("  {:>6} units  {}  {}", t.units, t.product_id, t.title);
+    }
+    println!("slow movers: {}", s.slow_movers.count);
+    for p in &s.slow_movers.products {
+        println!(
+            "  {}  {}  ({} units in window)",
+            p.product_id, p.title, p.units_in_window
+        );
+    }
+    println!("new launches: {}", s.new_launches.count);
+    for p in &s.new_launches.products {
+        println!("  {}  {}  (launched {})", p.product_id, p.title, p.launched);
+    }
+    let c = &s.stock_cover;
+    println!(
+        "stock: {} tracked ({} out, {} low, {} overstock), {} untracked",
+        c.tracked, c.out_of_stock, c.low, c.overstock, c.untracked
+    );
+    if !s.assumed.is_empty() {
+        println!("assumed:");
+        for a in &s.assumed {
+            println!("  {} for {} {}: {}", a.field, a.count, a.applies_to, a.rule);
+        }
+    }
+}
+
+fn fixtures(args: FixturesArgs) -> Result<ExitCode> {
+    let _ = (&args.size, &args.out, args.seed);
+    bail!("fixture generation is not available yet")
+}
+
+#[derive(serde::Serialize)]
+struct BenchIngestResult {
+    runs: usize,
+    rows_read: u64,
+    order_lines: u64,
+    products: u64,
+    seconds_min: f64,
+    seconds_median: f64,
+    seconds_max: f64,
+    read_seconds_median: f64,
+    write_seconds_median: f64,
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n == 0 {
+        0.0
+    } else if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+async fn bench_ingest(args: BenchIngestArgs, settings: &Settings) -> Result<ExitCode> {
+    if args.runs == 0 {
+        bail!("--runs must be at least 1");
+    }
+    let mut total = Vec::new();
+    let mut read = Vec::new();
+    let mut write = Vec::new();
+    let mut last = None;
+    for run in 0..args.runs {
+        let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
+        let url = format!("sqlite://{}", dir.path().join("bench.sqlite").display());
+        let db = store::open(&url).await?;
+        let files = IngestFiles {
+            orders: args.orders.clone(),
+            catalog: args.catalog.clone(),
+            ..Default::default()
+        };
+        let id = store_id("bench")?;
+        let started = Instant::now();
+        let outcome = app::ingest(
+            db.as_ref(),
+            &id,
+            files,
+            settings,
+            Arc::new(bundleforge::ingest::NoProgress),
+        )
+        .await?;
+        let secs = started.elapsed().as_secs_f64();
+        tracing::info!(run, secs, "Bench run finished");
+        total.push(secs);
+        read.push(outcome.read_seconds);
+        write.push(outcome.write_seconds);
+        last = Some(outcome);
+    }
+    let Some(last) = last else { bail!("no runs") };
+    let result = BenchIngestResult {
+        runs: args.runs,
+        rows_read: last.report.rows_read,
+        order_lines: last.report.order_lines,
+        products: last.report.products,
+        seconds_min: total.iter().copied().fold(f64::INFINITY, f64::min),
+        seconds_max: total.iter().copied().fold(0.0, f64::max),
+        seconds_median: median(&mut total),
+        read_seconds_median: median(&mut read),
+        write_seconds_median: median(&mut write),
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&result)?);
+    } else {
+        println!(
+            "ingest: {} rows, {} order lines, {} products; median {:.3} s (read {:.3} s, write {:.3} s) over {} runs [min {:.3}, max {:.3}]",
+            result.rows_read,
+            result.order_lines,
+            result.products,
+            result.seconds_median,
+            result.read_seconds_median,
+            result.write_seconds_median,
+            result.runs,
+            result.seconds_min,
+            result.seconds_max
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

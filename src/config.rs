@@ -1,0 +1,490 @@
+//! Settings: embedded defaults → `--config` file → `BUNDLEFORGE__SECTION__KEY`
+//! environment → command-line flags, validated once at start.
+//!
+//! The embedded defaults file lists every key there is, so it doubles as the schema: a
+//! key in a config file that the defaults lack is an error naming it (a typo must not
+//! silently leave a default in force), while an unknown environment variable is only
+//! warned about (environments carry variables for other versions and tools).
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::{Table, Value};
+
+use crate::domain::Currency;
+
+const DEFAULTS: &str = include_str!("../config/default.toml");
+const ENV_PREFIX: &str = "BUNDLEFORGE__";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid TOML: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("unknown key `{key}` in {origin}")]
+    UnknownKey { key: String, origin: String },
+    #[error("`{key}` from {origin} must be {expected}, got {value:?}")]
+    WrongType {
+        key: String,
+        origin: String,
+        expected: &'static str,
+        value: String,
+    },
+    #[error("invalid setting `{key}`: {reason}")]
+    Invalid { key: String, reason: String },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub database: DatabaseSettings,
+    pub store: StoreDefaults,
+    pub assumptions: AssumptionSettings,
+    pub scoring: ScoringSettings,
+    pub stats: StatsSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    pub url: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreDefaults {
+    pub currency: String,
+    pub locale: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssumptionSettings {
+    pub cost_ratio: f64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScoringSettings {
+    pub window_days: u32,
+    pub medium_tier_from: u64,
+    pub large_tier_from: u64,
+    pub small_weights: [f64; 3],
+    pub medium_weights: [f64; 3],
+    pub large_weights: [f64; 3],
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatsSettings {
+    pub slow_mover_max_units: u64,
+    pub new_launch_days: u32,
+    pub low_cover_days: u32,
+    pub overstock_cover_days: u32,
+    pub list_limit: usize,
+}
+
+impl Settings {
+    /// The embedded defaults alone.
+    pub fn defaults() -> Result<Self, ConfigError> {
+        SettingsBuilder::new()?.build()
+    }
+
+    pub fn store_currency(&self) -> Currency {
+        // Validated in `validate`.
+        Currency::parse(&self.store.currency).unwrap_or(Currency::USD)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &str, reason: String| ConfigError::Invalid {
+            key: key.to_owned(),
+            reason,
+        };
+        if self.database.url.trim().is_empty() {
+            return Err(invalid("database.url", "must not be empty".into()));
+        }
+        Currency::parse(&self.store.currency)
+            .map_err(|e| invalid("store.currency", format!("{:?}: {e}", self.store.currency)))?;
+        if !(0.0..1.0).contains(&self.assumptions.cost_ratio) {
+            return Err(invalid(
+                "assumptions.cost_ratio",
+                format!("{} is not in [0, 1)", self.assumptions.cost_ratio),
+            ));
+        }
+        let s = &self.scoring;
+        if s.window_days == 0 {
+            return Err(invalid("scoring.window_days", "must be at least 1".into()));
+        }
+        if s.medium_tier_from >= s.large_tier_from {
+            return Err(invalid(
+                "scoring.medium_tier_from",
+                format!(
+                    "{} must be below scoring.large_tier_from ({})",
+                    s.medium_tier_from, s.large_tier_from
+                ),
+            ));
+        }
+        for (key, w) in [
+            ("scoring.small_weights", s.small_weights),
+            ("scoring.medium_weights", s.medium_weights),
+            ("scoring.large_weights", s.large_weights),
+        ] {
+            check_weights(key, w)?;
+        }
+        Ok(())
+    }
+}
+
+/// Weights must be non-negative and sum to 1 (within rounding).
+pub fn check_weights(key: &str, w: [f64; 3]) -> Result<(), ConfigError> {
+    let sum: f64 = w.iter().sum();
+    if w.iter().any(|x| !x.is_finite() || *x < 0.0) || (sum - 1.0).abs() > 1e-6 {
+        return Err(ConfigError::Invalid {
+            key: key.to_owned(),
+            reason: format!("{w:?} must be three non-negative numbers that sum to 1"),
+        });
+    }
+    Ok(())
+}
+
+/// Builds [`Settings`] layer by layer; `build` validates once.
+pub struct SettingsBuilder {
+    defaults: Table,
+    merged: Table,
+    warnings: Vec<String>,
+}
+
+impl SettingsBuilder {
+    pub fn new() -> Result<Self, ConfigError> {
+        let defaults: Table =
+            DEFAULTS
+                .parse()
+                .map_err(|e: toml::de::Error| ConfigError::Parse {
+                    path: PathBuf::from("<embedded defaults>"),
+                    message: e.to_string(),
+                })?;
+        Ok(SettingsBuilder {
+            merged: defaults.clone(),
+            defaults,
+            warnings: Vec::new(),
+        })
+    }
+
+    /// Layers a TOML config file; a key the defaults lack is an error.
+    pub fn file(mut self, path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let table: Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| ConfigError::Parse {
+                path: path.to_owned(),
+                message: e.to_string(),
+            })?;
+        let origin = path.display().to_string();
+        for (section, value) in table {
+            let Value::Table(keys) = value else {
+                return Err(ConfigError::UnknownKey {
+                    key: section,
+                    origin,
+                });
+            };
+            for (key, value) in keys {
+                self.set(
+                    &[section.as_str(), key.as_str()],
+                    SetValue::Toml(value),
+                    &origin,
+                )?;
+            }
+        }
+        Ok(self)
+    }
+
+    /// Layers `DATABASE_URL` and every `BUNDLEFORGE__SECTION__KEY` variable. Unknown
+    /// variables are kept as warnings for the caller to log.
+    pub fn env<I>(mut self, vars: I) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator<Item = (String, String)>,
+    {
+        let mut vars: Vec<(String, String)> = vars.into_iter().collect();
+        // DATABASE_URL first, so BUNDLEFORGE__DATABASE__URL wins over it.
+        vars.sort_by_key(|(k, _)| k != "DATABASE_URL");
+        for (name, value) in vars {
+            if name == "DATABASE_URL" {
+                self.set(&["database", "url"], SetValue::Text(value), "DATABASE_URL")?;
+                continue;
+            }
+            let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
+            let path: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();
+            let path: Vec<&str> = path.iter().map(String::as_str).collect();
+            if path.len() != 2 || lookup(&self.defaults, &path).is_none() {
+                self.warnings
+                    .push(format!("ignoring unknown environment variable {name}"));
+                continue;
+            }
+            self.set(&path, SetValue::Text(value), &name)?;
+        }
+        Ok(self)
+    }
+
+    /// Layers one command-line override, e.g. `("database.url", "sqlite://x.db")`.
+    pub fn flag(mut self, dotted_key: &str, value: &str) -> Result<Self, ConfigError> {
+        let path: Vec<&str> = dotted_key.split('.').collect();
+        self.set(&path, SetValue::Text(value.to_owned()), "the command line")?;
+        Ok(self)
+    }
+
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    pub fn build(self) -> Result<Settings, ConfigError> {
+        let settings: Settings =
+            Value::Table(self.merged)
+                .try_into()
+                .map_err(|e: toml::de::Error| ConfigError::Invalid {
+                    key: "<settings>".into(),
+                    reason: e.to_string(),
+                })?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn set(&mut self, path: &[&str], value: SetValue, origin: &str) -> Result<(), ConfigError> {
+        let key = path.join(".");
+        let Some(default) = lookup(&self.defaults, path) else {
+            return Err(ConfigError::UnknownKey {
+                key,
+                origin: origin.to_owned(),
+            });
+        };
+        let value = match value {
+            SetValue::Toml(v) => coerce_toml(v, default, &key, origin)?,
+            SetValue::Text(t) => coerce_text(&t, default, &key, origin)?,
+        };
+        if let [section, name] = path
+            && let Some(Value::Table(t)) = self.merged.get_mut(*section)
+        {
+            t.insert((*name).to_owned(), value);
+        }
+        Ok(())
+    }
+}
+
+enum SetValue {
+    Toml(Value),
+    Text(String),
+}
+
+fn lookup<'a>(table: &'a Table, path: &[&str]) -> Option<&'a Value> {
+    match path {
+        [section, key] => table.get(*section)?.as_table()?.get(*key),
+        _ => None,
+    }
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::String(_) => "a string",
+        Value::Integer(_) => "an integer",
+        Value::Float(_) => "a number",
+        Value::Boolean(_) => "true or false",
+        Value::Array(_) => "a list",
+        _ => "a table",
+    }
+}
+
+fn coerce_toml(v: Value, default: &Value, key: &str, origin: &str) -> Result<Value, ConfigError> {
+    let ok = match (default, &v) {
+        (Value::Float(_), Value::Integer(i)) => return Ok(Value::Float(*i as f64)),
+        (Value::Array(_), Value::Array(items)) => {
+            let all_num = items
+                .iter()
+                .all(|x| matches!(x, Value::Float(_) | Value::Integer(_)));
+            if all_num {
+                let floats = items
+                    .iter()
+                    .map(|x| {
+                        Value::Float(
+                            x.as_float()
+                                .or(x.as_integer().map(|i| i as f64))
+                                .unwrap_or(0.0),
+                        )
+                    })
+                    .collect();
+                return Ok(Value::Array(floats));
+            }
+            false
+        }
+        (d, v) => std::mem::discriminant(d) == std::mem::discriminant(v),
+    };
+    if ok {
+        Ok(v)
+    } else {
+        Err(ConfigError::WrongType {
+            key: key.to_owned(),
+            origin: origin.to_owned(),
+            expected: type_name(default),
+            value: v.to_string(),
+        })
+    }
+}
+
+/// Environment variables and flags are text: read them as the default's type.
+fn coerce_text(t: &str, default: &Value, key: &str, origin: &str) -> Result<Value, ConfigError> {
+    let wrong = || ConfigError::WrongType {
+        key: key.to_owned(),
+        origin: origin.to_owned(),
+        expected: type_name(default),
+        value: t.to_owned(),
+    };
+    let t = t.trim();
+    Ok(match default {
+        Value::String(_) => Value::String(t.to_owned()),
+        Value::Integer(_) => Value::Integer(t.parse().map_err(|_| wrong())?),
+        Value::Float(_) => Value::Float(t.parse().map_err(|_| wrong())?),
+        Value::Boolean(_) => Value::Boolean(match t.to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => true,
+            "false" | "0" | "no" | "off" => false,
+            _ => return Err(wrong()),
+        }),
+        Value::Array(_) => {
+            let inner = t.trim_start_matches('[').trim_end_matches(']');
+            let items: Result<Vec<Value>, _> = inner
+                .split(',')
+                .map(|x| x.trim().parse::<f64>().map(Value::Float))
+                .collect();
+            Value::Array(items.map_err(|_| wrong())?)
+        }
+        _ => return Err(wrong()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn embedded_defaults_are_valid() {
+        let s = Settings::defaults().unwrap();
+        assert_eq!(s.database.url, "sqlite://bundleforge.sqlite");
+        assert_eq!(s.assumptions.cost_ratio, 0.5);
+        assert_eq!(s.scoring.small_weights, [0.6, 0.2, 0.2]);
+    }
+
+    #[test]
+    fn layers_apply_in_order_defaults_file_env_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("bf.toml");
+        std::fs::write(
+            &file,
+            "[database]\nurl = \"sqlite://from-file.db\"\n[store]\ncurrency = \"EUR\"\n",
+        )
+        .unwrap();
+        let b = SettingsBuilder::new().unwrap().file(&file).unwrap();
+        let s = b.build().unwrap();
+        assert_eq!(s.database.url, "sqlite://from-file.db");
+        assert_eq!(s.store.currency, "EUR");
+
+        let s = SettingsBuilder::new()
+            .unwrap()
+            .file(&file)
+            .unwrap()
+            .env(env(&[
+                ("BUNDLEFORGE__DATABASE__URL", "sqlite://from-env.db"),
+                ("DATABASE_URL", "sqlite://generic.db"),
+                ("BUNDLEFORGE__ASSUMPTIONS__COST_RATIO", "0.4"),
+            ]))
+            .unwrap()
+            .build()
+            .unwrap();
+        assert_eq!(s.database.url, "sqlite://from-env.db");
+        assert_eq!(s.assumptions.cost_ratio, 0.4);
+
+        let s = SettingsBuilder::new()
+            .unwrap()
+            .env(env(&[(
+                "BUNDLEFORGE__DATABASE__URL",
+                "sqlite://from-env.db",
+            )]))
+            .unwrap()
+            .flag("database.url", "sqlite://from-flag.db")
+            .unwrap()
+            .build()
+            .unwrap();
+        assert_eq!(s.database.url, "sqlite://from-flag.db");
+    }
+
+    #[test]
+    fn database_url_alone_is_honoured() {
+        let s = SettingsBuilder::new()
+            .unwrap()
+            .env(env(&[("DATABASE_URL", "sqlite://generic.db")]))
+            .unwrap()
+            .build()
+            .unwrap();
+        assert_eq!(s.database.url, "sqlite://generic.db");
+    }
+
+    #[test]
+    fn an_unknown_key_in_a_file_is_an_error_that_names_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("bf.toml");
+        std::fs::write(&file, "[scoring]\nwindow_dayz = 30\n").unwrap();
+        let err = SettingsBuilder::new().unwrap().file(&file).err().unwrap();
+        let msg = err.to_string();
+        assert!(msg.contains("scoring.window_dayz"), "{msg}");
+        assert!(msg.contains("bf.toml"), "{msg}");
+    }
+
+    #[test]
+    fn unknown_environment_variables_are_warned_about_and_ignored() {
+        let b = SettingsBuilder::new()
+            .unwrap()
+            .env(env(&[("BUNDLEFORGE__NOPE__KEY", "1"), ("PATH", "/bin")]))
+            .unwrap();
+        assert_eq!(b.warnings().len(), 1);
+        assert!(b.warnings()[0].contains("BUNDLEFORGE__NOPE__KEY"));
+        assert!(b.build().is_ok());
+    }
+
+    #[test]
+    fn wrong_types_and_invalid_values_are_refused_with_the_key() {
+        let err = SettingsBuilder::new()
+            .unwrap()
+            .env(env(&[("BUNDLEFORGE__SCORING__WINDOW_DAYS", "sixty")]))
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("scoring.window_days"), "{err}");
+
+        let err = SettingsBuilder::new()
+            .unwrap()
+            .flag("scoring.small_weights", "0.5,0.5,0.5")
+            .unwrap()
+            .build()
+            .unwrap_err();
+        assert!(err.to_string().contains("scoring.small_weights"), "{err}");
+
+        let err = SettingsBuilder::new()
+            .unwrap()
+            .flag("store.currency", "dollars")
+            .unwrap()
+            .build()
+            .unwrap_err();
+        assert!(err.to_string().contains("store.currency"), "{err}");
+    }
+}

@@ -1,0 +1,217 @@
+//! What a run produces: objectives, bundle types, and the bundle output shape.
+//!
+//! The JSON form of [`Bundle`] is a published schema (README, "Bundle JSON"): merchants'
+//! scripts read it, so fields are added, never renamed. Money fields end in `_minor`
+//! and are integer minor units of `currency`.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use super::Currency;
+
+/// What a bundle is for. The eight objectives of the design.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Objective {
+    IncreaseAov,
+    ClearSlowMovers,
+    ProtectMargin,
+    LaunchNew,
+    Seasonal,
+    Gift,
+    CrossSell,
+    Replenish,
+}
+
+impl Objective {
+    pub const ALL: [Objective; 8] = [
+        Objective::IncreaseAov,
+        Objective::ClearSlowMovers,
+        Objective::ProtectMargin,
+        Objective::LaunchNew,
+        Objective::Seasonal,
+        Objective::Gift,
+        Objective::CrossSell,
+        Objective::Replenish,
+    ];
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Objective::IncreaseAov => "increase_aov",
+            Objective::ClearSlowMovers => "clear_slow_movers",
+            Objective::ProtectMargin => "protect_margin",
+            Objective::LaunchNew => "launch_new",
+            Objective::Seasonal => "seasonal",
+            Objective::Gift => "gift",
+            Objective::CrossSell => "cross_sell",
+            Objective::Replenish => "replenish",
+        }
+    }
+}
+
+/// The shape of an offer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BundleType {
+    /// A curated set of 2–4 products at one price.
+    Fixed,
+    /// Pick N from a group of alike products.
+    MixMatch,
+    /// Quantity breaks on one product.
+    Volume,
+    /// Buy X, get Y (the same or a cheaper complement).
+    Bogo,
+    /// An anchor product plus a discounted add-on ("frequently bought together").
+    Addon,
+}
+
+impl BundleType {
+    pub const ALL: [BundleType; 5] = [
+        BundleType::Fixed,
+        BundleType::MixMatch,
+        BundleType::Volume,
+        BundleType::Bogo,
+        BundleType::Addon,
+    ];
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            BundleType::Fixed => "fixed",
+            BundleType::MixMatch => "mix_match",
+            BundleType::Volume => "volume",
+            BundleType::Bogo => "bogo",
+            BundleType::Addon => "addon",
+        }
+    }
+}
+
+macro_rules! display_and_parse {
+    ($ty:ident, $what:literal) => {
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl FromStr for $ty {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                let wanted = s.trim().to_ascii_lowercase();
+                $ty::ALL
+                    .into_iter()
+                    .find(|v| v.as_str() == wanted)
+                    .ok_or_else(|| {
+                        let names: Vec<&str> = $ty::ALL.iter().map(|v| v.as_str()).collect();
+                        format!(
+                            "unknown {} {s:?}; expected one of {}",
+                            $what,
+                            names.join(", ")
+                        )
+                    })
+            }
+        }
+    };
+}
+
+display_and_parse!(Objective, "objective");
+display_and_parse!(BundleType, "bundle type");
+
+/// Who wrote a piece of text: the configured LLM or the offline templates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TextSource {
+    Llm,
+    Offline,
+}
+
+/// One product in a bundle.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BundleItem {
+    pub product_id: String,
+    pub sku: Option<String>,
+    pub title: String,
+    pub quantity: u32,
+    pub unit_price_minor: i64,
+}
+
+/// `total = alpha·llm + beta·transactional + gamma·business`, each signal in [0, 1].
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ScoreBreakdown {
+    pub total: f64,
+    pub alpha: f64,
+    pub beta: f64,
+    pub gamma: f64,
+    pub llm: f64,
+    pub transactional: f64,
+    pub business: f64,
+}
+
+/// How the discount was chosen: both inputs and the reason are kept.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PricingDecision {
+    pub bayesian_pct: f64,
+    pub llm_pct: Option<f64>,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BundleCopy {
+    pub title: String,
+    pub description: String,
+    pub badge: String,
+    pub source: TextSource,
+}
+
+/// Why the bundle exists, for a merchandiser: prose plus the evidence behind it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Explanation {
+    pub text: String,
+    /// Association rules supporting the set (free-form objects, e.g. lhs, rhs, lift).
+    pub rules: Vec<serde_json::Value>,
+    /// Semantic neighbours that support the set.
+    pub neighbours: Vec<serde_json::Value>,
+    pub source: TextSource,
+}
+
+/// A finished, priced, explained bundle. Its `id` derives from its content (objective,
+/// type, products and quantities), so the same bundle keeps its id across runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Bundle {
+    pub id: String,
+    pub objective: Objective,
+    pub bundle_type: BundleType,
+    pub products: Vec<BundleItem>,
+    pub currency: Currency,
+    pub list_price_minor: i64,
+    pub final_price_minor: i64,
+    /// Percent, 0–100.
+    pub discount_pct: f64,
+    pub expected_margin_minor: i64,
+    /// True when some product's cost was assumed (no cost in the data).
+    pub cost_assumed: bool,
+    pub pareto_rank: u32,
+    pub score: ScoreBreakdown,
+    pub pricing: PricingDecision,
+    pub copy: BundleCopy,
+    pub explanation: Explanation,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn objectives_and_types_round_trip_through_their_names() {
+        for o in Objective::ALL {
+            assert_eq!(o.as_str().parse::<Objective>().unwrap(), o);
+            assert_eq!(serde_json::to_value(o).unwrap(), o.as_str());
+        }
+        for t in BundleType::ALL {
+            assert_eq!(t.as_str().parse::<BundleType>().unwrap(), t);
+        }
+        let err = "upsell".parse::<Objective>().unwrap_err();
+        assert!(err.contains("increase_aov"), "{err}");
+    }
+}

@@ -1,0 +1,112 @@
+//! Timestamps as exports write them. Everything becomes a UTC instant; a timestamp
+//! without an offset is taken as UTC (Online Retail's are UK local time, which is
+//! within an hour of it and never crosses a day boundary that matters here).
+
+use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
+
+/// Parses `2011-12-09 12:50:00`, `2024-03-05 14:22:10 -0500`, RFC 3339
+/// (`2024-03-05T14:22:10-05:00`, `…Z`, fractional seconds), `2024-03-05T14:22:10`,
+/// `2024-03-05`, and the spreadsheet form `12/9/2011 12:50` (month first).
+pub fn parse_datetime(raw: &str) -> Option<DateTime<Utc>> {
+    let s = raw.trim();
+    if let Some(t) = fast_iso(s.as_bytes()) {
+        return Some(t);
+    }
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Some(t.with_timezone(&Utc));
+    }
+    for fmt in [
+        "%Y-%m-%d %H:%M:%S %z",
+        "%Y-%m-%d %H:%M %z",
+        "%Y-%m-%dT%H:%M:%S%.f%z",
+    ] {
+        if let Ok(t) = DateTime::<FixedOffset>::parse_from_str(s, fmt) {
+            return Some(t.with_timezone(&Utc));
+        }
+    }
+    for fmt in [
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M",
+        "%m/%d/%Y %H:%M",
+        "%m/%d/%Y %H:%M:%S",
+    ] {
+        if let Ok(t) = NaiveDateTime::parse_from_str(s, fmt) {
+            return Some(Utc.from_utc_datetime(&t));
+        }
+    }
+    for fmt in ["%Y-%m-%d", "%m/%d/%Y"] {
+        if let Ok(d) = NaiveDate::parse_from_str(s, fmt) {
+            return Some(Utc.from_utc_datetime(&d.and_time(NaiveTime::MIN)));
+        }
+    }
+    None
+}
+
+/// `YYYY-MM-DD HH:MM:SS` exactly: the common case, without chrono's format machinery.
+fn fast_iso(b: &[u8]) -> Option<DateTime<Utc>> {
+    if b.len() != 19 || b[4] != b'-' || b[7] != b'-' || !(b[10] == b' ' || b[10] == b'T') {
+        return None;
+    }
+    if b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<u32> {
+        b[r].iter().try_fold(0u32, |acc, c| {
+            c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0'))
+        })
+    };
+    let date = NaiveDate::from_ymd_opt(num(0..4)? as i32, num(5..7)?, num(8..10)?)?;
+    let time = NaiveTime::from_hms_opt(num(11..13)?, num(14..16)?, num(17..19)?)?;
+    Some(Utc.from_utc_datetime(&date.and_time(time)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn utc(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn export_formats_parse_to_utc_instants() {
+        assert_eq!(
+            parse_datetime("2011-12-09 12:50:00"),
+            Some(utc("2011-12-09T12:50:00Z"))
+        );
+        assert_eq!(
+            parse_datetime("2024-03-05 14:22:10 -0500"),
+            Some(utc("2024-03-05T19:22:10Z"))
+        );
+        assert_eq!(
+            parse_datetime("2024-03-05T14:22:10-05:00"),
+            Some(utc("2024-03-05T19:22:10Z"))
+        );
+        assert_eq!(
+            parse_datetime("2024-03-05T14:22:10.123Z").map(|t| t.timestamp()),
+            Some(utc("2024-03-05T14:22:10Z").timestamp())
+        );
+        assert_eq!(
+            parse_datetime("2024-03-05"),
+            Some(utc("2024-03-05T00:00:00Z"))
+        );
+        assert_eq!(
+            parse_datetime("12/9/2011 12:50"),
+            Some(utc("2011-12-09T12:50:00Z"))
+        );
+    }
+
+    #[test]
+    fn impossible_dates_are_refused() {
+        for bad in [
+            "",
+            "yesterday",
+            "2024-13-01 00:00:00",
+            "2024-02-30",
+            "2024-01-01 25:00:00",
+        ] {
+            assert_eq!(parse_datetime(bad), None, "{bad}");
+        }
+    }
+}

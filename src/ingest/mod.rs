@@ -1,0 +1,584 @@
+//! Reading merchants' exports: catalogs and order histories, CSV or JSON, gzip or
+//! plain, in the shapes merchants actually have (see [`Shape`]).
+//!
+//! The shape is recognised from the headers (or the JSON's keys), never from a flag.
+//! Every row is validated on its own: a bad row is reported as `file:line: column
+//! "value": reason` and counted, and every valid row is kept. What the data does not say
+//! (cost, stock, status, launch date, currency) stays unknown here; the assumptions that
+//! fill it are applied and reported where the data is used (see `stats`).
+
+mod dates;
+mod html;
+mod online_retail;
+mod order_rows;
+mod products;
+mod shopify_json;
+mod source;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::domain::{Currency, Order, OrderLine, Product};
+
+pub use dates::parse_datetime;
+pub use html::strip_html;
+pub use source::{Shape, normalise_header};
+
+/// How many row errors a report keeps verbatim (all are counted).
+pub const MAX_REPORTED_ERRORS: usize = 100;
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: the file is empty")]
+    Empty { path: PathBuf },
+    #[error("{path}: not a format bundleforge reads (its columns: {columns}); {catalogue}")]
+    Unrecognised {
+        path: PathBuf,
+        columns: String,
+        catalogue: String,
+    },
+    #[error("{path}: is a {shape}; pass it with {expected_flag}, not {given_flag}")]
+    WrongRole {
+        path: PathBuf,
+        shape: &'static str,
+        expected_flag: &'static str,
+        given_flag: &'static str,
+    },
+    #[error("{path}: missing required column {field} for a {shape}; accepted names: {accepted}")]
+    MissingColumn {
+        path: PathBuf,
+        shape: &'static str,
+        field: &'static str,
+        accepted: String,
+    },
+    #[error("{path}:{line}: {message}")]
+    Malformed {
+        path: PathBuf,
+        line: u64,
+        message: String,
+    },
+    #[error("{0}")]
+    Usage(String),
+}
+
+/// One rejected row (or ignored value), named precisely enough to fix the file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RowError {
+    pub file: String,
+    pub line: u64,
+    pub column: String,
+    pub value: String,
+    pub reason: String,
+}
+
+impl fmt::Display for RowError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // JSON inputs have no useful line: their column is a path (`orders[3].price`).
+        if self.line == 0 {
+            write!(
+                f,
+                "{}: {} {:?}: {}",
+                self.file, self.column, self.value, self.reason
+            )
+        } else {
+            write!(
+                f,
+                "{}:{}: {} {:?}: {}",
+                self.file, self.line, self.column, self.value, self.reason
+            )
+        }
+    }
+}
+
+/// What an ingest read, kept, rejected and dropped. `rejected` counts rows that were
+/// wrong; `dropped` counts valid rows a documented filter leaves out (cancellations,
+/// service lines); `ignored_values` counts bad optional values whose row was kept.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct IngestReport {
+    pub rows_read: u64,
+    pub rows_kept: u64,
+    pub rejected: BTreeMap<String, u64>,
+    pub dropped: BTreeMap<String, u64>,
+    /// Per service code, for the Online Retail filter.
+    pub dropped_service_codes: BTreeMap<String, u64>,
+    pub ignored_values: BTreeMap<String, u64>,
+    pub orders: u64,
+    pub order_lines: u64,
+    pub products: u64,
+    pub baskets: u64,
+    /// Repeated lines of one product in one order, merged into one.
+    pub lines_merged: u64,
+    /// Order lines whose product the catalog does not have (kept).
+    pub lines_without_catalog_product: u64,
+    pub errors: Vec<RowError>,
+    pub error_count: u64,
+    pub files: Vec<FileSummary>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FileSummary {
+    pub path: String,
+    pub shape: &'static str,
+    pub rows_read: u64,
+}
+
+impl IngestReport {
+    fn record(&mut self, err: RowError) {
+        self.error_count += 1;
+        if self.errors.len() < MAX_REPORTED_ERRORS {
+            self.errors.push(err);
+        }
+    }
+
+    /// A rejected row: counted under `reason_key`, described by `err`.
+    pub fn reject(&mut self, reason_key: &str, err: RowError) {
+        *self.rejected.entry(reason_key.to_owned()).or_default() += 1;
+        self.record(err);
+    }
+
+    /// A bad optional value; its row is kept.
+    pub fn ignore_value(&mut self, reason_key: &str, err: RowError) {
+        *self
+            .ignored_values
+            .entry(reason_key.to_owned())
+            .or_default() += 1;
+        self.record(err);
+    }
+
+    pub fn drop_row(&mut self, reason_key: &str) {
+        *self.dropped.entry(reason_key.to_owned()).or_default() += 1;
+    }
+
+    /// Un-keeps a row kept earlier (a conflicting duplicate superseded by a later one).
+    fn unkeep(&mut self, reason_key: &str, err: RowError) {
+        self.rows_kept = self.rows_kept.saturating_sub(1);
+        self.reject(reason_key, err);
+    }
+
+    pub fn rejected_total(&self) -> u64 {
+        self.rejected.values().sum()
+    }
+
+    pub fn dropped_total(&self) -> u64 {
+        self.dropped.values().sum()
+    }
+}
+
+/// Progress of a long read, in bytes of the file on disk.
+pub trait Progress: Send + Sync {
+    fn start(&self, label: &str, total_bytes: u64);
+    fn advance(&self, bytes: u64);
+    fn finish(&self);
+}
+
+/// For callers that show no progress.
+pub struct NoProgress;
+
+impl Progress for NoProgress {
+    fn start(&self, _: &str, _: u64) {}
+    fn advance(&self, _: u64) {}
+    fn finish(&self) {}
+}
+
+/// The files of one ingest, by role. Orders alone, catalog alone, or both.
+#[derive(Debug, Clone, Default)]
+pub struct IngestFiles {
+    pub orders: Option<PathBuf>,
+    pub catalog: Option<PathBuf>,
+    pub variants: Option<PathBuf>,
+    pub inventory: Option<PathBuf>,
+}
+
+/// What the reader needs to know about the store.
+#[derive(Debug, Clone)]
+pub struct IngestContext {
+    /// Used for orders and prices whose file names no currency.
+    pub default_currency: Currency,
+}
+
+/// Everything one ingest read, validated, before it is stored.
+#[derive(Debug, Clone, Default)]
+pub struct IngestBatch {
+    pub products: Vec<Product>,
+    pub orders: Vec<Order>,
+    /// The currency the data itself states (Online Retail is GBP), if it states one.
+    pub data_currency: Option<Currency>,
+    pub report: IngestReport,
+}
+
+/// Reads and validates every file of an ingest. Lines are not yet joined to the
+/// catalog: see [`resolve_lines`].
+pub fn read(
+    files: &IngestFiles,
+    ctx: &IngestContext,
+    progress: &dyn Progress,
+) -> Result<IngestBatch, IngestError> {
+    if files.orders.is_none() && files.catalog.is_none() {
+        return Err(IngestError::Usage(
+            "nothing to ingest: pass --orders FILE, --catalog FILE, or both".into(),
+        ));
+    }
+    if (files.variants.is_some() || files.inventory.is_some()) && files.catalog.is_none() {
+        return Err(IngestError::Usage(
+            "--variants and --inventory complete a catalog: pass the products file with --catalog too"
+                .into(),
+        ));
+    }
+    let mut batch = IngestBatch::default();
+    if let Some(path) = &files.catalog {
+        products::read_catalog(path, files, ctx, &mut batch, progress)?;
+    }
+    if let Some(path) = &files.orders {
+        read_orders(path, ctx, &mut batch, progress)?;
+    }
+    progress.finish();
+    Ok(batch)
+}
+
+fn read_orders(
+    path: &Path,
+    ctx: &IngestContext,
+    batch: &mut IngestBatch,
+    progress: &dyn Progress,
+) -> Result<(), IngestError> {
+    let opened = source::open(path, progress)?;
+    if opened.is_json {
+        return shopify_json::read(opened, "--orders", ctx, batch);
+    }
+    let mut csv = csv_reader(opened.reader);
+    let columns =
+        source::Columns::new(&csv.byte_headers().map_err(|e| csv_error(path, e))?.clone());
+    let shape = shape_for(path, &columns, "--orders")?;
+    match shape {
+        Shape::OnlineRetail => online_retail::read(path, &mut csv, &columns, batch),
+        Shape::ShopifyOrderExport | Shape::OrderRows => {
+            order_rows::read(path, shape, &mut csv, &columns, ctx, batch)
+        }
+        _ => unreachable_role(path, shape, "--orders"),
+    }
+}
+
+pub(crate) fn csv_reader<R: std::io::Read>(r: R) -> csv::Reader<R> {
+    csv::ReaderBuilder::new()
+        .flexible(true)
+        .has_headers(true)
+        .buffer_capacity(1 << 17)
+        .from_reader(r)
+}
+
+pub(crate) fn csv_error(path: &Path, e: csv::Error) -> IngestError {
+    let line = e.position().map(|p| p.line()).unwrap_or(0);
+    match e.into_kind() {
+        csv::ErrorKind::Io(source) => IngestError::Io {
+            path: path.to_owned(),
+            source,
+        },
+        other => IngestError::Malformed {
+            path: path.to_owned(),
+            line,
+            message: format!("{other:?}"),
+        },
+    }
+}
+
+/// Recognises a CSV's shape and checks it was passed with the right flag.
+pub(crate) fn shape_for(
+    path: &Path,
+    columns: &source::Columns,
+    flag: &'static str,
+) -> Result<Shape, IngestError> {
+    let Some(shape) = columns.shape() else {
+        return Err(IngestError::Unrecognised {
+            path: path.to_owned(),
+            columns: columns.describe(),
+            catalogue: Shape::catalogue(),
+        });
+    };
+    if shape.flag() != flag {
+        return Err(IngestError::WrongRole {
+            path: path.to_owned(),
+            shape: shape.name(),
+            expected_flag: shape.flag(),
+            given_flag: flag,
+        });
+    }
+    Ok(shape)
+}
+
+fn unreachable_role(path: &Path, shape: Shape, flag: &'static str) -> Result<(), IngestError> {
+    Err(IngestError::WrongRole {
+        path: path.to_owned(),
+        shape: shape.name(),
+        expected_flag: shape.flag(),
+        given_flag: flag,
+    })
+}
+
+/// Where each catalog key points, for joining order lines: variant id, else SKU, else
+/// product id, else exact title.
+#[derive(Debug, Default)]
+pub struct CatalogKeys {
+    by_variant: HashMap<String, String>,
+    by_sku: HashMap<String, String>,
+    by_product: HashMap<String, String>,
+    by_title: HashMap<String, String>,
+}
+
+impl CatalogKeys {
+    /// Adds a catalog entry. Earlier entries win on ambiguous SKUs, product ids and
+    /// titles; pass them in a stable order (e.g. by variant id) for stable joins.
+    pub fn insert(&mut self, variant_id: &str, sku: Option<&str>, product_id: &str, title: &str) {
+        self.by_variant
+            .insert(variant_id.to_owned(), variant_id.to_owned());
+        if let Some(s) = sku {
+            self.by_sku
+                .entry(s.to_owned())
+                .or_insert_with(|| variant_id.to_owned());
+        }
+        self.by_product
+            .entry(product_id.to_owned())
+            .or_insert_with(|| variant_id.to_owned());
+        self.by_title
+            .entry(title.to_owned())
+            .or_insert_with(|| variant_id.to_owned());
+    }
+
+    pub fn add_products(&mut self, products: &[Product]) {
+        for p in products {
+            self.insert(
+                &p.variant_id,
+                p.sku.as_deref(),
+                &p.product_id,
+                &p.display_title(),
+            );
+            // A line may name the product's bare title, too.
+            self.by_title
+                .entry(p.title.clone())
+                .or_insert_with(|| p.variant_id.clone());
+        }
+    }
+
+    pub fn resolve(&self, r: &crate::domain::ProductRef) -> Option<&str> {
+        fn hit<'m>(map: &'m HashMap<String, String>, k: &Option<String>) -> Option<&'m str> {
+            k.as_ref().and_then(|k| map.get(k)).map(String::as_str)
+        }
+        hit(&self.by_variant, &r.variant_id)
+            .or_else(|| hit(&self.by_sku, &r.sku))
+            .or_else(|| hit(&self.by_product, &r.product_id))
+            .or_else(|| hit(&self.by_title, &r.title))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_variant.is_empty()
+    }
+}
+
+/// Joins every order line to the catalog, then merges lines of one order that turn out
+/// to name the same product (quantities and discounts added, unit price the
+/// quantity-weighted mean). Fills the report's line and basket counts.
+pub fn resolve_lines(batch: &mut IngestBatch, catalog: &CatalogKeys) {
+    dedup_orders(batch);
+    let mut merged = 0u64;
+    let mut unmatched = 0u64;
+    let mut lines = 0u64;
+    let mut baskets = 0u64;
+    for order in &mut batch.orders {
+        for line in &mut order.lines {
+            if line.item_id.is_none() {
+                line.item_id = catalog.resolve(&line.product).map(str::to_owned);
+            }
+        }
+        let before = order.lines.len();
+        order.lines = merge_lines(std::mem::take(&mut order.lines));
+        merged += (before - order.lines.len()) as u64;
+        unmatched += order.lines.iter().filter(|l| l.item_id.is_none()).count() as u64;
+        lines += order.lines.len() as u64;
+        baskets += u64::from(!order.lines.is_empty());
+    }
+    let r = &mut batch.report;
+    r.lines_merged += merged;
+    r.lines_without_catalog_product = unmatched;
+    r.order_lines = lines;
+    r.baskets = baskets;
+    r.orders = batch.orders.len() as u64;
+    r.products = batch.products.len() as u64;
+}
+
+/// One order id appearing twice in one ingest (two files, or a repeated JSON record):
+/// the later one wins, as an upsert would, and the earlier is counted as dropped.
+fn dedup_orders(batch: &mut IngestBatch) {
+    let mut last: HashMap<&str, usize> = HashMap::with_capacity(batch.orders.len());
+    for (i, o) in batch.orders.iter().enumerate() {
+        last.insert(o.order_id.as_str(), i);
+    }
+    if last.len() == batch.orders.len() {
+        return;
+    }
+    let keep: Vec<bool> = batch
+        .orders
+        .iter()
+        .enumerate()
+        .map(|(i, o)| last.get(o.order_id.as_str()) == Some(&i))
+        .collect();
+    let superseded = keep.iter().filter(|k| !**k).count() as u64;
+    let mut keep = keep.into_iter();
+    batch.orders.retain(|_| keep.next().unwrap_or(true));
+    *batch
+        .report
+        .dropped
+        .entry("superseded_duplicate_order".into())
+        .or_default() += superseded;
+}
+
+/// Merges lines with the same key, keeping first-seen order.
+pub(crate) fn merge_lines(lines: Vec<OrderLine>) -> Vec<OrderLine> {
+    if lines.len() < 2 {
+        return lines;
+    }
+    let mut index: HashMap<String, usize> = HashMap::with_capacity(lines.len());
+    let mut out: Vec<OrderLine> = Vec::with_capacity(lines.len());
+    let mut value: Vec<i128> = Vec::with_capacity(lines.len());
+    for line in lines {
+        let key = line.line_key();
+        match index.get(&key) {
+            Some(&i) => {
+                let o = &mut out[i];
+                value[i] += i128::from(line.quantity) * i128::from(line.unit_price_minor);
+                o.quantity += line.quantity;
+                o.discount_minor += line.discount_minor;
+            }
+            None => {
+                index.insert(key, out.len());
+                value.push(i128::from(line.quantity) * i128::from(line.unit_price_minor));
+                out.push(line);
+            }
+        }
+    }
+    for (o, v) in out.iter_mut().zip(value) {
+        if o.quantity > 0 {
+            let q = i128::from(o.quantity);
+            // Half away from zero.
+            let mean = (v.abs() * 2 + q) / (q * 2) * v.signum();
+            o.unit_price_minor = i64::try_from(mean).unwrap_or(o.unit_price_minor);
+        }
+    }
+    out
+}
+
+/// Access to one CSV record's fields with UTF-8 checked and errors located.
+pub(crate) struct Row<'a> {
+    pub file: &'a str,
+    pub line: u64,
+    pub record: &'a csv::ByteRecord,
+    pub columns: &'a source::Columns,
+}
+
+impl<'a> Row<'a> {
+    /// The trimmed text of column `idx`; `Ok(None)` when the column is absent or empty.
+    pub fn get(&self, idx: Option<usize>) -> Result<Option<&'a str>, RowError> {
+        let Some(i) = idx else { return Ok(None) };
+        let Some(bytes) = self.record.get(i) else {
+            return Ok(None);
+        };
+        match std::str::from_utf8(bytes) {
+            Ok(s) => {
+                let s = s.trim();
+                Ok(if s.is_empty() { None } else { Some(s) })
+            }
+            Err(e) => Err(self.error(
+                idx,
+                &String::from_utf8_lossy(bytes),
+                &format!(
+                    "not valid UTF-8 (byte 0x{:02x} at offset {}); re-export the file as UTF-8",
+                    bytes[e.valid_up_to()],
+                    e.valid_up_to()
+                ),
+            )),
+        }
+    }
+
+    pub fn error(&self, idx: Option<usize>, value: &str, reason: &str) -> RowError {
+        let column = idx
+            .and_then(|i| self.columns.original.get(i))
+            .cloned()
+            .unwrap_or_default();
+        RowError {
+            file: self.file.to_owned(),
+            line: self.line,
+            column,
+            value: value.chars().take(200).collect(),
+            reason: reason.to_owned(),
+        }
+    }
+}
+
+/// The reason key under which a UTF-8 failure is counted.
+pub(crate) const NOT_UTF8: &str = "not_utf8";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::ProductRef;
+
+    fn line(sku: &str, qty: i64, price: i64) -> OrderLine {
+        OrderLine {
+            product: ProductRef {
+                sku: Some(sku.into()),
+                ..Default::default()
+            },
+            item_id: None,
+            quantity: qty,
+            unit_price_minor: price,
+            discount_minor: 10,
+        }
+    }
+
+    #[test]
+    fn repeated_lines_merge_with_quantities_added() {
+        let merged = merge_lines(vec![line("A", 1, 100), line("B", 2, 50), line("A", 3, 200)]);
+        assert_eq!(merged.len(), 2);
+        assert_eq!(merged[0].quantity, 4);
+        // (1·100 + 3·200) / 4 = 175
+        assert_eq!(merged[0].unit_price_minor, 175);
+        assert_eq!(merged[0].discount_minor, 20);
+        assert_eq!(merged[1].product.sku.as_deref(), Some("B"));
+    }
+
+    #[test]
+    fn lines_join_by_variant_then_sku_then_product_then_title() {
+        let mut keys = CatalogKeys::default();
+        keys.insert("v1", Some("SKU-1"), "p1", "Mug");
+        keys.insert("v2", Some("SKU-2"), "p1", "Mug - Large");
+        let r = |v: Option<&str>, s: Option<&str>, p: Option<&str>, t: Option<&str>| ProductRef {
+            variant_id: v.map(Into::into),
+            sku: s.map(Into::into),
+            product_id: p.map(Into::into),
+            title: t.map(Into::into),
+        };
+        assert_eq!(
+            keys.resolve(&r(Some("v2"), Some("SKU-1"), None, None)),
+            Some("v2")
+        );
+        assert_eq!(
+            keys.resolve(&r(Some("zz"), Some("SKU-2"), None, None)),
+            Some("v2")
+        );
+        assert_eq!(keys.resolve(&r(None, None, Some("p1"), None)), Some("v1"));
+        assert_eq!(
+            keys.resolve(&r(None, None, None, Some("Mug - Large"))),
+            Some("v2")
+        );
+        assert_eq!(
+            keys.resolve(&r(None, Some("nope"), None, Some("nope"))),
+            None
+        );
+    }
+}

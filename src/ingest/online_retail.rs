@@ -1,0 +1,311 @@
+//! UCI Online Retail: invoices as orders, stock codes as products, GBP.
+//!
+//! The canonical filter of the data's README, its checks in this order, each drop
+//! counted under the first that applies: cancellation (`C…` invoice), quantity ≤ 0,
+//! price ≤ 0, adjustment invoice (`A…`), service code. The file has no catalog, so one
+//! is derived deterministically: id = SKU = upper-cased stock code, title = the most
+//! frequent description (ties: the lexicographically smallest), price = the median of
+//! the kept rows' unit prices (mean of the middle two for an even count), rounded half
+//! up to the penny; an invoice's date is its earliest timestamp.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+
+use super::source::{Columns, Field};
+use super::{IngestBatch, IngestError, NOT_UTF8, Row, csv_error, parse_datetime};
+use crate::domain::{
+    Currency, Money, Order, OrderLine, Product, ProductRef, micros_to_minor, parse_decimal_micros,
+};
+
+/// Stock codes that are postage, fees and manual adjustments, not products.
+pub const SERVICE_CODES: [&str; 11] = [
+    "POST",
+    "DOT",
+    "M",
+    "C2",
+    "BANK CHARGES",
+    "AMAZONFEE",
+    "PADS",
+    "S",
+    "B",
+    "D",
+    "CRUK",
+];
+
+struct ProductAcc {
+    code: String,
+    /// (description, count): products carry one or two descriptions, a Vec beats a map.
+    descriptions: Vec<(String, u32)>,
+    price_micros: Vec<i64>,
+}
+
+struct OrderAcc {
+    invoice: String,
+    created_at: DateTime<Utc>,
+    customer: Option<String>,
+    /// (product index, quantity, Σ quantity·unit price in micros)
+    lines: Vec<(u32, i64, i128)>,
+}
+
+pub fn read<R: Read>(
+    path: &Path,
+    csv: &mut csv::Reader<R>,
+    columns: &Columns,
+    batch: &mut IngestBatch,
+) -> Result<(), IngestError> {
+    let file = path.display().to_string();
+    let col_invoice = columns.find(Field::InvoiceNo);
+    let col_code = columns.find(Field::StockCode);
+    let col_desc = columns.find(Field::Description);
+    let col_qty = columns.find(Field::Quantity);
+    let col_date = columns.find(Field::InvoiceDate);
+    let col_price = columns.find(Field::UnitPrice);
+    let col_customer = columns.find(Field::Customer);
+
+    let mut products: Vec<ProductAcc> = Vec::with_capacity(4096);
+    let mut product_index: HashMap<String, u32> = HashMap::with_capacity(4096);
+    let mut orders: Vec<OrderAcc> = Vec::with_capacity(32_768);
+    let mut order_index: HashMap<String, u32> = HashMap::with_capacity(32_768);
+    let mut line_index: HashMap<(u32, u32), u32> = HashMap::with_capacity(600_000);
+    let mut merged = 0u64;
+    let report = &mut batch.report;
+    let mut rows_read = 0u64;
+    let mut record = csv::ByteRecord::new();
+    let mut code_upper = String::new();
+
+    loop {
+        match csv.read_byte_record(&mut record) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => return Err(csv_error(path, e)),
+        }
+        rows_read += 1;
+        let row = Row {
+            file: &file,
+            line: record.position().map(|p| p.line()).unwrap_or(0),
+            record: &record,
+            columns,
+        };
+        macro_rules! field {
+            ($col:expr) => {
+                match row.get($col) {
+                    Ok(v) => v,
+                    Err(e) => {
+                        report.reject(NOT_UTF8, e);
+                        continue;
+                    }
+                }
+            };
+        }
+        macro_rules! reject {
+            ($key:expr, $col:expr, $value:expr, $reason:expr) => {{
+                report.reject($key, row.error($col, $value, $reason));
+                continue;
+            }};
+        }
+
+        let Some(invoice) = field!(col_invoice) else {
+            reject!(
+                "missing_value",
+                col_invoice,
+                "",
+                "an invoice number is required"
+            )
+        };
+        if invoice.starts_with(['C', 'c']) {
+            report.drop_row("cancellation");
+            continue;
+        }
+        let qty_text = field!(col_qty).unwrap_or("");
+        let Ok(quantity) = qty_text.parse::<i64>() else {
+            reject!("bad_quantity", col_qty, qty_text, "not a whole number")
+        };
+        if quantity <= 0 {
+            report.drop_row("quantity_not_positive");
+            continue;
+        }
+        let price_text = field!(col_price).unwrap_or("");
+        let Ok(price_micros) = parse_decimal_micros(price_text) else {
+            reject!("bad_price", col_price, price_text, "not a decimal amount")
+        };
+        if price_micros <= 0 {
+            report.drop_row("price_not_positive");
+            continue;
+        }
+        if invoice.starts_with(['A', 'a']) {
+            report.drop_row("adjustment_invoice");
+            continue;
+        }
+        let Some(code) = field!(col_code) else {
+            reject!("missing_value", col_code, "", "a stock code is required")
+        };
+        code_upper.clear();
+        code_upper.extend(code.chars().flat_map(char::to_uppercase));
+        if let Some(service) = SERVICE_CODES.iter().find(|s| **s == code_upper) {
+            report.drop_row("service_code");
+            *report
+                .dropped_service_codes
+                .entry((*service).to_owned())
+                .or_default() += 1;
+            continue;
+        }
+        let date_text = field!(col_date).unwrap_or("");
+        let Some(created_at) = parse_datetime(date_text) else {
+            reject!("bad_date", col_date, date_text, "not a date and time")
+        };
+        let description = field!(col_desc).unwrap_or("");
+        let customer = field!(col_customer);
+
+        report.rows_kept += 1;
+        let pidx = match product_index.get(code_upper.as_str()) {
+            Some(&i) => i,
+            None => {
+                let i = products.len() as u32;
+                product_index.insert(code_upper.clone(), i);
+                products.push(ProductAcc {
+                    code: code_upper.clone(),
+                    descriptions: Vec::with_capacity(1),
+                    price_micros: Vec::new(),
+                });
+                i
+            }
+        };
+        let p = &mut products[pidx as usize];
+        match p.descriptions.iter_mut().find(|(d, _)| d == description) {
+            Some((_, n)) => *n += 1,
+            None => p.descriptions.push((description.to_owned(), 1)),
+        }
+        p.price_micros.push(price_micros);
+
+        let oidx = match order_index.get(invoice) {
+            Some(&i) => i,
+            None => {
+                let i = orders.len() as u32;
+                order_index.insert(invoice.to_owned(), i);
+                orders.push(OrderAcc {
+                    invoice: invoice.to_owned(),
+                    created_at,
+                    customer: None,
+                    lines: Vec::new(),
+                });
+                i
+            }
+        };
+        let o = &mut orders[oidx as usize];
+        if created_at < o.created_at {
+            o.created_at = created_at;
+        }
+        if o.customer.is_none() {
+            o.customer = customer.map(str::to_owned);
+        }
+        let value = i128::from(quantity) * i128::from(price_micros);
+        match line_index.get(&(oidx, pidx)) {
+            Some(&li) => {
+                let l = &mut o.lines[li as usize];
+                l.1 += quantity;
+                l.2 += value;
+                merged += 1;
+            }
+            None => {
+                line_index.insert((oidx, pidx), o.lines.len() as u32);
+                o.lines.push((pidx, quantity, value));
+            }
+        }
+    }
+    report.rows_read += rows_read;
+    report.lines_merged += merged;
+    batch.report.files.push(super::FileSummary {
+        path: file.clone(),
+        shape: super::Shape::OnlineRetail.name(),
+        rows_read,
+    });
+
+    let gbp = Currency::GBP;
+    batch.data_currency = Some(gbp);
+    batch.products.reserve(products.len());
+    for p in &mut products {
+        batch.products.push(derive_product(p, gbp));
+    }
+    batch.orders.reserve(orders.len());
+    for o in orders {
+        let lines = o
+            .lines
+            .into_iter()
+            .map(|(pidx, quantity, value)| {
+                let code = &products[pidx as usize].code;
+                // Quantity-weighted mean price of merged lines, half up to the penny.
+                let unit = micros_to_minor(
+                    i64::try_from(value / i128::from(quantity.max(1))).unwrap_or(i64::MAX),
+                    1,
+                    gbp.exponent(),
+                )
+                .unwrap_or(0);
+                OrderLine {
+                    product: ProductRef {
+                        sku: Some(code.clone()),
+                        ..Default::default()
+                    },
+                    item_id: Some(code.clone()),
+                    quantity,
+                    unit_price_minor: unit,
+                    discount_minor: 0,
+                }
+            })
+            .collect();
+        batch.orders.push(Order {
+            order_id: o.invoice,
+            name: None,
+            created_at: o.created_at,
+            customer_key: o.customer,
+            currency: gbp,
+            currency_assumed: false,
+            lines,
+        });
+    }
+    Ok(())
+}
+
+fn derive_product(p: &mut ProductAcc, currency: Currency) -> Product {
+    // Most frequent description; ties go to the lexicographically smallest.
+    p.descriptions
+        .sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let title = p
+        .descriptions
+        .first()
+        .map(|(d, _)| d.clone())
+        .unwrap_or_default();
+    let prices = &mut p.price_micros;
+    prices.sort_unstable();
+    let n = prices.len();
+    let price_minor = if n == 0 {
+        0
+    } else if n % 2 == 1 {
+        micros_to_minor(prices[n / 2], 1, currency.exponent()).unwrap_or(0)
+    } else {
+        micros_to_minor(prices[n / 2 - 1] + prices[n / 2], 2, currency.exponent()).unwrap_or(0)
+    };
+    Product {
+        variant_id: p.code.clone(),
+        product_id: p.code.clone(),
+        sku: Some(p.code.clone()),
+        handle: None,
+        title,
+        variant_title: None,
+        description: String::new(),
+        category: None,
+        product_type: None,
+        vendor: None,
+        tags: Vec::new(),
+        price: Money::new(price_minor, currency),
+        compare_at_price: None,
+        cost: None,
+        inventory: None,
+        status: None,
+        created_at: None,
+        gift_card: p.code.starts_with("GIFT_"),
+        inventory_item_id: None,
+    }
+}

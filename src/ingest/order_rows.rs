@@ -1,0 +1,338 @@
+//! Order rows: Shopify's order export CSV and the GraphQL-named (or snake_case) rows
+//! that apps export. One line item per row.
+//!
+//! Shopify writes the order-level fields (Id, Created at, Currency, …) only on an
+//! order's first row; later rows carry the order's Name, or nothing at all. So a row's
+//! order is its id, else the order its name was first seen with, else the previous
+//! row's, and order-level fields carry forward from the rows that have them.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+
+use super::source::{Columns, Field, Shape};
+use super::{
+    IngestBatch, IngestContext, IngestError, NOT_UTF8, Row, RowError, csv_error, parse_datetime,
+};
+use crate::domain::{Currency, Money, Order, OrderLine, ProductRef};
+
+struct OrderAcc {
+    order_id: String,
+    name: Option<String>,
+    created_at: Option<DateTime<Utc>>,
+    currency: Option<Currency>,
+    customer: Option<String>,
+    /// Lines with the row they came from, so an order that never gets a date can
+    /// reject each of its rows by line number.
+    lines: Vec<(u64, PendingLine)>,
+}
+
+/// A line whose price is parsed once the order's currency is known.
+struct PendingLine {
+    product: ProductRef,
+    quantity: i64,
+    price_text: String,
+    discount_text: Option<String>,
+}
+
+pub fn read<R: Read>(
+    path: &Path,
+    shape: Shape,
+    csv: &mut csv::Reader<R>,
+    columns: &Columns,
+    ctx: &IngestContext,
+    batch: &mut IngestBatch,
+) -> Result<(), IngestError> {
+    let file = path.display().to_string();
+    let col_order_id = if columns.has("orderid") {
+        columns.find(Field::OrderId)
+    } else if shape == Shape::ShopifyOrderExport {
+        // In Shopify's export, `Id` is the order's id.
+        columns.find(Field::Id)
+    } else {
+        None
+    };
+    let col_name = columns.find(Field::OrderName);
+    let col_created = columns.find(Field::CreatedAt);
+    let col_currency = columns.find(Field::Currency);
+    let col_customer = columns.find(Field::Customer);
+    let col_qty = columns.find(Field::Quantity);
+    let col_price = columns.find(Field::UnitPrice);
+    let col_sku = columns.find(Field::Sku);
+    let col_variant = columns.find(Field::VariantId);
+    let col_product = columns.find(Field::ProductId);
+    // The line's title must not be the order's name column.
+    let col_title = columns.find_excluding(Field::LineTitle, &[col_name]);
+    let col_discount = columns.find(Field::LineDiscount);
+    for (col, field, accepted) in [
+        (col_created, "created at", Field::CreatedAt),
+        (col_qty, "quantity", Field::Quantity),
+        (col_price, "unit price", Field::UnitPrice),
+    ] {
+        if col.is_none() {
+            return Err(IngestError::MissingColumn {
+                path: path.to_owned(),
+                shape: shape.name(),
+                field,
+                accepted: super::source::aliases(accepted).join(", "),
+            });
+        }
+    }
+
+    let mut orders: Vec<OrderAcc> = Vec::new();
+    let mut by_id: HashMap<String, usize> = HashMap::new();
+    let mut name_to_order: HashMap<String, usize> = HashMap::new();
+    let mut previous: Option<usize> = None;
+    let mut rows_read = 0u64;
+    let mut record = csv::ByteRecord::new();
+    let report = &mut batch.report;
+
+    loop {
+        match csv.read_byte_record(&mut record) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => return Err(csv_error(path, e)),
+        }
+        rows_read += 1;
+        let line = record.position().map(|p| p.line()).unwrap_or(0);
+        let row = Row {
+            file: &file,
+            line,
+            record: &record,
+            columns,
+        };
+        let parsed = (|| -> Result<Option<(usize, PendingLine)>, (String, RowError)> {
+            let utf8 = |e: RowError| (NOT_UTF8.to_owned(), e);
+            let id = row.get(col_order_id).map_err(utf8)?;
+            let name = row.get(col_name).map_err(utf8)?;
+            let oidx = match (id, name) {
+                (Some(id), _) => Some(*by_id.entry(id.to_owned()).or_insert_with(|| {
+                    orders.push(new_order(id));
+                    orders.len() - 1
+                })),
+                (None, Some(name)) => match name_to_order.get(name) {
+                    Some(&i) => Some(i),
+                    None => Some(*by_id.entry(name.to_owned()).or_insert_with(|| {
+                        orders.push(new_order(name));
+                        orders.len() - 1
+                    })),
+                },
+                (None, None) => previous,
+            };
+            let Some(oidx) = oidx else {
+                return Err((
+                    "missing_order_id".into(),
+                    row.error(col_order_id.or(col_name), "", "the row names no order"),
+                ));
+            };
+            let order = &mut orders[oidx];
+            if let Some(name) = name {
+                name_to_order.entry(name.to_owned()).or_insert(oidx);
+                if order.name.is_none() && Some(name) != id.or(Some(order.order_id.as_str())) {
+                    order.name = Some(name.to_owned());
+                }
+            }
+            if let Some(text) = row.get(col_created).map_err(utf8)? {
+                match parse_datetime(text) {
+                    Some(t) if order.created_at.is_none() => order.created_at = Some(t),
+                    Some(_) => {}
+                    None => {
+                        return Err((
+                            "bad_date".into(),
+                            row.error(col_created, text, "not a date and time"),
+                        ));
+                    }
+                }
+            }
+            if let Some(text) = row.get(col_currency).map_err(utf8)? {
+                match Currency::parse(text) {
+                    Ok(c) if order.currency.is_none() => order.currency = Some(c),
+                    Ok(_) => {}
+                    Err(_) => {
+                        return Err((
+                            "bad_currency".into(),
+                            row.error(col_currency, text, "not a currency code (e.g. USD)"),
+                        ));
+                    }
+                }
+            }
+            if order.customer.is_none() {
+                order.customer = row.get(col_customer).map_err(utf8)?.map(str::to_owned);
+            }
+            let qty_text = row.get(col_qty).map_err(utf8)?;
+            let Some(qty_text) = qty_text else {
+                return Err((
+                    "missing_value".into(),
+                    row.error(col_qty, "", "a quantity is required"),
+                ));
+            };
+            let quantity: i64 = qty_text.parse().map_err(|_| {
+                (
+                    "bad_quantity".to_owned(),
+                    row.error(col_qty, qty_text, "not a whole number"),
+                )
+            })?;
+            let product = ProductRef {
+                variant_id: row.get(col_variant).map_err(utf8)?.map(str::to_owned),
+                sku: row.get(col_sku).map_err(utf8)?.map(str::to_owned),
+                product_id: row.get(col_product).map_err(utf8)?.map(str::to_owned),
+                title: row.get(col_title).map_err(utf8)?.map(str::to_owned),
+            };
+            if product.is_empty() {
+                return Err((
+                    "no_product_reference".into(),
+                    row.error(
+                        col_sku.or(col_title),
+                        "",
+                        "the line names no product (variant id, SKU, product id or title)",
+                    ),
+                ));
+            }
+            let Some(price_text) = row.get(col_price).map_err(utf8)? else {
+                return Err((
+                    "missing_value".into(),
+                    row.error(col_price, "", "a unit price is required"),
+                ));
+            };
+            if price_text.starts_with('-') {
+                return Err((
+                    "negative_price".into(),
+                    row.error(col_price, price_text, "a price cannot be negative"),
+                ));
+            }
+            let discount_text = row.get(col_discount).map_err(utf8)?.map(str::to_owned);
+            previous = Some(oidx);
+            if quantity <= 0 {
+                // Removed or refunded lines: valid rows, not sales.
+                return Ok(None);
+            }
+            Ok(Some((
+                oidx,
+                PendingLine {
+                    product,
+                    quantity,
+                    price_text: price_text.to_owned(),
+                    discount_text,
+                },
+            )))
+        })();
+        match parsed {
+            Ok(Some((oidx, pending))) => {
+                report.rows_kept += 1;
+                orders[oidx].lines.push((line, pending));
+            }
+            Ok(None) => report.drop_row("quantity_not_positive"),
+            Err((key, err)) => report.reject(&key, err),
+        }
+    }
+    report.rows_read += rows_read;
+    report.files.push(super::FileSummary {
+        path: file.clone(),
+        shape: shape.name(),
+        rows_read,
+    });
+
+    for acc in orders {
+        if acc.lines.is_empty() {
+            continue;
+        }
+        let Some(created_at) = acc.created_at else {
+            for (line, _) in &acc.lines {
+                report.rows_kept -= 1;
+                report.reject(
+                    "missing_date",
+                    RowError {
+                        file: file.clone(),
+                        line: *line,
+                        column: col_created
+                            .and_then(|i| columns.original.get(i).cloned())
+                            .unwrap_or_default(),
+                        value: String::new(),
+                        reason: format!("order {} has no created-at date on any row", acc.order_id),
+                    },
+                );
+            }
+            continue;
+        };
+        let (currency, currency_assumed) = match acc.currency {
+            Some(c) => (c, false),
+            None => (ctx.default_currency, true),
+        };
+        let mut lines = Vec::with_capacity(acc.lines.len());
+        for (line, p) in acc.lines {
+            let located = |column: Option<usize>, value: &str, reason: &str| RowError {
+                file: file.clone(),
+                line,
+                column: column
+                    .and_then(|i| columns.original.get(i).cloned())
+                    .unwrap_or_default(),
+                value: value.to_owned(),
+                reason: reason.to_owned(),
+            };
+            let price = match Money::parse(&p.price_text, currency) {
+                Ok(m) => m.minor,
+                Err(_) => {
+                    report.rows_kept -= 1;
+                    report.reject(
+                        "bad_price",
+                        located(col_price, &p.price_text, "not a decimal amount"),
+                    );
+                    continue;
+                }
+            };
+            let discount = match p
+                .discount_text
+                .as_deref()
+                .map(|d| Money::parse(d, currency))
+            {
+                None => 0,
+                Some(Ok(m)) => m.minor.abs(),
+                Some(Err(_)) => {
+                    let text = p.discount_text.as_deref().unwrap_or_default();
+                    report.ignore_value(
+                        "bad_discount",
+                        located(
+                            col_discount,
+                            text,
+                            "not a decimal amount; discount ignored, line kept",
+                        ),
+                    );
+                    0
+                }
+            };
+            lines.push(OrderLine {
+                product: p.product,
+                item_id: None,
+                quantity: p.quantity,
+                unit_price_minor: price,
+                discount_minor: discount,
+            });
+        }
+        if lines.is_empty() {
+            continue;
+        }
+        batch.orders.push(Order {
+            order_id: acc.order_id,
+            name: acc.name,
+            created_at,
+            customer_key: acc.customer,
+            currency,
+            currency_assumed,
+            lines,
+        });
+    }
+    Ok(())
+}
+
+fn new_order(id: &str) -> OrderAcc {
+    OrderAcc {
+        order_id: id.to_owned(),
+        name: None,
+        created_at: None,
+        currency: None,
+        customer: None,
+        lines: Vec::new(),
+    }
+}

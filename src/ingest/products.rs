@@ -1,0 +1,738 @@
+//! Catalogs: Shopify's product export CSV, the split products / variants /
+//! inventory-levels files that API exports produce, and (through `shopify_json`) the
+//! Admin REST JSON.
+//!
+//! Shopify's product export has no id column: rows sharing a Handle are one product's
+//! variants, so the product id is the Handle and a variant's id its SKU (else Handle +
+//! position). Split files keep their ids (`gid://shopify/...` as given) and join on
+//! `product_id` and `inventory_item_id`.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+
+use super::source::{self, Columns, Field, Shape};
+use super::{
+    IngestBatch, IngestContext, IngestError, IngestFiles, NOT_UTF8, Progress, Row, RowError,
+    csv_error, csv_reader, parse_datetime, shape_for, strip_html,
+};
+use crate::domain::{Currency, Money, Product, ProductStatus};
+
+/// A catalog entry with the row it came from, for duplicate reports.
+pub(crate) struct Located {
+    pub line: u64,
+    pub product: Product,
+}
+
+pub fn read_catalog(
+    path: &Path,
+    files: &IngestFiles,
+    ctx: &IngestContext,
+    batch: &mut IngestBatch,
+    progress: &dyn Progress,
+) -> Result<(), IngestError> {
+    let opened = source::open(path, progress)?;
+    if opened.is_json {
+        return super::shopify_json::read(opened, "--catalog", ctx, batch);
+    }
+    let mut csv = csv_reader(opened.reader);
+    let columns = Columns::new(&csv.byte_headers().map_err(|e| csv_error(path, e))?.clone());
+    let shape = shape_for(path, &columns, "--catalog")?;
+    let located = match shape {
+        Shape::ShopifyProductExport => read_product_export(path, &mut csv, &columns, ctx, batch)?,
+        Shape::SplitProducts => {
+            let mut entries = read_split_products(path, &mut csv, &columns, ctx, files, batch)?;
+            if let Some(inv) = &files.inventory {
+                apply_inventory_levels(inv, &mut entries, ctx, batch, progress)?;
+            }
+            entries
+        }
+        _ => {
+            return Err(IngestError::WrongRole {
+                path: path.to_owned(),
+                shape: shape.name(),
+                expected_flag: shape.flag(),
+                given_flag: "--catalog",
+            });
+        }
+    };
+    let file = path.display().to_string();
+    push_deduplicated(&file, located, batch);
+    Ok(())
+}
+
+/// Adds catalog entries; of two entries with one variant id the later row wins, and
+/// both lines are named. An identical repeat is dropped quietly (counted).
+pub(crate) fn push_deduplicated(file: &str, entries: Vec<Located>, batch: &mut IngestBatch) {
+    let mut seen: HashMap<String, usize> = HashMap::with_capacity(entries.len());
+    let mut kept: Vec<Located> = Vec::with_capacity(entries.len());
+    for e in entries {
+        match seen.get(&e.product.variant_id) {
+            None => {
+                seen.insert(e.product.variant_id.clone(), kept.len());
+                kept.push(e);
+            }
+            Some(&i) if kept[i].product == e.product => {
+                batch.report.drop_row("identical_duplicate")
+            }
+            Some(&i) => {
+                let earlier = kept[i].line;
+                batch.report.unkeep(
+                    "conflicting_duplicate_id",
+                    RowError {
+                        file: file.to_owned(),
+                        line: earlier,
+                        column: "id".into(),
+                        value: e.product.variant_id.clone(),
+                        reason: format!(
+                            "the same catalog id appears again at line {} with different values; line {} wins",
+                            e.line, e.line
+                        ),
+                    },
+                );
+                kept[i] = e;
+            }
+        }
+    }
+    batch.products.extend(kept.into_iter().map(|l| l.product));
+}
+
+/// Column indexes shared by the product readers.
+struct CatalogColumns {
+    handle: Option<usize>,
+    title: Option<usize>,
+    body: Option<usize>,
+    vendor: Option<usize>,
+    category: Option<usize>,
+    product_type: Option<usize>,
+    tags: Option<usize>,
+    sku: Option<usize>,
+    price: Option<usize>,
+    compare_at: Option<usize>,
+    cost: Option<usize>,
+    inventory: Option<usize>,
+    tracker: Option<usize>,
+    status: Option<usize>,
+    gift_card: Option<usize>,
+    options: [Option<usize>; 3],
+    created_at: Option<usize>,
+    inventory_item: Option<usize>,
+}
+
+impl CatalogColumns {
+    fn new(c: &Columns) -> Self {
+        CatalogColumns {
+            handle: c.find(Field::Handle),
+            title: c.find(Field::Title),
+            body: c.find(Field::Body),
+            vendor: c.find(Field::Vendor),
+            category: c.find(Field::Category),
+            product_type: c.find(Field::ProductType),
+            tags: c.find(Field::Tags),
+            sku: c.find(Field::Sku),
+            price: c.find(Field::Price),
+            compare_at: c.find(Field::CompareAtPrice),
+            cost: c.find(Field::Cost),
+            inventory: c.find(Field::InventoryQty),
+            tracker: c.find(Field::InventoryTracker),
+            status: c.find(Field::Status),
+            gift_card: c.find(Field::GiftCard),
+            options: [
+                c.find(Field::Option1Value),
+                c.find(Field::Option2Value),
+                c.find(Field::Option3Value),
+            ],
+            created_at: c.find(Field::CreatedAt),
+            inventory_item: c.find(Field::InventoryItemId),
+        }
+    }
+}
+
+/// Product-level fields, written on a product's first row only in Shopify's export.
+#[derive(Clone, Default)]
+struct ProductFields {
+    title: String,
+    description: String,
+    vendor: Option<String>,
+    category: Option<String>,
+    product_type: Option<String>,
+    tags: Vec<String>,
+    status: Option<ProductStatus>,
+    gift_card: bool,
+    created_at: Option<DateTime<Utc>>,
+}
+
+/// Variant-level fields, on every variant row.
+struct VariantFields {
+    sku: Option<String>,
+    price: Money,
+    compare_at: Option<Money>,
+    cost: Option<Money>,
+    inventory: Option<i64>,
+    variant_title: Option<String>,
+    inventory_item_id: Option<String>,
+}
+
+type RowResult<T> = Result<T, (String, RowError)>;
+
+fn utf8(e: RowError) -> (String, RowError) {
+    (NOT_UTF8.to_owned(), e)
+}
+
+fn opt(row: &Row<'_>, col: Option<usize>) -> RowResult<Option<String>> {
+    Ok(row.get(col).map_err(utf8)?.map(str::to_owned))
+}
+
+fn parse_tags(raw: Option<&str>) -> Vec<String> {
+    raw.map(|t| {
+        t.split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(str::to_owned)
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+fn product_fields(
+    row: &Row<'_>,
+    cols: &CatalogColumns,
+    report: &mut super::IngestReport,
+) -> RowResult<ProductFields> {
+    let status = match row.get(cols.status).map_err(utf8)? {
+        None => None,
+        Some(s) => match ProductStatus::parse(s) {
+            Some(st) => Some(st),
+            None => {
+                report.ignore_value(
+                    "bad_status",
+                    row.error(
+                        cols.status,
+                        s,
+                        "not active, draft or archived; assumed active, row kept",
+                    ),
+                );
+                None
+            }
+        },
+    };
+    let created_at = match row.get(cols.created_at).map_err(utf8)? {
+        None => None,
+        Some(s) => match parse_datetime(s) {
+            Some(t) => Some(t),
+            None => {
+                report.ignore_value(
+                    "bad_date",
+                    row.error(
+                        cols.created_at,
+                        s,
+                        "not a date; launch date unknown, row kept",
+                    ),
+                );
+                None
+            }
+        },
+    };
+    let gift_card = row.get(cols.gift_card).map_err(utf8)?.is_some_and(|g| {
+        g.eq_ignore_ascii_case("true") || g == "1" || g.eq_ignore_ascii_case("yes")
+    });
+    let product_type = opt(row, cols.product_type)?;
+    Ok(ProductFields {
+        title: opt(row, cols.title)?.unwrap_or_default(),
+        description: row
+            .get(cols.body)
+            .map_err(utf8)?
+            .map(strip_html)
+            .unwrap_or_default(),
+        vendor: opt(row, cols.vendor)?,
+        category: opt(row, cols.category)?,
+        gift_card: gift_card
+            || product_type
+                .as_deref()
+                .is_some_and(|t| t.eq_ignore_ascii_case("gift card")),
+        product_type,
+        tags: parse_tags(row.get(cols.tags).map_err(utf8)?),
+        status,
+        created_at,
+    })
+}
+
+fn money_opt(
+    row: &Row<'_>,
+    col: Option<usize>,
+    currency: Currency,
+    what: &str,
+    report: &mut super::IngestReport,
+) -> RowResult<Option<Money>> {
+    let Some(text) = row.get(col).map_err(utf8)? else {
+        return Ok(None);
+    };
+    match Money::parse(text, currency) {
+        Ok(m) if m.minor >= 0 => Ok(Some(m)),
+        Ok(_) => {
+            report.ignore_value(
+                &format!("negative_{what}"),
+                row.error(
+                    col,
+                    text,
+                    &format!(
+                        "a {} cannot be negative; ignored, row kept",
+                        what.replace('_', " ")
+                    ),
+                ),
+            );
+            Ok(None)
+        }
+        Err(_) => {
+            report.ignore_value(
+                &format!("bad_{what}"),
+                row.error(col, text, "not a decimal amount; ignored, row kept"),
+            );
+            Ok(None)
+        }
+    }
+}
+
+fn variant_fields(
+    row: &Row<'_>,
+    cols: &CatalogColumns,
+    currency: Currency,
+    report: &mut super::IngestReport,
+) -> RowResult<VariantFields> {
+    let Some(price_text) = row.get(cols.price).map_err(utf8)? else {
+        return Err((
+            "missing_value".into(),
+            row.error(cols.price, "", "a price is required"),
+        ));
+    };
+    let price = match Money::parse(price_text, currency) {
+        Ok(m) if m.minor < 0 => {
+            return Err((
+                "negative_price".into(),
+                row.error(cols.price, price_text, "a price cannot be negative"),
+            ));
+        }
+        Ok(m) => m,
+        Err(_) => {
+            return Err((
+                "bad_price".into(),
+                row.error(cols.price, price_text, "not a decimal amount"),
+            ));
+        }
+    };
+    let compare_at = money_opt(row, cols.compare_at, currency, "compare_at_price", report)?;
+    let cost = money_opt(row, cols.cost, currency, "cost", report)?;
+    // Shopify leaves the tracker empty for untracked variants; their quantity means nothing.
+    let tracked = match cols.tracker {
+        Some(_) => row.get(cols.tracker).map_err(utf8)?.is_some(),
+        None => true,
+    };
+    let inventory = match row.get(cols.inventory).map_err(utf8)? {
+        Some(q) if tracked => match q.parse::<i64>() {
+            Ok(n) => Some(n),
+            Err(_) => {
+                report.ignore_value(
+                    "bad_inventory",
+                    row.error(
+                        cols.inventory,
+                        q,
+                        "not a whole number; inventory not tracked, row kept",
+                    ),
+                );
+                None
+            }
+        },
+        _ => None,
+    };
+    let mut option_values = Vec::new();
+    for col in cols.options {
+        if let Some(v) = row.get(col).map_err(utf8)?
+            && v != "Default Title"
+        {
+            option_values.push(v.to_owned());
+        }
+    }
+    Ok(VariantFields {
+        sku: opt(row, cols.sku)?,
+        price,
+        compare_at,
+        cost,
+        inventory,
+        variant_title: (!option_values.is_empty()).then(|| option_values.join(" / ")),
+        inventory_item_id: opt(row, cols.inventory_item)?,
+    })
+}
+
+fn product(
+    product_id: String,
+    variant_id: String,
+    handle: Option<String>,
+    p: &ProductFields,
+    v: VariantFields,
+) -> Product {
+    Product {
+        variant_id,
+        product_id,
+        sku: v.sku,
+        handle,
+        title: p.title.clone(),
+        variant_title: v.variant_title,
+        description: p.description.clone(),
+        category: p.category.clone(),
+        product_type: p.product_type.clone(),
+        vendor: p.vendor.clone(),
+        tags: p.tags.clone(),
+        price: v.price,
+        compare_at_price: v.compare_at,
+        cost: v.cost,
+        inventory: v.inventory,
+        status: p.status,
+        created_at: p.created_at,
+        gift_card: p.gift_card,
+        inventory_item_id: v.inventory_item_id,
+    }
+}
+
+fn next_record<R: Read>(
+    path: &Path,
+    csv: &mut csv::Reader<R>,
+    record: &mut csv::ByteRecord,
+) -> Result<bool, IngestError> {
+    csv.read_byte_record(record).map_err(|e| csv_error(path, e))
+}
+
+fn read_product_export<R: Read>(
+    path: &Path,
+    csv: &mut csv::Reader<R>,
+    columns: &Columns,
+    ctx: &IngestContext,
+    batch: &mut IngestBatch,
+) -> Result<Vec<Located>, IngestError> {
+    let file = path.display().to_string();
+    let cols = CatalogColumns::new(columns);
+    let currency = ctx.default_currency;
+    let mut out = Vec::new();
+    // Product-level fields by handle, and how many variants each handle has so far.
+    let mut products: HashMap<String, (ProductFields, u32)> = HashMap::new();
+    let mut record = csv::ByteRecord::new();
+    let mut rows_read = 0;
+    while next_record(path, csv, &mut record)? {
+        rows_read += 1;
+        let line = record.position().map(|p| p.line()).unwrap_or(0);
+        let row = Row {
+            file: &file,
+            line,
+            record: &record,
+            columns,
+        };
+        let report = &mut batch.report;
+        let result = (|| -> RowResult<Option<Product>> {
+            let Some(handle) = row.get(cols.handle).map_err(utf8)? else {
+                return Err((
+                    "missing_value".into(),
+                    row.error(cols.handle, "", "a Handle is required"),
+                ));
+            };
+            let handle = handle.to_owned();
+            if row.get(cols.title).map_err(utf8)?.is_some() {
+                let fields = product_fields(&row, &cols, report)?;
+                let entry = products
+                    .entry(handle.clone())
+                    .or_insert((fields.clone(), 0));
+                entry.0 = fields;
+            }
+            let has_variant = row.get(cols.price).map_err(utf8)?.is_some()
+                || row.get(cols.sku).map_err(utf8)?.is_some();
+            if !has_variant {
+                // An image-only row: Shopify writes one per extra product image.
+                return Ok(None);
+            }
+            let Some((fields, count)) = products.get_mut(&handle) else {
+                return Err((
+                    "missing_value".into(),
+                    row.error(cols.title, "", "the first row of a product needs its Title"),
+                ));
+            };
+            let v = variant_fields(&row, &cols, currency, report)?;
+            *count += 1;
+            let variant_id = v.sku.clone().unwrap_or_else(|| format!("{handle}#{count}"));
+            Ok(Some(product(
+                handle.clone(),
+                variant_id,
+                Some(handle),
+                fields,
+                v,
+            )))
+        })();
+        match result {
+            Ok(Some(p)) => {
+                report.rows_kept += 1;
+                out.push(Located { line, product: p });
+            }
+            Ok(None) => report.drop_row("image_only_row"),
+            Err((key, err)) => report.reject(&key, err),
+        }
+    }
+    batch.report.rows_read += rows_read;
+    batch.report.files.push(super::FileSummary {
+        path: file,
+        shape: Shape::ShopifyProductExport.name(),
+        rows_read,
+    });
+    Ok(out)
+}
+
+/// A split products file: one row per product (joined to a variants file), or, when it
+/// has price columns itself, one row per sellable item.
+fn read_split_products<R: Read>(
+    path: &Path,
+    csv: &mut csv::Reader<R>,
+    columns: &Columns,
+    ctx: &IngestContext,
+    files: &IngestFiles,
+    batch: &mut IngestBatch,
+) -> Result<Vec<Located>, IngestError> {
+    let file = path.display().to_string();
+    let cols = CatalogColumns::new(columns);
+    let col_id = columns.find(Field::Id).or(cols.handle).or(cols.sku);
+    let col_variant_id = columns.find(Field::VariantId);
+    let col_product_id = columns.find(Field::ProductId);
+    let self_priced = cols.price.is_some();
+    if !self_priced && files.variants.is_none() {
+        return Err(IngestError::Usage(format!(
+            "{file}: a products file without prices needs its variants: pass --variants FILE (columns id, product_id, price, …)"
+        )));
+    }
+    let currency = ctx.default_currency;
+    let mut products: Vec<(u64, String, ProductFields, Option<String>)> = Vec::new();
+    let mut out = Vec::new();
+    let mut record = csv::ByteRecord::new();
+    let mut rows_read = 0;
+    while next_record(path, csv, &mut record)? {
+        rows_read += 1;
+        let line = record.position().map(|p| p.line()).unwrap_or(0);
+        let row = Row {
+            file: &file,
+            line,
+            record: &record,
+            columns,
+        };
+        let report = &mut batch.report;
+        let result = (|| -> RowResult<Option<Product>> {
+            let Some(id) = row.get(col_id).map_err(utf8)? else {
+                return Err((
+                    "missing_value".into(),
+                    row.error(col_id, "", "an id is required"),
+                ));
+            };
+            let fields = product_fields(&row, &cols, report)?;
+            if fields.title.is_empty() {
+                return Err((
+                    "missing_value".into(),
+                    row.error(cols.title, "", "a title is required"),
+                ));
+            }
+            if !self_priced {
+                products.push((line, id.to_owned(), fields, opt(&row, cols.handle)?));
+                return Ok(None);
+            }
+            let v = variant_fields(&row, &cols, currency, report)?;
+            let product_id = opt(&row, col_product_id)?.unwrap_or_else(|| id.to_owned());
+            let variant_id = opt(&row, col_variant_id)?.unwrap_or_else(|| id.to_owned());
+            Ok(Some(product(
+                product_id,
+                variant_id,
+                opt(&row, cols.handle)?,
+                &fields,
+                v,
+            )))
+        })();
+        match result {
+            Ok(Some(p)) => {
+                report.rows_kept += 1;
+                out.push(Located { line, product: p });
+            }
+            Ok(None) => report.rows_kept += 1,
+            Err((key, err)) => report.reject(&key, err),
+        }
+    }
+    batch.report.rows_read += rows_read;
+    batch.report.files.push(super::FileSummary {
+        path: file,
+        shape: Shape::SplitProducts.name(),
+        rows_read,
+    });
+    if let Some(vpath) = &files.variants {
+        out.extend(read_split_variants(vpath, &products, ctx, batch)?);
+    }
+    Ok(out)
+}
+
+fn read_split_variants(
+    path: &Path,
+    products: &[(u64, String, ProductFields, Option<String>)],
+    ctx: &IngestContext,
+    batch: &mut IngestBatch,
+) -> Result<Vec<Located>, IngestError> {
+    let opened = source::open(path, &super::NoProgress)?;
+    let mut csv = csv_reader(opened.reader);
+    let columns = Columns::new(&csv.byte_headers().map_err(|e| csv_error(path, e))?.clone());
+    shape_for(path, &columns, "--variants")?;
+    let file = path.display().to_string();
+    let mut cols = CatalogColumns::new(&columns);
+    // In a variants file, `title` is the variant's name ("Large / Blue").
+    let col_variant_title = columns.find(Field::VariantTitle);
+    cols.title = None;
+    let col_id = columns.find(Field::Id);
+    let col_product_id = columns.find(Field::ProductId);
+    let by_id: HashMap<&str, usize> = products
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (p.1.as_str(), i))
+        .collect();
+    let mut out = Vec::new();
+    let mut record = csv::ByteRecord::new();
+    let mut rows_read = 0;
+    while next_record(path, &mut csv, &mut record)? {
+        rows_read += 1;
+        let line = record.position().map(|p| p.line()).unwrap_or(0);
+        let row = Row {
+            file: &file,
+            line,
+            record: &record,
+            columns: &columns,
+        };
+        let report = &mut batch.report;
+        let result = (|| -> RowResult<Product> {
+            let Some(id) = row.get(col_id).map_err(utf8)? else {
+                return Err((
+                    "missing_value".into(),
+                    row.error(col_id, "", "an id is required"),
+                ));
+            };
+            let Some(pid) = row.get(col_product_id).map_err(utf8)? else {
+                return Err((
+                    "missing_value".into(),
+                    row.error(col_product_id, "", "a product id is required"),
+                ));
+            };
+            let Some(&pi) = by_id.get(pid) else {
+                return Err((
+                    "unknown_product".into(),
+                    row.error(
+                        col_product_id,
+                        pid,
+                        "no product with this id in the products file",
+                    ),
+                ));
+            };
+            let (_, product_id, fields, handle) = &products[pi];
+            let mut v = variant_fields(&row, &cols, ctx.default_currency, report)?;
+            if v.variant_title.is_none() {
+                v.variant_title = opt(&row, col_variant_title)?.filter(|t| t != "Default Title");
+            }
+            Ok(product(
+                product_id.clone(),
+                id.to_owned(),
+                handle.clone(),
+                fields,
+                v,
+            ))
+        })();
+        match result {
+            Ok(p) => {
+                report.rows_kept += 1;
+                out.push(Located { line, product: p });
+            }
+            Err((key, err)) => report.reject(&key, err),
+        }
+    }
+    batch.report.rows_read += rows_read;
+    batch.report.files.push(super::FileSummary {
+        path: file,
+        shape: Shape::SplitVariants.name(),
+        rows_read,
+    });
+    Ok(out)
+}
+
+/// Inventory levels: quantities summed over locations per inventory item, joined to
+/// the variants by `inventory_item_id`; a cost column there fills a missing cost.
+fn apply_inventory_levels(
+    path: &Path,
+    entries: &mut [Located],
+    ctx: &IngestContext,
+    batch: &mut IngestBatch,
+    progress: &dyn Progress,
+) -> Result<(), IngestError> {
+    let opened = source::open(path, progress)?;
+    let mut csv = csv_reader(opened.reader);
+    let columns = Columns::new(&csv.byte_headers().map_err(|e| csv_error(path, e))?.clone());
+    shape_for(path, &columns, "--inventory")?;
+    let file = path.display().to_string();
+    let col_item = columns.find(Field::InventoryItemId);
+    let col_qty = columns.find(Field::InventoryQty);
+    let col_cost = columns.find(Field::Cost);
+    let by_item: HashMap<String, usize> = entries
+        .iter()
+        .enumerate()
+        .filter_map(|(i, e)| e.product.inventory_item_id.clone().map(|id| (id, i)))
+        .collect();
+    let mut totals: HashMap<usize, i64> = HashMap::new();
+    let mut record = csv::ByteRecord::new();
+    let mut rows_read = 0;
+    while next_record(path, &mut csv, &mut record)? {
+        rows_read += 1;
+        let line = record.position().map(|p| p.line()).unwrap_or(0);
+        let row = Row {
+            file: &file,
+            line,
+            record: &record,
+            columns: &columns,
+        };
+        let report = &mut batch.report;
+        let result = (|| -> RowResult<()> {
+            let Some(item) = row.get(col_item).map_err(utf8)? else {
+                return Err((
+                    "missing_value".into(),
+                    row.error(col_item, "", "an inventory item id is required"),
+                ));
+            };
+            let Some(&ei) = by_item.get(item) else {
+                return Err((
+                    "unknown_inventory_item".into(),
+                    row.error(col_item, item, "no variant has this inventory item id"),
+                ));
+            };
+            let qty_text = row.get(col_qty).map_err(utf8)?.unwrap_or("");
+            let qty: i64 = qty_text.parse().map_err(|_| {
+                (
+                    "bad_quantity".to_owned(),
+                    row.error(col_qty, qty_text, "not a whole number"),
+                )
+            })?;
+            *totals.entry(ei).or_default() += qty;
+            let p = &mut entries[ei].product;
+            if p.cost.is_none() {
+                p.cost = money_opt(&row, col_cost, ctx.default_currency, "cost", report)?;
+            }
+            Ok(())
+        })();
+        match result {
+            Ok(()) => report.rows_kept += 1,
+            Err((key, err)) => report.reject(&key, err),
+        }
+    }
+    for (ei, qty) in totals {
+        entries[ei].product.inventory = Some(qty);
+    }
+    batch.report.rows_read += rows_read;
+    batch.report.files.push(super::FileSummary {
+        path: file,
+        shape: Shape::InventoryLevels.name(),
+        rows_read,
+    });
+    Ok(())
+}

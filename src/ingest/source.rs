@@ -1,0 +1,526 @@
+//! Opening input files: gzip or plain, JSON or CSV, and recognising a CSV's shape from
+//! its headers through one alias table.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use flate2::read::MultiGzDecoder;
+
+use super::{IngestError, Progress};
+
+/// A canonical column. Several shapes share one (a quantity is a quantity), and each
+/// has the header spellings we accept, compared after [`normalise_header`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Field {
+    // Online Retail
+    InvoiceNo,
+    StockCode,
+    Description,
+    InvoiceDate,
+    Country,
+    // Order rows (Shopify export, GraphQL-named, snake_case)
+    OrderId,
+    OrderName,
+    CreatedAt,
+    Currency,
+    Customer,
+    Quantity,
+    UnitPrice,
+    LineTitle,
+    Sku,
+    VariantId,
+    ProductId,
+    ProductType,
+    Vendor,
+    LineDiscount,
+    // Catalog
+    Id,
+    Handle,
+    Title,
+    Body,
+    Category,
+    Tags,
+    Price,
+    CompareAtPrice,
+    Cost,
+    InventoryQty,
+    InventoryTracker,
+    Status,
+    GiftCard,
+    Option1Value,
+    Option2Value,
+    Option3Value,
+    VariantTitle,
+    InventoryItemId,
+}
+
+/// Accepted header spellings per field, normalised (lower case, letters and digits
+/// only), in order of preference when a file has several.
+const ALIASES: &[(Field, &[&str])] = &[
+    (Field::InvoiceNo, &["invoiceno", "invoice"]),
+    (Field::StockCode, &["stockcode"]),
+    (Field::Description, &["description"]),
+    (Field::InvoiceDate, &["invoicedate"]),
+    (Field::Country, &["country", "billingcountry"]),
+    (Field::OrderId, &["orderid", "id"]),
+    (Field::OrderName, &["name", "ordername", "ordernumber"]),
+    (
+        Field::CreatedAt,
+        &[
+            "createdat",
+            "processedat",
+            "orderdate",
+            "date",
+            "invoicedate",
+        ],
+    ),
+    (
+        Field::Currency,
+        &["currency", "currencycode", "presentmentcurrencycode"],
+    ),
+    (
+        Field::Customer,
+        &[
+            "customerid",
+            "customeremail",
+            "email",
+            "customer",
+            "customerkey",
+        ],
+    ),
+    (Field::Quantity, &["lineitemquantity", "quantity", "qty"]),
+    (
+        Field::UnitPrice,
+        &[
+            "lineitemprice",
+            "originalunitprice",
+            "unitprice",
+            "price",
+            "unitpriceamount",
+        ],
+    ),
+    (
+        Field::LineTitle,
+        &[
+            "lineitemname",
+            "lineitemtitle",
+            "producttitle",
+            "title",
+            "description",
+        ],
+    ),
+    (Field::Sku, &["lineitemsku", "sku", "variantsku"]),
+    (Field::VariantId, &["variantid", "lineitemvariantid"]),
+    (Field::ProductId, &["productid", "lineitemproductid"]),
+    (Field::ProductType, &["producttype", "type"]),
+    (Field::Vendor, &["vendor", "lineitemvendor"]),
+    (
+        Field::LineDiscount,
+        &[
+            "lineitemdiscount",
+            "linediscount",
+            "totaldiscount",
+            "discount",
+        ],
+    ),
+    (Field::Id, &["id"]),
+    (Field::Handle, &["handle"]),
+    (Field::Title, &["title"]),
+    (
+        Field::Body,
+        &["bodyhtml", "descriptionhtml", "body", "description"],
+    ),
+    (Field::Category, &["productcategory", "category"]),
+    (Field::Tags, &["tags"]),
+    (Field::Price, &["variantprice", "price"]),
+    (
+        Field::CompareAtPrice,
+        &["variantcompareatprice", "compareatprice"],
+    ),
+    (
+        Field::Cost,
+        &["costperitem", "cost", "unitcost", "unitcostamount"],
+    ),
+    (
+        Field::InventoryQty,
+        &[
+            "variantinventoryqty",
+            "inventoryquantity",
+            "inventoryqty",
+            "available",
+            "availablequantity",
+            "onhand",
+            "quantity",
+        ],
+    ),
+    (Field::InventoryTracker, &["variantinventorytracker"]),
+    (Field::Status, &["status"]),
+    (Field::GiftCard, &["giftcard"]),
+    (Field::Option1Value, &["option1value"]),
+    (Field::Option2Value, &["option2value"]),
+    (Field::Option3Value, &["option3value"]),
+    (Field::VariantTitle, &["varianttitle", "title"]),
+    (Field::InventoryItemId, &["inventoryitemid"]),
+];
+
+/// Lower case, letters and digits only: `Lineitem quantity`, `lineItemQuantity` and
+/// `lineitem_quantity` all become `lineitemquantity`.
+pub fn normalise_header(h: &str) -> String {
+    h.trim_start_matches('\u{feff}')
+        .chars()
+        .filter(|c| c.is_alphanumeric())
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// The shapes we read, what each needs, and what it is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    OnlineRetail,
+    ShopifyOrderExport,
+    OrderRows,
+    ShopifyProductExport,
+    SplitProducts,
+    SplitVariants,
+    InventoryLevels,
+    ShopifyJsonOrders,
+    ShopifyJsonProducts,
+}
+
+impl Shape {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Shape::OnlineRetail => "UCI Online Retail",
+            Shape::ShopifyOrderExport => "Shopify order export CSV",
+            Shape::OrderRows => "order rows (GraphQL or snake_case names)",
+            Shape::ShopifyProductExport => "Shopify product export CSV",
+            Shape::SplitProducts => "products file (split export)",
+            Shape::SplitVariants => "variants file (split export)",
+            Shape::InventoryLevels => "inventory levels file (split export)",
+            Shape::ShopifyJsonOrders => "Shopify Admin REST JSON orders",
+            Shape::ShopifyJsonProducts => "Shopify Admin REST JSON products",
+        }
+    }
+
+    /// The flag a file of this shape is passed with.
+    pub fn flag(&self) -> &'static str {
+        match self {
+            Shape::OnlineRetail
+            | Shape::ShopifyOrderExport
+            | Shape::OrderRows
+            | Shape::ShopifyJsonOrders => "--orders",
+            Shape::ShopifyProductExport | Shape::SplitProducts | Shape::ShopifyJsonProducts => {
+                "--catalog"
+            }
+            Shape::SplitVariants => "--variants",
+            Shape::InventoryLevels => "--inventory",
+        }
+    }
+
+    fn needs(&self) -> &'static str {
+        match self {
+            Shape::OnlineRetail => {
+                "InvoiceNo, StockCode, Description, Quantity, InvoiceDate, UnitPrice (CustomerID, Country optional)"
+            }
+            Shape::ShopifyOrderExport => {
+                "Name, Created at, Lineitem quantity, Lineitem price, and Lineitem sku or Lineitem name (Id, Email, Currency, Lineitem discount, Vendor optional)"
+            }
+            Shape::OrderRows => {
+                "orderId/order_id (or name), createdAt/created_at, lineItemQuantity/quantity, originalUnitPrice/unit_price/price, and one of variantId, sku, productId, productTitle/title (currencyCode, customerEmail, productType, vendor optional)"
+            }
+            Shape::ShopifyProductExport => {
+                "Handle, Title, Variant Price (Body (HTML), Vendor, Product Category, Type, Tags, Variant SKU, Variant Compare At Price, Cost per item, Variant Inventory Qty, Status optional)"
+            }
+            Shape::SplitProducts => {
+                "id, title (handle, body_html/descriptionHtml, vendor, productType, tags, status, createdAt optional; with price columns each row is one sellable item)"
+            }
+            Shape::SplitVariants => {
+                "id, product_id/productId, price (sku, title, compare_at_price, inventory_item_id, inventory_quantity optional)"
+            }
+            Shape::InventoryLevels => "inventory_item_id, available/quantity (cost optional)",
+            Shape::ShopifyJsonOrders => {
+                "{\"orders\": [{\"id\", \"created_at\", \"line_items\": [{\"quantity\", \"price\", \"variant_id\"/\"sku\"/\"product_id\"/\"title\"}]}]}"
+            }
+            Shape::ShopifyJsonProducts => {
+                "{\"products\": [{\"id\", \"title\", \"variants\": [{\"id\", \"price\"}]}]}"
+            }
+        }
+    }
+
+    pub const ALL: [Shape; 9] = [
+        Shape::OnlineRetail,
+        Shape::ShopifyOrderExport,
+        Shape::OrderRows,
+        Shape::ShopifyProductExport,
+        Shape::SplitProducts,
+        Shape::SplitVariants,
+        Shape::InventoryLevels,
+        Shape::ShopifyJsonOrders,
+        Shape::ShopifyJsonProducts,
+    ];
+
+    /// The message for a file we do not recognise: every shape and its columns.
+    pub fn catalogue() -> String {
+        let mut s = String::from("the shapes bundleforge reads, and the columns each needs:");
+        for shape in Shape::ALL {
+            s.push_str(&format!(
+                "\n  - {} ({}): {}",
+                shape.name(),
+                shape.flag(),
+                shape.needs()
+            ));
+        }
+        s
+    }
+}
+
+/// A CSV header row resolved against the alias table.
+#[derive(Debug, Clone)]
+pub struct Columns {
+    normalised: Vec<String>,
+    pub original: Vec<String>,
+}
+
+impl Columns {
+    pub fn new(headers: &csv::ByteRecord) -> Self {
+        let original: Vec<String> = headers
+            .iter()
+            .map(|h| String::from_utf8_lossy(h).trim().to_owned())
+            .collect();
+        let normalised = original.iter().map(|h| normalise_header(h)).collect();
+        Columns {
+            normalised,
+            original,
+        }
+    }
+
+    pub fn has(&self, name: &str) -> bool {
+        self.normalised.iter().any(|h| h == name)
+    }
+
+    fn index_of(&self, name: &str) -> Option<usize> {
+        self.normalised.iter().position(|h| h == name)
+    }
+
+    /// The column index for a field: the first accepted spelling present.
+    pub fn find(&self, field: Field) -> Option<usize> {
+        aliases(field).iter().find_map(|a| self.index_of(a))
+    }
+
+    /// Like [`find`](Self::find) but never returning a column in `taken`.
+    pub fn find_excluding(&self, field: Field, taken: &[Option<usize>]) -> Option<usize> {
+        aliases(field)
+            .iter()
+            .filter_map(|a| self.index_of(a))
+            .find(|i| !taken.contains(&Some(*i)))
+    }
+
+    pub fn has_field(&self, field: Field) -> bool {
+        self.find(field).is_some()
+    }
+
+    /// Recognises the shape of a CSV from its headers.
+    pub fn shape(&self) -> Option<Shape> {
+        let has = |n: &str| self.has(n);
+        let any = |f: Field| self.has_field(f);
+        if [
+            "invoiceno",
+            "stockcode",
+            "description",
+            "quantity",
+            "invoicedate",
+            "unitprice",
+        ]
+        .iter()
+        .all(|n| has(n))
+        {
+            return Some(Shape::OnlineRetail);
+        }
+        if has("handle") && (has("variantprice") || has("variantsku")) {
+            return Some(Shape::ShopifyProductExport);
+        }
+        let line_ref = any(Field::Sku)
+            || any(Field::VariantId)
+            || any(Field::ProductId)
+            || has("lineitemname")
+            || has("producttitle")
+            || has("title");
+        if has("lineitemquantity") && has("name") && any(Field::CreatedAt) {
+            return Some(Shape::ShopifyOrderExport);
+        }
+        if (has("orderid") || has("name") || has("ordername"))
+            && any(Field::CreatedAt)
+            && any(Field::Quantity)
+            && any(Field::UnitPrice)
+            && line_ref
+        {
+            return Some(Shape::OrderRows);
+        }
+        let priced = has("price") || has("variantprice");
+        if has("inventoryitemid") && !priced && !has("title") && any(Field::InventoryQty) {
+            return Some(Shape::InventoryLevels);
+        }
+        if has("id") && has("productid") && priced {
+            return Some(Shape::SplitVariants);
+        }
+        if has("title") && (has("id") || has("handle") || has("sku")) {
+            return Some(Shape::SplitProducts);
+        }
+        None
+    }
+
+    pub fn describe(&self) -> String {
+        self.original.join(", ")
+    }
+}
+
+pub fn aliases(field: Field) -> &'static [&'static str] {
+    ALIASES
+        .iter()
+        .find(|(f, _)| *f == field)
+        .map(|(_, a)| *a)
+        .unwrap_or(&[])
+}
+
+/// Counts bytes as they are read, for progress bars on long reads.
+struct CountingReader<'p, R> {
+    inner: R,
+    progress: &'p dyn Progress,
+    pending: u64,
+}
+
+impl<R: Read> Read for CountingReader<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.pending += n as u64;
+        // Report in chunks: a callback per read would dominate small reads.
+        if self.pending >= 1 << 20 || n == 0 {
+            self.progress.advance(self.pending);
+            self.pending = 0;
+        }
+        Ok(n)
+    }
+}
+
+/// An opened input: its path, whether it is JSON, and a reader over its decoded bytes.
+pub struct Opened<'p> {
+    pub path: PathBuf,
+    pub is_json: bool,
+    pub reader: Box<dyn BufRead + 'p>,
+}
+
+/// Opens a file, gzip or plain (by its magic bytes, not its name), and peeks at its
+/// first non-blank byte to tell JSON from CSV.
+pub fn open<'p>(path: &Path, progress: &'p dyn Progress) -> Result<Opened<'p>, IngestError> {
+    let io_err = |source| IngestError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let file = File::open(path).map_err(io_err)?;
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    progress.start(&path.display().to_string(), len);
+    let counting = CountingReader {
+        inner: file,
+        progress,
+        pending: 0,
+    };
+    let mut raw = BufReader::with_capacity(1 << 16, counting);
+    let head = raw.fill_buf().map_err(io_err)?;
+    if head.is_empty() {
+        return Err(IngestError::Empty {
+            path: path.to_owned(),
+        });
+    }
+    let gz = head.starts_with(&[0x1f, 0x8b]);
+    let mut reader: Box<dyn BufRead + 'p> = if gz {
+        Box::new(BufReader::with_capacity(1 << 17, MultiGzDecoder::new(raw)))
+    } else {
+        Box::new(raw)
+    };
+    let head = reader.fill_buf().map_err(io_err)?;
+    let first = head
+        .iter()
+        .skip_while(|b| b.is_ascii_whitespace() || **b == 0xef || **b == 0xbb || **b == 0xbf)
+        .copied()
+        .next();
+    match first {
+        None => Err(IngestError::Empty {
+            path: path.to_owned(),
+        }),
+        Some(b) => Ok(Opened {
+            path: path.to_owned(),
+            is_json: b == b'{' || b == b'[',
+            reader,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn columns(headers: &[&str]) -> Columns {
+        Columns::new(&csv::ByteRecord::from(headers.to_vec()))
+    }
+
+    #[test]
+    fn headers_normalise_across_naming_styles() {
+        assert_eq!(normalise_header("Lineitem quantity"), "lineitemquantity");
+        assert_eq!(normalise_header("lineItemQuantity"), "lineitemquantity");
+        assert_eq!(normalise_header("\u{feff}Body (HTML)"), "bodyhtml");
+        assert_eq!(normalise_header("unit_price"), "unitprice");
+    }
+
+    #[test]
+    fn shapes_are_recognised_from_headers() {
+        let uci = columns(&[
+            "InvoiceNo",
+            "StockCode",
+            "Description",
+            "Quantity",
+            "InvoiceDate",
+            "UnitPrice",
+            "CustomerID",
+            "Country",
+        ]);
+        assert_eq!(uci.shape(), Some(Shape::OnlineRetail));
+        let export = columns(&[
+            "Name",
+            "Email",
+            "Created at",
+            "Currency",
+            "Lineitem quantity",
+            "Lineitem name",
+            "Lineitem price",
+            "Lineitem sku",
+            "Id",
+        ]);
+        assert_eq!(export.shape(), Some(Shape::ShopifyOrderExport));
+        let gql = columns(&[
+            "orderId",
+            "createdAt",
+            "lineItemQuantity",
+            "originalUnitPrice",
+            "sku",
+        ]);
+        assert_eq!(gql.shape(), Some(Shape::OrderRows));
+        let snake = columns(&[
+            "order_id",
+            "created_at",
+            "quantity",
+            "unit_price",
+            "product_id",
+        ]);
+        assert_eq!(snake.shape(), Some(Shape::OrderRows));
+        let products = columns(&["Handle", "Title", "Variant SKU", "Variant Price"]);
+        assert_eq!(products.shape(), Some(Shape::ShopifyProductExport));
+        let split = columns(&["id", "title", "handle", "vendor"]);
+        assert_eq!(split.shape(), Some(Shape::SplitProducts));
+        let variants = columns(&["id", "product_id", "sku", "price", "inventory_item_id"]);
+        assert_eq!(variants.shape(), Some(Shape::SplitVariants));
+        let levels = columns(&["inventory_item_id", "location_id", "available"]);
+        assert_eq!(levels.shape(), Some(Shape::InventoryLevels));
+        assert_eq!(columns(&["a", "b"]).shape(), None);
+    }
+}

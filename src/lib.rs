@@ -1,0 +1,28 @@
+//! # bundleforge
+//!
+//! Turns a merchant's catalog and order history into ready-to-publish product bundles:
+//! which products go together, as what offer, at what discount, and why.
+//!
+//! "LLM drives, data validates": a language model brings semantic understanding, order
+//! data validates it (co-purchase lift), and business data keeps it safe (margin,
+//! stock). How much each signal counts follows how much order data a store has (see
+//! [`stats::tier_for`]).
+//!
+//! The crate is organised by stage. Data flows forward through plain structs:
+//!
+//! - [`domain`]: the data model (products, orders, money, bundles); no I/O.
+//! - [`ingest`]: merchants' exports in (Shopify CSV/JSON, order rows, UCI Online
+//!   Retail), validated row by row.
+//! - [`store`]: storage behind the `Store` port (SQLite through sqlx).
+//! - [`stats`]: order volume, weight tier, velocity, stock cover, assumptions.
+//! - [`config`]: layered settings, validated once.
+//! - [`app`]: the use cases the CLI (and later the service) call.
+//! - [`fixtures`]: seeded synthetic stores for tests, benches and demos.
+
+pub mod app;
+pub mod config;
+pub mod domain;
+// FIXTURES_PENDING pub mod fixtures;
+pub mod ingest;
+pub mod stats;
+pub mod store;

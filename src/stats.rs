@@ -1,0 +1,503 @@
+//! Store statistics: order volume and its weight tier, per-product velocity, stock
+//! cover and launch dates, and every assumption in force.
+//!
+//! Every window ends at `as_of`: the store's latest order unless the caller names a
+//! date, never the wall clock, so the same data gives the same answer on any day. The
+//! window is the `window_days` × 24 h before that instant (an order exactly at the start
+//! is outside it). Orders after `as_of` are ignored altogether.
+
+use chrono::{DateTime, Duration, NaiveDate, NaiveTime, TimeZone, Utc};
+use serde::Serialize;
+
+use crate::config::Settings;
+use crate::domain::ProductStatus;
+use crate::store::StoreData;
+
+/// How much order data a store has, which sets how much each signal counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Tier {
+    Small,
+    Medium,
+    Large,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Weights {
+    pub alpha: f64,
+    pub beta: f64,
+    pub gamma: f64,
+}
+
+impl Weights {
+    pub fn from_array(w: [f64; 3]) -> Self {
+        Weights {
+            alpha: w[0],
+            beta: w[1],
+            gamma: w[2],
+        }
+    }
+}
+
+/// The tier for an order count in the window, and its configured weights.
+pub fn tier_for(orders_in_window: u64, settings: &Settings) -> (Tier, Weights) {
+    let s = &settings.scoring;
+    if orders_in_window < s.medium_tier_from {
+        (Tier::Small, Weights::from_array(s.small_weights))
+    } else if orders_in_window < s.large_tier_from {
+        (Tier::Medium, Weights::from_array(s.medium_weights))
+    } else {
+        (Tier::Large, Weights::from_array(s.large_weights))
+    }
+}
+
+/// The end of the named day (its last second), or the latest order's instant.
+pub fn resolve_as_of(data: &StoreData, as_of: Option<NaiveDate>) -> Option<DateTime<Utc>> {
+    match as_of {
+        Some(d) => {
+            let end = d.and_time(NaiveTime::from_hms_opt(23, 59, 59)?);
+            Some(Utc.from_utc_datetime(&end))
+        }
+        None => data.orders.iter().map(|o| o.created_at).max(),
+    }
+}
+
+/// What the engine knows of one product at `as_of`.
+#[derive(Debug, Clone, Default)]
+pub struct ProductMetrics {
+    pub units_window: i64,
+    pub orders_window: u64,
+    pub revenue_window_minor: i64,
+    pub units_total: i64,
+    pub first_sold: Option<DateTime<Utc>>,
+    pub last_sold: Option<DateTime<Utc>>,
+    /// The launch date, or the first order date when the data has none.
+    pub launched: Option<DateTime<Utc>>,
+    pub launch_assumed: bool,
+    /// Units per day over the window.
+    pub velocity: f64,
+    /// Inventory ÷ velocity; `None` when untracked, infinite when nothing sold.
+    pub days_of_cover: Option<f64>,
+}
+
+/// Per-product metrics, indexed like `data.products`.
+pub fn product_metrics(
+    data: &StoreData,
+    as_of: DateTime<Utc>,
+    window_days: u32,
+) -> Vec<ProductMetrics> {
+    let start = as_of - Duration::days(i64::from(window_days));
+    let mut m = vec![ProductMetrics::default(); data.products.len()];
+    for order in &data.orders {
+        if order.created_at > as_of {
+            continue;
+        }
+        let in_window = order.created_at > start;
+        for line in &order.lines {
+            let Some(i) = line.item else { continue };
+            let pm = &mut m[i as usize];
+            pm.units_total += line.quantity;
+            pm.first_sold = Some(
+                pm.first_sold
+                    .map_or(order.created_at, |t| t.min(order.created_at)),
+            );
+            pm.last_sold = Some(
+                pm.last_sold
+                    .map_or(order.created_at, |t| t.max(order.created_at)),
+            );
+            if in_window {
+                pm.units_window += line.quantity;
+                pm.orders_window += 1;
+                pm.revenue_window_minor +=
+                    line.quantity * line.unit_price_minor - line.discount_minor;
+            }
+        }
+    }
+    for (pm, p) in m.iter_mut().zip(&data.products) {
+        match p.created_at {
+            Some(t) => pm.launched = Some(t),
+            None => {
+                pm.launched = pm.first_sold;
+                pm.launch_assumed = true;
+            }
+        }
+        pm.velocity = pm.units_window as f64 / f64::from(window_days.max(1));
+        pm.days_of_cover = p.inventory.map(|inv| {
+            if inv <= 0 {
+                0.0
+            } else if pm.velocity > 0.0 {
+                inv as f64 / pm.velocity
+            } else {
+                f64::INFINITY
+            }
+        });
+    }
+    m
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StoreStats {
+    pub store_id: String,
+    pub currency: String,
+    pub orders: u64,
+    pub order_lines: u64,
+    pub products: u64,
+    pub baskets: u64,
+    pub multi_item_baskets: u64,
+    pub avg_basket_size: f64,
+    /// The day the windows end on (`YYYY-MM-DD`), and the exact instant.
+    pub as_of: String,
+    pub as_of_time: String,
+    pub window_days: u32,
+    pub orders_60d: u64,
+    pub tier: Tier,
+    pub weights: Weights,
+    pub top_sellers: Vec<SellerEntry>,
+    pub slow_movers: ProductList<SlowMoverEntry>,
+    pub new_launches: ProductList<LaunchEntry>,
+    pub stock_cover: StockCover,
+    pub assumed: Vec<Assumption>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ProductList<T> {
+    /// How many products qualify; `products` lists the first few.
+    pub count: u64,
+    pub products: Vec<T>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SellerEntry {
+    pub product_id: String,
+    pub title: String,
+    pub units: i64,
+    pub orders: u64,
+    pub revenue_minor: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SlowMoverEntry {
+    pub product_id: String,
+    pub title: String,
+    pub units_in_window: i64,
+    pub last_sold: Option<String>,
+    pub inventory: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LaunchEntry {
+    pub product_id: String,
+    pub title: String,
+    pub launched: String,
+    pub launch_assumed: bool,
+    pub units_in_window: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StockCover {
+    pub tracked: u64,
+    pub untracked: u64,
+    pub out_of_stock: u64,
+    /// Tracked, in stock, with fewer days of cover than `low_cover_days`.
+    pub low: u64,
+    /// Tracked, in stock, with more days of cover than `overstock_cover_days` (or no sales).
+    pub overstock: u64,
+    pub low_cover_days: u32,
+    pub overstock_cover_days: u32,
+    /// Median days of cover of tracked, in-stock products that sold in the window.
+    pub median_days: Option<f64>,
+}
+
+/// A fact the data did not give and the rule that stands in for it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Assumption {
+    pub field: &'static str,
+    /// How many products (or orders, for currency) it applies to.
+    pub count: u64,
+    pub applies_to: &'static str,
+    pub rule: String,
+}
+
+fn date(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d").to_string()
+}
+
+/// Computes the statistics. `None` when the store has no orders and no date was given.
+pub fn compute(
+    data: &StoreData,
+    as_of: Option<NaiveDate>,
+    settings: &Settings,
+) -> Option<StoreStats> {
+    let as_of = resolve_as_of(data, as_of)?;
+    let st = &settings.stats;
+    let window = settings.scoring.window_days;
+    let start = as_of - Duration::days(i64::from(window));
+    let metrics = product_metrics(data, as_of, window);
+
+    let mut orders = 0u64;
+    let mut lines = 0u64;
+    let mut baskets = 0u64;
+    let mut multi = 0u64;
+    let mut in_window = 0u64;
+    let mut currency_assumed = 0u64;
+    for o in data.orders.iter().filter(|o| o.created_at <= as_of) {
+        orders += 1;
+        lines += o.lines.len() as u64;
+        baskets += u64::from(!o.lines.is_empty());
+        multi += u64::from(o.lines.len() >= 2);
+        in_window += u64::from(o.created_at > start);
+        currency_assumed += u64::from(o.currency_assumed);
+    }
+    let (tier, weights) = tier_for(in_window, settings);
+
+    let mut sellers: Vec<usize> = (0..data.products.len())
+        .filter(|&i| metrics[i].units_window > 0)
+        .collect();
+    sellers.sort_by(|&a, &b| {
+        metrics[b]
+            .units_window
+            .cmp(&metrics[a].units_window)
+            .then(
+                metrics[b]
+                    .revenue_window_minor
+                    .cmp(&metrics[a].revenue_window_minor),
+            )
+            .then(
+                data.products[a]
+                    .variant_id
+                    .cmp(&data.products[b].variant_id),
+            )
+    });
+    let top_sellers = sellers
+        .iter()
+        .take(st.list_limit)
+        .map(|&i| SellerEntry {
+            product_id: data.products[i].variant_id.clone(),
+            title: data.products[i].display_title(),
+            units: metrics[i].units_window,
+            orders: metrics[i].orders_window,
+            revenue_minor: metrics[i].revenue_window_minor,
+        })
+        .collect();
+
+    let sellable = |i: usize| {
+        let p = &data.products[i];
+        !p.gift_card && matches!(p.status, None | Some(ProductStatus::Active))
+    };
+    let mut slow: Vec<usize> = (0..data.products.len())
+        .filter(|&i| {
+            sellable(i)
+                && metrics[i].launched.is_some_and(|t| t <= start)
+                && metrics[i].units_window <= st.slow_mover_max_units as i64
+        })
+        .collect();
+    slow.sort_by(|&a, &b| {
+        let inv = |i: usize| data.products[i].inventory.unwrap_or(0);
+        inv(b)
+            .cmp(&inv(a))
+            .then(metrics[a].units_window.cmp(&metrics[b].units_window))
+            .then(metrics[a].last_sold.cmp(&metrics[b].last_sold))
+            .then(
+                data.products[a]
+                    .variant_id
+                    .cmp(&data.products[b].variant_id),
+            )
+    });
+    let slow_movers = ProductList {
+        count: slow.len() as u64,
+        products: slow
+            .iter()
+            .take(st.list_limit)
+            .map(|&i| SlowMoverEntry {
+                product_id: data.products[i].variant_id.clone(),
+                title: data.products[i].display_title(),
+                units_in_window: metrics[i].units_window,
+                last_sold: metrics[i].last_sold.map(date),
+                inventory: data.products[i].inventory,
+            })
+            .collect(),
+    };
+
+    let launch_start = as_of - Duration::days(i64::from(st.new_launch_days));
+    let mut launches: Vec<usize> = (0..data.products.len())
+        .filter(|&i| {
+            sellable(i)
+                && metrics[i]
+                    .launched
+                    .is_some_and(|t| t > launch_start && t <= as_of)
+        })
+        .collect();
+    launches.sort_by(|&a, &b| {
+        metrics[b].launched.cmp(&metrics[a].launched).then(
+            data.products[a]
+                .variant_id
+                .cmp(&data.products[b].variant_id),
+        )
+    });
+    let new_launches = ProductList {
+        count: launches.len() as u64,
+        products: launches
+            .iter()
+            .take(st.list_limit)
+            .map(|&i| LaunchEntry {
+                product_id: data.products[i].variant_id.clone(),
+                title: data.products[i].display_title(),
+                launched: metrics[i].launched.map(date).unwrap_or_default(),
+                launch_assumed: metrics[i].launch_assumed,
+                units_in_window: metrics[i].units_window,
+            })
+            .collect(),
+    };
+
+    let mut cover = StockCover {
+        tracked: 0,
+        untracked: 0,
+        out_of_stock: 0,
+        low: 0,
+        overstock: 0,
+        low_cover_days: st.low_cover_days,
+        overstock_cover_days: st.overstock_cover_days,
+        median_days: None,
+    };
+    let mut days: Vec<f64> = Vec::new();
+    for (p, m) in data.products.iter().zip(&metrics) {
+        match (p.inventory, m.days_of_cover) {
+            (Some(inv), Some(d)) => {
+                cover.tracked += 1;
+                if inv <= 0 {
+                    cover.out_of_stock += 1;
+                } else if d < f64::from(st.low_cover_days) {
+                    cover.low += 1;
+                } else if d > f64::from(st.overstock_cover_days) {
+                    cover.overstock += 1;
+                }
+                if inv > 0 && d.is_finite() {
+                    days.push(d);
+                }
+            }
+            _ => cover.untracked += 1,
+        }
+    }
+    days.sort_by(f64::total_cmp);
+    cover.median_days = match days.len() {
+        0 => None,
+        n if n % 2 == 1 => Some(days[n / 2]),
+        n => Some((days[n / 2 - 1] + days[n / 2]) / 2.0),
+    };
+
+    let count =
+        |f: &dyn Fn(usize) -> bool| (0..data.products.len()).filter(|&i| f(i)).count() as u64;
+    let mut assumed = Vec::new();
+    let mut add = |field, count: u64, applies_to, rule: String| {
+        if count > 0 {
+            assumed.push(Assumption {
+                field,
+                count,
+                applies_to,
+                rule,
+            });
+        }
+    };
+    add(
+        "cost",
+        count(&|i| data.products[i].cost.is_none()),
+        "products",
+        format!(
+            "cost = price × {:.2} (assumptions.cost_ratio); margins marked assumed",
+            settings.assumptions.cost_ratio
+        ),
+    );
+    add(
+        "inventory",
+        count(&|i| data.products[i].inventory.is_none()),
+        "products",
+        "not tracked: passes stock checks, no stock cover or overstock".into(),
+    );
+    add(
+        "status",
+        count(&|i| data.products[i].status.is_none()),
+        "products",
+        "active".into(),
+    );
+    add(
+        "launch_date",
+        count(&|i| metrics[i].launch_assumed && metrics[i].first_sold.is_some()),
+        "products",
+        "the product's first order date".into(),
+    );
+    add(
+        "launch_date",
+        count(&|i| metrics[i].launched.is_none()),
+        "products",
+        "unknown (never sold, no launch date): not a new launch, not a slow mover".into(),
+    );
+    add(
+        "category",
+        count(&|i| data.products[i].category.is_none() && data.products[i].product_type.is_none()),
+        "products",
+        "none (derived from embedding clusters when bundles are generated)".into(),
+    );
+    add(
+        "currency",
+        currency_assumed,
+        "orders",
+        format!("the store's currency, {}", data.store.currency),
+    );
+
+    Some(StoreStats {
+        store_id: data.store.id.to_string(),
+        currency: data.store.currency.to_string(),
+        orders,
+        order_lines: lines,
+        products: data.products.len() as u64,
+        baskets,
+        multi_item_baskets: multi,
+        avg_basket_size: if baskets == 0 {
+            0.0
+        } else {
+            (lines as f64 / baskets as f64 * 100.0).round() / 100.0
+        },
+        as_of: date(as_of),
+        as_of_time: as_of.to_rfc3339(),
+        window_days: window,
+        orders_60d: in_window,
+        tier,
+        weights,
+        top_sellers,
+        slow_movers,
+        new_launches,
+        stock_cover: cover,
+        assumed,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tiers_switch_exactly_at_their_boundaries() {
+        let s = Settings::defaults().unwrap();
+        assert_eq!(tier_for(0, &s).0, Tier::Small);
+        assert_eq!(tier_for(299, &s).0, Tier::Small);
+        assert_eq!(tier_for(300, &s).0, Tier::Medium);
+        assert_eq!(tier_for(1199, &s).0, Tier::Medium);
+        assert_eq!(tier_for(1200, &s).0, Tier::Large);
+        assert_eq!(
+            tier_for(1200, &s).1,
+            Weights {
+                alpha: 0.2,
+                beta: 0.6,
+                gamma: 0.2
+            }
+        );
+        assert_eq!(
+            tier_for(10, &s).1,
+            Weights {
+                alpha: 0.6,
+                beta: 0.2,
+                gamma: 0.2
+            }
+        );
+    }
+}

@@ -1,0 +1,102 @@
+//! Storage: the `Store` port and its sqlx adapters.
+//!
+//! SQLite (a file, created on first use) is the embedded default; PostgreSQL joins with
+//! the service. Callers see plain domain data: an ingest batch goes in as one
+//! transaction, a [`StoreData`] snapshot comes out for statistics and runs.
+
+mod sqlite;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::domain::{self, Product, StoreId};
+use crate::ingest::{CatalogKeys, IngestBatch};
+
+pub use sqlite::SqliteStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open database {url}: {source}")]
+    Connect { url: String, source: sqlx::Error },
+    #[error("database {url} is not one bundleforge can use: {reason}")]
+    UnsupportedUrl { url: String, reason: String },
+    #[error("migrating the database failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("unknown store {0:?}: ingest its data first (bundleforge ingest --store {0} ...)")]
+    UnknownStore(String),
+    #[error("stored data is inconsistent: {0}")]
+    Corrupt(String),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+/// What an ingest wrote.
+#[derive(Debug, Clone, Default)]
+pub struct WriteSummary {
+    pub products: u64,
+    pub orders: u64,
+    pub order_lines: u64,
+    /// Lines stored earlier without a catalog product that this ingest's catalog joined.
+    pub lines_joined_later: u64,
+}
+
+/// A store's catalog and order history, as the engine reads it.
+#[derive(Debug, Clone)]
+pub struct StoreData {
+    pub store: domain::Store,
+    /// Sorted by variant id.
+    pub products: Vec<Product>,
+    /// Sorted by time, then id.
+    pub orders: Vec<HistoryOrder>,
+}
+
+/// An order, compactly: lines point into [`StoreData::products`].
+#[derive(Debug, Clone)]
+pub struct HistoryOrder {
+    pub order_id: String,
+    pub created_at: DateTime<Utc>,
+    pub customer_key: Option<String>,
+    /// The file named no currency; the store's was assumed.
+    pub currency_assumed: bool,
+    pub lines: Vec<HistoryLine>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct HistoryLine {
+    /// Index into `products`; `None` when the catalog lacks the line's product.
+    pub item: Option<u32>,
+    pub quantity: i64,
+    pub unit_price_minor: i64,
+    pub discount_minor: i64,
+}
+
+/// The storage port. One implementation per database; tests use SQLite in a temp dir.
+#[async_trait]
+pub trait Store: Send + Sync {
+    async fn get_store(&self, id: &StoreId) -> Result<Option<domain::Store>, StoreError>;
+
+    /// The store's catalog keys, for joining order lines of a new ingest.
+    async fn catalog_keys(&self, id: &StoreId) -> Result<CatalogKeys, StoreError>;
+
+    /// Writes an ingest in one transaction: upserts by id, so re-ingesting the same
+    /// data changes nothing; an order's lines are replaced whole.
+    async fn write_ingest(
+        &self,
+        store: &domain::Store,
+        batch: &IngestBatch,
+    ) -> Result<WriteSummary, StoreError>;
+
+    async fn load(&self, id: &StoreId) -> Result<StoreData, StoreError>;
+}
+
+/// Opens the store a database URL names (SQLite now; PostgreSQL with the service).
+pub async fn open(url: &str) -> Result<Box<dyn Store>, StoreError> {
+    if url.starts_with("sqlite:") {
+        Ok(Box::new(SqliteStore::open(url).await?))
+    } else {
+        Err(StoreError::UnsupportedUrl {
+            url: url.to_owned(),
+            reason: "only sqlite:// URLs are supported in this version".into(),
+        })
+    }
+}

@@ -1,0 +1,516 @@
+//! The SQLite adapter: one file, WAL journal, migrations applied on open.
+//!
+//! Bulk writes are multi-row `INSERT`s of a few hundred rows each inside one
+//! transaction: a statement per row would spend its time crossing from async code to
+//! SQLite's thread, not writing. Large loads drop the secondary indexes first and
+//! rebuild them once at the end, which is cheaper than maintaining them row by row.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use futures_util::TryStreamExt;
+use sqlx::sqlite::{
+    SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{Row, Sqlite, SqliteConnection, SqlitePool};
+
+use super::{HistoryLine, HistoryOrder, Store, StoreData, StoreError, WriteSummary};
+use crate::domain::{self, Currency, Money, Product, ProductStatus, StoreId};
+use crate::ingest::{CatalogKeys, IngestBatch};
+
+/// Line loads above this many rows rebuild secondary indexes once instead of
+/// maintaining them per row.
+const BULK_LINES: u64 = 50_000;
+/// Rows per multi-row INSERT; keeps bound parameters well under SQLite's limit.
+const ROWS_PER_INSERT: usize = 400;
+
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+type Query<'q> = sqlx::query::Query<'q, Sqlite, SqliteArguments<'q>>;
+
+impl SqliteStore {
+    /// Opens (creating if missing) the SQLite file a `sqlite://` URL names, and applies
+    /// migrations.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        let connect = |source| StoreError::Connect {
+            url: url.to_owned(),
+            source,
+        };
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(connect)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(30))
+            .pragma("cache_size", "-131072")
+            .pragma("temp_store", "memory");
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .map_err(connect)?;
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        Ok(SqliteStore { pool })
+    }
+
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+}
+
+fn now() -> i64 {
+    Utc::now().timestamp()
+}
+
+fn placeholders(cols: usize, rows: usize) -> String {
+    let one = format!("({})", vec!["?"; cols].join(","));
+    vec![one; rows].join(",")
+}
+
+/// Inserts `rows` in multi-row statements: `head` + `VALUES (...),(...)` + `tail`.
+/// `bind` binds one row's values; it gets the store id to bind, too.
+async fn insert_chunked<T, F>(
+    conn: &mut SqliteConnection,
+    store_id: &str,
+    head: &str,
+    tail: &str,
+    cols: usize,
+    rows: &[T],
+    bind: F,
+) -> Result<(), sqlx::Error>
+where
+    T: Sync,
+    F: for<'q> Fn(Query<'q>, &'q str, &'q T) -> Query<'q>,
+{
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let full_sql = format!(
+        "{head} VALUES {} {tail}",
+        placeholders(cols, ROWS_PER_INSERT)
+    );
+    let last_len = rows.len() % ROWS_PER_INSERT;
+    let last_sql = format!(
+        "{head} VALUES {} {tail}",
+        placeholders(cols, last_len.max(1))
+    );
+    for chunk in rows.chunks(ROWS_PER_INSERT) {
+        let sql = if chunk.len() == ROWS_PER_INSERT {
+            &full_sql
+        } else {
+            &last_sql
+        };
+        let mut q: Query<'_> = sqlx::query(sql);
+        for r in chunk {
+            q = bind(q, store_id, r);
+        }
+        q.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+fn product_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Product, StoreError> {
+    let currency_text: String = row.try_get("currency")?;
+    let currency = Currency::parse(&currency_text)
+        .map_err(|_| StoreError::Corrupt(format!("bad currency {currency_text:?} in products")))?;
+    let money = |minor: Option<i64>| minor.map(|m| Money::new(m, currency));
+    let tags_json: String = row.try_get("tags")?;
+    let tags: Vec<String> = serde_json::from_str(&tags_json)
+        .map_err(|e| StoreError::Corrupt(format!("bad tags {tags_json:?}: {e}")))?;
+    let status: Option<String> = row.try_get("status")?;
+    let created_at: Option<i64> = row.try_get("created_at")?;
+    Ok(Product {
+        variant_id: row.try_get("variant_id")?,
+        product_id: row.try_get("product_id")?,
+        sku: row.try_get("sku")?,
+        handle: row.try_get("handle")?,
+        title: row.try_get("title")?,
+        variant_title: row.try_get("variant_title")?,
+        description: row.try_get("description")?,
+        category: row.try_get("category")?,
+        product_type: row.try_get("product_type")?,
+        vendor: row.try_get("vendor")?,
+        tags,
+        price: Money::new(row.try_get("price_minor")?, currency),
+        compare_at_price: money(row.try_get("compare_at_minor")?),
+        cost: money(row.try_get("cost_minor")?),
+        inventory: row.try_get("inventory")?,
+        status: status.as_deref().and_then(ProductStatus::parse),
+        created_at: created_at.and_then(|t| DateTime::<Utc>::from_timestamp(t, 0)),
+        gift_card: row.try_get("gift_card")?,
+        inventory_item_id: row.try_get("inventory_item_id")?,
+    })
+}
+
+/// Joins lines stored without a catalog product to the catalog as it is now: by
+/// variant id, else SKU, else product id, else exact title (the same order as at
+/// ingest; the smallest variant id wins ties).
+async fn join_stored_lines(
+    conn: &mut SqliteConnection,
+    store_id: &str,
+) -> Result<u64, sqlx::Error> {
+    let mut joined = 0;
+    for (column, matcher) in [
+        (
+            "ref_variant_id",
+            "p.variant_id = order_lines.ref_variant_id",
+        ),
+        ("ref_sku", "p.sku = order_lines.ref_sku"),
+        (
+            "ref_product_id",
+            "p.product_id = order_lines.ref_product_id",
+        ),
+        (
+            "title",
+            "(p.title = order_lines.title OR p.title || ' - ' || p.variant_title = order_lines.title)",
+        ),
+    ] {
+        let sql = format!(
+            "UPDATE order_lines SET item_id = \
+               (SELECT MIN(p.variant_id) FROM products p WHERE p.store_id = order_lines.store_id AND {matcher}) \
+             WHERE store_id = ? AND item_id IS NULL AND {column} IS NOT NULL \
+               AND EXISTS (SELECT 1 FROM products p WHERE p.store_id = order_lines.store_id AND {matcher})"
+        );
+        joined += sqlx::query(&sql)
+            .bind(store_id)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+    }
+    Ok(joined)
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn get_store(&self, id: &StoreId) -> Result<Option<domain::Store>, StoreError> {
+        let row = sqlx::query("SELECT currency, locale FROM stores WHERE store_id = ?")
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let currency: String = row.try_get("currency")?;
+        Ok(Some(domain::Store {
+            id: id.clone(),
+            currency: Currency::parse(&currency)
+                .map_err(|_| StoreError::Corrupt(format!("bad store currency {currency:?}")))?,
+            locale: row.try_get("locale")?,
+        }))
+    }
+
+    async fn catalog_keys(&self, id: &StoreId) -> Result<CatalogKeys, StoreError> {
+        let mut keys = CatalogKeys::default();
+        let mut rows = sqlx::query(
+            "SELECT variant_id, sku, product_id, title, variant_title FROM products \
+             WHERE store_id = ? ORDER BY variant_id",
+        )
+        .bind(id.as_str())
+        .fetch(&self.pool);
+        while let Some(row) = rows.try_next().await? {
+            let variant_id: &str = row.try_get(0)?;
+            let sku: Option<&str> = row.try_get(1)?;
+            let product_id: &str = row.try_get(2)?;
+            let title: &str = row.try_get(3)?;
+            let variant_title: Option<&str> = row.try_get(4)?;
+            keys.insert(variant_id, sku, product_id, title);
+            if let Some(v) = variant_title {
+                keys.insert(variant_id, sku, product_id, &format!("{title} - {v}"));
+            }
+        }
+        Ok(keys)
+    }
+
+    #[tracing::instrument(skip_all, fields(store = %store.id, products = batch.products.len(), orders = batch.orders.len()))]
+    async fn write_ingest(
+        &self,
+        store: &domain::Store,
+        batch: &IngestBatch,
+    ) -> Result<WriteSummary, StoreError> {
+        let sid = store.id.as_str();
+        let ts = now();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO stores (store_id, currency, locale, created_at, updated_at) VALUES (?, ?, ?, ?, ?) \
+             ON CONFLICT (store_id) DO UPDATE SET currency = excluded.currency, locale = excluded.locale, \
+             updated_at = excluded.updated_at",
+        )
+        .bind(sid)
+        .bind(store.currency.code())
+        .bind(&store.locale)
+        .bind(ts)
+        .bind(ts)
+        .execute(&mut *tx)
+        .await?;
+
+        let line_count: u64 = batch.orders.iter().map(|o| o.lines.len() as u64).sum();
+        let bulk = line_count >= BULK_LINES;
+        if bulk {
+            for index in ["orders_by_time", "order_lines_by_item"] {
+                sqlx::query(&format!("DROP INDEX IF EXISTS {index}"))
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+
+        let tags: Vec<String> = batch
+            .products
+            .iter()
+            .map(|p| serde_json::to_string(&p.tags).unwrap_or_else(|_| "[]".into()))
+            .collect();
+        let products: Vec<(&Product, &String)> = batch.products.iter().zip(&tags).collect();
+        insert_chunked(
+            &mut tx,
+            sid,
+            "INSERT INTO products (store_id, variant_id, product_id, sku, handle, title, variant_title, \
+             description, category, product_type, vendor, tags, currency, price_minor, compare_at_minor, \
+             cost_minor, inventory, status, created_at, gift_card, inventory_item_id, updated_at)",
+            "ON CONFLICT (store_id, variant_id) DO UPDATE SET product_id = excluded.product_id, \
+             sku = excluded.sku, handle = excluded.handle, title = excluded.title, \
+             variant_title = excluded.variant_title, description = excluded.description, \
+             category = excluded.category, product_type = excluded.product_type, vendor = excluded.vendor, \
+             tags = excluded.tags, currency = excluded.currency, price_minor = excluded.price_minor, \
+             compare_at_minor = excluded.compare_at_minor, cost_minor = excluded.cost_minor, \
+             inventory = excluded.inventory, status = excluded.status, created_at = excluded.created_at, \
+             gift_card = excluded.gift_card, inventory_item_id = excluded.inventory_item_id, \
+             updated_at = excluded.updated_at",
+            22,
+            &products,
+            |q, sid, (p, tags)| {
+                q.bind(sid)
+                    .bind(p.variant_id.as_str())
+                    .bind(p.product_id.as_str())
+                    .bind(p.sku.as_deref())
+                    .bind(p.handle.as_deref())
+                    .bind(p.title.as_str())
+                    .bind(p.variant_title.as_deref())
+                    .bind(p.description.as_str())
+                    .bind(p.category.as_deref())
+                    .bind(p.product_type.as_deref())
+                    .bind(p.vendor.as_deref())
+                    .bind(tags.as_str())
+                    .bind(p.price.currency.code())
+                    .bind(p.price.minor)
+                    .bind(p.compare_at_price.map(|m| m.minor))
+                    .bind(p.cost.map(|m| m.minor))
+                    .bind(p.inventory)
+                    .bind(p.status.map(|s| s.as_str()))
+                    .bind(p.created_at.map(|t| t.timestamp()))
+                    .bind(p.gift_card)
+                    .bind(p.inventory_item_id.as_deref())
+                    .bind(ts)
+            },
+        )
+        .await?;
+
+        // Re-ingested orders replace their lines whole; a fresh store has none to replace.
+        let has_orders: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM orders WHERE store_id = ?)")
+                .bind(sid)
+                .fetch_one(&mut *tx)
+                .await?;
+        if has_orders && !batch.orders.is_empty() {
+            sqlx::query(
+                "CREATE TEMP TABLE IF NOT EXISTS incoming_orders (order_id TEXT PRIMARY KEY)",
+            )
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("DELETE FROM incoming_orders")
+                .execute(&mut *tx)
+                .await?;
+            insert_chunked(
+                &mut tx,
+                sid,
+                "INSERT INTO incoming_orders (order_id)",
+                "ON CONFLICT DO NOTHING",
+                1,
+                &batch.orders,
+                |q, _, o| q.bind(o.order_id.as_str()),
+            )
+            .await?;
+            sqlx::query(
+                "DELETE FROM order_lines WHERE store_id = ? \
+                 AND order_id IN (SELECT order_id FROM incoming_orders)",
+            )
+            .bind(sid)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("DROP TABLE incoming_orders")
+                .execute(&mut *tx)
+                .await?;
+        }
+        insert_chunked(
+            &mut tx,
+            sid,
+            "INSERT INTO orders (store_id, order_id, name, created_at, customer_key, currency, currency_assumed)",
+            "ON CONFLICT (store_id, order_id) DO UPDATE SET name = excluded.name, \
+             created_at = excluded.created_at, customer_key = excluded.customer_key, \
+             currency = excluded.currency, currency_assumed = excluded.currency_assumed",
+            7,
+            &batch.orders,
+            |q, sid, o| {
+                q.bind(sid)
+                    .bind(o.order_id.as_str())
+                    .bind(o.name.as_deref())
+                    .bind(o.created_at.timestamp())
+                    .bind(o.customer_key.as_deref())
+                    .bind(o.currency.code())
+                    .bind(o.currency_assumed)
+            },
+        )
+        .await?;
+
+        let keys: Vec<String> = batch
+            .orders
+            .iter()
+            .flat_map(|o| o.lines.iter().map(|l| l.line_key()))
+            .collect();
+        let lines: Vec<(&str, &domain::OrderLine, &str)> = batch
+            .orders
+            .iter()
+            .flat_map(|o| o.lines.iter().map(move |l| (o.order_id.as_str(), l)))
+            .zip(&keys)
+            .map(|((oid, l), k)| (oid, l, k.as_str()))
+            .collect();
+        insert_chunked(
+            &mut tx,
+            sid,
+            "INSERT INTO order_lines (store_id, order_id, line_key, item_id, ref_variant_id, ref_sku, \
+             ref_product_id, title, quantity, unit_price_minor, discount_minor)",
+            "",
+            11,
+            &lines,
+            |q, sid, (oid, l, key)| {
+                q.bind(sid)
+                    .bind(*oid)
+                    .bind(*key)
+                    .bind(l.item_id.as_deref())
+                    .bind(l.product.variant_id.as_deref())
+                    .bind(l.product.sku.as_deref())
+                    .bind(l.product.product_id.as_deref())
+                    .bind(l.product.title.as_deref())
+                    .bind(l.quantity)
+                    .bind(l.unit_price_minor)
+                    .bind(l.discount_minor)
+            },
+        )
+        .await?;
+
+        if bulk {
+            sqlx::query(
+                "CREATE INDEX IF NOT EXISTS orders_by_time ON orders (store_id, created_at)",
+            )
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "CREATE INDEX IF NOT EXISTS order_lines_by_item ON order_lines (store_id, item_id)",
+            )
+            .execute(&mut *tx)
+            .await?;
+        }
+        let lines_joined_later = if batch.products.is_empty() {
+            0
+        } else {
+            join_stored_lines(&mut tx, sid).await?
+        };
+        tx.commit().await?;
+        Ok(WriteSummary {
+            products: batch.products.len() as u64,
+            orders: batch.orders.len() as u64,
+            order_lines: line_count,
+            lines_joined_later,
+        })
+    }
+
+    #[tracing::instrument(skip_all, fields(store = %id))]
+    async fn load(&self, id: &StoreId) -> Result<StoreData, StoreError> {
+        let store = self
+            .get_store(id)
+            .await?
+            .ok_or_else(|| StoreError::UnknownStore(id.to_string()))?;
+        let sid = id.as_str();
+        let mut products = Vec::new();
+        {
+            let mut rows =
+                sqlx::query("SELECT * FROM products WHERE store_id = ? ORDER BY variant_id")
+                    .bind(sid)
+                    .fetch(&self.pool);
+            while let Some(row) = rows.try_next().await? {
+                products.push(product_from_row(&row)?);
+            }
+        }
+        let item_index: HashMap<&str, u32> = products
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.variant_id.as_str(), i as u32))
+            .collect();
+
+        let mut orders: Vec<HistoryOrder> = Vec::new();
+        let mut order_index: HashMap<String, usize> = HashMap::new();
+        {
+            let mut rows = sqlx::query(
+                "SELECT order_id, created_at, customer_key, currency_assumed FROM orders \
+                 WHERE store_id = ? ORDER BY order_id",
+            )
+            .bind(sid)
+            .fetch(&self.pool);
+            while let Some(row) = rows.try_next().await? {
+                let order_id: String = row.try_get(0)?;
+                let ts: i64 = row.try_get(1)?;
+                let created_at = DateTime::<Utc>::from_timestamp(ts, 0).ok_or_else(|| {
+                    StoreError::Corrupt(format!("order {order_id} has time {ts}"))
+                })?;
+                order_index.insert(order_id.clone(), orders.len());
+                orders.push(HistoryOrder {
+                    order_id,
+                    created_at,
+                    customer_key: row.try_get(2)?,
+                    currency_assumed: row.try_get(3)?,
+                    lines: Vec::new(),
+                });
+            }
+        }
+        {
+            let mut rows = sqlx::query(
+                "SELECT order_id, item_id, quantity, unit_price_minor, discount_minor FROM order_lines \
+                 WHERE store_id = ? ORDER BY order_id, line_key",
+            )
+            .bind(sid)
+            .fetch(&self.pool);
+            let mut current: Option<(String, usize)> = None;
+            while let Some(row) = rows.try_next().await? {
+                let order_id: &str = row.try_get(0)?;
+                let oi = match &current {
+                    Some((id, i)) if id == order_id => *i,
+                    _ => {
+                        let i = *order_index.get(order_id).ok_or_else(|| {
+                            StoreError::Corrupt(format!("order line of unknown order {order_id}"))
+                        })?;
+                        current = Some((order_id.to_owned(), i));
+                        i
+                    }
+                };
+                let item: Option<&str> = row.try_get(1)?;
+                orders[oi].lines.push(HistoryLine {
+                    item: item.and_then(|id| item_index.get(id).copied()),
+                    quantity: row.try_get(2)?,
+                    unit_price_minor: row.try_get(3)?,
+                    discount_minor: row.try_get(4)?,
+                });
+            }
+        }
+        orders.sort_by(|a, b| {
+            a.created_at
+                .cmp(&b.created_at)
+                .then_with(|| a.order_id.cmp(&b.order_id))
+        });
+        Ok(StoreData {
+            store,
+            products,
+            orders,
+        })
+    }
+}
