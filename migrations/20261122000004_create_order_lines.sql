@@ -15,4 +15,4 @@ CREATE TABLE order_lines (
     discount_minor    BIGINT NOT NULL,
     PRIMARY KEY (store_id, order_id, line_key),
     FOREIGN KEY (store_id, order_id) REFERENCES orders (store_id, order_id)
-);
+) WITHOUT ROWID;

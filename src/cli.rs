@@ -14,6 +14,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use bundleforge::app;
 use bundleforge::config::{Settings, SettingsBuilder};
 use bundleforge::domain::StoreId;
+use bundleforge::fixtures::FixtureSize;
 use bundleforge::ingest::{IngestFiles, Progress};
 use bundleforge::stats::StoreStats;
 use bundleforge::store;
@@ -300,8 +301,19 @@ fn print_stats(s: &StoreStats) {
 }
 
 fn fixtures(args: FixturesArgs) -> Result<ExitCode> {
-    let _ = (&args.size, &args.out, args.seed);
-    bail!("fixture generation is not available yet")
+    let size: FixtureSize = args
+        .size
+        .parse()
+        .map_err(|e| anyhow::anyhow!("--size: {e}"))?;
+    let generated = bundleforge::fixtures::generate(size, args.seed);
+    bundleforge::fixtures::write_store(&generated, &args.out)
+        .with_context(|| format!("cannot write the store to {}", args.out.display()))?;
+    println!(
+        "wrote a {size} store (seed {}) to {}: products.csv, orders.csv, planted.json",
+        args.seed,
+        args.out.display()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 #[derive(serde::Serialize)]

@@ -22,7 +22,7 @@
 pub mod app;
 pub mod config;
 pub mod domain;
-// FIXTURES_PENDING pub mod fixtures;
+pub mod fixtures;
 pub mod ingest;
 pub mod stats;
 pub mod store;

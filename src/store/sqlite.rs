@@ -15,7 +15,7 @@ use futures_util::TryStreamExt;
 use sqlx::sqlite::{
     SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{Row, Sqlite, SqliteConnection, SqlitePool};
+use sqlx::{ConnectOptions, Row, Sqlite, SqliteConnection, SqlitePool};
 
 use super::{HistoryLine, HistoryOrder, Store, StoreData, StoreError, WriteSummary};
 use crate::domain::{self, Currency, Money, Product, ProductStatus, StoreId};
@@ -48,7 +48,8 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(30))
             .pragma("cache_size", "-131072")
-            .pragma("temp_store", "memory");
+            .pragma("temp_store", "memory")
+            .log_slow_statements(log::LevelFilter::Debug, Duration::from_secs(5));
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options)
