@@ -53,7 +53,10 @@ pub async fn ingest(
         .map(|s| s.currency)
         .unwrap_or_else(|| settings.store_currency());
     let known = store.catalog_keys(store_id).await?;
-    let ctx = IngestContext { default_currency };
+    let ctx = IngestContext {
+        default_currency,
+        currency_fixed: existing.is_some(),
+    };
     let started = Instant::now();
     // Parsing is CPU work: keep it off the async workers.
     let batch: IngestBatch = tokio::task::spawn_blocking(move || {

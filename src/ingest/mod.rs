@@ -202,6 +202,9 @@ pub struct IngestFiles {
 pub struct IngestContext {
     /// Used for orders and prices whose file names no currency.
     pub default_currency: Currency,
+    /// True for a store that exists already: its currency stands. For a new store the
+    /// currency its orders state (if they state one) prices its catalog too.
+    pub currency_fixed: bool,
 }
 
 /// Everything one ingest read, validated, before it is stored.
@@ -233,14 +236,37 @@ pub fn read(
         ));
     }
     let mut batch = IngestBatch::default();
-    if let Some(path) = &files.catalog {
-        products::read_catalog(path, files, ctx, &mut batch, progress)?;
-    }
+    // Orders first: they may state the currency the catalog's prices are in.
     if let Some(path) = &files.orders {
         read_orders(path, ctx, &mut batch, progress)?;
+        if batch.data_currency.is_none() {
+            batch.data_currency = stated_currency(&batch.orders);
+        }
+    }
+    if let Some(path) = &files.catalog {
+        let ctx = IngestContext {
+            default_currency: match batch.data_currency {
+                Some(c) if !ctx.currency_fixed => c,
+                _ => ctx.default_currency,
+            },
+            currency_fixed: ctx.currency_fixed,
+        };
+        products::read_catalog(path, files, &ctx, &mut batch, progress)?;
     }
     progress.finish();
     Ok(batch)
+}
+
+/// The currency most orders state (ties: the smaller code), if any states one.
+fn stated_currency(orders: &[Order]) -> Option<Currency> {
+    let mut counts: BTreeMap<Currency, usize> = BTreeMap::new();
+    for o in orders.iter().filter(|o| !o.currency_assumed) {
+        *counts.entry(o.currency).or_default() += 1;
+    }
+    counts
+        .into_iter()
+        .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0)))
+        .map(|(c, _)| c)
 }
 
 fn read_orders(
@@ -516,6 +542,22 @@ impl<'a> Row<'a> {
             column,
             value: value.chars().take(200).collect(),
             reason: reason.to_owned(),
+        }
+    }
+}
+
+/// Why a row was rejected: the key it is counted under, and where and what.
+/// (Boxed: rows are parsed in loops returning this, and most rows pass.)
+pub(crate) struct Rejection {
+    pub key: &'static str,
+    pub error: Box<RowError>,
+}
+
+impl Rejection {
+    pub fn new(key: &'static str, error: RowError) -> Self {
+        Rejection {
+            key,
+            error: Box::new(error),
         }
     }
 }

@@ -14,7 +14,8 @@ use chrono::{DateTime, Utc};
 
 use super::source::{Columns, Field, Shape};
 use super::{
-    IngestBatch, IngestContext, IngestError, NOT_UTF8, Row, RowError, csv_error, parse_datetime,
+    IngestBatch, IngestContext, IngestError, NOT_UTF8, Rejection, Row, RowError, csv_error,
+    parse_datetime,
 };
 use crate::domain::{Currency, Money, Order, OrderLine, ProductRef};
 
@@ -103,8 +104,8 @@ pub fn read<R: Read>(
             record: &record,
             columns,
         };
-        let parsed = (|| -> Result<Option<(usize, PendingLine)>, (String, RowError)> {
-            let utf8 = |e: RowError| (NOT_UTF8.to_owned(), e);
+        let parsed = (|| -> Result<Option<(usize, PendingLine)>, Rejection> {
+            let utf8 = |e: RowError| Rejection::new(NOT_UTF8, e);
             let id = row.get(col_order_id).map_err(utf8)?;
             let name = row.get(col_name).map_err(utf8)?;
             let oidx = match (id, name) {
@@ -122,8 +123,8 @@ pub fn read<R: Read>(
                 (None, None) => previous,
             };
             let Some(oidx) = oidx else {
-                return Err((
-                    "missing_order_id".into(),
+                return Err(Rejection::new(
+                    "missing_order_id",
                     row.error(col_order_id.or(col_name), "", "the row names no order"),
                 ));
             };
@@ -139,8 +140,8 @@ pub fn read<R: Read>(
                     Some(t) if order.created_at.is_none() => order.created_at = Some(t),
                     Some(_) => {}
                     None => {
-                        return Err((
-                            "bad_date".into(),
+                        return Err(Rejection::new(
+                            "bad_date",
                             row.error(col_created, text, "not a date and time"),
                         ));
                     }
@@ -151,8 +152,8 @@ pub fn read<R: Read>(
                     Ok(c) if order.currency.is_none() => order.currency = Some(c),
                     Ok(_) => {}
                     Err(_) => {
-                        return Err((
-                            "bad_currency".into(),
+                        return Err(Rejection::new(
+                            "bad_currency",
                             row.error(col_currency, text, "not a currency code (e.g. USD)"),
                         ));
                     }
@@ -163,14 +164,14 @@ pub fn read<R: Read>(
             }
             let qty_text = row.get(col_qty).map_err(utf8)?;
             let Some(qty_text) = qty_text else {
-                return Err((
-                    "missing_value".into(),
+                return Err(Rejection::new(
+                    "missing_value",
                     row.error(col_qty, "", "a quantity is required"),
                 ));
             };
             let quantity: i64 = qty_text.parse().map_err(|_| {
-                (
-                    "bad_quantity".to_owned(),
+                Rejection::new(
+                    "bad_quantity",
                     row.error(col_qty, qty_text, "not a whole number"),
                 )
             })?;
@@ -181,8 +182,8 @@ pub fn read<R: Read>(
                 title: row.get(col_title).map_err(utf8)?.map(str::to_owned),
             };
             if product.is_empty() {
-                return Err((
-                    "no_product_reference".into(),
+                return Err(Rejection::new(
+                    "no_product_reference",
                     row.error(
                         col_sku.or(col_title),
                         "",
@@ -191,14 +192,14 @@ pub fn read<R: Read>(
                 ));
             }
             let Some(price_text) = row.get(col_price).map_err(utf8)? else {
-                return Err((
-                    "missing_value".into(),
+                return Err(Rejection::new(
+                    "missing_value",
                     row.error(col_price, "", "a unit price is required"),
                 ));
             };
             if price_text.starts_with('-') {
-                return Err((
-                    "negative_price".into(),
+                return Err(Rejection::new(
+                    "negative_price",
                     row.error(col_price, price_text, "a price cannot be negative"),
                 ));
             }
@@ -224,7 +225,7 @@ pub fn read<R: Read>(
                 orders[oidx].lines.push((line, pending));
             }
             Ok(None) => report.drop_row("quantity_not_positive"),
-            Err((key, err)) => report.reject(&key, err),
+            Err(r) => report.reject(r.key, *r.error),
         }
     }
     report.rows_read += rows_read;

@@ -15,8 +15,8 @@ use chrono::{DateTime, Utc};
 
 use super::source::{self, Columns, Field, Shape};
 use super::{
-    IngestBatch, IngestContext, IngestError, IngestFiles, NOT_UTF8, Progress, Row, RowError,
-    csv_error, csv_reader, parse_datetime, shape_for, strip_html,
+    IngestBatch, IngestContext, IngestError, IngestFiles, NOT_UTF8, Progress, Rejection, Row,
+    RowError, csv_error, csv_reader, parse_datetime, shape_for, strip_html,
 };
 use crate::domain::{Currency, Money, Product, ProductStatus};
 
@@ -39,7 +39,11 @@ pub fn read_catalog(
     }
     let mut csv = csv_reader(opened.reader);
     let columns = Columns::new(&csv.byte_headers().map_err(|e| csv_error(path, e))?.clone());
-    let shape = shape_for(path, &columns, "--catalog")?;
+    // A variants-shaped file on its own is a flat catalog: one sellable item per row.
+    let shape = match columns.shape() {
+        Some(Shape::SplitVariants) if files.variants.is_none() => Shape::SplitProducts,
+        _ => shape_for(path, &columns, "--catalog")?,
+    };
     let located = match shape {
         Shape::ShopifyProductExport => read_product_export(path, &mut csv, &columns, ctx, batch)?,
         Shape::SplitProducts => {
@@ -175,10 +179,10 @@ struct VariantFields {
     inventory_item_id: Option<String>,
 }
 
-type RowResult<T> = Result<T, (String, RowError)>;
+type RowResult<T> = Result<T, Rejection>;
 
-fn utf8(e: RowError) -> (String, RowError) {
-    (NOT_UTF8.to_owned(), e)
+fn utf8(e: RowError) -> Rejection {
+    Rejection::new(NOT_UTF8, e)
 }
 
 fn opt(row: &Row<'_>, col: Option<usize>) -> RowResult<Option<String>> {
@@ -302,22 +306,22 @@ fn variant_fields(
     report: &mut super::IngestReport,
 ) -> RowResult<VariantFields> {
     let Some(price_text) = row.get(cols.price).map_err(utf8)? else {
-        return Err((
-            "missing_value".into(),
+        return Err(Rejection::new(
+            "missing_value",
             row.error(cols.price, "", "a price is required"),
         ));
     };
     let price = match Money::parse(price_text, currency) {
         Ok(m) if m.minor < 0 => {
-            return Err((
-                "negative_price".into(),
+            return Err(Rejection::new(
+                "negative_price",
                 row.error(cols.price, price_text, "a price cannot be negative"),
             ));
         }
         Ok(m) => m,
         Err(_) => {
-            return Err((
-                "bad_price".into(),
+            return Err(Rejection::new(
+                "bad_price",
                 row.error(cols.price, price_text, "not a decimal amount"),
             ));
         }
@@ -430,8 +434,8 @@ fn read_product_export<R: Read>(
         let report = &mut batch.report;
         let result = (|| -> RowResult<Option<Product>> {
             let Some(handle) = row.get(cols.handle).map_err(utf8)? else {
-                return Err((
-                    "missing_value".into(),
+                return Err(Rejection::new(
+                    "missing_value",
                     row.error(cols.handle, "", "a Handle is required"),
                 ));
             };
@@ -450,8 +454,8 @@ fn read_product_export<R: Read>(
                 return Ok(None);
             }
             let Some((fields, count)) = products.get_mut(&handle) else {
-                return Err((
-                    "missing_value".into(),
+                return Err(Rejection::new(
+                    "missing_value",
                     row.error(cols.title, "", "the first row of a product needs its Title"),
                 ));
             };
@@ -472,7 +476,7 @@ fn read_product_export<R: Read>(
                 out.push(Located { line, product: p });
             }
             Ok(None) => report.drop_row("image_only_row"),
-            Err((key, err)) => report.reject(&key, err),
+            Err(r) => report.reject(r.key, *r.error),
         }
     }
     batch.report.rows_read += rows_read;
@@ -522,15 +526,15 @@ fn read_split_products<R: Read>(
         let report = &mut batch.report;
         let result = (|| -> RowResult<Option<Product>> {
             let Some(id) = row.get(col_id).map_err(utf8)? else {
-                return Err((
-                    "missing_value".into(),
+                return Err(Rejection::new(
+                    "missing_value",
                     row.error(col_id, "", "an id is required"),
                 ));
             };
             let fields = product_fields(&row, &cols, report)?;
             if fields.title.is_empty() {
-                return Err((
-                    "missing_value".into(),
+                return Err(Rejection::new(
+                    "missing_value",
                     row.error(cols.title, "", "a title is required"),
                 ));
             }
@@ -555,7 +559,7 @@ fn read_split_products<R: Read>(
                 out.push(Located { line, product: p });
             }
             Ok(None) => report.rows_kept += 1,
-            Err((key, err)) => report.reject(&key, err),
+            Err(r) => report.reject(r.key, *r.error),
         }
     }
     batch.report.rows_read += rows_read;
@@ -607,20 +611,20 @@ fn read_split_variants(
         let report = &mut batch.report;
         let result = (|| -> RowResult<Product> {
             let Some(id) = row.get(col_id).map_err(utf8)? else {
-                return Err((
-                    "missing_value".into(),
+                return Err(Rejection::new(
+                    "missing_value",
                     row.error(col_id, "", "an id is required"),
                 ));
             };
             let Some(pid) = row.get(col_product_id).map_err(utf8)? else {
-                return Err((
-                    "missing_value".into(),
+                return Err(Rejection::new(
+                    "missing_value",
                     row.error(col_product_id, "", "a product id is required"),
                 ));
             };
             let Some(&pi) = by_id.get(pid) else {
-                return Err((
-                    "unknown_product".into(),
+                return Err(Rejection::new(
+                    "unknown_product",
                     row.error(
                         col_product_id,
                         pid,
@@ -646,7 +650,7 @@ fn read_split_variants(
                 report.rows_kept += 1;
                 out.push(Located { line, product: p });
             }
-            Err((key, err)) => report.reject(&key, err),
+            Err(r) => report.reject(r.key, *r.error),
         }
     }
     batch.report.rows_read += rows_read;
@@ -695,21 +699,21 @@ fn apply_inventory_levels(
         let report = &mut batch.report;
         let result = (|| -> RowResult<()> {
             let Some(item) = row.get(col_item).map_err(utf8)? else {
-                return Err((
-                    "missing_value".into(),
+                return Err(Rejection::new(
+                    "missing_value",
                     row.error(col_item, "", "an inventory item id is required"),
                 ));
             };
             let Some(&ei) = by_item.get(item) else {
-                return Err((
-                    "unknown_inventory_item".into(),
+                return Err(Rejection::new(
+                    "unknown_inventory_item",
                     row.error(col_item, item, "no variant has this inventory item id"),
                 ));
             };
             let qty_text = row.get(col_qty).map_err(utf8)?.unwrap_or("");
             let qty: i64 = qty_text.parse().map_err(|_| {
-                (
-                    "bad_quantity".to_owned(),
+                Rejection::new(
+                    "bad_quantity",
                     row.error(col_qty, qty_text, "not a whole number"),
                 )
             })?;
@@ -722,7 +726,7 @@ fn apply_inventory_levels(
         })();
         match result {
             Ok(()) => report.rows_kept += 1,
-            Err((key, err)) => report.reject(&key, err),
+            Err(r) => report.reject(r.key, *r.error),
         }
     }
     for (ei, qty) in totals {

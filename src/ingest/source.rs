@@ -346,7 +346,7 @@ impl Columns {
             || has("lineitemname")
             || has("producttitle")
             || has("title");
-        if has("lineitemquantity") && has("name") && any(Field::CreatedAt) {
+        if has("lineitemquantity") && has("name") && !has("orderid") && any(Field::CreatedAt) {
             return Some(Shape::ShopifyOrderExport);
         }
         if (has("orderid") || has("name") || has("ordername"))

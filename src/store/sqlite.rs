@@ -233,6 +233,8 @@ impl Store for SqliteStore {
     ) -> Result<WriteSummary, StoreError> {
         let sid = store.id.as_str();
         let ts = now();
+        let clock = std::time::Instant::now();
+        let step = |what: &str| tracing::debug!(elapsed = clock.elapsed().as_secs_f64(), "{what}");
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO stores (store_id, currency, locale, created_at, updated_at) VALUES (?, ?, ?, ?, ?) \
@@ -250,11 +252,9 @@ impl Store for SqliteStore {
         let line_count: u64 = batch.orders.iter().map(|o| o.lines.len() as u64).sum();
         let bulk = line_count >= BULK_LINES;
         if bulk {
-            for index in ["orders_by_time", "order_lines_by_item"] {
-                sqlx::query(&format!("DROP INDEX IF EXISTS {index}"))
-                    .execute(&mut *tx)
-                    .await?;
-            }
+            sqlx::query("DROP INDEX IF EXISTS orders_by_time")
+                .execute(&mut *tx)
+                .await?;
         }
 
         let tags: Vec<String> = batch
@@ -308,6 +308,7 @@ impl Store for SqliteStore {
         .await?;
 
         // Re-ingested orders replace their lines whole; a fresh store has none to replace.
+        step("Products written");
         let has_orders: bool =
             sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM orders WHERE store_id = ?)")
                 .bind(sid)
@@ -364,6 +365,7 @@ impl Store for SqliteStore {
         )
         .await?;
 
+        step("Orders written");
         let keys: Vec<String> = batch
             .orders
             .iter()
@@ -399,6 +401,7 @@ impl Store for SqliteStore {
             },
         )
         .await?;
+        step("Order lines written");
 
         if bulk {
             sqlx::query(
@@ -406,18 +409,22 @@ impl Store for SqliteStore {
             )
             .execute(&mut *tx)
             .await?;
-            sqlx::query(
-                "CREATE INDEX IF NOT EXISTS order_lines_by_item ON order_lines (store_id, item_id)",
-            )
-            .execute(&mut *tx)
-            .await?;
         }
-        let lines_joined_later = if batch.products.is_empty() {
+        step("Indexes built");
+        let unjoined: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM order_lines WHERE store_id = ? AND item_id IS NULL)",
+        )
+        .bind(sid)
+        .fetch_one(&mut *tx)
+        .await?;
+        let lines_joined_later = if batch.products.is_empty() || !unjoined {
             0
         } else {
             join_stored_lines(&mut tx, sid).await?
         };
+        step("Stored lines joined");
         tx.commit().await?;
+        step("Committed");
         Ok(WriteSummary {
             products: batch.products.len() as u64,
             orders: batch.orders.len() as u64,

@@ -1,1 +1,11 @@
+//! Integration tests: one binary, real SQLite files in temp dirs, real input files
+//! written in each shape's real column layout.
 
+mod bad_input;
+mod cli;
+mod fixtures;
+mod idempotent;
+mod online_retail;
+mod shapes;
+mod stats;
+mod support;

@@ -1,0 +1,239 @@
+//! Bad input: a clear message naming file, row and field; every valid row kept.
+
+use bundleforge::app::AppError;
+use bundleforge::ingest::{IngestError, IngestFiles};
+
+use crate::support::{TestDb, catalog, error_line, orders};
+
+fn ingest_error(result: Result<bundleforge::app::IngestOutcome, AppError>) -> String {
+    match result {
+        Ok(_) => panic!("expected the ingest to fail"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[tokio::test]
+async fn an_empty_file_is_named_as_empty() {
+    let db = TestDb::new().await;
+    let path = db.file("empty.csv", "");
+    let msg = ingest_error(db.ingest("s", orders(path)).await);
+    assert!(msg.contains("empty.csv") && msg.contains("empty"), "{msg}");
+    let path = db.file("blank.csv", "\n\n  \n");
+    let msg = ingest_error(db.ingest("s", orders(path)).await);
+    assert!(msg.contains("blank.csv: the file is empty"), "{msg}");
+}
+
+#[tokio::test]
+async fn an_unrecognised_file_lists_the_shapes_and_their_columns() {
+    let db = TestDb::new().await;
+    let path = db.file("mystery.csv", "foo,bar\n1,2\n");
+    let msg = ingest_error(db.ingest("s", orders(path)).await);
+    assert!(msg.contains("mystery.csv"), "{msg}");
+    assert!(msg.contains("foo, bar"), "names the file's columns: {msg}");
+    for needed in [
+        "UCI Online Retail",
+        "Shopify order export CSV",
+        "Lineitem quantity",
+        "Shopify product export CSV",
+        "Variant Price",
+        "inventory_item_id",
+        "Shopify Admin REST JSON",
+    ] {
+        assert!(msg.contains(needed), "missing {needed:?} in: {msg}");
+    }
+}
+
+#[tokio::test]
+async fn a_file_passed_with_the_wrong_flag_says_which_flag_it_needs() {
+    let db = TestDb::new().await;
+    let path = db.file("products.csv", "Handle,Title,Variant Price\nmug,Mug,5.00\n");
+    let msg = ingest_error(db.ingest("s", orders(path)).await);
+    assert!(
+        msg.contains("Shopify product export CSV") && msg.contains("--catalog"),
+        "{msg}"
+    );
+}
+
+#[tokio::test]
+async fn a_missing_required_column_names_the_accepted_spellings() {
+    let db = TestDb::new().await;
+    // Order rows without any price column.
+    let path = db.file(
+        "orders.csv",
+        "Name,Created at,Lineitem quantity,Lineitem sku\n#1,2024-01-01,1,A\n",
+    );
+    let msg = ingest_error(db.ingest("s", orders(path)).await);
+    assert!(msg.contains("orders.csv"), "{msg}");
+    assert!(msg.contains("unit price"), "{msg}");
+    assert!(
+        msg.contains("lineitemprice") && msg.contains("originalunitprice"),
+        "{msg}"
+    );
+}
+
+#[tokio::test]
+async fn bad_rows_are_reported_with_file_line_column_and_value_and_valid_rows_kept() {
+    let db = TestDb::new().await;
+    let csv = "\
+order_id,created_at,quantity,unit_price,sku
+1,2024-01-01 10:00:00,1,5.00,A
+2,yesterday,1,5.00,B
+3,2024-01-02 10:00:00,two,5.00,C
+4,2024-01-03 10:00:00,1,-5.00,D
+5,2024-01-04 10:00:00,1,five,E
+6,2024-01-05 10:00:00,1,5.00,
+7,2024-01-06 10:00:00,1,5.00,G
+";
+    let out = db.ingest_ok("s", orders(db.file("orders.csv", csv))).await;
+    let r = &out.report;
+    assert_eq!((r.rows_read, r.rows_kept), (7, 2));
+    assert_eq!(r.orders, 2);
+    let counts: Vec<(&str, u64)> = r.rejected.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    assert_eq!(
+        counts,
+        [
+            ("bad_date", 1),
+            ("bad_price", 1),
+            ("bad_quantity", 1),
+            ("negative_price", 1),
+            ("no_product_reference", 1)
+        ]
+    );
+    assert!(
+        error_line(&out, "yesterday")
+            .ends_with("orders.csv:3: created_at \"yesterday\": not a date and time")
+    );
+    assert!(
+        error_line(&out, "two").ends_with("orders.csv:4: quantity \"two\": not a whole number")
+    );
+    assert!(
+        error_line(&out, "-5.00")
+            .ends_with("orders.csv:5: unit_price \"-5.00\": a price cannot be negative")
+    );
+    assert!(
+        error_line(&out, "five")
+            .ends_with("orders.csv:6: unit_price \"five\": not a decimal amount")
+    );
+    assert!(error_line(&out, "names no product").contains("orders.csv:7:"));
+}
+
+#[tokio::test]
+async fn non_utf8_bytes_reject_the_row_and_name_the_byte() {
+    let db = TestDb::new().await;
+    let mut bytes =
+        b"order_id,created_at,quantity,unit_price,title\n1,2024-01-01,1,5.00,Caf".to_vec();
+    bytes.push(0xE9); // Latin-1 'é'
+    bytes.extend_from_slice(b" Mug\n2,2024-01-02,1,5.00,Tea\n");
+    let out = db
+        .ingest_ok("s", orders(db.bytes_file("latin1.csv", &bytes)))
+        .await;
+    assert_eq!(out.report.rows_kept, 1);
+    assert_eq!(out.report.rejected.get("not_utf8"), Some(&1));
+    let line = error_line(&out, "UTF-8");
+    assert!(line.contains("latin1.csv:2: title"), "{line}");
+    assert!(line.contains("0xe9"), "{line}");
+}
+
+#[tokio::test]
+async fn conflicting_duplicates_of_a_catalog_id_keep_the_later_row_and_name_both_lines() {
+    let db = TestDb::new().await;
+    let csv = "\
+Handle,Title,Variant SKU,Variant Price
+mug,Mug,MUG-1,5.00
+cup,Cup,MUG-1,6.00
+bowl,Bowl,BOWL-1,7.00
+bowl,Bowl,BOWL-1,7.00
+";
+    let out = db
+        .ingest_ok("s", catalog(db.file("products.csv", csv)))
+        .await;
+    let r = &out.report;
+    assert_eq!(r.rejected.get("conflicting_duplicate_id"), Some(&1));
+    assert_eq!(r.dropped.get("identical_duplicate"), Some(&1));
+    assert_eq!(r.products, 2);
+    let line = error_line(&out, "same catalog id");
+    assert!(line.contains("products.csv:2:"), "{line}");
+    assert!(line.contains("line 3 wins"), "{line}");
+    let title: String = sqlx::query_scalar("SELECT title FROM products WHERE variant_id = 'MUG-1'")
+        .fetch_one(db.store.pool())
+        .await
+        .unwrap();
+    assert_eq!(title, "Cup");
+}
+
+#[tokio::test]
+async fn negative_and_unparseable_catalog_prices_are_rejected_and_bad_optional_values_ignored() {
+    let db = TestDb::new().await;
+    let csv = "\
+Handle,Title,Variant SKU,Variant Price,Cost per item,Variant Inventory Qty,Status
+a,A,A1,-3.00,,,
+b,B,B1,abc,,,
+c,C,C1,4.00,n/a,lots,sold
+";
+    let out = db
+        .ingest_ok("s", catalog(db.file("products.csv", csv)))
+        .await;
+    let r = &out.report;
+    assert_eq!(r.rejected.get("negative_price"), Some(&1));
+    assert_eq!(r.rejected.get("bad_price"), Some(&1));
+    assert_eq!(r.products, 1);
+    for key in ["bad_cost", "bad_inventory", "bad_status"] {
+        assert_eq!(r.ignored_values.get(key), Some(&1), "{key}");
+    }
+    assert!(error_line(&out, "n/a").contains("products.csv:4: Cost per item \"n/a\""));
+}
+
+#[tokio::test]
+async fn malformed_json_names_the_line() {
+    let db = TestDb::new().await;
+    let path = db.file("orders.json", "{\"orders\": [\n {\"id\": 1,\n}\n");
+    let msg = ingest_error(db.ingest("s", orders(path)).await);
+    assert!(msg.contains("orders.json:3"), "{msg}");
+    assert!(msg.contains("not valid JSON"), "{msg}");
+}
+
+#[tokio::test]
+async fn json_records_with_bad_fields_are_named_by_path() {
+    let db = TestDb::new().await;
+    let json = r#"{"orders": [
+      {"id": 1, "created_at": "2024-01-01T00:00:00Z", "line_items": [{"sku": "A", "quantity": 1, "price": "x"}, {"sku": "B", "quantity": 1, "price": "2.00"}]},
+      {"id": 2, "created_at": "not a date", "line_items": [{"sku": "A", "quantity": 1, "price": "1.00"}]}
+    ]}"#;
+    let out = db
+        .ingest_ok("s", orders(db.file("orders.json", json)))
+        .await;
+    assert_eq!(out.report.orders, 1);
+    assert_eq!(out.report.rows_kept, 1);
+    assert!(error_line(&out, "\"x\"").contains("orders.json: orders[0].line_items[0].price"));
+    assert!(error_line(&out, "not a date").contains("orders[1].created_at"));
+}
+
+#[tokio::test]
+async fn usage_errors_say_what_to_pass() {
+    let db = TestDb::new().await;
+    let msg = ingest_error(db.ingest("s", IngestFiles::default()).await);
+    assert!(
+        msg.contains("--orders") && msg.contains("--catalog"),
+        "{msg}"
+    );
+    let variants = db.file("v.csv", "id,product_id,price\n1,2,3\n");
+    let msg = ingest_error(
+        db.ingest(
+            "s",
+            IngestFiles {
+                variants: Some(variants),
+                orders: Some(db.file("o.csv", "order_id,created_at,quantity,unit_price,sku\n")),
+                ..Default::default()
+            },
+        )
+        .await,
+    );
+    assert!(msg.contains("--catalog"), "{msg}");
+    let missing = db.dir.path().join("nope.csv");
+    let err = db.ingest("s", orders(missing)).await.err().unwrap();
+    assert!(
+        matches!(err, AppError::Ingest(IngestError::Io { .. })),
+        "{err}"
+    );
+    assert!(err.to_string().contains("nope.csv"));
+}

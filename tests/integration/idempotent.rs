@@ -1,0 +1,73 @@
+//! Re-ingesting the same data changes nothing; a changed order replaces its lines.
+
+use crate::support::{TestDb, orders, repo_root};
+use bundleforge::ingest::IngestFiles;
+
+async fn table_counts(db: &TestDb) -> (i64, i64, i64, i64) {
+    (
+        db.count("SELECT COUNT(*) FROM stores").await,
+        db.count("SELECT COUNT(*) FROM products").await,
+        db.count("SELECT COUNT(*) FROM orders").await,
+        db.count("SELECT COUNT(*) FROM order_lines").await,
+    )
+}
+
+#[tokio::test]
+async fn re_ingesting_the_same_files_is_idempotent() {
+    let db = TestDb::new().await;
+    let small = repo_root().join("fixtures/stores/small");
+    let files = IngestFiles {
+        catalog: Some(small.join("products.csv")),
+        orders: Some(small.join("orders.csv")),
+        ..Default::default()
+    };
+    let first = db.ingest_ok("small", files.clone()).await;
+    let after_first = table_counts(&db).await;
+    assert_eq!(after_first.1 as u64, first.report.products);
+    assert_eq!(after_first.2 as u64, first.report.orders);
+    assert_eq!(after_first.3 as u64, first.report.order_lines);
+    let checksum = "SELECT SUM(quantity * unit_price_minor) FROM order_lines";
+    let sum_first = db.count(checksum).await;
+
+    let second = db.ingest_ok("small", files).await;
+    assert_eq!(table_counts(&db).await, after_first);
+    assert_eq!(db.count(checksum).await, sum_first);
+    assert_eq!(second.report.order_lines, first.report.order_lines);
+}
+
+#[tokio::test]
+async fn a_re_ingested_order_replaces_its_lines_whole() {
+    let db = TestDb::new().await;
+    let v1 = "order_id,created_at,quantity,unit_price,sku\n1,2024-01-01,1,5.00,A\n1,2024-01-01,1,5.00,B\n2,2024-01-02,1,5.00,A\n";
+    db.ingest_ok("s", orders(db.file("v1.csv", v1))).await;
+    assert_eq!(db.count("SELECT COUNT(*) FROM order_lines").await, 3);
+    // Order 1 edited: B removed, A's quantity changed. Order 2 untouched.
+    let v2 = "order_id,created_at,quantity,unit_price,sku\n1,2024-01-01,4,5.00,A\n";
+    db.ingest_ok("s", orders(db.file("v2.csv", v2))).await;
+    assert_eq!(db.count("SELECT COUNT(*) FROM order_lines").await, 2);
+    assert_eq!(
+        db.count("SELECT quantity FROM order_lines WHERE order_id = '1'")
+            .await,
+        4
+    );
+    assert_eq!(db.count("SELECT COUNT(*) FROM orders").await, 2);
+}
+
+#[tokio::test]
+async fn ids_come_from_the_input_so_fresh_databases_agree() {
+    let a = TestDb::new().await;
+    let b = TestDb::new().await;
+    let csv = "order_id,created_at,quantity,unit_price,sku\n77,2024-01-01,1,5.00,A\n";
+    a.ingest_ok("s", orders(a.file("o.csv", csv))).await;
+    b.ingest_ok("s", orders(b.file("o.csv", "order_id,created_at,quantity,unit_price,sku\n10,2024-01-01,1,1.00,Z\n77,2024-01-01,1,5.00,A\n"))).await;
+    let id = |db: &TestDb| {
+        let pool = db.store.pool().clone();
+        async move {
+            sqlx::query_scalar::<_, String>("SELECT order_id FROM orders WHERE order_id = '77'")
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(id(&a).await, id(&b).await);
+}

@@ -1,0 +1,140 @@
+//! Shared helpers: a fresh database per test, input files on disk, the CLI binary.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Arc;
+
+use bundleforge::app::{self, IngestOutcome};
+use bundleforge::config::Settings;
+use bundleforge::domain::StoreId;
+use bundleforge::ingest::{IngestFiles, NoProgress};
+use bundleforge::store::SqliteStore;
+
+/// A temp dir with a SQLite database in it; both vanish with the value.
+pub struct TestDb {
+    pub dir: tempfile::TempDir,
+    pub store: SqliteStore,
+    pub settings: Settings,
+}
+
+impl TestDb {
+    pub async fn new() -> TestDb {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", dir.path().join("test.sqlite").display());
+        let store = SqliteStore::open(&url).await.expect("open sqlite");
+        TestDb {
+            dir,
+            store,
+            settings: Settings::defaults().expect("defaults"),
+        }
+    }
+
+    /// Writes `content` to a file in the test's dir and returns its path.
+    pub fn file(&self, name: &str, content: &str) -> PathBuf {
+        write_file(self.dir.path(), name, content.as_bytes())
+    }
+
+    pub fn bytes_file(&self, name: &str, content: &[u8]) -> PathBuf {
+        write_file(self.dir.path(), name, content)
+    }
+
+    pub async fn ingest(
+        &self,
+        store_id: &str,
+        files: IngestFiles,
+    ) -> Result<IngestOutcome, app::AppError> {
+        let id = StoreId::parse(store_id).expect("store id");
+        app::ingest(
+            &self.store,
+            &id,
+            files,
+            &self.settings,
+            Arc::new(NoProgress),
+        )
+        .await
+    }
+
+    pub async fn ingest_ok(&self, store_id: &str, files: IngestFiles) -> IngestOutcome {
+        match self.ingest(store_id, files).await {
+            Ok(o) => o,
+            Err(e) => panic!("ingest failed: {e}"),
+        }
+    }
+
+    pub async fn count(&self, sql: &str) -> i64 {
+        sqlx::query_scalar(sql)
+            .fetch_one(self.store.pool())
+            .await
+            .expect("count query")
+    }
+}
+
+pub fn write_file(dir: &Path, name: &str, content: &[u8]) -> PathBuf {
+    let path = dir.join(name);
+    let mut f = std::fs::File::create(&path).expect("create file");
+    f.write_all(content).expect("write file");
+    path
+}
+
+pub fn orders(path: PathBuf) -> IngestFiles {
+    IngestFiles {
+        orders: Some(path),
+        ..Default::default()
+    }
+}
+
+pub fn catalog(path: PathBuf) -> IngestFiles {
+    IngestFiles {
+        catalog: Some(path),
+        ..Default::default()
+    }
+}
+
+pub fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    enc.write_all(data).expect("gzip");
+    enc.finish().expect("gzip")
+}
+
+/// Runs the CLI binary with a database URL, no inherited bundleforge environment.
+pub fn cli(db_url: &str, args: &[&str]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bundleforge"));
+    cmd.args(args).env("BUNDLEFORGE__DATABASE__URL", db_url);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("BUNDLEFORGE") && k != "BUNDLEFORGE__DATABASE__URL" || k == "DATABASE_URL"
+        {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.output().expect("run bundleforge")
+}
+
+/// The repository's root, for fixtures and shared data.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// ../shared/data beside the repository, where the real data sets live.
+pub fn shared_data(rel: &str) -> PathBuf {
+    repo_root().join("..").join("shared").join("data").join(rel)
+}
+
+/// The first error whose reason contains `needle`, rendered, or a panic listing all.
+pub fn error_line(outcome: &IngestOutcome, needle: &str) -> String {
+    outcome
+        .report
+        .errors
+        .iter()
+        .find(|e| e.to_string().contains(needle))
+        .map(|e| e.to_string())
+        .unwrap_or_else(|| {
+            let all: Vec<String> = outcome
+                .report
+                .errors
+                .iter()
+                .map(|e| e.to_string())
+                .collect();
+            panic!("no error mentions {needle:?}; errors: {all:#?}")
+        })
+}
