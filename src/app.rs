@@ -16,6 +16,10 @@ use crate::store::{Store, StoreError, WriteSummary};
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
     #[error(transparent)]
+    Embed(#[from] crate::embed::EmbedError),
+    #[error("store {store} has no product with id or SKU {product:?}")]
+    UnknownProduct { store: String, product: String },
+    #[error(transparent)]
     Ingest(#[from] ingest::IngestError),
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -118,4 +122,96 @@ pub async fn stats(
         .await
         .map_err(|e| AppError::Internal(format!("stats worker failed: {e}")))?
         .ok_or(AppError::NoOrders(id))
+}
+
+/// A product as `similar` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProductRefOut {
+    pub product_id: String,
+    pub title: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct NeighbourOut {
+    pub product_id: String,
+    pub title: String,
+    pub score: f32,
+}
+
+/// `similar`: a product's nearest neighbours in meaning.
+#[derive(Debug, Clone, Serialize)]
+pub struct SimilarOutcome {
+    pub product: ProductRefOut,
+    pub neighbours: Vec<NeighbourOut>,
+    pub embedded: usize,
+    pub from_cache: usize,
+}
+
+/// The `k` products closest in meaning to `product` (a variant id, SKU or product id),
+/// leaving out the product itself and its own variants.
+pub async fn similar(
+    store: &dyn Store,
+    embedder: &dyn crate::embed::Embedder,
+    store_id: &StoreId,
+    product: &str,
+    k: usize,
+    settings: &Settings,
+) -> Result<SimilarOutcome, AppError> {
+    let data = store.load(store_id).await?;
+    let target = data
+        .products
+        .iter()
+        .position(|p| p.variant_id == product)
+        .or_else(|| {
+            data.products
+                .iter()
+                .position(|p| p.sku.as_deref() == Some(product))
+        })
+        .or_else(|| data.products.iter().position(|p| p.product_id == product))
+        .ok_or_else(|| AppError::UnknownProduct {
+            store: store_id.to_string(),
+            product: product.to_owned(),
+        })?;
+    let (matrix, stats) = crate::embed::embed_products(
+        embedder,
+        store,
+        &data.products,
+        settings.embed.description_chars,
+    )
+    .await?;
+    let family = &data.products[target].product_id;
+    let siblings = data
+        .products
+        .iter()
+        .filter(|p| &p.product_id == family)
+        .count();
+    let query = matrix.slice_rows(target..target + 1);
+    let index = crate::index::ExactIndex::new(matrix);
+    let hits = index.search_batch(&query, k + siblings, 1);
+    let neighbours = hits
+        .into_iter()
+        .next()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|n| &data.products[n.id as usize].product_id != family)
+        .take(k)
+        .map(|n| {
+            let p = &data.products[n.id as usize];
+            NeighbourOut {
+                product_id: p.variant_id.clone(),
+                title: p.display_title(),
+                score: n.score,
+            }
+        })
+        .collect();
+    let p = &data.products[target];
+    Ok(SimilarOutcome {
+        product: ProductRefOut {
+            product_id: p.variant_id.clone(),
+            title: p.display_title(),
+        },
+        neighbours,
+        embedded: stats.embedded,
+        from_cache: stats.from_cache,
+    })
 }

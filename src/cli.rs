@@ -45,6 +45,8 @@ enum Command {
     Ingest(IngestArgs),
     /// Summarise a stored store: volume, tier, sellers, slow movers, stock, assumptions.
     Stats(StatsArgs),
+    /// A product's nearest neighbours in meaning (local embeddings, exact search).
+    Similar(SimilarArgs),
     /// Write a seeded synthetic store (products.csv, orders.csv, planted.json).
     Fixtures(FixturesArgs),
     /// Measure whole operations (see BENCHMARKS.md).
@@ -85,6 +87,19 @@ struct StatsArgs {
 }
 
 #[derive(Args, Debug)]
+struct SimilarArgs {
+    #[arg(long)]
+    store: String,
+    /// A variant id, SKU or product id.
+    #[arg(long)]
+    product: String,
+    #[arg(long, default_value_t = 10)]
+    k: usize,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
 struct FixturesArgs {
     /// small, medium or large.
     #[arg(long)]
@@ -99,6 +114,28 @@ struct FixturesArgs {
 enum BenchCommand {
     /// Whole ingest (read, validate, join, store) into a fresh SQLite file, repeated.
     Ingest(BenchIngestArgs),
+    /// Similarity search on seeded synthetic vectors (384-d, clustered, normalised).
+    Search(BenchSearchArgs),
+}
+
+#[derive(Args, Debug)]
+struct BenchSearchArgs {
+    /// Vectors in the index.
+    #[arg(long)]
+    n: usize,
+    #[arg(long, default_value_t = 1000)]
+    queries: usize,
+    #[arg(long, default_value_t = 10)]
+    k: usize,
+    #[arg(long, default_value_t = 384)]
+    dim: usize,
+    /// Timed repetitions; the median is reported.
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -157,8 +194,10 @@ async fn dispatch(cli: Cli, settings: Settings) -> Result<ExitCode> {
     match cli.command {
         Command::Ingest(args) => ingest(args, &settings).await,
         Command::Stats(args) => stats(args, &settings).await,
+        Command::Similar(args) => similar(args, &settings).await,
         Command::Fixtures(args) => fixtures(args),
         Command::Bench(BenchCommand::Ingest(args)) => bench_ingest(args, &settings).await,
+        Command::Bench(BenchCommand::Search(args)) => bench_search(args, &settings),
     }
 }
 
@@ -298,6 +337,111 @@ fn print_stats(s: &StoreStats) {
             println!("  {} for {} {}: {}", a.field, a.count, a.applies_to, a.rule);
         }
     }
+}
+
+async fn similar(args: SimilarArgs, settings: &Settings) -> Result<ExitCode> {
+    let id = store_id(&args.store)?;
+    let db = store::open(&settings.database.url).await?;
+    let embed_settings = settings.embed.clone();
+    let embedder =
+        tokio::task::spawn_blocking(move || bundleforge::embed::from_settings(&embed_settings))
+            .await
+            .context("model loader failed")??;
+    let out = app::similar(
+        db.as_ref(),
+        embedder.as_ref(),
+        &id,
+        &args.product,
+        args.k,
+        settings,
+    )
+    .await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("{}  {}", out.product.product_id, out.product.title);
+    for n in &out.neighbours {
+        println!("  {:.3}  {}  {}", n.score, n.product_id, n.title);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(serde::Serialize)]
+struct SearchResult {
+    method: &'static str,
+    recall: f64,
+    qps: f64,
+    build_seconds: f64,
+    search_seconds: f64,
+    threads: usize,
+}
+
+#[derive(serde::Serialize)]
+struct BenchSearchReport {
+    n: usize,
+    queries: usize,
+    k: usize,
+    dim: usize,
+    kernels: &'static str,
+    results: Vec<SearchResult>,
+}
+
+fn bench_search(args: BenchSearchArgs, settings: &Settings) -> Result<ExitCode> {
+    use bundleforge::index::{ExactIndex, recall_at_k, synthetic};
+    if args.n == 0 || args.queries == 0 || args.k == 0 || args.runs == 0 {
+        bail!("--n, --queries, --k and --runs must be at least 1");
+    }
+    let threads = settings.index.thread_count();
+    let data = synthetic::clustered(args.n, args.dim, 200, args.seed);
+    let queries = synthetic::queries_near(&data, args.queries, 0.3, args.seed + 1);
+    let started = Instant::now();
+    let exact = ExactIndex::new(data);
+    let build_seconds = started.elapsed().as_secs_f64();
+    let mut times = Vec::with_capacity(args.runs);
+    let mut truth = Vec::new();
+    for _ in 0..args.runs {
+        let started = Instant::now();
+        truth = exact.search_batch(&queries, args.k, threads);
+        times.push(started.elapsed().as_secs_f64());
+    }
+    let secs = median(&mut times);
+    let results = vec![SearchResult {
+        method: "exact",
+        recall: recall_at_k(&truth, &truth, args.k),
+        qps: args.queries as f64 / secs,
+        build_seconds,
+        search_seconds: secs,
+        threads,
+    }];
+    let report = BenchSearchReport {
+        n: args.n,
+        queries: args.queries,
+        k: args.k,
+        dim: args.dim,
+        kernels: bundleforge::index::metric::kernels().name,
+        results,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        for r in &report.results {
+            println!(
+                "{:<12} n={} queries={} k={}: recall@{} {:.3}, {:.0} queries/s ({:.3} s), build {:.2} s, {} threads",
+                r.method,
+                report.n,
+                report.queries,
+                report.k,
+                report.k,
+                r.recall,
+                r.qps,
+                r.search_seconds,
+                r.build_seconds,
+                r.threads
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn fixtures(args: FixturesArgs) -> Result<ExitCode> {

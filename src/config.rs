@@ -44,6 +44,8 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub store: StoreDefaults,
     pub assumptions: AssumptionSettings,
+    pub embed: EmbedSettings,
+    pub index: IndexSettings,
     pub scoring: ScoringSettings,
     pub stats: StatsSettings,
 }
@@ -65,6 +67,37 @@ pub struct StoreDefaults {
 #[serde(deny_unknown_fields)]
 pub struct AssumptionSettings {
     pub cost_ratio: f64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmbedSettings {
+    pub provider: String,
+    pub model_dir: String,
+    pub ort_lib: String,
+    pub batch_size: usize,
+    pub threads: usize,
+    pub description_chars: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IndexSettings {
+    pub method: String,
+    pub exact_up_to: usize,
+    pub graph_k: usize,
+    pub threads: usize,
+}
+
+impl IndexSettings {
+    /// Threads to use: the setting, or every core when it is 0.
+    pub fn thread_count(&self) -> usize {
+        if self.threads > 0 {
+            self.threads
+        } else {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -113,6 +146,21 @@ impl Settings {
             return Err(invalid(
                 "assumptions.cost_ratio",
                 format!("{} is not in [0, 1)", self.assumptions.cost_ratio),
+            ));
+        }
+        if self.embed.provider != "local" {
+            return Err(invalid(
+                "embed.provider",
+                format!("{:?} is not available; use \"local\"", self.embed.provider),
+            ));
+        }
+        if self.embed.batch_size == 0 {
+            return Err(invalid("embed.batch_size", "must be at least 1".into()));
+        }
+        if !["auto", "exact"].contains(&self.index.method.as_str()) {
+            return Err(invalid(
+                "index.method",
+                format!("{:?} is not one of auto, exact", self.index.method),
             ));
         }
         let s = &self.scoring;

@@ -13,6 +13,8 @@
 //! - [`domain`]: the data model (products, orders, money, bundles); no I/O.
 //! - [`ingest`]: merchants' exports in (Shopify CSV/JSON, order rows, UCI Online
 //!   Retail), validated row by row.
+//! - [`embed`]: product texts, the `Embedder` port (local ONNX model), the vector cache.
+//! - [`index`]: the vector core (SIMD kernels, blocked exact search, kNN graph).
 //! - [`store`]: storage behind the `Store` port (SQLite through sqlx).
 //! - [`stats`]: order volume, weight tier, velocity, stock cover, assumptions.
 //! - [`config`]: layered settings, validated once.
@@ -22,7 +24,9 @@
 pub mod app;
 pub mod config;
 pub mod domain;
+pub mod embed;
 pub mod fixtures;
+pub mod index;
 pub mod ingest;
 pub mod stats;
 pub mod store;

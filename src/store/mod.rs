@@ -6,6 +6,8 @@
 
 mod sqlite;
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
@@ -87,6 +89,21 @@ pub trait Store: Send + Sync {
     ) -> Result<WriteSummary, StoreError>;
 
     async fn load(&self, id: &StoreId) -> Result<StoreData, StoreError>;
+
+    /// Cached embedding vectors of `model_id` for those content hashes that have one.
+    async fn cached_embeddings(
+        &self,
+        model_id: &str,
+        hashes: &[String],
+    ) -> Result<HashMap<String, Vec<f32>>, StoreError>;
+
+    /// Stores vectors by (model id, content hash); an existing entry is replaced.
+    async fn put_embeddings(
+        &self,
+        model_id: &str,
+        dim: usize,
+        items: &[(String, Vec<f32>)],
+    ) -> Result<(), StoreError>;
 }
 
 /// Opens the store a database URL names (SQLite now; PostgreSQL with the service).

@@ -74,10 +74,11 @@ fn placeholders(cols: usize, rows: usize) -> String {
 }
 
 /// Inserts `rows` in multi-row statements: `head` + `VALUES (...),(...)` + `tail`.
-/// `bind` binds one row's values; it gets the store id to bind, too.
+/// `bind` binds one row's values; it also gets `shared`, a value every row carries (the
+/// store id, or the model id), borrowed for as long as the statement lives.
 async fn insert_chunked<T, F>(
     conn: &mut SqliteConnection,
-    store_id: &str,
+    shared: &str,
     head: &str,
     tail: &str,
     cols: usize,
@@ -108,7 +109,7 @@ where
         };
         let mut q: Query<'_> = sqlx::query(sql);
         for r in chunk {
-            q = bind(q, store_id, r);
+            q = bind(q, shared, r);
         }
         q.execute(&mut *conn).await?;
     }
@@ -521,4 +522,77 @@ impl Store for SqliteStore {
             orders,
         })
     }
+
+    async fn cached_embeddings(
+        &self,
+        model_id: &str,
+        hashes: &[String],
+    ) -> Result<HashMap<String, Vec<f32>>, StoreError> {
+        let mut out = HashMap::with_capacity(hashes.len());
+        for chunk in hashes.chunks(ROWS_PER_INSERT) {
+            let sql = format!(
+                "SELECT content_hash, dim, vector FROM embeddings WHERE model_id = ? AND content_hash IN ({})",
+                vec!["?"; chunk.len()].join(",")
+            );
+            let mut q = sqlx::query(&sql).bind(model_id);
+            for h in chunk {
+                q = q.bind(h.as_str());
+            }
+            for row in q.fetch_all(&self.pool).await? {
+                let hash: String = row.try_get(0)?;
+                let dim: i64 = row.try_get(1)?;
+                let bytes: &[u8] = row.try_get(2)?;
+                out.insert(hash, decode_vector(bytes, dim)?);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn put_embeddings(
+        &self,
+        model_id: &str,
+        dim: usize,
+        items: &[(String, Vec<f32>)],
+    ) -> Result<(), StoreError> {
+        let ts = now();
+        let encoded: Vec<(&str, Vec<u8>)> = items
+            .iter()
+            .map(|(h, v)| (h.as_str(), v.iter().flat_map(|x| x.to_le_bytes()).collect()))
+            .collect();
+        let dim = dim as i64;
+        let mut tx = self.pool.begin().await?;
+        insert_chunked(
+            &mut tx,
+            model_id,
+            "INSERT INTO embeddings (model_id, content_hash, dim, vector, created_at)",
+            "ON CONFLICT (model_id, content_hash) DO UPDATE SET dim = excluded.dim, \
+             vector = excluded.vector, created_at = excluded.created_at",
+            5,
+            &encoded,
+            |q, model, (hash, bytes)| {
+                q.bind(model)
+                    .bind(*hash)
+                    .bind(dim)
+                    .bind(bytes.as_slice())
+                    .bind(ts)
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// Little-endian f32s, `dim` of them.
+fn decode_vector(bytes: &[u8], dim: i64) -> Result<Vec<f32>, StoreError> {
+    if bytes.len() != dim.max(0) as usize * 4 {
+        return Err(StoreError::Corrupt(format!(
+            "embedding of {} bytes for dimension {dim}",
+            bytes.len()
+        )));
+    }
+    Ok(bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect())
 }

@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod cli;
+mod embed;
 mod fixtures;
 mod idempotent;
 mod online_retail;

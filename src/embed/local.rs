@@ -1,0 +1,191 @@
+//! The local embedder: all-MiniLM-L6-v2 (int8 weights) run by ONNX Runtime through
+//! fastembed, with mean pooling and L2 normalisation.
+//!
+//! ONNX Runtime is loaded from the shared library `scripts/setup` fetched (dlopen, not
+//! linked), so a missing file is an error that names the setup command rather than a
+//! crash. ONNX Runtime allows one environment per process: it is created once and
+//! shared by every embedder.
+//!
+//! Texts are embedded in order of length, so each batch pads to a similar length:
+//! padding every title to the longest one in a mixed batch wastes most of the work.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use async_trait::async_trait;
+use fastembed::{
+    InitOptionsUserDefined, Pooling, TextEmbedding, TokenizerFiles, UserDefinedEmbeddingModel,
+};
+
+use super::{EmbedError, Embedder};
+
+/// Where the model and runtime live.
+#[derive(Debug, Clone)]
+pub struct LocalModelPaths {
+    /// Folder with `model.onnx`, `tokenizer.json`, `config.json`,
+    /// `special_tokens_map.json`, `tokenizer_config.json`.
+    pub model_dir: PathBuf,
+    /// ONNX Runtime's shared library (≥ 1.24).
+    pub ort_lib: PathBuf,
+}
+
+impl LocalModelPaths {
+    /// The cache `scripts/setup` fills: `$BUNDLEFORGE_CACHE`, else `~/.cache/bundleforge`.
+    pub fn default_cache_dir() -> PathBuf {
+        if let Some(dir) = std::env::var_os("BUNDLEFORGE_CACHE").filter(|d| !d.is_empty()) {
+            return PathBuf::from(dir);
+        }
+        let home = std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("."));
+        home.join(".cache").join("bundleforge")
+    }
+
+    /// The configured paths; empty settings mean the default cache.
+    pub fn resolve(model_dir: &str, ort_lib: &str) -> Self {
+        let cache = Self::default_cache_dir();
+        LocalModelPaths {
+            model_dir: if model_dir.is_empty() {
+                cache.join("models").join("all-MiniLM-L6-v2-int8")
+            } else {
+                PathBuf::from(model_dir)
+            },
+            ort_lib: if ort_lib.is_empty() {
+                cache.join("onnxruntime").join("libonnxruntime.so.1.31.1")
+            } else {
+                PathBuf::from(ort_lib)
+            },
+        }
+    }
+}
+
+/// The one ONNX Runtime environment of this process.
+fn environment(lib: &Path) -> Result<ort::environment::Environment, EmbedError> {
+    static ENV: OnceLock<Result<ort::environment::Environment, String>> = OnceLock::new();
+    let runtime_error = |reason: String| EmbedError::Runtime {
+        path: lib.to_owned(),
+        reason,
+    };
+    if !lib.exists() {
+        return Err(runtime_error("the file does not exist".into()));
+    }
+    ENV.get_or_init(|| {
+        let builder = ort::init_from(lib).map_err(|e| e.to_string())?;
+        builder
+            .with_name("bundleforge")
+            .build()
+            .map_err(|e| e.to_string())
+    })
+    .clone()
+    .map_err(runtime_error)
+}
+
+fn read(path: PathBuf, setting: &'static str) -> Result<Vec<u8>, EmbedError> {
+    std::fs::read(&path).map_err(|_| EmbedError::ModelMissing { path, setting })
+}
+
+/// all-MiniLM-L6-v2 on the CPU.
+pub struct LocalEmbedder {
+    model: Arc<Mutex<TextEmbedding>>,
+    model_id: String,
+    batch_size: usize,
+}
+
+pub const LOCAL_MODEL_ID: &str = "all-MiniLM-L6-v2-int8/mean/v1";
+pub const LOCAL_DIM: usize = 384;
+
+impl LocalEmbedder {
+    /// Loads the model. `threads` = 0 uses every core.
+    pub fn load(
+        paths: &LocalModelPaths,
+        threads: usize,
+        batch_size: usize,
+    ) -> Result<Self, EmbedError> {
+        let dir = &paths.model_dir;
+        let setting = "BUNDLEFORGE__EMBED__MODEL_DIR";
+        let onnx = read(dir.join("model.onnx"), setting)?;
+        let tokenizer_files = TokenizerFiles {
+            tokenizer_file: read(dir.join("tokenizer.json"), setting)?,
+            config_file: read(dir.join("config.json"), setting)?,
+            special_tokens_map_file: read(dir.join("special_tokens_map.json"), setting)?,
+            tokenizer_config_file: read(dir.join("tokenizer_config.json"), setting)?,
+        };
+        let env = environment(&paths.ort_lib)?;
+        let threads = if threads == 0 {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            threads
+        };
+        // Mean pooling is this model's training objective; fastembed's default (CLS)
+        // would give worse neighbours.
+        let model =
+            UserDefinedEmbeddingModel::new(onnx, tokenizer_files).with_pooling(Pooling::Mean);
+        let options = InitOptionsUserDefined::new()
+            .with_environment(env)
+            .with_intra_threads(threads)
+            .with_max_length(128);
+        let embedding = TextEmbedding::try_new_from_user_defined(model, options)
+            .map_err(|e| EmbedError::Model(e.to_string()))?;
+        Ok(LocalEmbedder {
+            model: Arc::new(Mutex::new(embedding)),
+            model_id: LOCAL_MODEL_ID.to_owned(),
+            batch_size: batch_size.max(1),
+        })
+    }
+
+    /// Embeds synchronously (call from a blocking thread).
+    pub fn embed_blocking(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        embed_sorted(&self.model, texts, self.batch_size)
+    }
+}
+
+fn embed_sorted(
+    model: &Mutex<TextEmbedding>,
+    texts: &[String],
+    batch_size: usize,
+) -> Result<Vec<Vec<f32>>, EmbedError> {
+    // Length order (bytes are a good proxy for tokens here) keeps padding small.
+    let mut order: Vec<usize> = (0..texts.len()).collect();
+    order.sort_by_key(|&i| (texts[i].len(), i));
+    let sorted: Vec<&str> = order.iter().map(|&i| texts[i].as_str()).collect();
+    let mut model = model
+        .lock()
+        .map_err(|_| EmbedError::Model("the embedding model panicked earlier".into()))?;
+    let vectors = model
+        .embed(&sorted, Some(batch_size))
+        .map_err(|e| EmbedError::Model(e.to_string()))?;
+    drop(model);
+    if vectors.len() != texts.len() {
+        return Err(EmbedError::WrongCount {
+            expected: texts.len(),
+            got: vectors.len(),
+        });
+    }
+    let mut out = vec![Vec::new(); texts.len()];
+    for (slot, mut v) in order.into_iter().zip(vectors) {
+        crate::index::metric::normalise(&mut v);
+        out[slot] = v;
+    }
+    Ok(out)
+}
+
+#[async_trait]
+impl Embedder for LocalEmbedder {
+    fn model_id(&self) -> &str {
+        &self.model_id
+    }
+
+    fn dim(&self) -> usize {
+        LOCAL_DIM
+    }
+
+    async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let model = Arc::clone(&self.model);
+        let texts = texts.to_vec();
+        let batch = self.batch_size;
+        // The model is CPU work: keep it off the async workers.
+        tokio::task::spawn_blocking(move || embed_sorted(&model, &texts, batch))
+            .await
+            .map_err(|e| EmbedError::Model(format!("embedding worker failed: {e}")))?
+    }
+}
