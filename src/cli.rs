@@ -116,6 +116,42 @@ enum BenchCommand {
     Ingest(BenchIngestArgs),
     /// Similarity search on seeded synthetic vectors (384-d, clustered, normalised).
     Search(BenchSearchArgs),
+    /// The all-pairs kNN graph of seeded synthetic vectors.
+    Graph(BenchGraphArgs),
+    /// Local embedding throughput on a store's product titles.
+    Embed(BenchEmbedArgs),
+}
+
+#[derive(Args, Debug)]
+struct BenchGraphArgs {
+    #[arg(long, default_value_t = 10_000)]
+    n: usize,
+    #[arg(long, default_value_t = 20)]
+    k: usize,
+    #[arg(long, default_value_t = 384)]
+    dim: usize,
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
+struct BenchEmbedArgs {
+    #[arg(long)]
+    store: String,
+    /// How many products (by id order).
+    #[arg(long, default_value_t = 2000)]
+    limit: usize,
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Also write the embedded titles, one per line (for a peer to embed the same).
+    #[arg(long, value_name = "FILE")]
+    write_titles: Option<PathBuf>,
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -134,6 +170,10 @@ struct BenchSearchArgs {
     runs: usize,
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// Also write the data and query vectors as little-endian f32 (for a peer to search
+    /// the same vectors): FILE.data.f32 and FILE.queries.f32.
+    #[arg(long, value_name = "FILE")]
+    save_vectors: Option<PathBuf>,
     #[arg(long)]
     json: bool,
 }
@@ -198,6 +238,8 @@ async fn dispatch(cli: Cli, settings: Settings) -> Result<ExitCode> {
         Command::Fixtures(args) => fixtures(args),
         Command::Bench(BenchCommand::Ingest(args)) => bench_ingest(args, &settings).await,
         Command::Bench(BenchCommand::Search(args)) => bench_search(args, &settings),
+        Command::Bench(BenchCommand::Graph(args)) => bench_graph(args, &settings),
+        Command::Bench(BenchCommand::Embed(args)) => bench_embed(args, &settings).await,
     }
 }
 
@@ -395,6 +437,10 @@ fn bench_search(args: BenchSearchArgs, settings: &Settings) -> Result<ExitCode> 
     let threads = settings.index.thread_count();
     let data = synthetic::clustered(args.n, args.dim, 200, args.seed);
     let queries = synthetic::queries_near(&data, args.queries, 0.3, args.seed + 1);
+    if let Some(base) = &args.save_vectors {
+        write_f32(&base.with_extension("data.f32"), data.as_slice())?;
+        write_f32(&base.with_extension("queries.f32"), queries.as_slice())?;
+    }
     let started = Instant::now();
     let exact = ExactIndex::new(data);
     let build_seconds = started.elapsed().as_secs_f64();
@@ -440,6 +486,95 @@ fn bench_search(args: BenchSearchArgs, settings: &Settings) -> Result<ExitCode> 
                 r.threads
             );
         }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn write_f32(path: &std::path::Path, values: &[f32]) -> Result<()> {
+    let bytes: Vec<u8> = values.iter().flat_map(|x| x.to_le_bytes()).collect();
+    std::fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))
+}
+
+fn bench_graph(args: BenchGraphArgs, settings: &Settings) -> Result<ExitCode> {
+    use bundleforge::index::{knn_graph, synthetic};
+    if args.n < 2 || args.k == 0 || args.runs == 0 {
+        bail!("--n must be at least 2, --k and --runs at least 1");
+    }
+    let threads = settings.index.thread_count();
+    let data = synthetic::clustered(args.n, args.dim, 200, args.seed);
+    let mut times = Vec::new();
+    let mut edges = 0;
+    for _ in 0..args.runs {
+        let started = Instant::now();
+        let graph = knn_graph(&data, args.k, None, threads);
+        times.push(started.elapsed().as_secs_f64());
+        edges = graph.iter().map(Vec::len).sum::<usize>();
+    }
+    let secs = median(&mut times);
+    let report = serde_json::json!({
+        "n": args.n, "k": args.k, "dim": args.dim, "threads": threads,
+        "kernels": bundleforge::index::metric::kernels().name,
+        "seconds": secs, "edges": edges,
+    });
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!(
+            "knn graph n={} k={}: {:.3} s ({} edges), {} threads",
+            args.n, args.k, secs, edges, threads
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn bench_embed(args: BenchEmbedArgs, settings: &Settings) -> Result<ExitCode> {
+    if args.runs == 0 || args.limit == 0 {
+        bail!("--runs and --limit must be at least 1");
+    }
+    let id = store_id(&args.store)?;
+    let db = store::open(&settings.database.url).await?;
+    let data = db.load(&id).await?;
+    let titles: Vec<String> = data
+        .products
+        .iter()
+        .take(args.limit)
+        .map(|p| p.display_title())
+        .collect();
+    if let Some(path) = &args.write_titles {
+        let mut text = titles.join("\n");
+        text.push('\n');
+        std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    let embed_settings = settings.embed.clone();
+    let embedder =
+        tokio::task::spawn_blocking(move || bundleforge::embed::from_settings(&embed_settings))
+            .await
+            .context("model loader failed")??;
+    // One untimed pass warms the model's allocations.
+    embedder.embed(&titles).await?;
+    let mut times = Vec::new();
+    for _ in 0..args.runs {
+        let started = Instant::now();
+        embedder.embed(&titles).await?;
+        times.push(started.elapsed().as_secs_f64());
+    }
+    let secs = median(&mut times);
+    let report = serde_json::json!({
+        "titles": titles.len(), "seconds": secs, "per_second": titles.len() as f64 / secs,
+        "batch_size": settings.embed.batch_size, "threads": settings.embed.threads,
+        "model": embedder.model_id(),
+    });
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!(
+            "embedded {} titles in {:.3} s: {:.0} per second (batch {}, threads {})",
+            titles.len(),
+            secs,
+            titles.len() as f64 / secs,
+            settings.embed.batch_size,
+            settings.embed.threads
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
