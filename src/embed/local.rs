@@ -146,6 +146,9 @@ impl LocalEmbedder {
     }
 }
 
+/// Vectors with the index of the text they belong to.
+type Placed = Vec<(usize, Vec<f32>)>;
+
 fn embed_sorted(
     sessions: &[Mutex<TextEmbedding>],
     texts: &[String],
@@ -158,7 +161,7 @@ fn embed_sorted(
     let workers = sessions.len().clamp(1, batches.len().max(1));
     // Worker w takes batches w, w + workers, …: neighbouring batches have similar
     // lengths, so the work splits evenly.
-    let run = |w: usize| -> Result<Vec<(usize, Vec<f32>)>, EmbedError> {
+    let run = |w: usize| -> Result<Placed, EmbedError> {
         let mine: Vec<&[usize]> = batches.iter().copied().skip(w).step_by(workers).collect();
         let mut session = sessions[w]
             .lock()
@@ -179,7 +182,7 @@ fn embed_sorted(
         }
         Ok(out)
     };
-    let parts: Vec<Result<Vec<(usize, Vec<f32>)>, EmbedError>> = if workers == 1 {
+    let parts: Vec<Result<Placed, EmbedError>> = if workers == 1 {
         vec![run(0)]
     } else {
         std::thread::scope(|s| {
