@@ -126,6 +126,10 @@ enum BenchCommand {
 struct BenchGraphArgs {
     #[arg(long, default_value_t = 10_000)]
     n: usize,
+    /// Build the graph from an HNSW index (build + one search per vector) instead of
+    /// exact blocked search, with this search breadth; reports recall against exact.
+    #[arg(long, value_name = "EF")]
+    approximate: Option<usize>,
     #[arg(long, default_value_t = 20)]
     k: usize,
     #[arg(long, default_value_t = 384)]
@@ -170,6 +174,12 @@ struct BenchSearchArgs {
     runs: usize,
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// Search breadths for the approximate index (each is one result row).
+    #[arg(long, value_delimiter = ',', default_value = "64,128")]
+    ef: Vec<usize>,
+    /// Skip the approximate index (its build takes tens of seconds at 100k).
+    #[arg(long)]
+    exact_only: bool,
     /// Also write the data and query vectors as little-endian f32 (for a peer to search
     /// the same vectors): FILE.data.f32 and FILE.queries.f32.
     #[arg(long, value_name = "FILE")]
@@ -412,6 +422,8 @@ async fn similar(args: SimilarArgs, settings: &Settings) -> Result<ExitCode> {
 #[derive(serde::Serialize)]
 struct SearchResult {
     method: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ef: Option<usize>,
     recall: f64,
     qps: f64,
     build_seconds: f64,
@@ -430,7 +442,7 @@ struct BenchSearchReport {
 }
 
 fn bench_search(args: BenchSearchArgs, settings: &Settings) -> Result<ExitCode> {
-    use bundleforge::index::{ExactIndex, recall_at_k, synthetic};
+    use bundleforge::index::{ExactIndex, HnswIndex, HnswParams, recall_at_k, synthetic};
     if args.n == 0 || args.queries == 0 || args.k == 0 || args.runs == 0 {
         bail!("--n, --queries, --k and --runs must be at least 1");
     }
@@ -452,14 +464,39 @@ fn bench_search(args: BenchSearchArgs, settings: &Settings) -> Result<ExitCode> 
         times.push(started.elapsed().as_secs_f64());
     }
     let secs = median(&mut times);
-    let results = vec![SearchResult {
+    let mut results = vec![SearchResult {
         method: "exact",
+        ef: None,
         recall: recall_at_k(&truth, &truth, args.k),
         qps: args.queries as f64 / secs,
         build_seconds,
         search_seconds: secs,
         threads,
     }];
+    if !args.exact_only {
+        let started = Instant::now();
+        let hnsw = HnswIndex::build(exact.data().clone(), HnswParams::default(), threads);
+        let build_seconds = started.elapsed().as_secs_f64();
+        for &ef in &args.ef {
+            let mut times = Vec::with_capacity(args.runs);
+            let mut got = Vec::new();
+            for _ in 0..args.runs {
+                let started = Instant::now();
+                got = hnsw.search_batch(&queries, args.k, ef, threads);
+                times.push(started.elapsed().as_secs_f64());
+            }
+            let secs = median(&mut times);
+            results.push(SearchResult {
+                method: "approximate",
+                ef: Some(ef),
+                recall: recall_at_k(&truth, &got, args.k),
+                qps: args.queries as f64 / secs,
+                build_seconds,
+                search_seconds: secs,
+                threads,
+            });
+        }
+    }
     let report = BenchSearchReport {
         n: args.n,
         queries: args.queries,
@@ -473,8 +510,9 @@ fn bench_search(args: BenchSearchArgs, settings: &Settings) -> Result<ExitCode> 
     } else {
         for r in &report.results {
             println!(
-                "{:<12} n={} queries={} k={}: recall@{} {:.3}, {:.0} queries/s ({:.3} s), build {:.2} s, {} threads",
+                "{:<12}{:>7} n={} queries={} k={}: recall@{} {:.3}, {:.0} queries/s ({:.3} s), build {:.2} s, {} threads",
                 r.method,
+                r.ef.map(|e| format!("ef={e}")).unwrap_or_default(),
                 report.n,
                 report.queries,
                 report.k,
@@ -504,18 +542,41 @@ fn bench_graph(args: BenchGraphArgs, settings: &Settings) -> Result<ExitCode> {
     let data = synthetic::clustered(args.n, args.dim, 200, args.seed);
     let mut times = Vec::new();
     let mut edges = 0;
+    let mut graph = Vec::new();
     for _ in 0..args.runs {
         let started = Instant::now();
-        let graph = knn_graph(&data, args.k, None, threads);
+        graph = knn_graph(&data, args.k, None, threads);
         times.push(started.elapsed().as_secs_f64());
         edges = graph.iter().map(Vec::len).sum::<usize>();
     }
     let secs = median(&mut times);
-    let report = serde_json::json!({
+    let mut report = serde_json::json!({
         "n": args.n, "k": args.k, "dim": args.dim, "threads": threads,
         "kernels": bundleforge::index::metric::kernels().name,
         "seconds": secs, "edges": edges,
     });
+    if let Some(ef) = args.approximate {
+        use bundleforge::index::{HnswIndex, HnswParams, recall_at_k};
+        let started = Instant::now();
+        let hnsw = HnswIndex::build(data.clone(), HnswParams::default(), threads);
+        let build = started.elapsed().as_secs_f64();
+        let found = hnsw.search_batch(&data, args.k + 1, ef.max(args.k + 1), threads);
+        let approx: Vec<_> = found
+            .into_iter()
+            .enumerate()
+            .map(|(i, row)| {
+                row.into_iter()
+                    .filter(|n| n.id as usize != i)
+                    .take(args.k)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let total = started.elapsed().as_secs_f64();
+        report["approximate"] = serde_json::json!({
+            "ef": ef, "build_seconds": build, "seconds": total,
+            "recall": recall_at_k(&graph, &approx, args.k),
+        });
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -523,6 +584,16 @@ fn bench_graph(args: BenchGraphArgs, settings: &Settings) -> Result<ExitCode> {
             "knn graph n={} k={}: {:.3} s ({} edges), {} threads",
             args.n, args.k, secs, edges, threads
         );
+        if let Some(a) = report.get("approximate") {
+            println!(
+                "  via HNSW (ef {}): {:.3} s (build {:.3} s), recall@{} {:.4}",
+                a["ef"],
+                a["seconds"].as_f64().unwrap_or(0.0),
+                a["build_seconds"].as_f64().unwrap_or(0.0),
+                args.k,
+                a["recall"].as_f64().unwrap_or(0.0)
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -85,6 +85,7 @@ pub struct EmbedSettings {
 pub struct IndexSettings {
     pub method: String,
     pub exact_up_to: usize,
+    pub ef_search: usize,
     pub graph_k: usize,
     pub threads: usize,
 }
@@ -157,10 +158,13 @@ impl Settings {
         if self.embed.batch_size == 0 {
             return Err(invalid("embed.batch_size", "must be at least 1".into()));
         }
-        if !["auto", "exact"].contains(&self.index.method.as_str()) {
+        if !["auto", "exact", "approximate"].contains(&self.index.method.as_str()) {
             return Err(invalid(
                 "index.method",
-                format!("{:?} is not one of auto, exact", self.index.method),
+                format!(
+                    "{:?} is not one of auto, exact, approximate",
+                    self.index.method
+                ),
             ));
         }
         let s = &self.scoring;

@@ -8,10 +8,12 @@
 //!   versions picked at run time.
 //! - [`topk`]: top-k over a total order (ties to the smaller id): deterministic.
 //! - [`exact`]: batched exact search as blocked GEMM with top-k fused over blocks.
+//! - [`hnsw`]: approximate search for large catalogs (HNSW over the same kernels).
 //! - [`knn`]: the all-pairs kNN graph, computing only half the symmetric product.
 //! - [`synthetic`]: seeded clustered vectors for tests and benchmarks.
 
 pub mod exact;
+pub mod hnsw;
 pub mod knn;
 pub mod matrix;
 pub mod metric;
@@ -19,6 +21,7 @@ pub mod synthetic;
 pub mod topk;
 
 pub use exact::ExactIndex;
+pub use hnsw::{HnswIndex, HnswParams};
 pub use knn::knn_graph;
 pub use matrix::{Matrix, MatrixError};
 pub use topk::{Neighbour, TopK};
@@ -59,5 +62,111 @@ pub fn recall_at_k(truth: &[Vec<Neighbour>], got: &[Vec<Neighbour>], k: usize) -
         1.0
     } else {
         hit as f64 / total as f64
+    }
+}
+
+/// How a neighbour graph is computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GraphMethod {
+    Exact,
+    Approximate { ef: usize },
+}
+
+impl GraphMethod {
+    /// `auto` picks exact search up to `exact_up_to` vectors and HNSW above: the
+    /// measured crossover of the whole-catalog kNN graph on 2 cores lies between 100k
+    /// (exact 24.7 s, HNSW 28.6 s) and 200k (96.6 s vs 57.6 s); see BENCHMARKS.md.
+    pub fn choose(setting: &str, n: usize, exact_up_to: usize, ef: usize) -> GraphMethod {
+        match setting {
+            "exact" => GraphMethod::Exact,
+            "approximate" => GraphMethod::Approximate { ef },
+            _ if n <= exact_up_to => GraphMethod::Exact,
+            _ => GraphMethod::Approximate { ef },
+        }
+    }
+}
+
+/// Each row's `k` nearest other rows, excluding its own group (see [`knn_graph`]), by
+/// the given method.
+pub fn neighbour_graph(
+    data: &Matrix,
+    k: usize,
+    groups: Option<&[u32]>,
+    method: GraphMethod,
+    threads: usize,
+) -> Vec<Vec<Neighbour>> {
+    match method {
+        GraphMethod::Exact => knn_graph(data, k, groups, threads),
+        GraphMethod::Approximate { ef } => {
+            // Ask for enough extra hits to drop the row's own group and still have k.
+            let widest_group = groups.map_or(1, |g| {
+                let mut sizes = std::collections::HashMap::new();
+                g.iter()
+                    .for_each(|x| *sizes.entry(*x).or_insert(0usize) += 1);
+                sizes.values().copied().max().unwrap_or(1)
+            });
+            let want = k + widest_group;
+            let index = HnswIndex::build(data.clone(), HnswParams::default(), threads);
+            index
+                .search_batch(data, want, ef.max(want), threads)
+                .into_iter()
+                .enumerate()
+                .map(|(i, row)| {
+                    row.into_iter()
+                        .filter(|n| {
+                            n.id as usize != i && groups.is_none_or(|g| g[n.id as usize] != g[i])
+                        })
+                        .take(k)
+                        .collect()
+                })
+                .collect()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auto_switches_to_approximate_above_the_crossover() {
+        assert_eq!(
+            GraphMethod::choose("auto", 1000, 120_000, 64),
+            GraphMethod::Exact
+        );
+        assert_eq!(
+            GraphMethod::choose("auto", 120_001, 120_000, 64),
+            GraphMethod::Approximate { ef: 64 }
+        );
+        assert_eq!(
+            GraphMethod::choose("exact", 10_000_000, 120_000, 64),
+            GraphMethod::Exact
+        );
+        assert_eq!(
+            GraphMethod::choose("approximate", 10, 120_000, 64),
+            GraphMethod::Approximate { ef: 64 }
+        );
+    }
+
+    #[test]
+    fn both_methods_agree_on_a_small_graph_with_groups() {
+        let data = synthetic::clustered(3000, 32, 30, 21);
+        let groups: Vec<u32> = (0..3000).map(|i| i / 2).collect();
+        let exact = neighbour_graph(&data, 10, Some(&groups), GraphMethod::Exact, 2);
+        let approx = neighbour_graph(
+            &data,
+            10,
+            Some(&groups),
+            GraphMethod::Approximate { ef: 64 },
+            2,
+        );
+        assert!(
+            approx
+                .iter()
+                .enumerate()
+                .all(|(i, r)| r.iter().all(|n| groups[n.id as usize] != groups[i]))
+        );
+        let recall = recall_at_k(&exact, &approx, 10);
+        assert!(recall >= 0.95, "graph recall {recall}");
     }
 }
