@@ -160,9 +160,13 @@ struct BenchEmbedArgs {
 
 #[derive(Args, Debug)]
 struct BenchSearchArgs {
-    /// Vectors in the index.
-    #[arg(long)]
+    /// Vectors in the index (synthetic).
+    #[arg(long, default_value_t = 100_000)]
     n: usize,
+    /// Use a stored catalog's real embeddings instead of synthetic vectors: every
+    /// product is a query (`--n`, `--queries` and `--dim` are then ignored).
+    #[arg(long, value_name = "ID")]
+    store: Option<String>,
     #[arg(long, default_value_t = 1000)]
     queries: usize,
     #[arg(long, default_value_t = 10)]
@@ -247,7 +251,7 @@ async fn dispatch(cli: Cli, settings: Settings) -> Result<ExitCode> {
         Command::Similar(args) => similar(args, &settings).await,
         Command::Fixtures(args) => fixtures(args),
         Command::Bench(BenchCommand::Ingest(args)) => bench_ingest(args, &settings).await,
-        Command::Bench(BenchCommand::Search(args)) => bench_search(args, &settings),
+        Command::Bench(BenchCommand::Search(args)) => bench_search(args, &settings).await,
         Command::Bench(BenchCommand::Graph(args)) => bench_graph(args, &settings),
         Command::Bench(BenchCommand::Embed(args)) => bench_embed(args, &settings).await,
     }
@@ -441,14 +445,41 @@ struct BenchSearchReport {
     results: Vec<SearchResult>,
 }
 
-fn bench_search(args: BenchSearchArgs, settings: &Settings) -> Result<ExitCode> {
+async fn bench_search(mut args: BenchSearchArgs, settings: &Settings) -> Result<ExitCode> {
     use bundleforge::index::{ExactIndex, HnswIndex, HnswParams, recall_at_k, synthetic};
     if args.n == 0 || args.queries == 0 || args.k == 0 || args.runs == 0 {
         bail!("--n, --queries, --k and --runs must be at least 1");
     }
     let threads = settings.index.thread_count();
-    let data = synthetic::clustered(args.n, args.dim, 200, args.seed);
-    let queries = synthetic::queries_near(&data, args.queries, 0.3, args.seed + 1);
+    let (data, queries) = match &args.store {
+        Some(raw) => {
+            let id = store_id(raw)?;
+            let db = store::open(&settings.database.url).await?;
+            let catalog = db.load(&id).await?;
+            let embed_settings = settings.embed.clone();
+            let embedder = tokio::task::spawn_blocking(move || {
+                bundleforge::embed::from_settings(&embed_settings)
+            })
+            .await
+            .context("model loader failed")??;
+            let (m, _) = bundleforge::embed::embed_products(
+                embedder.as_ref(),
+                db.as_ref(),
+                &catalog.products,
+                settings.embed.description_chars,
+            )
+            .await?;
+            args.n = m.rows();
+            args.queries = m.rows();
+            args.dim = m.dim();
+            (m.clone(), m)
+        }
+        None => {
+            let data = synthetic::clustered(args.n, args.dim, 200, args.seed);
+            let queries = synthetic::queries_near(&data, args.queries, 0.3, args.seed + 1);
+            (data, queries)
+        }
+    };
     if let Some(base) = &args.save_vectors {
         write_f32(&base.with_extension("data.f32"), data.as_slice())?;
         write_f32(&base.with_extension("queries.f32"), queries.as_slice())?;

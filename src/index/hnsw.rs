@@ -169,8 +169,8 @@ where
     out
 }
 
-/// The diversity heuristic: from `candidates` (best first), keep up to `m`, each closer
-/// to the query than to any kept before it.
+/// The diversity heuristic: from `candidates` (best first), keep up to `m`, each no
+/// closer to a neighbour kept before it than to the query.
 fn select_neighbours(data: &Matrix, k: &Kernels, candidates: &[Scored], m: usize) -> Vec<u32> {
     if candidates.len() <= m {
         return candidates.iter().map(|c| c.id).collect();
@@ -181,9 +181,12 @@ fn select_neighbours(data: &Matrix, k: &Kernels, candidates: &[Scored], m: usize
             break;
         }
         let row = data.row(c.id as usize);
+        // Reject only what a kept neighbour is strictly closer to: with `<=`, exact
+        // duplicates (one title listed twice) would keep nothing but each other and
+        // form islands that no search reaches.
         let diverse = kept
             .iter()
-            .all(|r| k.dot(row, data.row(r.id as usize)) < c.score);
+            .all(|r| k.dot(row, data.row(r.id as usize)) <= c.score);
         if diverse {
             kept.push(c);
         }
@@ -265,10 +268,28 @@ impl Builder<'_> {
                 |n, out| self.neighbours(n, layer, out),
             );
             let chosen = select_neighbours(data, k, &found, self.params.m);
-            if let Ok(mut l) = self.links[q as usize].lock() {
-                l[layer] = chosen.clone();
-            }
             let cap = self.max_links(layer);
+            if let Ok(mut l) = self.links[q as usize].lock() {
+                // Another thread may have reached q through an upper layer and linked
+                // itself to q here already: keep those links, or that node loses its
+                // only way in.
+                let earlier = std::mem::take(&mut l[layer]);
+                l[layer] = if earlier.is_empty() {
+                    chosen.clone()
+                } else {
+                    let mut all: Vec<u32> = chosen.clone();
+                    all.extend(earlier.into_iter().filter(|x| !chosen.contains(x)));
+                    let mut cands: Vec<Scored> = all
+                        .into_iter()
+                        .map(|x| Scored {
+                            score: k.dot(query, data.row(x as usize)),
+                            id: x,
+                        })
+                        .collect();
+                    cands.sort_by(|a, b| b.cmp(a));
+                    select_neighbours(data, k, &cands, cap)
+                };
+            }
             for &e in &chosen {
                 let Ok(mut l) = self.links[e as usize].lock() else {
                     continue;
@@ -519,6 +540,28 @@ mod tests {
             got.iter()
                 .all(|r| r.windows(2).all(|w| w[0].score >= w[1].score))
         );
+    }
+
+    #[test]
+    fn duplicate_vectors_do_not_form_unreachable_islands() {
+        // Every vector three times over, as catalogs list one title several times.
+        let base = synthetic::clustered(800, 32, 20, 12);
+        let mut values = Vec::new();
+        for _ in 0..3 {
+            values.extend_from_slice(base.as_slice());
+        }
+        let data = Matrix::from_vec(32, &values).unwrap();
+        let truth = ExactIndex::new(data.clone()).search_batch(&data, 10, 2);
+        // Two build threads as well: a node reached through an upper layer before its
+        // own bottom links exist must not lose the links others made to it.
+        for threads in [1, 2] {
+            let index = HnswIndex::build(data.clone(), HnswParams::default(), threads);
+            let recall = recall_at_k(&truth, &index.search_batch(&data, 10, 64, 2), 10);
+            assert!(
+                recall >= 0.97,
+                "recall@10 {recall} with {threads} build threads"
+            );
+        }
     }
 
     #[test]

@@ -49,14 +49,24 @@ impl VectorIndex for ExactIndex {
     }
 }
 
-/// Recall@k of `got` against `truth`: the share of the true top-k ids found.
+/// Recall@k of `got` against `truth`: the share of the true top-k found. A hit whose
+/// score ties the true k-th score (within float noise) counts as found, since catalogs
+/// hold exact duplicates (one title listed twice) and which of them ranks k-th is
+/// arbitrary.
 pub fn recall_at_k(truth: &[Vec<Neighbour>], got: &[Vec<Neighbour>], k: usize) -> f64 {
+    const TIE: f32 = 1e-5;
     let mut hit = 0usize;
     let mut total = 0usize;
     for (t, g) in truth.iter().zip(got) {
         let want: Vec<u32> = t.iter().take(k).map(|n| n.id).collect();
+        let kth = t.iter().take(k).last().map_or(f32::INFINITY, |n| n.score);
         total += want.len();
-        hit += g.iter().take(k).filter(|n| want.contains(&n.id)).count();
+        hit += g
+            .iter()
+            .take(k)
+            .filter(|n| want.contains(&n.id) || n.score >= kth - TIE)
+            .count()
+            .min(want.len());
     }
     if total == 0 {
         1.0
@@ -127,6 +137,20 @@ pub fn neighbour_graph(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn recall_counts_ids_and_tied_scores() {
+        let n = |id, score| Neighbour { id, score };
+        let truth = vec![vec![n(1, 0.9), n(2, 0.8), n(3, 0.5)]];
+        assert_eq!(recall_at_k(&truth, &truth, 3), 1.0);
+        // Id 7 ties the third true score: a duplicate, as good as id 3.
+        assert_eq!(
+            recall_at_k(&truth, &[vec![n(1, 0.9), n(2, 0.8), n(7, 0.5)]], 3),
+            1.0
+        );
+        let got = vec![vec![n(1, 0.9), n(8, 0.4), n(9, 0.3)]];
+        assert!((recall_at_k(&truth, &got, 3) - 1.0 / 3.0).abs() < 1e-9);
+    }
 
     #[test]
     fn auto_switches_to_approximate_above_the_crossover() {
