@@ -59,7 +59,9 @@ pub fn recall_at_k(truth: &[Vec<Neighbour>], got: &[Vec<Neighbour>], k: usize) -
     let mut total = 0usize;
     for (t, g) in truth.iter().zip(got) {
         let want: Vec<u32> = t.iter().take(k).map(|n| n.id).collect();
-        let kth = t[..t.len().min(k)].last().map_or(f32::INFINITY, |n| n.score);
+        let kth = t[..t.len().min(k)]
+            .last()
+            .map_or(f32::INFINITY, |n| n.score);
         total += want.len();
         hit += g
             .iter()
