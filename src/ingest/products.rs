@@ -399,12 +399,66 @@ fn product(
     }
 }
 
-fn next_record<R: Read>(
+/// What a row handler made of one row.
+enum Outcome<T> {
+    /// A kept row that produced a catalog entry.
+    Entry(T),
+    /// A kept row whose data was absorbed elsewhere (a product row awaiting variants).
+    Absorbed,
+    /// A valid row a documented rule leaves out, counted under this reason.
+    Dropped(&'static str),
+}
+
+/// The loop every catalog reader shares: reads each record, hands it to `handle` as a
+/// located [`Row`], books the outcome in the report (kept, dropped or rejected), and
+/// records the file. Returns the entries with the line each came from.
+fn read_rows<R: Read, T>(
     path: &Path,
+    shape: Shape,
     csv: &mut csv::Reader<R>,
-    record: &mut csv::ByteRecord,
-) -> Result<bool, IngestError> {
-    csv.read_byte_record(record).map_err(|e| csv_error(path, e))
+    columns: &Columns,
+    report: &mut super::IngestReport,
+    mut handle: impl FnMut(&Row<'_>, &mut super::IngestReport) -> RowResult<Outcome<T>>,
+) -> Result<Vec<(u64, T)>, IngestError> {
+    let file = path.display().to_string();
+    let mut out = Vec::new();
+    let mut record = csv::ByteRecord::new();
+    let mut rows_read = 0;
+    while csv
+        .read_byte_record(&mut record)
+        .map_err(|e| csv_error(path, e))?
+    {
+        rows_read += 1;
+        let line = record.position().map(|p| p.line()).unwrap_or(0);
+        let row = Row {
+            file: &file,
+            line,
+            record: &record,
+            columns,
+        };
+        match handle(&row, report) {
+            Ok(Outcome::Entry(t)) => {
+                report.rows_kept += 1;
+                out.push((line, t));
+            }
+            Ok(Outcome::Absorbed) => report.rows_kept += 1,
+            Ok(Outcome::Dropped(reason)) => report.drop_row(reason),
+            Err(r) => report.reject(r.key, *r.error),
+        }
+    }
+    report.rows_read += rows_read;
+    report.files.push(super::FileSummary {
+        path: file,
+        shape: shape.name(),
+        rows_read,
+    });
+    Ok(out)
+}
+
+fn located(rows: Vec<(u64, Product)>) -> Vec<Located> {
+    rows.into_iter()
+        .map(|(line, product)| Located { line, product })
+        .collect()
 }
 
 fn read_product_export<R: Read>(
@@ -414,25 +468,18 @@ fn read_product_export<R: Read>(
     ctx: &IngestContext,
     batch: &mut IngestBatch,
 ) -> Result<Vec<Located>, IngestError> {
-    let file = path.display().to_string();
     let cols = CatalogColumns::new(columns);
     let currency = ctx.default_currency;
-    let mut out = Vec::new();
     // Product-level fields by handle, and how many variants each handle has so far.
     let mut products: HashMap<String, (ProductFields, u32)> = HashMap::new();
-    let mut record = csv::ByteRecord::new();
-    let mut rows_read = 0;
-    while next_record(path, csv, &mut record)? {
-        rows_read += 1;
-        let line = record.position().map(|p| p.line()).unwrap_or(0);
-        let row = Row {
-            file: &file,
-            line,
-            record: &record,
-            columns,
-        };
-        let report = &mut batch.report;
-        let result = (|| -> RowResult<Option<Product>> {
+    let shape = Shape::ShopifyProductExport;
+    let rows = read_rows(
+        path,
+        shape,
+        csv,
+        columns,
+        &mut batch.report,
+        |row, report| {
             let Some(handle) = row.get(cols.handle).map_err(utf8)? else {
                 return Err(Rejection::new(
                     "missing_value",
@@ -441,7 +488,7 @@ fn read_product_export<R: Read>(
             };
             let handle = handle.to_owned();
             if row.get(cols.title).map_err(utf8)?.is_some() {
-                let fields = product_fields(&row, &cols, report)?;
+                let fields = product_fields(row, &cols, report)?;
                 let entry = products
                     .entry(handle.clone())
                     .or_insert((fields.clone(), 0));
@@ -451,7 +498,7 @@ fn read_product_export<R: Read>(
                 || row.get(cols.sku).map_err(utf8)?.is_some();
             if !has_variant {
                 // An image-only row: Shopify writes one per extra product image.
-                return Ok(None);
+                return Ok(Outcome::Dropped("image_only_row"));
             }
             let Some((fields, count)) = products.get_mut(&handle) else {
                 return Err(Rejection::new(
@@ -459,33 +506,19 @@ fn read_product_export<R: Read>(
                     row.error(cols.title, "", "the first row of a product needs its Title"),
                 ));
             };
-            let v = variant_fields(&row, &cols, currency, report)?;
+            let v = variant_fields(row, &cols, currency, report)?;
             *count += 1;
             let variant_id = v.sku.clone().unwrap_or_else(|| format!("{handle}#{count}"));
-            Ok(Some(product(
+            Ok(Outcome::Entry(product(
                 handle.clone(),
                 variant_id,
                 Some(handle),
                 fields,
                 v,
             )))
-        })();
-        match result {
-            Ok(Some(p)) => {
-                report.rows_kept += 1;
-                out.push(Located { line, product: p });
-            }
-            Ok(None) => report.drop_row("image_only_row"),
-            Err(r) => report.reject(r.key, *r.error),
-        }
-    }
-    batch.report.rows_read += rows_read;
-    batch.report.files.push(super::FileSummary {
-        path: file,
-        shape: Shape::ShopifyProductExport.name(),
-        rows_read,
-    });
-    Ok(out)
+        },
+    )?;
+    Ok(located(rows))
 }
 
 /// A split products file: one row per product (joined to a variants file), or, when it
@@ -498,7 +531,6 @@ fn read_split_products<R: Read>(
     files: &IngestFiles,
     batch: &mut IngestBatch,
 ) -> Result<Vec<Located>, IngestError> {
-    let file = path.display().to_string();
     let cols = CatalogColumns::new(columns);
     let col_id = columns.find(Field::Id).or(cols.handle).or(cols.sku);
     let col_variant_id = columns.find(Field::VariantId);
@@ -506,32 +538,28 @@ fn read_split_products<R: Read>(
     let self_priced = cols.price.is_some();
     if !self_priced && files.variants.is_none() {
         return Err(IngestError::Usage(format!(
-            "{file}: a products file without prices needs its variants: pass --variants FILE (columns id, product_id, price, …)"
+            "{}: a products file without prices needs its variants: pass --variants FILE (columns id, product_id, price, …)",
+            path.display()
         )));
     }
     let currency = ctx.default_currency;
-    let mut products: Vec<(u64, String, ProductFields, Option<String>)> = Vec::new();
-    let mut out = Vec::new();
-    let mut record = csv::ByteRecord::new();
-    let mut rows_read = 0;
-    while next_record(path, csv, &mut record)? {
-        rows_read += 1;
-        let line = record.position().map(|p| p.line()).unwrap_or(0);
-        let row = Row {
-            file: &file,
-            line,
-            record: &record,
-            columns,
-        };
-        let report = &mut batch.report;
-        let result = (|| -> RowResult<Option<Product>> {
+    // Product rows awaiting their variants: (id, product-level fields, handle).
+    let mut products: Vec<SplitProduct> = Vec::new();
+    let shape = Shape::SplitProducts;
+    let rows = read_rows(
+        path,
+        shape,
+        csv,
+        columns,
+        &mut batch.report,
+        |row, report| {
             let Some(id) = row.get(col_id).map_err(utf8)? else {
                 return Err(Rejection::new(
                     "missing_value",
                     row.error(col_id, "", "an id is required"),
                 ));
             };
-            let fields = product_fields(&row, &cols, report)?;
+            let fields = product_fields(row, &cols, report)?;
             if fields.title.is_empty() {
                 return Err(Rejection::new(
                     "missing_value",
@@ -539,44 +567,34 @@ fn read_split_products<R: Read>(
                 ));
             }
             if !self_priced {
-                products.push((line, id.to_owned(), fields, opt(&row, cols.handle)?));
-                return Ok(None);
+                products.push((id.to_owned(), fields, opt(row, cols.handle)?));
+                return Ok(Outcome::Absorbed);
             }
-            let v = variant_fields(&row, &cols, currency, report)?;
-            let product_id = opt(&row, col_product_id)?.unwrap_or_else(|| id.to_owned());
-            let variant_id = opt(&row, col_variant_id)?.unwrap_or_else(|| id.to_owned());
-            Ok(Some(product(
+            let v = variant_fields(row, &cols, currency, report)?;
+            let product_id = opt(row, col_product_id)?.unwrap_or_else(|| id.to_owned());
+            let variant_id = opt(row, col_variant_id)?.unwrap_or_else(|| id.to_owned());
+            Ok(Outcome::Entry(product(
                 product_id,
                 variant_id,
-                opt(&row, cols.handle)?,
+                opt(row, cols.handle)?,
                 &fields,
                 v,
             )))
-        })();
-        match result {
-            Ok(Some(p)) => {
-                report.rows_kept += 1;
-                out.push(Located { line, product: p });
-            }
-            Ok(None) => report.rows_kept += 1,
-            Err(r) => report.reject(r.key, *r.error),
-        }
-    }
-    batch.report.rows_read += rows_read;
-    batch.report.files.push(super::FileSummary {
-        path: file,
-        shape: Shape::SplitProducts.name(),
-        rows_read,
-    });
+        },
+    )?;
+    let mut out = located(rows);
     if let Some(vpath) = &files.variants {
         out.extend(read_split_variants(vpath, &products, ctx, batch)?);
     }
     Ok(out)
 }
 
+/// A product row of a split export: its id, product-level fields and handle.
+type SplitProduct = (String, ProductFields, Option<String>);
+
 fn read_split_variants(
     path: &Path,
-    products: &[(u64, String, ProductFields, Option<String>)],
+    products: &[SplitProduct],
     ctx: &IngestContext,
     batch: &mut IngestBatch,
 ) -> Result<Vec<Located>, IngestError> {
@@ -584,7 +602,6 @@ fn read_split_variants(
     let mut csv = csv_reader(opened.reader);
     let columns = Columns::new(&csv.byte_headers().map_err(|e| csv_error(path, e))?.clone());
     shape_for(path, &columns, "--variants")?;
-    let file = path.display().to_string();
     let mut cols = CatalogColumns::new(&columns);
     // In a variants file, `title` is the variant's name ("Large / Blue").
     let col_variant_title = columns.find(Field::VariantTitle);
@@ -594,22 +611,16 @@ fn read_split_variants(
     let by_id: HashMap<&str, usize> = products
         .iter()
         .enumerate()
-        .map(|(i, p)| (p.1.as_str(), i))
+        .map(|(i, p)| (p.0.as_str(), i))
         .collect();
-    let mut out = Vec::new();
-    let mut record = csv::ByteRecord::new();
-    let mut rows_read = 0;
-    while next_record(path, &mut csv, &mut record)? {
-        rows_read += 1;
-        let line = record.position().map(|p| p.line()).unwrap_or(0);
-        let row = Row {
-            file: &file,
-            line,
-            record: &record,
-            columns: &columns,
-        };
-        let report = &mut batch.report;
-        let result = (|| -> RowResult<Product> {
+    let shape = Shape::SplitVariants;
+    let rows = read_rows(
+        path,
+        shape,
+        &mut csv,
+        &columns,
+        &mut batch.report,
+        |row, report| {
             let Some(id) = row.get(col_id).map_err(utf8)? else {
                 return Err(Rejection::new(
                     "missing_value",
@@ -632,34 +643,21 @@ fn read_split_variants(
                     ),
                 ));
             };
-            let (_, product_id, fields, handle) = &products[pi];
-            let mut v = variant_fields(&row, &cols, ctx.default_currency, report)?;
+            let (product_id, fields, handle) = &products[pi];
+            let mut v = variant_fields(row, &cols, ctx.default_currency, report)?;
             if v.variant_title.is_none() {
-                v.variant_title = opt(&row, col_variant_title)?.filter(|t| t != "Default Title");
+                v.variant_title = opt(row, col_variant_title)?.filter(|t| t != "Default Title");
             }
-            Ok(product(
+            Ok(Outcome::Entry(product(
                 product_id.clone(),
                 id.to_owned(),
                 handle.clone(),
                 fields,
                 v,
-            ))
-        })();
-        match result {
-            Ok(p) => {
-                report.rows_kept += 1;
-                out.push(Located { line, product: p });
-            }
-            Err(r) => report.reject(r.key, *r.error),
-        }
-    }
-    batch.report.rows_read += rows_read;
-    batch.report.files.push(super::FileSummary {
-        path: file,
-        shape: Shape::SplitVariants.name(),
-        rows_read,
-    });
-    Ok(out)
+            )))
+        },
+    )?;
+    Ok(located(rows))
 }
 
 /// Inventory levels: quantities summed over locations per inventory item, joined to
@@ -675,7 +673,6 @@ fn apply_inventory_levels(
     let mut csv = csv_reader(opened.reader);
     let columns = Columns::new(&csv.byte_headers().map_err(|e| csv_error(path, e))?.clone());
     shape_for(path, &columns, "--inventory")?;
-    let file = path.display().to_string();
     let col_item = columns.find(Field::InventoryItemId);
     let col_qty = columns.find(Field::InventoryQty);
     let col_cost = columns.find(Field::Cost);
@@ -685,19 +682,14 @@ fn apply_inventory_levels(
         .filter_map(|(i, e)| e.product.inventory_item_id.clone().map(|id| (id, i)))
         .collect();
     let mut totals: HashMap<usize, i64> = HashMap::new();
-    let mut record = csv::ByteRecord::new();
-    let mut rows_read = 0;
-    while next_record(path, &mut csv, &mut record)? {
-        rows_read += 1;
-        let line = record.position().map(|p| p.line()).unwrap_or(0);
-        let row = Row {
-            file: &file,
-            line,
-            record: &record,
-            columns: &columns,
-        };
-        let report = &mut batch.report;
-        let result = (|| -> RowResult<()> {
+    let shape = Shape::InventoryLevels;
+    read_rows::<_, ()>(
+        path,
+        shape,
+        &mut csv,
+        &columns,
+        &mut batch.report,
+        |row, report| {
             let Some(item) = row.get(col_item).map_err(utf8)? else {
                 return Err(Rejection::new(
                     "missing_value",
@@ -720,23 +712,13 @@ fn apply_inventory_levels(
             *totals.entry(ei).or_default() += qty;
             let p = &mut entries[ei].product;
             if p.cost.is_none() {
-                p.cost = money_opt(&row, col_cost, ctx.default_currency, "cost", report)?;
+                p.cost = money_opt(row, col_cost, ctx.default_currency, "cost", report)?;
             }
-            Ok(())
-        })();
-        match result {
-            Ok(()) => report.rows_kept += 1,
-            Err(r) => report.reject(r.key, *r.error),
-        }
-    }
+            Ok(Outcome::Absorbed)
+        },
+    )?;
     for (ei, qty) in totals {
         entries[ei].product.inventory = Some(qty);
     }
-    batch.report.rows_read += rows_read;
-    batch.report.files.push(super::FileSummary {
-        path: file,
-        shape: Shape::InventoryLevels.name(),
-        rows_read,
-    });
     Ok(())
 }
