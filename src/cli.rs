@@ -398,11 +398,7 @@ fn print_stats(s: &StoreStats) {
 async fn similar(args: SimilarArgs, settings: &Settings) -> Result<ExitCode> {
     let id = store_id(&args.store)?;
     let db = store::open(&settings.database.url).await?;
-    let embed_settings = settings.embed.clone();
-    let embedder =
-        tokio::task::spawn_blocking(move || bundleforge::embed::from_settings(&embed_settings))
-            .await
-            .context("model loader failed")??;
+    let embedder = load_embedder(settings).await?;
     let out = app::similar(
         db.as_ref(),
         embedder.as_ref(),
@@ -456,12 +452,7 @@ async fn bench_search(mut args: BenchSearchArgs, settings: &Settings) -> Result<
             let id = store_id(raw)?;
             let db = store::open(&settings.database.url).await?;
             let catalog = db.load(&id).await?;
-            let embed_settings = settings.embed.clone();
-            let embedder = tokio::task::spawn_blocking(move || {
-                bundleforge::embed::from_settings(&embed_settings)
-            })
-            .await
-            .context("model loader failed")??;
+            let embedder = load_embedder(settings).await?;
             let (m, _) = bundleforge::embed::embed_products(
                 embedder.as_ref(),
                 db.as_ref(),
@@ -559,6 +550,16 @@ async fn bench_search(mut args: BenchSearchArgs, settings: &Settings) -> Result<
     Ok(ExitCode::SUCCESS)
 }
 
+/// The configured embedder; loading the model is CPU work, so it runs off the async workers.
+async fn load_embedder(settings: &Settings) -> Result<Arc<dyn bundleforge::embed::Embedder>> {
+    let embed_settings = settings.embed.clone();
+    Ok(
+        tokio::task::spawn_blocking(move || bundleforge::embed::from_settings(&embed_settings))
+            .await
+            .context("model loader failed")??,
+    )
+}
+
 fn write_f32(path: &std::path::Path, values: &[f32]) -> Result<()> {
     let bytes: Vec<u8> = values.iter().flat_map(|x| x.to_le_bytes()).collect();
     std::fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))
@@ -647,11 +648,7 @@ async fn bench_embed(args: BenchEmbedArgs, settings: &Settings) -> Result<ExitCo
         text.push('\n');
         std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
     }
-    let embed_settings = settings.embed.clone();
-    let embedder =
-        tokio::task::spawn_blocking(move || bundleforge::embed::from_settings(&embed_settings))
-            .await
-            .context("model loader failed")??;
+    let embedder = load_embedder(settings).await?;
     // One untimed pass warms the model's allocations.
     embedder.embed(&titles).await?;
     let mut times = Vec::new();

@@ -12,7 +12,7 @@ mod local;
 #[cfg(any(test, feature = "testing"))]
 mod testing;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 
 use async_trait::async_trait;
@@ -138,9 +138,9 @@ pub async fn embed_products(
 
     // Each distinct missing text is embedded once, even if products share it.
     let mut missing: Vec<usize> = Vec::new();
-    let mut seen: HashMap<&str, ()> = HashMap::new();
+    let mut seen: HashSet<&str> = HashSet::new();
     for (i, h) in hashes.iter().enumerate() {
-        if !cached.contains_key(h) && seen.insert(h.as_str(), ()).is_none() {
+        if !cached.contains_key(h) && seen.insert(h.as_str()) {
             missing.push(i);
         }
     }
