@@ -10,6 +10,7 @@ use serde::Serialize;
 use crate::config::Settings;
 use crate::domain::{self, StoreId};
 use crate::ingest::{self, IngestBatch, IngestContext, IngestFiles, IngestReport, Progress};
+use crate::rules;
 use crate::stats::{self, StoreStats};
 use crate::store::{Store, StoreError, WriteSummary};
 
@@ -214,4 +215,136 @@ pub async fn similar(
         embedded: stats.embedded,
         from_cache: stats.from_cache,
     })
+}
+
+/// Where `rules` reads baskets from.
+#[derive(Debug, Clone)]
+pub enum BasketSource {
+    File {
+        path: std::path::PathBuf,
+        sep: rules::Separator,
+    },
+    Store(StoreId),
+}
+
+/// What `rules` found, as `rules --json` prints it.
+#[derive(Debug, Clone, Serialize)]
+pub struct RulesOutcome {
+    pub source: String,
+    pub target: rules::Target,
+    /// The target's itemsets: all frequent ones, or the closed or maximal ones.
+    pub itemsets: usize,
+    /// Itemsets by size: `{"1": 120, "2": 300}`.
+    pub itemsets_by_size: std::collections::BTreeMap<usize, usize>,
+    pub rules: usize,
+    pub minconf: Option<f64>,
+    pub max_len: Option<usize>,
+    pub max_basket: Option<usize>,
+    #[serde(flatten)]
+    pub report: rules::MiningReport,
+    /// Order lines whose product is not in the catalog (store input only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lines_without_product: Option<u64>,
+    pub read_seconds: f64,
+    pub mine_seconds: f64,
+    /// Reading and mining.
+    pub seconds: f64,
+    /// The process's peak resident memory so far (Linux; `null` elsewhere).
+    pub peak_rss_bytes: Option<u64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RulesError {
+    #[error(transparent)]
+    Baskets(#[from] rules::BasketsError),
+    #[error(transparent)]
+    App(#[from] AppError),
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Frequent itemsets and rules of a baskets file or a store's orders; with `out`, also
+/// writes them (see [`rules::write_json`]).
+pub async fn rules(
+    store: Option<&dyn Store>,
+    source: BasketSource,
+    options: rules::MiningOptions,
+    out: Option<std::path::PathBuf>,
+) -> Result<RulesOutcome, RulesError> {
+    let started = Instant::now();
+    let (baskets, label, unmatched) = match &source {
+        BasketSource::File { path, sep } => {
+            let (owned, sep) = (path.clone(), *sep);
+            let baskets = tokio::task::spawn_blocking(move || rules::Baskets::read(&owned, sep))
+                .await
+                .map_err(|e| AppError::Internal(format!("reader failed: {e}")))??;
+            (baskets, path.display().to_string(), None)
+        }
+        BasketSource::Store(id) => {
+            let store = store.ok_or_else(|| AppError::Internal("no store open".into()))?;
+            let data = store.load(id).await.map_err(AppError::from)?;
+            if data.orders.is_empty() {
+                return Err(AppError::NoOrders(id.to_string()).into());
+            }
+            let (baskets, unmatched) = rules::Baskets::from_store(&data);
+            (baskets, format!("store {id}"), Some(unmatched))
+        }
+    };
+    let read_seconds = started.elapsed().as_secs_f64();
+    let mined_at = Instant::now();
+    let minconf = options.minconf.map(|c| c.as_f64());
+    let (max_len, max_basket) = (options.max_len, options.max_basket);
+    let target = options.target;
+    let (baskets, mined) = tokio::task::spawn_blocking(move || {
+        let mined = rules::mine(&baskets, &options);
+        (baskets, mined)
+    })
+    .await
+    .map_err(|e| AppError::Internal(format!("miner failed: {e}")))?;
+    let mine_seconds = mined_at.elapsed().as_secs_f64();
+    let seconds = started.elapsed().as_secs_f64();
+    if let Some(path) = out {
+        let write = |path: &std::path::Path| -> std::io::Result<()> {
+            rules::write_json(std::fs::File::create(path)?, &baskets, &mined)
+        };
+        write(&path).map_err(|source| RulesError::Write { path, source })?;
+    }
+    Ok(RulesOutcome {
+        source: label,
+        target,
+        itemsets: mined.itemset_count(),
+        itemsets_by_size: mined
+            .itemsets_by_size()
+            .into_iter()
+            .enumerate()
+            .filter(|&(_, n)| n > 0)
+            .collect(),
+        rules: mined.rules.len(),
+        minconf,
+        max_len,
+        max_basket,
+        report: mined.report,
+        lines_without_product: unmatched,
+        read_seconds,
+        mine_seconds,
+        seconds,
+        peak_rss_bytes: peak_rss_bytes(),
+    })
+}
+
+/// The process's peak resident set size, from /proc (Linux only).
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line
+        .trim_start_matches("VmHWM:")
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
 }

@@ -16,6 +16,7 @@ use bundleforge::config::{Settings, SettingsBuilder};
 use bundleforge::domain::StoreId;
 use bundleforge::fixtures::FixtureSize;
 use bundleforge::ingest::{IngestFiles, Progress};
+use bundleforge::rules::{self, Fraction, MinSupport, MiningOptions, Separator, Target};
 use bundleforge::stats::StoreStats;
 use bundleforge::store;
 
@@ -47,6 +48,9 @@ enum Command {
     Stats(StatsArgs),
     /// A product's nearest neighbours in meaning (local embeddings, exact search).
     Similar(SimilarArgs),
+    /// Frequent itemsets and association rules (FP-Growth) of a baskets file or a
+    /// store's orders. Exact by default: no length limit, no basket cap.
+    Rules(RulesArgs),
     /// Write a seeded synthetic store (products.csv, orders.csv, planted.json).
     Fixtures(FixturesArgs),
     /// Measure whole operations (see BENCHMARKS.md).
@@ -100,6 +104,47 @@ struct SimilarArgs {
 }
 
 #[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("input").required(true).args(["baskets", "store"])))]
+struct RulesArgs {
+    /// One basket per line, split on commas if the first line has one, else on
+    /// whitespace; labels kept exactly as written; gzip read transparently.
+    #[arg(long, value_name = "FILE")]
+    baskets: Option<PathBuf>,
+    /// A stored store: one basket per order, items by variant id.
+    #[arg(long, value_name = "ID")]
+    store: Option<String>,
+    /// Minimum support: a fraction of the baskets (0.001) or a count (40); an itemset
+    /// is frequent iff its count ≥ ⌈minsup × N⌉. Default: rules.itemset_minsup.
+    #[arg(long)]
+    minsup: Option<MinSupport>,
+    /// Minimum rule confidence, compared on counts. Default: rules.min_confidence.
+    #[arg(long)]
+    minconf: Option<Fraction>,
+    /// Force the item separator: comma or whitespace.
+    #[arg(long, default_value = "auto")]
+    sep: Separator,
+    /// Longest itemset (default: no limit).
+    #[arg(long, value_name = "N")]
+    max_len: Option<usize>,
+    /// Leave out baskets with more than N distinct items (default: none); they are
+    /// counted and reported, and not counted in N.
+    #[arg(long, value_name = "N")]
+    max_basket: Option<usize>,
+    /// frequent, closed or maximal itemsets.
+    #[arg(long, default_value = "frequent")]
+    target: Target,
+    /// Memory budget in MiB (default: rules.memory_budget_mb).
+    #[arg(long, value_name = "MIB")]
+    budget_mb: Option<usize>,
+    /// Print one JSON document on stdout.
+    #[arg(long)]
+    json: bool,
+    /// Write the itemsets and rules (JSON) to FILE.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
 struct FixturesArgs {
     /// small, medium or large.
     #[arg(long)]
@@ -120,6 +165,35 @@ enum BenchCommand {
     Graph(BenchGraphArgs),
     /// Local embedding throughput on a store's product titles.
     Embed(BenchEmbedArgs),
+    /// The mining stress case: seeded synthetic baskets with a few hundred
+    /// wholesale-sized ones, mined at a low threshold within the memory budget.
+    Rules(BenchRulesArgs),
+}
+
+#[derive(Args, Debug)]
+struct BenchRulesArgs {
+    #[arg(long, default_value_t = 1_000_000)]
+    baskets: usize,
+    #[arg(long, default_value_t = 20_000)]
+    items: u32,
+    /// How many of the baskets are large.
+    #[arg(long, default_value_t = 300)]
+    large: usize,
+    /// Items in each large basket.
+    #[arg(long, default_value_t = 200)]
+    large_len: usize,
+    #[arg(long, default_value = "3")]
+    minsup: MinSupport,
+    #[arg(long)]
+    minconf: Option<Fraction>,
+    #[arg(long, value_name = "N")]
+    max_len: Option<usize>,
+    #[arg(long, value_name = "MIB", default_value_t = 2048)]
+    budget_mb: usize,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -249,11 +323,13 @@ async fn dispatch(cli: Cli, settings: Settings) -> Result<ExitCode> {
         Command::Ingest(args) => ingest(args, &settings).await,
         Command::Stats(args) => stats(args, &settings).await,
         Command::Similar(args) => similar(args, &settings).await,
+        Command::Rules(args) => rules(args, &settings).await,
         Command::Fixtures(args) => fixtures(args),
         Command::Bench(BenchCommand::Ingest(args)) => bench_ingest(args, &settings).await,
         Command::Bench(BenchCommand::Search(args)) => bench_search(args, &settings).await,
         Command::Bench(BenchCommand::Graph(args)) => bench_graph(args, &settings),
         Command::Bench(BenchCommand::Embed(args)) => bench_embed(args, &settings).await,
+        Command::Bench(BenchCommand::Rules(args)) => bench_rules(args, &settings),
     }
 }
 
@@ -780,6 +856,143 @@ async fn bench_ingest(args: BenchIngestArgs, settings: &Settings) -> Result<Exit
             result.seconds_min,
             result.seconds_max
         );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn rules(args: RulesArgs, settings: &Settings) -> Result<ExitCode> {
+    let r = &settings.rules;
+    let options = MiningOptions {
+        minsup: args
+            .minsup
+            .unwrap_or(MinSupport::Fraction(r.itemset_minsup())),
+        minconf: Some(args.minconf.unwrap_or(r.min_confidence())),
+        max_len: args.max_len,
+        max_basket: args.max_basket,
+        target: args.target,
+        budget_bytes: args
+            .budget_mb
+            .unwrap_or(r.memory_budget_mb)
+            .saturating_mul(1 << 20),
+        threads: bundleforge::config::thread_count(r.threads),
+    };
+    let (db, source) = match (&args.baskets, &args.store) {
+        (Some(path), _) => (
+            None,
+            app::BasketSource::File {
+                path: path.clone(),
+                sep: args.sep,
+            },
+        ),
+        (None, Some(id)) => (
+            Some(store::open(&settings.database.url).await?),
+            app::BasketSource::Store(store_id(id)?),
+        ),
+        (None, None) => bail!("give --baskets FILE or --store ID"),
+    };
+    let spinner = ProgressBar::new_spinner().with_message("mining");
+    spinner.enable_steady_tick(std::time::Duration::from_millis(120));
+    let out = app::rules(db.as_deref(), source, options, args.out.clone()).await;
+    spinner.finish_and_clear();
+    let out = out?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rep = &out.report;
+    println!(
+        "{}: {} baskets, {} items",
+        out.source, rep.baskets, rep.items
+    );
+    if rep.baskets_capped > 0 {
+        println!(
+            "  {} baskets over {} items left out",
+            rep.baskets_capped,
+            out.max_basket.unwrap_or(0)
+        );
+    }
+    for a in &rep.attempts {
+        println!("  min count {}: {}; raised", a.min_count, a.reason);
+    }
+    println!("min count {} (minsup {})", rep.min_count, rep.minsup);
+    let sizes: Vec<String> = out
+        .itemsets_by_size
+        .iter()
+        .map(|(k, n)| format!("{k}: {n}"))
+        .collect();
+    let target = match out.target {
+        Target::Frequent => "frequent",
+        Target::Closed => "closed",
+        Target::Maximal => "maximal",
+    };
+    println!("{} {target} itemsets ({})", out.itemsets, sizes.join(", "));
+    println!(
+        "{} rules (confidence >= {})",
+        out.rules,
+        out.minconf.unwrap_or(0.0)
+    );
+    println!(
+        "{:.3} s (read {:.3} s, mine {:.3} s), peak memory {}",
+        out.seconds,
+        out.read_seconds,
+        out.mine_seconds,
+        out.peak_rss_bytes
+            .map_or("unknown".to_owned(), |b| format!("{} MiB", b >> 20))
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn bench_rules(args: BenchRulesArgs, settings: &Settings) -> Result<ExitCode> {
+    let spec = rules::synthetic::StressSpec {
+        baskets: args.baskets,
+        items: args.items,
+        large: args.large,
+        large_len: args.large_len,
+        seed: args.seed,
+    };
+    let started = Instant::now();
+    let baskets = rules::synthetic::stress_baskets(&spec);
+    let generate_seconds = started.elapsed().as_secs_f64();
+    let options = MiningOptions {
+        minsup: args.minsup,
+        minconf: args.minconf,
+        max_len: args.max_len,
+        max_basket: None,
+        target: Target::Frequent,
+        budget_bytes: args.budget_mb.saturating_mul(1 << 20),
+        threads: bundleforge::config::thread_count(settings.rules.threads),
+    };
+    let started = Instant::now();
+    let mined = rules::mine(&baskets, &options);
+    let mine_seconds = started.elapsed().as_secs_f64();
+    let by_size: std::collections::BTreeMap<usize, usize> = mined
+        .itemsets_by_size()
+        .into_iter()
+        .enumerate()
+        .filter(|&(_, n)| n > 0)
+        .collect();
+    let report = serde_json::json!({
+        "baskets": baskets.len(),
+        "large_baskets": args.large,
+        "large_basket_items": args.large_len,
+        "occurrences": baskets.occurrences(),
+        "min_count_requested": mined.report.min_count_requested,
+        "min_count": mined.report.min_count,
+        "threshold_raised": mined.report.threshold_raised,
+        "attempts": mined.report.attempts,
+        "itemsets": mined.frequent.len(),
+        "itemsets_by_size": by_size,
+        "rules": mined.rules.len(),
+        "budget_bytes": mined.report.budget_bytes,
+        "budget_peak_bytes": mined.report.budget_peak_bytes,
+        "generate_seconds": generate_seconds,
+        "mine_seconds": mine_seconds,
+        "peak_rss_bytes": app::peak_rss_bytes(),
+    });
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!("{report:#}");
     }
     Ok(ExitCode::SUCCESS)
 }

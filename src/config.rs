@@ -12,6 +12,7 @@ use serde::Deserialize;
 use toml::{Table, Value};
 
 use crate::domain::Currency;
+use crate::rules::Fraction;
 
 const DEFAULTS: &str = include_str!("../config/default.toml");
 const ENV_PREFIX: &str = "BUNDLEFORGE__";
@@ -48,6 +49,7 @@ pub struct Settings {
     pub index: IndexSettings,
     pub scoring: ScoringSettings,
     pub stats: StatsSettings,
+    pub rules: RulesSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -93,11 +95,16 @@ pub struct IndexSettings {
 impl IndexSettings {
     /// Threads to use: the setting, or every core when it is 0.
     pub fn thread_count(&self) -> usize {
-        if self.threads > 0 {
-            self.threads
-        } else {
-            std::thread::available_parallelism().map_or(1, |n| n.get())
-        }
+        thread_count(self.threads)
+    }
+}
+
+/// What a `threads` setting means: that many, or every core when it is 0.
+pub fn thread_count(threads: usize) -> usize {
+    if threads > 0 {
+        threads
+    } else {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
     }
 }
 
@@ -120,6 +127,31 @@ pub struct StatsSettings {
     pub low_cover_days: u32,
     pub overstock_cover_days: u32,
     pub list_limit: usize,
+}
+
+/// Co-purchase mining at the pipeline's defaults (see [`crate::rules::evidence`]).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RulesSettings {
+    pub pair_min_count: u32,
+    pub itemset_minsup: f64,
+    pub itemset_min_count: u64,
+    pub itemset_max_len: usize,
+    pub min_confidence: f64,
+    pub max_basket: usize,
+    pub memory_budget_mb: usize,
+    pub threads: usize,
+}
+
+impl RulesSettings {
+    /// Validated at load, so the fallback is never taken.
+    pub fn itemset_minsup(&self) -> Fraction {
+        Fraction::from_f64(self.itemset_minsup).unwrap_or(Fraction::ONE)
+    }
+
+    pub fn min_confidence(&self) -> Fraction {
+        Fraction::from_f64(self.min_confidence).unwrap_or(Fraction::ONE)
+    }
 }
 
 impl Settings {
@@ -186,6 +218,34 @@ impl Settings {
             ("scoring.large_weights", s.large_weights),
         ] {
             check_weights(key, w)?;
+        }
+        let r = &self.rules;
+        for (key, value) in [
+            ("rules.itemset_minsup", r.itemset_minsup),
+            ("rules.min_confidence", r.min_confidence),
+        ] {
+            Fraction::from_f64(value).map_err(|e| invalid(key, e.to_string()))?;
+        }
+        if r.itemset_minsup <= 0.0 {
+            return Err(invalid("rules.itemset_minsup", "must be above 0".into()));
+        }
+        if r.pair_min_count == 0 || r.itemset_min_count == 0 {
+            return Err(invalid(
+                "rules.pair_min_count",
+                "minimum counts must be at least 1".into(),
+            ));
+        }
+        if r.itemset_max_len < 2 {
+            return Err(invalid(
+                "rules.itemset_max_len",
+                "must be at least 2".into(),
+            ));
+        }
+        if r.memory_budget_mb < 16 {
+            return Err(invalid(
+                "rules.memory_budget_mb",
+                "must be at least 16".into(),
+            ));
         }
         Ok(())
     }

@@ -15,6 +15,7 @@
 //!   Retail), validated row by row.
 //! - [`embed`]: product texts, the `Embedder` port (local ONNX model), the vector cache.
 //! - [`index`]: the vector core (SIMD kernels, blocked exact search, kNN graph).
+//! - [`rules`]: co-purchase evidence: FP-Growth itemsets, rules with lift, pair counts.
 //! - [`store`]: storage behind the `Store` port (SQLite through sqlx).
 //! - [`stats`]: order volume, weight tier, velocity, stock cover, assumptions.
 //! - [`config`]: layered settings, validated once.
@@ -28,5 +29,6 @@ pub mod embed;
 pub mod fixtures;
 pub mod index;
 pub mod ingest;
+pub mod rules;
 pub mod stats;
 pub mod store;

@@ -114,11 +114,7 @@ impl LocalEmbedder {
             tokenizer_config_file: read(dir.join("tokenizer_config.json"), setting)?,
         };
         let env = environment(&paths.ort_lib)?;
-        let workers = if threads == 0 {
-            std::thread::available_parallelism().map_or(1, |n| n.get())
-        } else {
-            threads
-        };
+        let workers = crate::config::thread_count(threads);
         let mut sessions = Vec::with_capacity(workers);
         for _ in 0..workers {
             // Mean pooling is this model's training objective; fastembed's default (CLS)

@@ -7,6 +7,7 @@ mod embed;
 mod fixtures;
 mod idempotent;
 mod online_retail;
+mod rules;
 mod shapes;
 mod stats;
 mod support;
