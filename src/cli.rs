@@ -987,7 +987,7 @@ fn bench_rules(args: BenchRulesArgs, settings: &Settings) -> Result<ExitCode> {
         "budget_peak_bytes": mined.report.budget_peak_bytes,
         "generate_seconds": generate_seconds,
         "mine_seconds": mine_seconds,
-        "peak_rss_bytes": app::peak_rss_bytes(),
+        "peak_rss_bytes": bundleforge::memory::peak_resident_bytes(),
     });
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);

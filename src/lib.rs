@@ -29,6 +29,7 @@ pub mod embed;
 pub mod fixtures;
 pub mod index;
 pub mod ingest;
+pub mod memory;
 pub mod rules;
 pub mod stats;
 pub mod store;

@@ -49,6 +49,10 @@ impl Budget {
         }
     }
 
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
     /// The most charged at once.
     pub fn peak(&self) -> usize {
         self.peak.load(Ordering::Relaxed)

@@ -102,13 +102,9 @@ pub fn frequent_itemsets(
     let max_len = params.max_len.unwrap_or(usize::MAX).max(1);
     let next = AtomicUsize::new(0);
     let threads = params.threads.clamp(1, n_frequent);
-    let work = || -> Result<Vec<(usize, Itemsets)>, OverBudget> {
+    let work = || -> Result<Vec<(usize, Vec<Itemsets>)>, OverBudget> {
         let mut done = Vec::new();
-        loop {
-            let i = next.fetch_add(1, Ordering::Relaxed);
-            let Some(&x) = order.get(i) else {
-                return Ok(done);
-            };
+        while let Some(&x) = order.get(next.fetch_add(1, Ordering::Relaxed)) {
             let mut miner = Miner {
                 min,
                 max_len,
@@ -117,36 +113,37 @@ pub fn frequent_itemsets(
                 prefix: Vec::new(),
             };
             miner.item(&tree, &top_labels, x)?;
-            miner.out.flush()?;
-            done.push((x, miner.out.sets));
+            done.push((x, miner.out.blocks));
         }
+        Ok(done)
     };
-    let mut parts: Vec<(usize, Itemsets)> = if threads == 1 {
-        work()?
+    let results = if threads == 1 {
+        vec![work()]
     } else {
-        let results: Vec<Result<_, OverBudget>> = std::thread::scope(|s| {
+        std::thread::scope(|s| {
             let handles: Vec<_> = (0..threads).map(|_| s.spawn(work)).collect();
             handles
                 .into_iter()
                 .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-                .collect()
-        });
-        let mut parts = Vec::new();
-        for r in results {
-            parts.extend(r?);
-        }
-        parts
+                .collect::<Vec<_>>()
+        })
     };
+    let mut parts = Vec::new();
+    for done in results {
+        parts.extend(done?);
+    }
     parts.sort_unstable_by_key(|(x, _)| *x);
 
+    // Each block is freed once copied, so the copy adds no more than a block to what
+    // the blocks were charged (pages of `all` become resident as they are written).
+    let blocks = || parts.iter().flat_map(|(_, b)| b);
     let mut all = Itemsets::default();
-    let total_items: usize = parts.iter().map(|(_, p)| p.items.len()).sum();
-    let total_sets: usize = parts.iter().map(|(_, p)| p.len()).sum();
-    all.items.reserve_exact(total_items);
-    all.ends.reserve_exact(total_sets);
-    all.counts.reserve_exact(total_sets);
-    for (_, part) in parts {
-        all.append_mapped(&part, &rank_to_item);
+    all.items
+        .reserve_exact(blocks().map(|b| b.items.len()).sum());
+    all.ends.reserve_exact(blocks().map(|b| b.len()).sum());
+    all.counts.reserve_exact(blocks().map(|b| b.len()).sum());
+    for block in parts.into_iter().flat_map(|(_, b)| b) {
+        all.append_mapped(&block, &rank_to_item);
     }
     budget.release(tree.bytes());
     Ok(all)
@@ -317,38 +314,52 @@ impl FpTree {
     }
 }
 
-/// Itemsets as they are found, charged to the budget in blocks.
+/// Itemsets as they are found, in blocks that never grow: a growing vector would leave
+/// each smaller copy behind in the allocator, memory the budget never saw. A block is
+/// charged when it is allocated; blocks start small (most items yield a handful of
+/// itemsets) and double up to a fixed size.
 struct Sink<'b> {
-    sets: Itemsets,
+    blocks: Vec<Itemsets>,
     budget: &'b Budget,
-    uncharged: usize,
 }
 
-const CHARGE_EVERY: usize = 1 << 16;
+const FIRST_BLOCK_SETS: usize = 64;
+const MAX_BLOCK_SETS: usize = 1 << 16;
+/// Item slots per itemset slot in a block.
+const ITEMS_PER_SET: usize = 8;
 
 impl<'b> Sink<'b> {
     fn new(budget: &'b Budget) -> Sink<'b> {
         Sink {
-            sets: Itemsets::default(),
+            blocks: Vec::new(),
             budget,
-            uncharged: 0,
         }
     }
 
     fn emit(&mut self, ranks: &[u32], count: u32) -> Result<(), OverBudget> {
-        let start = self.sets.items.len();
-        self.sets.push(ranks, count);
-        self.sets.items[start..].sort_unstable();
-        self.uncharged += ranks.len() * 4 + 12;
-        if self.uncharged >= CHARGE_EVERY {
-            self.flush()?;
+        let full = self.blocks.last().is_none_or(|b| {
+            b.counts.len() == b.counts.capacity()
+                || b.items.len() + ranks.len() > b.items.capacity()
+        });
+        if full {
+            let sets = self.blocks.last().map_or(FIRST_BLOCK_SETS, |b| {
+                (b.counts.capacity() * 2).min(MAX_BLOCK_SETS)
+            });
+            let items = (sets * ITEMS_PER_SET).max(ranks.len());
+            self.budget.charge(items * 4 + sets * 12)?;
+            self.blocks.push(Itemsets {
+                items: Vec::with_capacity(items),
+                ends: Vec::with_capacity(sets),
+                counts: Vec::with_capacity(sets),
+            });
         }
+        let Some(block) = self.blocks.last_mut() else {
+            return Ok(());
+        };
+        let start = block.items.len();
+        block.push(ranks, count);
+        block.items[start..].sort_unstable();
         Ok(())
-    }
-
-    fn flush(&mut self) -> Result<(), OverBudget> {
-        let bytes = std::mem::take(&mut self.uncharged);
-        self.budget.charge(bytes)
     }
 }
 

@@ -161,8 +161,9 @@ pub fn mine(baskets: &Baskets, opts: &MiningOptions) -> Mined {
     let requested = opts.minsup.min_count(n);
     let mut min_count = requested;
     let mut attempts = Vec::new();
+    let limit = attempt_budget(opts.budget_bytes, baskets);
     loop {
-        let budget = Budget::new(opts.budget_bytes.saturating_sub(baskets.bytes()));
+        let budget = Budget::new(limit);
         match attempt(baskets, opts, min_count, &budget) {
             Ok((frequent, selected, rules)) => {
                 let raised = min_count != requested;
@@ -190,7 +191,8 @@ pub fn mine(baskets: &Baskets, opts: &MiningOptions) -> Mined {
                 };
             }
             Err(OverBudget) => {
-                let next = (min_count + min_count / 2).max(min_count + 1);
+                // Above n nothing is frequent and nothing is charged: that attempt fits.
+                let next = (min_count + min_count / 2).clamp(min_count + 1, n + 1);
                 tracing::warn!(
                     min_count,
                     next,
@@ -210,6 +212,15 @@ pub fn mine(baskets: &Baskets, opts: &MiningOptions) -> Mined {
     }
 }
 
+/// What an attempt may charge: the budget less what the process held before mining (the
+/// baskets among it) and a sixteenth for what is not charged (allocator slack, the
+/// scratch of conditional trees being built). Measured once: memory a failed attempt
+/// freed stays with the allocator, and the next attempt reuses it.
+fn attempt_budget(budget: usize, baskets: &Baskets) -> usize {
+    let held = crate::memory::resident_bytes().map_or(baskets.bytes(), |b| b as usize);
+    budget.saturating_sub(held).saturating_sub(budget / 16)
+}
+
 type Attempted = (Itemsets, Option<Vec<bool>>, Vec<Rule>);
 
 fn attempt(
@@ -225,8 +236,7 @@ fn attempt(
         threads: opts.threads,
     };
     let frequent = frequent_itemsets(baskets, &params, budget)?;
-    budget.charge(frequent.bytes())?;
-    if opts.minconf.is_none() && opts.target == Target::Frequent {
+    if frequent.is_empty() || (opts.minconf.is_none() && opts.target == Target::Frequent) {
         return Ok((frequent, None, Vec::new()));
     }
     budget.charge(ItemsetIndex::bytes_for(frequent.len()) + 2 * frequent.len())?;
@@ -321,6 +331,15 @@ mod tests {
         let exact = mine(&b, &opts(&r.min_count.to_string(), usize::MAX));
         assert_eq!(mined.frequent.len(), exact.frequent.len());
         assert_eq!(mined.rules.len(), exact.rules.len());
+    }
+
+    #[test]
+    fn a_budget_smaller_than_the_process_still_finishes() {
+        let b = Baskets::from_lists([vec!["a", "b"], vec!["a", "b"], vec!["a"]]);
+        let mined = mine(&b, &opts("1", 1));
+        // Nothing fits, so the threshold rises past every count: no itemsets, no crash.
+        assert_eq!(mined.report.min_count, 4);
+        assert!(mined.frequent.is_empty() && mined.rules.is_empty());
     }
 
     #[test]
