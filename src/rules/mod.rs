@@ -273,7 +273,7 @@ pub struct Evidence {
 pub fn evidence(baskets: &Baskets, settings: &RulesSettings) -> Evidence {
     let threads = crate::config::thread_count(settings.threads);
     let budget = settings.memory_budget_mb.saturating_mul(1 << 20);
-    let pairs = count_pairs(baskets, settings.pair_min_count, threads, budget / 2);
+    let pairs = count_pairs(baskets, settings.pair_min_count, threads);
     let n = baskets.len() as u64;
     let min_count = settings
         .itemset_minsup()

@@ -1,17 +1,20 @@
-//! The exact pair path: the co-occurrence count of every pair of items, in one pass over
-//! the baskets, without an FP-tree. Pairs are where bundle evidence is densest (millions
-//! of pairs co-occur a few times in a large store's history, while a small store has
-//! little else), so they are counted in full and filtered at the end.
+//! The exact pair path: the co-occurrence count of every pair of items, without an
+//! FP-tree. Pairs are where bundle evidence is densest (millions of pairs co-occur a
+//! few times in a large store's history, while a small store has little else), so they
+//! are counted in full and filtered at the end.
 //!
-//! Counts go into a dense upper-triangular matrix over the items that can reach the
-//! threshold when that fits the memory limit, else into a hash map. Each thread counts
-//! its own share of the baskets, split by pair work, and the counters are added up.
+//! Counting goes item by item: for item a, every basket holding a adds one to each item
+//! b > a after it, in one counter per item: an array small enough to stay in cache.
+//! That is exactly one increment per co-occurrence, with no matrix of all pairs (83
+//! million cells for retail.dat, most of them zero) and no hash map. Threads take
+//! contiguous ranges of a, split by work, so the output comes out ordered by (a, b).
+
+use std::ops::Range;
 
 use serde::Serialize;
 
 use super::assoc::{RuleMetrics, metrics};
 use super::baskets::Baskets;
-use super::hash::FastMap;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct PairCount {
@@ -27,8 +30,6 @@ pub struct Pairs {
     pub n_baskets: u64,
     pub item_counts: Vec<u32>,
     pub pairs: Vec<PairCount>,
-    /// Whether the dense counter was used (else the hashed one).
-    pub dense: bool,
 }
 
 impl Pairs {
@@ -49,17 +50,12 @@ impl Pairs {
     }
 }
 
-/// Counts all pairs; keeps those with count ≥ `min_count`. The dense counter is used
-/// when one per thread fits in `dense_limit_bytes`.
-pub fn count_pairs(
-    baskets: &Baskets,
-    min_count: u32,
-    threads: usize,
-    dense_limit_bytes: usize,
-) -> Pairs {
+/// Counts all pairs; keeps those with count ≥ `min_count`.
+pub fn count_pairs(baskets: &Baskets, min_count: u32, threads: usize) -> Pairs {
     let min = min_count.max(1);
     let item_counts = baskets.item_counts();
-    // Only items bought `min` times can be in a pair bought `min` times.
+    // Only items bought `min` times can be in a pair bought `min` times. Local ids keep
+    // item-id order, so baskets stay sorted.
     let mut local = vec![u32::MAX; item_counts.len()];
     let mut global = Vec::new();
     for (item, &c) in item_counts.iter().enumerate() {
@@ -69,142 +65,112 @@ pub fn count_pairs(
         }
     }
     let m = global.len();
-    let cells = m * m.saturating_sub(1) / 2;
-    let threads = threads.max(1);
-    let dense = cells.saturating_mul(4).saturating_mul(threads) <= dense_limit_bytes;
-    let shares = split_by_work(baskets, threads);
 
-    let for_each_pair = |range: std::ops::Range<usize>, f: &mut dyn FnMut(u32, u32)| {
-        let mut l = Vec::new();
-        for i in range {
-            l.clear();
-            l.extend(
-                baskets
-                    .basket(i)
-                    .iter()
-                    .map(|&x| local[x as usize])
-                    .filter(|&x| x != u32::MAX),
-            );
-            // Items are sorted by id, and local ids keep that order.
-            for (k, &a) in l.iter().enumerate() {
-                for &b in &l[k + 1..] {
-                    f(a, b);
+    // The baskets over local ids, and where each item occurs in them: (position, end
+    // of its basket), so that the items after it are `flat[pos + 1..end]`.
+    let mut flat = Vec::new();
+    let mut occ_start = vec![0u32; m + 1];
+    for basket in baskets.iter() {
+        for &x in basket {
+            let l = local[x as usize];
+            if l != u32::MAX {
+                flat.push(l);
+                occ_start[l as usize + 1] += 1;
+            }
+        }
+        flat.push(u32::MAX);
+    }
+    for a in 0..m {
+        occ_start[a + 1] += occ_start[a];
+    }
+    let mut fill = occ_start.clone();
+    let mut occ = vec![(0u32, 0u32); occ_start[m] as usize];
+    let mut start = 0;
+    for (i, &l) in flat.iter().enumerate() {
+        if l == u32::MAX {
+            for pos in start..i {
+                let a = flat[pos] as usize;
+                occ[fill[a] as usize] = (pos as u32, i as u32);
+                fill[a] += 1;
+            }
+            start = i + 1;
+        }
+    }
+    drop(fill);
+    let occ_of = |a: usize| &occ[occ_start[a] as usize..occ_start[a + 1] as usize];
+
+    let work: Vec<u64> = (0..m)
+        .map(|a| occ_of(a).iter().map(|&(p, e)| u64::from(e - p - 1)).sum())
+        .collect();
+    let count_range = |range: Range<usize>| -> Vec<PairCount> {
+        let mut counts = vec![0u32; m];
+        let mut touched: Vec<u32> = Vec::new();
+        let mut out = Vec::new();
+        for a in range {
+            for &(pos, end) in occ_of(a) {
+                for &b in &flat[pos as usize + 1..end as usize] {
+                    let c = &mut counts[b as usize];
+                    if *c == 0 {
+                        touched.push(b);
+                    }
+                    *c += 1;
                 }
             }
-        }
-    };
-
-    let mut pairs = Vec::new();
-    if dense {
-        // Row a holds b = a+1..m from a·(2m − a − 1)/2; `row(a) + b` is (a, b)'s cell
-        // (the subtraction wraps for a = 0 and the addition unwraps it).
-        let row = |a: u32| -> usize {
-            let a = a as usize;
-            (a * (2 * m - a - 1) / 2).wrapping_sub(a + 1)
-        };
-        let counters: Vec<Vec<u32>> = run_shares(&shares, |range| {
-            let mut tri = vec![0u32; cells];
-            for_each_pair(range, &mut |a, b| tri[row(a).wrapping_add(b as usize)] += 1);
-            tri
-        });
-        let mut counters = counters.into_iter();
-        let mut total = counters.next().unwrap_or_else(|| vec![0u32; cells]);
-        for other in counters {
-            for (t, o) in total.iter_mut().zip(other) {
-                *t += o;
-            }
-        }
-        for a in 0..m as u32 {
-            let r = row(a);
-            for b in a + 1..m as u32 {
-                let count = total[r.wrapping_add(b as usize)];
-                if count >= min {
-                    pairs.push(PairCount {
-                        a: global[a as usize],
+            touched.sort_unstable();
+            for &b in &touched {
+                let c = std::mem::take(&mut counts[b as usize]);
+                if c >= min {
+                    out.push(PairCount {
+                        a: global[a],
                         b: global[b as usize],
-                        count,
+                        count: c,
                     });
                 }
             }
+            touched.clear();
         }
+        out
+    };
+    let ranges = split_by_work(&work, threads.max(1));
+    let pairs = if ranges.len() == 1 {
+        count_range(0..m)
     } else {
-        let maps: Vec<FastMap<u64, u32>> = run_shares(&shares, |range| {
-            let mut map = FastMap::default();
-            for_each_pair(range, &mut |a, b| {
-                *map.entry((u64::from(a) << 32) | u64::from(b)).or_insert(0) += 1;
-            });
-            map
-        });
-        let mut maps = maps.into_iter();
-        let mut total = maps.next().unwrap_or_default();
-        for other in maps {
-            for (k, c) in other {
-                *total.entry(k).or_insert(0) += c;
-            }
-        }
-        pairs.extend(
-            total
+        std::thread::scope(|s| {
+            let handles: Vec<_> = ranges
+                .iter()
+                .map(|r| {
+                    let count_range = &count_range;
+                    s.spawn(move || count_range(r.clone()))
+                })
+                .collect();
+            handles
                 .into_iter()
-                .filter(|&(_, c)| c >= min)
-                .map(|(k, count)| PairCount {
-                    a: global[(k >> 32) as usize],
-                    b: global[(k & 0xffff_ffff) as usize],
-                    count,
-                }),
-        );
-    }
-    // Local ids keep item-id order, so (a, b) pairs are already ordered in the dense
-    // scan; the hash map's are not.
-    if !dense {
-        pairs.sort_unstable_by_key(|p| (p.a, p.b));
-    }
+                .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .collect()
+        })
+    };
     Pairs {
         n_baskets: baskets.len() as u64,
         item_counts,
         pairs,
-        dense,
     }
 }
 
-/// Contiguous basket ranges of about equal pair work (a basket of k items has k²/2).
-fn split_by_work(baskets: &Baskets, parts: usize) -> Vec<std::ops::Range<usize>> {
-    let work = |b: &[u32]| (b.len() * b.len()) as u64;
-    let total: u64 = baskets.iter().map(work).sum();
+/// Contiguous ranges of `0..work.len()` of about equal total work.
+fn split_by_work(work: &[u64], parts: usize) -> Vec<Range<usize>> {
+    let total: u64 = work.iter().sum();
     let mut ranges = Vec::with_capacity(parts);
     let mut start = 0;
     let mut acc = 0u64;
-    for (i, b) in baskets.iter().enumerate() {
-        acc += work(b);
-        let boundary = total * (ranges.len() as u64 + 1) / parts as u64;
-        if acc >= boundary && ranges.len() + 1 < parts {
+    for (i, w) in work.iter().enumerate() {
+        acc += w;
+        if ranges.len() + 1 < parts && acc * parts as u64 >= total * (ranges.len() as u64 + 1) {
             ranges.push(start..i + 1);
             start = i + 1;
         }
     }
-    ranges.push(start..baskets.len());
+    ranges.push(start..work.len());
     ranges
-}
-
-fn run_shares<T: Send>(
-    shares: &[std::ops::Range<usize>],
-    work: impl Fn(std::ops::Range<usize>) -> T + Sync,
-) -> Vec<T> {
-    if shares.len() == 1 {
-        return vec![work(shares[0].clone())];
-    }
-    std::thread::scope(|s| {
-        let handles: Vec<_> = shares
-            .iter()
-            .map(|r| {
-                let work = &work;
-                s.spawn(move || work(r.clone()))
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-            .collect()
-    })
 }
 
 #[cfg(test)]
@@ -239,7 +205,7 @@ mod tests {
     }
 
     #[test]
-    fn dense_and_hashed_counters_agree_for_any_thread_count() {
+    fn counts_are_exact_and_the_same_for_any_thread_count() {
         let b = baskets();
         let want = vec![
             ("a".to_owned(), "b".to_owned(), 3),
@@ -247,21 +213,62 @@ mod tests {
             ("a".to_owned(), "d".to_owned(), 2),
             ("b".to_owned(), "c".to_owned(), 2),
         ];
-        for threads in [1, 2, 4] {
-            let dense = count_pairs(&b, 2, threads, usize::MAX);
-            let hashed = count_pairs(&b, 2, threads, 0);
-            assert!(dense.dense && !hashed.dense);
-            assert_eq!(named(&b, &dense), want);
-            assert_eq!(dense.pairs, hashed.pairs);
+        let one = count_pairs(&b, 2, 1);
+        assert_eq!(named(&b, &one), want);
+        for threads in [2, 3, 8] {
+            assert_eq!(count_pairs(&b, 2, threads).pairs, one.pairs);
         }
-        let all = count_pairs(&b, 1, 2, usize::MAX);
+        let all = count_pairs(&b, 1, 2);
         assert_eq!(all.pairs.len(), 6);
+        assert!(
+            all.pairs
+                .windows(2)
+                .all(|w| (w[0].a, w[0].b) < (w[1].a, w[1].b))
+        );
+    }
+
+    #[test]
+    fn pairs_are_the_two_item_frequent_itemsets() {
+        use crate::rules::{Budget, MineParams, frequent_itemsets};
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let lists: Vec<Vec<String>> = (0..3_000)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                let len = 1 + (state % 12) as usize;
+                (0..len)
+                    .map(|k| format!("i{}", (state >> (k * 5)) % 60))
+                    .collect()
+            })
+            .collect();
+        let b = Baskets::from_lists(lists);
+        let params = MineParams {
+            min_count: 4,
+            max_len: Some(2),
+            max_basket: None,
+            threads: 2,
+        };
+        let sets = frequent_itemsets(&b, &params, &Budget::new(usize::MAX)).unwrap();
+        let mut want: Vec<(u32, u32, u32)> = sets
+            .iter()
+            .filter(|(items, _)| items.len() == 2)
+            .map(|(items, c)| (items[0].min(items[1]), items[0].max(items[1]), c))
+            .collect();
+        want.sort_unstable();
+        let got: Vec<(u32, u32, u32)> = count_pairs(&b, 4, 2)
+            .pairs
+            .iter()
+            .map(|p| (p.a, p.b, p.count))
+            .collect();
+        assert!(want.len() > 100);
+        assert_eq!(got, want);
     }
 
     #[test]
     fn lift_is_relative_to_independence() {
         let b = baskets();
-        let p = count_pairs(&b, 3, 1, usize::MAX);
+        let p = count_pairs(&b, 3, 1);
         // a in 4 of 6 baskets, b in 4, both in 3: lift = 3·6 / (4·4).
         assert_eq!(p.pairs.len(), 1);
         assert!((p.lift(&p.pairs[0]) - 18.0 / 16.0).abs() < 1e-12);

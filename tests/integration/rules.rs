@@ -7,6 +7,9 @@ use std::io::Read;
 use bundleforge::rules::{self, Baskets, Mined, MiningOptions, Separator, Target};
 use serde_json::Value;
 
+use bundleforge::domain::StoreId;
+use bundleforge::store::Store;
+
 use crate::support::{TestDb, cli, orders, shared_data};
 
 fn options(minsup: &str, minconf: Option<&str>, target: Target) -> MiningOptions {
@@ -201,6 +204,33 @@ async fn online_retail_store_matches_the_canonical_table() {
         assert_eq!(out["itemsets"], itemsets, "{minsup}");
         assert_eq!(out["rules"], rules, "{minsup}");
     }
+
+    // The pipeline's defaults: the exact pair path, and itemsets of up to 4 items at
+    // max(3, ⌈0.005 × N⌉) = 99, which Borgelt's code mines as 17,034 (7,148 of 3–4).
+    // (a < b holds: pairs are ordered by item id.)
+    let data = db
+        .store
+        .load(&StoreId::parse("online-retail").unwrap())
+        .await
+        .unwrap();
+    let (baskets, unmatched) = Baskets::from_store(&data);
+    assert_eq!((baskets.len(), unmatched), (19_773, 0));
+    let evidence = rules::evidence(&baskets, &db.settings.rules);
+    // 2,183,829 pairs are bought together at least 3 times (the figure).
+    assert_eq!(evidence.pairs.pairs.len(), 2_183_829);
+    assert!(
+        evidence
+            .pairs
+            .pairs
+            .iter()
+            .all(|p| p.count >= 3 && p.a < p.b)
+    );
+    let sets = &evidence.itemsets;
+    assert_eq!(sets.report.min_count, 99);
+    assert_eq!(sets.frequent.len(), 17_034);
+    let by_size = sets.itemsets_by_size();
+    assert_eq!(by_size[3] + by_size[4], 7_148);
+    assert_eq!(by_size.len(), 5, "no itemset longer than 4");
 }
 
 #[test]
