@@ -88,9 +88,9 @@ pub fn count_pairs(baskets: &Baskets, min_count: u32, threads: usize) -> Pairs {
     let mut start = 0;
     for (i, &l) in flat.iter().enumerate() {
         if l == u32::MAX {
-            for pos in start..i {
-                let a = flat[pos] as usize;
-                occ[fill[a] as usize] = (pos as u32, i as u32);
+            for (pos, &a) in flat[start..i].iter().enumerate() {
+                let a = a as usize;
+                occ[fill[a] as usize] = ((start + pos) as u32, i as u32);
                 fill[a] += 1;
             }
             start = i + 1;
