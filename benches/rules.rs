@@ -51,6 +51,19 @@ fn mining(c: &mut Criterion) {
             });
         }
     }
+    // The `fp-growth` crate (generic, reference-counted tree nodes), for comparison.
+    let lists: Vec<Vec<u32>> = baskets.iter().map(<[u32]>::to_vec).collect();
+    group.sample_size(10);
+    for (minsup, min_count) in [("0.001", 89), ("0.0002", 18)] {
+        group.bench_function(format!("fp-growth-crate/retail.dat/{minsup}"), |b| {
+            b.iter(|| {
+                fp_growth::algorithm::FPGrowth::new(lists.clone(), min_count)
+                    .find_frequent_patterns()
+                    .frequent_patterns_num()
+            })
+        });
+    }
+    group.sample_size(20);
     for threads in [1, 2] {
         group.bench_function(format!("pairs/retail.dat/min3/{threads}t"), |b| {
             b.iter(|| count_pairs(&baskets, 3, threads))

@@ -51,7 +51,8 @@ df = pd.DataFrame.sparse.from_spmatrix(matrix, columns=te.columns_)
 # Support is a float fraction in mlxtend: half a basket below the count is exact.
 sets = fpgrowth(df, min_support=(count - 0.5) / len(tracts))
 if conf > 0:
-    rules = association_rules(sets, metric="confidence", min_threshold=conf)
+    # Confidence is a ratio of float supports here: 16/20 can come out just under 0.8.
+    rules = association_rules(sets, metric="confidence", min_threshold=conf - 1e-9)
     print(int((rules["consequents"].apply(len) == 1).sum()))
 else:
     print(len(sets))
