@@ -12,11 +12,10 @@
 //! them, most expensive first, and results are put back in rank order: the output is
 //! the same for any number of threads.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use super::baskets::Baskets;
 use super::budget::{Budget, OverBudget};
 use super::itemsets::Itemsets;
+use super::parallel::claim_each;
 
 /// What to mine.
 #[derive(Debug, Clone, Copy)]
@@ -100,39 +99,21 @@ pub fn frequent_itemsets(
 
     let top_labels: Vec<u32> = (0..n_frequent as u32).collect();
     let max_len = params.max_len.unwrap_or(usize::MAX).max(1);
-    let next = AtomicUsize::new(0);
-    let threads = params.threads.clamp(1, n_frequent);
-    let work = || -> Result<Vec<(usize, Vec<Itemsets>)>, OverBudget> {
-        let mut done = Vec::new();
-        while let Some(&x) = order.get(next.fetch_add(1, Ordering::Relaxed)) {
-            let mut miner = Miner {
-                min,
-                max_len,
-                budget,
-                out: Sink::new(budget),
-                prefix: Vec::new(),
-            };
-            miner.item(&tree, &top_labels, x)?;
-            done.push((x, miner.out.blocks));
-        }
-        Ok(done)
-    };
-    let results = if threads == 1 {
-        vec![work()]
-    } else {
-        std::thread::scope(|s| {
-            let handles: Vec<_> = (0..threads).map(|_| s.spawn(work)).collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-                .collect::<Vec<_>>()
-        })
-    };
-    let mut parts = Vec::new();
-    for done in results {
-        parts.extend(done?);
-    }
-    parts.sort_unstable_by_key(|(x, _)| *x);
+    let parts = claim_each(&order, params.threads, |x| {
+        let mut miner = Miner {
+            min,
+            max_len,
+            budget,
+            out: Sink::new(budget),
+            prefix: Vec::new(),
+        };
+        miner.item(&tree, &top_labels, x).map(|()| miner.out.blocks)
+    });
+    // Once the budget is exceeded, every item still to go stops at its first itemset.
+    let parts: Vec<(usize, Vec<Itemsets>)> = parts
+        .into_iter()
+        .map(|(x, mined)| mined.map(|blocks| (x, blocks)))
+        .collect::<Result<_, _>>()?;
 
     // Each block is freed once copied, so the copy adds no more than a block to what
     // the blocks were charged (pages of `all` become resident as they are written).

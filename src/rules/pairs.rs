@@ -15,6 +15,7 @@ use serde::Serialize;
 
 use super::assoc::{RuleMetrics, metrics};
 use super::baskets::Baskets;
+use super::parallel::on_threads;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct PairCount {
@@ -132,23 +133,10 @@ pub fn count_pairs(baskets: &Baskets, min_count: u32, threads: usize) -> Pairs {
         out
     };
     let ranges = split_by_work(&work, threads.max(1));
-    let pairs = if ranges.len() == 1 {
-        count_range(0..m)
-    } else {
-        std::thread::scope(|s| {
-            let handles: Vec<_> = ranges
-                .iter()
-                .map(|r| {
-                    let count_range = &count_range;
-                    s.spawn(move || count_range(r.clone()))
-                })
-                .collect();
-            handles
-                .into_iter()
-                .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-                .collect()
-        })
-    };
+    let pairs = on_threads(ranges.len(), |t| count_range(ranges[t].clone()))
+        .into_iter()
+        .flatten()
+        .collect();
     Pairs {
         n_baskets: baskets.len() as u64,
         item_counts,
