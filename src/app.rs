@@ -218,13 +218,13 @@ pub async fn similar(
 }
 
 /// Where `rules` reads baskets from.
-#[derive(Debug, Clone)]
-pub enum BasketSource {
+pub enum BasketSource<'s> {
     File {
         path: std::path::PathBuf,
         sep: rules::Separator,
     },
-    Store(StoreId),
+    /// A stored store's orders, one basket per order.
+    Store { store: &'s dyn Store, id: StoreId },
 }
 
 /// What `rules` found, as `rules --json` prints it.
@@ -269,8 +269,7 @@ pub enum RulesError {
 /// Frequent itemsets and rules of a baskets file or a store's orders; with `out`, also
 /// writes them (see [`rules::write_json`]).
 pub async fn rules(
-    store: Option<&dyn Store>,
-    source: BasketSource,
+    source: BasketSource<'_>,
     options: rules::MiningOptions,
     out: Option<std::path::PathBuf>,
 ) -> Result<RulesOutcome, RulesError> {
@@ -283,8 +282,7 @@ pub async fn rules(
                 .map_err(|e| AppError::Internal(format!("reader failed: {e}")))??;
             (baskets, path.display().to_string(), None)
         }
-        BasketSource::Store(id) => {
-            let store = store.ok_or_else(|| AppError::Internal("no store open".into()))?;
+        BasketSource::Store { store, id } => {
             let data = store.load(id).await.map_err(AppError::from)?;
             if data.orders.is_empty() {
                 return Err(AppError::NoOrders(id.to_string()).into());

@@ -876,23 +876,24 @@ async fn rules(args: RulesArgs, settings: &Settings) -> Result<ExitCode> {
             .saturating_mul(1 << 20),
         threads: bundleforge::config::thread_count(r.threads),
     };
-    let (db, source) = match (&args.baskets, &args.store) {
-        (Some(path), _) => (
-            None,
-            app::BasketSource::File {
-                path: path.clone(),
-                sep: args.sep,
-            },
-        ),
-        (None, Some(id)) => (
-            Some(store::open(&settings.database.url).await?),
-            app::BasketSource::Store(store_id(id)?),
-        ),
-        (None, None) => bail!("give --baskets FILE or --store ID"),
+    let db = match &args.store {
+        Some(_) => Some(store::open(&settings.database.url).await?),
+        None => None,
+    };
+    let source = match (&args.baskets, &args.store, &db) {
+        (Some(path), _, _) => app::BasketSource::File {
+            path: path.clone(),
+            sep: args.sep,
+        },
+        (None, Some(id), Some(db)) => app::BasketSource::Store {
+            store: db.as_ref(),
+            id: store_id(id)?,
+        },
+        _ => bail!("give --baskets FILE or --store ID"),
     };
     let spinner = ProgressBar::new_spinner().with_message("mining");
     spinner.enable_steady_tick(std::time::Duration::from_millis(120));
-    let out = app::rules(db.as_deref(), source, options, args.out.clone()).await;
+    let out = app::rules(source, options, args.out.clone()).await;
     spinner.finish_and_clear();
     let out = out?;
     if args.json {
