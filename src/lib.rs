@@ -15,6 +15,7 @@
 //!   Retail), validated row by row.
 //! - [`embed`]: product texts, the `Embedder` port (local ONNX model), the vector cache.
 //! - [`index`]: the vector core (SIMD kernels, blocked exact search, kNN graph).
+//! - [`llm`]: the language-model layer; [`llm::answer`] validates every answer.
 //! - [`rules`]: co-purchase evidence: FP-Growth itemsets, rules with lift, pair counts.
 //! - [`store`]: storage behind the `Store` port (SQLite through sqlx).
 //! - [`stats`]: order volume, weight tier, velocity, stock cover, assumptions.
@@ -29,6 +30,7 @@ pub mod embed;
 pub mod fixtures;
 pub mod index;
 pub mod ingest;
+pub mod llm;
 pub mod memory;
 pub mod rules;
 pub mod stats;

@@ -76,6 +76,18 @@ impl BundleType {
         BundleType::Addon,
     ];
 
+    /// How many distinct products a bundle of this type holds.
+    pub fn product_count(&self) -> std::ops::RangeInclusive<usize> {
+        match self {
+            BundleType::Fixed => 2..=4,
+            BundleType::MixMatch => 2..=8,
+            BundleType::Volume => 1..=1,
+            // The same product twice, or a product and a cheaper complement.
+            BundleType::Bogo => 1..=2,
+            BundleType::Addon => 2..=2,
+        }
+    }
+
     pub fn as_str(&self) -> &'static str {
         match self {
             BundleType::Fixed => "fixed",

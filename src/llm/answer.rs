@@ -1,0 +1,547 @@
+//! Validation of model answers. A model's answer is untrusted input, like a merchant's
+//! file: it may be wrapped in a markdown fence, name products that do not exist, repeat
+//! them, invent objectives, or carry text meant to steer whoever reads it. Only what the
+//! schema asks for is read; ids must be among those the prompt offered (by position in
+//! the batch, never looked up by name elsewhere); what is dropped is counted and may be
+//! logged, and never reaches a merchant.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::domain::{BundleType, Objective};
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum AnswerError {
+    #[error("the answer is not JSON: {0}")]
+    NotJson(String),
+    #[error("the answer does not have the expected shape: {0}")]
+    WrongShape(String),
+}
+
+/// What validation left out of an answer.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Dropped {
+    /// Ids the prompt did not offer.
+    pub unknown_ids: usize,
+    /// Ids given twice for one item.
+    pub duplicate_ids: usize,
+    /// Entries with an invalid enum, number out of range, missing field or empty text.
+    pub invalid_entries: usize,
+}
+
+impl Dropped {
+    pub fn add(&mut self, other: &Dropped) {
+        self.unknown_ids += other.unknown_ids;
+        self.duplicate_ids += other.duplicate_ids;
+        self.invalid_entries += other.invalid_entries;
+    }
+
+    pub fn is_empty(&self) -> bool {
+        *self == Dropped::default()
+    }
+}
+
+/// The JSON object inside an answer: surrounding whitespace and one markdown code fence
+/// (```` ```json … ``` ````) are removed; nothing else is repaired.
+pub fn parse_json(text: &str) -> Result<Value, AnswerError> {
+    let body = strip_fence(text.trim());
+    let value: Value =
+        serde_json::from_str(body).map_err(|e| AnswerError::NotJson(e.to_string()))?;
+    if value.is_object() {
+        Ok(value)
+    } else {
+        Err(AnswerError::WrongShape("expected a JSON object".into()))
+    }
+}
+
+fn strip_fence(text: &str) -> &str {
+    let Some(rest) = text.strip_prefix("```") else {
+        return text;
+    };
+    // The info string ("json") runs to the end of the fence's first line.
+    let rest = rest.split_once('\n').map_or("", |(_, body)| body);
+    rest.trim_end().strip_suffix("```").unwrap_or(rest).trim()
+}
+
+/// Plain text for a merchant: control characters and runs of whitespace become one
+/// space, and the text is cut to `max_chars` characters (at a word boundary when one is
+/// near).
+pub fn clean_text(text: &str, max_chars: usize) -> String {
+    let mut out = String::with_capacity(text.len().min(max_chars * 4));
+    for word in text.split(|c: char| c.is_whitespace() || c.is_control()) {
+        if word.is_empty() {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(word);
+    }
+    if out.chars().count() <= max_chars {
+        return out;
+    }
+    let cut: String = out.chars().take(max_chars).collect();
+    match cut.rfind(' ') {
+        Some(space) if space * 4 >= cut.len() * 3 => cut[..space].to_owned(),
+        _ => cut,
+    }
+}
+
+/// The array under `key`, or a shape error.
+fn entries<'a>(answer: &'a Value, key: &str) -> Result<&'a [Value], AnswerError> {
+    answer
+        .get(key)
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .ok_or_else(|| AnswerError::WrongShape(format!("expected an array under {key:?}")))
+}
+
+/// An id as the model wrote it: models turn numeric-looking ids into numbers.
+fn id_text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.trim().to_owned()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// Looks ids up among those offered, counting what is unknown or repeated.
+struct Offered<'a> {
+    ids: &'a [&'a str],
+    seen: Vec<bool>,
+}
+
+impl<'a> Offered<'a> {
+    fn new(ids: &'a [&'a str]) -> Self {
+        Offered {
+            ids,
+            seen: vec![false; ids.len()],
+        }
+    }
+
+    /// The position of `v` among the offered ids, the first time it is named.
+    fn take(&mut self, v: &Value, dropped: &mut Dropped) -> Option<usize> {
+        let Some(at) = id_text(v).and_then(|id| self.ids.iter().position(|o| *o == id)) else {
+            dropped.unknown_ids += 1;
+            tracing::debug!(id = %v, "answer named an id the prompt did not offer");
+            return None;
+        };
+        if std::mem::replace(&mut self.seen[at], true) {
+            dropped.duplicate_ids += 1;
+            return None;
+        }
+        Some(at)
+    }
+
+    fn reset(&mut self) {
+        self.seen.fill(false);
+    }
+}
+
+fn parse_enum<T: std::str::FromStr>(v: &Value) -> Option<T> {
+    let s = v
+        .as_str()?
+        .trim()
+        .to_ascii_lowercase()
+        .replace([' ', '-'], "_");
+    s.parse().ok()
+}
+
+/// A product's objectives, by its position in the batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Classified {
+    pub product: usize,
+    pub tags: Vec<Objective>,
+}
+
+/// `{"products": [{"id": "…", "tags": ["gift", …]}]}` for the products `ids` (the batch,
+/// in prompt order). Products the answer leaves out are not returned: the caller
+/// classifies them another way.
+pub fn classification(
+    answer: &Value,
+    ids: &[&str],
+) -> Result<(Vec<Classified>, Dropped), AnswerError> {
+    let mut dropped = Dropped::default();
+    let mut offered = Offered::new(ids);
+    let mut out = Vec::new();
+    for entry in entries(answer, "products")? {
+        let (Some(id), Some(tags)) = (entry.get("id"), entry.get("tags").and_then(Value::as_array))
+        else {
+            dropped.invalid_entries += 1;
+            continue;
+        };
+        let Some(product) = offered.take(id, &mut dropped) else {
+            continue;
+        };
+        let mut valid: Vec<Objective> = Vec::new();
+        for tag in tags {
+            match parse_enum::<Objective>(tag) {
+                Some(t) if !valid.contains(&t) => valid.push(t),
+                Some(_) => {}
+                None => dropped.invalid_entries += 1,
+            }
+        }
+        out.push(Classified {
+            product,
+            tags: valid,
+        });
+    }
+    Ok((out, dropped))
+}
+
+/// Longest reason or explanation kept from an answer, in characters.
+pub const MAX_REASON_CHARS: usize = 300;
+
+/// A proposed bundle over the offered candidates (positions in `ids`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Proposal {
+    pub bundle_type: BundleType,
+    pub products: Vec<usize>,
+    pub reason: String,
+}
+
+/// `{"bundles": [{"type": "fixed", "products": ["…", …], "reason": "…"}]}` over the
+/// candidates `ids`. Unknown and repeated products are dropped; a bundle left with a
+/// product count its type does not allow is dropped whole.
+pub fn proposals(answer: &Value, ids: &[&str]) -> Result<(Vec<Proposal>, Dropped), AnswerError> {
+    let mut dropped = Dropped::default();
+    let mut offered = Offered::new(ids);
+    let mut out = Vec::new();
+    for entry in entries(answer, "bundles")? {
+        let bundle_type = entry.get("type").and_then(parse_enum::<BundleType>);
+        let products = entry.get("products").and_then(Value::as_array);
+        let (Some(bundle_type), Some(products)) = (bundle_type, products) else {
+            dropped.invalid_entries += 1;
+            continue;
+        };
+        offered.reset();
+        let products: Vec<usize> = products
+            .iter()
+            .filter_map(|p| offered.take(p, &mut dropped))
+            .collect();
+        if !bundle_type.product_count().contains(&products.len()) {
+            dropped.invalid_entries += 1;
+            continue;
+        }
+        let reason = entry
+            .get("reason")
+            .and_then(Value::as_str)
+            .map(|r| clean_text(r, MAX_REASON_CHARS))
+            .unwrap_or_default();
+        out.push(Proposal {
+            bundle_type,
+            products,
+            reason,
+        });
+    }
+    Ok((out, dropped))
+}
+
+/// A discount range for a bundle (its position in the batch), in whole percent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PriceAdvice {
+    pub bundle: usize,
+    pub min_pct: u8,
+    pub max_pct: u8,
+    pub reason: String,
+}
+
+/// `{"bundles": [{"id": "…", "min_pct": 5, "max_pct": 15, "reason": "…"}]}`; each range
+/// must lie within 0..=`caps[bundle]` (the objective's discount cap) with min ≤ max.
+pub fn price_advice(
+    answer: &Value,
+    ids: &[&str],
+    caps: &[u8],
+) -> Result<(Vec<PriceAdvice>, Dropped), AnswerError> {
+    let mut dropped = Dropped::default();
+    let mut offered = Offered::new(ids);
+    let mut out = Vec::new();
+    let pct =
+        |v: Option<&Value>| -> Option<f64> { v.and_then(Value::as_f64).filter(|x| x.is_finite()) };
+    for entry in entries(answer, "bundles")? {
+        let Some(id) = entry.get("id") else {
+            dropped.invalid_entries += 1;
+            continue;
+        };
+        let Some(bundle) = offered.take(id, &mut dropped) else {
+            continue;
+        };
+        let cap = f64::from(caps.get(bundle).copied().unwrap_or(0));
+        let (Some(min), Some(max)) = (pct(entry.get("min_pct")), pct(entry.get("max_pct"))) else {
+            dropped.invalid_entries += 1;
+            continue;
+        };
+        if !(0.0 <= min && min <= max && max <= cap) {
+            dropped.invalid_entries += 1;
+            continue;
+        }
+        out.push(PriceAdvice {
+            bundle,
+            min_pct: min.round() as u8,
+            max_pct: max.round() as u8,
+            reason: entry
+                .get("reason")
+                .and_then(Value::as_str)
+                .map(|r| clean_text(r, MAX_REASON_CHARS))
+                .unwrap_or_default(),
+        });
+    }
+    Ok((out, dropped))
+}
+
+/// Limits of the texts a merchant sees, in characters.
+pub const MAX_TITLE_CHARS: usize = 80;
+pub const MAX_DESCRIPTION_CHARS: usize = 400;
+pub const MAX_BADGE_CHARS: usize = 24;
+
+/// Copy and explanation for a bundle (its position in the batch).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Copy {
+    pub bundle: usize,
+    pub title: String,
+    pub description: String,
+    pub badge: String,
+    pub explanation: String,
+}
+
+/// `{"bundles": [{"id": "…", "title": "…", "description": "…", "badge": "…",
+/// "explanation": "…"}]}`. Title, description and explanation must not be empty; the
+/// badge may be.
+pub fn copy(answer: &Value, ids: &[&str]) -> Result<(Vec<Copy>, Dropped), AnswerError> {
+    let mut dropped = Dropped::default();
+    let mut offered = Offered::new(ids);
+    let mut out = Vec::new();
+    for entry in entries(answer, "bundles")? {
+        let text = |key: &str, max: usize| {
+            entry
+                .get(key)
+                .and_then(Value::as_str)
+                .map(|t| clean_text(t, max))
+                .unwrap_or_default()
+        };
+        let c = Copy {
+            bundle: usize::MAX,
+            title: text("title", MAX_TITLE_CHARS),
+            description: text("description", MAX_DESCRIPTION_CHARS),
+            badge: text("badge", MAX_BADGE_CHARS),
+            explanation: text("explanation", MAX_REASON_CHARS),
+        };
+        if c.title.is_empty() || c.description.is_empty() || c.explanation.is_empty() {
+            dropped.invalid_entries += 1;
+            continue;
+        }
+        let Some(bundle) = entry
+            .get("id")
+            .and_then(|id| offered.take(id, &mut dropped))
+        else {
+            if entry.get("id").is_none() {
+                dropped.invalid_entries += 1;
+            }
+            continue;
+        };
+        out.push(Copy { bundle, ..c });
+    }
+    Ok((out, dropped))
+}
+
+/// How appealing a bundle is to a shopper, 0–10, with a reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Appeal {
+    pub bundle: usize,
+    pub score: u8,
+    pub reason: String,
+}
+
+/// `{"bundles": [{"id": "…", "score": 7, "reason": "…"}]}` with scores in 0..=10.
+pub fn appeal(answer: &Value, ids: &[&str]) -> Result<(Vec<Appeal>, Dropped), AnswerError> {
+    let mut dropped = Dropped::default();
+    let mut offered = Offered::new(ids);
+    let mut out = Vec::new();
+    for entry in entries(answer, "bundles")? {
+        let score = entry
+            .get("score")
+            .and_then(Value::as_f64)
+            .filter(|s| (0.0..=10.0).contains(s));
+        let (Some(id), Some(score)) = (entry.get("id"), score) else {
+            dropped.invalid_entries += 1;
+            continue;
+        };
+        let Some(bundle) = offered.take(id, &mut dropped) else {
+            continue;
+        };
+        out.push(Appeal {
+            bundle,
+            score: score.round() as u8,
+            reason: entry
+                .get("reason")
+                .and_then(Value::as_str)
+                .map(|r| clean_text(r, MAX_REASON_CHARS))
+                .unwrap_or_default(),
+        });
+    }
+    Ok((out, dropped))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn fences_are_stripped_and_nothing_else_is_repaired() {
+        let fenced = "```json\n{\"products\": []}\n```";
+        assert_eq!(parse_json(fenced).unwrap(), json!({"products": []}));
+        assert_eq!(
+            parse_json("  ```\n{\"a\": 1}```  ").unwrap(),
+            json!({"a": 1})
+        );
+        assert!(matches!(
+            parse_json("{\"products\": ["),
+            Err(AnswerError::NotJson(_))
+        ));
+        assert!(matches!(
+            parse_json("Sure! Here it is"),
+            Err(AnswerError::NotJson(_))
+        ));
+        assert!(matches!(
+            parse_json("[1, 2]"),
+            Err(AnswerError::WrongShape(_))
+        ));
+    }
+
+    #[test]
+    fn classification_keeps_offered_ids_and_known_objectives_only() {
+        let ids = ["p1", "p2", "42"];
+        let answer = json!({"products": [
+            {"id": "p1", "tags": ["gift", "Cross-Sell", "gift", "world_domination"]},
+            {"id": "p9", "tags": ["gift"]},
+            {"id": 42, "tags": []},
+            {"id": "p1", "tags": ["seasonal"]},
+            {"tags": ["gift"]}
+        ]});
+        let (out, dropped) = classification(&answer, &ids).unwrap();
+        assert_eq!(
+            out,
+            [
+                Classified {
+                    product: 0,
+                    tags: vec![Objective::Gift, Objective::CrossSell]
+                },
+                Classified {
+                    product: 2,
+                    tags: vec![]
+                },
+            ]
+        );
+        assert_eq!(
+            dropped,
+            Dropped {
+                unknown_ids: 1,
+                duplicate_ids: 1,
+                invalid_entries: 2
+            }
+        );
+        assert!(matches!(
+            classification(&json!({"items": []}), &ids),
+            Err(AnswerError::WrongShape(_))
+        ));
+    }
+
+    #[test]
+    fn proposals_respect_each_type_product_count() {
+        let ids = ["a", "b", "c", "d", "e"];
+        let answer = json!({"bundles": [
+            {"type": "fixed", "products": ["a", "b", "b", "zz"], "reason": "go\ntogether"},
+            {"type": "volume", "products": ["c"]},
+            {"type": "volume", "products": ["c", "d"]},
+            {"type": "addon", "products": ["a", "zz"]},
+            {"type": "pyramid", "products": ["a", "b"]},
+            {"type": "mix match", "products": ["a", "b", "c"]}
+        ]});
+        let (out, dropped) = proposals(&answer, &ids).unwrap();
+        let shapes: Vec<(BundleType, Vec<usize>)> = out
+            .iter()
+            .map(|p| (p.bundle_type, p.products.clone()))
+            .collect();
+        assert_eq!(
+            shapes,
+            [
+                (BundleType::Fixed, vec![0, 1]),
+                (BundleType::Volume, vec![2]),
+                (BundleType::MixMatch, vec![0, 1, 2]),
+            ]
+        );
+        assert_eq!(out[0].reason, "go together");
+        // b twice and zz twice; volume with two products, addon left with one, pyramid.
+        assert_eq!(
+            dropped,
+            Dropped {
+                unknown_ids: 2,
+                duplicate_ids: 1,
+                invalid_entries: 3
+            }
+        );
+    }
+
+    #[test]
+    fn price_advice_must_lie_within_the_cap() {
+        let ids = ["b1", "b2", "b3"];
+        let caps = [20, 20, 10];
+        let answer = json!({"bundles": [
+            {"id": "b1", "min_pct": 5, "max_pct": 15.4, "reason": "slow mover"},
+            {"id": "b2", "min_pct": 15, "max_pct": 5},
+            {"id": "b3", "min_pct": 0, "max_pct": 30},
+            {"id": "b1", "min_pct": 1, "max_pct": 2}
+        ]});
+        let (out, dropped) = price_advice(&answer, &ids, &caps).unwrap();
+        assert_eq!(
+            out,
+            [PriceAdvice {
+                bundle: 0,
+                min_pct: 5,
+                max_pct: 15,
+                reason: "slow mover".into()
+            }]
+        );
+        assert_eq!(dropped.invalid_entries, 2);
+        assert_eq!(dropped.duplicate_ids, 1);
+    }
+
+    #[test]
+    fn copy_is_cleaned_limited_and_complete() {
+        let ids = ["b1", "b2"];
+        let long = "word ".repeat(100);
+        let answer = json!({"bundles": [
+            {"id": "b1", "title": "  Cosy\u{0007} night\tin ", "description": long,
+             "badge": "", "explanation": "Bought together. Saves 10%.", "ignored": "x"},
+            {"id": "b2", "title": "", "description": "d", "explanation": "e"}
+        ]});
+        let (out, dropped) = copy(&answer, &ids).unwrap();
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].title, "Cosy night in");
+        assert!(out[0].description.chars().count() <= MAX_DESCRIPTION_CHARS);
+        assert!(out[0].description.ends_with("word"));
+        assert_eq!(dropped.invalid_entries, 1);
+    }
+
+    #[test]
+    fn appeal_scores_are_zero_to_ten() {
+        let ids = ["b1", "b2"];
+        let answer = json!({"bundles": [
+            {"id": "b1", "score": 7.6, "reason": "nice"},
+            {"id": "b2", "score": 11}
+        ]});
+        let (out, dropped) = appeal(&answer, &ids).unwrap();
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].score, 8);
+        assert_eq!(dropped.invalid_entries, 1);
+    }
+
+    #[test]
+    fn clean_text_cuts_at_a_word_near_the_limit() {
+        assert_eq!(clean_text("alpha beta gamma", 12), "alpha beta");
+        assert_eq!(clean_text("abcdefghijklmnop", 5), "abcde");
+        assert_eq!(clean_text("ä ö ü", 10), "ä ö ü");
+    }
+}
