@@ -37,6 +37,29 @@ impl Objective {
         Objective::Replenish,
     ];
 
+    /// What the objective means, in a sentence: for prompts, and for matching products
+    /// to objectives by meaning.
+    pub fn description(&self) -> &'static str {
+        match self {
+            Objective::IncreaseAov => {
+                "raise the order value with products shoppers add to what they already buy"
+            }
+            Objective::ClearSlowMovers => {
+                "sell products that sell slowly or are overstocked, paired with popular ones"
+            }
+            Objective::ProtectMargin => {
+                "bundle high-margin products so that a small discount still earns well"
+            }
+            Objective::LaunchNew => "introduce newly launched products next to proven sellers",
+            Objective::Seasonal => "products for a season, holiday or event",
+            Objective::Gift => "products people buy as presents, ready to give together",
+            Objective::CrossSell => {
+                "complementary products from different categories that are used together"
+            }
+            Objective::Replenish => "consumables and refills that customers buy again and again",
+        }
+    }
+
     pub fn as_str(&self) -> &'static str {
         match self {
             Objective::IncreaseAov => "increase_aov",
@@ -75,6 +98,17 @@ impl BundleType {
         BundleType::Bogo,
         BundleType::Addon,
     ];
+
+    /// What the offer is, in a sentence (for prompts).
+    pub fn description(&self) -> &'static str {
+        match self {
+            BundleType::Fixed => "a curated set sold together at one price",
+            BundleType::MixMatch => "pick any N from a group of alike products for one price",
+            BundleType::Volume => "a discount for buying more of one product",
+            BundleType::Bogo => "buy one, get the same or a cheaper complement discounted",
+            BundleType::Addon => "a main product plus a discounted add-on",
+        }
+    }
 
     /// How many distinct products a bundle of this type holds.
     pub fn product_count(&self) -> std::ops::RangeInclusive<usize> {

@@ -5,3 +5,4 @@
 //! against what the prompt offered.
 
 pub mod answer;
+pub mod prompt;
