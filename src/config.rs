@@ -50,6 +50,7 @@ pub struct Settings {
     pub scoring: ScoringSettings,
     pub stats: StatsSettings,
     pub rules: RulesSettings,
+    pub llm: LlmSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -127,6 +128,28 @@ pub struct StatsSettings {
     pub low_cover_days: u32,
     pub overstock_cover_days: u32,
     pub list_limit: usize,
+}
+
+/// The language model: which provider, where, and the limits every call shares.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LlmSettings {
+    pub provider: String,
+    pub base_url: String,
+    pub api_key: String,
+    pub model: String,
+    pub org: String,
+    pub json_mode: String,
+    pub max_tokens: u32,
+    pub temperature: f64,
+    pub timeout_seconds: f64,
+    pub max_retries: u32,
+    pub backoff_ms: u64,
+    pub backoff_max_ms: u64,
+    pub requests_per_minute: u32,
+    pub tokens_per_minute: u32,
+    pub concurrency: usize,
+    pub breaker_failures: u32,
 }
 
 /// Co-purchase mining at the pipeline's defaults (see [`crate::rules::evidence`]).
@@ -218,6 +241,28 @@ impl Settings {
             ("scoring.large_weights", s.large_weights),
         ] {
             check_weights(key, w)?;
+        }
+        let l = &self.llm;
+        if !["offline", "openai"].contains(&l.provider.as_str()) {
+            return Err(invalid(
+                "llm.provider",
+                format!("{:?} is not one of offline, openai", l.provider),
+            ));
+        }
+        if !["object", "schema", "none"].contains(&l.json_mode.as_str()) {
+            return Err(invalid(
+                "llm.json_mode",
+                format!("{:?} is not one of object, schema, none", l.json_mode),
+            ));
+        }
+        if !(l.timeout_seconds > 0.0 && l.timeout_seconds.is_finite()) {
+            return Err(invalid("llm.timeout_seconds", "must be above 0".into()));
+        }
+        if l.requests_per_minute == 0 || l.tokens_per_minute == 0 || l.concurrency == 0 {
+            return Err(invalid(
+                "llm.requests_per_minute",
+                "rate limits and concurrency must be at least 1".into(),
+            ));
         }
         let r = &self.rules;
         for (key, value) in [
@@ -317,18 +362,26 @@ impl SettingsBuilder {
         Ok(self)
     }
 
-    /// Layers `DATABASE_URL` and every `BUNDLEFORGE__SECTION__KEY` variable. Unknown
-    /// variables are kept as warnings for the caller to log.
+    /// Layers the generic variables (`DATABASE_URL`, and `OPENAI_API_KEY` /
+    /// `OPENAI_BASE_URL` for the chat model only) and then every
+    /// `BUNDLEFORGE__SECTION__KEY` variable, which wins over them. Unknown variables are
+    /// kept as warnings for the caller to log.
     pub fn env<I>(mut self, vars: I) -> Result<Self, ConfigError>
     where
         I: IntoIterator<Item = (String, String)>,
     {
+        const GENERIC: [(&str, [&str; 2]); 3] = [
+            ("DATABASE_URL", ["database", "url"]),
+            ("OPENAI_API_KEY", ["llm", "api_key"]),
+            ("OPENAI_BASE_URL", ["llm", "base_url"]),
+        ];
+        let generic = |k: &str| GENERIC.iter().find(|(name, _)| *name == k);
         let mut vars: Vec<(String, String)> = vars.into_iter().collect();
-        // DATABASE_URL first, so BUNDLEFORGE__DATABASE__URL wins over it.
-        vars.sort_by_key(|(k, _)| k != "DATABASE_URL");
+        // Generic names first, so the BUNDLEFORGE__ ones win over them.
+        vars.sort_by_key(|(k, _)| generic(k).is_none());
         for (name, value) in vars {
-            if name == "DATABASE_URL" {
-                self.set(&["database", "url"], SetValue::Text(value), "DATABASE_URL")?;
+            if let Some((label, path)) = generic(&name) {
+                self.set(path, SetValue::Text(value), label)?;
                 continue;
             }
             let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
@@ -539,6 +592,25 @@ mod tests {
             .build()
             .unwrap();
         assert_eq!(s.database.url, "sqlite://from-flag.db");
+    }
+
+    #[test]
+    fn openai_variables_are_fallbacks_for_the_chat_model_only() {
+        let s = SettingsBuilder::new()
+            .unwrap()
+            .env(env(&[
+                ("OPENAI_API_KEY", "sk-generic"),
+                ("OPENAI_BASE_URL", "http://127.0.0.1:9/v1"),
+                ("BUNDLEFORGE__LLM__API_KEY", "sk-ours"),
+            ]))
+            .unwrap()
+            .build()
+            .unwrap();
+        assert_eq!(s.llm.api_key, "sk-ours");
+        assert_eq!(s.llm.base_url, "http://127.0.0.1:9/v1");
+        // Configuring a chat endpoint never moves embeddings off the local model.
+        assert_eq!(s.embed.provider, "local");
+        assert_eq!(s.llm.provider, "offline");
     }
 
     #[test]
