@@ -5,4 +5,5 @@
 //! against what the prompt offered.
 
 pub mod answer;
+pub mod client;
 pub mod prompt;

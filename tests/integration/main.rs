@@ -6,6 +6,8 @@ mod cli;
 mod embed;
 mod fixtures;
 mod idempotent;
+mod llm_client;
+mod mock_llm;
 mod online_retail;
 mod rules;
 mod shapes;

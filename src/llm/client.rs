@@ -1,0 +1,475 @@
+//! The OpenAI-compatible chat client: one place that deals with a model endpoint being
+//! slow, rate-limited, down, or answering something other than JSON.
+//!
+//! - async-openai speaks the protocol (`byot` requests, so any server's extensions fit);
+//!   its own transport is replaced by one that retries nothing and turns every non-2xx
+//!   answer into an [`HttpFailure`] carrying the status and `Retry-After`, so the retry
+//!   policy lives here, in one place.
+//! - Every call waits for a concurrency slot, then for the requests/min and tokens/min
+//!   limiters (governor), then runs under a timeout.
+//! - Timeouts, transport errors, 429 and 5xx are retried with exponential backoff and
+//!   jitter (a 429's `Retry-After` is a floor on the wait); other 4xx are not.
+//! - An answer that is not JSON (after stripping a markdown fence) is re-asked once,
+//!   with the answer and the parse error.
+//! - After `breaker_failures` calls in a row fail, the breaker opens: every later call
+//!   fails at once, and the caller's offline fallback takes the rest of the run.
+
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use async_openai::Client;
+use async_openai::config::OpenAIConfig;
+use async_openai::error::OpenAIError;
+use async_openai::middleware::HttpRequestFactory;
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tokio::sync::Semaphore;
+
+use super::answer::{AnswerError, parse_json};
+use super::prompt::{Rendered, Task};
+use crate::config::LlmSettings;
+
+const OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
+
+#[derive(Debug, thiserror::Error)]
+pub enum LlmError {
+    #[error("the model endpoint failed {0} calls in a row: the rest of this run is offline")]
+    BreakerOpen(u32),
+    #[error("the model endpoint answered HTTP {status}: {body}")]
+    Http { status: u16, body: String },
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+    #[error("cannot reach the model endpoint: {0}")]
+    Transport(String),
+    #[error("the model's answer is not valid JSON, even when asked again: {0}")]
+    InvalidJson(String),
+    #[error("the model refused: {0}")]
+    Refused(String),
+    #[error("invalid LLM setting: {0}")]
+    Setting(String),
+}
+
+/// A non-2xx answer, as the transport saw it.
+#[derive(Debug, thiserror::Error)]
+#[error("HTTP {status}")]
+pub struct HttpFailure {
+    pub status: u16,
+    pub retry_after: Option<Duration>,
+    pub body: String,
+}
+
+/// Calls, retries and tokens, per task and for the run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Usage {
+    pub calls: u64,
+    /// Requests that were retried (timeouts, 429, 5xx, transport errors).
+    pub retries: u64,
+    /// Re-asks after an answer that was not JSON.
+    pub repairs: u64,
+    pub failures: u64,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+}
+
+impl Usage {
+    fn add(&mut self, other: &Usage) {
+        self.calls += other.calls;
+        self.retries += other.retries;
+        self.repairs += other.repairs;
+        self.failures += other.failures;
+        self.prompt_tokens += other.prompt_tokens;
+        self.completion_tokens += other.completion_tokens;
+    }
+}
+
+/// How the client asks for JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JsonMode {
+    Object,
+    Schema,
+    None,
+}
+
+pub struct ChatClient {
+    openai: Client<OpenAIConfig>,
+    model: String,
+    json_mode: JsonMode,
+    max_tokens: u32,
+    temperature: f64,
+    timeout: Duration,
+    max_retries: u32,
+    backoff: Duration,
+    backoff_max: Duration,
+    requests: DefaultDirectRateLimiter,
+    tokens: DefaultDirectRateLimiter,
+    token_burst: u32,
+    slots: Semaphore,
+    breaker_failures: u32,
+    failures_in_a_row: AtomicU32,
+    breaker_open: AtomicBool,
+    usage: Mutex<HashMap<Task, Usage>>,
+}
+
+#[derive(Deserialize)]
+struct ChatResponse {
+    #[serde(default)]
+    choices: Vec<Choice>,
+    usage: Option<TokenUsage>,
+}
+
+#[derive(Deserialize)]
+struct Choice {
+    message: Message,
+}
+
+#[derive(Deserialize)]
+struct Message {
+    content: Option<String>,
+    refusal: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct TokenUsage {
+    #[serde(default)]
+    prompt_tokens: u64,
+    #[serde(default)]
+    completion_tokens: u64,
+}
+
+/// One request's outcome, before the retry policy looks at it.
+enum Attempt {
+    Answer(ChatResponse),
+    Retry {
+        after: Option<Duration>,
+        error: LlmError,
+    },
+    Fail(LlmError),
+}
+
+impl ChatClient {
+    pub fn new(settings: &LlmSettings) -> Result<ChatClient, LlmError> {
+        let base = if settings.base_url.trim().is_empty() {
+            OPENAI_BASE_URL
+        } else {
+            settings.base_url.trim().trim_end_matches('/')
+        };
+        let mut config = OpenAIConfig::new()
+            .with_api_base(base)
+            .with_api_key(settings.api_key.clone());
+        if !settings.org.is_empty() {
+            config = config.with_org_id(settings.org.clone());
+        }
+        let http = reqwest::Client::builder()
+            .build()
+            .map_err(|e| LlmError::Setting(format!("HTTP client: {e}")))?;
+        let transport = tower::service_fn(move |factory: HttpRequestFactory| {
+            let http = http.clone();
+            async move {
+                let request = factory.build().await?;
+                let response = http.execute(request).await.map_err(OpenAIError::Reqwest)?;
+                if response.status().is_success() {
+                    return Ok(response);
+                }
+                let status = response.status().as_u16();
+                let retry_after = response
+                    .headers()
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<f64>().ok())
+                    .filter(|s| s.is_finite() && *s >= 0.0)
+                    .map(Duration::from_secs_f64);
+                let body = response.text().await.unwrap_or_default();
+                Err(OpenAIError::Boxed(Box::new(HttpFailure {
+                    status,
+                    retry_after,
+                    body,
+                })))
+            }
+        });
+        let openai = Client::with_config(config).with_http_service(transport);
+        let nonzero = |n: u32, key: &str| {
+            NonZeroU32::new(n).ok_or_else(|| LlmError::Setting(format!("{key} must be at least 1")))
+        };
+        let json_mode = match settings.json_mode.as_str() {
+            "schema" => JsonMode::Schema,
+            "none" => JsonMode::None,
+            _ => JsonMode::Object,
+        };
+        Ok(ChatClient {
+            openai,
+            model: settings.model.clone(),
+            json_mode,
+            max_tokens: settings.max_tokens,
+            temperature: settings.temperature,
+            timeout: Duration::from_secs_f64(settings.timeout_seconds),
+            max_retries: settings.max_retries,
+            backoff: Duration::from_millis(settings.backoff_ms),
+            backoff_max: Duration::from_millis(settings.backoff_max_ms.max(settings.backoff_ms)),
+            requests: RateLimiter::direct(Quota::per_minute(nonzero(
+                settings.requests_per_minute,
+                "llm.requests_per_minute",
+            )?)),
+            tokens: RateLimiter::direct(Quota::per_minute(nonzero(
+                settings.tokens_per_minute,
+                "llm.tokens_per_minute",
+            )?)),
+            token_burst: settings.tokens_per_minute,
+            slots: Semaphore::new(settings.concurrency.max(1)),
+            breaker_failures: settings.breaker_failures.max(1),
+            failures_in_a_row: AtomicU32::new(0),
+            breaker_open: AtomicBool::new(false),
+            usage: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Whether the breaker has opened (the rest of the run is offline).
+    pub fn breaker_open(&self) -> bool {
+        self.breaker_open.load(Ordering::Relaxed)
+    }
+
+    /// Usage per task so far.
+    pub fn usage(&self) -> HashMap<Task, Usage> {
+        self.usage.lock().map(|u| u.clone()).unwrap_or_default()
+    }
+
+    /// Usage of all tasks so far.
+    pub fn total_usage(&self) -> Usage {
+        let mut total = Usage::default();
+        for u in self.usage().values() {
+            total.add(u);
+        }
+        total
+    }
+
+    fn record(&self, task: Task, usage: &Usage) {
+        if let Ok(mut book) = self.usage.lock() {
+            book.entry(task).or_default().add(usage);
+        }
+    }
+
+    /// Sends the prompt and returns the answer's JSON object. `schema` is sent as a
+    /// JSON schema when `json_mode` is `schema`.
+    pub async fn json(
+        &self,
+        task: Task,
+        prompt: &Rendered,
+        schema: Option<&Value>,
+    ) -> Result<Value, LlmError> {
+        let mut usage = Usage {
+            calls: 1,
+            ..Usage::default()
+        };
+        let result = self.json_inner(task, prompt, schema, &mut usage).await;
+        match &result {
+            Ok(_) => self.failures_in_a_row.store(0, Ordering::Relaxed),
+            Err(LlmError::BreakerOpen(_)) => {}
+            Err(e) => {
+                usage.failures = 1;
+                let n = self.failures_in_a_row.fetch_add(1, Ordering::Relaxed) + 1;
+                if n >= self.breaker_failures && !self.breaker_open.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(
+                        failures = n,
+                        error = %e,
+                        "the model endpoint keeps failing: the rest of this run is offline"
+                    );
+                }
+            }
+        }
+        self.record(task, &usage);
+        result
+    }
+
+    async fn json_inner(
+        &self,
+        task: Task,
+        prompt: &Rendered,
+        schema: Option<&Value>,
+        usage: &mut Usage,
+    ) -> Result<Value, LlmError> {
+        let mut messages = vec![
+            json!({"role": "system", "content": prompt.system}),
+            json!({"role": "user", "content": prompt.user}),
+        ];
+        let first = self.complete(task, &messages, schema, usage).await?;
+        let bad = match parse_json(&first) {
+            Ok(v) => return Ok(v),
+            Err(AnswerError::NotJson(e) | AnswerError::WrongShape(e)) => e,
+        };
+        // One re-ask: the model sees its answer and why it was rejected.
+        usage.repairs += 1;
+        tracing::debug!(task = task.prompt_version(), error = %bad, "answer is not JSON; asking again");
+        messages.push(json!({"role": "assistant", "content": first}));
+        messages.push(json!({"role": "user", "content": format!(
+            "That answer is not a valid JSON object ({bad}). Answer again with only the JSON object, complete, and nothing else."
+        )}));
+        let second = self.complete(task, &messages, schema, usage).await?;
+        parse_json(&second).map_err(|e| LlmError::InvalidJson(e.to_string()))
+    }
+
+    /// One chat completion with limits, timeout and retries; returns its text.
+    async fn complete(
+        &self,
+        task: Task,
+        messages: &[Value],
+        schema: Option<&Value>,
+        usage: &mut Usage,
+    ) -> Result<String, LlmError> {
+        if self.breaker_open() {
+            return Err(LlmError::BreakerOpen(
+                self.failures_in_a_row.load(Ordering::Relaxed),
+            ));
+        }
+        let mut body = json!({
+            "model": self.model,
+            "messages": messages,
+            "max_tokens": self.max_tokens,
+            "temperature": self.temperature,
+            "stream": false,
+        });
+        match (self.json_mode, schema) {
+            (JsonMode::Schema, Some(schema)) => {
+                body["response_format"] = json!({"type": "json_schema", "json_schema": {
+                    "name": task.prompt_version().replace('.', "_"),
+                    "schema": schema,
+                }});
+            }
+            (JsonMode::None, _) => {}
+            _ => body["response_format"] = json!({"type": "json_object"}),
+        }
+        // About four characters a token, plus the answer's allowance.
+        let chars: usize = messages
+            .iter()
+            .filter_map(|m| m["content"].as_str())
+            .map(str::len)
+            .sum();
+        let estimate = (chars / 4) as u32 + self.max_tokens;
+        let _slot = self
+            .slots
+            .acquire()
+            .await
+            .map_err(|e| LlmError::Setting(e.to_string()))?;
+        let mut attempt = 0u32;
+        loop {
+            self.requests.until_ready().await;
+            if let Some(n) = NonZeroU32::new(estimate.min(self.token_burst)) {
+                // Capacity is checked above: n never exceeds the burst.
+                let _ = self.tokens.until_n_ready(n).await;
+            }
+            if self.breaker_open() {
+                return Err(LlmError::BreakerOpen(
+                    self.failures_in_a_row.load(Ordering::Relaxed),
+                ));
+            }
+            let sent = Instant::now();
+            let outcome = match tokio::time::timeout(
+                self.timeout,
+                self.openai.chat().create_byot::<_, ChatResponse>(&body),
+            )
+            .await
+            {
+                Err(_) => Attempt::Retry {
+                    after: None,
+                    error: LlmError::Timeout(self.timeout),
+                },
+                Ok(Ok(response)) => Attempt::Answer(response),
+                Ok(Err(e)) => classify(e),
+            };
+            match outcome {
+                Attempt::Answer(response) => {
+                    if let Some(t) = &response.usage {
+                        usage.prompt_tokens += t.prompt_tokens;
+                        usage.completion_tokens += t.completion_tokens;
+                    }
+                    let Some(message) = response.choices.into_iter().next().map(|c| c.message)
+                    else {
+                        return Err(LlmError::InvalidJson("the answer has no choices".into()));
+                    };
+                    if let Some(refusal) = message.refusal.filter(|r| !r.trim().is_empty()) {
+                        return Err(LlmError::Refused(refusal));
+                    }
+                    return Ok(message.content.unwrap_or_default());
+                }
+                Attempt::Fail(e) => return Err(e),
+                Attempt::Retry { after, error } => {
+                    if attempt >= self.max_retries {
+                        return Err(error);
+                    }
+                    let wait = self.backoff_for(attempt).max(after.unwrap_or_default());
+                    tracing::debug!(
+                        task = task.prompt_version(),
+                        attempt,
+                        error = %error,
+                        elapsed_ms = sent.elapsed().as_millis() as u64,
+                        wait_ms = wait.as_millis() as u64,
+                        "retrying"
+                    );
+                    usage.retries += 1;
+                    attempt += 1;
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }
+    }
+
+    /// Exponential backoff with jitter: half the step plus a random part of the other
+    /// half, so that parallel callers do not retry in lockstep.
+    fn backoff_for(&self, attempt: u32) -> Duration {
+        let step = self
+            .backoff
+            .saturating_mul(1u32 << attempt.min(16))
+            .min(self.backoff_max);
+        step / 2 + step.mul_f64(jitter_unit() / 2.0)
+    }
+}
+
+/// A number in [0, 1) that differs between calls and processes.
+fn jitter_unit() -> f64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    (h.finish() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// Which failures are worth another try.
+fn classify(error: OpenAIError) -> Attempt {
+    match error {
+        OpenAIError::Boxed(boxed) => match boxed.downcast::<HttpFailure>() {
+            Ok(f) => {
+                let error = LlmError::Http {
+                    status: f.status,
+                    body: super::answer::clean_text(&f.body, 300),
+                };
+                if f.status == 429 || f.status >= 500 {
+                    Attempt::Retry {
+                        after: f.retry_after,
+                        error,
+                    }
+                } else {
+                    Attempt::Fail(error)
+                }
+            }
+            Err(other) => Attempt::Retry {
+                after: None,
+                error: LlmError::Transport(other.to_string()),
+            },
+        },
+        OpenAIError::Reqwest(e) => Attempt::Retry {
+            after: None,
+            error: LlmError::Transport(e.to_string()),
+        },
+        // A 2xx whose body is not a chat completion: the server is in trouble.
+        OpenAIError::JSONDeserialize(e, _) => Attempt::Retry {
+            after: None,
+            error: LlmError::Transport(format!("unreadable response: {e}")),
+        },
+        other => Attempt::Fail(LlmError::Transport(other.to_string())),
+    }
+}

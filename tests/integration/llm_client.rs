@@ -1,0 +1,169 @@
+//! The chat client against a mock endpoint with injected faults.
+
+use std::time::Duration;
+
+use bundleforge::llm::client::{ChatClient, LlmError};
+use bundleforge::llm::prompt::{Rendered, Task};
+use serde_json::json;
+
+use crate::mock_llm::{MockLlm, Reply};
+
+fn prompt() -> Rendered {
+    Rendered {
+        system: "Answer with JSON.",
+        user: "Say {\"a\": 1}.".into(),
+    }
+}
+
+async fn ask(client: &ChatClient) -> Result<serde_json::Value, LlmError> {
+    client.json(Task::ClassifyObjectives, &prompt(), None).await
+}
+
+#[tokio::test]
+async fn a_429_is_retried_no_sooner_than_retry_after() {
+    let mock = MockLlm::start().await;
+    mock.push([
+        Reply::status(429, r#"{"error": {"message": "slow down"}}"#).header("retry-after", "1"),
+        Reply::content(r#"{"a": 1}"#),
+    ]);
+    let client = ChatClient::new(&mock.settings()).unwrap();
+    assert_eq!(ask(&client).await.unwrap(), json!({"a": 1}));
+    let seen = mock.requests();
+    assert_eq!(seen.len(), 2);
+    assert!(seen[1].0 - seen[0].0 >= Duration::from_secs(1));
+    let usage = client.total_usage();
+    assert_eq!((usage.calls, usage.retries, usage.failures), (1, 1, 0));
+    assert_eq!(usage.prompt_tokens, 100);
+    // The request asked for JSON, and named the configured model.
+    assert_eq!(seen[0].1["response_format"]["type"], "json_object");
+    assert_eq!(seen[0].1["model"], "gpt-4o-mini");
+}
+
+#[tokio::test]
+async fn server_errors_are_retried_and_client_errors_are_not() {
+    let mock = MockLlm::start().await;
+    mock.push([
+        Reply::status(500, "oops"),
+        Reply::status(503, "busy"),
+        Reply::content(r#"{"a": 1}"#),
+        Reply::status(400, r#"{"error": {"message": "bad request"}}"#),
+    ]);
+    let client = ChatClient::new(&mock.settings()).unwrap();
+    assert!(ask(&client).await.is_ok());
+    assert_eq!(mock.requests().len(), 3);
+    match ask(&client).await {
+        Err(LlmError::Http { status: 400, .. }) => {}
+        other => panic!("expected HTTP 400, got {other:?}"),
+    }
+    assert_eq!(mock.requests().len(), 4, "a 400 is not retried");
+}
+
+#[tokio::test]
+async fn a_timeout_is_retried() {
+    let mock = MockLlm::start().await;
+    mock.push([
+        Reply::content(r#"{"late": true}"#).delay(Duration::from_secs(3)),
+        Reply::content(r#"{"a": 1}"#),
+    ]);
+    let settings = bundleforge::config::LlmSettings {
+        timeout_seconds: 0.3,
+        ..mock.settings()
+    };
+    let client = ChatClient::new(&settings).unwrap();
+    assert_eq!(ask(&client).await.unwrap(), json!({"a": 1}));
+    assert_eq!(mock.requests().len(), 2);
+}
+
+#[tokio::test]
+async fn fenced_json_is_read_and_broken_json_is_asked_again_once() {
+    let mock = MockLlm::start().await;
+    mock.push([
+        Reply::content("```json\n{\"a\": 1}\n```"),
+        Reply::content("{\"a\": "),
+        Reply::content("{\"a\": 2}"),
+        Reply::content("Sure! {\"a\": "),
+        Reply::content("{\"a\": 3"),
+    ]);
+    let client = ChatClient::new(&mock.settings()).unwrap();
+    assert_eq!(ask(&client).await.unwrap(), json!({"a": 1}));
+    assert_eq!(ask(&client).await.unwrap(), json!({"a": 2}));
+    // The re-ask shows the model its answer and asks for the object alone.
+    let repair = &mock.requests()[2].1["messages"];
+    assert_eq!(repair.as_array().unwrap().len(), 4);
+    assert_eq!(repair[2]["role"], "assistant");
+    assert_eq!(repair[2]["content"], "{\"a\": ");
+    assert!(
+        repair[3]["content"]
+            .as_str()
+            .unwrap()
+            .contains("only the JSON object")
+    );
+    // Truncated twice: one re-ask, then an error.
+    match ask(&client).await {
+        Err(LlmError::InvalidJson(_)) => {}
+        other => panic!("expected invalid JSON, got {other:?}"),
+    }
+    assert_eq!(mock.requests().len(), 5);
+    assert_eq!(client.total_usage().repairs, 2);
+}
+
+#[tokio::test]
+async fn a_refusal_is_an_error_not_an_answer() {
+    let mock = MockLlm::start().await;
+    mock.push([Reply::refusal("I can't help with that.")]);
+    let client = ChatClient::new(&mock.settings()).unwrap();
+    match ask(&client).await {
+        Err(LlmError::Refused(r)) => assert!(r.contains("can't help")),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_dead_endpoint_trips_the_breaker() {
+    let mock = MockLlm::start().await;
+    mock.fallback(Reply::content("{}").delay(Duration::from_secs(60)));
+    let settings = bundleforge::config::LlmSettings {
+        timeout_seconds: 0.2,
+        max_retries: 1,
+        breaker_failures: 2,
+        ..mock.settings()
+    };
+    let client = ChatClient::new(&settings).unwrap();
+    for _ in 0..2 {
+        assert!(matches!(ask(&client).await, Err(LlmError::Timeout(_))));
+    }
+    assert_eq!(mock.requests().len(), 4, "two calls, each tried twice");
+    assert!(client.breaker_open());
+    // Once open, calls fail at once without reaching the endpoint.
+    for _ in 0..5 {
+        assert!(matches!(ask(&client).await, Err(LlmError::BreakerOpen(_))));
+    }
+    assert_eq!(mock.requests().len(), 4);
+    assert_eq!(client.total_usage().failures, 2);
+}
+
+#[tokio::test]
+async fn an_unreachable_endpoint_is_a_transport_error() {
+    let settings = bundleforge::config::LlmSettings {
+        provider: "openai".into(),
+        // Port 9 (discard) is closed on test machines.
+        base_url: "http://127.0.0.1:9/v1".into(),
+        max_retries: 1,
+        backoff_ms: 10,
+        ..bundleforge::config::Settings::defaults().unwrap().llm
+    };
+    let client = ChatClient::new(&settings).unwrap();
+    assert!(matches!(ask(&client).await, Err(LlmError::Transport(_))));
+}
+
+#[tokio::test]
+async fn calls_run_concurrently_up_to_the_bound() {
+    let mock = MockLlm::start().await;
+    mock.fallback(Reply::content(r#"{"a": 1}"#).delay(Duration::from_millis(400)));
+    let client = ChatClient::new(&mock.settings()).unwrap();
+    let calls = (0..20).map(|_| ask(&client));
+    let results = futures_util::future::join_all(calls).await;
+    assert!(results.iter().all(Result::is_ok));
+    assert_eq!(mock.requests().len(), 20);
+    assert_eq!(mock.max_in_flight(), 8, "llm.concurrency = 8");
+}
