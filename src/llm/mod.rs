@@ -7,3 +7,4 @@
 pub mod answer;
 pub mod client;
 pub mod prompt;
+pub mod provider;
