@@ -628,9 +628,9 @@ async fn bench_search(mut args: BenchSearchArgs, settings: &Settings) -> Result<
 
 /// The configured embedder; loading the model is CPU work, so it runs off the async workers.
 async fn load_embedder(settings: &Settings) -> Result<Arc<dyn bundleforge::embed::Embedder>> {
-    let embed_settings = settings.embed.clone();
+    let settings = settings.clone();
     Ok(
-        tokio::task::spawn_blocking(move || bundleforge::embed::from_settings(&embed_settings))
+        tokio::task::spawn_blocking(move || bundleforge::embed::from_settings(&settings))
             .await
             .context("model loader failed")??,
     )

@@ -81,6 +81,10 @@ pub struct EmbedSettings {
     pub batch_size: usize,
     pub threads: usize,
     pub description_chars: usize,
+    pub openai_model: String,
+    pub openai_dimensions: usize,
+    pub base_url: String,
+    pub api_key: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -204,10 +208,16 @@ impl Settings {
                 format!("{} is not in [0, 1)", self.assumptions.cost_ratio),
             ));
         }
-        if self.embed.provider != "local" {
+        if !["local", "openai"].contains(&self.embed.provider.as_str()) {
             return Err(invalid(
                 "embed.provider",
-                format!("{:?} is not available; use \"local\"", self.embed.provider),
+                format!("{:?} is not one of local, openai", self.embed.provider),
+            ));
+        }
+        if self.embed.openai_dimensions == 0 {
+            return Err(invalid(
+                "embed.openai_dimensions",
+                "must be at least 1".into(),
             ));
         }
         if self.embed.batch_size == 0 {

@@ -9,6 +9,7 @@
 //! another model's vectors.
 
 mod local;
+mod openai;
 #[cfg(any(test, feature = "testing"))]
 mod testing;
 
@@ -22,6 +23,7 @@ use crate::index::Matrix;
 use crate::store::{Store, StoreError};
 
 pub use local::{LocalEmbedder, LocalModelPaths};
+pub use openai::OpenAiEmbedder;
 #[cfg(any(test, feature = "testing"))]
 pub use testing::HashingEmbedder;
 
@@ -44,7 +46,7 @@ pub enum EmbedError {
     WrongCount { expected: usize, got: usize },
     #[error("wrong dimension: expected {expected}, got {got}")]
     WrongDimension { expected: usize, got: usize },
-    #[error("unknown embedding provider {0:?}: use \"local\" (or \"openai\" once configured)")]
+    #[error("unknown embedding provider {0:?}: use \"local\" or \"openai\"")]
     UnknownProvider(String),
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -60,11 +62,15 @@ pub trait Embedder: Send + Sync {
     async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError>;
 }
 
-/// The embedder the settings name.
+/// The embedder the settings name (`embed.provider`; the chat settings only supply
+/// the OpenAI endpoint's limits, and its address when `embed` names none).
 pub fn from_settings(
-    settings: &crate::config::EmbedSettings,
+    settings: &crate::config::Settings,
 ) -> Result<std::sync::Arc<dyn Embedder>, EmbedError> {
+    let llm = &settings.llm;
+    let settings = &settings.embed;
     match settings.provider.as_str() {
+        "openai" => Ok(std::sync::Arc::new(OpenAiEmbedder::new(settings, llm)?)),
         "local" => {
             let paths = LocalModelPaths::resolve(&settings.model_dir, &settings.ort_lib);
             Ok(std::sync::Arc::new(LocalEmbedder::load(

@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_openai::Client;
 use async_openai::config::OpenAIConfig;
@@ -111,7 +111,7 @@ pub struct ChatClient {
     breaker_failures: u32,
     failures_in_a_row: AtomicU32,
     breaker_open: AtomicBool,
-    usage: Mutex<HashMap<Task, Usage>>,
+    usage: Mutex<HashMap<&'static str, Usage>>,
 }
 
 #[derive(Deserialize)]
@@ -140,14 +140,10 @@ struct TokenUsage {
     completion_tokens: u64,
 }
 
-/// One request's outcome, before the retry policy looks at it.
-enum Attempt {
-    Answer(ChatResponse),
-    Retry {
-        after: Option<Duration>,
-        error: LlmError,
-    },
-    Fail(LlmError),
+/// Whether a failed request is worth another try (after at least the given wait).
+enum Retry {
+    After(Option<Duration>, LlmError),
+    Never(LlmError),
 }
 
 impl ChatClient {
@@ -231,8 +227,8 @@ impl ChatClient {
         self.breaker_open.load(Ordering::Relaxed)
     }
 
-    /// Usage per task so far.
-    pub fn usage(&self) -> HashMap<Task, Usage> {
+    /// Usage so far per task (by prompt version) and for `embeddings`.
+    pub fn usage(&self) -> HashMap<&'static str, Usage> {
         self.usage.lock().map(|u| u.clone()).unwrap_or_default()
     }
 
@@ -245,25 +241,19 @@ impl ChatClient {
         total
     }
 
-    fn record(&self, task: Task, usage: &Usage) {
+    fn record(&self, label: &'static str, usage: &Usage) {
         if let Ok(mut book) = self.usage.lock() {
-            book.entry(task).or_default().add(usage);
+            book.entry(label).or_default().add(usage);
         }
     }
 
-    /// Sends the prompt and returns the answer's JSON object. `schema` is sent as a
-    /// JSON schema when `json_mode` is `schema`.
-    pub async fn json(
+    /// Counts a finished call towards the breaker and the usage book.
+    fn finish<T>(
         &self,
-        task: Task,
-        prompt: &Rendered,
-        schema: Option<&Value>,
-    ) -> Result<Value, LlmError> {
-        let mut usage = Usage {
-            calls: 1,
-            ..Usage::default()
-        };
-        let result = self.json_inner(task, prompt, schema, &mut usage).await;
+        label: &'static str,
+        mut usage: Usage,
+        result: Result<T, LlmError>,
+    ) -> Result<T, LlmError> {
         match &result {
             Ok(_) => self.failures_in_a_row.store(0, Ordering::Relaxed),
             Err(LlmError::BreakerOpen(_)) => {}
@@ -279,8 +269,83 @@ impl ChatClient {
                 }
             }
         }
-        self.record(task, &usage);
+        self.record(label, &usage);
         result
+    }
+
+    /// Embeddings of `inputs` from `model`, in order, through the same limits,
+    /// retries and breaker as chat calls.
+    pub async fn embeddings(
+        &self,
+        model: &str,
+        dimensions: usize,
+        inputs: &[String],
+    ) -> Result<Vec<Vec<f32>>, LlmError> {
+        #[derive(Deserialize)]
+        struct EmbeddingResponse {
+            data: Vec<EmbeddingItem>,
+            usage: Option<TokenUsage>,
+        }
+        #[derive(Deserialize)]
+        struct EmbeddingItem {
+            index: usize,
+            embedding: Vec<f32>,
+        }
+        let mut usage = Usage {
+            calls: 1,
+            ..Usage::default()
+        };
+        let mut body = json!({"model": model, "input": inputs, "encoding_format": "float"});
+        // Only the text-embedding-3 models take a size; older ones reject the field.
+        if model.starts_with("text-embedding-3") {
+            body["dimensions"] = json!(dimensions);
+        }
+        let estimate = (inputs.iter().map(String::len).sum::<usize>() / 4) as u32 + 1;
+        let result = self
+            .send("embeddings", estimate, &mut usage, || async {
+                self.openai
+                    .embeddings()
+                    .create_byot::<_, EmbeddingResponse>(&body)
+                    .await
+            })
+            .await
+            .and_then(|response| {
+                if let Some(t) = &response.usage {
+                    usage.prompt_tokens += t.prompt_tokens;
+                }
+                let mut vectors: Vec<Option<Vec<f32>>> = vec![None; inputs.len()];
+                for item in response.data {
+                    if let Some(slot) = vectors.get_mut(item.index) {
+                        *slot = Some(item.embedding);
+                    }
+                }
+                vectors
+                    .into_iter()
+                    .collect::<Option<Vec<_>>>()
+                    .ok_or_else(|| {
+                        LlmError::Transport(format!(
+                            "the embeddings answer does not cover all {} inputs",
+                            inputs.len()
+                        ))
+                    })
+            });
+        self.finish("embeddings", usage, result)
+    }
+
+    /// Sends the prompt and returns the answer's JSON object. `schema` is sent as a
+    /// JSON schema when `json_mode` is `schema`.
+    pub async fn json(
+        &self,
+        task: Task,
+        prompt: &Rendered,
+        schema: Option<&Value>,
+    ) -> Result<Value, LlmError> {
+        let mut usage = Usage {
+            calls: 1,
+            ..Usage::default()
+        };
+        let result = self.json_inner(task, prompt, schema, &mut usage).await;
+        self.finish(task.prompt_version(), usage, result)
     }
 
     async fn json_inner(
@@ -347,6 +412,43 @@ impl ChatClient {
             .map(str::len)
             .sum();
         let estimate = (chars / 4) as u32 + self.max_tokens;
+        let response = self
+            .send(task.prompt_version(), estimate, usage, || async {
+                self.openai
+                    .chat()
+                    .create_byot::<_, ChatResponse>(&body)
+                    .await
+            })
+            .await?;
+        if let Some(t) = &response.usage {
+            usage.prompt_tokens += t.prompt_tokens;
+            usage.completion_tokens += t.completion_tokens;
+        }
+        let Some(message) = response.choices.into_iter().next().map(|c| c.message) else {
+            return Err(LlmError::InvalidJson("the answer has no choices".into()));
+        };
+        if let Some(refusal) = message.refusal.filter(|r| !r.trim().is_empty()) {
+            return Err(LlmError::Refused(refusal));
+        }
+        Ok(message.content.unwrap_or_default())
+    }
+
+    /// One request under the concurrency bound, the rate limits and the timeout,
+    /// retried by the policy; `estimate` is its token cost for the tokens/min limit.
+    async fn send<T, F>(
+        &self,
+        label: &'static str,
+        estimate: u32,
+        usage: &mut Usage,
+        request: impl Fn() -> F,
+    ) -> Result<T, LlmError>
+    where
+        F: std::future::Future<Output = Result<T, OpenAIError>>,
+    {
+        let open = || LlmError::BreakerOpen(self.failures_in_a_row.load(Ordering::Relaxed));
+        if self.breaker_open() {
+            return Err(open());
+        }
         let _slot = self
             .slots
             .acquire()
@@ -356,62 +458,34 @@ impl ChatClient {
         loop {
             self.requests.until_ready().await;
             if let Some(n) = NonZeroU32::new(estimate.min(self.token_burst)) {
-                // Capacity is checked above: n never exceeds the burst.
+                // n never exceeds the burst, so capacity is always sufficient.
                 let _ = self.tokens.until_n_ready(n).await;
             }
             if self.breaker_open() {
-                return Err(LlmError::BreakerOpen(
-                    self.failures_in_a_row.load(Ordering::Relaxed),
-                ));
+                return Err(open());
             }
-            let sent = Instant::now();
-            let outcome = match tokio::time::timeout(
-                self.timeout,
-                self.openai.chat().create_byot::<_, ChatResponse>(&body),
-            )
-            .await
-            {
-                Err(_) => Attempt::Retry {
-                    after: None,
-                    error: LlmError::Timeout(self.timeout),
+            let (after, error) = match tokio::time::timeout(self.timeout, request()).await {
+                Ok(Ok(answer)) => return Ok(answer),
+                Err(_) => (None, LlmError::Timeout(self.timeout)),
+                Ok(Err(e)) => match classify(e) {
+                    Retry::After(after, error) => (after, error),
+                    Retry::Never(error) => return Err(error),
                 },
-                Ok(Ok(response)) => Attempt::Answer(response),
-                Ok(Err(e)) => classify(e),
             };
-            match outcome {
-                Attempt::Answer(response) => {
-                    if let Some(t) = &response.usage {
-                        usage.prompt_tokens += t.prompt_tokens;
-                        usage.completion_tokens += t.completion_tokens;
-                    }
-                    let Some(message) = response.choices.into_iter().next().map(|c| c.message)
-                    else {
-                        return Err(LlmError::InvalidJson("the answer has no choices".into()));
-                    };
-                    if let Some(refusal) = message.refusal.filter(|r| !r.trim().is_empty()) {
-                        return Err(LlmError::Refused(refusal));
-                    }
-                    return Ok(message.content.unwrap_or_default());
-                }
-                Attempt::Fail(e) => return Err(e),
-                Attempt::Retry { after, error } => {
-                    if attempt >= self.max_retries {
-                        return Err(error);
-                    }
-                    let wait = self.backoff_for(attempt).max(after.unwrap_or_default());
-                    tracing::debug!(
-                        task = task.prompt_version(),
-                        attempt,
-                        error = %error,
-                        elapsed_ms = sent.elapsed().as_millis() as u64,
-                        wait_ms = wait.as_millis() as u64,
-                        "retrying"
-                    );
-                    usage.retries += 1;
-                    attempt += 1;
-                    tokio::time::sleep(wait).await;
-                }
+            if attempt >= self.max_retries {
+                return Err(error);
             }
+            let wait = self.backoff_for(attempt).max(after.unwrap_or_default());
+            tracing::debug!(
+                call = label,
+                attempt,
+                error = %error,
+                wait_ms = wait.as_millis() as u64,
+                "retrying"
+            );
+            usage.retries += 1;
+            attempt += 1;
+            tokio::time::sleep(wait).await;
         }
     }
 
@@ -438,8 +512,8 @@ fn jitter_unit() -> f64 {
     (h.finish() >> 11) as f64 / (1u64 << 53) as f64
 }
 
-/// Which failures are worth another try.
-fn classify(error: OpenAIError) -> Attempt {
+/// Which failures are worth another try: timeouts, transport errors, 429 and 5xx.
+fn classify(error: OpenAIError) -> Retry {
     match error {
         OpenAIError::Boxed(boxed) => match boxed.downcast::<HttpFailure>() {
             Ok(f) => {
@@ -448,28 +522,19 @@ fn classify(error: OpenAIError) -> Attempt {
                     body: super::answer::clean_text(&f.body, 300),
                 };
                 if f.status == 429 || f.status >= 500 {
-                    Attempt::Retry {
-                        after: f.retry_after,
-                        error,
-                    }
+                    Retry::After(f.retry_after, error)
                 } else {
-                    Attempt::Fail(error)
+                    Retry::Never(error)
                 }
             }
-            Err(other) => Attempt::Retry {
-                after: None,
-                error: LlmError::Transport(other.to_string()),
-            },
+            Err(other) => Retry::After(None, LlmError::Transport(other.to_string())),
         },
-        OpenAIError::Reqwest(e) => Attempt::Retry {
-            after: None,
-            error: LlmError::Transport(e.to_string()),
-        },
-        // A 2xx whose body is not a chat completion: the server is in trouble.
-        OpenAIError::JSONDeserialize(e, _) => Attempt::Retry {
-            after: None,
-            error: LlmError::Transport(format!("unreadable response: {e}")),
-        },
-        other => Attempt::Fail(LlmError::Transport(other.to_string())),
+        OpenAIError::Reqwest(e) => Retry::After(None, LlmError::Transport(e.to_string())),
+        // A 2xx whose body is not the expected object: the server is in trouble.
+        OpenAIError::JSONDeserialize(e, _) => Retry::After(
+            None,
+            LlmError::Transport(format!("unreadable response: {e}")),
+        ),
+        other => Retry::Never(LlmError::Transport(other.to_string())),
     }
 }

@@ -224,3 +224,41 @@ async fn classification_drops_what_the_prompt_did_not_offer() {
     let user = request["messages"][1]["content"].as_str().unwrap();
     assert!(user.contains(&format!("\"description\": \"{hostile}\"")));
 }
+
+#[tokio::test]
+async fn embeddings_come_batched_in_order_and_survive_a_server_error() {
+    use bundleforge::embed::{Embedder, OpenAiEmbedder};
+
+    let mock = MockLlm::start().await;
+    mock.embedding_faults([Reply::status(500, "oops")]);
+    let mut settings = bundleforge::config::Settings::defaults().unwrap();
+    settings.llm = mock.settings();
+    settings.embed.provider = "openai".into();
+    settings.embed.openai_dimensions = 4;
+    let embedder = OpenAiEmbedder::new(&settings.embed, &settings.llm).unwrap();
+    assert_eq!(embedder.model_id(), "openai:text-embedding-3-small:4");
+    let texts: Vec<String> = (0..250).map(|i| "x".repeat(i % 7 + 1)).collect();
+    let vectors = embedder.embed(&texts).await.unwrap();
+    assert_eq!(vectors.len(), 250);
+    for (text, v) in texts.iter().zip(&vectors) {
+        // [len, 1, 0, 0], normalised: the first over the second is the text's length.
+        assert!((v[0] / v[1] - text.len() as f32).abs() < 1e-4);
+        let norm: f32 = v.iter().map(|x| x * x).sum();
+        assert!((norm - 1.0).abs() < 1e-5);
+    }
+    // 100 + 100 + 50 inputs, one request retried after the 500.
+    let requests = mock.requests();
+    assert_eq!(requests.len(), 4);
+    let mut sizes: Vec<usize> = requests
+        .iter()
+        .map(|(_, r)| r["input"].as_array().unwrap().len())
+        .collect();
+    sizes.sort_unstable();
+    // Whichever batch met the 500 was sent twice.
+    assert!(
+        sizes == [50, 100, 100, 100] || sizes == [50, 50, 100, 100],
+        "{sizes:?}"
+    );
+    assert!(requests.iter().all(|(_, r)| r["dimensions"] == 4));
+    assert_eq!(embedder.client().total_usage().retries, 1);
+}

@@ -75,6 +75,8 @@ impl Reply {
 #[derive(Default)]
 struct MockState {
     script: Mutex<VecDeque<Reply>>,
+    /// Replies to embeddings requests before they are answered from the input.
+    embedding_faults: Mutex<VecDeque<Reply>>,
     fallback: Mutex<Option<Reply>>,
     requests: Mutex<Vec<(Instant, Value)>>,
     in_flight: AtomicUsize,
@@ -127,11 +129,48 @@ async fn chat(State(state): State<Arc<MockState>>, body: String) -> Response {
     response
 }
 
+/// Embeddings answered from the input: text i gets [len, 1, 0, 0], listed in reverse
+/// order (clients must place vectors by their index).
+async fn embeddings(State(state): State<Arc<MockState>>, body: String) -> Response {
+    let request: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+    state
+        .requests
+        .lock()
+        .unwrap()
+        .push((Instant::now(), request.clone()));
+    if let Some(fault) = state.embedding_faults.lock().unwrap().pop_front() {
+        return (StatusCode::from_u16(fault.status).unwrap(), fault.body).into_response();
+    }
+    let inputs = request["input"].as_array().cloned().unwrap_or_default();
+    let data: Vec<Value> = inputs
+        .iter()
+        .enumerate()
+        .rev()
+        .map(|(i, text)| {
+            let len = text.as_str().map_or(0, str::len) as f32;
+            json!({"object": "embedding", "index": i, "embedding": [len, 1.0, 0.0, 0.0]})
+        })
+        .collect();
+    let body = json!({
+        "object": "list",
+        "data": data,
+        "model": request["model"],
+        "usage": {"prompt_tokens": inputs.len(), "total_tokens": inputs.len()}
+    });
+    (
+        StatusCode::OK,
+        [("content-type", "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
 impl MockLlm {
     pub async fn start() -> MockLlm {
         let state = Arc::new(MockState::default());
         let app = Router::new()
             .route("/v1/chat/completions", post(chat))
+            .route("/v1/embeddings", post(embeddings))
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -148,6 +187,11 @@ impl MockLlm {
     /// Queues replies, answered in order.
     pub fn push(&self, replies: impl IntoIterator<Item = Reply>) {
         self.state.script.lock().unwrap().extend(replies);
+    }
+
+    /// Replies to the next embeddings requests (faults), before normal answers.
+    pub fn embedding_faults(&self, replies: impl IntoIterator<Item = Reply>) {
+        self.state.embedding_faults.lock().unwrap().extend(replies);
     }
 
     /// The reply once the script is used up.
