@@ -35,6 +35,10 @@ use crate::config::LlmSettings;
 
 const OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
 
+/// The longest a `Retry-After` makes a call wait: a server asking for more gets its
+/// retries sooner, and the caller's fallback if it keeps refusing.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+
 #[derive(Debug, thiserror::Error)]
 pub enum LlmError {
     #[error("the model endpoint failed {0} calls in a row: the rest of this run is offline")]
@@ -175,9 +179,9 @@ impl ChatClient {
                     .headers()
                     .get(reqwest::header::RETRY_AFTER)
                     .and_then(|v| v.to_str().ok())
+                    // Seconds; an HTTP date is not understood and the backoff applies.
                     .and_then(|v| v.trim().parse::<f64>().ok())
-                    .filter(|s| s.is_finite() && *s >= 0.0)
-                    .map(Duration::from_secs_f64);
+                    .and_then(|s| Duration::try_from_secs_f64(s).ok());
                 let body = response.text().await.unwrap_or_default();
                 Err(OpenAIError::Boxed(Box::new(HttpFailure {
                     status,
@@ -201,7 +205,8 @@ impl ChatClient {
             json_mode,
             max_tokens: settings.max_tokens,
             temperature: settings.temperature,
-            timeout: Duration::from_secs_f64(settings.timeout_seconds),
+            timeout: Duration::try_from_secs_f64(settings.timeout_seconds)
+                .map_err(|e| LlmError::Setting(format!("llm.timeout_seconds: {e}")))?,
             max_retries: settings.max_retries,
             backoff: Duration::from_millis(settings.backoff_ms),
             backoff_max: Duration::from_millis(settings.backoff_max_ms.max(settings.backoff_ms)),
@@ -475,7 +480,9 @@ impl ChatClient {
             if attempt >= self.max_retries {
                 return Err(error);
             }
-            let wait = self.backoff_for(attempt).max(after.unwrap_or_default());
+            let wait = self
+                .backoff_for(attempt)
+                .max(after.unwrap_or_default().min(MAX_RETRY_AFTER));
             tracing::debug!(
                 call = label,
                 attempt,

@@ -9,6 +9,7 @@ mod idempotent;
 mod llm_client;
 mod mock_llm;
 mod online_retail;
+mod real_llm;
 mod rules;
 mod shapes;
 mod stats;

@@ -1,0 +1,135 @@
+//! Every prompt through the real client against a real model (opt-in:
+//! `scripts/test --llm` starts a small local model and sets BUNDLEFORGE_TEST_LLM_URL).
+//! A 135M-parameter model picks poor labels but must answer schema-shaped JSON, so this
+//! asserts that every task's answer parses and validates, and reports per task its
+//! latency and what validation dropped.
+
+use std::time::Instant;
+
+use bundleforge::domain::{BundleType, Objective};
+use bundleforge::llm::client::ChatClient;
+use bundleforge::llm::prompt::{BundleDoc, ProductDoc};
+use bundleforge::llm::provider::{Llm, OpenAiLlm};
+
+fn product(id: &str, title: &str, category: &str, price: &str) -> ProductDoc {
+    ProductDoc {
+        id: id.into(),
+        title: title.into(),
+        category: Some(category.into()),
+        tags: vec![],
+        price: price.into(),
+        description: String::new(),
+    }
+}
+
+fn catalog() -> Vec<ProductDoc> {
+    vec![
+        product("p1", "Espresso cup, white porcelain", "Kitchen", "6.50"),
+        product("p2", "Single-origin coffee beans 250 g", "Coffee", "9.90"),
+        product("p3", "Milk frothing jug", "Kitchen", "14.00"),
+        product("p4", "Christmas tree bauble set", "Seasonal", "12.00"),
+        product("p5", "Gift card", "Gifts", "25.00"),
+        product("p6", "Descaler tablets (refill)", "Care", "5.00"),
+    ]
+}
+
+fn bundle(id: &str, products: Vec<ProductDoc>) -> BundleDoc {
+    BundleDoc {
+        id: id.into(),
+        objective: Objective::CrossSell,
+        bundle_type: BundleType::Fixed,
+        products,
+        list_price: "16.40".into(),
+        price: Some("14.76".into()),
+        discount_pct: Some(10),
+        cap_pct: 20,
+        margin_pct: 45,
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs a model endpoint: run scripts/test --llm"]
+async fn every_prompt_answers_valid_json_through_a_real_model() {
+    let Ok(url) = std::env::var("BUNDLEFORGE_TEST_LLM_URL") else {
+        panic!("BUNDLEFORGE_TEST_LLM_URL is not set: run scripts/test --llm");
+    };
+    let mut settings = bundleforge::config::Settings::defaults().unwrap().llm;
+    settings.provider = "openai".into();
+    settings.base_url = url;
+    settings.json_mode = std::env::var("BUNDLEFORGE_TEST_LLM_JSON_MODE").unwrap_or("schema".into());
+    settings.max_tokens = 512;
+    settings.timeout_seconds = 120.0;
+    settings.concurrency = 1;
+    let llm = OpenAiLlm::new(ChatClient::new(&settings).unwrap(), &settings.model).unwrap();
+    let products = catalog();
+    let bundles = vec![
+        bundle("b1", vec![products[0].clone(), products[1].clone()]),
+        bundle("b2", vec![products[1].clone(), products[2].clone()]),
+    ];
+
+    let mut rows = Vec::new();
+    let started = Instant::now();
+    let out = llm.classify(&products).await.expect("classify");
+    rows.push((
+        "classify_objectives",
+        started.elapsed(),
+        out.items.len(),
+        products.len(),
+        out.dropped,
+    ));
+    let started = Instant::now();
+    let out = llm
+        .propose(Objective::CrossSell, &products[..2], &products[2..], 3)
+        .await
+        .expect("propose");
+    rows.push((
+        "propose_bundles",
+        started.elapsed(),
+        out.items.len(),
+        3,
+        out.dropped,
+    ));
+    let started = Instant::now();
+    let out = llm.advise_price(&bundles).await.expect("advise price");
+    rows.push((
+        "advise_price",
+        started.elapsed(),
+        out.items.len(),
+        bundles.len(),
+        out.dropped,
+    ));
+    let started = Instant::now();
+    let out = llm.write_copy(&bundles, "en").await.expect("write copy");
+    rows.push((
+        "write_copy",
+        started.elapsed(),
+        out.items.len(),
+        bundles.len(),
+        out.dropped,
+    ));
+    let started = Instant::now();
+    let out = llm.rate_appeal(&bundles).await.expect("rate appeal");
+    rows.push((
+        "rate_appeal",
+        started.elapsed(),
+        out.items.len(),
+        bundles.len(),
+        out.dropped,
+    ));
+
+    println!("task | seconds | valid items / asked | unknown ids | duplicates | invalid entries");
+    for (task, elapsed, valid, asked, d) in &rows {
+        println!(
+            "{task} | {:.2} | {valid} / {asked} | {} | {} | {}",
+            elapsed.as_secs_f64(),
+            d.unknown_ids,
+            d.duplicate_ids,
+            d.invalid_entries
+        );
+    }
+    let usage = llm.client().total_usage();
+    println!(
+        "calls {} · retries {} · repairs {} · tokens {} in, {} out",
+        usage.calls, usage.retries, usage.repairs, usage.prompt_tokens, usage.completion_tokens
+    );
+}
