@@ -154,6 +154,11 @@ pub struct LlmSettings {
     pub tokens_per_minute: u32,
     pub concurrency: usize,
     pub breaker_failures: u32,
+    pub classify_batch: usize,
+    pub price_batch: usize,
+    pub copy_batch: usize,
+    pub usd_per_million_prompt_tokens: f64,
+    pub usd_per_million_completion_tokens: f64,
 }
 
 /// Co-purchase mining at the pipeline's defaults (see [`crate::rules::evidence`]).
@@ -273,6 +278,26 @@ impl Settings {
                 "llm.requests_per_minute",
                 "rate limits and concurrency must be at least 1".into(),
             ));
+        }
+        if l.classify_batch == 0 || l.price_batch == 0 || l.copy_batch == 0 {
+            return Err(invalid(
+                "llm.classify_batch",
+                "batch sizes must be at least 1".into(),
+            ));
+        }
+        for (key, price) in [
+            (
+                "llm.usd_per_million_prompt_tokens",
+                l.usd_per_million_prompt_tokens,
+            ),
+            (
+                "llm.usd_per_million_completion_tokens",
+                l.usd_per_million_completion_tokens,
+            ),
+        ] {
+            if !(price >= 0.0 && price.is_finite()) {
+                return Err(invalid(key, format!("{price} is not a price")));
+            }
         }
         let r = &self.rules;
         for (key, value) in [

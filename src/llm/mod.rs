@@ -6,5 +6,7 @@
 
 pub mod answer;
 pub mod client;
+pub mod gateway;
+pub mod offline;
 pub mod prompt;
 pub mod provider;

@@ -85,6 +85,24 @@ pub struct ProductDoc {
     pub description: String,
 }
 
+/// Longest description a prompt shows, in characters.
+pub const PROMPT_DESCRIPTION_CHARS: usize = 300;
+
+impl ProductDoc {
+    /// A catalog entry as prompts show it: the merchant's own category (or type) and
+    /// tags, the price with its currency, and the start of the description.
+    pub fn from_product(p: &crate::domain::Product) -> ProductDoc {
+        ProductDoc {
+            id: p.variant_id.clone(),
+            title: p.display_title(),
+            category: p.product_type.clone().or_else(|| p.category.clone()),
+            tags: p.tags.clone(),
+            price: p.price.to_string(),
+            description: super::answer::clean_text(&p.description, PROMPT_DESCRIPTION_CHARS),
+        }
+    }
+}
+
 /// A bundle as prompts show it.
 #[derive(Debug, Clone, Serialize)]
 pub struct BundleDoc {

@@ -25,6 +25,9 @@ pub enum TaskError {
     Prompt(#[from] PromptError),
     #[error(transparent)]
     Answer(#[from] answer::AnswerError),
+    /// The offline provider could not embed what it was given.
+    #[error("offline provider: {0}")]
+    Offline(String),
 }
 
 #[async_trait]

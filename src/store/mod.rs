@@ -104,6 +104,24 @@ pub trait Store: Send + Sync {
         dim: usize,
         items: &[(String, Vec<f32>)],
     ) -> Result<(), StoreError>;
+
+    /// Cached objective tags of `model_id` and `prompt_version` for those content
+    /// hashes that have them.
+    async fn cached_classifications(
+        &self,
+        model_id: &str,
+        prompt_version: &str,
+        hashes: &[String],
+    ) -> Result<HashMap<String, Vec<String>>, StoreError>;
+
+    /// Stores tags by (model id, prompt version, content hash); an existing entry is
+    /// replaced.
+    async fn put_classifications(
+        &self,
+        model_id: &str,
+        prompt_version: &str,
+        items: &[(String, Vec<String>)],
+    ) -> Result<(), StoreError>;
 }
 
 /// Opens the store a database URL names (SQLite now; PostgreSQL with the service).

@@ -581,6 +581,68 @@ impl Store for SqliteStore {
         tx.commit().await?;
         Ok(())
     }
+
+    async fn cached_classifications(
+        &self,
+        model_id: &str,
+        prompt_version: &str,
+        hashes: &[String],
+    ) -> Result<HashMap<String, Vec<String>>, StoreError> {
+        let mut out = HashMap::with_capacity(hashes.len());
+        for chunk in hashes.chunks(ROWS_PER_INSERT) {
+            let sql = format!(
+                "SELECT content_hash, tags FROM classifications \
+                 WHERE model_id = ? AND prompt_version = ? AND content_hash IN ({})",
+                vec!["?"; chunk.len()].join(",")
+            );
+            let mut q = sqlx::query(&sql).bind(model_id).bind(prompt_version);
+            for h in chunk {
+                q = q.bind(h.as_str());
+            }
+            for row in q.fetch_all(&self.pool).await? {
+                let hash: String = row.try_get(0)?;
+                let tags: String = row.try_get(1)?;
+                let tags: Vec<String> = serde_json::from_str(&tags).map_err(|e| {
+                    StoreError::Corrupt(format!("classification tags of {hash}: {e}"))
+                })?;
+                out.insert(hash, tags);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn put_classifications(
+        &self,
+        model_id: &str,
+        prompt_version: &str,
+        items: &[(String, Vec<String>)],
+    ) -> Result<(), StoreError> {
+        let ts = now();
+        let encoded: Vec<(&str, String)> = items
+            .iter()
+            .map(|(h, tags)| (h.as_str(), serde_json::json!(tags).to_string()))
+            .collect();
+        let mut tx = self.pool.begin().await?;
+        insert_chunked(
+            &mut tx,
+            model_id,
+            "INSERT INTO classifications (model_id, prompt_version, content_hash, tags, created_at)",
+            "ON CONFLICT (model_id, prompt_version, content_hash) DO UPDATE SET \
+             tags = excluded.tags, created_at = excluded.created_at",
+            5,
+            &encoded,
+            |q, model, (hash, tags)| {
+                q.bind(model)
+                    .bind(prompt_version)
+                    .bind(*hash)
+                    .bind(tags.as_str())
+                    .bind(ts)
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
 }
 
 /// Little-endian f32s, `dim` of them.
