@@ -26,6 +26,10 @@ pub enum AppError {
     Store(#[from] StoreError),
     #[error("store {0} has no orders: ingest orders first, or pass --as-of")]
     NoOrders(String),
+    #[error(transparent)]
+    Llm(#[from] crate::llm::gateway::GatewayError),
+    #[error(transparent)]
+    LlmSetup(#[from] crate::llm::provider::TaskError),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -330,5 +334,114 @@ pub async fn rules(
         mine_seconds,
         seconds,
         peak_rss_bytes: crate::memory::peak_resident_bytes(),
+    })
+}
+
+/// One product's objectives, as `classify --json` prints them.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClassifiedOut {
+    pub product_id: String,
+    pub title: String,
+    pub tags: Vec<domain::Objective>,
+    pub source: domain::TextSource,
+}
+
+/// Tokens a run used.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Tokens {
+    pub prompt: u64,
+    pub completion: u64,
+    pub total: u64,
+}
+
+/// What `classify` did, as `classify --json` prints it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClassifyOutcome {
+    pub products: Vec<ClassifiedOut>,
+    /// Products classified in this run (not from the cache).
+    pub classified: usize,
+    pub from_cache: usize,
+    /// Products the offline provider classified because the model failed them.
+    pub fallback: usize,
+    /// Ids in the model's answers that no prompt offered.
+    pub dropped_ids: usize,
+    pub calls: u64,
+    pub tokens: Tokens,
+    /// The whole usage report: per task, retries, fallbacks, estimated cost.
+    pub llm: crate::llm::gateway::LlmReport,
+    pub seconds: f64,
+}
+
+/// The language-model layer over a store's catalog: the offline provider with the
+/// catalog's embeddings, behind the configured provider.
+pub async fn llm_gateway(
+    store: &dyn Store,
+    embedder: Arc<dyn crate::embed::Embedder>,
+    products: &[domain::Product],
+    settings: &Settings,
+) -> Result<crate::llm::gateway::Gateway, AppError> {
+    let (matrix, _) = crate::embed::embed_products(
+        embedder.as_ref(),
+        store,
+        products,
+        settings.embed.description_chars,
+    )
+    .await?;
+    let vectors = products
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (p.variant_id.clone(), Arc::from(matrix.row(i))))
+        .collect();
+    let offline = Arc::new(crate::llm::offline::OfflineLlm::new(embedder, vectors));
+    Ok(crate::llm::gateway::Gateway::from_settings(
+        &settings.llm,
+        offline,
+    )?)
+}
+
+/// `classify`: every product's objectives through the configured provider and the
+/// classification cache; products the model fails on are classified offline.
+#[tracing::instrument(skip_all, fields(store = %store_id))]
+pub async fn classify(
+    store: &dyn Store,
+    embedder: Arc<dyn crate::embed::Embedder>,
+    store_id: &StoreId,
+    settings: &Settings,
+) -> Result<ClassifyOutcome, AppError> {
+    let started = Instant::now();
+    let data = store.load(store_id).await?;
+    let gateway = llm_gateway(store, embedder, &data.products, settings).await?;
+    let docs: Vec<crate::llm::prompt::ProductDoc> = data
+        .products
+        .iter()
+        .map(crate::llm::prompt::ProductDoc::from_product)
+        .collect();
+    let result = gateway.classify(store, &docs).await?;
+    let report = gateway.report();
+    let products = data
+        .products
+        .iter()
+        .zip(result.products)
+        .map(|(p, t)| ClassifiedOut {
+            product_id: p.variant_id.clone(),
+            title: p.display_title(),
+            tags: t.tags,
+            source: t.source,
+        })
+        .collect();
+    Ok(ClassifyOutcome {
+        products,
+        classified: result.classified,
+        from_cache: result.from_cache,
+        fallback: result.fallback,
+        dropped_ids: result.dropped_ids,
+        calls: report.calls,
+        tokens: Tokens {
+            prompt: report.prompt_tokens,
+            completion: report.completion_tokens,
+            total: report.prompt_tokens + report.completion_tokens,
+        },
+        llm: report,
+        seconds: started.elapsed().as_secs_f64(),
     })
 }

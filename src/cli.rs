@@ -48,6 +48,9 @@ enum Command {
     Stats(StatsArgs),
     /// A product's nearest neighbours in meaning (local embeddings, exact search).
     Similar(SimilarArgs),
+    /// Classify a store's products into objectives through the configured language
+    /// model (or the offline provider) and the classification cache.
+    Classify(ClassifyArgs),
     /// Frequent itemsets and association rules (FP-Growth) of a baskets file or a
     /// store's orders. Exact by default: no length limit, no basket cap.
     Rules(RulesArgs),
@@ -99,6 +102,15 @@ struct SimilarArgs {
     product: String,
     #[arg(long, default_value_t = 10)]
     k: usize,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
+struct ClassifyArgs {
+    #[arg(long)]
+    store: String,
+    /// Print one JSON document on stdout.
     #[arg(long)]
     json: bool,
 }
@@ -323,6 +335,7 @@ async fn dispatch(cli: Cli, settings: Settings) -> Result<ExitCode> {
         Command::Ingest(args) => ingest(args, &settings).await,
         Command::Stats(args) => stats(args, &settings).await,
         Command::Similar(args) => similar(args, &settings).await,
+        Command::Classify(args) => classify(args, &settings).await,
         Command::Rules(args) => rules(args, &settings).await,
         Command::Fixtures(args) => fixtures(args),
         Command::Bench(BenchCommand::Ingest(args)) => bench_ingest(args, &settings).await,
@@ -492,6 +505,43 @@ async fn similar(args: SimilarArgs, settings: &Settings) -> Result<ExitCode> {
     for n in &out.neighbours {
         println!("  {:.3}  {}  {}", n.score, n.product_id, n.title);
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn classify(args: ClassifyArgs, settings: &Settings) -> Result<ExitCode> {
+    let id = store_id(&args.store)?;
+    let db = store::open(&settings.database.url).await?;
+    let embedder = load_embedder(settings).await?;
+    let out = app::classify(db.as_ref(), embedder, &id, settings).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    for p in &out.products {
+        let tags: Vec<&str> = p.tags.iter().map(|t| t.as_str()).collect();
+        println!(
+            "{}  {}  [{}] ({})",
+            p.product_id,
+            p.title,
+            tags.join(", "),
+            match p.source {
+                bundleforge::domain::TextSource::Llm => "llm",
+                bundleforge::domain::TextSource::Offline => "offline",
+            }
+        );
+    }
+    println!(
+        "{} products: {} classified, {} from cache, {} by the offline fallback; {} unknown ids dropped; {} calls, {} tokens (≈ ${:.4}) via {}",
+        out.products.len(),
+        out.classified,
+        out.from_cache,
+        out.fallback,
+        out.dropped_ids,
+        out.calls,
+        out.tokens.total,
+        out.llm.estimated_cost_usd,
+        out.llm.model
+    );
     Ok(ExitCode::SUCCESS)
 }
 

@@ -7,6 +7,7 @@ mod embed;
 mod fixtures;
 mod idempotent;
 mod llm_client;
+mod llm_gateway;
 mod mock_llm;
 mod online_retail;
 mod real_llm;

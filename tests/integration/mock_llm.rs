@@ -22,7 +22,12 @@ pub struct Reply {
     headers: Vec<(&'static str, String)>,
     delay: Duration,
     body: String,
+    /// Sends the body a few bytes at a time with this pause between pieces.
+    trickle: Option<Duration>,
 }
+
+/// Answers a request from its body when no scripted reply is left.
+pub type Responder = Arc<dyn Fn(&Value) -> Reply + Send + Sync>;
 
 impl Reply {
     /// A chat completion whose message content is `text`.
@@ -49,6 +54,7 @@ impl Reply {
             headers: vec![("content-type", "application/json".into())],
             delay: Duration::ZERO,
             body: body.to_string(),
+            trickle: None,
         }
     }
 
@@ -58,6 +64,7 @@ impl Reply {
             headers: vec![("content-type", "application/json".into())],
             delay: Duration::ZERO,
             body: body.to_owned(),
+            trickle: None,
         }
     }
 
@@ -70,6 +77,13 @@ impl Reply {
         self.delay = delay;
         self
     }
+
+    /// Headers at once, then the body in 16-byte pieces `pause` apart: a server that
+    /// streams slowly.
+    pub fn trickle(mut self, pause: Duration) -> Reply {
+        self.trickle = Some(pause);
+        self
+    }
 }
 
 #[derive(Default)]
@@ -78,6 +92,7 @@ struct MockState {
     /// Replies to embeddings requests before they are answered from the input.
     embedding_faults: Mutex<VecDeque<Reply>>,
     fallback: Mutex<Option<Reply>>,
+    responder: Mutex<Option<Responder>>,
     requests: Mutex<Vec<(Instant, Value)>>,
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
@@ -109,17 +124,33 @@ async fn chat(State(state): State<Arc<MockState>>, body: String) -> Response {
     let _guard = InFlight(&state.in_flight);
     state.max_in_flight.fetch_max(n, Ordering::SeqCst);
     let request: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
-    state.requests.lock().unwrap().push((now, request));
+    state.requests.lock().unwrap().push((now, request.clone()));
     let reply = state.script.lock().unwrap().pop_front();
+    let responder = state.responder.lock().unwrap().clone();
     let reply = reply
+        .or_else(|| responder.map(|r| r(&request)))
         .or_else(|| state.fallback.lock().unwrap().clone())
         .unwrap_or_else(|| Reply::status(500, r#"{"error": {"message": "no scripted reply"}}"#));
     tokio::time::sleep(reply.delay).await;
-    let mut response = (
-        StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-        reply.body,
-    )
-        .into_response();
+    let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = match reply.trickle {
+        None => (status, reply.body).into_response(),
+        Some(pause) => {
+            let pieces: Vec<String> = reply
+                .body
+                .as_bytes()
+                .chunks(16)
+                .map(|c| String::from_utf8_lossy(c).into_owned())
+                .collect();
+            let stream =
+                futures_util::stream::unfold(pieces.into_iter(), move |mut rest| async move {
+                    let piece = rest.next()?;
+                    tokio::time::sleep(pause).await;
+                    Some((Ok::<_, std::io::Error>(piece), rest))
+                });
+            (status, axum::body::Body::from_stream(stream)).into_response()
+        }
+    };
     for (name, value) in reply.headers {
         response.headers_mut().insert(
             HeaderName::from_static(name),
@@ -197,6 +228,11 @@ impl MockLlm {
     /// The reply once the script is used up.
     pub fn fallback(&self, reply: Reply) {
         *self.state.fallback.lock().unwrap() = Some(reply);
+    }
+
+    /// Answers from the request once the script is used up (before the fallback).
+    pub fn respond(&self, responder: impl Fn(&Value) -> Reply + Send + Sync + 'static) {
+        *self.state.responder.lock().unwrap() = Some(Arc::new(responder));
     }
 
     /// Every request so far: when it arrived and its JSON body.
