@@ -51,6 +51,8 @@ enum Command {
     /// Classify a store's products into objectives through the configured language
     /// model (or the offline provider) and the classification cache.
     Classify(ClassifyArgs),
+    /// Generate bundle candidates for a store: context, then 40 generators, scored.
+    Generate(GenerateArgs),
     /// Frequent itemsets and association rules (FP-Growth) of a baskets file or a
     /// store's orders. Exact by default: no length limit, no basket cap.
     Rules(RulesArgs),
@@ -104,6 +106,35 @@ struct SimilarArgs {
     k: usize,
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Args, Debug)]
+struct GenerateArgs {
+    #[arg(long)]
+    store: String,
+    /// End every window on this day (YYYY-MM-DD) instead of the latest order.
+    #[arg(long, value_name = "DATE")]
+    as_of: Option<NaiveDate>,
+    /// Seed of everything random in a run (cluster seeding); same input + seed = same output.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// α,β,γ of score = α·llm + β·transactional + γ·business, instead of the tier's.
+    #[arg(long, value_name = "A,B,G", value_parser = parse_weights)]
+    weights: Option<[f64; 3]>,
+    /// Only these objectives, comma-separated (e.g. cross_sell,increase_aov).
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    objectives: Vec<bundleforge::domain::Objective>,
+    /// Print one JSON document on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_weights(raw: &str) -> Result<[f64; 3], String> {
+    let parts: Vec<f64> = raw
+        .split(',')
+        .map(|x| x.trim().parse::<f64>().map_err(|e| format!("{x:?}: {e}")))
+        .collect::<Result<_, _>>()?;
+    <[f64; 3]>::try_from(parts).map_err(|_| "expected three numbers: A,B,G".to_owned())
 }
 
 #[derive(Args, Debug)]
@@ -336,6 +367,7 @@ async fn dispatch(cli: Cli, settings: Settings) -> Result<ExitCode> {
         Command::Stats(args) => stats(args, &settings).await,
         Command::Similar(args) => similar(args, &settings).await,
         Command::Classify(args) => classify(args, &settings).await,
+        Command::Generate(args) => generate(args, settings).await,
         Command::Rules(args) => rules(args, &settings).await,
         Command::Fixtures(args) => fixtures(args),
         Command::Bench(BenchCommand::Ingest(args)) => bench_ingest(args, &settings).await,
@@ -504,6 +536,61 @@ async fn similar(args: SimilarArgs, settings: &Settings) -> Result<ExitCode> {
     println!("{}  {}", out.product.product_id, out.product.title);
     for n in &out.neighbours {
         println!("  {:.3}  {}  {}", n.score, n.product_id, n.title);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn generate(args: GenerateArgs, settings: Settings) -> Result<ExitCode> {
+    use bundleforge::pipeline::{self, Deps, GenerateOptions};
+    let id = store_id(&args.store)?;
+    let db: Arc<dyn bundleforge::store::Store> =
+        Arc::from(store::open(&settings.database.url).await?);
+    let embedder = load_embedder(&settings).await?;
+    let deps = Deps {
+        store: db,
+        embedder,
+        llm: None,
+        settings: Arc::new(settings),
+    };
+    let options = GenerateOptions {
+        as_of: args.as_of,
+        seed: args.seed,
+        weights: args.weights,
+        objectives: args.objectives,
+    };
+    let out = pipeline::generate(&deps, &id, &options).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let r = &out.run;
+    println!(
+        "{}: as of {}, {} orders in the window ({:?} tier), weights α={} β={} γ={}",
+        r.store_id,
+        r.as_of,
+        r.orders_in_window,
+        r.tier,
+        r.weights.alpha,
+        r.weights.beta,
+        r.weights.gamma
+    );
+    println!(
+        "{} candidates in {} of {} cells; {:.2} s (load {:.2}, context {:.2}, candidates {:.2})",
+        r.candidates,
+        r.cells.iter().filter(|c| c.candidates > 0).count(),
+        r.cells.len(),
+        r.timings.total_seconds,
+        r.timings.load_seconds,
+        r.timings.context_seconds,
+        r.timings.candidates_seconds
+    );
+    for c in r.cells.iter().filter(|c| c.candidates == 0) {
+        println!(
+            "  empty: {} × {}: {}",
+            c.objective,
+            c.bundle_type,
+            c.why.as_deref().unwrap_or("")
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

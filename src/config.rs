@@ -51,6 +51,23 @@ pub struct Settings {
     pub stats: StatsSettings,
     pub rules: RulesSettings,
     pub llm: LlmSettings,
+    pub pipeline: PipelineSettings,
+}
+
+/// Candidate generation (phase 1 of `generate`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineSettings {
+    pub restricted_categories: Vec<String>,
+    pub consumable_repeat_rate: f64,
+    pub anchors_per_objective: usize,
+    pub partners_per_anchor: usize,
+    pub candidates_per_cell: usize,
+    pub llm_anchors: usize,
+    pub llm_candidates: usize,
+    pub llm_bundles: usize,
+    pub prior_count: f64,
+    pub support_half: f64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -298,6 +315,26 @@ impl Settings {
             if !(price >= 0.0 && price.is_finite()) {
                 return Err(invalid(key, format!("{price} is not a price")));
             }
+        }
+        let p = &self.pipeline;
+        if p.anchors_per_objective == 0 || p.partners_per_anchor == 0 || p.candidates_per_cell == 0
+        {
+            return Err(invalid(
+                "pipeline.anchors_per_objective",
+                "anchors, partners and candidates per cell must be at least 1".into(),
+            ));
+        }
+        if !(p.prior_count > 0.0 && p.support_half > 0.0) {
+            return Err(invalid(
+                "pipeline.prior_count",
+                "prior_count and support_half must be above 0".into(),
+            ));
+        }
+        if !(0.0..=1.0).contains(&p.consumable_repeat_rate) {
+            return Err(invalid(
+                "pipeline.consumable_repeat_rate",
+                "must be in [0, 1]".into(),
+            ));
         }
         let r = &self.rules;
         for (key, value) in [

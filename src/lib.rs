@@ -20,6 +20,7 @@
 //! - [`store`]: storage behind the `Store` port (SQLite through sqlx).
 //! - [`stats`]: order volume, weight tier, velocity, stock cover, assumptions.
 //! - [`config`]: layered settings, validated once.
+//! - [`pipeline`]: `generate`, one run for one store, phase by phase.
 //! - [`app`]: the use cases the CLI (and later the service) call.
 //! - [`fixtures`]: seeded synthetic stores for tests, benches and demos.
 
@@ -32,6 +33,7 @@ pub mod index;
 pub mod ingest;
 pub mod llm;
 pub mod memory;
+pub mod pipeline;
 pub mod rules;
 pub mod stats;
 pub mod store;

@@ -1,0 +1,515 @@
+//! Phase 1: 8 objectives × 5 bundle types = 40 generators, run in parallel. Each
+//! proposes product sets for its cell from three sources — co-purchase evidence (pairs
+//! and itemsets with lift > 1), embedding neighbours (complements: related, another
+//! category, not a near-copy; or alike products for mix & match) and the language
+//! model's proposals for the objective — around anchors chosen for the objective. Every
+//! draft is scored ([`scoring`]) and keeps its provenance; each cell keeps its best
+//! `candidates_per_cell`, and says why when it has none.
+//!
+//! The model's proposals are asked first, one call per objective, all at once; the
+//! generators themselves are pure CPU work over the context.
+
+mod addon;
+mod bogo;
+mod fixed;
+mod mix_match;
+pub mod scoring;
+mod volume;
+
+use std::collections::{BTreeSet, HashMap};
+
+use serde::Serialize;
+
+use super::PipelineError;
+use super::context::{Context, DataTag};
+use crate::domain::{BundleType, Objective, ScoreBreakdown, TextSource};
+use crate::llm::prompt::ProductDoc;
+use crate::stats::Weights;
+use scoring::{CoPurchase, NEAR_COPY, ScoreInput, co_purchase};
+
+/// Related enough to be a complement.
+pub const RELATED: f32 = 0.25;
+/// Alike enough for a mix & match group.
+pub const ALIKE: f32 = 0.6;
+
+/// Where a candidate came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// Pair counts: the products are bought together.
+    Pairs,
+    /// A frequent itemset of three or four products.
+    Itemsets,
+    /// Embedding neighbours.
+    Neighbours,
+    /// One product, bought again or in multiples.
+    Repeats,
+    /// The language model's (or offline provider's) proposal.
+    Llm,
+}
+
+/// A product set a generator proposes, before scoring.
+#[derive(Debug, Clone)]
+pub struct Draft {
+    /// Product indices, anchor first.
+    pub products: Vec<u32>,
+    pub quantities: Vec<u32>,
+    /// Mix & match: how many of the group the shopper picks.
+    pub pick: Option<u32>,
+    /// Volume: the quantity tiers.
+    pub tiers: Vec<u32>,
+    pub sources: BTreeSet<Source>,
+    pub llm_reason: Option<String>,
+}
+
+impl Draft {
+    pub fn new(products: Vec<u32>, source: Source) -> Draft {
+        let quantities = vec![1; products.len()];
+        Draft {
+            products,
+            quantities,
+            pick: None,
+            tiers: Vec::new(),
+            sources: BTreeSet::from([source]),
+            llm_reason: None,
+        }
+    }
+}
+
+/// Co-purchase statistics of a pair or itemset behind a candidate.
+#[derive(Debug, Clone, Serialize)]
+pub struct RuleEvidence {
+    pub products: Vec<String>,
+    pub count: u32,
+    pub expected: f64,
+    pub lift: f64,
+    pub shrunk_lift: f64,
+    /// Confidence of "first product → the rest": count ÷ orders of the first.
+    pub confidence: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct NeighbourEvidence {
+    pub product_id: String,
+    pub neighbour_id: String,
+    pub score: f32,
+}
+
+/// A scored candidate with its provenance.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    pub objective: Objective,
+    pub bundle_type: BundleType,
+    pub draft: Draft,
+    pub co_purchase: Option<CoPurchase>,
+    pub rules: Vec<RuleEvidence>,
+    pub neighbours: Vec<NeighbourEvidence>,
+    pub score: ScoreBreakdown,
+}
+
+/// One objective × bundle type cell of the run summary.
+#[derive(Debug, Clone, Serialize)]
+pub struct CellSummary {
+    pub objective: Objective,
+    pub bundle_type: BundleType,
+    pub candidates: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub why: Option<String>,
+}
+
+/// What a generator sees.
+pub struct CellInput<'a> {
+    pub ctx: &'a Context,
+    pub objective: Objective,
+    pub anchors: &'a [u32],
+    pub partners: usize,
+    /// The model's proposals of this cell's type, as drafts.
+    pub proposed: Vec<Draft>,
+}
+
+impl CellInput<'_> {
+    pub fn eligible(&self, i: u32) -> bool {
+        self.ctx.signals[i as usize].eligible
+    }
+
+    fn same_family(&self, a: u32, b: u32) -> bool {
+        self.ctx.product(a).product_id == self.ctx.product(b).product_id
+    }
+
+    /// Products bought with `a` more often than chance, strongest shrunk lift first.
+    pub fn bought_with(&self, a: u32) -> Vec<u32> {
+        let ctx = self.ctx;
+        let mut out: Vec<(u32, f64)> = ctx.partners[a as usize]
+            .iter()
+            .filter(|&&(b, _)| self.eligible(b) && !self.same_family(a, b))
+            .map(|&(b, c)| {
+                let cp = co_purchase(
+                    c,
+                    &[ctx.item_count(a), ctx.item_count(b)],
+                    ctx.baskets,
+                    ctx.prior_count,
+                );
+                (b, cp)
+            })
+            .filter(|(_, cp)| cp.lift > 1.0)
+            .map(|(b, cp)| (b, scoring::transactional(&cp, ctx.support_half)))
+            .collect();
+        out.sort_by(|x, y| y.1.total_cmp(&x.1).then(x.0.cmp(&y.0)));
+        out.into_iter().map(|(b, _)| b).collect()
+    }
+
+    /// Neighbours of `a` in meaning from another category, not near-copies.
+    pub fn complements(&self, a: u32) -> Vec<u32> {
+        let ctx = self.ctx;
+        ctx.neighbours[a as usize]
+            .iter()
+            .filter(|n| (RELATED..NEAR_COPY).contains(&n.score))
+            .map(|n| n.id)
+            .filter(|&b| {
+                self.eligible(b)
+                    && ctx.categories[b as usize] != ctx.categories[a as usize]
+                    && !self.same_family(a, b)
+            })
+            .collect()
+    }
+
+    /// Products alike `a` (its other variants first, then close neighbours in its
+    /// category).
+    pub fn alike(&self, a: u32) -> Vec<u32> {
+        let ctx = self.ctx;
+        let family = &ctx.product(a).product_id;
+        let mut out: Vec<u32> = (0..ctx.data.products.len() as u32)
+            .filter(|&b| b != a && &ctx.product(b).product_id == family && self.eligible(b))
+            .collect();
+        out.extend(
+            ctx.neighbours[a as usize]
+                .iter()
+                .filter(|n| {
+                    n.score >= ALIKE
+                        && ctx.categories[n.id as usize] == ctx.categories[a as usize]
+                        && self.eligible(n.id)
+                })
+                .map(|n| n.id),
+        );
+        out
+    }
+
+    /// Partners for an anchor, by objective: proven sellers for slow movers and new
+    /// launches, else co-purchases first and complements after.
+    pub fn partners_of(&self, a: u32) -> Vec<(u32, Source)> {
+        let ctx = self.ctx;
+        let mut out: Vec<(u32, Source)> = self
+            .bought_with(a)
+            .into_iter()
+            .map(|b| (b, Source::Pairs))
+            .collect();
+        for b in self.complements(a) {
+            if !out.iter().any(|&(x, _)| x == b) {
+                out.push((b, Source::Neighbours));
+            }
+        }
+        if matches!(
+            self.objective,
+            Objective::ClearSlowMovers | Objective::LaunchNew
+        ) {
+            // Popular partners carry the anchor: sellers first, stable otherwise.
+            out.sort_by_key(|&(b, _)| std::cmp::Reverse(ctx.signals[b as usize].units_window));
+            out.retain(|&(b, _)| {
+                let s = &ctx.signals[b as usize];
+                s.units_window > 0 && !s.has(DataTag::SlowMover) && !s.has(DataTag::NewLaunch)
+            });
+        }
+        out.truncate(self.partners);
+        out
+    }
+}
+
+/// The anchors of an objective, best first.
+pub fn anchors(ctx: &Context, objective: Objective, limit: usize) -> Vec<u32> {
+    let n = ctx.data.products.len() as u32;
+    let eligible = |i: &u32| ctx.signals[*i as usize].eligible;
+    let units = |i: u32| ctx.signals[i as usize].units_window;
+    let hubs = |i: u32| ctx.partners[i as usize].len();
+    let mut list: Vec<u32> = match objective {
+        // Products whose orders carry others: the most co-purchase partners.
+        Objective::IncreaseAov => (0..n).filter(|&i| hubs(i) > 0).collect(),
+        Objective::CrossSell => (0..n)
+            .filter(|&i| hubs(i) > 0 || ctx.signals[i as usize].has(DataTag::Bestseller))
+            .collect(),
+        Objective::ClearSlowMovers => (0..n)
+            .filter(|&i| {
+                let s = &ctx.signals[i as usize];
+                s.has(DataTag::SlowMover) || s.has(DataTag::Overstock)
+            })
+            .collect(),
+        Objective::LaunchNew => (0..n)
+            .filter(|&i| ctx.signals[i as usize].has(DataTag::NewLaunch))
+            .collect(),
+        Objective::ProtectMargin => (0..n)
+            .filter(|&i| ctx.signals[i as usize].has(DataTag::HighMargin))
+            .collect(),
+        Objective::Seasonal | Objective::Gift | Objective::Replenish => (0..n)
+            .filter(|&i| scoring::suits(ctx, i, objective))
+            .collect(),
+    };
+    list.retain(eligible);
+    match objective {
+        Objective::IncreaseAov | Objective::CrossSell => list.sort_by(|&a, &b| {
+            hubs(b)
+                .cmp(&hubs(a))
+                .then(units(b).cmp(&units(a)))
+                .then(a.cmp(&b))
+        }),
+        Objective::ClearSlowMovers => list.sort_by(|&a, &b| {
+            let inv = |i: u32| ctx.product(i).inventory.unwrap_or(0);
+            inv(b)
+                .cmp(&inv(a))
+                .then(units(a).cmp(&units(b)))
+                .then(a.cmp(&b))
+        }),
+        Objective::ProtectMargin => list.sort_by(|&a, &b| {
+            let m = |i: u32| ctx.signals[i as usize].unit_margin_minor;
+            m(b).cmp(&m(a)).then(a.cmp(&b))
+        }),
+        _ => list.sort_by(|&a, &b| units(b).cmp(&units(a)).then(a.cmp(&b))),
+    }
+    list.truncate(limit);
+    list
+}
+
+/// Why a cell has no candidates.
+fn why_empty(objective: Objective, t: BundleType, anchors: usize) -> String {
+    if anchors == 0 {
+        return match objective {
+            Objective::ClearSlowMovers => "no slow movers or overstock among eligible products",
+            Objective::LaunchNew => "no product launched within stats.new_launch_days",
+            Objective::ProtectMargin => "no eligible high-margin products",
+            Objective::Seasonal => "no product classified as seasonal",
+            Objective::Gift => "no product classified as a gift",
+            Objective::Replenish => "no consumables (repeat purchases or refill wording)",
+            Objective::IncreaseAov | Objective::CrossSell => {
+                "no products with co-purchases or sales in the window"
+            }
+        }
+        .to_owned();
+    }
+    match t {
+        BundleType::Fixed => "no anchor has a co-purchased or complementary partner",
+        BundleType::MixMatch => "no anchor has three or more alike products",
+        BundleType::Volume => "no anchor is bought in multiples or again",
+        BundleType::Bogo => "no anchor is bought in multiples or has a cheaper complement",
+        BundleType::Addon => "no anchor has a cheaper partner to add on",
+    }
+    .to_owned()
+}
+
+/// The model's proposals for one objective, asked over its first anchors and their
+/// partners; ids are checked by the gateway, and sets that order data contradicts
+/// (clearly fewer co-purchases than chance) are dropped here.
+pub async fn proposals(
+    ctx: &Context,
+    objective: Objective,
+    anchor_list: &[u32],
+    settings: &crate::config::PipelineSettings,
+) -> Result<(Vec<(BundleType, Draft)>, TextSource, usize), PipelineError> {
+    let anchors: Vec<u32> = anchor_list
+        .iter()
+        .copied()
+        .take(settings.llm_anchors)
+        .collect();
+    if anchors.is_empty() {
+        return Ok((Vec::new(), TextSource::Offline, 0));
+    }
+    let input = CellInput {
+        ctx,
+        objective,
+        anchors: &anchors,
+        partners: settings.partners_per_anchor,
+        proposed: Vec::new(),
+    };
+    let mut pool: Vec<u32> = Vec::new();
+    for &a in &anchors {
+        for (b, _) in input.partners_of(a) {
+            if !anchors.contains(&b) && !pool.contains(&b) {
+                pool.push(b);
+            }
+        }
+    }
+    pool.truncate(settings.llm_candidates);
+    let doc = |i: &u32| ProductDoc::from_product(ctx.product(*i));
+    let anchor_docs: Vec<ProductDoc> = anchors.iter().map(doc).collect();
+    let pool_docs: Vec<ProductDoc> = pool.iter().map(doc).collect();
+    let answer = ctx
+        .gateway
+        .propose(objective, &anchor_docs, &pool_docs, settings.llm_bundles)
+        .await?;
+    let offered: Vec<u32> = anchors.iter().chain(&pool).copied().collect();
+    let mut out = Vec::new();
+    let mut contradicted = 0;
+    for p in answer.value {
+        let products: Vec<u32> = p
+            .products
+            .iter()
+            .filter_map(|&i| offered.get(i).copied())
+            .collect();
+        if products.len() != p.products.len() || products.iter().any(|&i| !input.eligible(i)) {
+            continue;
+        }
+        if products.len() >= 2 {
+            let cp = set_co_purchase(ctx, &products);
+            // Enough orders to expect five co-purchases, and fewer than half of them.
+            if cp.expected >= 5.0 && cp.lift < 0.5 {
+                contradicted += 1;
+                continue;
+            }
+        }
+        let mut draft = Draft::new(products, Source::Llm);
+        draft.llm_reason = Some(p.reason);
+        out.push((p.bundle_type, draft));
+    }
+    Ok((out, answer.source, contradicted))
+}
+
+/// Co-purchase evidence of a whole set: the pair count, or the itemset's count when it
+/// is frequent (else 0: too rare to count).
+pub fn set_co_purchase(ctx: &Context, products: &[u32]) -> CoPurchase {
+    let counts: Vec<u32> = products.iter().map(|&i| ctx.item_count(i)).collect();
+    let count = match products {
+        [a, b] => ctx.pair_count(*a, *b),
+        _ => {
+            let mut key = products.to_vec();
+            key.sort_unstable();
+            ctx.itemset_counts.get(&key).copied().unwrap_or(0)
+        }
+    };
+    co_purchase(count, &counts, ctx.baskets, ctx.prior_count)
+}
+
+fn evidence(ctx: &Context, draft: &Draft) -> (Vec<RuleEvidence>, Vec<NeighbourEvidence>) {
+    let id = |i: u32| ctx.product(i).variant_id.clone();
+    let mut rules = Vec::new();
+    let p = &draft.products;
+    let record = |set: &[u32]| {
+        let cp = set_co_purchase(ctx, set);
+        (cp.count > 0).then(|| RuleEvidence {
+            products: set.iter().map(|&i| id(i)).collect(),
+            count: cp.count,
+            expected: cp.expected,
+            lift: cp.lift,
+            shrunk_lift: cp.shrunk_lift,
+            confidence: f64::from(cp.count) / f64::from(ctx.item_count(set[0]).max(1)),
+        })
+    };
+    if p.len() >= 3 {
+        rules.extend(record(p));
+    }
+    for x in 0..p.len() {
+        for y in x + 1..p.len() {
+            rules.extend(record(&[p[x], p[y]]));
+        }
+    }
+    let mut neighbours = Vec::new();
+    for &b in p.iter().skip(1) {
+        if let Some(n) = ctx.neighbours[p[0] as usize].iter().find(|n| n.id == b) {
+            neighbours.push(NeighbourEvidence {
+                product_id: id(p[0]),
+                neighbour_id: id(b),
+                score: n.score,
+            });
+        }
+    }
+    (rules, neighbours)
+}
+
+/// Runs one cell's generator, scores its drafts, merges duplicates (keeping every
+/// source) and keeps the best.
+pub fn run_cell(
+    input: &CellInput<'_>,
+    bundle_type: BundleType,
+    weights: Weights,
+    keep: usize,
+) -> (Vec<Candidate>, CellSummary) {
+    let ctx = input.ctx;
+    let drafts = match bundle_type {
+        BundleType::Fixed => fixed::generate(input),
+        BundleType::MixMatch => mix_match::generate(input),
+        BundleType::Volume => volume::generate(input),
+        BundleType::Bogo => bogo::generate(input),
+        BundleType::Addon => addon::generate(input),
+    };
+    let mut merged: Vec<Draft> = Vec::new();
+    let mut at: HashMap<(Vec<u32>, Vec<u32>), usize> = HashMap::new();
+    for d in drafts {
+        if !bundle_type.product_count().contains(&d.products.len())
+            || d.products.iter().any(|&i| !input.eligible(i))
+        {
+            continue;
+        }
+        let mut key: Vec<(u32, u32)> = d
+            .products
+            .iter()
+            .copied()
+            .zip(d.quantities.iter().copied())
+            .collect();
+        key.sort_unstable();
+        let key: (Vec<u32>, Vec<u32>) = key.into_iter().unzip();
+        match at.get(&key) {
+            Some(&j) => {
+                let m = &mut merged[j];
+                m.sources.extend(d.sources.iter().copied());
+                if m.llm_reason.is_none() {
+                    m.llm_reason = d.llm_reason;
+                }
+            }
+            None => {
+                at.insert(key, merged.len());
+                merged.push(d);
+            }
+        }
+    }
+    let mut out: Vec<Candidate> = merged
+        .into_iter()
+        .map(|draft| {
+            let cp = (draft.products.len() >= 2).then(|| set_co_purchase(ctx, &draft.products));
+            let score = scoring::score(
+                ctx,
+                weights,
+                ctx.support_half,
+                &ScoreInput {
+                    objective: input.objective,
+                    bundle_type,
+                    products: &draft.products,
+                    quantities: &draft.quantities,
+                    proposed: draft.sources.contains(&Source::Llm),
+                    co_purchase: cp,
+                },
+            );
+            let (rules, neighbours) = evidence(ctx, &draft);
+            Candidate {
+                objective: input.objective,
+                bundle_type,
+                draft,
+                co_purchase: cp,
+                rules,
+                neighbours,
+                score,
+            }
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        b.score
+            .total
+            .total_cmp(&a.score.total)
+            .then_with(|| a.draft.products.cmp(&b.draft.products))
+    });
+    out.truncate(keep);
+    let summary = CellSummary {
+        objective: input.objective,
+        bundle_type,
+        candidates: out.len(),
+        why: out
+            .is_empty()
+            .then(|| why_empty(input.objective, bundle_type, input.anchors.len())),
+    };
+    (out, summary)
+}

@@ -1,0 +1,135 @@
+//! Categories for products that have none: spherical k-means over their embeddings.
+//! Complementarity needs categories ("a related product from another category"), and
+//! many exports (UCI Online Retail, flat product lists) have none. A derived category
+//! is a label (`cluster-07`) used only for that comparison; it is never embedded, so it
+//! never changes a product's content hash.
+
+use crate::domain::Product;
+use crate::index::Matrix;
+use crate::index::metric::kernels;
+
+const ITERATIONS: usize = 12;
+
+/// One category per product: the merchant's own (type, else category, lower-cased) or
+/// a derived cluster label. Deterministic for a given seed.
+pub fn categories(products: &[Product], vectors: &Matrix, seed: u64) -> Vec<String> {
+    let mut out: Vec<String> = products
+        .iter()
+        .map(|p| {
+            p.product_type
+                .as_deref()
+                .or(p.category.as_deref())
+                .map(|c| c.trim().to_lowercase())
+                .unwrap_or_default()
+        })
+        .collect();
+    let missing: Vec<usize> = (0..products.len()).filter(|&i| out[i].is_empty()).collect();
+    if missing.is_empty() {
+        return out;
+    }
+    let k = ((missing.len() as f64 / 2.0).sqrt().round() as usize).clamp(1, 64);
+    let labels = kmeans(vectors, &missing, k, seed);
+    for (&i, label) in missing.iter().zip(labels) {
+        out[i] = format!("cluster-{label:02}");
+    }
+    out
+}
+
+/// A small deterministic generator (splitmix64) for the initial centres.
+fn splitmix(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// Cluster of each of `rows` (indices into `vectors`): k-means++-style seeding (the
+/// farthest of a few seeded draws), then Lloyd iterations on the unit sphere.
+fn kmeans(vectors: &Matrix, rows: &[usize], k: usize, seed: u64) -> Vec<usize> {
+    let dim = vectors.dim();
+    let kern = kernels();
+    let k = k.min(rows.len()).max(1);
+    let mut state = seed ^ 0x5eed_c1a5_7e25;
+    let mut centres: Vec<Vec<f32>> = Vec::with_capacity(k);
+    let first = rows[(splitmix(&mut state) % rows.len() as u64) as usize];
+    centres.push(vectors.row(first).to_vec());
+    while centres.len() < k {
+        // Of eight seeded candidates, the one least similar to its closest centre.
+        let mut best = (f32::INFINITY, rows[0]);
+        for _ in 0..8 {
+            let r = rows[(splitmix(&mut state) % rows.len() as u64) as usize];
+            let closest = centres
+                .iter()
+                .map(|c| kern.dot(c, vectors.row(r)))
+                .fold(f32::NEG_INFINITY, f32::max);
+            if closest < best.0 {
+                best = (closest, r);
+            }
+        }
+        centres.push(vectors.row(best.1).to_vec());
+    }
+    let mut labels = vec![0usize; rows.len()];
+    for _ in 0..ITERATIONS {
+        let mut changed = false;
+        for (slot, &r) in labels.iter_mut().zip(rows) {
+            let v = vectors.row(r);
+            let mut best = (f32::NEG_INFINITY, 0usize);
+            for (c, centre) in centres.iter().enumerate() {
+                let s = kern.dot(centre, v);
+                if s > best.0 {
+                    best = (s, c);
+                }
+            }
+            changed |= *slot != best.1;
+            *slot = best.1;
+        }
+        let mut sums = vec![vec![0.0f32; dim]; k];
+        let mut counts = vec![0usize; k];
+        for (&label, &r) in labels.iter().zip(rows) {
+            counts[label] += 1;
+            for (s, x) in sums[label].iter_mut().zip(vectors.row(r)) {
+                *s += x;
+            }
+        }
+        for (c, sum) in sums.iter_mut().enumerate() {
+            if counts[c] == 0 {
+                continue;
+            }
+            crate::index::metric::normalise(sum);
+            centres[c].copy_from_slice(sum);
+        }
+        if !changed {
+            break;
+        }
+    }
+    labels
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alike_vectors_share_a_cluster_and_merchant_categories_are_kept() {
+        let rows: Vec<Vec<f32>> = vec![
+            vec![1.0, 0.0, 0.0],
+            vec![0.99, 0.1, 0.0],
+            vec![0.0, 1.0, 0.0],
+            vec![0.1, 0.99, 0.0],
+            vec![0.0, 0.0, 1.0],
+            vec![0.0, 0.1, 0.99],
+            vec![0.0, 0.0, 1.0],
+            vec![0.0, 0.0, 1.0],
+        ];
+        let mut m = Matrix::from_rows(3, &rows).unwrap();
+        m.normalise_rows();
+        let labels = kmeans(&m, &(0..8).collect::<Vec<_>>(), 3, 7);
+        assert_eq!(labels[0], labels[1]);
+        assert_eq!(labels[2], labels[3]);
+        assert_eq!(labels[4], labels[5]);
+        assert_ne!(labels[0], labels[2]);
+        assert_ne!(labels[2], labels[4]);
+        assert_eq!(labels, kmeans(&m, &(0..8).collect::<Vec<_>>(), 3, 7));
+    }
+}

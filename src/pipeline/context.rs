@@ -1,0 +1,496 @@
+//! Phase 0: everything the candidate generators read, prepared at once. Embeddings
+//! (through their cache) lead to the similarity graph and, with the offline provider,
+//! to classification; co-purchase evidence and store statistics need only the orders,
+//! so they run beside the embeddings on blocking threads. Each task records when it
+//! started and ended, so the overlap is visible in the run summary.
+//!
+//! Per product it derives signals (velocity, days of cover, unit margin, age, repeat
+//! rate) and data tags (`bestseller`, `slow_mover`, `overstock`, `new_launch`,
+//! `high_margin`, `consumable`) beside the model's objectives. With assumed costs every
+//! margin *percentage* is the same, so `high_margin` ranks the absolute unit margin.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::{DateTime, Duration, Utc};
+use serde::Serialize;
+
+use super::clusters;
+use super::{Deps, PipelineError, TaskTiming};
+use crate::config::Settings;
+use crate::domain::{Objective, Product, ProductStatus, TextSource};
+use crate::index::{GraphMethod, Matrix, Neighbour, neighbour_graph};
+use crate::llm::gateway::{Gateway, LlmReport};
+use crate::llm::offline::OfflineLlm;
+use crate::llm::prompt::ProductDoc;
+use crate::rules::{self, Baskets, Evidence};
+use crate::stats::{self, Assumption, Tier, Weights};
+use crate::store::StoreData;
+
+/// Data-derived product tags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DataTag {
+    Bestseller,
+    SlowMover,
+    Overstock,
+    NewLaunch,
+    HighMargin,
+    Consumable,
+}
+
+/// What the engine knows of one product at `as_of`.
+#[derive(Debug, Clone)]
+pub struct ProductSignals {
+    pub units_window: i64,
+    /// Units a day over the window.
+    pub velocity: f64,
+    /// `None` when inventory is not tracked.
+    pub days_of_cover: Option<f64>,
+    pub unit_cost_minor: i64,
+    pub cost_assumed: bool,
+    /// Price − cost, in minor units.
+    pub unit_margin_minor: i64,
+    pub age_days: Option<i64>,
+    /// Share of the product's buyers who bought it in two or more orders (customers
+    /// known), else of its orders with two or more units.
+    pub repeat_rate: f64,
+    /// Orders that contain it (before `as_of`).
+    pub orders: u32,
+    /// May appear in a bundle: active, not a gift card, not a restricted category.
+    pub eligible: bool,
+    pub data_tags: Vec<DataTag>,
+    /// The model's (or the offline provider's) objectives for it.
+    pub objectives: Vec<Objective>,
+}
+
+impl ProductSignals {
+    pub fn has(&self, tag: DataTag) -> bool {
+        self.data_tags.contains(&tag)
+    }
+}
+
+/// Everything Phase 1 reads. Item ids in `evidence` are product indices.
+pub struct Context {
+    pub data: StoreData,
+    pub as_of: DateTime<Utc>,
+    pub orders_in_window: u64,
+    pub tier: Tier,
+    pub weights: Weights,
+    pub assumed: Vec<Assumption>,
+    pub signals: Vec<ProductSignals>,
+    /// The merchant's category, or a derived cluster label (`cluster-07`).
+    pub categories: Vec<String>,
+    pub vectors: Matrix,
+    /// Each product's nearest products by meaning, its own variants left out.
+    pub neighbours: Vec<Vec<Neighbour>>,
+    pub evidence: Evidence,
+    /// Co-purchase partners of each product: (other, count), strongest counts first.
+    pub partners: Vec<Vec<(u32, u32)>>,
+    /// Baskets before `as_of` (N of the lift formula).
+    pub baskets: u64,
+    /// Frequent itemsets of three or more products (sorted ids, count), most frequent
+    /// first; `itemsets_of[i]` indexes those holding product i.
+    pub itemsets: Vec<(Vec<u32>, u32)>,
+    pub itemsets_of: Vec<Vec<usize>>,
+    pub itemset_counts: HashMap<Vec<u32>, u32>,
+    /// Shrinkage settings of the transactional signal (see `candidates::scoring`).
+    pub prior_count: f64,
+    pub support_half: f64,
+    pub low_cover_days: u32,
+    pub gateway: Arc<Gateway>,
+    pub classification_source: TextSource,
+    pub timings: Vec<TaskTiming>,
+}
+
+impl Context {
+    pub fn product(&self, i: u32) -> &Product {
+        &self.data.products[i as usize]
+    }
+
+    /// Co-purchase count of two products (0 below the pair threshold).
+    pub fn pair_count(&self, a: u32, b: u32) -> u32 {
+        self.partners[a as usize]
+            .iter()
+            .find(|&&(o, _)| o == b)
+            .map_or(0, |&(_, c)| c)
+    }
+
+    /// Orders containing product `i`.
+    pub fn item_count(&self, i: u32) -> u32 {
+        self.evidence
+            .pairs
+            .item_counts
+            .get(i as usize)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Cosine of two products' embeddings.
+    pub fn similarity(&self, a: u32, b: u32) -> f32 {
+        crate::index::metric::kernels()
+            .dot(self.vectors.row(a as usize), self.vectors.row(b as usize))
+    }
+
+    pub fn llm_report(&self) -> LlmReport {
+        self.gateway.report()
+    }
+}
+
+/// The baskets of the orders up to `as_of`, one per order, items by product index.
+fn baskets_until(data: &StoreData, as_of: DateTime<Utc>) -> Baskets {
+    let lists: Vec<Vec<u32>> = data
+        .orders
+        .iter()
+        .filter(|o| o.created_at <= as_of)
+        .map(|o| {
+            let mut items: Vec<u32> = o.lines.iter().filter_map(|l| l.item).collect();
+            items.sort_unstable();
+            items.dedup();
+            items
+        })
+        .filter(|b| !b.is_empty())
+        .collect();
+    Baskets::from_ids(data.products.len() as u32, lists)
+}
+
+/// Words in a product's category, type, tags or title that keep it out of bundles.
+fn restricted(p: &Product, settings: &Settings) -> bool {
+    if p.gift_card {
+        return true;
+    }
+    let text = format!(
+        " {} {} {} {} ",
+        p.category.as_deref().unwrap_or(""),
+        p.product_type.as_deref().unwrap_or(""),
+        p.tags.join(" "),
+        p.title
+    )
+    .to_lowercase();
+    settings
+        .pipeline
+        .restricted_categories
+        .iter()
+        .any(|r| !r.trim().is_empty() && text.contains(&r.to_lowercase()))
+}
+
+/// Per-product signals and data tags, without the model's objectives.
+fn product_signals(
+    data: &StoreData,
+    as_of: DateTime<Utc>,
+    settings: &Settings,
+) -> Vec<ProductSignals> {
+    let window = settings.scoring.window_days;
+    let st = &settings.stats;
+    let metrics = stats::product_metrics(data, as_of, window);
+    let start = as_of - Duration::days(i64::from(window));
+    let ratio = settings.assumptions.cost_ratio;
+
+    // Repeat purchase: per product, buyers with ≥ 2 orders (when customers are known).
+    let n = data.products.len();
+    let mut buyers: Vec<HashMap<&str, u32>> = vec![HashMap::new(); n];
+    let mut orders = vec![0u32; n];
+    let mut multi_unit = vec![0u32; n];
+    for o in data.orders.iter().filter(|o| o.created_at <= as_of) {
+        for l in &o.lines {
+            let Some(i) = l.item else { continue };
+            let i = i as usize;
+            orders[i] += 1;
+            multi_unit[i] += u32::from(l.quantity >= 2);
+            if let Some(c) = &o.customer_key {
+                *buyers[i].entry(c.as_str()).or_default() += 1;
+            }
+        }
+    }
+
+    let mut out: Vec<ProductSignals> = data
+        .products
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let m = &metrics[i];
+            let (cost, cost_assumed) = match &p.cost {
+                Some(c) if c.currency == p.price.currency => (c.minor, false),
+                _ => ((p.price.minor as f64 * ratio).round() as i64, true),
+            };
+            let repeat_rate = if buyers[i].len() >= 3 {
+                let again = buyers[i].values().filter(|&&k| k >= 2).count();
+                again as f64 / buyers[i].len() as f64
+            } else if orders[i] > 0 {
+                f64::from(multi_unit[i]) / f64::from(orders[i])
+            } else {
+                0.0
+            };
+            let active = matches!(p.status, None | Some(ProductStatus::Active));
+            ProductSignals {
+                units_window: m.units_window,
+                velocity: m.velocity,
+                days_of_cover: m.days_of_cover,
+                unit_cost_minor: cost,
+                cost_assumed,
+                unit_margin_minor: p.price.minor - cost,
+                age_days: m.launched.map(|t| (as_of - t).num_days()),
+                repeat_rate,
+                orders: orders[i],
+                eligible: active && p.price.minor > 0 && !restricted(p, settings),
+                data_tags: Vec::new(),
+                objectives: Vec::new(),
+            }
+        })
+        .collect();
+
+    // Bestsellers: the top tenth by units in the window (at least one sold).
+    let mut by_units: Vec<usize> = (0..n).filter(|&i| out[i].units_window > 0).collect();
+    by_units.sort_by(|&a, &b| {
+        out[b]
+            .units_window
+            .cmp(&out[a].units_window)
+            .then(a.cmp(&b))
+    });
+    let best = by_units.len().div_ceil(10);
+    for &i in by_units.iter().take(best) {
+        out[i].data_tags.push(DataTag::Bestseller);
+    }
+    // High margin: the top fifth by absolute unit margin among eligible products.
+    let mut by_margin: Vec<usize> = (0..n).filter(|&i| out[i].eligible).collect();
+    by_margin.sort_by(|&a, &b| {
+        out[b]
+            .unit_margin_minor
+            .cmp(&out[a].unit_margin_minor)
+            .then(a.cmp(&b))
+    });
+    let top = by_margin.len().div_ceil(5);
+    for &i in by_margin.iter().take(top) {
+        out[i].data_tags.push(DataTag::HighMargin);
+    }
+    for (i, s) in out.iter_mut().enumerate() {
+        let m = &metrics[i];
+        if m.launched.is_some_and(|t| t <= start)
+            && s.units_window <= st.slow_mover_max_units as i64
+        {
+            s.data_tags.push(DataTag::SlowMover);
+        }
+        if s.days_of_cover
+            .is_some_and(|d| d > f64::from(st.overstock_cover_days))
+            && data.products[i].inventory.unwrap_or(0) > 0
+        {
+            s.data_tags.push(DataTag::Overstock);
+        }
+        if m.launched
+            .is_some_and(|t| t > as_of - Duration::days(i64::from(st.new_launch_days)))
+        {
+            s.data_tags.push(DataTag::NewLaunch);
+        }
+        if s.orders >= 3 && s.repeat_rate >= settings.pipeline.consumable_repeat_rate {
+            s.data_tags.push(DataTag::Consumable);
+        }
+    }
+    out
+}
+
+/// Co-purchase partners per product from the counted pairs, strongest first.
+fn partners_of(pairs: &rules::Pairs, n: usize) -> Vec<Vec<(u32, u32)>> {
+    let mut out: Vec<Vec<(u32, u32)>> = vec![Vec::new(); n];
+    for p in &pairs.pairs {
+        if (p.a as usize) < n && (p.b as usize) < n {
+            out[p.a as usize].push((p.b, p.count));
+            out[p.b as usize].push((p.a, p.count));
+        }
+    }
+    for list in &mut out {
+        list.sort_by(|x, y| y.1.cmp(&x.1).then(x.0.cmp(&y.0)));
+    }
+    out
+}
+
+/// A timing recorder: instants relative to the run's start.
+#[derive(Clone, Copy)]
+pub struct Clock(pub Instant);
+
+impl Clock {
+    pub fn ms(self) -> f64 {
+        self.0.elapsed().as_secs_f64() * 1000.0
+    }
+
+    pub fn task(self, name: &'static str, start_ms: f64) -> TaskTiming {
+        TaskTiming {
+            phase: "context",
+            task: name,
+            start_ms,
+            end_ms: self.ms(),
+        }
+    }
+}
+
+/// Runs Phase 0 for one store.
+#[tracing::instrument(skip_all, fields(store = %data.store.id, products = data.products.len()))]
+pub async fn prepare(
+    deps: &Deps,
+    data: StoreData,
+    as_of_day: Option<chrono::NaiveDate>,
+    seed: u64,
+    clock: Clock,
+) -> Result<Context, PipelineError> {
+    let settings = deps.settings.clone();
+    let as_of = stats::resolve_as_of(&data, as_of_day)
+        .ok_or_else(|| PipelineError::NoOrders(data.store.id.to_string()))?;
+    let data = Arc::new(data);
+
+    // Orders only: co-purchase evidence and statistics, on blocking threads.
+    let rules_task = {
+        let (data, settings) = (data.clone(), settings.clone());
+        tokio::task::spawn_blocking(move || {
+            let started = clock.ms();
+            let baskets = baskets_until(&data, as_of);
+            let evidence = rules::evidence(&baskets, &settings.rules);
+            (baskets.len() as u64, evidence, clock.task("rules", started))
+        })
+    };
+    let stats_task = {
+        let (data, settings) = (data.clone(), settings.clone());
+        tokio::task::spawn_blocking(move || {
+            let started = clock.ms();
+            let summary = stats::compute(&data, as_of_day, &settings);
+            let signals = product_signals(&data, as_of, &settings);
+            (summary, signals, clock.task("statistics", started))
+        })
+    };
+
+    // Embeddings, then the graph and clusters (blocking) and classification.
+    let started = clock.ms();
+    let (vectors, _) = crate::embed::embed_products(
+        deps.embedder.as_ref(),
+        deps.store.as_ref(),
+        &data.products,
+        settings.embed.description_chars,
+    )
+    .await?;
+    let embed_timing = clock.task("embeddings", started);
+
+    let graph_task = {
+        let (data, settings, vectors) = (data.clone(), settings.clone(), vectors.clone());
+        tokio::task::spawn_blocking(move || {
+            let started = clock.ms();
+            // A product's own variants are not its neighbours.
+            let mut family: HashMap<&str, u32> = HashMap::new();
+            let groups: Vec<u32> = data
+                .products
+                .iter()
+                .map(|p| {
+                    let next = family.len() as u32;
+                    *family.entry(p.product_id.as_str()).or_insert(next)
+                })
+                .collect();
+            let method = GraphMethod::choose(
+                &settings.index.method,
+                vectors.rows(),
+                settings.index.exact_up_to,
+                settings.index.ef_search,
+            );
+            let graph = neighbour_graph(
+                &vectors,
+                settings.index.graph_k,
+                Some(&groups),
+                method,
+                settings.index.thread_count(),
+            );
+            let categories = clusters::categories(&data.products, &vectors, seed);
+            (graph, categories, clock.task("similarity_graph", started))
+        })
+    };
+
+    let started = clock.ms();
+    let offline_vectors = data
+        .products
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (p.variant_id.clone(), Arc::from(vectors.row(i))))
+        .collect();
+    let offline = Arc::new(OfflineLlm::new(deps.embedder.clone(), offline_vectors));
+    let gateway = Arc::new(match &deps.llm {
+        Some(primary) => Gateway::new(Some(primary.clone()), offline, &settings.llm),
+        None => Gateway::from_settings(&settings.llm, offline)?,
+    });
+    let docs: Vec<ProductDoc> = data.products.iter().map(ProductDoc::from_product).collect();
+    let classification = gateway.classify(deps.store.as_ref(), &docs).await?;
+    let classify_timing = clock.task("classification", started);
+
+    let join = |e: tokio::task::JoinError| PipelineError::Internal(format!("a task failed: {e}"));
+    let (baskets, evidence, rules_timing) = rules_task.await.map_err(join)?;
+    let (summary, mut signals, stats_timing) = stats_task.await.map_err(join)?;
+    let (neighbours, categories, graph_timing) = graph_task.await.map_err(join)?;
+    let summary = summary.ok_or_else(|| PipelineError::NoOrders(data.store.id.to_string()))?;
+
+    let source = if classification
+        .products
+        .iter()
+        .any(|t| t.source == TextSource::Llm)
+    {
+        TextSource::Llm
+    } else {
+        TextSource::Offline
+    };
+    for (s, t) in signals.iter_mut().zip(classification.products) {
+        s.objectives = t.tags;
+        // A consumable by its words or by the model is one, even without repeat data.
+        if s.objectives.contains(&Objective::Replenish) && !s.has(DataTag::Consumable) {
+            s.data_tags.push(DataTag::Consumable);
+        }
+    }
+    let partners = partners_of(&evidence.pairs, data.products.len());
+    let mut itemsets: Vec<(Vec<u32>, u32)> = evidence
+        .itemsets
+        .frequent
+        .iter()
+        .filter(|(items, _)| items.len() >= 3)
+        .map(|(items, count)| {
+            let mut items = items.to_vec();
+            items.sort_unstable();
+            (items, count)
+        })
+        .collect();
+    itemsets.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let mut itemsets_of: Vec<Vec<usize>> = vec![Vec::new(); data.products.len()];
+    for (k, (items, _)) in itemsets.iter().enumerate() {
+        for &i in items {
+            if let Some(list) = itemsets_of.get_mut(i as usize) {
+                list.push(k);
+            }
+        }
+    }
+    let itemset_counts = itemsets.iter().cloned().collect();
+    let data = Arc::try_unwrap(data).unwrap_or_else(|shared| (*shared).clone());
+    let mut timings = vec![
+        embed_timing,
+        classify_timing,
+        rules_timing,
+        stats_timing,
+        graph_timing,
+    ];
+    timings.sort_by(|a, b| a.start_ms.total_cmp(&b.start_ms));
+    Ok(Context {
+        as_of,
+        orders_in_window: summary.orders_60d,
+        tier: summary.tier,
+        weights: summary.weights,
+        assumed: summary.assumed,
+        signals,
+        categories,
+        vectors,
+        neighbours,
+        evidence,
+        partners,
+        baskets,
+        itemsets,
+        itemsets_of,
+        itemset_counts,
+        prior_count: settings.pipeline.prior_count,
+        support_half: settings.pipeline.support_half,
+        low_cover_days: settings.stats.low_cover_days,
+        gateway,
+        classification_source: source,
+        timings,
+        data,
+    })
+}
