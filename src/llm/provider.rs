@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use super::answer::{self, Appeal, Classified, Copy, Dropped, PriceAdvice, Proposal};
 use super::client::{ChatClient, LlmError};
 use super::prompt::{BundleDoc, ProductDoc, PromptError, Prompts, Task};
-use crate::domain::Objective;
+use crate::domain::{BundleType, Objective};
 
 /// A task's validated items, and what validation left out.
 #[derive(Debug, Clone, PartialEq)]
@@ -87,21 +87,26 @@ fn ids<T>(items: &[T], id: impl Fn(&T) -> &str) -> Vec<&str> {
     items.iter().map(id).collect()
 }
 
-/// The JSON schema of a `{"<key>": [ {...} ]}` answer, for servers that enforce one.
-fn schema(key: &str, item: Value) -> Value {
+/// The JSON schema of a `{"<key>": [ {...} ]}` answer of at most `max_items` entries,
+/// for servers that enforce one. Bounding lengths matters: a constrained small model
+/// otherwise repeats entries until it runs out of tokens.
+fn schema(key: &str, item: Value, max_items: usize) -> Value {
     json!({
         "type": "object",
-        "properties": {key: {"type": "array", "items": item}},
+        "properties": {key: {"type": "array", "items": item, "maxItems": max_items.max(1)}},
         "required": [key],
     })
 }
 
-fn string_fields(fields: &[&str]) -> Value {
-    let props: serde_json::Map<String, Value> = fields
-        .iter()
-        .map(|f| ((*f).to_owned(), json!({"type": "string"})))
-        .collect();
-    json!({"type": "object", "properties": props, "required": fields})
+/// A string of at most `max` characters.
+fn text(max: usize) -> Value {
+    json!({"type": "string", "maxLength": max})
+}
+
+/// An id that must be one of those the prompt offered: servers that enforce schemas
+/// then cannot answer an unknown id at all (validation still checks).
+fn id_field(ids: &[&str]) -> Value {
+    json!({"type": "string", "enum": ids})
 }
 
 #[async_trait]
@@ -116,8 +121,8 @@ impl Llm for OpenAiLlm {
         let item = json!({
             "type": "object",
             "properties": {
-                "id": {"type": "string"},
-                "tags": {"type": "array", "items": {"type": "string", "enum": objectives}},
+                "id": id_field(&ids(products, |p| &p.id)),
+                "tags": {"type": "array", "items": {"type": "string", "enum": objectives}, "maxItems": objectives.len()},
             },
             "required": ["id", "tags"],
         });
@@ -126,7 +131,7 @@ impl Llm for OpenAiLlm {
             .json(
                 Task::ClassifyObjectives,
                 &prompt,
-                Some(&schema("products", item)),
+                Some(&schema("products", item, products.len())),
             )
             .await?;
         let (items, dropped) = answer::classification(&value, &ids(products, |p| &p.id))?;
@@ -143,12 +148,17 @@ impl Llm for OpenAiLlm {
         let prompt = self
             .prompts
             .propose(objective, anchors, candidates, max_bundles)?;
+        let offered: Vec<&str> = anchors
+            .iter()
+            .chain(candidates)
+            .map(|p| p.id.as_str())
+            .collect();
         let item = json!({
             "type": "object",
             "properties": {
-                "type": {"type": "string"},
-                "products": {"type": "array", "items": {"type": "string"}},
-                "reason": {"type": "string"},
+                "type": {"type": "string", "enum": BundleType::ALL.iter().map(|t| t.as_str()).collect::<Vec<_>>()},
+                "products": {"type": "array", "items": id_field(&offered), "maxItems": 8},
+                "reason": text(answer::MAX_REASON_CHARS),
             },
             "required": ["type", "products", "reason"],
         });
@@ -157,14 +167,9 @@ impl Llm for OpenAiLlm {
             .json(
                 Task::ProposeBundles,
                 &prompt,
-                Some(&schema("bundles", item)),
+                Some(&schema("bundles", item, max_bundles)),
             )
             .await?;
-        let offered: Vec<&str> = anchors
-            .iter()
-            .chain(candidates)
-            .map(|p| p.id.as_str())
-            .collect();
         let (items, dropped) = answer::proposals(&value, &offered)?;
         Ok(Answer { items, dropped })
     }
@@ -174,16 +179,20 @@ impl Llm for OpenAiLlm {
         let item = json!({
             "type": "object",
             "properties": {
-                "id": {"type": "string"},
+                "id": id_field(&ids(bundles, |b| &b.id)),
                 "min_pct": {"type": "number"},
                 "max_pct": {"type": "number"},
-                "reason": {"type": "string"},
+                "reason": text(answer::MAX_REASON_CHARS),
             },
             "required": ["id", "min_pct", "max_pct", "reason"],
         });
         let value = self
             .client
-            .json(Task::AdvisePrice, &prompt, Some(&schema("bundles", item)))
+            .json(
+                Task::AdvisePrice,
+                &prompt,
+                Some(&schema("bundles", item, bundles.len())),
+            )
             .await?;
         let caps: Vec<u8> = bundles.iter().map(|b| b.cap_pct).collect();
         let (items, dropped) = answer::price_advice(&value, &ids(bundles, |b| &b.id), &caps)?;
@@ -196,10 +205,24 @@ impl Llm for OpenAiLlm {
         locale: &str,
     ) -> Result<Answer<Copy>, TaskError> {
         let prompt = self.prompts.copy(bundles, locale)?;
-        let item = string_fields(&["id", "title", "description", "badge", "explanation"]);
+        let item = json!({
+            "type": "object",
+            "properties": {
+                "id": id_field(&ids(bundles, |b| &b.id)),
+                "title": text(answer::MAX_TITLE_CHARS),
+                "description": text(answer::MAX_DESCRIPTION_CHARS),
+                "badge": text(answer::MAX_BADGE_CHARS),
+                "explanation": text(answer::MAX_REASON_CHARS),
+            },
+            "required": ["id", "title", "description", "badge", "explanation"],
+        });
         let value = self
             .client
-            .json(Task::WriteCopy, &prompt, Some(&schema("bundles", item)))
+            .json(
+                Task::WriteCopy,
+                &prompt,
+                Some(&schema("bundles", item, bundles.len())),
+            )
             .await?;
         let (items, dropped) = answer::copy(&value, &ids(bundles, |b| &b.id))?;
         Ok(Answer { items, dropped })
@@ -210,15 +233,19 @@ impl Llm for OpenAiLlm {
         let item = json!({
             "type": "object",
             "properties": {
-                "id": {"type": "string"},
+                "id": id_field(&ids(bundles, |b| &b.id)),
                 "score": {"type": "number"},
-                "reason": {"type": "string"},
+                "reason": text(answer::MAX_REASON_CHARS),
             },
             "required": ["id", "score", "reason"],
         });
         let value = self
             .client
-            .json(Task::RateAppeal, &prompt, Some(&schema("bundles", item)))
+            .json(
+                Task::RateAppeal,
+                &prompt,
+                Some(&schema("bundles", item, bundles.len())),
+            )
             .await?;
         let (items, dropped) = answer::appeal(&value, &ids(bundles, |b| &b.id))?;
         Ok(Answer { items, dropped })

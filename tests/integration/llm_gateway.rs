@@ -346,7 +346,12 @@ async fn classification_batches_run_eight_at_a_time() {
     let mock = MockLlm::start().await;
     mock.respond(|request| tags_everything(request).delay(Duration::from_secs(1)));
     let db = TestDb::new().await;
-    let settings = mock.settings();
+    // The default 200,000 tokens/min (counting each call's max_tokens, as OpenAI's
+    // limiter does) would pace these 80 calls; this measures the concurrency alone.
+    let settings = LlmSettings {
+        tokens_per_minute: 2_000_000,
+        ..mock.settings()
+    };
     assert_eq!((settings.classify_batch, settings.concurrency), (50, 8));
     let docs: Vec<ProductDoc> = (0..4000).map(|i| product(i, "")).collect();
     let started = std::time::Instant::now();

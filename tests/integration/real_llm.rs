@@ -57,7 +57,7 @@ async fn every_prompt_answers_valid_json_through_a_real_model() {
     settings.provider = "openai".into();
     settings.base_url = url;
     settings.json_mode = std::env::var("BUNDLEFORGE_TEST_LLM_JSON_MODE").unwrap_or("schema".into());
-    settings.max_tokens = 512;
+    settings.max_tokens = 1024;
     settings.timeout_seconds = 120.0;
     settings.concurrency = 1;
     let llm = OpenAiLlm::new(ChatClient::new(&settings).unwrap(), &settings.model).unwrap();
