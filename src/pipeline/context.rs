@@ -155,24 +155,46 @@ fn baskets_until(data: &StoreData, as_of: DateTime<Utc>) -> Baskets {
     Baskets::from_ids(data.products.len() as u32, lists)
 }
 
-/// Words in a product's category, type, tags or title that keep it out of bundles.
+/// Whether a product may never be in a bundle: a gift card, or a restricted term at the
+/// start of a word of its category, type, tags or title ("alcohol" catches "Alcoholic
+/// Beverages"). The root of a taxonomy path is skipped: Shopify files all food under
+/// "Food, Beverages & Tobacco", which says nothing about tea.
 fn restricted(p: &Product, settings: &Settings) -> bool {
     if p.gift_card {
         return true;
     }
-    let text = format!(
-        " {} {} {} {} ",
-        p.category.as_deref().unwrap_or(""),
+    let category = p.category.as_deref().unwrap_or("");
+    let segments: Vec<&str> = category.split('>').collect();
+    let category = if segments.len() > 1 {
+        segments[1..].join(" ")
+    } else {
+        category.to_owned()
+    };
+    let mut words = String::from(" ");
+    for part in [
+        category.as_str(),
         p.product_type.as_deref().unwrap_or(""),
-        p.tags.join(" "),
-        p.title
-    )
-    .to_lowercase();
-    settings
-        .pipeline
-        .restricted_categories
-        .iter()
-        .any(|r| !r.trim().is_empty() && text.contains(&r.to_lowercase()))
+        &p.tags.join(" "),
+        &p.title,
+    ] {
+        for w in part
+            .to_lowercase()
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+        {
+            words.push_str(w);
+            words.push(' ');
+        }
+    }
+    settings.pipeline.restricted_categories.iter().any(|r| {
+        let term: Vec<String> = r
+            .to_lowercase()
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .map(str::to_owned)
+            .collect();
+        !term.is_empty() && words.contains(&format!(" {}", term.join(" ")))
+    })
 }
 
 /// Per-product signals and data tags, without the model's objectives.
