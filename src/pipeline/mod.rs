@@ -114,7 +114,8 @@ pub struct RunSummary {
 #[derive(Debug, Clone, Serialize)]
 pub struct ProposalSummary {
     pub objective: Objective,
-    pub source: TextSource,
+    /// Who answered; `null` when the objective had no anchors to ask about.
+    pub source: Option<TextSource>,
     pub proposals: usize,
     /// Proposals the store's orders contradict (well under chance), dropped.
     pub contradicted: usize,

@@ -5,6 +5,7 @@ mod bad_input;
 mod cli;
 mod embed;
 mod fixtures;
+mod generate;
 mod idempotent;
 mod llm_client;
 mod llm_gateway;

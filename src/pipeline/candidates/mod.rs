@@ -304,21 +304,21 @@ fn why_empty(objective: Objective, t: BundleType, anchors: usize) -> String {
 }
 
 /// The model's proposals for one objective, asked over its first anchors and their
-/// partners; ids are checked by the gateway, and sets that order data contradicts
+/// partners (not asked, source `None`, when the objective has no anchors); ids are checked by the gateway, and sets that order data contradicts
 /// (clearly fewer co-purchases than chance) are dropped here.
 pub async fn proposals(
     ctx: &Context,
     objective: Objective,
     anchor_list: &[u32],
     settings: &crate::config::PipelineSettings,
-) -> Result<(Vec<(BundleType, Draft)>, TextSource, usize), PipelineError> {
+) -> Result<(Vec<(BundleType, Draft)>, Option<TextSource>, usize), PipelineError> {
     let anchors: Vec<u32> = anchor_list
         .iter()
         .copied()
         .take(settings.llm_anchors)
         .collect();
     if anchors.is_empty() {
-        return Ok((Vec::new(), TextSource::Offline, 0));
+        return Ok((Vec::new(), None, 0));
     }
     let input = CellInput {
         ctx,
@@ -367,7 +367,7 @@ pub async fn proposals(
         draft.llm_reason = Some(p.reason);
         out.push((p.bundle_type, draft));
     }
-    Ok((out, answer.source, contradicted))
+    Ok((out, Some(answer.source), contradicted))
 }
 
 /// Co-purchase evidence of a whole set: the pair count, or the itemset's count when it
