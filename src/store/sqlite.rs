@@ -483,32 +483,36 @@ impl Store for SqliteStore {
             }
         }
         {
+            // One row per order with its lines as a JSON array: sqlx hands rows over one
+            // at a time through a channel, which at half a million lines costs more than
+            // reading them (the whole load of Online Retail: 3.05 s row by row, 0.51 s so).
             let mut rows = sqlx::query(
-                "SELECT order_id, item_id, quantity, unit_price_minor, discount_minor FROM order_lines \
-                 WHERE store_id = ? ORDER BY order_id, line_key",
+                "SELECT order_id, json_group_array(json_array(item_id, quantity, \
+                 unit_price_minor, discount_minor) ORDER BY line_key) FROM order_lines \
+                 WHERE store_id = ? GROUP BY order_id",
             )
             .bind(sid)
             .fetch(&self.pool);
-            let mut current: Option<(String, usize)> = None;
+            type LineRow = (Option<String>, i64, i64, i64);
             while let Some(row) = rows.try_next().await? {
                 let order_id: &str = row.try_get(0)?;
-                let oi = match &current {
-                    Some((id, i)) if id == order_id => *i,
-                    _ => {
-                        let i = *order_index.get(order_id).ok_or_else(|| {
-                            StoreError::Corrupt(format!("order line of unknown order {order_id}"))
-                        })?;
-                        current = Some((order_id.to_owned(), i));
-                        i
-                    }
-                };
-                let item: Option<&str> = row.try_get(1)?;
-                orders[oi].lines.push(HistoryLine {
-                    item: item.and_then(|id| item_index.get(id).copied()),
-                    quantity: row.try_get(2)?,
-                    unit_price_minor: row.try_get(3)?,
-                    discount_minor: row.try_get(4)?,
-                });
+                let oi = *order_index.get(order_id).ok_or_else(|| {
+                    StoreError::Corrupt(format!("order line of unknown order {order_id}"))
+                })?;
+                let lines: &str = row.try_get(1)?;
+                let lines: Vec<LineRow> = serde_json::from_str(lines)
+                    .map_err(|e| StoreError::Corrupt(format!("lines of order {order_id}: {e}")))?;
+                orders[oi].lines = lines
+                    .into_iter()
+                    .map(
+                        |(item, quantity, unit_price_minor, discount_minor)| HistoryLine {
+                            item: item.and_then(|id| item_index.get(id.as_str()).copied()),
+                            quantity,
+                            unit_price_minor,
+                            discount_minor,
+                        },
+                    )
+                    .collect();
             }
         }
         orders.sort_by(|a, b| {
