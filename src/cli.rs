@@ -91,6 +91,8 @@ struct StatsArgs {
     /// End the windows on this day (YYYY-MM-DD) instead of the latest order.
     #[arg(long, value_name = "DATE")]
     as_of: Option<NaiveDate>,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
     #[arg(long)]
     json: bool,
 }
@@ -211,6 +213,24 @@ enum BenchCommand {
     /// The mining stress case: seeded synthetic baskets with a few hundred
     /// wholesale-sized ones, mined at a low threshold within the memory budget.
     Rules(BenchRulesArgs),
+    /// Whole `generate` runs on a stored store, repeated: median time per phase and
+    /// task, with the LLM calls and tokens of a run.
+    Generate(BenchGenerateArgs),
+}
+
+#[derive(Args, Debug)]
+struct BenchGenerateArgs {
+    #[arg(long)]
+    store: String,
+    #[arg(long, default_value_t = 5)]
+    runs: usize,
+    #[arg(long, value_name = "DATE")]
+    as_of: Option<NaiveDate>,
+    /// The run's seed (as `generate --seed`).
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -375,6 +395,7 @@ async fn dispatch(cli: Cli, settings: Settings) -> Result<ExitCode> {
         Command::Bench(BenchCommand::Graph(args)) => bench_graph(args, &settings),
         Command::Bench(BenchCommand::Embed(args)) => bench_embed(args, &settings).await,
         Command::Bench(BenchCommand::Rules(args)) => bench_rules(args, &settings),
+        Command::Bench(BenchCommand::Generate(args)) => bench_generate(args, settings).await,
     }
 }
 
@@ -591,6 +612,75 @@ async fn generate(args: GenerateArgs, settings: Settings) -> Result<ExitCode> {
             c.bundle_type,
             c.why.as_deref().unwrap_or("")
         );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn bench_generate(args: BenchGenerateArgs, settings: Settings) -> Result<ExitCode> {
+    use bundleforge::pipeline::{self, Deps, GenerateOptions};
+    use std::collections::BTreeMap;
+    let id = store_id(&args.store)?;
+    let db: Arc<dyn bundleforge::store::Store> =
+        Arc::from(store::open(&settings.database.url).await?);
+    let deps = Deps {
+        store: db,
+        embedder: load_embedder(&settings).await?,
+        llm: None,
+        settings: Arc::new(settings),
+    };
+    let options = GenerateOptions {
+        as_of: args.as_of,
+        seed: args.seed,
+        ..GenerateOptions::default()
+    };
+    let mut phases: BTreeMap<&'static str, Vec<f64>> = BTreeMap::new();
+    let mut first = None;
+    for run in 0..args.runs.max(1) {
+        let out = pipeline::generate(&deps, &id, &options).await?;
+        let t = &out.run.timings;
+        for (name, seconds) in [
+            ("load", t.load_seconds),
+            ("context", t.context_seconds),
+            ("candidates", t.candidates_seconds),
+            ("total", t.total_seconds),
+        ] {
+            phases.entry(name).or_default().push(seconds);
+        }
+        for task in &t.tasks {
+            phases
+                .entry(task.task)
+                .or_default()
+                .push((task.end_ms - task.start_ms) / 1000.0);
+        }
+        tracing::info!(run, seconds = t.total_seconds, "Run finished");
+        if first.is_none() {
+            first = Some(out.run);
+        }
+    }
+    let medians: BTreeMap<&str, f64> = phases.iter_mut().map(|(k, v)| (*k, median(v))).collect();
+    let run = first.context("no run")?;
+    let report = serde_json::json!({
+        "store": args.store,
+        "runs": args.runs,
+        "products": run.products,
+        "baskets": run.baskets,
+        "candidates": run.candidates,
+        "cells_with_candidates": run.cells.iter().filter(|c| c.candidates > 0).count(),
+        "llm_model": run.llm.model,
+        "llm_calls_first_run": run.llm.calls,
+        "llm_tokens_first_run": run.llm.prompt_tokens + run.llm.completion_tokens,
+        "median_seconds": medians,
+    });
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!(
+            "{}: {} products, {} baskets, {} candidates; median of {} runs:",
+            args.store, run.products, run.baskets, run.candidates, args.runs
+        );
+        for (k, v) in &medians {
+            println!("  {k:<18} {v:.3} s");
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
