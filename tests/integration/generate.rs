@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use crate::mock_llm::{MockLlm, Reply};
 use crate::support::{TestDb, repo_root};
 
-fn local_model() -> Arc<dyn Embedder> {
+pub fn local_model() -> Arc<dyn Embedder> {
     let paths = LocalModelPaths::resolve("", "");
     match LocalEmbedder::load(&paths, 0, 32) {
         Ok(m) => Arc::new(m),

@@ -71,4 +71,36 @@ async fn online_retail_ingest_matches_the_reference_counts() {
             .iter()
             .any(|a| a.field == "cost" && a.count == 3_803)
     );
+
+    // A whole run of phases 0-1 on it: the summary and at least 36 of 40 cells filled,
+    // each empty one with its reason.
+    let url = format!("sqlite://{}", db.dir.path().join("test.sqlite").display());
+    let deps = bundleforge::pipeline::Deps {
+        store: std::sync::Arc::new(bundleforge::store::SqliteStore::open(&url).await.unwrap()),
+        embedder: crate::generate::local_model(),
+        llm: None,
+        settings: std::sync::Arc::new(db.settings.clone()),
+    };
+    let out = bundleforge::pipeline::generate(
+        &deps,
+        &StoreId::parse("online-retail").unwrap(),
+        &bundleforge::pipeline::GenerateOptions::default(),
+    )
+    .await
+    .unwrap();
+    let run = &out.run;
+    assert_eq!(run.as_of, "2011-12-09");
+    assert_eq!(serde_json::to_value(run.tier).unwrap(), "large");
+    assert_eq!(
+        (run.weights.alpha, run.weights.beta, run.weights.gamma),
+        (0.2, 0.6, 0.2)
+    );
+    assert_eq!(run.cells.len(), 40);
+    let filled = run.cells.iter().filter(|c| c.candidates > 0).count();
+    assert!(filled >= 36, "{:#?}", run.cells);
+    assert!(
+        run.cells
+            .iter()
+            .all(|c| (c.candidates == 0) == c.why.is_some())
+    );
 }
