@@ -126,6 +126,13 @@ struct GenerateArgs {
     /// Only these objectives, comma-separated (e.g. cross_sell,increase_aov).
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
     objectives: Vec<bundleforge::domain::Objective>,
+    /// Publish at most N bundles (default optimize.max_bundles, 50).
+    #[arg(long, value_name = "N")]
+    max_bundles: Option<usize>,
+    /// Where the files go (bundles.json, bundles.csv, shopify.json, report.html);
+    /// default: a new folder under ./runs, never an earlier run's.
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
     /// Print one JSON document on stdout.
     #[arg(long)]
     json: bool,
@@ -578,10 +585,21 @@ async fn generate(args: GenerateArgs, settings: Settings) -> Result<ExitCode> {
         seed: args.seed,
         weights: args.weights,
         objectives: args.objectives,
+        max_bundles: args.max_bundles,
     };
     let out = pipeline::generate(&deps, &id, &options).await?;
+    let dir = match args.out {
+        Some(dir) => dir,
+        None => pipeline::output::new_run_dir(
+            std::path::Path::new("runs"),
+            id.as_str(),
+            &out.run.run_id,
+        )?,
+    };
+    let paths = pipeline::output::write_all(&dir, &out)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&out)?);
+        tracing::info!(dir = %dir.display(), "Wrote the run's files");
         return Ok(ExitCode::SUCCESS);
     }
     let r = &out.run;
@@ -612,6 +630,40 @@ async fn generate(args: GenerateArgs, settings: Settings) -> Result<ExitCode> {
             c.bundle_type,
             c.why.as_deref().unwrap_or("")
         );
+    }
+    let o = &r.optimize;
+    println!(
+        "{} bundles published ({} duplicates merged, rejected {:?}, {} on the Pareto front); copy: {} by the model, {} from templates; {} LLM calls, {} tokens (≈ ${:.4})",
+        r.bundles,
+        o.duplicates_merged,
+        o.rejected,
+        o.pareto_front,
+        out.bundles
+            .iter()
+            .filter(|b| b.copy.source == bundleforge::domain::TextSource::Llm)
+            .count(),
+        out.bundles
+            .iter()
+            .filter(|b| b.copy.source == bundleforge::domain::TextSource::Offline)
+            .count(),
+        r.llm.calls,
+        r.llm.prompt_tokens + r.llm.completion_tokens,
+        r.llm.estimated_cost_usd
+    );
+    for b in out.bundles.iter().take(5) {
+        println!(
+            "  {:<18} {:<9} {}  {} → {} ({:.0}% off)",
+            b.objective.as_str(),
+            b.bundle_type.as_str(),
+            b.copy.title,
+            bundleforge::domain::Money::new(b.list_price_minor, b.currency),
+            bundleforge::domain::Money::new(b.final_price_minor, b.currency),
+            b.discount_pct
+        );
+    }
+    println!("run {} written to:", r.run_id);
+    for p in &paths {
+        println!("  {}", p.display());
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -52,6 +52,48 @@ pub struct Settings {
     pub rules: RulesSettings,
     pub llm: LlmSettings,
     pub pipeline: PipelineSettings,
+    pub optimize: OptimizeSettings,
+}
+
+/// Phase 2 of `generate`: deduplication, the safety guard, the Pareto front, pricing.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OptimizeSettings {
+    pub max_bundles: usize,
+    pub near_duplicate_jaccard: f64,
+    pub max_per_product: usize,
+    pub max_per_objective: usize,
+    pub margin_floor_pct: f64,
+    pub increase_aov: [f64; 2],
+    pub clear_slow_movers: [f64; 2],
+    pub protect_margin: [f64; 2],
+    pub launch_new: [f64; 2],
+    pub seasonal: [f64; 2],
+    pub gift: [f64; 2],
+    pub cross_sell: [f64; 2],
+    pub replenish: [f64; 2],
+    pub conversion_prior: [f64; 2],
+    pub elasticity: f64,
+    pub bayesian_weight: f64,
+    pub price_ending: String,
+}
+
+impl OptimizeSettings {
+    /// The discount range of an objective, whole percent.
+    pub fn range(&self, o: crate::domain::Objective) -> (u32, u32) {
+        use crate::domain::Objective::*;
+        let r = match o {
+            IncreaseAov => self.increase_aov,
+            ClearSlowMovers => self.clear_slow_movers,
+            ProtectMargin => self.protect_margin,
+            LaunchNew => self.launch_new,
+            Seasonal => self.seasonal,
+            Gift => self.gift,
+            CrossSell => self.cross_sell,
+            Replenish => self.replenish,
+        };
+        (r[0].round() as u32, r[1].round() as u32)
+    }
 }
 
 /// Candidate generation (phase 1 of `generate`).
@@ -315,6 +357,57 @@ impl Settings {
             if !(price >= 0.0 && price.is_finite()) {
                 return Err(invalid(key, format!("{price} is not a price")));
             }
+        }
+        let o = &self.optimize;
+        for obj in crate::domain::Objective::ALL {
+            let r = match obj.as_str() {
+                "increase_aov" => o.increase_aov,
+                "clear_slow_movers" => o.clear_slow_movers,
+                "protect_margin" => o.protect_margin,
+                "launch_new" => o.launch_new,
+                "seasonal" => o.seasonal,
+                "gift" => o.gift,
+                "cross_sell" => o.cross_sell,
+                _ => o.replenish,
+            };
+            if !(0.0 <= r[0] && r[0] <= r[1] && r[1] <= 90.0) {
+                return Err(invalid(
+                    &format!("optimize.{obj}"),
+                    format!("{r:?} must be [min, max] with 0 <= min <= max <= 90"),
+                ));
+            }
+        }
+        if !(0.0..100.0).contains(&o.margin_floor_pct) {
+            return Err(invalid(
+                "optimize.margin_floor_pct",
+                "must be in [0, 100)".into(),
+            ));
+        }
+        if o.max_bundles == 0 || o.max_per_product == 0 || o.max_per_objective == 0 {
+            return Err(invalid(
+                "optimize.max_bundles",
+                "bundle counts must be at least 1".into(),
+            ));
+        }
+        if !(0.0..=1.0).contains(&o.near_duplicate_jaccard)
+            || !(0.0..=1.0).contains(&o.bayesian_weight)
+        {
+            return Err(invalid(
+                "optimize.near_duplicate_jaccard",
+                "near_duplicate_jaccard and bayesian_weight must be in [0, 1]".into(),
+            ));
+        }
+        if !(o.conversion_prior[0] > 0.0 && o.conversion_prior[1] > 0.0) {
+            return Err(invalid(
+                "optimize.conversion_prior",
+                "both Beta parameters must be above 0".into(),
+            ));
+        }
+        if !["none", "99"].contains(&o.price_ending.as_str()) {
+            return Err(invalid(
+                "optimize.price_ending",
+                format!("{:?} is not one of none, 99", o.price_ending),
+            ));
         }
         let p = &self.pipeline;
         if p.anchors_per_objective == 0 || p.partners_per_anchor == 0 || p.candidates_per_cell == 0

@@ -229,6 +229,12 @@ pub struct Bundle {
     pub objective: Objective,
     pub bundle_type: BundleType,
     pub products: Vec<BundleItem>,
+    /// Mix & match: how many of the group a shopper picks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pick: Option<u32>,
+    /// Volume breaks: the quantity tiers (the discount applies from the first).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tiers: Vec<u32>,
     pub currency: Currency,
     pub list_price_minor: i64,
     pub final_price_minor: i64,
@@ -237,6 +243,10 @@ pub struct Bundle {
     pub expected_margin_minor: i64,
     /// True when some product's cost was assumed (no cost in the data).
     pub cost_assumed: bool,
+    /// True when some product's inventory is not tracked (it passed the stock check,
+    /// as Shopify treats untracked items).
+    #[serde(default)]
+    pub inventory_untracked: bool,
     pub pareto_rank: u32,
     pub score: ScoreBreakdown,
     pub pricing: PricingDecision,

@@ -4,13 +4,19 @@
 //! 0. [`context`]: embeddings, similarity graph, co-purchase evidence, classification
 //!    and store statistics, all at once;
 //! 1. [`candidates`]: 8 objectives × 5 bundle types = 40 generators in parallel, each
-//!    draft scored α·llm + β·transactional + γ·business.
-//!
-//! Phases 2–4 (optimisation, pricing, copy, storage) follow in the next part.
+//!    draft scored α·llm + β·transactional + γ·business;
+//! 2. [`optimize`]: dedup, safety guard, Pareto front, the published choice, prices;
+//! 3. [`copy`]: copy and explanation, batched through the language model;
+//! 4. [`persist`]: the run and its bundles in one transaction ([`output`] writes the
+//!    files).
 
 pub mod candidates;
 mod clusters;
 pub mod context;
+pub mod copy;
+pub mod optimize;
+pub mod output;
+mod persist;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -19,7 +25,10 @@ use chrono::NaiveDate;
 use serde::Serialize;
 
 use crate::config::Settings;
-use crate::domain::{BundleType, Objective, ScoreBreakdown, StoreId, TextSource};
+use crate::domain::{
+    Bundle, BundleCopy, BundleItem, BundleType, Explanation, Objective, PricingDecision,
+    ScoreBreakdown, StoreId, TextSource,
+};
 use crate::embed::Embedder;
 use crate::llm::gateway::LlmReport;
 use crate::llm::provider::Llm;
@@ -65,6 +74,8 @@ pub struct GenerateOptions {
     pub weights: Option<[f64; 3]>,
     /// Only these objectives (all when empty).
     pub objectives: Vec<Objective>,
+    /// Publish at most this many bundles instead of `optimize.max_bundles`.
+    pub max_bundles: Option<usize>,
 }
 
 /// When a task of a phase ran, in milliseconds from the run's start.
@@ -81,6 +92,9 @@ pub struct PhaseTimings {
     pub load_seconds: f64,
     pub context_seconds: f64,
     pub candidates_seconds: f64,
+    pub optimize_seconds: f64,
+    pub copy_seconds: f64,
+    pub persist_seconds: f64,
     pub total_seconds: f64,
     pub tasks: Vec<TaskTiming>,
 }
@@ -88,7 +102,11 @@ pub struct PhaseTimings {
 /// The run summary (`run` in the JSON).
 #[derive(Debug, Clone, Serialize)]
 pub struct RunSummary {
+    pub run_id: String,
+    /// When the run finished (the wall clock; nothing else in a run reads it).
+    pub created_at: String,
     pub store_id: String,
+    pub locale: String,
     pub as_of: String,
     pub as_of_time: String,
     pub seed: u64,
@@ -107,6 +125,8 @@ pub struct RunSummary {
     pub timings: PhaseTimings,
     pub cells: Vec<CellSummary>,
     pub candidates: usize,
+    pub optimize: optimize::OptimizeReport,
+    pub bundles: usize,
     pub llm: LlmReport,
 }
 
@@ -153,6 +173,10 @@ pub struct CandidateOut {
 #[derive(Debug, Clone, Serialize)]
 pub struct GenerateOutput {
     pub run: RunSummary,
+    pub bundles: Vec<Bundle>,
+    /// Every scored candidate of phase 1 (for inspection and evaluation; not part of
+    /// the printed document).
+    #[serde(skip)]
     pub candidates: Vec<CandidateOut>,
 }
 
@@ -192,6 +216,7 @@ fn candidate_out(ctx: &Context, c: &candidates::Candidate) -> CandidateOut {
         llm_reason: c.draft.llm_reason.clone(),
     }
 }
+
 
 type CellResult = (Vec<candidates::Candidate>, CellSummary);
 
@@ -249,6 +274,7 @@ pub async fn generate(
     options: &GenerateOptions,
 ) -> Result<GenerateOutput, PipelineError> {
     let clock = Clock(Instant::now());
+    let started_at = chrono::Utc::now();
     let settings = deps.settings.clone();
     if let Some(w) = options.weights {
         crate::config::check_weights("--weights", w)
@@ -333,17 +359,93 @@ pub async fn generate(
         end_ms: clock.ms(),
     };
     let mut cell_summaries = Vec::with_capacity(results.len());
-    let mut out = Vec::new();
+    let mut all = Vec::new();
     for (found, summary) in results {
-        out.extend(found.iter().map(|c| candidate_out(&ctx, c)));
+        all.extend(found);
         cell_summaries.push(summary);
     }
-    let total = clock.ms();
+    let candidate_outs: Vec<CandidateOut> = all.iter().map(|c| candidate_out(&ctx, c)).collect();
+    let candidate_count = all.len();
+    let candidates_done = clock.ms();
+
+    // Phase 2: dedup, guard, Bayesian prices, Pareto front, the published choice; then
+    // the model's price advice for the chosen and their final prices.
+    let started = clock.ms();
+    let mut optimize_settings = settings.optimize.clone();
+    if let Some(n) = options.max_bundles {
+        optimize_settings.max_bundles = n.max(1);
+    }
+    let (offers, optimized) = optimize::optimize(&ctx, all, &optimize_settings);
+    let optimize_timing = TaskTiming {
+        phase: "optimize",
+        task: "dedup_guard_pareto",
+        start_ms: started,
+        end_ms: clock.ms(),
+    };
+    let started = clock.ms();
+    let ids: Vec<String> = offers
+        .iter()
+        .map(|o| copy::bundle_id(&ctx, o.candidate.objective, o))
+        .collect();
+    let docs: Vec<_> = offers
+        .iter()
+        .zip(&ids)
+        .map(|(o, id)| copy::bundle_doc(&ctx, id, o, None, None))
+        .collect();
+    let advice = ctx.gateway.advise_price(&docs).await?;
+    let prices: Vec<optimize::FinalPrice> = offers
+        .iter()
+        .zip(&advice)
+        .map(|(o, a)| optimize::final_price(o, Some(a), &optimize_settings))
+        .collect();
+    let pricing_timing = TaskTiming {
+        phase: "optimize",
+        task: "price_advice",
+        start_ms: started,
+        end_ms: clock.ms(),
+    };
+    let optimize_done = clock.ms();
+
+    // Phase 3: copy and explanation, batched.
+    let started = clock.ms();
+    let docs: Vec<_> = offers
+        .iter()
+        .zip(&ids)
+        .zip(&prices)
+        .map(|((o, id), p)| {
+            copy::bundle_doc(&ctx, id, o, Some(p.final_minor), Some(p.discount_pct))
+        })
+        .collect();
+    let locale = ctx.data.store.locale.clone();
+    let copies = ctx.gateway.write_copy(&docs, &locale).await?;
+    let copy_timing = TaskTiming {
+        phase: "copy",
+        task: "copy_and_explanation",
+        start_ms: started,
+        end_ms: clock.ms(),
+    };
+    let copy_done = clock.ms();
+    let bundles: Vec<Bundle> = offers
+        .iter()
+        .zip(ids)
+        .zip(prices)
+        .zip(copies)
+        .map(|(((o, id), p), c)| assemble(&ctx, o, id, p, c))
+        .collect();
+
     let mut tasks = ctx.timings.clone();
-    tasks.push(proposals_timing);
-    tasks.push(cells_timing);
-    let run = RunSummary {
+    tasks.extend([
+        proposals_timing,
+        cells_timing,
+        optimize_timing,
+        pricing_timing,
+        copy_timing,
+    ]);
+    let mut run = RunSummary {
+        run_id: String::new(),
+        created_at: String::new(),
         store_id: store_id.to_string(),
+        locale,
         as_of: ctx.as_of.date_naive().to_string(),
         as_of_time: ctx.as_of.to_rfc3339(),
         seed: options.seed,
@@ -362,16 +464,128 @@ pub async fn generate(
         timings: PhaseTimings {
             load_seconds,
             context_seconds: (context_done / 1000.0) - load_seconds,
-            candidates_seconds: (total - context_done) / 1000.0,
-            total_seconds: total / 1000.0,
+            candidates_seconds: (candidates_done - context_done) / 1000.0,
+            optimize_seconds: (optimize_done - candidates_done) / 1000.0,
+            copy_seconds: (copy_done - optimize_done) / 1000.0,
+            persist_seconds: 0.0,
+            total_seconds: 0.0,
             tasks,
         },
-        candidates: out.len(),
+        candidates: candidate_count,
         cells: cell_summaries,
+        optimize: optimized,
+        bundles: bundles.len(),
         llm: ctx.llm_report(),
     };
+
+    // Phase 4: the run and its bundles in one transaction.
+    let started = clock.ms();
+    let finished_at = chrono::Utc::now();
+    run.created_at = finished_at.to_rfc3339();
+    run.run_id = format!(
+        "run-{}-{}",
+        finished_at.format("%Y%m%dT%H%M%S%.3fZ"),
+        &crate::embed::content_hash(&format!(
+            "{store_id}{}{}",
+            options.seed,
+            finished_at.timestamp_nanos_opt().unwrap_or(0)
+        ))[..8]
+    );
+    persist::save(
+        deps.store.as_ref(),
+        &run,
+        &bundles,
+        &ctx,
+        options,
+        started_at,
+    )
+    .await?;
+    run.timings.persist_seconds = (clock.ms() - started) / 1000.0;
+    run.timings.tasks.push(TaskTiming {
+        phase: "persist",
+        task: "store",
+        start_ms: started,
+        end_ms: clock.ms(),
+    });
+    run.timings.total_seconds = clock.ms() / 1000.0;
     Ok(GenerateOutput {
         run,
-        candidates: out,
+        bundles,
+        candidates: candidate_outs,
     })
+}
+
+/// A published bundle from its offer, price and copy.
+fn assemble(
+    ctx: &Context,
+    o: &optimize::Offer,
+    id: String,
+    p: optimize::FinalPrice,
+    copy: crate::llm::gateway::Sourced<crate::llm::answer::Copy>,
+) -> Bundle {
+    let c = &o.candidate;
+    let currency = ctx.product(c.draft.products[0]).price.currency;
+    let products = c
+        .draft
+        .products
+        .iter()
+        .zip(&c.draft.quantities)
+        .map(|(&i, &q)| {
+            let prod = ctx.product(i);
+            BundleItem {
+                product_id: prod.variant_id.clone(),
+                sku: prod.sku.clone(),
+                title: prod.display_title(),
+                quantity: q,
+                unit_price_minor: prod.price.minor,
+            }
+        })
+        .collect();
+    let discount_pct = if o.list_minor > 0 {
+        ((o.list_minor - p.final_minor) as f64 / o.list_minor as f64 * 10_000.0).round() / 100.0
+    } else {
+        0.0
+    };
+    Bundle {
+        id,
+        objective: c.objective,
+        bundle_type: c.bundle_type,
+        products,
+        pick: c.draft.pick,
+        tiers: c.draft.tiers.clone(),
+        currency,
+        list_price_minor: o.list_minor,
+        final_price_minor: p.final_minor,
+        discount_pct,
+        expected_margin_minor: p.final_minor - o.cost_minor,
+        cost_assumed: o.cost_assumed,
+        inventory_untracked: o.inventory_untracked,
+        pareto_rank: o.pareto_rank,
+        score: c.score,
+        pricing: PricingDecision {
+            bayesian_pct: f64::from(o.bayesian_pct),
+            llm_pct: p.llm_pct,
+            reason: p.reason,
+        },
+        copy: BundleCopy {
+            title: copy.value.title,
+            description: copy.value.description,
+            badge: copy.value.badge,
+            source: copy.source,
+        },
+        explanation: Explanation {
+            text: copy.value.explanation,
+            rules: c
+                .rules
+                .iter()
+                .map(|r| serde_json::to_value(r).unwrap_or_default())
+                .collect(),
+            neighbours: c
+                .neighbours
+                .iter()
+                .map(|n| serde_json::to_value(n).unwrap_or_default())
+                .collect(),
+            source: copy.source,
+        },
+    }
 }

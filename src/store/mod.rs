@@ -122,6 +122,33 @@ pub trait Store: Send + Sync {
         prompt_version: &str,
         items: &[(String, Vec<String>)],
     ) -> Result<(), StoreError>;
+
+    /// Writes a finished run and its bundles in one transaction.
+    async fn save_run(&self, run: &RunRecord, bundles: &[BundleRecord]) -> Result<(), StoreError>;
+}
+
+/// A finished run as stored: JSON documents as text.
+#[derive(Debug, Clone)]
+pub struct RunRecord {
+    pub run_id: String,
+    pub store_id: String,
+    pub status: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    pub as_of: DateTime<Utc>,
+    pub config: String,
+    pub timings: String,
+    pub counts: String,
+}
+
+/// A published bundle as stored; `body` is its JSON document.
+#[derive(Debug, Clone)]
+pub struct BundleRecord {
+    pub bundle_id: String,
+    pub objective: String,
+    pub bundle_type: String,
+    pub score: f64,
+    pub body: String,
 }
 
 /// Opens the store a database URL names (SQLite now; PostgreSQL with the service).

@@ -586,6 +586,46 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn save_run(
+        &self,
+        run: &super::RunRecord,
+        bundles: &[super::BundleRecord],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO runs (run_id, store_id, status, started_at, finished_at, as_of, config, timings, counts) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&run.run_id)
+        .bind(&run.store_id)
+        .bind(&run.status)
+        .bind(run.started_at.timestamp())
+        .bind(run.finished_at.timestamp())
+        .bind(run.as_of.timestamp())
+        .bind(&run.config)
+        .bind(&run.timings)
+        .bind(&run.counts)
+        .execute(&mut *tx)
+        .await?;
+        for b in bundles {
+            sqlx::query(
+                "INSERT INTO bundles (run_id, bundle_id, store_id, objective, bundle_type, score, body) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&run.run_id)
+            .bind(&b.bundle_id)
+            .bind(&run.store_id)
+            .bind(&b.objective)
+            .bind(&b.bundle_type)
+            .bind(b.score)
+            .bind(&b.body)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     async fn cached_classifications(
         &self,
         model_id: &str,
@@ -646,6 +686,22 @@ impl Store for SqliteStore {
         .await?;
         tx.commit().await?;
         Ok(())
+    }
+}
+
+impl SqliteStore {
+    /// Runs of a store, newest first: (run id, status, bundles).
+    pub async fn runs(&self, store_id: &str) -> Result<Vec<(String, String, i64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT r.run_id, r.status, (SELECT COUNT(*) FROM bundles b WHERE b.run_id = r.run_id) \
+             FROM runs r WHERE r.store_id = ? ORDER BY r.started_at DESC, r.run_id DESC",
+        )
+        .bind(store_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+            .collect()
     }
 }
 

@@ -1,0 +1,383 @@
+//! Phase 2: from scored candidates to the bundles a run publishes. Deduplication
+//! ([`dedup`]), the safety guard ([`safety`]), a Bayesian price per candidate
+//! ([`pricing`]), the Pareto front over expected revenue, expected margin, clearance
+//! value, confidence and novelty ([`pareto`]), then the choice of `max_bundles` by front
+//! rank and score, spread over objectives and bundle types with at most
+//! `max_per_product` bundles per product and `max_per_objective` per objective. The
+//! chosen bundles get the model's price advice (batched) and their final price: the
+//! Bayesian discount blended with the advice, clamped to the objective's range and the
+//! margin floor.
+
+pub mod dedup;
+pub mod pareto;
+pub mod pricing;
+pub mod safety;
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::Serialize;
+
+use super::candidates::Candidate;
+use super::context::{Context, DataTag};
+use crate::config::OptimizeSettings;
+use crate::domain::{BundleType, TextSource};
+use crate::llm::answer::PriceAdvice;
+use crate::llm::gateway::Sourced;
+use pricing::Demand;
+use safety::Rejection;
+
+/// A candidate that passed the guard, with its economics at the Bayesian price.
+#[derive(Debug, Clone)]
+pub struct Offer {
+    pub candidate: Candidate,
+    /// Units of each product the bundle sells at its list price.
+    pub units: Vec<u32>,
+    pub list_minor: i64,
+    pub cost_minor: i64,
+    pub cost_assumed: bool,
+    pub inventory_untracked: bool,
+    /// The objective's range, whole percent.
+    pub range: (u32, u32),
+    /// The largest discount the margin floor allows (≥ range.0).
+    pub floor_max: u32,
+    pub demand: Demand,
+    pub bayesian_pct: u32,
+    /// Expected revenue, expected margin, clearance value, confidence, novelty.
+    pub objectives: Vec<f64>,
+    pub pareto_rank: u32,
+    pub crowding: f64,
+}
+
+/// What phase 2 did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct OptimizeReport {
+    pub candidates: usize,
+    pub duplicates_merged: usize,
+    pub rejected: BTreeMap<String, usize>,
+    pub priced: usize,
+    pub pareto_front: usize,
+    pub published: usize,
+    /// How much larger the store's discounted orders are than its full-price ones
+    /// (scales the price response; 1 without enough discounted orders).
+    pub discount_uplift: f64,
+}
+
+fn reject(report: &mut OptimizeReport, r: Rejection) {
+    let key = serde_json::to_value(r)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    *report.rejected.entry(key).or_default() += 1;
+}
+
+/// How much more the store's discounted orders hold than its full-price ones: the
+/// price response is scaled by it (clamped to 0.5–2) when at least 30 orders carry a
+/// discount.
+pub fn discount_uplift(ctx: &Context) -> f64 {
+    let (mut with, mut with_lines, mut without, mut without_lines) = (0u64, 0u64, 0u64, 0u64);
+    for o in ctx.data.orders.iter().filter(|o| o.created_at <= ctx.as_of) {
+        let lines = o.lines.len() as u64;
+        if o.lines.iter().any(|l| l.discount_minor > 0) {
+            with += 1;
+            with_lines += lines;
+        } else {
+            without += 1;
+            without_lines += lines;
+        }
+    }
+    if with < 30 || without == 0 || without_lines == 0 {
+        return 1.0;
+    }
+    let ratio = (with_lines as f64 / with as f64) / (without_lines as f64 / without as f64);
+    ratio.clamp(0.5, 2.0)
+}
+
+/// Units each product sells in the bundle (its largest tier for volume breaks).
+fn units(c: &Candidate) -> Vec<u32> {
+    match c.bundle_type {
+        BundleType::Volume => vec![c.draft.tiers.iter().copied().max().unwrap_or(2)],
+        _ => c.draft.quantities.clone(),
+    }
+}
+
+/// List price, cost and whether a cost was assumed, for the bundle as sold: mix & match
+/// as `pick` items at the group's mean price and cost.
+fn economics(ctx: &Context, c: &Candidate) -> (i64, i64, bool) {
+    let assumed = c
+        .draft
+        .products
+        .iter()
+        .any(|&i| ctx.signals[i as usize].cost_assumed);
+    if c.bundle_type == BundleType::MixMatch {
+        let n = c.draft.products.len().max(1) as i64;
+        let pick = i64::from(c.draft.pick.unwrap_or(2));
+        let price: i64 = c
+            .draft
+            .products
+            .iter()
+            .map(|&i| ctx.product(i).price.minor)
+            .sum();
+        let cost: i64 = c
+            .draft
+            .products
+            .iter()
+            .map(|&i| ctx.signals[i as usize].unit_cost_minor)
+            .sum();
+        return (
+            (price * pick + n - 1) / n,
+            (cost * pick + n - 1) / n,
+            assumed,
+        );
+    }
+    let mut list = 0;
+    let mut cost = 0;
+    for (&i, &q) in c.draft.products.iter().zip(&c.draft.quantities) {
+        list += ctx.product(i).price.minor * i64::from(q);
+        cost += ctx.signals[i as usize].unit_cost_minor * i64::from(q);
+    }
+    (list, cost, assumed)
+}
+
+/// The largest discount every way of buying the bundle allows under the floor: for mix
+/// & match each item on its own (a shopper may pick the thinnest margins), else the
+/// bundle as a whole.
+fn floor_max(ctx: &Context, c: &Candidate, list: i64, cost: i64, floor: f64) -> Option<u32> {
+    if c.bundle_type == BundleType::MixMatch {
+        c.draft
+            .products
+            .iter()
+            .map(|&i| {
+                pricing::max_discount_for_floor(
+                    ctx.product(i).price.minor,
+                    ctx.signals[i as usize].unit_cost_minor,
+                    floor,
+                )
+            })
+            .try_fold(u32::MAX, |m, d| d.map(|d| m.min(d)))
+    } else {
+        pricing::max_discount_for_floor(list, cost, floor)
+    }
+}
+
+/// Dedup, guard, Bayesian prices and Pareto ranks for every candidate; then the
+/// published selection (best first).
+pub fn optimize(
+    ctx: &Context,
+    candidates: Vec<Candidate>,
+    s: &OptimizeSettings,
+) -> (Vec<Offer>, OptimizeReport) {
+    let mut report = OptimizeReport {
+        candidates: candidates.len(),
+        discount_uplift: discount_uplift(ctx),
+        ..OptimizeReport::default()
+    };
+    let (kept, merged) = dedup::dedup(candidates, s.near_duplicate_jaccard);
+    report.duplicates_merged = merged;
+    let elasticity = s.elasticity * report.discount_uplift;
+
+    let mut offers: Vec<Offer> = Vec::new();
+    for c in kept {
+        let units = units(&c);
+        let stock = match safety::check_products(ctx, &c.draft.products, &units) {
+            Ok(s) => s,
+            Err(r) => {
+                reject(&mut report, r);
+                continue;
+            }
+        };
+        let (list, cost, cost_assumed) = economics(ctx, &c);
+        let range = s.range(c.objective);
+        let Some(floor_max) =
+            floor_max(ctx, &c, list, cost, s.margin_floor_pct).filter(|&m| m >= range.0)
+        else {
+            reject(&mut report, Rejection::MarginFloor);
+            continue;
+        };
+        let hi = range.1.min(floor_max);
+        // Trials: orders holding the anchor; successes: orders already holding the
+        // whole set (or, for one product, buying it again or in multiples).
+        let anchor = c.draft.products[0];
+        let trials = f64::from(ctx.item_count(anchor));
+        let successes = match (&c.co_purchase, c.draft.products.len()) {
+            (Some(cp), n) if n >= 2 => f64::from(cp.count),
+            _ => ctx.signals[anchor as usize].repeat_rate * trials,
+        };
+        let demand = Demand::new(s.conversion_prior, successes, trials, elasticity);
+        let bayesian_pct = pricing::bayesian_discount(&demand, list, cost, range.0, hi);
+        let price = pricing::price_at(list, bayesian_pct);
+        let take = demand.take_rate(f64::from(bayesian_pct));
+        let clearance_units: u32 = c
+            .draft
+            .products
+            .iter()
+            .zip(&units)
+            .filter(|&(&i, _)| {
+                let t = &ctx.signals[i as usize];
+                t.has(DataTag::SlowMover) || t.has(DataTag::Overstock)
+            })
+            .map(|(_, &u)| u)
+            .sum();
+        let novelty = match &c.co_purchase {
+            Some(cp) if c.draft.products.len() >= 2 => {
+                1.0 - f64::from(cp.count) / (f64::from(cp.count) + ctx.support_half)
+            }
+            _ => 0.0,
+        };
+        let objectives = vec![
+            take * price as f64,
+            take * (price - cost) as f64,
+            take * f64::from(clearance_units),
+            c.score.transactional,
+            novelty,
+        ];
+        offers.push(Offer {
+            candidate: c,
+            units,
+            list_minor: list,
+            cost_minor: cost,
+            cost_assumed,
+            inventory_untracked: stock.untracked,
+            range,
+            floor_max,
+            demand,
+            bayesian_pct,
+            objectives,
+            pareto_rank: 0,
+            crowding: 0.0,
+        });
+    }
+    report.priced = offers.len();
+    let points: Vec<Vec<f64>> = offers.iter().map(|o| o.objectives.clone()).collect();
+    let ranks = pareto::ranks(&points);
+    let crowding = pareto::crowding(&points, &ranks);
+    for (o, (r, c)) in offers.iter_mut().zip(ranks.into_iter().zip(crowding)) {
+        o.pareto_rank = r;
+        o.crowding = c;
+    }
+    report.pareto_front = offers.iter().filter(|o| o.pareto_rank == 1).count();
+    let selected = select(offers, s, &mut report);
+    report.published = selected.len();
+    (selected, report)
+}
+
+/// `max_bundles` offers by front rank, then score, then crowding: first the best of
+/// every objective × type cell (so the run spreads), then the rest in order; a product
+/// or objective at its cap is skipped.
+fn select(mut offers: Vec<Offer>, s: &OptimizeSettings, report: &mut OptimizeReport) -> Vec<Offer> {
+    offers.sort_by(|a, b| {
+        a.pareto_rank
+            .cmp(&b.pareto_rank)
+            .then(b.candidate.score.total.total_cmp(&a.candidate.score.total))
+            .then(b.crowding.total_cmp(&a.crowding))
+            .then_with(|| a.candidate.draft.products.cmp(&b.candidate.draft.products))
+    });
+    let mut per_product: HashMap<u32, usize> = HashMap::new();
+    let mut per_objective: HashMap<&'static str, usize> = HashMap::new();
+    let mut taken = vec![false; offers.len()];
+    let mut order: Vec<usize> = Vec::new();
+    let mut cells_seen = std::collections::HashSet::new();
+    for pass in 0..2 {
+        for (k, o) in offers.iter().enumerate() {
+            if order.len() >= s.max_bundles || taken[k] {
+                continue;
+            }
+            let c = &o.candidate;
+            let cell = (c.objective, c.bundle_type);
+            if pass == 0 && cells_seen.contains(&cell) {
+                continue;
+            }
+            if c.draft
+                .products
+                .iter()
+                .any(|p| per_product.get(p).copied().unwrap_or(0) >= s.max_per_product)
+            {
+                if pass == 1 {
+                    reject(report, Rejection::ProductCap);
+                }
+                continue;
+            }
+            if per_objective
+                .get(c.objective.as_str())
+                .copied()
+                .unwrap_or(0)
+                >= s.max_per_objective
+            {
+                if pass == 1 {
+                    reject(report, Rejection::ObjectiveCap);
+                }
+                continue;
+            }
+            cells_seen.insert(cell);
+            taken[k] = true;
+            order.push(k);
+            for &p in &c.draft.products {
+                *per_product.entry(p).or_default() += 1;
+            }
+            *per_objective.entry(c.objective.as_str()).or_default() += 1;
+        }
+    }
+    order.sort_unstable();
+    let mut slots: Vec<Option<Offer>> = offers.into_iter().map(Some).collect();
+    order.into_iter().filter_map(|k| slots[k].take()).collect()
+}
+
+/// The final price of an offer: the Bayesian discount blended with the model's
+/// suggestion (the middle of its range), clamped to the objective's range and the
+/// margin floor, with the reason.
+#[derive(Debug, Clone)]
+pub struct FinalPrice {
+    pub discount_pct: u32,
+    pub final_minor: i64,
+    pub llm_pct: Option<f64>,
+    pub reason: String,
+    pub source: TextSource,
+}
+
+pub fn final_price(
+    o: &Offer,
+    advice: Option<&Sourced<PriceAdvice>>,
+    s: &OptimizeSettings,
+) -> FinalPrice {
+    let bayes = f64::from(o.bayesian_pct);
+    let llm_pct = advice.map(|a| (f64::from(a.value.min_pct) + f64::from(a.value.max_pct)) / 2.0);
+    let blended = match llm_pct {
+        Some(l) => s.bayesian_weight * bayes + (1.0 - s.bayesian_weight) * l,
+        None => bayes,
+    };
+    let hi = o.range.1.min(o.floor_max);
+    let d = (blended.round() as u32).clamp(o.range.0, hi);
+    let mut final_minor = pricing::price_at(o.list_minor, d);
+    if s.price_ending == "99" {
+        final_minor = pricing::ninety_nine(final_minor, o.list_minor);
+    }
+    let source = advice.map_or(TextSource::Offline, |a| a.source);
+    let reason = format!(
+        "Bayesian optimum {bayes:.0}% (take rate {:.1}% at list, {:.1}% at {bayes:.0}%){}; \
+         chose {d}% within the objective's {}-{}% and the {:.0}% margin floor (at most {}%).",
+        o.demand.take_rate(0.0) * 100.0,
+        o.demand.take_rate(bayes) * 100.0,
+        match llm_pct {
+            Some(l) => format!(
+                ", suggested {l:.1}% ({}): {:.1} × {bayes:.0} + {:.1} × {l:.1} = {blended:.1}",
+                match source {
+                    TextSource::Llm => "model",
+                    TextSource::Offline => "offline",
+                },
+                s.bayesian_weight,
+                1.0 - s.bayesian_weight
+            ),
+            None => String::new(),
+        },
+        o.range.0,
+        o.range.1,
+        s.margin_floor_pct,
+        o.floor_max,
+    );
+    FinalPrice {
+        discount_pct: d,
+        final_minor,
+        llm_pct,
+        reason,
+        source,
+    }
+}

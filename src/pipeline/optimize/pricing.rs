@@ -1,0 +1,151 @@
+//! Bayesian expected-profit pricing. For a bundle at list price L with cost C, the
+//! chance a shopper who sees it takes it at discount d (percent) is modelled as
+//! `p(d) = σ(logit(p₀) + e·d)`, where p₀ is the posterior mean of a Beta(a, b) prior
+//! updated by the store's own orders (of the n orders holding the anchor, s hold the
+//! whole set) and e is the price response (per percent point), scaled by how much
+//! larger the store's discounted orders are than its full-price ones when it has
+//! enough of them. The discount maximising `p(d) × (L·(1 − d) − C)` on the whole-percent
+//! grid of the objective's range is the Bayesian choice; it is blended with the
+//! model's suggestion and clamped to the range and the margin floor.
+//!
+//! Money stays integer minor units: the final price is `⌈L × (100 − d) / 100⌉`, rounded
+//! *up* so rounding can never push it under the floor, and an optional .99 ending only
+//! ever raises it (never above the list price).
+
+/// The margin floor, as the largest whole-percent discount that keeps
+/// `(final − cost) / final ≥ floor`; `None` when even no discount does.
+pub fn max_discount_for_floor(list_minor: i64, cost_minor: i64, floor_pct: f64) -> Option<u32> {
+    if list_minor <= 0 {
+        return None;
+    }
+    let keep = 1.0 - floor_pct / 100.0;
+    // final ≥ cost / keep.
+    let min_final = cost_minor.max(0) as f64 / keep;
+    if (list_minor as f64) < min_final {
+        return None;
+    }
+    let mut d = ((1.0 - min_final / list_minor as f64) * 100.0)
+        .floor()
+        .max(0.0) as u32;
+    // Whole-percent steps round the price up, so d passes unless float error crept in.
+    while d > 0 && !keeps_floor(list_minor, cost_minor, d, floor_pct) {
+        d -= 1;
+    }
+    keeps_floor(list_minor, cost_minor, d, floor_pct).then_some(d)
+}
+
+/// The price at a whole-percent discount, rounded up to the minor unit.
+pub fn price_at(list_minor: i64, discount_pct: u32) -> i64 {
+    let num = i128::from(list_minor) * i128::from(100 - discount_pct.min(100));
+    ((num + 99) / 100) as i64
+}
+
+/// Whether the price at `d` keeps the margin floor.
+pub fn keeps_floor(list_minor: i64, cost_minor: i64, d: u32, floor_pct: f64) -> bool {
+    let final_minor = price_at(list_minor, d);
+    final_minor > 0
+        && (final_minor - cost_minor) as f64 >= floor_pct / 100.0 * final_minor as f64 - 1e-9
+}
+
+/// `.99` endings: the smallest price ≥ `minor` ending in 99 minor units, if it does
+/// not exceed `list_minor`; else `minor` unchanged.
+pub fn ninety_nine(minor: i64, list_minor: i64) -> i64 {
+    let up = minor + (99 - minor.rem_euclid(100)).rem_euclid(100);
+    if up <= list_minor { up } else { minor }
+}
+
+fn sigmoid(x: f64) -> f64 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+/// The demand model of one bundle.
+#[derive(Debug, Clone, Copy)]
+pub struct Demand {
+    /// Posterior mean take rate at no discount.
+    pub base: f64,
+    /// Logit change per percent point of discount.
+    pub elasticity: f64,
+}
+
+impl Demand {
+    /// Beta(a, b) prior updated with s successes in n trials.
+    pub fn new(prior: [f64; 2], successes: f64, trials: f64, elasticity: f64) -> Demand {
+        let s = successes.clamp(0.0, trials.max(0.0));
+        let base = (prior[0] + s) / (prior[0] + prior[1] + trials.max(0.0));
+        Demand {
+            base: base.clamp(1e-6, 1.0 - 1e-6),
+            elasticity,
+        }
+    }
+
+    pub fn take_rate(&self, discount_pct: f64) -> f64 {
+        let logit = (self.base / (1.0 - self.base)).ln();
+        sigmoid(logit + self.elasticity * discount_pct)
+    }
+}
+
+/// The Bayesian choice: the whole-percent discount in `lo..=hi` with the highest
+/// expected profit (the smaller discount on ties).
+pub fn bayesian_discount(
+    demand: &Demand,
+    list_minor: i64,
+    cost_minor: i64,
+    lo: u32,
+    hi: u32,
+) -> u32 {
+    let mut best = (f64::NEG_INFINITY, lo);
+    for d in lo..=hi.max(lo) {
+        let profit = demand.take_rate(f64::from(d)) * (price_at(list_minor, d) - cost_minor) as f64;
+        if profit > best.0 + 1e-9 {
+            best = (profit, d);
+        }
+    }
+    best.1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn prices_round_up_and_endings_only_raise() {
+        assert_eq!(price_at(1999, 10), 1800); // 1799.1 → 1800
+        assert_eq!(price_at(1000, 0), 1000);
+        assert_eq!(ninety_nine(1800, 1999), 1899);
+        assert_eq!(ninety_nine(1899, 1999), 1899);
+        assert_eq!(ninety_nine(1950, 1960), 1950, "never above the list price");
+    }
+
+    #[test]
+    fn a_bigger_discount_wins_only_where_demand_responds() {
+        let flat = Demand::new([2.0, 38.0], 0.0, 0.0, 0.0);
+        assert_eq!(bayesian_discount(&flat, 10_000, 5_000, 5, 20), 5);
+        let keen = Demand::new([2.0, 38.0], 0.0, 0.0, 0.2);
+        assert!(bayesian_discount(&keen, 10_000, 2_000, 5, 40) > 5);
+    }
+
+    proptest! {
+        #[test]
+        fn price_never_falls_below_margin_floor(
+            list in 1i64..10_000_000,
+            cost_share in 0.0f64..1.2,
+            floor in 0.0f64..60.0,
+        ) {
+            let cost = (list as f64 * cost_share) as i64;
+            if let Some(d) = max_discount_for_floor(list, cost, floor) {
+                let p = price_at(list, d);
+                prop_assert!((p - cost) as f64 >= floor / 100.0 * p as f64 - 1e-6);
+                let p99 = ninety_nine(p, list);
+                prop_assert!((p99 - cost) as f64 >= floor / 100.0 * p99 as f64 - 1e-6);
+                prop_assert!(p99 <= list);
+                // One percent more would break it (or it is the whole range).
+                if d < 100 && keeps_floor(list, cost, d + 1, floor) {
+                    prop_assert!(false, "d = {} is not the largest", d);
+                }
+            } else {
+                prop_assert!(!keeps_floor(list, cost, 0, floor));
+            }
+        }
+    }
+}

@@ -1,0 +1,431 @@
+//! The files of a run: `bundles.json` (the document `generate --json` prints),
+//! `bundles.csv`, `shopify.json` (fixed bundles as input for Shopify's bundle API;
+//! volume, BOGO, add-on and mix & match as discount definitions) and `report.html`, a
+//! self-contained page (no script, no external asset) with the bundles and their score
+//! breakdowns, a Pareto scatter plot, counts per objective and type, phase timings and
+//! the model's token use and cost. Every text from the merchant or a model is escaped.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+
+use super::GenerateOutput;
+use crate::domain::{Bundle, BundleType, Money};
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot write {path}: {source}")]
+pub struct OutputError {
+    pub path: PathBuf,
+    pub source: std::io::Error,
+}
+
+/// A new folder for a run's files under `parent`: `STORE-RUNID`, never one that exists.
+pub fn new_run_dir(parent: &Path, store: &str, run_id: &str) -> Result<PathBuf, OutputError> {
+    let err = |path: &Path, source| OutputError {
+        path: path.to_owned(),
+        source,
+    };
+    std::fs::create_dir_all(parent).map_err(|e| err(parent, e))?;
+    for n in 0..1000 {
+        let name = if n == 0 {
+            format!("{store}-{run_id}")
+        } else {
+            format!("{store}-{run_id}-{n}")
+        };
+        let dir = parent.join(name);
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(err(&dir, e)),
+        }
+    }
+    Err(err(
+        parent,
+        std::io::Error::other("no free run folder name"),
+    ))
+}
+
+/// Writes the four files into `dir` (created if missing) and returns their paths.
+pub fn write_all(dir: &Path, out: &GenerateOutput) -> Result<Vec<PathBuf>, OutputError> {
+    std::fs::create_dir_all(dir).map_err(|source| OutputError {
+        path: dir.to_owned(),
+        source,
+    })?;
+    let files = [
+        (
+            "bundles.json",
+            serde_json::to_string_pretty(out).unwrap_or_default(),
+        ),
+        ("bundles.csv", csv(&out.bundles)),
+        (
+            "shopify.json",
+            serde_json::to_string_pretty(&shopify(&out.bundles)).unwrap_or_default(),
+        ),
+        ("report.html", report(out)),
+    ];
+    let mut paths = Vec::new();
+    for (name, text) in files {
+        let path = dir.join(name);
+        std::fs::write(&path, text).map_err(|source| OutputError {
+            path: path.clone(),
+            source,
+        })?;
+        paths.push(path);
+    }
+    Ok(paths)
+}
+
+fn money(minor: i64, b: &Bundle) -> String {
+    Money::new(minor, b.currency).to_string()
+}
+
+/// One row per bundle.
+pub fn csv(bundles: &[Bundle]) -> String {
+    let mut w = ::csv::Writer::from_writer(Vec::new());
+    let _ = w.write_record([
+        "id",
+        "objective",
+        "bundle_type",
+        "product_ids",
+        "titles",
+        "quantities",
+        "currency",
+        "list_price_minor",
+        "final_price_minor",
+        "discount_pct",
+        "expected_margin_minor",
+        "cost_assumed",
+        "pareto_rank",
+        "score",
+        "copy_title",
+        "badge",
+        "copy_source",
+    ]);
+    for b in bundles {
+        let join = |f: &dyn Fn(&crate::domain::BundleItem) -> String| {
+            b.products.iter().map(f).collect::<Vec<_>>().join(";")
+        };
+        let _ = w.write_record([
+            b.id.clone(),
+            b.objective.as_str().to_owned(),
+            b.bundle_type.as_str().to_owned(),
+            join(&|p| p.product_id.clone()),
+            join(&|p| p.title.clone()),
+            join(&|p| p.quantity.to_string()),
+            b.currency.to_string(),
+            b.list_price_minor.to_string(),
+            b.final_price_minor.to_string(),
+            format!("{:.2}", b.discount_pct),
+            b.expected_margin_minor.to_string(),
+            b.cost_assumed.to_string(),
+            b.pareto_rank.to_string(),
+            format!("{:.4}", b.score.total),
+            b.copy.title.clone(),
+            b.copy.badge.clone(),
+            serde_json::to_value(b.copy.source)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default(),
+        ]);
+    }
+    w.into_inner()
+        .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+        .unwrap_or_default()
+}
+
+fn decimal(minor: i64, b: &Bundle) -> String {
+    let exp = b.currency.exponent();
+    if exp == 0 {
+        return minor.to_string();
+    }
+    let scale = 10i64.pow(exp);
+    format!(
+        "{}{}.{:0width$}",
+        if minor < 0 { "-" } else { "" },
+        (minor / scale).abs(),
+        (minor % scale).abs(),
+        width = exp as usize
+    )
+}
+
+/// Fixed bundles as bundle-product input (title, components by variant id and SKU,
+/// price); every other type as an automatic discount definition.
+pub fn shopify(bundles: &[Bundle]) -> Value {
+    let items = |b: &Bundle| -> Vec<Value> {
+        b.products
+            .iter()
+            .map(|p| json!({"variantId": p.product_id, "sku": p.sku, "quantity": p.quantity}))
+            .collect()
+    };
+    let mut fixed = Vec::new();
+    let mut discounts = Vec::new();
+    for b in bundles {
+        let pct = (b.discount_pct * 100.0).round() / 100.0;
+        match b.bundle_type {
+            BundleType::Fixed => fixed.push(json!({
+                "bundleId": b.id,
+                "title": b.copy.title,
+                "description": b.copy.description,
+                "components": items(b),
+                "price": {"amount": decimal(b.final_price_minor, b), "currencyCode": b.currency.to_string()},
+                "compareAtPrice": {"amount": decimal(b.list_price_minor, b), "currencyCode": b.currency.to_string()},
+            })),
+            BundleType::Volume => discounts.push(json!({
+                "bundleId": b.id,
+                "type": "volume",
+                "title": b.copy.title,
+                "items": items(b),
+                "tiers": b.tiers.iter().map(|&q| json!({"minimumQuantity": q, "percentage": pct})).collect::<Vec<_>>(),
+            })),
+            BundleType::Bogo | BundleType::Addon => {
+                // Buy the first product, get the rest (or a second of it) at a discount
+                // that gives the bundle's price.
+                let (buys, gets): (Vec<Value>, Vec<Value>) = if b.products.len() == 1 {
+                    (items(b), items(b))
+                } else {
+                    let all = items(b);
+                    (all[..1].to_vec(), all[1..].to_vec())
+                };
+                let gets_minor: i64 = if b.products.len() == 1 {
+                    b.products[0].unit_price_minor
+                } else {
+                    b.products[1..]
+                        .iter()
+                        .map(|p| p.unit_price_minor * i64::from(p.quantity))
+                        .sum()
+                };
+                let off = b.list_price_minor - b.final_price_minor;
+                let gets_pct = if gets_minor > 0 {
+                    (off as f64 / gets_minor as f64 * 10_000.0).round() / 100.0
+                } else {
+                    0.0
+                };
+                discounts.push(json!({
+                    "bundleId": b.id,
+                    "type": "buy_x_get_y",
+                    "title": b.copy.title,
+                    "customerBuys": {"items": buys, "quantity": 1},
+                    "customerGets": {"items": gets, "quantity": 1, "percentage": gets_pct.min(100.0)},
+                }))
+            }
+            BundleType::MixMatch => discounts.push(json!({
+                "bundleId": b.id,
+                "type": "mix_and_match",
+                "title": b.copy.title,
+                "items": items(b),
+                "minimumQuantity": b.pick.unwrap_or(2),
+                "percentage": pct,
+            })),
+        }
+    }
+    json!({"bundles": fixed, "discounts": discounts})
+}
+
+/// HTML-escapes merchant or model text.
+pub fn esc(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// The Pareto scatter: expected margin (x) against confidence (the transactional
+/// signal, y), front rank 1 filled.
+fn scatter(bundles: &[Bundle]) -> String {
+    let (w, h, pad) = (560.0, 320.0, 40.0);
+    let max_x = bundles
+        .iter()
+        .map(|b| b.expected_margin_minor as f64)
+        .fold(1.0, f64::max);
+    let mut svg = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" role=\"img\" aria-label=\"Pareto front\">\
+         <rect width=\"{w}\" height=\"{h}\" fill=\"#fafafa\" stroke=\"#ddd\"/>\
+         <text x=\"{}\" y=\"{}\" font-size=\"11\">expected margin →</text>\
+         <text x=\"6\" y=\"14\" font-size=\"11\">confidence ↑</text>",
+        w - 130.0,
+        h - 8.0
+    );
+    for b in bundles {
+        let x = pad + (b.expected_margin_minor.max(0) as f64 / max_x) * (w - 2.0 * pad);
+        let y = h - pad - b.score.transactional.clamp(0.0, 1.0) * (h - 2.0 * pad);
+        let fill = if b.pareto_rank == 1 {
+            "#1f6feb"
+        } else {
+            "#ffffff"
+        };
+        let _ = write!(
+            svg,
+            "<circle cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"5\" fill=\"{fill}\" stroke=\"#1f6feb\"><title>{} (rank {})</title></circle>",
+            esc(&b.copy.title),
+            b.pareto_rank
+        );
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
+fn bar(label: &str, value: f64, weight: f64) -> String {
+    format!(
+        "<div class=\"bar\"><span>{label} {value:.2} × {weight:.1}</span><i style=\"width:{:.0}%\"></i></div>",
+        (value.clamp(0.0, 1.0) * 100.0)
+    )
+}
+
+/// The self-contained HTML report of a run.
+pub fn report(out: &GenerateOutput) -> String {
+    let r = &out.run;
+    let mut html = String::new();
+    let _ = write!(
+        html,
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>bundleforge run {}</title>\
+         <style>body{{font:14px system-ui,sans-serif;margin:24px;color:#222;max-width:1100px}}\
+         table{{border-collapse:collapse;margin:8px 0 20px}}td,th{{border:1px solid #ddd;padding:4px 8px;text-align:left}}\
+         .bundle{{border:1px solid #ddd;border-radius:8px;padding:12px;margin:12px 0}}\
+         .badge{{background:#1f6feb;color:#fff;border-radius:4px;padding:1px 6px;font-size:12px}}\
+         .bar{{position:relative;background:#eee;height:16px;margin:2px 0;width:320px}}\
+         .bar i{{position:absolute;left:0;top:0;bottom:0;background:#9ec5fe}}\
+         .bar span{{position:relative;font-size:11px;padding-left:4px}}.src{{color:#666;font-size:12px}}</style></head><body>",
+        esc(&r.run_id)
+    );
+    let _ = write!(
+        html,
+        "<h1>Bundles for {}</h1><p>Run <code>{}</code>, as of {}, {} orders in the last window: \
+         <b>{:?}</b> tier, weights α={} β={} γ={}. {} candidates → {} bundles.</p>",
+        esc(&r.store_id),
+        esc(&r.run_id),
+        esc(&r.as_of),
+        r.orders_in_window,
+        r.tier,
+        r.weights.alpha,
+        r.weights.beta,
+        r.weights.gamma,
+        r.candidates,
+        r.bundles
+    );
+    html.push_str("<h2>Pareto front</h2>");
+    html.push_str(&scatter(&out.bundles));
+
+    // Counts per objective and type.
+    let mut counts: BTreeMap<(&str, &str), usize> = BTreeMap::new();
+    for b in &out.bundles {
+        *counts
+            .entry((b.objective.as_str(), b.bundle_type.as_str()))
+            .or_default() += 1;
+    }
+    html.push_str("<h2>Bundles per objective and type</h2><table><tr><th>objective</th>");
+    for t in BundleType::ALL {
+        let _ = write!(html, "<th>{}</th>", t.as_str());
+    }
+    html.push_str("</tr>");
+    for o in crate::domain::Objective::ALL {
+        let _ = write!(html, "<tr><td>{}</td>", o.as_str());
+        for t in BundleType::ALL {
+            let _ = write!(
+                html,
+                "<td>{}</td>",
+                counts.get(&(o.as_str(), t.as_str())).copied().unwrap_or(0)
+            );
+        }
+        html.push_str("</tr>");
+    }
+    html.push_str("</table>");
+
+    let t = &r.timings;
+    let _ = write!(
+        html,
+        "<h2>Phase timings</h2><table><tr><th>load</th><th>context</th><th>candidates</th><th>optimize</th>\
+         <th>copy</th><th>persist</th><th>total</th></tr><tr><td>{:.3} s</td><td>{:.3} s</td><td>{:.3} s</td>\
+         <td>{:.3} s</td><td>{:.3} s</td><td>{:.3} s</td><td>{:.3} s</td></tr></table>",
+        t.load_seconds,
+        t.context_seconds,
+        t.candidates_seconds,
+        t.optimize_seconds,
+        t.copy_seconds,
+        t.persist_seconds,
+        t.total_seconds
+    );
+    let l = &r.llm;
+    let _ = write!(
+        html,
+        "<h2>Language model</h2><p>{}: {} calls, {} prompt + {} completion tokens, estimated cost ${:.4}{}.</p>",
+        esc(&l.model),
+        l.calls,
+        l.prompt_tokens,
+        l.completion_tokens,
+        l.estimated_cost_usd,
+        if l.breaker_open {
+            " (the endpoint failed repeatedly: the rest of the run was offline)"
+        } else {
+            ""
+        }
+    );
+
+    html.push_str("<h2>Bundles</h2>");
+    for b in &out.bundles {
+        let products: Vec<String> = b
+            .products
+            .iter()
+            .map(|p| {
+                format!(
+                    "<li>{} × {} <span class=\"src\">{} · {}</span></li>",
+                    p.quantity,
+                    esc(&p.title),
+                    esc(&p.product_id),
+                    esc(&Money::new(p.unit_price_minor, b.currency).to_string())
+                )
+            })
+            .collect();
+        let _ = write!(
+            html,
+            "<div class=\"bundle\" data-bundle-id=\"{}\"><h3>{} <span class=\"badge\">{}</span></h3>\
+             <p class=\"src\">{} · {} · Pareto rank {} · copy: {}</p><p>{}</p><ul>{}</ul>\
+             <p><s>{}</s> <b>{}</b> ({:.2}% off; expected margin {}{})</p>{}{}{}\
+             <p><i>{}</i></p><p class=\"src\">Pricing: {}</p></div>",
+            esc(&b.id),
+            esc(&b.copy.title),
+            esc(&b.copy.badge),
+            b.objective.as_str(),
+            b.bundle_type.as_str(),
+            b.pareto_rank,
+            if b.copy.source == crate::domain::TextSource::Llm {
+                "model"
+            } else {
+                "offline template"
+            },
+            esc(&b.copy.description),
+            products.join(""),
+            esc(&money(b.list_price_minor, b)),
+            esc(&money(b.final_price_minor, b)),
+            b.discount_pct,
+            esc(&money(b.expected_margin_minor, b)),
+            if b.cost_assumed { ", cost assumed" } else { "" },
+            bar("llm", b.score.llm, b.score.alpha),
+            bar("transactional", b.score.transactional, b.score.beta),
+            bar("business", b.score.business, b.score.gamma),
+            esc(&b.explanation.text),
+            esc(&b.pricing.reason),
+        );
+    }
+    html.push_str("</body></html>\n");
+    html
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_is_escaped() {
+        assert_eq!(esc("<script>&\"'"), "&lt;script&gt;&amp;&quot;&#39;");
+    }
+}
