@@ -60,6 +60,16 @@ pub trait Llm: Send + Sync {
 
     /// Appeal 0–10 per bundle.
     async fn rate_appeal(&self, bundles: &[BundleDoc]) -> Result<Answer<Appeal>, TaskError>;
+
+    /// Calls, retries and tokens so far, per task (empty for providers without any).
+    fn usage(&self) -> std::collections::HashMap<&'static str, super::client::Usage> {
+        std::collections::HashMap::new()
+    }
+
+    /// Whether the endpoint's breaker has opened (the rest of the run is offline).
+    fn breaker_open(&self) -> bool {
+        false
+    }
 }
 
 /// The tasks over an OpenAI-compatible chat endpoint.
@@ -113,6 +123,14 @@ fn id_field(ids: &[&str]) -> Value {
 impl Llm for OpenAiLlm {
     fn model_id(&self) -> String {
         format!("openai:{}", self.model)
+    }
+
+    fn usage(&self) -> std::collections::HashMap<&'static str, super::client::Usage> {
+        self.client.usage()
+    }
+
+    fn breaker_open(&self) -> bool {
+        self.client.breaker_open()
     }
 
     async fn classify(&self, products: &[ProductDoc]) -> Result<Answer<Classified>, TaskError> {

@@ -217,7 +217,6 @@ fn candidate_out(ctx: &Context, c: &candidates::Candidate) -> CandidateOut {
     }
 }
 
-
 type CellResult = (Vec<candidates::Candidate>, CellSummary);
 
 /// Runs the 40 generators on every core; results come back in cell order.

@@ -11,6 +11,7 @@ mod llm_client;
 mod llm_gateway;
 mod mock_llm;
 mod online_retail;
+mod publish;
 mod real_llm;
 mod rules;
 mod shapes;
