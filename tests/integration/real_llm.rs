@@ -133,3 +133,94 @@ async fn every_prompt_answers_valid_json_through_a_real_model() {
         usage.calls, usage.retries, usage.repairs, usage.prompt_tokens, usage.completion_tokens
     );
 }
+
+/// A whole `generate` on the small fixture store against the real model: it completes,
+/// every product in every bundle is the store's, and every bundle has copy (the
+/// model's where it answered validly, else the template, labelled).
+#[tokio::test]
+#[ignore = "needs a model endpoint: run scripts/test --llm"]
+async fn a_whole_generate_runs_against_a_real_model() {
+    use std::sync::Arc;
+
+    use bundleforge::domain::{StoreId, TextSource};
+    use bundleforge::ingest::IngestFiles;
+    use bundleforge::pipeline::{self, Deps, GenerateOptions};
+    use bundleforge::store::{SqliteStore, Store};
+
+    let Ok(url) = std::env::var("BUNDLEFORGE_TEST_LLM_URL") else {
+        panic!("BUNDLEFORGE_TEST_LLM_URL is not set: run scripts/test --llm");
+    };
+    let db = crate::support::TestDb::new().await;
+    let dir = crate::support::repo_root().join("fixtures/stores/small");
+    db.ingest_ok(
+        "small",
+        IngestFiles {
+            catalog: Some(dir.join("products.csv")),
+            orders: Some(dir.join("orders.csv")),
+            ..Default::default()
+        },
+    )
+    .await;
+    let mut settings = bundleforge::config::Settings::defaults().unwrap();
+    settings.llm.provider = "openai".into();
+    settings.llm.base_url = url;
+    settings.llm.json_mode =
+        std::env::var("BUNDLEFORGE_TEST_LLM_JSON_MODE").unwrap_or("schema".into());
+    settings.llm.max_tokens = 1024;
+    settings.llm.timeout_seconds = 300.0;
+    settings.llm.concurrency = 1;
+    settings.llm.usd_per_million_prompt_tokens = 0.0;
+    settings.llm.usd_per_million_completion_tokens = 0.0;
+    // A 135M model on one thread: a few bundles keep the run to minutes.
+    settings.optimize.max_bundles = 6;
+    let db_url = format!("sqlite://{}", db.dir.path().join("test.sqlite").display());
+    let deps = Deps {
+        store: Arc::new(SqliteStore::open(&db_url).await.unwrap()),
+        embedder: crate::generate::local_model(),
+        llm: None,
+        settings: Arc::new(settings),
+    };
+    let started = Instant::now();
+    let out = pipeline::generate(
+        &deps,
+        &StoreId::parse("small").unwrap(),
+        &GenerateOptions::default(),
+    )
+    .await
+    .expect("generate");
+    let data = deps
+        .store
+        .load(&StoreId::parse("small").unwrap())
+        .await
+        .unwrap();
+    assert!(!out.bundles.is_empty());
+    for b in &out.bundles {
+        for p in &b.products {
+            assert!(data.products.iter().any(|x| x.variant_id == p.product_id));
+        }
+        assert!(!b.copy.title.is_empty() && !b.explanation.text.is_empty());
+    }
+    let by_model = out
+        .bundles
+        .iter()
+        .filter(|b| b.copy.source == TextSource::Llm)
+        .count();
+    let l = &out.run.llm;
+    println!(
+        "generate against {}: {} bundles ({} with the model's copy) in {:.1} s; {} calls, {} retries, {} + {} tokens",
+        l.model,
+        out.bundles.len(),
+        by_model,
+        started.elapsed().as_secs_f64(),
+        l.calls,
+        l.retries,
+        l.prompt_tokens,
+        l.completion_tokens
+    );
+    for (task, r) in &l.tasks {
+        println!(
+            "  {task}: {} calls, {} fallback batches, {} fallback items, dropped {:?}",
+            r.usage.calls, r.stats.fallback_batches, r.stats.fallback_items, r.stats.dropped
+        );
+    }
+}
