@@ -294,7 +294,7 @@ pub fn report(out: &GenerateOutput) -> String {
          .badge{{background:#1f6feb;color:#fff;border-radius:4px;padding:1px 6px;font-size:12px}}\
          .bar{{position:relative;background:#eee;height:16px;margin:2px 0;width:320px}}\
          .bar i{{position:absolute;left:0;top:0;bottom:0;background:#9ec5fe}}\
-         .bar span{{position:relative;font-size:11px;padding-left:4px}}.src{{color:#666;font-size:12px}}</style></head><body>",
+         .bar span{{position:relative;z-index:1;font-size:11px;padding-left:4px}}.src{{color:#666;font-size:12px}}</style></head><body>",
         esc(&r.run_id)
     );
     let _ = write!(

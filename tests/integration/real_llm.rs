@@ -171,7 +171,15 @@ async fn a_whole_generate_runs_against_a_real_model() {
     settings.llm.concurrency = 1;
     settings.llm.usd_per_million_prompt_tokens = 0.0;
     settings.llm.usd_per_million_completion_tokens = 0.0;
-    // A 135M model on one thread: a few bundles keep the run to minutes.
+    // The server's context is 4,096 tokens: small batches keep every prompt and its
+    // answer inside it. A 135M model on one thread: a few bundles keep the run short.
+    settings.llm.classify_batch = 10;
+    settings.llm.price_batch = 3;
+    settings.llm.copy_batch = 3;
+    settings.llm.breaker_failures = 1000;
+    settings.pipeline.llm_anchors = 4;
+    settings.pipeline.llm_candidates = 12;
+    settings.pipeline.llm_bundles = 4;
     settings.optimize.max_bundles = 6;
     let db_url = format!("sqlite://{}", db.dir.path().join("test.sqlite").display());
     let deps = Deps {
@@ -217,6 +225,8 @@ async fn a_whole_generate_runs_against_a_real_model() {
         l.prompt_tokens,
         l.completion_tokens
     );
+    // Most calls must have been answered, not failed.
+    assert!(l.failures * 2 < l.calls, "{l:#?}");
     for (task, r) in &l.tasks {
         println!(
             "  {task}: {} calls, {} fallback batches, {} fallback items, dropped {:?}",
