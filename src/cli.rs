@@ -51,8 +51,12 @@ enum Command {
     /// Classify a store's products into objectives through the configured language
     /// model (or the offline provider) and the classification cache.
     Classify(ClassifyArgs),
-    /// Generate bundle candidates for a store: context, then 40 generators, scored.
+    /// Generate a store's bundles: context, 40 generators, optimisation and pricing,
+    /// copy, storage; writes bundles.json, bundles.csv, shopify.json and report.html.
     Generate(GenerateArgs),
+    /// Bundle quality on a temporal holdout: generate on the orders up to a cutoff (in
+    /// a scratch store) and score against the orders after it, beside baselines.
+    Eval(EvalArgs),
     /// Frequent itemsets and association rules (FP-Growth) of a baskets file or a
     /// store's orders. Exact by default: no length limit, no basket cap.
     Rules(RulesArgs),
@@ -134,6 +138,33 @@ struct GenerateArgs {
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
     /// Print one JSON document on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
+struct EvalArgs {
+    #[arg(long)]
+    store: String,
+    /// Train on orders dated on or before this day; score against the rest.
+    #[arg(long, value_name = "DATE")]
+    cutoff: NaiveDate,
+    /// Only the last N training orders (a small shop).
+    #[arg(long, value_name = "N")]
+    max_orders: Option<usize>,
+    /// Only these objectives, comma-separated.
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    objectives: Vec<bundleforge::domain::Objective>,
+    #[arg(long, value_name = "N")]
+    max_bundles: Option<usize>,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Pairs in each top-K baseline.
+    #[arg(long, default_value_t = 50)]
+    k: usize,
+    /// Where the run's files and eval.json go (default: a new folder under ./runs).
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
     #[arg(long)]
     json: bool,
 }
@@ -395,6 +426,7 @@ async fn dispatch(cli: Cli, settings: Settings) -> Result<ExitCode> {
         Command::Similar(args) => similar(args, &settings).await,
         Command::Classify(args) => classify(args, &settings).await,
         Command::Generate(args) => generate(args, settings).await,
+        Command::Eval(args) => eval(args, settings).await,
         Command::Rules(args) => rules(args, &settings).await,
         Command::Fixtures(args) => fixtures(args),
         Command::Bench(BenchCommand::Ingest(args)) => bench_ingest(args, &settings).await,
@@ -564,6 +596,53 @@ async fn similar(args: SimilarArgs, settings: &Settings) -> Result<ExitCode> {
     println!("{}  {}", out.product.product_id, out.product.title);
     for n in &out.neighbours {
         println!("  {:.3}  {}  {}", n.score, n.product_id, n.title);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn eval(args: EvalArgs, settings: Settings) -> Result<ExitCode> {
+    use bundleforge::eval::{self, EvalOptions};
+    use bundleforge::pipeline::{self, Deps};
+    let id = store_id(&args.store)?;
+    let db: Arc<dyn bundleforge::store::Store> =
+        Arc::from(store::open(&settings.database.url).await?);
+    let deps = Deps {
+        store: db,
+        embedder: load_embedder(&settings).await?,
+        llm: None,
+        settings: Arc::new(settings),
+    };
+    let options = EvalOptions {
+        cutoff: args.cutoff,
+        max_orders: args.max_orders,
+        objectives: args.objectives,
+        max_bundles: args.max_bundles,
+        seed: args.seed,
+        k: args.k.max(1),
+    };
+    let (report, out) = eval::evaluate(&deps, &id, &options).await?;
+    let dir = match args.out {
+        Some(dir) => dir,
+        None => pipeline::output::new_run_dir(
+            std::path::Path::new("runs"),
+            &format!("{}-eval", id.as_str()),
+            &out.run.run_id,
+        )?,
+    };
+    let mut paths =
+        pipeline::output::write_all_with(&dir, &out, Some(&eval::html_section(&report)))?;
+    let eval_path = dir.join("eval.json");
+    std::fs::write(&eval_path, serde_json::to_string_pretty(&report)?)
+        .with_context(|| format!("cannot write {}", eval_path.display()))?;
+    paths.push(eval_path);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    print!("{}", eval::table(&report));
+    println!("written to:");
+    for p in &paths {
+        println!("  {}", p.display());
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -21,6 +21,7 @@
 //! - [`stats`]: order volume, weight tier, velocity, stock cover, assumptions.
 //! - [`config`]: layered settings, validated once.
 //! - [`pipeline`]: `generate`, one run for one store, phase by phase.
+//! - [`eval`]: bundle quality on a temporal holdout, beside baselines.
 //! - [`app`]: the use cases the CLI (and later the service) call.
 //! - [`fixtures`]: seeded synthetic stores for tests, benches and demos.
 
@@ -28,6 +29,7 @@ pub mod app;
 pub mod config;
 pub mod domain;
 pub mod embed;
+pub mod eval;
 pub mod fixtures;
 pub mod index;
 pub mod ingest;

@@ -374,6 +374,12 @@ pub async fn generate(
     if let Some(n) = options.max_bundles {
         optimize_settings.max_bundles = n.max(1);
     }
+    // A run over fewer objectives may fill its bundles from them.
+    optimize_settings.max_per_objective = optimize_settings.max_per_objective.max(
+        optimize_settings
+            .max_bundles
+            .div_ceil(objectives.len().max(1)),
+    );
     let (offers, optimized) = optimize::optimize(&ctx, all, &optimize_settings);
     let optimize_timing = TaskTiming {
         phase: "optimize",

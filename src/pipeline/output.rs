@@ -49,6 +49,15 @@ pub fn new_run_dir(parent: &Path, store: &str, run_id: &str) -> Result<PathBuf, 
 
 /// Writes the four files into `dir` (created if missing) and returns their paths.
 pub fn write_all(dir: &Path, out: &GenerateOutput) -> Result<Vec<PathBuf>, OutputError> {
+    write_all_with(dir, out, None)
+}
+
+/// As [`write_all`], with an extra section (already escaped HTML) at the report's end.
+pub fn write_all_with(
+    dir: &Path,
+    out: &GenerateOutput,
+    extra_html: Option<&str>,
+) -> Result<Vec<PathBuf>, OutputError> {
     std::fs::create_dir_all(dir).map_err(|source| OutputError {
         path: dir.to_owned(),
         source,
@@ -63,7 +72,13 @@ pub fn write_all(dir: &Path, out: &GenerateOutput) -> Result<Vec<PathBuf>, Outpu
             "shopify.json",
             serde_json::to_string_pretty(&shopify(&out.bundles)).unwrap_or_default(),
         ),
-        ("report.html", report(out)),
+        ("report.html", {
+            let mut html = report(out);
+            if let Some(extra) = extra_html {
+                html = html.replacen("</body>", &format!("{extra}</body>"), 1);
+            }
+            html
+        }),
     ];
     let mut paths = Vec::new();
     for (name, text) in files {

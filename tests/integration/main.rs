@@ -4,6 +4,7 @@
 mod bad_input;
 mod cli;
 mod embed;
+mod eval;
 mod fixtures;
 mod generate;
 mod idempotent;

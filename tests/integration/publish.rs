@@ -222,6 +222,10 @@ proptest! {
 }
 
 /// The small fixture store in a fresh database, and the ports of a run over it.
+pub async fn small_store() -> (TestDb, Deps) {
+    small(None).await
+}
+
 async fn small(extra_catalog: Option<&str>) -> (TestDb, Deps) {
     let db = TestDb::new().await;
     let dir = repo_root().join("fixtures/stores/small");

@@ -145,7 +145,7 @@ async fn a_whole_generate_runs_against_a_real_model() {
     use bundleforge::domain::{StoreId, TextSource};
     use bundleforge::ingest::IngestFiles;
     use bundleforge::pipeline::{self, Deps, GenerateOptions};
-    use bundleforge::store::{SqliteStore, Store};
+    use bundleforge::store::SqliteStore;
 
     let Ok(url) = std::env::var("BUNDLEFORGE_TEST_LLM_URL") else {
         panic!("BUNDLEFORGE_TEST_LLM_URL is not set: run scripts/test --llm");

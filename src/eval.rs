@@ -1,0 +1,673 @@
+//! Bundle quality on orders the engine has not seen: a temporal holdout. The store's
+//! orders dated on or before the cutoff are copied into a scratch store (the last N of
+//! them with `max_orders`, a small shop); `generate` runs there exactly as a merchant's
+//! run would; the bundles are scored against the orders after the cutoff, beside
+//! baselines computed by the same code from the same training orders.
+//!
+//! Definitions (only bundles with two or more distinct products count):
+//! - a bundle **hits** when all its products appear together in at least one held-out
+//!   order;
+//! - it **strongly hits** when they do in at least two held-out orders and its held-out
+//!   lift is at least 2, where lift = c · N^(k−1) / ∏ nᵢ (c held-out orders with all k
+//!   products, N held-out orders, nᵢ held-out orders with product i; 0 when some nᵢ is
+//!   0);
+//! - also: the median held-out lift and the distinct products covered.
+//!
+//! Baselines: random product sets of our sets' sizes (seeded, 2,000 of them), the top-K
+//! pairs by co-purchase count ("frequently bought together"), and the top-K pairs by
+//! lift among pairs bought together at least 5 times.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+use chrono::{DateTime, NaiveDate, NaiveTime, TimeZone, Utc};
+use serde::Serialize;
+
+use crate::domain::{self, Objective, Order, OrderLine, ProductRef, StoreId};
+use crate::ingest::IngestBatch;
+use crate::pipeline::{self, Deps, GenerateOptions, GenerateOutput};
+use crate::rules::{Baskets, count_pairs};
+use crate::store::{SqliteStore, Store, StoreData, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum EvalError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Pipeline(#[from] pipeline::PipelineError),
+    #[error(transparent)]
+    Embed(#[from] crate::embed::EmbedError),
+    #[error("cannot make a scratch store: {0}")]
+    Scratch(std::io::Error),
+    #[error("{0}")]
+    Data(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct EvalOptions {
+    pub cutoff: NaiveDate,
+    pub max_orders: Option<usize>,
+    pub objectives: Vec<Objective>,
+    pub max_bundles: Option<usize>,
+    pub seed: u64,
+    /// Pairs in each top-K baseline.
+    pub k: usize,
+}
+
+/// One row of the report.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Scores {
+    /// Sets of two or more distinct products that were scored.
+    pub bundles: usize,
+    pub hit: f64,
+    pub strong_hit: f64,
+    pub median_lift: f64,
+    /// Distinct products in the scored sets.
+    pub products: usize,
+}
+
+/// A bootstrap 90 % interval.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+pub struct Interval {
+    pub low: f64,
+    pub high: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Ours {
+    #[serde(flatten)]
+    pub scores: Scores,
+    pub hit_ci90: Interval,
+    pub strong_hit_ci90: Interval,
+    pub median_lift_ci90: Interval,
+    pub by_objective: BTreeMap<String, Scores>,
+    pub by_type: BTreeMap<String, Scores>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Baselines {
+    pub random: Scores,
+    pub top_count_pairs: Scores,
+    pub top_lift_pairs: Scores,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EvalReport {
+    pub store_id: String,
+    pub cutoff: String,
+    pub train_orders: usize,
+    pub heldout_orders: usize,
+    pub k: usize,
+    pub seed: u64,
+    pub ours: Ours,
+    pub baselines: Baselines,
+}
+
+/// Held-out orders as product-index sets, with per-product counts.
+pub struct Holdout {
+    /// Orders holding each product (by product index).
+    holding: HashMap<u32, Vec<u32>>,
+    n: usize,
+}
+
+impl Holdout {
+    pub fn new(baskets: &[Vec<u32>]) -> Holdout {
+        let mut holding: HashMap<u32, Vec<u32>> = HashMap::new();
+        for (o, b) in baskets.iter().enumerate() {
+            for &i in b {
+                holding.entry(i).or_default().push(o as u32);
+            }
+        }
+        Holdout {
+            holding,
+            n: baskets.len(),
+        }
+    }
+
+    /// (orders with every product, lift).
+    pub fn score(&self, set: &[u32]) -> (usize, f64) {
+        let lists: Vec<&Vec<u32>> = set
+            .iter()
+            .map(|i| self.holding.get(i).map_or(&EMPTY, |v| v))
+            .collect();
+        if lists.iter().any(|l| l.is_empty()) || self.n == 0 {
+            return (0, 0.0);
+        }
+        let mut common: Vec<u32> = lists[0].clone();
+        for l in &lists[1..] {
+            let keep: HashSet<u32> = l.iter().copied().collect();
+            common.retain(|o| keep.contains(o));
+        }
+        let c = common.len();
+        let n = self.n as f64;
+        let mut lift = c as f64;
+        for l in &lists {
+            lift *= n / l.len() as f64;
+        }
+        (c, lift / n)
+    }
+}
+
+static EMPTY: Vec<u32> = Vec::new();
+
+fn median(mut v: Vec<f64>) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(f64::total_cmp);
+    let m = v.len() / 2;
+    if v.len() % 2 == 1 {
+        v[m]
+    } else {
+        (v[m - 1] + v[m]) / 2.0
+    }
+}
+
+/// Scores sets of product indices (sets with fewer than two distinct products are left
+/// out).
+pub fn score_sets(holdout: &Holdout, sets: &[Vec<u32>]) -> Scores {
+    let mut hits = 0usize;
+    let mut strong = 0usize;
+    let mut lifts = Vec::new();
+    let mut products = HashSet::new();
+    let mut counted = 0usize;
+    for set in sets {
+        let mut s = set.clone();
+        s.sort_unstable();
+        s.dedup();
+        if s.len() < 2 {
+            continue;
+        }
+        counted += 1;
+        products.extend(s.iter().copied());
+        let (c, lift) = holdout.score(&s);
+        hits += usize::from(c >= 1);
+        strong += usize::from(c >= 2 && lift >= 2.0);
+        lifts.push(lift);
+    }
+    let rate = |x: usize| {
+        if counted == 0 {
+            0.0
+        } else {
+            x as f64 / counted as f64
+        }
+    };
+    Scores {
+        bundles: counted,
+        hit: rate(hits),
+        strong_hit: rate(strong),
+        median_lift: median(lifts),
+        products: products.len(),
+    }
+}
+
+/// A small deterministic generator (splitmix64).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+/// The 5th and 95th percentiles of a statistic over 1,000 bootstrap resamples.
+fn bootstrap(
+    holdout: &Holdout,
+    sets: &[Vec<u32>],
+    seed: u64,
+    stat: impl Fn(&Scores) -> f64,
+) -> Interval {
+    let multi: Vec<&Vec<u32>> = sets.iter().filter(|s| distinct(s) >= 2).collect();
+    if multi.is_empty() {
+        return Interval {
+            low: 0.0,
+            high: 0.0,
+        };
+    }
+    let mut rng = Rng(seed ^ 0xb007);
+    let mut values = Vec::with_capacity(1000);
+    for _ in 0..1000 {
+        let sample: Vec<Vec<u32>> = (0..multi.len())
+            .map(|_| multi[rng.below(multi.len())].clone())
+            .collect();
+        values.push(stat(&score_sets(holdout, &sample)));
+    }
+    values.sort_by(f64::total_cmp);
+    Interval {
+        low: values[50],
+        high: values[949],
+    }
+}
+
+fn distinct(s: &[u32]) -> usize {
+    s.iter().collect::<HashSet<_>>().len()
+}
+
+/// End of the cutoff day.
+fn end_of(day: NaiveDate) -> DateTime<Utc> {
+    Utc.from_utc_datetime(&day.and_time(NaiveTime::from_hms_opt(23, 59, 59).unwrap_or_default()))
+}
+
+/// The training orders of `data` (on or before the cutoff; the last `max_orders`) as an
+/// ingest batch for the scratch store.
+fn training_batch(
+    data: &StoreData,
+    cutoff: DateTime<Utc>,
+    max_orders: Option<usize>,
+) -> IngestBatch {
+    let train: Vec<&crate::store::HistoryOrder> = data
+        .orders
+        .iter()
+        .filter(|o| o.created_at <= cutoff)
+        .collect();
+    let skip = max_orders.map_or(0, |m| train.len().saturating_sub(m));
+    let orders = train[skip..]
+        .iter()
+        .map(|o| Order {
+            order_id: o.order_id.clone(),
+            name: None,
+            created_at: o.created_at,
+            customer_key: o.customer_key.clone(),
+            currency: data.store.currency,
+            currency_assumed: o.currency_assumed,
+            lines: o
+                .lines
+                .iter()
+                .filter_map(|l| {
+                    let p = &data.products[l.item? as usize];
+                    Some(OrderLine {
+                        product: ProductRef {
+                            variant_id: Some(p.variant_id.clone()),
+                            ..ProductRef::default()
+                        },
+                        item_id: Some(p.variant_id.clone()),
+                        quantity: l.quantity,
+                        unit_price_minor: l.unit_price_minor,
+                        discount_minor: l.discount_minor,
+                    })
+                })
+                .collect(),
+        })
+        .collect();
+    IngestBatch {
+        products: data.products.clone(),
+        orders,
+        data_currency: Some(data.store.currency),
+        report: Default::default(),
+    }
+}
+
+/// Runs `generate` on the training orders in a scratch store and scores its bundles and
+/// the baselines on the held-out orders. The original store is only read.
+pub async fn evaluate(
+    deps: &Deps,
+    store_id: &StoreId,
+    options: &EvalOptions,
+) -> Result<(EvalReport, GenerateOutput), EvalError> {
+    let data = deps.store.load(store_id).await?;
+    let cutoff = end_of(options.cutoff);
+    let batch = training_batch(&data, cutoff, options.max_orders);
+    let train_orders = batch.orders.len();
+    if train_orders == 0 {
+        return Err(EvalError::Data(format!(
+            "store {store_id} has no orders on or before {}",
+            options.cutoff
+        )));
+    }
+    let index: HashMap<&str, u32> = data
+        .products
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (p.variant_id.as_str(), i as u32))
+        .collect();
+    let heldout: Vec<Vec<u32>> = data
+        .orders
+        .iter()
+        .filter(|o| o.created_at > cutoff)
+        .map(|o| {
+            let mut b: Vec<u32> = o.lines.iter().filter_map(|l| l.item).collect();
+            b.sort_unstable();
+            b.dedup();
+            b
+        })
+        .filter(|b| !b.is_empty())
+        .collect();
+    if heldout.is_empty() {
+        return Err(EvalError::Data(format!(
+            "store {store_id} has no orders after {}: nothing to evaluate against",
+            options.cutoff
+        )));
+    }
+    let holdout = Holdout::new(&heldout);
+
+    // The scratch store: a temporary SQLite file with the training orders and the
+    // catalog's cached embeddings (read from the original, never written to it).
+    let dir = tempfile::tempdir().map_err(EvalError::Scratch)?;
+    let url = format!("sqlite://{}", dir.path().join("scratch.sqlite").display());
+    let scratch = SqliteStore::open(&url).await?;
+    let meta = domain::Store {
+        id: store_id.clone(),
+        currency: data.store.currency,
+        locale: data.store.locale.clone(),
+    };
+    scratch.write_ingest(&meta, &batch).await?;
+    let texts: Vec<String> = data
+        .products
+        .iter()
+        .map(|p| crate::embed::product_text(p, deps.settings.embed.description_chars))
+        .collect();
+    let hashes: Vec<String> = texts
+        .iter()
+        .map(|t| crate::embed::content_hash(t))
+        .collect();
+    let model = deps.embedder.model_id().to_owned();
+    let cached = deps.store.cached_embeddings(&model, &hashes).await?;
+    let cached: Vec<(String, Vec<f32>)> = cached.into_iter().collect();
+    scratch
+        .put_embeddings(&model, deps.embedder.dim(), &cached)
+        .await?;
+    let scratch_deps = Deps {
+        store: Arc::new(scratch),
+        ..deps.clone()
+    };
+    let out = pipeline::generate(
+        &scratch_deps,
+        store_id,
+        &GenerateOptions {
+            as_of: None,
+            seed: options.seed,
+            weights: None,
+            objectives: options.objectives.clone(),
+            max_bundles: options.max_bundles,
+        },
+    )
+    .await?;
+
+    // Our bundles as product-index sets.
+    let set_of = |b: &domain::Bundle| -> Vec<u32> {
+        b.products
+            .iter()
+            .filter_map(|p| index.get(p.product_id.as_str()).copied())
+            .collect()
+    };
+    let ours_sets: Vec<Vec<u32>> = out.bundles.iter().map(set_of).collect();
+    let scores = score_sets(&holdout, &ours_sets);
+    let mut by_objective: BTreeMap<String, Vec<Vec<u32>>> = BTreeMap::new();
+    let mut by_type: BTreeMap<String, Vec<Vec<u32>>> = BTreeMap::new();
+    for (b, s) in out.bundles.iter().zip(&ours_sets) {
+        by_objective
+            .entry(b.objective.as_str().to_owned())
+            .or_default()
+            .push(s.clone());
+        by_type
+            .entry(b.bundle_type.as_str().to_owned())
+            .or_default()
+            .push(s.clone());
+    }
+    let ours = Ours {
+        hit_ci90: bootstrap(&holdout, &ours_sets, options.seed, |s| s.hit),
+        strong_hit_ci90: bootstrap(&holdout, &ours_sets, options.seed ^ 1, |s| s.strong_hit),
+        median_lift_ci90: bootstrap(&holdout, &ours_sets, options.seed ^ 2, |s| s.median_lift),
+        scores,
+        by_objective: by_objective
+            .into_iter()
+            .map(|(k, v)| (k, score_sets(&holdout, &v)))
+            .collect(),
+        by_type: by_type
+            .into_iter()
+            .map(|(k, v)| (k, score_sets(&holdout, &v)))
+            .collect(),
+    };
+
+    // Baselines from the same training orders.
+    let train_baskets: Vec<Vec<u32>> = batch
+        .orders
+        .iter()
+        .map(|o| {
+            let mut b: Vec<u32> = o
+                .lines
+                .iter()
+                .filter_map(|l| l.item_id.as_deref().and_then(|id| index.get(id).copied()))
+                .collect();
+            b.sort_unstable();
+            b.dedup();
+            b
+        })
+        .filter(|b| !b.is_empty())
+        .collect();
+    let baselines = baselines(
+        &holdout,
+        &train_baskets,
+        data.products.len(),
+        &ours_sets,
+        options,
+    );
+    let report = EvalReport {
+        store_id: store_id.to_string(),
+        cutoff: options.cutoff.to_string(),
+        train_orders,
+        heldout_orders: heldout.len(),
+        k: options.k,
+        seed: options.seed,
+        ours,
+        baselines,
+    };
+    Ok((report, out))
+}
+
+fn baselines(
+    holdout: &Holdout,
+    train: &[Vec<u32>],
+    products: usize,
+    ours: &[Vec<u32>],
+    options: &EvalOptions,
+) -> Baselines {
+    let baskets = Baskets::from_ids(products as u32, train.to_vec());
+    let pairs = count_pairs(&baskets, 1, crate::config::thread_count(0));
+    let mut by_count: Vec<&crate::rules::PairCount> = pairs.pairs.iter().collect();
+    by_count.sort_by(|a, b| b.count.cmp(&a.count).then((a.a, a.b).cmp(&(b.a, b.b))));
+    let top_count: Vec<Vec<u32>> = by_count
+        .iter()
+        .take(options.k)
+        .map(|p| vec![p.a, p.b])
+        .collect();
+    let mut by_lift: Vec<(&crate::rules::PairCount, f64)> = pairs
+        .pairs
+        .iter()
+        .filter(|p| p.count >= 5)
+        .map(|p| (p, pairs.lift(p)))
+        .collect();
+    by_lift.sort_by(|a, b| {
+        b.1.total_cmp(&a.1)
+            .then((a.0.a, a.0.b).cmp(&(b.0.a, b.0.b)))
+    });
+    let top_lift: Vec<Vec<u32>> = by_lift
+        .iter()
+        .take(options.k)
+        .map(|(p, _)| vec![p.a, p.b])
+        .collect();
+    // Random sets of our sets' sizes over the products bought in training.
+    let sold: Vec<u32> = {
+        let mut s: Vec<u32> = train.iter().flatten().copied().collect();
+        s.sort_unstable();
+        s.dedup();
+        s
+    };
+    let sizes: Vec<usize> = ours
+        .iter()
+        .map(|s| distinct(s))
+        .filter(|&n| n >= 2)
+        .collect();
+    let sizes = if sizes.is_empty() { vec![2] } else { sizes };
+    let mut rng = Rng(options.seed ^ 0x7a11);
+    let random: Vec<Vec<u32>> = (0..2000)
+        .map(|i| {
+            let want = sizes[i % sizes.len()].min(sold.len());
+            let mut set: Vec<u32> = Vec::with_capacity(want);
+            while set.len() < want {
+                let p = sold[rng.below(sold.len())];
+                if !set.contains(&p) {
+                    set.push(p);
+                }
+            }
+            set
+        })
+        .collect();
+    Baselines {
+        random: score_sets(holdout, &random),
+        top_count_pairs: score_sets(holdout, &top_count),
+        top_lift_pairs: score_sets(holdout, &top_lift),
+    }
+}
+
+/// The report's rows: ours and the three baselines, in order, with their labels.
+pub fn rows(r: &EvalReport) -> Vec<(String, &Scores)> {
+    vec![
+        ("bundleforge".to_owned(), &r.ours.scores),
+        ("random sets".to_owned(), &r.baselines.random),
+        (
+            format!("top-{} pairs by count", r.k),
+            &r.baselines.top_count_pairs,
+        ),
+        (
+            format!("top-{} pairs by lift (count ≥ 5)", r.k),
+            &r.baselines.top_lift_pairs,
+        ),
+    ]
+}
+
+/// The report as a plain-text table.
+pub fn table(r: &EvalReport) -> String {
+    let mut out = format!(
+        "{}: cutoff {}, {} training orders, {} held out\n{:<34} {:>7} {:>6} {:>7} {:>12} {:>9}\n",
+        r.store_id,
+        r.cutoff,
+        r.train_orders,
+        r.heldout_orders,
+        "",
+        "bundles",
+        "hit",
+        "strong",
+        "median lift",
+        "products"
+    );
+    for (label, s) in rows(r) {
+        out.push_str(&format!(
+            "{label:<34} {:>7} {:>6.3} {:>7.3} {:>12.2} {:>9}\n",
+            s.bundles, s.hit, s.strong_hit, s.median_lift, s.products
+        ));
+    }
+    let o = &r.ours;
+    out.push_str(&format!(
+        "bundleforge 90% intervals: hit {:.3}–{:.3}, strong {:.3}–{:.3}, median lift {:.2}–{:.2}\n",
+        o.hit_ci90.low,
+        o.hit_ci90.high,
+        o.strong_hit_ci90.low,
+        o.strong_hit_ci90.high,
+        o.median_lift_ci90.low,
+        o.median_lift_ci90.high
+    ));
+    for (label, by) in [("objective", &o.by_objective), ("type", &o.by_type)] {
+        for (k, s) in by {
+            out.push_str(&format!(
+                "  by {label} {k:<20} {:>5} bundles, hit {:.3}, strong {:.3}, median lift {:.2}, {} products\n",
+                s.bundles, s.hit, s.strong_hit, s.median_lift, s.products
+            ));
+        }
+    }
+    out
+}
+
+/// The report as an HTML section for the run's report page.
+pub fn html_section(r: &EvalReport) -> String {
+    let esc = crate::pipeline::output::esc;
+    let mut html = format!(
+        "<h2>Quality on held-out orders</h2><p>Cutoff {}: {} training orders, {} held-out orders. \
+         A set hits when its products are bought together in a held-out order; it strongly \
+         hits in two or more with held-out lift ≥ 2.</p><table><tr><th></th><th>sets</th>\
+         <th>hit</th><th>strong hit</th><th>median lift</th><th>products</th></tr>",
+        esc(&r.cutoff),
+        r.train_orders,
+        r.heldout_orders
+    );
+    for (label, s) in rows(r) {
+        html.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td>{:.3}</td><td>{:.3}</td><td>{:.2}</td><td>{}</td></tr>",
+            esc(&label),
+            s.bundles,
+            s.hit,
+            s.strong_hit,
+            s.median_lift,
+            s.products
+        ));
+    }
+    html.push_str("</table>");
+    html
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Eight held-out orders over products 0–4 (4 is never bought), worked by hand.
+    fn holdout() -> Holdout {
+        Holdout::new(&[
+            vec![0, 1],
+            vec![0, 1, 2],
+            vec![0, 1, 3],
+            vec![0],
+            vec![2, 3],
+            vec![2],
+            vec![3],
+            vec![1, 2],
+        ])
+    }
+
+    #[test]
+    fn metric_definitions_give_the_known_answers() {
+        let h = holdout();
+        let (c, lift) = h.score(&[0, 1]);
+        assert_eq!(c, 3);
+        // 1 appears in orders 0, 1, 2, 7: n₁ = 4, so lift = 3·8/(4·4) = 1.5.
+        assert!((lift - 1.5).abs() < 1e-12, "{lift}");
+        let (c, lift) = h.score(&[2, 3]);
+        // 2 in 1, 4, 5, 7 (4); 3 in 2, 4, 6 (3); together in 4 (1): 1·8/12.
+        assert_eq!(c, 1);
+        assert!((lift - 8.0 / 12.0).abs() < 1e-12);
+        assert_eq!(h.score(&[0, 4]), (0, 0.0));
+        // A triple: 0, 1, 2 together in order 1 only: 1·8²/(4·4·4) = 1.
+        let (c, lift) = h.score(&[0, 1, 2]);
+        assert_eq!(c, 1);
+        assert!((lift - 1.0).abs() < 1e-12);
+
+        let s = score_sets(
+            &h,
+            &[vec![0, 1], vec![2, 3], vec![0, 4], vec![3], vec![1, 1]],
+        );
+        // Single-product sets ({3}, {1,1}) do not count.
+        assert_eq!(s.bundles, 3);
+        assert!((s.hit - 2.0 / 3.0).abs() < 1e-12);
+        assert_eq!(s.strong_hit, 0.0, "lift 1.5 is under 2");
+        assert!((s.median_lift - 8.0 / 12.0).abs() < 1e-12);
+        assert_eq!(s.products, 5);
+    }
+
+    #[test]
+    fn a_strong_hit_needs_two_orders_and_lift_two() {
+        let h = Holdout::new(&[vec![0, 1], vec![0, 1], vec![2], vec![3], vec![2, 3]]);
+        // {0,1}: c = 2, n₀ = n₁ = 2, N = 5 → lift 2.5.
+        let s = score_sets(&h, &[vec![0, 1]]);
+        assert_eq!((s.hit, s.strong_hit), (1.0, 1.0));
+        // {2,3}: c = 1 → hit only.
+        let s = score_sets(&h, &[vec![2, 3]]);
+        assert_eq!((s.hit, s.strong_hit), (1.0, 0.0));
+    }
+}

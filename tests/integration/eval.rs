@@ -1,0 +1,85 @@
+//! `eval` on the small fixture store: the numbers are computed, the baselines are
+//! there, the original store is never written, and a seed repeats the report.
+
+use bundleforge::domain::{Objective, StoreId};
+use bundleforge::eval::{self, EvalOptions};
+use chrono::NaiveDate;
+
+use crate::publish::small_store;
+
+async fn counts(db: &crate::support::TestDb) -> Vec<i64> {
+    let mut out = Vec::new();
+    for table in [
+        "orders",
+        "order_lines",
+        "products",
+        "runs",
+        "bundles",
+        "embeddings",
+        "classifications",
+    ] {
+        out.push(db.count(&format!("SELECT COUNT(*) FROM {table}")).await);
+    }
+    out
+}
+
+#[tokio::test]
+async fn eval_scores_ours_and_the_baselines_without_touching_the_store() {
+    let (db, deps) = small_store().await;
+    let before = counts(&db).await;
+    let options = EvalOptions {
+        cutoff: NaiveDate::from_ymd_opt(2026, 4, 30).unwrap(),
+        max_orders: None,
+        objectives: vec![Objective::CrossSell, Objective::IncreaseAov],
+        max_bundles: Some(30),
+        seed: 5,
+        k: 20,
+    };
+    let id = StoreId::parse("small").unwrap();
+    let (report, out) = eval::evaluate(&deps, &id, &options).await.unwrap();
+    assert_eq!(
+        counts(&db).await,
+        before,
+        "the original store was written to"
+    );
+    assert!(
+        report.train_orders > 500 && report.heldout_orders > 100,
+        "{report:?}"
+    );
+    assert!(
+        out.bundles
+            .iter()
+            .all(|b| options.objectives.contains(&b.objective))
+    );
+    let o = &report.ours.scores;
+    assert!(o.bundles > 0 && o.products >= 2);
+    assert!((0.0..=1.0).contains(&o.hit) && o.strong_hit <= o.hit);
+    let b = &report.baselines;
+    assert_eq!(b.random.bundles, 2000);
+    assert_eq!(b.top_count_pairs.bundles, 20);
+    assert!(b.top_lift_pairs.bundles > 0);
+    assert!(report.ours.hit_ci90.low <= o.hit && o.hit <= report.ours.hit_ci90.high);
+    assert_eq!(eval::rows(&report).len(), 4);
+    assert!(eval::table(&report).contains("top-20 pairs by count"));
+
+    // A small shop: the last 300 training orders only.
+    let small_shop = eval::evaluate(
+        &deps,
+        &id,
+        &EvalOptions {
+            max_orders: Some(300),
+            ..options.clone()
+        },
+    )
+    .await
+    .unwrap()
+    .0;
+    assert_eq!(small_shop.train_orders, 300);
+
+    // The same seed gives the same report.
+    let again = eval::evaluate(&deps, &id, &options).await.unwrap().0;
+    assert_eq!(
+        serde_json::to_string(&report).unwrap(),
+        serde_json::to_string(&again).unwrap()
+    );
+}
