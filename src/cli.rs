@@ -773,6 +773,9 @@ async fn bench_generate(args: BenchGenerateArgs, settings: Settings) -> Result<E
             ("load", t.load_seconds),
             ("context", t.context_seconds),
             ("candidates", t.candidates_seconds),
+            ("optimize", t.optimize_seconds),
+            ("copy", t.copy_seconds),
+            ("persist", t.persist_seconds),
             ("total", t.total_seconds),
         ] {
             phases.entry(name).or_default().push(seconds);
@@ -796,6 +799,7 @@ async fn bench_generate(args: BenchGenerateArgs, settings: Settings) -> Result<E
         "products": run.products,
         "baskets": run.baskets,
         "candidates": run.candidates,
+        "bundles": run.bundles,
         "cells_with_candidates": run.cells.iter().filter(|c| c.candidates > 0).count(),
         "llm_model": run.llm.model,
         "llm_calls_first_run": run.llm.calls,
