@@ -218,6 +218,7 @@ fn candidate_out(ctx: &Context, c: &candidates::Candidate) -> CandidateOut {
 }
 
 type CellResult = (Vec<candidates::Candidate>, CellSummary);
+type PartnerLists = std::collections::HashMap<u32, Vec<(u32, Source)>>;
 
 /// Runs the 40 generators on every core; results come back in cell order.
 fn run_cells(
@@ -233,6 +234,12 @@ fn run_cells(
     let next = std::sync::atomic::AtomicUsize::new(0);
     let slots: Vec<std::sync::Mutex<Option<CellResult>>> =
         cells.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    // An objective's five cells share its anchors' partner lists: the first cell to
+    // need them computes them.
+    let partner_lists: Vec<std::sync::OnceLock<PartnerLists>> = objectives
+        .iter()
+        .map(|_| std::sync::OnceLock::new())
+        .collect();
     std::thread::scope(|scope| {
         for _ in 0..threads.min(cells.len()) {
             scope.spawn(|| {
@@ -240,7 +247,7 @@ fn run_cells(
                     let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let Some(&(o, t)) = cells.get(k) else { break };
                     let oi = objectives.iter().position(|&x| x == o).unwrap_or(0);
-                    let input = CellInput {
+                    let mut input = CellInput {
                         ctx,
                         objective: o,
                         anchors: &anchor_lists[oi],
@@ -250,7 +257,10 @@ fn run_cells(
                             .filter(|(pt, _)| *pt == t)
                             .map(|(_, d)| d.clone())
                             .collect(),
+                        partner_cache: None,
                     };
+                    let lists = partner_lists[oi].get_or_init(|| input.partner_lists());
+                    input.partner_cache = Some(lists);
                     let result = candidates::run_cell(&input, t, weights, p.candidates_per_cell);
                     if let Ok(mut slot) = slots[k].lock() {
                         *slot = Some(result);

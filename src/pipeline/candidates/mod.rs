@@ -125,6 +125,9 @@ pub struct CellInput<'a> {
     pub partners: usize,
     /// The model's proposals of this cell's type, as drafts.
     pub proposed: Vec<Draft>,
+    /// Each anchor's partners, when the objective's cells share them (see
+    /// [`CellInput::partner_lists`]).
+    pub partner_cache: Option<&'a HashMap<u32, Vec<(u32, Source)>>>,
 }
 
 impl CellInput<'_> {
@@ -194,9 +197,26 @@ impl CellInput<'_> {
         out
     }
 
+    /// Every anchor's partners: computed once per objective and shared by its five
+    /// cells.
+    pub fn partner_lists(&self) -> HashMap<u32, Vec<(u32, Source)>> {
+        self.anchors
+            .iter()
+            .map(|&a| (a, self.find_partners(a)))
+            .collect()
+    }
+
+    /// Partners for an anchor (from the shared lists when there are some).
+    pub fn partners_of(&self, a: u32) -> Vec<(u32, Source)> {
+        match self.partner_cache.and_then(|c| c.get(&a)) {
+            Some(list) => list.clone(),
+            None => self.find_partners(a),
+        }
+    }
+
     /// Partners for an anchor, by objective: proven sellers for slow movers and new
     /// launches, else co-purchases first and complements after.
-    pub fn partners_of(&self, a: u32) -> Vec<(u32, Source)> {
+    fn find_partners(&self, a: u32) -> Vec<(u32, Source)> {
         let ctx = self.ctx;
         let mut out: Vec<(u32, Source)> = self
             .bought_with(a)
@@ -207,6 +227,11 @@ impl CellInput<'_> {
             if !out.iter().any(|&(x, _)| x == b) {
                 out.push((b, Source::Neighbours));
             }
+        }
+        // Cross-selling is across categories: same-category partners (another colour,
+        // a sibling design) are increase_aov's.
+        if self.objective == Objective::CrossSell {
+            out.retain(|&(b, _)| ctx.categories[b as usize] != ctx.categories[a as usize]);
         }
         if matches!(
             self.objective,
@@ -326,6 +351,7 @@ pub async fn proposals(
         anchors: &anchors,
         partners: settings.partners_per_anchor,
         proposed: Vec::new(),
+        partner_cache: None,
     };
     let mut pool: Vec<u32> = Vec::new();
     for &a in &anchors {

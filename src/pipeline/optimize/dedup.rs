@@ -29,22 +29,23 @@ pub fn dedup(mut candidates: Vec<Candidate>, threshold: f64) -> (Vec<Candidate>,
             .then_with(|| a.objective.as_str().cmp(b.objective.as_str()))
     });
     let mut kept: Vec<Candidate> = Vec::new();
+    // Sorted product lists and unit counts of what is kept, by position.
+    let mut keys: Vec<(crate::domain::BundleType, u32, Vec<u32>)> = Vec::new();
     let mut merged = 0;
     for c in candidates {
         let mut key = c.draft.products.clone();
         key.sort_unstable();
-        let duplicate = kept.iter().any(|k| {
-            k.bundle_type == c.bundle_type
-                && k.draft.quantities.iter().sum::<u32>() == c.draft.quantities.iter().sum::<u32>()
-                && {
-                    let mut other = k.draft.products.clone();
-                    other.sort_unstable();
-                    other == key || jaccard(&other, &key) >= threshold
-                }
+        key.dedup();
+        let units: u32 = c.draft.quantities.iter().sum();
+        let duplicate = keys.iter().any(|(t, u, other)| {
+            *t == c.bundle_type
+                && *u == units
+                && (*other == key || jaccard(other, &key) >= threshold)
         });
         if duplicate {
             merged += 1;
         } else {
+            keys.push((c.bundle_type, units, key));
             kept.push(c);
         }
     }
