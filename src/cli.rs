@@ -602,16 +602,9 @@ async fn similar(args: SimilarArgs, settings: &Settings) -> Result<ExitCode> {
 
 async fn eval(args: EvalArgs, settings: Settings) -> Result<ExitCode> {
     use bundleforge::eval::{self, EvalOptions};
-    use bundleforge::pipeline::{self, Deps};
+    use bundleforge::pipeline;
     let id = store_id(&args.store)?;
-    let db: Arc<dyn bundleforge::store::Store> =
-        Arc::from(store::open(&settings.database.url).await?);
-    let deps = Deps {
-        store: db,
-        embedder: load_embedder(&settings).await?,
-        llm: None,
-        settings: Arc::new(settings),
-    };
+    let deps = run_deps(settings).await?;
     let options = EvalOptions {
         cutoff: args.cutoff,
         max_orders: args.max_orders,
@@ -648,17 +641,9 @@ async fn eval(args: EvalArgs, settings: Settings) -> Result<ExitCode> {
 }
 
 async fn generate(args: GenerateArgs, settings: Settings) -> Result<ExitCode> {
-    use bundleforge::pipeline::{self, Deps, GenerateOptions};
+    use bundleforge::pipeline::{self, GenerateOptions};
     let id = store_id(&args.store)?;
-    let db: Arc<dyn bundleforge::store::Store> =
-        Arc::from(store::open(&settings.database.url).await?);
-    let embedder = load_embedder(&settings).await?;
-    let deps = Deps {
-        store: db,
-        embedder,
-        llm: None,
-        settings: Arc::new(settings),
-    };
+    let deps = run_deps(settings).await?;
     let options = GenerateOptions {
         as_of: args.as_of,
         seed: args.seed,
@@ -748,17 +733,10 @@ async fn generate(args: GenerateArgs, settings: Settings) -> Result<ExitCode> {
 }
 
 async fn bench_generate(args: BenchGenerateArgs, settings: Settings) -> Result<ExitCode> {
-    use bundleforge::pipeline::{self, Deps, GenerateOptions};
+    use bundleforge::pipeline::{self, GenerateOptions};
     use std::collections::BTreeMap;
     let id = store_id(&args.store)?;
-    let db: Arc<dyn bundleforge::store::Store> =
-        Arc::from(store::open(&settings.database.url).await?);
-    let deps = Deps {
-        store: db,
-        embedder: load_embedder(&settings).await?,
-        llm: None,
-        settings: Arc::new(settings),
-    };
+    let deps = run_deps(settings).await?;
     let options = GenerateOptions {
         as_of: args.as_of,
         seed: args.seed,
@@ -989,6 +967,19 @@ async fn bench_search(mut args: BenchSearchArgs, settings: &Settings) -> Result<
 }
 
 /// The configured embedder; loading the model is CPU work, so it runs off the async workers.
+/// The ports of a pipeline run: the configured database, embedder and (through the
+/// settings) language model.
+async fn run_deps(settings: Settings) -> Result<bundleforge::pipeline::Deps> {
+    let store: Arc<dyn bundleforge::store::Store> =
+        Arc::from(store::open(&settings.database.url).await?);
+    Ok(bundleforge::pipeline::Deps {
+        store,
+        embedder: load_embedder(&settings).await?,
+        llm: None,
+        settings: Arc::new(settings),
+    })
+}
+
 async fn load_embedder(settings: &Settings) -> Result<Arc<dyn bundleforge::embed::Embedder>> {
     let settings = settings.clone();
     Ok(

@@ -141,21 +141,12 @@ pub struct ProposalSummary {
     pub contradicted: usize,
 }
 
-#[derive(Debug, Clone, Serialize)]
-pub struct ProductOut {
-    pub product_id: String,
-    pub sku: Option<String>,
-    pub title: String,
-    pub quantity: u32,
-    pub unit_price_minor: i64,
-}
-
 /// A scored candidate as `generate --json` prints it.
 #[derive(Debug, Clone, Serialize)]
 pub struct CandidateOut {
     pub objective: Objective,
     pub bundle_type: BundleType,
-    pub products: Vec<ProductOut>,
+    pub products: Vec<BundleItem>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pick: Option<u32>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -180,15 +171,15 @@ pub struct GenerateOutput {
     pub candidates: Vec<CandidateOut>,
 }
 
-fn candidate_out(ctx: &Context, c: &candidates::Candidate) -> CandidateOut {
-    let products: Vec<ProductOut> = c
-        .draft
+/// The products of a draft as bundles show them.
+fn items(ctx: &Context, draft: &candidates::Draft) -> Vec<BundleItem> {
+    draft
         .products
         .iter()
-        .zip(&c.draft.quantities)
+        .zip(&draft.quantities)
         .map(|(&i, &q)| {
             let p = ctx.product(i);
-            ProductOut {
+            BundleItem {
                 product_id: p.variant_id.clone(),
                 sku: p.sku.clone(),
                 title: p.display_title(),
@@ -196,7 +187,11 @@ fn candidate_out(ctx: &Context, c: &candidates::Candidate) -> CandidateOut {
                 unit_price_minor: p.price.minor,
             }
         })
-        .collect();
+        .collect()
+}
+
+fn candidate_out(ctx: &Context, c: &candidates::Candidate) -> CandidateOut {
+    let products = items(ctx, &c.draft);
     let list_price_minor = products
         .iter()
         .map(|p| p.unit_price_minor * i64::from(p.quantity))
@@ -540,22 +535,7 @@ fn assemble(
 ) -> Bundle {
     let c = &o.candidate;
     let currency = ctx.product(c.draft.products[0]).price.currency;
-    let products = c
-        .draft
-        .products
-        .iter()
-        .zip(&c.draft.quantities)
-        .map(|(&i, &q)| {
-            let prod = ctx.product(i);
-            BundleItem {
-                product_id: prod.variant_id.clone(),
-                sku: prod.sku.clone(),
-                title: prod.display_title(),
-                quantity: q,
-                unit_price_minor: prod.price.minor,
-            }
-        })
-        .collect();
+    let products = items(ctx, &c.draft);
     let discount_pct = if o.list_minor > 0 {
         ((o.list_minor - p.final_minor) as f64 / o.list_minor as f64 * 10_000.0).round() / 100.0
     } else {
