@@ -7,48 +7,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bundleforge::config::Settings;
 use bundleforge::domain::{BundleType, Objective, StoreId};
-use bundleforge::embed::{EmbedError, Embedder, LocalEmbedder, LocalModelPaths};
-use bundleforge::ingest::IngestFiles;
+use bundleforge::embed::{EmbedError, Embedder};
 use bundleforge::llm::client::ChatClient;
 use bundleforge::llm::provider::OpenAiLlm;
 use bundleforge::pipeline::{self, Deps, GenerateOptions, GenerateOutput};
-use bundleforge::store::SqliteStore;
 use serde_json::{Value, json};
 
 use crate::mock_llm::{MockLlm, Reply};
 use crate::support::{TestDb, repo_root};
 
-pub fn local_model() -> Arc<dyn Embedder> {
-    let paths = LocalModelPaths::resolve("", "");
-    match LocalEmbedder::load(&paths, 0, 32) {
-        Ok(m) => Arc::new(m),
-        Err(e) => panic!("the local model must be installed by scripts/setup: {e}"),
-    }
-}
+pub use crate::support::local_model;
 
 /// The small fixture store in a fresh database, and the ports of a run over it.
 async fn small_store(embedder: Arc<dyn Embedder>) -> (TestDb, Deps) {
-    let db = TestDb::new().await;
-    let dir = repo_root().join("fixtures/stores/small");
-    db.ingest_ok(
-        "small",
-        IngestFiles {
-            catalog: Some(dir.join("products.csv")),
-            orders: Some(dir.join("orders.csv")),
-            ..Default::default()
-        },
-    )
-    .await;
-    let url = format!("sqlite://{}", db.dir.path().join("test.sqlite").display());
-    let deps = Deps {
-        store: Arc::new(SqliteStore::open(&url).await.unwrap()),
-        embedder,
-        llm: None,
-        settings: Arc::new(Settings::defaults().unwrap()),
-    };
-    (db, deps)
+    crate::support::small_fixture(embedder, None).await
 }
 
 async fn run(deps: &Deps, options: &GenerateOptions) -> GenerateOutput {

@@ -11,7 +11,7 @@ use bundleforge::domain::{
     TextSource,
 };
 use bundleforge::embed::HashingEmbedder;
-use bundleforge::ingest::{IngestBatch, IngestFiles};
+use bundleforge::ingest::IngestBatch;
 use bundleforge::llm::client::ChatClient;
 use bundleforge::llm::provider::OpenAiLlm;
 use bundleforge::pipeline::{self, Deps, GenerateOptions, GenerateOutput};
@@ -227,36 +227,7 @@ pub async fn small_store() -> (TestDb, Deps) {
 }
 
 async fn small(extra_catalog: Option<&str>) -> (TestDb, Deps) {
-    let db = TestDb::new().await;
-    let dir = repo_root().join("fixtures/stores/small");
-    db.ingest_ok(
-        "small",
-        IngestFiles {
-            catalog: Some(dir.join("products.csv")),
-            orders: Some(dir.join("orders.csv")),
-            ..Default::default()
-        },
-    )
-    .await;
-    if let Some(csv) = extra_catalog {
-        let path = db.file("extra.csv", csv);
-        db.ingest_ok(
-            "small",
-            IngestFiles {
-                catalog: Some(path),
-                ..Default::default()
-            },
-        )
-        .await;
-    }
-    let url = format!("sqlite://{}", db.dir.path().join("test.sqlite").display());
-    let deps = Deps {
-        store: Arc::new(SqliteStore::open(&url).await.unwrap()),
-        embedder: crate::generate::local_model(),
-        llm: None,
-        settings: Arc::new(Settings::defaults().unwrap()),
-    };
-    (db, deps)
+    crate::support::small_fixture(crate::support::local_model(), extra_catalog).await
 }
 
 async fn generate(deps: &Deps, options: &GenerateOptions) -> GenerateOutput {

@@ -143,24 +143,12 @@ async fn a_whole_generate_runs_against_a_real_model() {
     use std::sync::Arc;
 
     use bundleforge::domain::{StoreId, TextSource};
-    use bundleforge::ingest::IngestFiles;
-    use bundleforge::pipeline::{self, Deps, GenerateOptions};
-    use bundleforge::store::SqliteStore;
+    use bundleforge::pipeline::{self, GenerateOptions};
 
     let Ok(url) = std::env::var("BUNDLEFORGE_TEST_LLM_URL") else {
         panic!("BUNDLEFORGE_TEST_LLM_URL is not set: run scripts/test --llm");
     };
-    let db = crate::support::TestDb::new().await;
-    let dir = crate::support::repo_root().join("fixtures/stores/small");
-    db.ingest_ok(
-        "small",
-        IngestFiles {
-            catalog: Some(dir.join("products.csv")),
-            orders: Some(dir.join("orders.csv")),
-            ..Default::default()
-        },
-    )
-    .await;
+    let (_db, mut deps) = crate::support::small_fixture(crate::generate::local_model(), None).await;
     let mut settings = bundleforge::config::Settings::defaults().unwrap();
     settings.llm.provider = "openai".into();
     settings.llm.base_url = url;
@@ -181,13 +169,7 @@ async fn a_whole_generate_runs_against_a_real_model() {
     settings.pipeline.llm_candidates = 12;
     settings.pipeline.llm_bundles = 4;
     settings.optimize.max_bundles = 6;
-    let db_url = format!("sqlite://{}", db.dir.path().join("test.sqlite").display());
-    let deps = Deps {
-        store: Arc::new(SqliteStore::open(&db_url).await.unwrap()),
-        embedder: crate::generate::local_model(),
-        llm: None,
-        settings: Arc::new(settings),
-    };
+    deps.settings = Arc::new(settings);
     let started = Instant::now();
     let out = pipeline::generate(
         &deps,

@@ -138,3 +138,43 @@ pub fn error_line(outcome: &IngestOutcome, needle: &str) -> String {
             panic!("no error mentions {needle:?}; errors: {all:#?}")
         })
 }
+
+/// The real local embedding model (installed by scripts/setup).
+pub fn local_model() -> Arc<dyn bundleforge::embed::Embedder> {
+    let paths = bundleforge::embed::LocalModelPaths::resolve("", "");
+    match bundleforge::embed::LocalEmbedder::load(&paths, 0, 32) {
+        Ok(m) => Arc::new(m),
+        Err(e) => panic!("the local model must be installed by scripts/setup: {e}"),
+    }
+}
+
+/// The small fixture store in a fresh database, with an extra catalog file layered on
+/// it if given, and the ports of a run over it with `embedder` and default settings.
+pub async fn small_fixture(
+    embedder: Arc<dyn bundleforge::embed::Embedder>,
+    extra_catalog: Option<&str>,
+) -> (TestDb, bundleforge::pipeline::Deps) {
+    let db = TestDb::new().await;
+    let dir = repo_root().join("fixtures/stores/small");
+    db.ingest_ok(
+        "small",
+        IngestFiles {
+            catalog: Some(dir.join("products.csv")),
+            orders: Some(dir.join("orders.csv")),
+            ..Default::default()
+        },
+    )
+    .await;
+    if let Some(csv) = extra_catalog {
+        let path = db.file("extra.csv", csv);
+        db.ingest_ok("small", catalog(path)).await;
+    }
+    let url = format!("sqlite://{}", db.dir.path().join("test.sqlite").display());
+    let deps = bundleforge::pipeline::Deps {
+        store: Arc::new(SqliteStore::open(&url).await.expect("open sqlite")),
+        embedder,
+        llm: None,
+        settings: Arc::new(Settings::defaults().expect("defaults")),
+    };
+    (db, deps)
+}
