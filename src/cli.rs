@@ -633,11 +633,15 @@ async fn eval(args: EvalArgs, settings: Settings) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     print!("{}", eval::table(&report));
-    println!("written to:");
-    for p in &paths {
+    print_paths("written to:", &paths);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_paths(heading: &str, paths: &[PathBuf]) {
+    println!("{heading}");
+    for p in paths {
         println!("  {}", p.display());
     }
-    Ok(ExitCode::SUCCESS)
 }
 
 async fn generate(args: GenerateArgs, settings: Settings) -> Result<ExitCode> {
@@ -725,10 +729,7 @@ async fn generate(args: GenerateArgs, settings: Settings) -> Result<ExitCode> {
             b.discount_pct
         );
     }
-    println!("run {} written to:", r.run_id);
-    for p in &paths {
-        println!("  {}", p.display());
-    }
+    print_paths(&format!("run {} written to:", r.run_id), &paths);
     Ok(ExitCode::SUCCESS)
 }
 

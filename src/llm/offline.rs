@@ -540,13 +540,7 @@ pub enum Language {
 impl Language {
     /// A locale's language; English when the templates lack it.
     pub fn of(locale: &str) -> Language {
-        match locale
-            .split(['-', '_'])
-            .next()
-            .unwrap_or("")
-            .to_ascii_lowercase()
-            .as_str()
-        {
+        match super::prompt::primary_language(locale).as_str() {
             "de" => Language::De,
             "fr" => Language::Fr,
             "es" => Language::Es,

@@ -156,15 +156,18 @@ fn bundle_type_docs() -> Vec<Named> {
         .collect()
 }
 
-/// The language a locale's copy is written in, by its primary subtag.
-pub fn language_name(locale: &str) -> &'static str {
-    match locale
+/// A locale's primary language subtag, lower-cased: `de-DE` → `de`, `fr_CA` → `fr`.
+pub fn primary_language(locale: &str) -> String {
+    locale
         .split(['-', '_'])
         .next()
         .unwrap_or("")
         .to_ascii_lowercase()
-        .as_str()
-    {
+}
+
+/// The language a locale's copy is written in, by its primary subtag.
+pub fn language_name(locale: &str) -> &'static str {
+    match primary_language(locale).as_str() {
         "de" => "German",
         "fr" => "French",
         "es" => "Spanish",

@@ -335,9 +335,15 @@ impl Clock {
         self.0.elapsed().as_secs_f64() * 1000.0
     }
 
+    /// A phase 0 task from `start_ms` until now.
     pub fn task(self, name: &'static str, start_ms: f64) -> TaskTiming {
+        self.span("context", name, start_ms)
+    }
+
+    /// A task of any phase from `start_ms` until now.
+    pub fn span(self, phase: &'static str, name: &'static str, start_ms: f64) -> TaskTiming {
         TaskTiming {
-            phase: "context",
+            phase,
             task: name,
             start_ms,
             end_ms: self.ms(),

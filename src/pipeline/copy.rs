@@ -6,7 +6,7 @@
 
 use super::context::Context;
 use super::optimize::Offer;
-use crate::domain::{Money, Objective};
+use crate::domain::Money;
 use crate::llm::prompt::{BundleDoc, ProductDoc};
 
 /// A bundle as prompts show it, at `price_minor` (None before pricing).
@@ -44,7 +44,7 @@ pub fn bundle_doc(
 
 /// The stable id of a bundle: a hash of what it is (objective, type, products and
 /// quantities, pick, tiers), so the same bundle keeps its id across runs.
-pub fn bundle_id(ctx: &Context, objective: Objective, o: &Offer) -> String {
+pub fn bundle_id(ctx: &Context, o: &Offer) -> String {
     let c = &o.candidate;
     let mut items: Vec<String> = c
         .draft
@@ -56,7 +56,7 @@ pub fn bundle_id(ctx: &Context, objective: Objective, o: &Offer) -> String {
     items.sort();
     let key = format!(
         "{}|{}|{}|{:?}|{:?}",
-        objective.as_str(),
+        c.objective.as_str(),
         c.bundle_type.as_str(),
         items.join(","),
         c.draft.pick,

@@ -329,12 +329,7 @@ pub async fn generate(
         });
         proposals.push(drafts);
     }
-    let proposals_timing = TaskTiming {
-        phase: "candidates",
-        task: "llm_proposals",
-        start_ms: asked,
-        end_ms: clock.ms(),
-    };
+    let proposals_timing = clock.span("candidates", "llm_proposals", asked);
 
     let generated = clock.ms();
     let weights = ctx.weights;
@@ -356,12 +351,7 @@ pub async fn generate(
             "a candidate generator failed".into(),
         ));
     }
-    let cells_timing = TaskTiming {
-        phase: "candidates",
-        task: "generators",
-        start_ms: generated,
-        end_ms: clock.ms(),
-    };
+    let cells_timing = clock.span("candidates", "generators", generated);
     let mut cell_summaries = Vec::with_capacity(results.len());
     let mut all = Vec::new();
     for (found, summary) in results {
@@ -386,17 +376,9 @@ pub async fn generate(
             .div_ceil(objectives.len().max(1)),
     );
     let (offers, optimized) = optimize::optimize(&ctx, all, &optimize_settings);
-    let optimize_timing = TaskTiming {
-        phase: "optimize",
-        task: "dedup_guard_pareto",
-        start_ms: started,
-        end_ms: clock.ms(),
-    };
+    let optimize_timing = clock.span("optimize", "dedup_guard_pareto", started);
     let started = clock.ms();
-    let ids: Vec<String> = offers
-        .iter()
-        .map(|o| copy::bundle_id(&ctx, o.candidate.objective, o))
-        .collect();
+    let ids: Vec<String> = offers.iter().map(|o| copy::bundle_id(&ctx, o)).collect();
     let docs: Vec<_> = offers
         .iter()
         .zip(&ids)
@@ -408,12 +390,7 @@ pub async fn generate(
         .zip(&advice)
         .map(|(o, a)| optimize::final_price(o, Some(a), &optimize_settings))
         .collect();
-    let pricing_timing = TaskTiming {
-        phase: "optimize",
-        task: "price_advice",
-        start_ms: started,
-        end_ms: clock.ms(),
-    };
+    let pricing_timing = clock.span("optimize", "price_advice", started);
     let optimize_done = clock.ms();
 
     // Phase 3: copy and explanation, batched.
@@ -428,12 +405,7 @@ pub async fn generate(
         .collect();
     let locale = ctx.data.store.locale.clone();
     let copies = ctx.gateway.write_copy(&docs, &locale).await?;
-    let copy_timing = TaskTiming {
-        phase: "copy",
-        task: "copy_and_explanation",
-        start_ms: started,
-        end_ms: clock.ms(),
-    };
+    let copy_timing = clock.span("copy", "copy_and_explanation", started);
     let copy_done = clock.ms();
     let bundles: Vec<Bundle> = offers
         .iter()
@@ -508,15 +480,13 @@ pub async fn generate(
         &ctx,
         options,
         started_at,
+        finished_at,
     )
     .await?;
     run.timings.persist_seconds = (clock.ms() - started) / 1000.0;
-    run.timings.tasks.push(TaskTiming {
-        phase: "persist",
-        task: "store",
-        start_ms: started,
-        end_ms: clock.ms(),
-    });
+    run.timings
+        .tasks
+        .push(clock.span("persist", "store", started));
     run.timings.total_seconds = clock.ms() / 1000.0;
     Ok(GenerateOutput {
         run,

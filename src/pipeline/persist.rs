@@ -12,6 +12,7 @@ pub async fn save(
     ctx: &Context,
     options: &GenerateOptions,
     started_at: chrono::DateTime<chrono::Utc>,
+    finished_at: chrono::DateTime<chrono::Utc>,
 ) -> Result<(), PipelineError> {
     let json = |v: serde_json::Value| v.to_string();
     let record = RunRecord {
@@ -19,7 +20,7 @@ pub async fn save(
         store_id: run.store_id.clone(),
         status: "succeeded".into(),
         started_at,
-        finished_at: chrono::Utc::now(),
+        finished_at,
         as_of: ctx.as_of,
         config: json(serde_json::json!({
             "seed": options.seed,
