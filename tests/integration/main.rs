@@ -7,6 +7,7 @@ mod embed;
 mod eval;
 mod fixtures;
 mod generate;
+mod golden;
 mod idempotent;
 mod llm_client;
 mod llm_gateway;
