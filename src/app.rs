@@ -1,5 +1,6 @@
-//! Use cases, shared by the CLI and (later) the HTTP service: each takes settings and
-//! a store and returns plain data, so both front ends print or serve the same thing.
+//! Use cases, shared by the CLI and (later) the HTTP service and cohorts: each takes
+//! the process's [`Services`] (or the one port it needs) and returns plain data, so
+//! every front end prints or serves the same thing.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -7,10 +8,13 @@ use std::time::Instant;
 use chrono::NaiveDate;
 use serde::Serialize;
 
+use crate::cancel::CancelToken;
 use crate::config::Settings;
-use crate::domain::{self, StoreId};
+use crate::domain::{self, Objective, StoreId};
 use crate::ingest::{self, IngestBatch, IngestContext, IngestFiles, IngestReport, Progress};
+use crate::pipeline::{self, PrepareOptions, RunObserver, RunOutput, Variant};
 use crate::rules;
+pub use crate::services::Services;
 use crate::stats::{self, StoreStats};
 use crate::store::{Store, StoreError, WriteSummary};
 
@@ -30,8 +34,108 @@ pub enum AppError {
     Llm(#[from] crate::llm::gateway::GatewayError),
     #[error(transparent)]
     LlmSetup(#[from] crate::llm::provider::TaskError),
+    #[error(transparent)]
+    Pipeline(#[from] pipeline::PipelineError),
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+impl AppError {
+    pub fn kind(&self) -> crate::error::ErrorKind {
+        use crate::error::ErrorKind;
+        match self {
+            AppError::Embed(e) => e.kind(),
+            AppError::UnknownProduct { .. } | AppError::NoOrders(_) => ErrorKind::NotFound,
+            AppError::Ingest(_) => ErrorKind::BadInput,
+            AppError::Store(e) => e.kind(),
+            AppError::Pipeline(e) => e.kind(),
+            AppError::Llm(_) | AppError::LlmSetup(_) | AppError::Internal(_) => ErrorKind::Internal,
+        }
+    }
+}
+
+/// A `generate` as a merchant asks for it: the store as of a day, one variant.
+#[derive(Debug, Clone, Default)]
+pub struct GenerateOptions {
+    /// End every window on this day instead of the latest order.
+    pub as_of: Option<NaiveDate>,
+    /// The seed of phase 0 and of the run.
+    pub seed: u64,
+    /// α, β, γ instead of the tier's.
+    pub weights: Option<[f64; 3]>,
+    /// Only these objectives (all when empty).
+    pub objectives: Vec<Objective>,
+    /// Publish at most this many bundles instead of `optimize.max_bundles`.
+    pub max_bundles: Option<usize>,
+    /// The run's id (a job's); a fresh ULID when `None`.
+    pub run_id: Option<String>,
+}
+
+impl GenerateOptions {
+    pub fn prepare_options(&self) -> PrepareOptions {
+        PrepareOptions {
+            as_of: self.as_of,
+            seed: self.seed,
+            ..PrepareOptions::default()
+        }
+    }
+
+    pub fn variant(&self) -> Variant {
+        Variant {
+            weights: self.weights,
+            objectives: self.objectives.clone(),
+            max_bundles: self.max_bundles,
+            seed: self.seed,
+            ..Variant::default()
+        }
+    }
+}
+
+/// `generate` with nobody watching and no cancel button.
+pub async fn generate(
+    services: &Services,
+    store_id: &StoreId,
+    options: &GenerateOptions,
+) -> Result<RunOutput, AppError> {
+    let never = CancelToken::never();
+    generate_with(services, store_id, options, &pipeline::NoObserver, &never).await
+}
+
+/// `generate`: phase 0, one run, and the run saved (only once it finished).
+#[tracing::instrument(skip_all, fields(store = %store_id))]
+pub async fn generate_with(
+    services: &Services,
+    store_id: &StoreId,
+    options: &GenerateOptions,
+    observer: &dyn RunObserver,
+    cancel: &CancelToken,
+) -> Result<RunOutput, AppError> {
+    let variant = options.variant();
+    variant.validate().map_err(pipeline::PipelineError::from)?;
+    let ctx = Arc::new(
+        pipeline::prepare(
+            services,
+            store_id,
+            &options.prepare_options(),
+            observer,
+            cancel,
+        )
+        .await?,
+    );
+    let mut out = pipeline::run(&ctx, &variant, services, observer, cancel).await?;
+    if let Some(id) = &options.run_id {
+        out = out.with_id(id.clone());
+    }
+    cancel.check().map_err(pipeline::PipelineError::from)?;
+    let started = ctx.clock.ms();
+    pipeline::persist::save(services.store.as_ref(), &out).await?;
+    out.run.timings.persist_seconds = (ctx.clock.ms() - started) / 1000.0;
+    out.run
+        .timings
+        .tasks
+        .push(ctx.clock.span("persist", "store", started));
+    out.run.timings.total_seconds += out.run.timings.persist_seconds;
+    Ok(out)
 }
 
 /// What an ingest did, as `ingest --json` prints it.
@@ -155,13 +259,12 @@ pub struct SimilarOutcome {
 /// The `k` products closest in meaning to `product` (a variant id, SKU or product id),
 /// leaving out the product itself and its own variants.
 pub async fn similar(
-    store: &dyn Store,
-    embedder: &dyn crate::embed::Embedder,
+    services: &Services,
     store_id: &StoreId,
     product: &str,
     k: usize,
-    settings: &Settings,
 ) -> Result<SimilarOutcome, AppError> {
+    let (store, settings) = (services.store.as_ref(), services.settings.as_ref());
     let data = store.load(store_id).await?;
     let target = data
         .products
@@ -177,8 +280,9 @@ pub async fn similar(
             store: store_id.to_string(),
             product: product.to_owned(),
         })?;
+    let embedder = services.embedder().await?;
     let (matrix, stats) = crate::embed::embed_products(
-        embedder,
+        embedder.as_ref(),
         store,
         &data.products,
         settings.embed.description_chars,
@@ -373,18 +477,17 @@ pub struct ClassifyOutcome {
 }
 
 /// The language-model layer over a store's catalog: the offline provider with the
-/// catalog's embeddings, behind the configured provider.
+/// catalog's embeddings, behind the process's model client.
 pub async fn llm_gateway(
-    store: &dyn Store,
-    embedder: Arc<dyn crate::embed::Embedder>,
+    services: &Services,
     products: &[domain::Product],
-    settings: &Settings,
 ) -> Result<crate::llm::gateway::Gateway, AppError> {
+    let embedder = services.embedder().await?;
     let (matrix, _) = crate::embed::embed_products(
         embedder.as_ref(),
-        store,
+        services.store.as_ref(),
         products,
-        settings.embed.description_chars,
+        services.settings.embed.description_chars,
     )
     .await?;
     let vectors = products
@@ -393,24 +496,24 @@ pub async fn llm_gateway(
         .map(|(i, p)| (p.variant_id.clone(), Arc::from(matrix.row(i))))
         .collect();
     let offline = Arc::new(crate::llm::offline::OfflineLlm::new(embedder, vectors));
-    Ok(crate::llm::gateway::Gateway::from_settings(
-        &settings.llm,
+    Ok(crate::llm::gateway::Gateway::new(
+        services.model.for_run(),
         offline,
-    )?)
+        &services.settings.llm,
+    ))
 }
 
 /// `classify`: every product's objectives through the configured provider and the
 /// classification cache; products the model fails on are classified offline.
 #[tracing::instrument(skip_all, fields(store = %store_id))]
 pub async fn classify(
-    store: &dyn Store,
-    embedder: Arc<dyn crate::embed::Embedder>,
+    services: &Services,
     store_id: &StoreId,
-    settings: &Settings,
 ) -> Result<ClassifyOutcome, AppError> {
     let started = Instant::now();
+    let store = services.store.as_ref();
     let data = store.load(store_id).await?;
-    let gateway = llm_gateway(store, embedder, &data.products, settings).await?;
+    let gateway = llm_gateway(services, &data.products).await?;
     let docs: Vec<crate::llm::prompt::ProductDoc> = data
         .products
         .iter()

@@ -578,17 +578,8 @@ fn print_stats(s: &StoreStats) {
 
 async fn similar(args: SimilarArgs, settings: &Settings) -> Result<ExitCode> {
     let id = store_id(&args.store)?;
-    let db = store::open(&settings.database.url).await?;
-    let embedder = load_embedder(settings).await?;
-    let out = app::similar(
-        db.as_ref(),
-        embedder.as_ref(),
-        &id,
-        &args.product,
-        args.k,
-        settings,
-    )
-    .await?;
+    let services = services(settings).await?;
+    let out = app::similar(&services, &id, &args.product, args.k).await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(ExitCode::SUCCESS);
@@ -604,7 +595,7 @@ async fn eval(args: EvalArgs, settings: Settings) -> Result<ExitCode> {
     use bundleforge::eval::{self, EvalOptions};
     use bundleforge::pipeline;
     let id = store_id(&args.store)?;
-    let deps = run_deps(settings).await?;
+    let services = services(&settings).await?;
     let options = EvalOptions {
         cutoff: args.cutoff,
         max_orders: args.max_orders,
@@ -613,7 +604,7 @@ async fn eval(args: EvalArgs, settings: Settings) -> Result<ExitCode> {
         seed: args.seed,
         k: args.k.max(1),
     };
-    let (report, out) = eval::evaluate(&deps, &id, &options).await?;
+    let (report, out) = eval::evaluate(&services, &id, &options).await?;
     let dir = match args.out {
         Some(dir) => dir,
         None => pipeline::output::new_run_dir(
@@ -645,17 +636,31 @@ fn print_paths(heading: &str, paths: &[PathBuf]) {
 }
 
 async fn generate(args: GenerateArgs, settings: Settings) -> Result<ExitCode> {
-    use bundleforge::pipeline::{self, GenerateOptions};
+    use bundleforge::pipeline;
     let id = store_id(&args.store)?;
-    let deps = run_deps(settings).await?;
-    let options = GenerateOptions {
+    let services = services(&settings).await?;
+    let options = app::GenerateOptions {
         as_of: args.as_of,
         seed: args.seed,
         weights: args.weights,
         objectives: args.objectives,
         max_bundles: args.max_bundles,
+        run_id: None,
     };
-    let out = pipeline::generate(&deps, &id, &options).await?;
+    let cancel = bundleforge::cancel::CancelToken::new();
+    let on_interrupt = cancel.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            on_interrupt.cancel();
+        }
+    });
+    let bars = PhaseBars::new();
+    let observer: &dyn pipeline::RunObserver = if args.json {
+        &pipeline::NoObserver
+    } else {
+        &bars
+    };
+    let out = app::generate_with(&services, &id, &options, observer, &cancel).await?;
     let dir = match args.out {
         Some(dir) => dir,
         None => pipeline::output::new_run_dir(
@@ -734,19 +739,18 @@ async fn generate(args: GenerateArgs, settings: Settings) -> Result<ExitCode> {
 }
 
 async fn bench_generate(args: BenchGenerateArgs, settings: Settings) -> Result<ExitCode> {
-    use bundleforge::pipeline::{self, GenerateOptions};
     use std::collections::BTreeMap;
     let id = store_id(&args.store)?;
-    let deps = run_deps(settings).await?;
-    let options = GenerateOptions {
+    let services = services(&settings).await?;
+    let options = app::GenerateOptions {
         as_of: args.as_of,
         seed: args.seed,
-        ..GenerateOptions::default()
+        ..app::GenerateOptions::default()
     };
     let mut phases: BTreeMap<&'static str, Vec<f64>> = BTreeMap::new();
     let mut first = None;
     for run in 0..args.runs.max(1) {
-        let out = pipeline::generate(&deps, &id, &options).await?;
+        let out = app::generate(&services, &id, &options).await?;
         let t = &out.run.timings;
         for (name, seconds) in [
             ("load", t.load_seconds),
@@ -801,9 +805,8 @@ async fn bench_generate(args: BenchGenerateArgs, settings: Settings) -> Result<E
 
 async fn classify(args: ClassifyArgs, settings: &Settings) -> Result<ExitCode> {
     let id = store_id(&args.store)?;
-    let db = store::open(&settings.database.url).await?;
-    let embedder = load_embedder(settings).await?;
-    let out = app::classify(db.as_ref(), embedder, &id, settings).await?;
+    let services = services(settings).await?;
+    let out = app::classify(&services, &id).await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(ExitCode::SUCCESS);
@@ -967,20 +970,12 @@ async fn bench_search(mut args: BenchSearchArgs, settings: &Settings) -> Result<
     Ok(ExitCode::SUCCESS)
 }
 
-/// The configured embedder; loading the model is CPU work, so it runs off the async workers.
-/// The ports of a pipeline run: the configured database, embedder and (through the
-/// settings) language model.
-async fn run_deps(settings: Settings) -> Result<bundleforge::pipeline::Deps> {
-    let store: Arc<dyn bundleforge::store::Store> =
-        Arc::from(store::open(&settings.database.url).await?);
-    Ok(bundleforge::pipeline::Deps {
-        store,
-        embedder: load_embedder(&settings).await?,
-        llm: None,
-        settings: Arc::new(settings),
-    })
+/// The process's ports, from the settings (the embedder loads on first use).
+async fn services(settings: &Settings) -> Result<app::Services> {
+    Ok(app::Services::from_settings(settings.clone()).await?)
 }
 
+/// The configured embedder; loading the model is CPU work, so it runs off the async workers.
 async fn load_embedder(settings: &Settings) -> Result<Arc<dyn bundleforge::embed::Embedder>> {
     let settings = settings.clone();
     Ok(
@@ -988,6 +983,80 @@ async fn load_embedder(settings: &Settings) -> Result<Arc<dyn bundleforge::embed
             .await
             .context("model loader failed")??,
     )
+}
+
+/// A bar per phase of a run on stderr (drawn only on a terminal): cells, priced
+/// bundles, copy batches.
+struct PhaseBars {
+    multi: indicatif::MultiProgress,
+    bars: std::sync::Mutex<std::collections::HashMap<bundleforge::pipeline::Phase, ProgressBar>>,
+}
+
+impl PhaseBars {
+    fn new() -> Self {
+        PhaseBars {
+            multi: indicatif::MultiProgress::with_draw_target(
+                indicatif::ProgressDrawTarget::stderr(),
+            ),
+            bars: std::sync::Mutex::new(std::collections::HashMap::new()),
+        }
+    }
+}
+
+impl bundleforge::pipeline::RunObserver for PhaseBars {
+    fn event(&self, event: &bundleforge::pipeline::RunEvent) {
+        use bundleforge::pipeline::RunEvent;
+        let Ok(mut bars) = self.bars.lock() else {
+            return;
+        };
+        match event {
+            RunEvent::Started { phase, total } => {
+                let bar = match total {
+                    Some(n) => {
+                        let bar = self.multi.add(ProgressBar::new(*n));
+                        bar.set_style(
+                            ProgressStyle::with_template("{msg:<12} [{bar:30}] {pos}/{len}")
+                                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                                .progress_chars("=> "),
+                        );
+                        bar
+                    }
+                    None => {
+                        let bar = self.multi.add(ProgressBar::new_spinner());
+                        bar.enable_steady_tick(std::time::Duration::from_millis(120));
+                        bar
+                    }
+                };
+                bar.set_message(phase.as_str());
+                bars.insert(*phase, bar);
+            }
+            RunEvent::Progress { phase, done, total } => {
+                if let Some(bar) = bars.get(phase) {
+                    bar.set_length(*total);
+                    bar.set_position(*done);
+                }
+            }
+            RunEvent::Finished {
+                phase,
+                seconds,
+                counts,
+            } => {
+                if let Some(bar) = bars.remove(phase) {
+                    let counts: Vec<String> =
+                        counts.iter().map(|(k, v)| format!("{v} {k}")).collect();
+                    bar.set_style(
+                        ProgressStyle::with_template("{msg}")
+                            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                    );
+                    bar.finish_with_message(format!(
+                        "{:<12} {seconds:.2} s: {}",
+                        phase.as_str(),
+                        counts.join(", ")
+                    ));
+                }
+            }
+        }
+    }
 }
 
 fn write_f32(path: &std::path::Path, values: &[f32]) -> Result<()> {
@@ -1228,6 +1297,7 @@ async fn rules(args: RulesArgs, settings: &Settings) -> Result<ExitCode> {
             .budget_mb
             .unwrap_or(r.memory_budget_mb)
             .saturating_mul(1 << 20),
+        budget_covers_process: true,
         threads: bundleforge::config::thread_count(r.threads),
     };
     let db = match &args.store {
@@ -1315,6 +1385,7 @@ fn bench_rules(args: BenchRulesArgs, settings: &Settings) -> Result<ExitCode> {
         max_basket: None,
         target: Target::Frequent,
         budget_bytes: args.budget_mb.saturating_mul(1 << 20),
+        budget_covers_process: true,
         threads: bundleforge::config::thread_count(settings.rules.threads),
     };
     let started = Instant::now();

@@ -79,6 +79,21 @@ pub struct OptimizeSettings {
 }
 
 impl OptimizeSettings {
+    /// The configured discount range of an objective.
+    pub fn range_mut(&mut self, o: crate::domain::Objective) -> &mut [f64; 2] {
+        use crate::domain::Objective::*;
+        match o {
+            IncreaseAov => &mut self.increase_aov,
+            ClearSlowMovers => &mut self.clear_slow_movers,
+            ProtectMargin => &mut self.protect_margin,
+            LaunchNew => &mut self.launch_new,
+            Seasonal => &mut self.seasonal,
+            Gift => &mut self.gift,
+            CrossSell => &mut self.cross_sell,
+            Replenish => &mut self.replenish,
+        }
+    }
+
     /// The discount range of an objective, whole percent.
     pub fn range(&self, o: crate::domain::Objective) -> (u32, u32) {
         use crate::domain::Objective::*;
@@ -110,6 +125,9 @@ pub struct PipelineSettings {
     pub llm_bundles: usize,
     pub prior_count: f64,
     pub support_half: f64,
+    /// Threads of every pool a run uses (0: every core); the `embed`, `index` and
+    /// `rules` thread settings cap their stages further.
+    pub threads: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -213,6 +231,7 @@ pub struct LlmSettings {
     pub tokens_per_minute: u32,
     pub concurrency: usize,
     pub breaker_failures: u32,
+    pub breaker_cooldown_seconds: f64,
     pub classify_batch: usize,
     pub price_batch: usize,
     pub copy_batch: usize,
@@ -246,6 +265,17 @@ impl RulesSettings {
 }
 
 impl Settings {
+    /// Threads a run may use: `pipeline.threads`, or every core.
+    pub fn pipeline_threads(&self) -> usize {
+        thread_count(self.pipeline.threads)
+    }
+
+    /// Threads of a stage whose own setting is `stage` (0: no cap of its own), within
+    /// the run's `pipeline.threads`.
+    pub fn threads_for(&self, stage: usize) -> usize {
+        thread_count(stage).min(self.pipeline_threads()).max(1)
+    }
+
     /// The embedded defaults alone.
     pub fn defaults() -> Result<Self, ConfigError> {
         SettingsBuilder::new()?.build()
@@ -331,6 +361,12 @@ impl Settings {
         }
         if !(l.timeout_seconds > 0.0 && l.timeout_seconds.is_finite()) {
             return Err(invalid("llm.timeout_seconds", "must be above 0".into()));
+        }
+        if !(l.breaker_cooldown_seconds >= 0.0 && l.breaker_cooldown_seconds.is_finite()) {
+            return Err(invalid(
+                "llm.breaker_cooldown_seconds",
+                "must be 0 or more seconds".into(),
+            ));
         }
         if l.requests_per_minute == 0 || l.tokens_per_minute == 0 || l.concurrency == 0 {
             return Err(invalid(

@@ -1,8 +1,8 @@
-//! Bundle quality on orders the engine has not seen: a temporal holdout. The store's
-//! orders dated on or before the cutoff are copied into a scratch store (the last N of
-//! them with `max_orders`, a small shop); `generate` runs there exactly as a merchant's
-//! run would; the bundles are scored against the orders after the cutoff, beside
-//! baselines computed by the same code from the same training orders.
+//! Bundle quality on orders the engine has not seen: a temporal holdout. Phase 0 is
+//! prepared as of the cutoff (the catalog as it was then, the orders on or before it,
+//! the last N of them with `max_orders`: a small shop); a run goes over it exactly as a
+//! merchant's would; the bundles are scored against the orders after the cutoff,
+//! beside baselines computed by the same code from the same training orders.
 //!
 //! Definitions (only bundles with two or more distinct products count):
 //! - a bundle **hits** when all its products appear together in at least one held-out
@@ -20,14 +20,16 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
-use chrono::{DateTime, NaiveDate, NaiveTime, TimeZone, Utc};
+use chrono::NaiveDate;
 use serde::Serialize;
 
-use crate::domain::{self, Objective, Order, OrderLine, ProductRef, StoreId};
-use crate::ingest::IngestBatch;
-use crate::pipeline::{self, Deps, GenerateOptions, GenerateOutput};
+use crate::cancel::CancelToken;
+use crate::domain::{self, Objective, StoreId};
+use crate::pipeline::{self, NoObserver, OrderScope, PrepareOptions, RunOutput, Variant};
 use crate::rules::{Baskets, count_pairs};
-use crate::store::{SqliteStore, Store, StoreData, StoreError};
+use crate::services::Services;
+use crate::stats::end_of_day;
+use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EvalError {
@@ -37,8 +39,6 @@ pub enum EvalError {
     Pipeline(#[from] pipeline::PipelineError),
     #[error(transparent)]
     Embed(#[from] crate::embed::EmbedError),
-    #[error("cannot make a scratch store: {0}")]
-    Scratch(std::io::Error),
     #[error("{0}")]
     Data(String),
 }
@@ -251,71 +251,28 @@ fn distinct(s: &[u32]) -> usize {
     s.iter().collect::<HashSet<_>>().len()
 }
 
-/// End of the cutoff day.
-fn end_of(day: NaiveDate) -> DateTime<Utc> {
-    Utc.from_utc_datetime(&day.and_time(NaiveTime::from_hms_opt(23, 59, 59).unwrap_or_default()))
-}
-
-/// The training orders of `data` (on or before the cutoff; the last `max_orders`) as an
-/// ingest batch for the scratch store.
-fn training_batch(
-    data: &StoreData,
-    cutoff: DateTime<Utc>,
-    max_orders: Option<usize>,
-) -> IngestBatch {
-    let train: Vec<&crate::store::HistoryOrder> = data
-        .orders
-        .iter()
-        .filter(|o| o.created_at <= cutoff)
-        .collect();
-    let skip = max_orders.map_or(0, |m| train.len().saturating_sub(m));
-    let orders = train[skip..]
-        .iter()
-        .map(|o| Order {
-            order_id: o.order_id.clone(),
-            name: None,
-            created_at: o.created_at,
-            customer_key: o.customer_key.clone(),
-            currency: data.store.currency,
-            currency_assumed: o.currency_assumed,
-            lines: o
-                .lines
-                .iter()
-                .filter_map(|l| {
-                    let p = &data.products[l.item? as usize];
-                    Some(OrderLine {
-                        product: ProductRef {
-                            variant_id: Some(p.variant_id.clone()),
-                            ..ProductRef::default()
-                        },
-                        item_id: Some(p.variant_id.clone()),
-                        quantity: l.quantity,
-                        unit_price_minor: l.unit_price_minor,
-                        discount_minor: l.discount_minor,
-                    })
-                })
-                .collect(),
-        })
-        .collect();
-    IngestBatch {
-        products: data.products.clone(),
-        orders,
-        data_currency: Some(data.store.currency),
-        report: Default::default(),
-    }
-}
-
-/// Runs `generate` on the training orders in a scratch store and scores its bundles and
-/// the baselines on the held-out orders. The original store is only read.
+/// Runs phase 0 at the cutoff (the store as it was then, the training orders only)
+/// and one run over it, and scores its bundles and the baselines on the held-out
+/// orders. Nothing is written but the embedding and classification caches.
 pub async fn evaluate(
-    deps: &Deps,
+    services: &Services,
     store_id: &StoreId,
     options: &EvalOptions,
-) -> Result<(EvalReport, GenerateOutput), EvalError> {
-    let data = deps.store.load(store_id).await?;
-    let cutoff = end_of(options.cutoff);
-    let batch = training_batch(&data, cutoff, options.max_orders);
-    let train_orders = batch.orders.len();
+) -> Result<(EvalReport, RunOutput), EvalError> {
+    let data = services.store.load(store_id).await?;
+    let cutoff = end_of_day(options.cutoff);
+    let train: Vec<&crate::store::HistoryOrder> = {
+        let all: Vec<_> = data
+            .orders
+            .iter()
+            .filter(|o| o.created_at <= cutoff)
+            .collect();
+        let skip = options
+            .max_orders
+            .map_or(0, |m| all.len().saturating_sub(m));
+        all[skip..].to_vec()
+    };
+    let train_orders = train.len();
     if train_orders == 0 {
         return Err(EvalError::Data(format!(
             "store {store_id} has no orders on or before {}",
@@ -332,12 +289,7 @@ pub async fn evaluate(
         .orders
         .iter()
         .filter(|o| o.created_at > cutoff)
-        .map(|o| {
-            let mut b: Vec<u32> = o.lines.iter().filter_map(|l| l.item).collect();
-            b.sort_unstable();
-            b.dedup();
-            b
-        })
+        .map(|o| o.basket())
         .filter(|b| !b.is_empty())
         .collect();
     if heldout.is_empty() {
@@ -348,48 +300,22 @@ pub async fn evaluate(
     }
     let holdout = Holdout::new(&heldout);
 
-    // The scratch store: a temporary SQLite file with the training orders and the
-    // catalog's cached embeddings (read from the original, never written to it).
-    let dir = tempfile::tempdir().map_err(EvalError::Scratch)?;
-    let url = format!("sqlite://{}", dir.path().join("scratch.sqlite").display());
-    let scratch = SqliteStore::open(&url).await?;
-    let meta = domain::Store {
-        id: store_id.clone(),
-        currency: data.store.currency,
-        locale: data.store.locale.clone(),
+    let prepare_options = PrepareOptions {
+        as_of: Some(options.cutoff),
+        seed: options.seed,
+        orders: options.max_orders.map_or(OrderScope::All, OrderScope::Last),
     };
-    scratch.write_ingest(&meta, &batch).await?;
-    let texts: Vec<String> = data
-        .products
-        .iter()
-        .map(|p| crate::embed::product_text(p, deps.settings.embed.description_chars))
-        .collect();
-    let hashes: Vec<String> = texts
-        .iter()
-        .map(|t| crate::embed::content_hash(t))
-        .collect();
-    let model = deps.embedder.model_id().to_owned();
-    let cached = deps.store.cached_embeddings(&model, &hashes).await?;
-    let cached: Vec<(String, Vec<f32>)> = cached.into_iter().collect();
-    scratch
-        .put_embeddings(&model, deps.embedder.dim(), &cached)
-        .await?;
-    let scratch_deps = Deps {
-        store: Arc::new(scratch),
-        ..deps.clone()
+    let never = CancelToken::never();
+    let ctx = Arc::new(
+        pipeline::prepare(services, store_id, &prepare_options, &NoObserver, &never).await?,
+    );
+    let variant = Variant {
+        objectives: options.objectives.clone(),
+        max_bundles: options.max_bundles,
+        seed: options.seed,
+        ..Variant::default()
     };
-    let out = pipeline::generate(
-        &scratch_deps,
-        store_id,
-        &GenerateOptions {
-            as_of: None,
-            seed: options.seed,
-            weights: None,
-            objectives: options.objectives.clone(),
-            max_bundles: options.max_bundles,
-        },
-    )
-    .await?;
+    let out = pipeline::run(&ctx, &variant, services, &NoObserver, &never).await?;
 
     // Our bundles as product-index sets.
     let set_of = |b: &domain::Bundle| -> Vec<u32> {
@@ -428,19 +354,9 @@ pub async fn evaluate(
     };
 
     // Baselines from the same training orders.
-    let train_baskets: Vec<Vec<u32>> = batch
-        .orders
+    let train_baskets: Vec<Vec<u32>> = train
         .iter()
-        .map(|o| {
-            let mut b: Vec<u32> = o
-                .lines
-                .iter()
-                .filter_map(|l| l.item_id.as_deref().and_then(|id| index.get(id).copied()))
-                .collect();
-            b.sort_unstable();
-            b.dedup();
-            b
-        })
+        .map(|o| o.basket())
         .filter(|b| !b.is_empty())
         .collect();
     let baselines = baselines(

@@ -22,13 +22,17 @@
 //! - [`config`]: layered settings, validated once.
 //! - [`pipeline`]: `generate`, one run for one store, phase by phase.
 //! - [`eval`]: bundle quality on a temporal holdout, beside baselines.
-//! - [`app`]: the use cases the CLI (and later the service) call.
+//! - [`services`]: the process's ports, built once ([`app::Services`]).
+//! - [`app`]: the use cases the CLI (and later the service and cohorts) call.
+//! - [`cancel`], [`error`]: a run's cancel token; what kind of failure an error is.
 //! - [`fixtures`]: seeded synthetic stores for tests, benches and demos.
 
 pub mod app;
+pub mod cancel;
 pub mod config;
 pub mod domain;
 pub mod embed;
+pub mod error;
 pub mod eval;
 pub mod fixtures;
 pub mod index;
@@ -37,5 +41,6 @@ pub mod llm;
 pub mod memory;
 pub mod pipeline;
 pub mod rules;
+pub mod services;
 pub mod stats;
 pub mod store;

@@ -54,12 +54,14 @@ pub fn tier_for(orders_in_window: u64, settings: &Settings) -> (Tier, Weights) {
 /// The end of the named day (its last second), or the latest order's instant.
 pub fn resolve_as_of(data: &StoreData, as_of: Option<NaiveDate>) -> Option<DateTime<Utc>> {
     match as_of {
-        Some(d) => {
-            let end = d.and_time(NaiveTime::from_hms_opt(23, 59, 59)?);
-            Some(Utc.from_utc_datetime(&end))
-        }
+        Some(d) => Some(end_of_day(d)),
         None => data.orders.iter().map(|o| o.created_at).max(),
     }
+}
+
+/// The last second of a day, UTC: "as of a day" includes all of it.
+pub fn end_of_day(day: NaiveDate) -> DateTime<Utc> {
+    Utc.from_utc_datetime(&day.and_time(NaiveTime::MIN)) + chrono::Duration::seconds(86_399)
 }
 
 /// What the engine knows of one product at `as_of`.

@@ -138,7 +138,12 @@ impl LocalEmbedder {
 
     /// Embeds synchronously (call from a blocking thread).
     pub fn embed_blocking(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
-        embed_sorted(&self.sessions, texts, self.batch_size)
+        embed_sorted(
+            &self.sessions,
+            texts,
+            self.batch_size,
+            &crate::cancel::CancelToken::never(),
+        )
     }
 }
 
@@ -149,6 +154,7 @@ fn embed_sorted(
     sessions: &[Mutex<TextEmbedding>],
     texts: &[String],
     batch_size: usize,
+    cancel: &crate::cancel::CancelToken,
 ) -> Result<Vec<Vec<f32>>, EmbedError> {
     // Length order (bytes are a good proxy for tokens here) keeps padding small.
     let mut order: Vec<usize> = (0..texts.len()).collect();
@@ -164,6 +170,9 @@ fn embed_sorted(
             .map_err(|_| EmbedError::Model("the embedding model panicked earlier".into()))?;
         let mut out = Vec::new();
         for batch in mine {
+            if cancel.is_cancelled() {
+                return Err(EmbedError::Cancelled);
+            }
             let batch_texts: Vec<&str> = batch.iter().map(|&i| texts[i].as_str()).collect();
             let vectors = session
                 .embed(&batch_texts, Some(batch_size))
@@ -214,7 +223,22 @@ impl Embedder for LocalEmbedder {
         let texts = texts.to_vec();
         let batch = self.batch_size;
         // The model is CPU work: keep it off the async workers.
-        tokio::task::spawn_blocking(move || embed_sorted(&sessions, &texts, batch))
+        let never = crate::cancel::CancelToken::never();
+        tokio::task::spawn_blocking(move || embed_sorted(&sessions, &texts, batch, &never))
+            .await
+            .map_err(|e| EmbedError::Model(format!("embedding worker failed: {e}")))?
+    }
+
+    async fn embed_until(
+        &self,
+        texts: &[String],
+        cancel: &crate::cancel::CancelToken,
+    ) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let sessions = Arc::clone(&self.sessions);
+        let texts = texts.to_vec();
+        let batch = self.batch_size;
+        let cancel = cancel.clone();
+        tokio::task::spawn_blocking(move || embed_sorted(&sessions, &texts, batch, &cancel))
             .await
             .map_err(|e| EmbedError::Model(format!("embedding worker failed: {e}")))?
     }

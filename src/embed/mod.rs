@@ -50,6 +50,14 @@ pub enum EmbedError {
     UnknownProvider(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("embedding was cancelled")]
+    Cancelled,
+}
+
+impl From<crate::cancel::Cancelled> for EmbedError {
+    fn from(_: crate::cancel::Cancelled) -> Self {
+        EmbedError::Cancelled
+    }
 }
 
 /// Turns texts into unit vectors. Implementations batch and parallelise internally.
@@ -60,6 +68,16 @@ pub trait Embedder: Send + Sync {
     fn dim(&self) -> usize;
     /// One L2-normalised vector per text, in order.
     async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError>;
+
+    /// [`Embedder::embed`] that stops with [`EmbedError::Cancelled`] once `cancel`
+    /// is: between batches for CPU models, at once for remote ones.
+    async fn embed_until(
+        &self,
+        texts: &[String],
+        cancel: &crate::cancel::CancelToken,
+    ) -> Result<Vec<Vec<f32>>, EmbedError> {
+        cancel.guard(self.embed(texts)).await?
+    }
 }
 
 /// The embedder the settings name (`embed.provider`; the chat settings only supply
@@ -133,6 +151,18 @@ pub async fn embed_products(
     products: &[Product],
     description_chars: usize,
 ) -> Result<(Matrix, EmbedStats), EmbedError> {
+    let never = crate::cancel::CancelToken::never();
+    embed_products_until(embedder, store, products, description_chars, &never).await
+}
+
+/// [`embed_products`], stopping at `cancel`.
+pub async fn embed_products_until(
+    embedder: &dyn Embedder,
+    store: &dyn Store,
+    products: &[Product],
+    description_chars: usize,
+    cancel: &crate::cancel::CancelToken,
+) -> Result<(Matrix, EmbedStats), EmbedError> {
     let texts: Vec<String> = products
         .iter()
         .map(|p| product_text(p, description_chars))
@@ -154,7 +184,7 @@ pub async fn embed_products(
     let new_vectors = if new_texts.is_empty() {
         Vec::new()
     } else {
-        embedder.embed(&new_texts).await?
+        embedder.embed_until(&new_texts, cancel).await?
     };
     if new_vectors.len() != new_texts.len() {
         return Err(EmbedError::WrongCount {

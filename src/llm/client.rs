@@ -12,13 +12,18 @@
 //! - An answer that is not JSON (after stripping a markdown fence) is re-asked once,
 //!   with the answer and the parse error.
 //! - After `breaker_failures` calls in a row fail, the breaker opens: every later call
-//!   fails at once, and the caller's offline fallback takes the rest of the run.
+//!   fails at once and the caller falls back offline. After `breaker_cooldown_seconds`
+//!   one probe call goes through (half-open): its success closes the breaker, its
+//!   failure opens it for another cool-down. One client serves a whole process, so
+//!   its limits and breaker are the account's, not a run's.
+//! - Usage is booked twice: in the client's own book (the process) and in the
+//!   caller's [`UsageBook`] (a run), so concurrent runs each report their own calls.
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_openai::Client;
 use async_openai::config::OpenAIConfig;
@@ -41,7 +46,7 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 
 #[derive(Debug, thiserror::Error)]
 pub enum LlmError {
-    #[error("the model endpoint failed {0} calls in a row: the rest of this run is offline")]
+    #[error("the model endpoint failed {0} calls in a row: calls go offline until it recovers")]
     BreakerOpen(u32),
     #[error("the model endpoint answered HTTP {status}: {body}")]
     Http { status: u16, body: String },
@@ -80,7 +85,7 @@ pub struct Usage {
 }
 
 impl Usage {
-    fn add(&mut self, other: &Usage) {
+    pub fn add(&mut self, other: &Usage) {
         self.calls += other.calls;
         self.retries += other.retries;
         self.repairs += other.repairs;
@@ -88,6 +93,50 @@ impl Usage {
         self.prompt_tokens += other.prompt_tokens;
         self.completion_tokens += other.completion_tokens;
     }
+}
+
+/// Usage per task (by prompt version, and `embeddings`), shared by whoever books into
+/// it: a client's process-wide book, or one run's.
+#[derive(Debug, Default)]
+pub struct UsageBook {
+    tasks: Mutex<HashMap<&'static str, Usage>>,
+    /// Some call was refused because the breaker was open.
+    refused: AtomicBool,
+}
+
+impl UsageBook {
+    pub fn record(&self, label: &'static str, usage: &Usage) {
+        if let Ok(mut book) = self.tasks.lock() {
+            book.entry(label).or_default().add(usage);
+        }
+    }
+
+    pub fn snapshot(&self) -> HashMap<&'static str, Usage> {
+        self.tasks.lock().map(|u| u.clone()).unwrap_or_default()
+    }
+
+    pub fn total(&self) -> Usage {
+        let mut total = Usage::default();
+        for u in self.snapshot().values() {
+            total.add(u);
+        }
+        total
+    }
+
+    /// Whether a call booked here met an open breaker.
+    pub fn met_open_breaker(&self) -> bool {
+        self.refused.load(Ordering::Relaxed)
+    }
+}
+
+/// The circuit breaker's state.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Breaker {
+    Closed,
+    /// Failing fast since this instant.
+    Open(Instant),
+    /// One probe call is in flight after the cool-down.
+    Probing,
 }
 
 /// How the client asks for JSON.
@@ -113,9 +162,10 @@ pub struct ChatClient {
     token_burst: u32,
     slots: Semaphore,
     breaker_failures: u32,
+    breaker_cooldown: Duration,
     failures_in_a_row: AtomicU32,
-    breaker_open: AtomicBool,
-    usage: Mutex<HashMap<&'static str, Usage>>,
+    breaker: Mutex<Breaker>,
+    usage: UsageBook,
 }
 
 #[derive(Deserialize)]
@@ -221,60 +271,100 @@ impl ChatClient {
             token_burst: settings.tokens_per_minute,
             slots: Semaphore::new(settings.concurrency.max(1)),
             breaker_failures: settings.breaker_failures.max(1),
+            breaker_cooldown: Duration::try_from_secs_f64(settings.breaker_cooldown_seconds)
+                .map_err(|e| LlmError::Setting(format!("llm.breaker_cooldown_seconds: {e}")))?,
             failures_in_a_row: AtomicU32::new(0),
-            breaker_open: AtomicBool::new(false),
-            usage: Mutex::new(HashMap::new()),
+            breaker: Mutex::new(Breaker::Closed),
+            usage: UsageBook::default(),
         })
     }
 
-    /// Whether the breaker has opened (the rest of the run is offline).
+    fn breaker_state(&self) -> Breaker {
+        self.breaker.lock().map_or(Breaker::Closed, |b| *b)
+    }
+
+    /// Whether the breaker is open or half-open (calls fail fast, or one probe is out).
     pub fn breaker_open(&self) -> bool {
-        self.breaker_open.load(Ordering::Relaxed)
+        self.breaker_state() != Breaker::Closed
     }
 
-    /// Usage so far per task (by prompt version) and for `embeddings`.
+    /// Lets a call through, or refuses it while the breaker is open; after the
+    /// cool-down the first caller becomes the probe (`Ok(true)`).
+    fn admit(&self) -> Result<bool, LlmError> {
+        let refused = || LlmError::BreakerOpen(self.failures_in_a_row.load(Ordering::Relaxed));
+        let Ok(mut state) = self.breaker.lock() else {
+            return Ok(false);
+        };
+        match *state {
+            Breaker::Closed => Ok(false),
+            Breaker::Open(since) if since.elapsed() >= self.breaker_cooldown => {
+                tracing::info!("the model endpoint's cool-down is over: sending one probe call");
+                *state = Breaker::Probing;
+                Ok(true)
+            }
+            Breaker::Open(_) | Breaker::Probing => Err(refused()),
+        }
+    }
+
+    /// Usage so far per task (by prompt version) and for `embeddings`, process-wide.
     pub fn usage(&self) -> HashMap<&'static str, Usage> {
-        self.usage.lock().map(|u| u.clone()).unwrap_or_default()
+        self.usage.snapshot()
     }
 
-    /// Usage of all tasks so far.
+    /// Usage of all tasks so far, process-wide.
     pub fn total_usage(&self) -> Usage {
-        let mut total = Usage::default();
-        for u in self.usage().values() {
-            total.add(u);
-        }
-        total
+        self.usage.total()
     }
 
-    fn record(&self, label: &'static str, usage: &Usage) {
-        if let Ok(mut book) = self.usage.lock() {
-            book.entry(label).or_default().add(usage);
-        }
-    }
-
-    /// Counts a finished call towards the breaker and the usage book.
+    /// Counts a finished call towards the breaker and the usage books.
     fn finish<T>(
         &self,
         label: &'static str,
+        probe: bool,
         mut usage: Usage,
         result: Result<T, LlmError>,
+        run: Option<&UsageBook>,
     ) -> Result<T, LlmError> {
         match &result {
-            Ok(_) => self.failures_in_a_row.store(0, Ordering::Relaxed),
-            Err(LlmError::BreakerOpen(_)) => {}
+            Ok(_) => {
+                self.failures_in_a_row.store(0, Ordering::Relaxed);
+                if let Ok(mut state) = self.breaker.lock()
+                    && *state != Breaker::Closed
+                {
+                    tracing::info!("the model endpoint answered again: breaker closed");
+                    *state = Breaker::Closed;
+                }
+            }
+            Err(LlmError::BreakerOpen(_)) => {
+                if let Some(run) = run {
+                    run.refused.store(true, Ordering::Relaxed);
+                }
+            }
             Err(e) => {
                 usage.failures = 1;
                 let n = self.failures_in_a_row.fetch_add(1, Ordering::Relaxed) + 1;
-                if n >= self.breaker_failures && !self.breaker_open.swap(true, Ordering::Relaxed) {
-                    tracing::warn!(
-                        failures = n,
-                        error = %e,
-                        "the model endpoint keeps failing: the rest of this run is offline"
-                    );
+                if let Ok(mut state) = self.breaker.lock() {
+                    let trips = match *state {
+                        Breaker::Closed => n >= self.breaker_failures,
+                        Breaker::Probing => probe,
+                        Breaker::Open(_) => false,
+                    };
+                    if trips {
+                        tracing::warn!(
+                            failures = n,
+                            error = %e,
+                            cooldown_seconds = self.breaker_cooldown.as_secs_f64(),
+                            "the model endpoint keeps failing: calls go offline until the cool-down ends"
+                        );
+                        *state = Breaker::Open(Instant::now());
+                    }
                 }
             }
         }
-        self.record(label, &usage);
+        self.usage.record(label, &usage);
+        if let Some(run) = run {
+            run.record(label, &usage);
+        }
         result
     }
 
@@ -306,8 +396,12 @@ impl ChatClient {
             body["dimensions"] = json!(dimensions);
         }
         let estimate = (inputs.iter().map(String::len).sum::<usize>() / 4) as u32 + 1;
+        let probe = match self.admit() {
+            Ok(probe) => probe,
+            Err(e) => return self.finish("embeddings", false, usage, Err(e), None),
+        };
         let result = self
-            .send("embeddings", estimate, &mut usage, || async {
+            .send("embeddings", estimate, probe, &mut usage, || async {
                 self.openai
                     .embeddings()
                     .create_byot::<_, EmbeddingResponse>(&body)
@@ -334,7 +428,7 @@ impl ChatClient {
                         ))
                     })
             });
-        self.finish("embeddings", usage, result)
+        self.finish("embeddings", probe, usage, result, None)
     }
 
     /// Sends the prompt and returns the answer's JSON object. `schema` is sent as a
@@ -345,12 +439,41 @@ impl ChatClient {
         prompt: &Rendered,
         schema: Option<&Value>,
     ) -> Result<Value, LlmError> {
+        self.json_booked(task, prompt, schema, None).await
+    }
+
+    /// [`ChatClient::json`], booked in a run's usage book as well as the client's.
+    pub async fn json_into(
+        &self,
+        task: Task,
+        prompt: &Rendered,
+        schema: Option<&Value>,
+        run: &UsageBook,
+    ) -> Result<Value, LlmError> {
+        self.json_booked(task, prompt, schema, Some(run)).await
+    }
+
+    async fn json_booked(
+        &self,
+        task: Task,
+        prompt: &Rendered,
+        schema: Option<&Value>,
+        run: Option<&UsageBook>,
+    ) -> Result<Value, LlmError> {
         let mut usage = Usage {
             calls: 1,
             ..Usage::default()
         };
-        let result = self.json_inner(task, prompt, schema, &mut usage).await;
-        self.finish(task.prompt_version(), usage, result)
+        let label = task.prompt_version();
+        let (probe, result) = match self.admit() {
+            Ok(probe) => (
+                probe,
+                self.json_inner(task, prompt, schema, probe, &mut usage)
+                    .await,
+            ),
+            Err(e) => (false, Err(e)),
+        };
+        self.finish(label, probe, usage, result, run)
     }
 
     async fn json_inner(
@@ -358,13 +481,14 @@ impl ChatClient {
         task: Task,
         prompt: &Rendered,
         schema: Option<&Value>,
+        probe: bool,
         usage: &mut Usage,
     ) -> Result<Value, LlmError> {
         let mut messages = vec![
             json!({"role": "system", "content": prompt.system}),
             json!({"role": "user", "content": prompt.user}),
         ];
-        let first = self.complete(task, &messages, schema, usage).await?;
+        let first = self.complete(task, &messages, schema, probe, usage).await?;
         let bad = match parse_json(&first) {
             Ok(v) => return Ok(v),
             Err(AnswerError::NotJson(e) | AnswerError::WrongShape(e)) => e,
@@ -376,7 +500,7 @@ impl ChatClient {
         messages.push(json!({"role": "user", "content": format!(
             "That answer is not a valid JSON object ({bad}). Answer again with only the JSON object, complete, and nothing else."
         )}));
-        let second = self.complete(task, &messages, schema, usage).await?;
+        let second = self.complete(task, &messages, schema, probe, usage).await?;
         parse_json(&second).map_err(|e| LlmError::InvalidJson(e.to_string()))
     }
 
@@ -386,13 +510,9 @@ impl ChatClient {
         task: Task,
         messages: &[Value],
         schema: Option<&Value>,
+        probe: bool,
         usage: &mut Usage,
     ) -> Result<String, LlmError> {
-        if self.breaker_open() {
-            return Err(LlmError::BreakerOpen(
-                self.failures_in_a_row.load(Ordering::Relaxed),
-            ));
-        }
         let mut body = json!({
             "model": self.model,
             "messages": messages,
@@ -418,7 +538,7 @@ impl ChatClient {
             .sum();
         let estimate = (chars / 4) as u32 + self.max_tokens;
         let response = self
-            .send(task.prompt_version(), estimate, usage, || async {
+            .send(task.prompt_version(), estimate, probe, usage, || async {
                 self.openai
                     .chat()
                     .create_byot::<_, ChatResponse>(&body)
@@ -440,10 +560,12 @@ impl ChatClient {
 
     /// One request under the concurrency bound, the rate limits and the timeout,
     /// retried by the policy; `estimate` is its token cost for the tokens/min limit.
+    /// Only the breaker's probe goes on while the breaker is not closed.
     async fn send<T, F>(
         &self,
         label: &'static str,
         estimate: u32,
+        probe: bool,
         usage: &mut Usage,
         request: impl Fn() -> F,
     ) -> Result<T, LlmError>
@@ -451,7 +573,8 @@ impl ChatClient {
         F: std::future::Future<Output = Result<T, OpenAIError>>,
     {
         let open = || LlmError::BreakerOpen(self.failures_in_a_row.load(Ordering::Relaxed));
-        if self.breaker_open() {
+        let refused = || !probe && self.breaker_open();
+        if refused() {
             return Err(open());
         }
         let _slot = self
@@ -466,7 +589,7 @@ impl ChatClient {
                 // n never exceeds the burst, so capacity is always sufficient.
                 let _ = self.tokens.until_n_ready(n).await;
             }
-            if self.breaker_open() {
+            if refused() {
                 return Err(open());
             }
             let (after, error) = match tokio::time::timeout(self.timeout, request()).await {

@@ -16,10 +16,10 @@ use futures_util::StreamExt;
 use serde::Serialize;
 
 use super::answer::{Copy, Dropped, PriceAdvice, Proposal};
-use super::client::{ChatClient, Usage};
+use super::client::Usage;
 use super::offline::{OFFLINE_VERSION, OfflineLlm};
 use super::prompt::{BundleDoc, ProductDoc, Task};
-use super::provider::{Llm, OpenAiLlm, TaskError};
+use super::provider::{Llm, TaskError};
 use crate::config::LlmSettings;
 use crate::domain::{Objective, TextSource};
 use crate::embed::content_hash;
@@ -89,6 +89,27 @@ pub struct LlmReport {
     pub tasks: std::collections::BTreeMap<String, TaskReport>,
 }
 
+impl LlmReport {
+    /// Adds another report's calls, tokens, cost and task figures to this one.
+    pub fn merge(&mut self, other: &LlmReport) {
+        self.calls += other.calls;
+        self.retries += other.retries;
+        self.failures += other.failures;
+        self.prompt_tokens += other.prompt_tokens;
+        self.completion_tokens += other.completion_tokens;
+        self.estimated_cost_usd += other.estimated_cost_usd;
+        self.breaker_open |= other.breaker_open;
+        for (name, t) in &other.tasks {
+            let mine = self.tasks.entry(name.clone()).or_default();
+            mine.usage.add(&t.usage);
+            mine.stats.batches += t.stats.batches;
+            mine.stats.fallback_batches += t.stats.fallback_batches;
+            mine.stats.fallback_items += t.stats.fallback_items;
+            mine.stats.dropped.add(&t.stats.dropped);
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct TaskReport {
     #[serde(flatten)]
@@ -114,12 +135,7 @@ impl Gateway {
         settings: &LlmSettings,
         offline: Arc<OfflineLlm>,
     ) -> Result<Gateway, TaskError> {
-        let primary: Option<Arc<dyn Llm>> = if settings.provider == "openai" {
-            let chat = ChatClient::new(settings)?;
-            Some(Arc::new(OpenAiLlm::new(chat, &settings.model)?))
-        } else {
-            None
-        };
+        let primary = super::provider::ModelClient::from_settings(settings)?.for_run();
         Ok(Gateway::new(primary, offline, settings))
     }
 
@@ -380,10 +396,20 @@ impl Gateway {
         &self,
         bundles: &[BundleDoc],
     ) -> Result<Vec<Sourced<PriceAdvice>>, GatewayError> {
+        self.advise_price_with(bundles, &|_, _| {}).await
+    }
+
+    /// [`Gateway::advise_price`], reporting (bundles done, bundles) as batches finish.
+    pub async fn advise_price_with(
+        &self,
+        bundles: &[BundleDoc],
+        progress: &(dyn Fn(u64, u64) + Sync),
+    ) -> Result<Vec<Sourced<PriceAdvice>>, GatewayError> {
         self.per_bundle(
             Task::AdvisePrice,
             bundles,
             self.price_batch,
+            progress,
             |llm, batch| {
                 Box::pin(async move {
                     llm.advise_price(batch).await.map(|a| {
@@ -406,11 +432,33 @@ impl Gateway {
         bundles: &[BundleDoc],
         locale: &str,
     ) -> Result<Vec<Sourced<Copy>>, GatewayError> {
+        self.write_copy_with(bundles, locale, &|_, _| {}).await
+    }
+
+    /// Bundles per copy call.
+    pub fn copy_batch(&self) -> usize {
+        self.copy_batch
+    }
+
+    /// [`Gateway::write_copy`], reporting (batches done, batches) as batches finish.
+    pub async fn write_copy_with(
+        &self,
+        bundles: &[BundleDoc],
+        locale: &str,
+        progress: &(dyn Fn(u64, u64) + Sync),
+    ) -> Result<Vec<Sourced<Copy>>, GatewayError> {
         let locale = locale.to_owned();
+        let batches = bundles.len().div_ceil(self.copy_batch) as u64;
+        let done = std::sync::atomic::AtomicU64::new(0);
+        let by_batch = |_: u64, _: u64| {
+            let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            progress(n, batches);
+        };
         self.per_bundle(
             Task::WriteCopy,
             bundles,
             self.copy_batch,
+            &by_batch,
             move |llm, batch| {
                 let locale = locale.clone();
                 Box::pin(async move {
@@ -445,11 +493,13 @@ impl Gateway {
 
     /// Runs a per-bundle task in parallel batches; whatever the model does not answer
     /// validly, the offline provider answers.
+    /// `progress` hears (bundles done, bundles) after each model batch.
     async fn per_bundle<T, F>(
         &self,
         task: Task,
         bundles: &[BundleDoc],
         batch_size: usize,
+        progress: &(dyn Fn(u64, u64) + Sync),
         ask: F,
     ) -> Result<Vec<Sourced<T>>, GatewayError>
     where
@@ -459,8 +509,21 @@ impl Gateway {
         let mut out: Vec<Option<Sourced<T>>> = vec![None; bundles.len()];
         if let Some(primary) = &self.primary {
             let batches: Vec<&[BundleDoc]> = bundles.chunks(batch_size).collect();
+            let done = std::sync::atomic::AtomicU64::new(0);
+            let total = bundles.len() as u64;
             let answers: Vec<_> = futures_util::stream::iter(batches.iter())
-                .map(|batch| ask(primary.as_ref(), batch))
+                .map(|batch| {
+                    let ask = ask(primary.as_ref(), batch);
+                    let done = &done;
+                    async move {
+                        let answer = ask.await;
+                        let n = done
+                            .fetch_add(batch.len() as u64, std::sync::atomic::Ordering::Relaxed)
+                            + batch.len() as u64;
+                        progress(n, total);
+                        answer
+                    }
+                })
                 .buffered(self.parallel)
                 .collect()
                 .await;
@@ -515,7 +578,8 @@ impl Gateway {
             .collect()
     }
 
-    /// Calls, tokens and cost so far, per task, with the fallbacks taken.
+    /// Calls, tokens and cost so far, per task, with the fallbacks taken (this
+    /// gateway's: one run's, when each run has its own).
     pub fn report(&self) -> LlmReport {
         let usage = self.primary.as_ref().map(|p| p.usage()).unwrap_or_default();
         let stats = self.stats.lock().map(|s| s.clone()).unwrap_or_default();

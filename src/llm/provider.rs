@@ -6,7 +6,9 @@ use async_trait::async_trait;
 use serde_json::{Value, json};
 
 use super::answer::{self, Appeal, Classified, Copy, Dropped, PriceAdvice, Proposal};
-use super::client::{ChatClient, LlmError};
+use std::sync::Arc;
+
+use super::client::{ChatClient, LlmError, UsageBook};
 use super::prompt::{BundleDoc, ProductDoc, PromptError, Prompts, Task};
 use crate::domain::{BundleType, Objective};
 
@@ -72,24 +74,77 @@ pub trait Llm: Send + Sync {
     }
 }
 
-/// The tasks over an OpenAI-compatible chat endpoint.
+/// The tasks over an OpenAI-compatible chat endpoint. The client (limits, breaker) may
+/// be shared by many of these; each books its own usage, so one per run reports that
+/// run's calls.
 pub struct OpenAiLlm {
-    client: ChatClient,
-    prompts: Prompts,
+    client: Arc<ChatClient>,
+    prompts: Arc<Prompts>,
     model: String,
+    book: UsageBook,
 }
 
 impl OpenAiLlm {
     pub fn new(client: ChatClient, model: &str) -> Result<OpenAiLlm, TaskError> {
-        Ok(OpenAiLlm {
+        Ok(OpenAiLlm::shared(
+            Arc::new(client),
+            Arc::new(Prompts::new()?),
+            model,
+        ))
+    }
+
+    /// Over a client and prompts that others share, with a usage book of its own.
+    pub fn shared(client: Arc<ChatClient>, prompts: Arc<Prompts>, model: &str) -> OpenAiLlm {
+        OpenAiLlm {
             client,
-            prompts: Prompts::new()?,
+            prompts,
             model: model.to_owned(),
-        })
+            book: UsageBook::default(),
+        }
     }
 
     pub fn client(&self) -> &ChatClient {
         &self.client
+    }
+}
+
+/// The process's one connection to the configured model: a single client, so the
+/// account's rate limits, concurrency and breaker hold across every run at once.
+pub struct ModelClient {
+    chat: Option<(Arc<ChatClient>, Arc<Prompts>, String)>,
+}
+
+impl ModelClient {
+    /// The configured provider: a client for `openai`, nothing for `offline`.
+    pub fn from_settings(settings: &crate::config::LlmSettings) -> Result<ModelClient, TaskError> {
+        let chat = if settings.provider == "openai" {
+            Some((
+                Arc::new(ChatClient::new(settings)?),
+                Arc::new(Prompts::new()?),
+                settings.model.clone(),
+            ))
+        } else {
+            None
+        };
+        Ok(ModelClient { chat })
+    }
+
+    /// No model: every task is answered offline.
+    pub fn offline() -> ModelClient {
+        ModelClient { chat: None }
+    }
+
+    /// The model as one run sees it (its own usage book over the shared client), or
+    /// `None` when the provider is offline.
+    pub fn for_run(&self) -> Option<Arc<dyn Llm>> {
+        self.chat.as_ref().map(|(client, prompts, model)| {
+            Arc::new(OpenAiLlm::shared(client.clone(), prompts.clone(), model)) as Arc<dyn Llm>
+        })
+    }
+
+    /// The shared client (for process-wide usage and the breaker's state).
+    pub fn client(&self) -> Option<&ChatClient> {
+        self.chat.as_ref().map(|(c, _, _)| c.as_ref())
     }
 }
 
@@ -126,11 +181,11 @@ impl Llm for OpenAiLlm {
     }
 
     fn usage(&self) -> std::collections::HashMap<&'static str, super::client::Usage> {
-        self.client.usage()
+        self.book.snapshot()
     }
 
     fn breaker_open(&self) -> bool {
-        self.client.breaker_open()
+        self.client.breaker_open() || self.book.met_open_breaker()
     }
 
     async fn classify(&self, products: &[ProductDoc]) -> Result<Answer<Classified>, TaskError> {
@@ -146,10 +201,11 @@ impl Llm for OpenAiLlm {
         });
         let value = self
             .client
-            .json(
+            .json_into(
                 Task::ClassifyObjectives,
                 &prompt,
                 Some(&schema("products", item, products.len())),
+                &self.book,
             )
             .await?;
         let (items, dropped) = answer::classification(&value, &ids(products, |p| &p.id))?;
@@ -182,10 +238,11 @@ impl Llm for OpenAiLlm {
         });
         let value = self
             .client
-            .json(
+            .json_into(
                 Task::ProposeBundles,
                 &prompt,
                 Some(&schema("bundles", item, max_bundles)),
+                &self.book,
             )
             .await?;
         let (items, dropped) = answer::proposals(&value, &offered)?;
@@ -206,10 +263,11 @@ impl Llm for OpenAiLlm {
         });
         let value = self
             .client
-            .json(
+            .json_into(
                 Task::AdvisePrice,
                 &prompt,
                 Some(&schema("bundles", item, bundles.len())),
+                &self.book,
             )
             .await?;
         let caps: Vec<u8> = bundles.iter().map(|b| b.cap_pct).collect();
@@ -236,10 +294,11 @@ impl Llm for OpenAiLlm {
         });
         let value = self
             .client
-            .json(
+            .json_into(
                 Task::WriteCopy,
                 &prompt,
                 Some(&schema("bundles", item, bundles.len())),
+                &self.book,
             )
             .await?;
         let (items, dropped) = answer::copy(&value, &ids(bundles, |b| &b.id))?;
@@ -259,10 +318,11 @@ impl Llm for OpenAiLlm {
         });
         let value = self
             .client
-            .json(
+            .json_into(
                 Task::RateAppeal,
                 &prompt,
                 Some(&schema("bundles", item, bundles.len())),
+                &self.book,
             )
             .await?;
         let (items, dropped) = answer::appeal(&value, &ids(bundles, |b| &b.id))?;

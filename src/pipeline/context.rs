@@ -13,20 +13,47 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use chrono::{DateTime, Duration, Utc};
-use serde::Serialize;
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
 
 use super::clusters;
-use super::{Deps, PipelineError, TaskTiming};
+use super::observe::{Phase, PhaseScope, RunObserver};
+use super::{PipelineError, TaskTiming};
+use crate::cancel::CancelToken;
 use crate::config::Settings;
-use crate::domain::{Objective, Product, ProductStatus, TextSource};
+use crate::domain::{Objective, Product, ProductStatus, StoreId, TextSource};
 use crate::index::{GraphMethod, Matrix, Neighbour, neighbour_graph};
 use crate::llm::gateway::{Gateway, LlmReport};
 use crate::llm::offline::OfflineLlm;
 use crate::llm::prompt::ProductDoc;
 use crate::rules::{self, Baskets, Evidence};
+use crate::services::Services;
 use crate::stats::{self, Assumption, Tier, Weights};
 use crate::store::StoreData;
+
+/// Which of the store's orders a context counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderScope {
+    /// Every order up to `as_of`.
+    #[default]
+    All,
+    /// The last N orders up to `as_of` (a small shop's history).
+    Last(usize),
+    /// None: the catalog alone (a cold start).
+    None,
+}
+
+/// What phase 0 is prepared for.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PrepareOptions {
+    /// The day the store is seen as of (its end); `None`: the latest order, with the
+    /// catalog as it is now.
+    pub as_of: Option<NaiveDate>,
+    /// Seed of phase 0's own randomness (category clustering).
+    pub seed: u64,
+    pub orders: OrderScope,
+}
 
 /// Data-derived product tags.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -99,8 +126,13 @@ pub struct Context {
     pub prior_count: f64,
     pub support_half: f64,
     pub low_cover_days: u32,
-    pub gateway: Arc<Gateway>,
     pub classification_source: TextSource,
+    /// Phase 0's model calls (classification), for the run reports.
+    pub llm: LlmReport,
+    /// Instants of every phase's tasks are measured from the start of `prepare`.
+    pub clock: Clock,
+    pub load_seconds: f64,
+    pub context_seconds: f64,
     pub timings: Vec<TaskTiming>,
 }
 
@@ -133,9 +165,76 @@ impl Context {
             .dot(self.vectors.row(a as usize), self.vectors.row(b as usize))
     }
 
-    pub fn llm_report(&self) -> LlmReport {
-        self.gateway.report()
+    /// Each product's vector by variant id, for the offline provider.
+    pub fn offline_vectors(&self) -> HashMap<String, Arc<[f32]>> {
+        self.data
+            .products
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.variant_id.clone(), Arc::from(self.vectors.row(i))))
+            .collect()
     }
+}
+
+/// The store as of `bound` (inclusive): the products that existed then — created on or
+/// before it, or first ordered on or before it, or with neither date — and the orders
+/// up to it, of which only the last `N` with [`OrderScope::Last`] and none with
+/// [`OrderScope::None`]. Lines are re-pointed at the kept products' positions.
+fn scoped(mut data: StoreData, bound: Option<DateTime<Utc>>, orders: OrderScope) -> StoreData {
+    if let Some(bound) = bound {
+        data.orders.retain(|o| o.created_at <= bound);
+    }
+    match orders {
+        OrderScope::All => {}
+        OrderScope::Last(n) => {
+            let skip = data.orders.len().saturating_sub(n);
+            data.orders.drain(..skip);
+        }
+        OrderScope::None => data.orders.clear(),
+    }
+    let Some(bound) = bound else {
+        return data;
+    };
+    let n = data.products.len();
+    let mut first_ordered: Vec<Option<DateTime<Utc>>> = vec![None; n];
+    for o in &data.orders {
+        for l in &o.lines {
+            if let Some(slot) = l.item.and_then(|i| first_ordered.get_mut(i as usize))
+                && slot.is_none_or(|t| o.created_at < t)
+            {
+                *slot = Some(o.created_at);
+            }
+        }
+    }
+    let keep: Vec<bool> = data
+        .products
+        .iter()
+        .zip(&first_ordered)
+        .map(|(p, first)| {
+            p.created_at.is_none_or(|t| t <= bound) || first.is_some_and(|t| t <= bound)
+        })
+        .collect();
+    if keep.iter().all(|&k| k) {
+        return data;
+    }
+    let mut position = vec![None; n];
+    let mut next = 0u32;
+    for (i, &k) in keep.iter().enumerate() {
+        if k {
+            position[i] = Some(next);
+            next += 1;
+        }
+    }
+    let mut k = keep.iter();
+    data.products.retain(|_| k.next().copied().unwrap_or(false));
+    for o in &mut data.orders {
+        for l in &mut o.lines {
+            l.item = l
+                .item
+                .and_then(|i| position.get(i as usize).copied().flatten());
+        }
+    }
+    data
 }
 
 /// The baskets of the orders up to `as_of`, one per order, items by product index.
@@ -144,12 +243,7 @@ fn baskets_until(data: &StoreData, as_of: DateTime<Utc>) -> Baskets {
         .orders
         .iter()
         .filter(|o| o.created_at <= as_of)
-        .map(|o| {
-            let mut items: Vec<u32> = o.lines.iter().filter_map(|l| l.item).collect();
-            items.sort_unstable();
-            items.dedup();
-            items
-        })
+        .map(|o| o.basket())
         .filter(|b| !b.is_empty())
         .collect();
     Baskets::from_ids(data.products.len() as u32, lists)
@@ -351,19 +445,29 @@ impl Clock {
     }
 }
 
-/// Runs Phase 0 for one store.
-#[tracing::instrument(skip_all, fields(store = %data.store.id, products = data.products.len()))]
+/// Phase 0 for one store: the store as of `options.as_of`, read and prepared. The
+/// context is plain data: share it (`Arc`) between any number of runs.
+#[tracing::instrument(skip_all, fields(store = %store_id))]
 pub async fn prepare(
-    deps: &Deps,
-    data: StoreData,
-    as_of_day: Option<chrono::NaiveDate>,
-    seed: u64,
-    clock: Clock,
+    services: &Services,
+    store_id: &StoreId,
+    options: &PrepareOptions,
+    observer: &dyn RunObserver,
+    cancel: &CancelToken,
 ) -> Result<Context, PipelineError> {
-    let settings = deps.settings.clone();
+    let clock = Clock(Instant::now());
+    let phase = PhaseScope::start(observer, Phase::Context, None);
+    let settings = services.settings.clone();
+    let data = cancel.guard(services.store.load(store_id)).await??;
+    let as_of_day = options.as_of;
+    let bound = as_of_day.map(stats::end_of_day);
+    let data = scoped(data, bound, options.orders);
+    let load_seconds = clock.ms() / 1000.0;
+    let seed = options.seed;
     let as_of = stats::resolve_as_of(&data, as_of_day)
         .ok_or_else(|| PipelineError::NoOrders(data.store.id.to_string()))?;
     let data = Arc::new(data);
+    let embedder = services.embedder().await?;
 
     // Orders only: co-purchase evidence and statistics, on blocking threads.
     let rules_task = {
@@ -387,11 +491,12 @@ pub async fn prepare(
 
     // Embeddings, then the graph and clusters (blocking) and classification.
     let started = clock.ms();
-    let (vectors, _) = crate::embed::embed_products(
-        deps.embedder.as_ref(),
-        deps.store.as_ref(),
+    let (vectors, _) = crate::embed::embed_products_until(
+        embedder.as_ref(),
+        services.store.as_ref(),
         &data.products,
         settings.embed.description_chars,
+        cancel,
     )
     .await?;
     let embed_timing = clock.task("embeddings", started);
@@ -421,7 +526,7 @@ pub async fn prepare(
                 settings.index.graph_k,
                 Some(&groups),
                 method,
-                settings.index.thread_count(),
+                settings.threads_for(settings.index.threads),
             );
             let categories = clusters::categories(&data.products, &vectors, seed);
             (graph, categories, clock.task("similarity_graph", started))
@@ -435,19 +540,19 @@ pub async fn prepare(
         .enumerate()
         .map(|(i, p)| (p.variant_id.clone(), Arc::from(vectors.row(i))))
         .collect();
-    let offline = Arc::new(OfflineLlm::new(deps.embedder.clone(), offline_vectors));
-    let gateway = Arc::new(match &deps.llm {
-        Some(primary) => Gateway::new(Some(primary.clone()), offline, &settings.llm),
-        None => Gateway::from_settings(&settings.llm, offline)?,
-    });
+    let offline = Arc::new(OfflineLlm::new(embedder.clone(), offline_vectors));
+    let gateway = Gateway::new(services.model.for_run(), offline, &settings.llm);
     let docs: Vec<ProductDoc> = data.products.iter().map(ProductDoc::from_product).collect();
-    let classification = gateway.classify(deps.store.as_ref(), &docs).await?;
+    let classification = cancel
+        .guard(gateway.classify(services.store.as_ref(), &docs))
+        .await??;
     let classify_timing = clock.task("classification", started);
 
     let join = |e: tokio::task::JoinError| PipelineError::Internal(format!("a task failed: {e}"));
     let (baskets, evidence, rules_timing) = rules_task.await.map_err(join)?;
     let (summary, mut signals, stats_timing) = stats_task.await.map_err(join)?;
     let (neighbours, categories, graph_timing) = graph_task.await.map_err(join)?;
+    cancel.check()?;
     let summary = summary.ok_or_else(|| PipelineError::NoOrders(data.store.id.to_string()))?;
 
     let source = if classification
@@ -497,6 +602,12 @@ pub async fn prepare(
         graph_timing,
     ];
     timings.sort_by(|a, b| a.start_ms.total_cmp(&b.start_ms));
+    let context_seconds = clock.ms() / 1000.0 - load_seconds;
+    phase.finish(vec![
+        ("products", data.products.len() as u64),
+        ("baskets", baskets),
+        ("pairs", evidence.pairs.pairs.len() as u64),
+    ]);
     Ok(Context {
         as_of,
         orders_in_window: summary.orders_60d,
@@ -516,8 +627,11 @@ pub async fn prepare(
         prior_count: settings.pipeline.prior_count,
         support_half: settings.pipeline.support_half,
         low_cover_days: settings.stats.low_cover_days,
-        gateway,
         classification_source: source,
+        llm: gateway.report(),
+        clock,
+        load_seconds,
+        context_seconds,
         timings,
         data,
     })

@@ -1,41 +1,46 @@
-//! `generate`: one run for one store. This file is the only place the phase order
-//! appears:
+//! The engine: `prepare` (phase 0) once per store and day, `run` (phases 1–3) once per
+//! variant over that context, and `persist::save` (phase 4) the caller's step. This
+//! file is the only place the phase order appears:
 //!
-//! 0. [`context`]: embeddings, similarity graph, co-purchase evidence, classification
-//!    and store statistics, all at once;
-//! 1. [`candidates`]: 8 objectives × 5 bundle types = 40 generators in parallel, each
-//!    draft scored α·llm + β·transactional + γ·business;
-//! 2. [`optimize`]: dedup, safety guard, Pareto front, the published choice, prices;
-//! 3. [`copy`]: copy and explanation, batched through the language model;
-//! 4. [`persist`]: the run and its bundles in one transaction ([`output`] writes the
-//!    files).
+//! 0. [`context::prepare`]: embeddings, similarity graph, co-purchase evidence,
+//!    classification and store statistics, all at once; plain data afterwards;
+//! 1. [`candidates::run`]: 8 objectives × 5 bundle types = 40 generators in parallel,
+//!    each draft scored α·llm + β·transactional + γ·business;
+//! 2. [`optimize::run`]: dedup, safety guard, Pareto front, the published choice,
+//!    prices (Bayesian, blended with the model's advice);
+//! 3. [`copy::run`]: copy and explanation, batched through the language model, and
+//!    the published bundles assembled;
+//! 4. [`persist::save`]: the run and its bundles in one transaction ([`output`] writes
+//!    the files).
+//!
+//! Every phase reports to a [`RunObserver`] and stops at a [`CancelToken`]; a
+//! cancelled or failed run returns an error and persists nothing.
 
 pub mod candidates;
 mod clusters;
 pub mod context;
 pub mod copy;
+pub mod observe;
 pub mod optimize;
 pub mod output;
-mod persist;
+pub mod persist;
+pub mod variant;
 
 use std::sync::Arc;
-use std::time::Instant;
 
-use chrono::NaiveDate;
 use serde::Serialize;
 
-use crate::config::Settings;
-use crate::domain::{
-    Bundle, BundleCopy, BundleItem, BundleType, Explanation, Objective, PricingDecision,
-    ScoreBreakdown, StoreId, TextSource,
-};
-use crate::embed::Embedder;
-use crate::llm::gateway::LlmReport;
-use crate::llm::provider::Llm;
+use crate::cancel::{CancelToken, Cancelled};
+use crate::domain::{Bundle, BundleItem, BundleType, Objective, ScoreBreakdown, TextSource};
+use crate::error::ErrorKind;
+use crate::llm::gateway::{Gateway, LlmReport};
+use crate::llm::offline::OfflineLlm;
+use crate::services::Services;
 use crate::stats::{Assumption, Tier, Weights};
-use crate::store::Store;
-use candidates::{CellInput, CellSummary, NeighbourEvidence, RuleEvidence, Source};
-use context::{Clock, Context};
+use candidates::{CellSummary, NeighbourEvidence, RuleEvidence, Source};
+pub use context::{Context, OrderScope, PrepareOptions, prepare};
+pub use observe::{NoObserver, Phase, Recorder, RunEvent, RunObserver};
+pub use variant::{CandidateSources, PricingKnobs, Variant};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
@@ -47,38 +52,31 @@ pub enum PipelineError {
     Llm(#[from] crate::llm::gateway::GatewayError),
     #[error(transparent)]
     LlmSetup(#[from] crate::llm::provider::TaskError),
-    #[error("store {0} has no orders up to the run's date: ingest orders first, or pass --as-of")]
+    #[error("store {0} has no orders up to the run's date")]
     NoOrders(String),
-    #[error("invalid run option: {0}")]
-    Invalid(String),
+    #[error(transparent)]
+    Invalid(#[from] variant::InvalidVariant),
+    #[error(transparent)]
+    Cancelled(#[from] Cancelled),
     #[error("internal error: {0}")]
     Internal(String),
 }
 
-/// The ports a run uses. `llm` replaces the configured provider (tests, cohorts).
-#[derive(Clone)]
-pub struct Deps {
-    pub store: Arc<dyn Store>,
-    pub embedder: Arc<dyn Embedder>,
-    pub llm: Option<Arc<dyn Llm>>,
-    pub settings: Arc<Settings>,
+impl PipelineError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            PipelineError::Store(e) => e.kind(),
+            PipelineError::Embed(e) => e.kind(),
+            PipelineError::Llm(_) | PipelineError::LlmSetup(_) => ErrorKind::Internal,
+            PipelineError::NoOrders(_) => ErrorKind::NotFound,
+            PipelineError::Invalid(_) => ErrorKind::BadInput,
+            PipelineError::Cancelled(_) => ErrorKind::Cancelled,
+            PipelineError::Internal(_) => ErrorKind::Internal,
+        }
+    }
 }
 
-/// Per-run choices.
-#[derive(Debug, Clone, Default)]
-pub struct GenerateOptions {
-    /// End every window on this day instead of the latest order.
-    pub as_of: Option<NaiveDate>,
-    pub seed: u64,
-    /// α, β, γ instead of the tier's.
-    pub weights: Option<[f64; 3]>,
-    /// Only these objectives (all when empty).
-    pub objectives: Vec<Objective>,
-    /// Publish at most this many bundles instead of `optimize.max_bundles`.
-    pub max_bundles: Option<usize>,
-}
-
-/// When a task of a phase ran, in milliseconds from the run's start.
+/// When a task of a phase ran, in milliseconds from the context's start.
 #[derive(Debug, Clone, Serialize)]
 pub struct TaskTiming {
     pub phase: &'static str,
@@ -105,6 +103,8 @@ pub struct RunSummary {
     pub run_id: String,
     /// When the run finished (the wall clock; nothing else in a run reads it).
     pub created_at: String,
+    /// When phase 1 started.
+    pub started_at: String,
     pub store_id: String,
     pub locale: String,
     pub as_of: String,
@@ -127,7 +127,11 @@ pub struct RunSummary {
     pub candidates: usize,
     pub optimize: optimize::OptimizeReport,
     pub bundles: usize,
+    /// The model's use by this run, with phase 0's classification calls (made once per
+    /// context).
     pub llm: LlmReport,
+    /// What the run varied.
+    pub variant: Variant,
 }
 
 /// What the model proposed for one objective.
@@ -161,396 +165,177 @@ pub struct CandidateOut {
     pub llm_reason: Option<String>,
 }
 
+/// A finished run: its summary and bundles (what `generate --json` prints).
 #[derive(Debug, Clone, Serialize)]
-pub struct GenerateOutput {
+pub struct RunOutput {
     pub run: RunSummary,
     pub bundles: Vec<Bundle>,
     /// Every scored candidate of phase 1 (for inspection and evaluation; not part of
     /// the printed document).
     #[serde(skip)]
     pub candidates: Vec<CandidateOut>,
+    #[serde(skip)]
+    pub started_at: chrono::DateTime<chrono::Utc>,
+    #[serde(skip)]
+    pub finished_at: chrono::DateTime<chrono::Utc>,
+    #[serde(skip)]
+    pub as_of: chrono::DateTime<chrono::Utc>,
 }
 
-/// The products of a draft as bundles show them.
-fn items(ctx: &Context, draft: &candidates::Draft) -> Vec<BundleItem> {
-    draft
-        .products
-        .iter()
-        .zip(&draft.quantities)
-        .map(|(&i, &q)| {
-            let p = ctx.product(i);
-            BundleItem {
-                product_id: p.variant_id.clone(),
-                sku: p.sku.clone(),
-                title: p.display_title(),
-                quantity: q,
-                unit_price_minor: p.price.minor,
-            }
-        })
-        .collect()
-}
-
-fn candidate_out(ctx: &Context, c: &candidates::Candidate) -> CandidateOut {
-    let products = items(ctx, &c.draft);
-    let list_price_minor = products
-        .iter()
-        .map(|p| p.unit_price_minor * i64::from(p.quantity))
-        .sum();
-    CandidateOut {
-        objective: c.objective,
-        bundle_type: c.bundle_type,
-        currency: ctx.product(c.draft.products[0]).price.currency.to_string(),
-        products,
-        pick: c.draft.pick,
-        tiers: c.draft.tiers.clone(),
-        list_price_minor,
-        score: c.score,
-        sources: c.draft.sources.iter().copied().collect(),
-        rules: c.rules.clone(),
-        neighbours: c.neighbours.clone(),
-        llm_reason: c.draft.llm_reason.clone(),
+impl RunOutput {
+    /// The same run under the caller's id (a job's), instead of its fresh ULID.
+    pub fn with_id(mut self, run_id: impl Into<String>) -> RunOutput {
+        self.run.run_id = run_id.into();
+        self
     }
 }
 
-type CellResult = (Vec<candidates::Candidate>, CellSummary);
-type PartnerLists = std::collections::HashMap<u32, Vec<(u32, Source)>>;
-
-/// Runs the 40 generators on every core; results come back in cell order.
-fn run_cells(
-    ctx: &Context,
-    cells: &[(Objective, BundleType)],
-    objectives: &[Objective],
-    anchor_lists: &[Vec<u32>],
-    proposals: &[Vec<(BundleType, candidates::Draft)>],
-    weights: Weights,
-    p: &crate::config::PipelineSettings,
-) -> Vec<CellResult> {
-    let threads = crate::config::thread_count(0).max(1);
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let slots: Vec<std::sync::Mutex<Option<CellResult>>> =
-        cells.iter().map(|_| std::sync::Mutex::new(None)).collect();
-    // An objective's five cells share its anchors' partner lists: the first cell to
-    // need them computes them.
-    let partner_lists: Vec<std::sync::OnceLock<PartnerLists>> = objectives
-        .iter()
-        .map(|_| std::sync::OnceLock::new())
-        .collect();
-    std::thread::scope(|scope| {
-        for _ in 0..threads.min(cells.len()) {
-            scope.spawn(|| {
-                loop {
-                    let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let Some(&(o, t)) = cells.get(k) else { break };
-                    let oi = objectives.iter().position(|&x| x == o).unwrap_or(0);
-                    let mut input = CellInput {
-                        ctx,
-                        objective: o,
-                        anchors: &anchor_lists[oi],
-                        partners: p.partners_per_anchor,
-                        proposed: proposals[oi]
-                            .iter()
-                            .filter(|(pt, _)| *pt == t)
-                            .map(|(_, d)| d.clone())
-                            .collect(),
-                        partner_cache: None,
-                    };
-                    let lists = partner_lists[oi].get_or_init(|| input.partner_lists());
-                    input.partner_cache = Some(lists);
-                    let result = candidates::run_cell(&input, t, weights, p.candidates_per_cell);
-                    if let Ok(mut slot) = slots[k].lock() {
-                        *slot = Some(result);
-                    }
-                }
-            });
-        }
+/// Runs CPU work on a blocking thread. Its progress counts come back over a channel
+/// to `on_progress`, called on this task, so an observer never has to be `'static`.
+async fn blocking<T: Send + 'static>(
+    cancel: &CancelToken,
+    work: impl FnOnce(&(dyn Fn(u64) + Sync), &CancelToken) -> T + Send + 'static,
+    on_progress: impl Fn(u64),
+) -> Result<T, PipelineError> {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<u64>();
+    let token = cancel.clone();
+    let handle = tokio::task::spawn_blocking(move || {
+        let progress = move |n: u64| {
+            let _ = tx.send(n);
+        };
+        work(&progress, &token)
     });
-    slots
-        .into_iter()
-        .filter_map(|s| s.into_inner().ok().flatten())
-        .collect()
+    while let Some(n) = rx.recv().await {
+        on_progress(n);
+    }
+    handle
+        .await
+        .map_err(|e| PipelineError::Internal(format!("a worker failed: {e}")))
 }
 
-/// Runs the pipeline for one store.
-#[tracing::instrument(skip_all, fields(store = %store_id))]
-pub async fn generate(
-    deps: &Deps,
-    store_id: &StoreId,
-    options: &GenerateOptions,
-) -> Result<GenerateOutput, PipelineError> {
-    let clock = Clock(Instant::now());
+/// A new globally unique run id.
+pub fn new_run_id() -> String {
+    ulid::Ulid::new().to_string()
+}
+
+/// The language model as one run sees it: the process's client with a usage book of
+/// its own, and the offline provider over the context's vectors.
+async fn run_gateway(ctx: &Context, services: &Services) -> Result<Gateway, PipelineError> {
+    let offline = Arc::new(OfflineLlm::new(
+        services.embedder().await?,
+        ctx.offline_vectors(),
+    ));
+    Ok(Gateway::new(
+        services.model.for_run(),
+        offline,
+        &services.settings.llm,
+    ))
+}
+
+/// Phases 1–3 of one variant over a prepared context. Persists nothing: the caller
+/// saves the output ([`persist::save`]) if it wants it kept.
+#[tracing::instrument(skip_all, fields(store = %ctx.data.store.id))]
+pub async fn run(
+    ctx: &Arc<Context>,
+    variant: &Variant,
+    services: &Services,
+    observer: &dyn RunObserver,
+    cancel: &CancelToken,
+) -> Result<RunOutput, PipelineError> {
+    variant.validate()?;
+    cancel.check()?;
     let started_at = chrono::Utc::now();
-    let settings = deps.settings.clone();
-    if let Some(w) = options.weights {
-        crate::config::check_weights("--weights", w)
-            .map_err(|e| PipelineError::Invalid(e.to_string()))?;
-    }
-    let data = deps.store.load(store_id).await?;
-    let load_seconds = clock.ms() / 1000.0;
+    let started = ctx.clock.ms();
+    let settings = &services.settings;
+    let gateway = run_gateway(ctx, services).await?;
 
-    // Phase 0.
-    let mut ctx = context::prepare(deps, data, options.as_of, options.seed, clock).await?;
-    let context_done = clock.ms();
-    let weights_overridden = options.weights.is_some();
-    if let Some(w) = options.weights {
-        ctx.weights = Weights::from_array(w);
-    }
+    // Phase 1.
+    let found = candidates::run(ctx, variant, settings, &gateway, observer, cancel).await?;
+    let candidates_done = ctx.clock.ms();
+    cancel.check()?;
 
-    // Phase 1: the model's proposals for every objective at once, then the 40 cells.
-    let objectives: Vec<Objective> = if options.objectives.is_empty() {
-        Objective::ALL.to_vec()
-    } else {
-        Objective::ALL
-            .into_iter()
-            .filter(|o| options.objectives.contains(o))
-            .collect()
-    };
-    let p = &settings.pipeline;
-    let anchor_lists: Vec<Vec<u32>> = objectives
-        .iter()
-        .map(|&o| candidates::anchors(&ctx, o, p.anchors_per_objective))
-        .collect();
-    let asked = clock.ms();
-    let answers = futures_util::future::join_all(
-        objectives
-            .iter()
-            .zip(&anchor_lists)
-            .map(|(&o, anchors)| candidates::proposals(&ctx, o, anchors, p)),
+    // Phase 2.
+    let optimize_settings =
+        variant.optimize_settings(&settings.optimize, variant.objectives().len());
+    let priced = optimize::run(
+        ctx,
+        found.candidates,
+        &optimize_settings,
+        &gateway,
+        observer,
+        cancel,
     )
-    .await;
-    let mut proposals = Vec::with_capacity(objectives.len());
-    let mut summaries = Vec::with_capacity(objectives.len());
-    for (&o, answer) in objectives.iter().zip(answers) {
-        let (drafts, source, contradicted) = answer?;
-        summaries.push(ProposalSummary {
-            objective: o,
-            source,
-            proposals: drafts.len(),
-            contradicted,
-        });
-        proposals.push(drafts);
-    }
-    let proposals_timing = clock.span("candidates", "llm_proposals", asked);
+    .await?;
+    let optimize_done = ctx.clock.ms();
+    cancel.check()?;
 
-    let generated = clock.ms();
-    let weights = ctx.weights;
-    let cells: Vec<(Objective, BundleType)> = objectives
-        .iter()
-        .flat_map(|&o| BundleType::ALL.into_iter().map(move |t| (o, t)))
-        .collect();
-    let results = run_cells(
-        &ctx,
-        &cells,
-        &objectives,
-        &anchor_lists,
-        &proposals,
-        weights,
-        p,
-    );
-    if results.len() != cells.len() {
-        return Err(PipelineError::Internal(
-            "a candidate generator failed".into(),
-        ));
-    }
-    let cells_timing = clock.span("candidates", "generators", generated);
-    let mut cell_summaries = Vec::with_capacity(results.len());
-    let mut all = Vec::new();
-    for (found, summary) in results {
-        all.extend(found);
-        cell_summaries.push(summary);
-    }
-    let candidate_outs: Vec<CandidateOut> = all.iter().map(|c| candidate_out(&ctx, c)).collect();
-    let candidate_count = all.len();
-    let candidates_done = clock.ms();
+    // Phase 3.
+    let bundles = copy::run(
+        ctx,
+        &priced.offers,
+        &priced.prices,
+        &gateway,
+        observer,
+        cancel,
+    )
+    .await?;
+    let copy_done = ctx.clock.ms();
+    let finished_at = chrono::Utc::now();
 
-    // Phase 2: dedup, guard, Bayesian prices, Pareto front, the published choice; then
-    // the model's price advice for the chosen and their final prices.
-    let started = clock.ms();
-    let mut optimize_settings = settings.optimize.clone();
-    if let Some(n) = options.max_bundles {
-        optimize_settings.max_bundles = n.max(1);
-    }
-    // A run over fewer objectives may fill its bundles from them.
-    optimize_settings.max_per_objective = optimize_settings.max_per_objective.max(
-        optimize_settings
-            .max_bundles
-            .div_ceil(objectives.len().max(1)),
-    );
-    let (offers, optimized) = optimize::optimize(&ctx, all, &optimize_settings);
-    let optimize_timing = clock.span("optimize", "dedup_guard_pareto", started);
-    let started = clock.ms();
-    let ids: Vec<String> = offers.iter().map(|o| copy::bundle_id(&ctx, o)).collect();
-    let docs: Vec<_> = offers
-        .iter()
-        .zip(&ids)
-        .map(|(o, id)| copy::bundle_doc(&ctx, id, o, None, None))
-        .collect();
-    let advice = ctx.gateway.advise_price(&docs).await?;
-    let prices: Vec<optimize::FinalPrice> = offers
-        .iter()
-        .zip(&advice)
-        .map(|(o, a)| optimize::final_price(o, Some(a), &optimize_settings))
-        .collect();
-    let pricing_timing = clock.span("optimize", "price_advice", started);
-    let optimize_done = clock.ms();
-
-    // Phase 3: copy and explanation, batched.
-    let started = clock.ms();
-    let docs: Vec<_> = offers
-        .iter()
-        .zip(&ids)
-        .zip(&prices)
-        .map(|((o, id), p)| {
-            copy::bundle_doc(&ctx, id, o, Some(p.final_minor), Some(p.discount_pct))
-        })
-        .collect();
-    let locale = ctx.data.store.locale.clone();
-    let copies = ctx.gateway.write_copy(&docs, &locale).await?;
-    let copy_timing = clock.span("copy", "copy_and_explanation", started);
-    let copy_done = clock.ms();
-    let bundles: Vec<Bundle> = offers
-        .iter()
-        .zip(ids)
-        .zip(prices)
-        .zip(copies)
-        .map(|(((o, id), p), c)| assemble(&ctx, o, id, p, c))
-        .collect();
-
+    let mut llm = ctx.llm.clone();
+    llm.merge(&gateway.report());
     let mut tasks = ctx.timings.clone();
-    tasks.extend([
-        proposals_timing,
-        cells_timing,
-        optimize_timing,
-        pricing_timing,
-        copy_timing,
-    ]);
-    let mut run = RunSummary {
-        run_id: String::new(),
-        created_at: String::new(),
-        store_id: store_id.to_string(),
-        locale,
+    tasks.extend(found.timings);
+    tasks.extend(priced.timings);
+    tasks.push(
+        ctx.clock
+            .span("copy", "copy_and_explanation", optimize_done),
+    );
+    let weights = variant.weights.map_or(ctx.weights, Weights::from_array);
+    let run = RunSummary {
+        run_id: new_run_id(),
+        created_at: finished_at.to_rfc3339(),
+        started_at: started_at.to_rfc3339(),
+        store_id: ctx.data.store.id.to_string(),
+        locale: ctx.data.store.locale.clone(),
         as_of: ctx.as_of.date_naive().to_string(),
         as_of_time: ctx.as_of.to_rfc3339(),
-        seed: options.seed,
+        seed: variant.seed,
         orders_in_window: ctx.orders_in_window,
         tier: ctx.tier,
-        weights: ctx.weights,
-        weights_overridden,
+        weights,
+        weights_overridden: variant.weights.is_some(),
         products: ctx.data.products.len(),
         eligible_products: ctx.signals.iter().filter(|s| s.eligible).count(),
         baskets: ctx.baskets,
         pairs: ctx.evidence.pairs.pairs.len(),
         itemsets: ctx.itemsets.len(),
         classification: ctx.classification_source,
-        proposals: summaries,
+        proposals: found.proposals,
         assumed: ctx.assumed.clone(),
         timings: PhaseTimings {
-            load_seconds,
-            context_seconds: (context_done / 1000.0) - load_seconds,
-            candidates_seconds: (candidates_done - context_done) / 1000.0,
+            load_seconds: ctx.load_seconds,
+            context_seconds: ctx.context_seconds,
+            candidates_seconds: (candidates_done - started) / 1000.0,
             optimize_seconds: (optimize_done - candidates_done) / 1000.0,
             copy_seconds: (copy_done - optimize_done) / 1000.0,
             persist_seconds: 0.0,
-            total_seconds: 0.0,
+            total_seconds: ctx.load_seconds + ctx.context_seconds + (copy_done - started) / 1000.0,
             tasks,
         },
-        candidates: candidate_count,
-        cells: cell_summaries,
-        optimize: optimized,
+        candidates: found.outs.len(),
+        cells: found.cells,
+        optimize: priced.report,
         bundles: bundles.len(),
-        llm: ctx.llm_report(),
+        llm,
+        variant: variant.clone(),
     };
-
-    // Phase 4: the run and its bundles in one transaction.
-    let started = clock.ms();
-    let finished_at = chrono::Utc::now();
-    run.created_at = finished_at.to_rfc3339();
-    run.run_id = format!(
-        "run-{}-{}",
-        finished_at.format("%Y%m%dT%H%M%S%.3fZ"),
-        &crate::embed::content_hash(&format!(
-            "{store_id}{}{}",
-            options.seed,
-            finished_at.timestamp_nanos_opt().unwrap_or(0)
-        ))[..8]
-    );
-    persist::save(
-        deps.store.as_ref(),
-        &run,
-        &bundles,
-        &ctx,
-        options,
-        started_at,
-        finished_at,
-    )
-    .await?;
-    run.timings.persist_seconds = (clock.ms() - started) / 1000.0;
-    run.timings
-        .tasks
-        .push(clock.span("persist", "store", started));
-    run.timings.total_seconds = clock.ms() / 1000.0;
-    Ok(GenerateOutput {
+    Ok(RunOutput {
         run,
         bundles,
-        candidates: candidate_outs,
+        candidates: found.outs,
+        started_at,
+        finished_at,
+        as_of: ctx.as_of,
     })
-}
-
-/// A published bundle from its offer, price and copy.
-fn assemble(
-    ctx: &Context,
-    o: &optimize::Offer,
-    id: String,
-    p: optimize::FinalPrice,
-    copy: crate::llm::gateway::Sourced<crate::llm::answer::Copy>,
-) -> Bundle {
-    let c = &o.candidate;
-    let currency = ctx.product(c.draft.products[0]).price.currency;
-    let products = items(ctx, &c.draft);
-    let discount_pct = if o.list_minor > 0 {
-        ((o.list_minor - p.final_minor) as f64 / o.list_minor as f64 * 10_000.0).round() / 100.0
-    } else {
-        0.0
-    };
-    Bundle {
-        id,
-        objective: c.objective,
-        bundle_type: c.bundle_type,
-        products,
-        pick: c.draft.pick,
-        tiers: c.draft.tiers.clone(),
-        currency,
-        list_price_minor: o.list_minor,
-        final_price_minor: p.final_minor,
-        discount_pct,
-        expected_margin_minor: p.final_minor - o.cost_minor,
-        cost_assumed: o.cost_assumed,
-        inventory_untracked: o.inventory_untracked,
-        pareto_rank: o.pareto_rank,
-        score: c.score,
-        pricing: PricingDecision {
-            bayesian_pct: f64::from(o.bayesian_pct),
-            llm_pct: p.llm_pct,
-            reason: p.reason,
-        },
-        copy: BundleCopy {
-            title: copy.value.title,
-            description: copy.value.description,
-            badge: copy.value.badge,
-            source: copy.source,
-        },
-        explanation: Explanation {
-            text: copy.value.explanation,
-            rules: c
-                .rules
-                .iter()
-                .map(|r| serde_json::to_value(r).unwrap_or_default())
-                .collect(),
-            neighbours: c
-                .neighbours
-                .iter()
-                .map(|n| serde_json::to_value(n).unwrap_or_default())
-                .collect(),
-            source: copy.source,
-        },
-    }
 }

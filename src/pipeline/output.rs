@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
-use super::GenerateOutput;
+use super::RunOutput;
 use crate::domain::{Bundle, BundleType, Money};
 
 #[derive(Debug, thiserror::Error)]
@@ -48,14 +48,14 @@ pub fn new_run_dir(parent: &Path, store: &str, run_id: &str) -> Result<PathBuf, 
 }
 
 /// Writes the four files into `dir` (created if missing) and returns their paths.
-pub fn write_all(dir: &Path, out: &GenerateOutput) -> Result<Vec<PathBuf>, OutputError> {
+pub fn write_all(dir: &Path, out: &RunOutput) -> Result<Vec<PathBuf>, OutputError> {
     write_all_with(dir, out, None)
 }
 
 /// As [`write_all`], with an extra section (already escaped HTML) at the report's end.
 pub fn write_all_with(
     dir: &Path,
-    out: &GenerateOutput,
+    out: &RunOutput,
     extra_html: Option<&str>,
 ) -> Result<Vec<PathBuf>, OutputError> {
     std::fs::create_dir_all(dir).map_err(|source| OutputError {
@@ -297,7 +297,7 @@ fn bar(label: &str, value: f64, weight: f64) -> String {
 }
 
 /// The self-contained HTML report of a run.
-pub fn report(out: &GenerateOutput) -> String {
+pub fn report(out: &RunOutput) -> String {
     let r = &out.run;
     let mut html = String::new();
     let _ = write!(

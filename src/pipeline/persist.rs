@@ -1,45 +1,42 @@
-//! Phase 4: the run and its bundles, written in one transaction.
+//! Phase 4: a finished run and its bundles, written in one transaction. The caller
+//! decides whether and when (a job saves when it ends, a cohort comparison never), and
+//! under which id ([`RunOutput::with_id`]); [`records`] gives the rows for a caller
+//! that writes them inside a transaction of its own.
 
-use super::context::Context;
-use super::{GenerateOptions, PipelineError, RunSummary};
-use crate::domain::Bundle;
-use crate::store::{BundleRecord, RunRecord, Store};
+use super::RunOutput;
+use crate::store::{BundleRecord, RunRecord, Store, StoreError};
 
-pub async fn save(
-    store: &dyn Store,
-    run: &RunSummary,
-    bundles: &[Bundle],
-    ctx: &Context,
-    options: &GenerateOptions,
-    started_at: chrono::DateTime<chrono::Utc>,
-    finished_at: chrono::DateTime<chrono::Utc>,
-) -> Result<(), PipelineError> {
+/// The rows of a run: its record and one per bundle.
+pub fn records(out: &RunOutput) -> (RunRecord, Vec<BundleRecord>) {
+    let run = &out.run;
     let json = |v: serde_json::Value| v.to_string();
     let record = RunRecord {
         run_id: run.run_id.clone(),
         store_id: run.store_id.clone(),
         status: "succeeded".into(),
-        started_at,
-        finished_at,
-        as_of: ctx.as_of,
+        started_at: out.started_at,
+        finished_at: out.finished_at,
+        as_of: out.as_of,
         config: json(serde_json::json!({
-            "seed": options.seed,
+            "seed": run.seed,
             "weights": run.weights,
             "weights_overridden": run.weights_overridden,
-            "objectives": options.objectives,
-            "max_bundles": options.max_bundles,
+            "objectives": run.variant.objectives,
+            "max_bundles": run.variant.max_bundles,
             "as_of": run.as_of,
+            "variant": run.variant,
         })),
         timings: serde_json::to_string(&run.timings).unwrap_or_default(),
         counts: json(serde_json::json!({
             "candidates": run.candidates,
             "cells": run.cells,
             "optimize": run.optimize,
-            "bundles": bundles.len(),
+            "bundles": out.bundles.len(),
             "llm": run.llm,
         })),
     };
-    let rows: Vec<BundleRecord> = bundles
+    let rows = out
+        .bundles
         .iter()
         .map(|b| BundleRecord {
             bundle_id: b.id.clone(),
@@ -49,6 +46,11 @@ pub async fn save(
             body: serde_json::to_string(b).unwrap_or_default(),
         })
         .collect();
-    store.save_run(&record, &rows).await?;
-    Ok(())
+    (record, rows)
+}
+
+/// Stores a finished run under its id, with its bundles, in one transaction.
+pub async fn save(store: &dyn Store, out: &RunOutput) -> Result<(), StoreError> {
+    let (record, rows) = records(out);
+    store.save_run(&record, &rows).await
 }

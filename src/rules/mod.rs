@@ -77,6 +77,10 @@ pub struct MiningOptions {
     pub target: Target,
     /// Memory for one attempt, the baskets included.
     pub budget_bytes: usize,
+    /// Whether the budget is the whole process's (the `rules` command: it is the
+    /// process) or this mining's alone (a run inside a process that holds other runs:
+    /// its results must not depend on what else the process holds).
+    pub budget_covers_process: bool,
     pub threads: usize,
 }
 
@@ -161,7 +165,7 @@ pub fn mine(baskets: &Baskets, opts: &MiningOptions) -> Mined {
     let requested = opts.minsup.min_count(n);
     let mut min_count = requested;
     let mut attempts = Vec::new();
-    let limit = attempt_budget(opts.budget_bytes, baskets);
+    let limit = attempt_budget(opts.budget_bytes, opts.budget_covers_process, baskets);
     loop {
         let budget = Budget::new(limit);
         match attempt(baskets, opts, min_count, &budget) {
@@ -212,12 +216,14 @@ pub fn mine(baskets: &Baskets, opts: &MiningOptions) -> Mined {
     }
 }
 
-/// What an attempt may charge: the budget less what the process held before mining (the
-/// baskets among it) and a sixteenth for what is not charged (allocator slack, the
-/// scratch of conditional trees being built). Measured once: memory a failed attempt
-/// freed stays with the allocator, and the next attempt reuses it.
-fn attempt_budget(budget: usize, baskets: &Baskets) -> usize {
-    let held = crate::memory::resident_bytes().map_or(baskets.bytes(), |b| b as usize);
+/// What an attempt may charge: the budget less what was held before mining (the whole
+/// process, the baskets among it, when the budget covers the process; else the
+/// baskets) and a sixteenth for what is not charged (allocator slack, the scratch of
+/// conditional trees being built). Measured once: memory a failed attempt freed stays
+/// with the allocator, and the next attempt reuses it.
+fn attempt_budget(budget: usize, covers_process: bool, baskets: &Baskets) -> usize {
+    let process = covers_process.then(crate::memory::resident_bytes).flatten();
+    let held = process.map_or(baskets.bytes(), |b| b as usize);
     budget.saturating_sub(held).saturating_sub(budget / 16)
 }
 
@@ -286,6 +292,7 @@ pub fn evidence(baskets: &Baskets, settings: &RulesSettings) -> Evidence {
         max_basket: (settings.max_basket > 0).then_some(settings.max_basket),
         target: Target::Frequent,
         budget_bytes: budget,
+        budget_covers_process: false,
         threads,
     };
     Evidence {
@@ -306,6 +313,7 @@ mod tests {
             max_basket: None,
             target: Target::Frequent,
             budget_bytes: budget,
+            budget_covers_process: true,
             threads: 2,
         }
     }

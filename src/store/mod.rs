@@ -63,6 +63,17 @@ pub struct HistoryOrder {
     pub lines: Vec<HistoryLine>,
 }
 
+impl HistoryOrder {
+    /// The order as a basket: its catalog products' indices, sorted, each once. The
+    /// one definition of a basket that mining, scoring and evaluation share.
+    pub fn basket(&self) -> Vec<u32> {
+        let mut items: Vec<u32> = self.lines.iter().filter_map(|l| l.item).collect();
+        items.sort_unstable();
+        items.dedup();
+        items
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct HistoryLine {
     /// Index into `products`; `None` when the catalog lacks the line's product.

@@ -135,17 +135,15 @@ async fn similar_leaves_out_the_product_and_its_own_variants() {
                 > 1
         })
         .expect("the small store has a product with variants");
-    let embedder = HashingEmbedder::new(64);
-    let out = app::similar(
-        &db.store,
-        &embedder,
-        &id,
-        &family.variant_id,
-        10,
-        &db.settings,
+    let services = crate::support::services_for(
+        &db,
+        std::sync::Arc::new(HashingEmbedder::new(64)),
+        db.settings.clone(),
     )
-    .await
-    .unwrap();
+    .await;
+    let out = app::similar(&services, &id, &family.variant_id, 10)
+        .await
+        .unwrap();
     assert_eq!(out.neighbours.len(), 10);
     for n in &out.neighbours {
         let p = data
@@ -156,7 +154,7 @@ async fn similar_leaves_out_the_product_and_its_own_variants() {
         assert_ne!(p.product_id, family.product_id);
     }
     assert!(out.neighbours.windows(2).all(|w| w[0].score >= w[1].score));
-    let err = app::similar(&db.store, &embedder, &id, "no-such-sku", 5, &db.settings)
+    let err = app::similar(&services, &id, "no-such-sku", 5)
         .await
         .unwrap_err();
     assert!(err.to_string().contains("no-such-sku"));
@@ -171,11 +169,9 @@ async fn online_retail_t_light_holders_neighbour_t_light_holders_and_hearts() {
     )
     .await;
     let id = StoreId::parse("uci").unwrap();
-    let model = local_model();
+    let services = crate::support::services_for(&db, local_model(), db.settings.clone()).await;
     // 85123A: WHITE HANGING HEART T-LIGHT HOLDER.
-    let out = app::similar(&db.store, model.as_ref(), &id, "85123A", 10, &db.settings)
-        .await
-        .unwrap();
+    let out = app::similar(&services, &id, "85123A", 10).await.unwrap();
     assert_eq!(out.product.title, "WHITE HANGING HEART T-LIGHT HOLDER");
     let related = out
         .neighbours

@@ -7,11 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use bundleforge::app::{self, GenerateOptions, Services};
 use bundleforge::domain::{BundleType, Objective, StoreId};
 use bundleforge::embed::{EmbedError, Embedder};
-use bundleforge::llm::client::ChatClient;
-use bundleforge::llm::provider::OpenAiLlm;
-use bundleforge::pipeline::{self, Deps, GenerateOptions, GenerateOutput};
+use bundleforge::pipeline::RunOutput;
 use serde_json::{Value, json};
 
 use crate::mock_llm::{MockLlm, Reply};
@@ -20,12 +19,12 @@ use crate::support::{TestDb, repo_root};
 pub use crate::support::local_model;
 
 /// The small fixture store in a fresh database, and the ports of a run over it.
-async fn small_store(embedder: Arc<dyn Embedder>) -> (TestDb, Deps) {
+async fn small_store(embedder: Arc<dyn Embedder>) -> (TestDb, Services) {
     crate::support::small_fixture(embedder, None).await
 }
 
-async fn run(deps: &Deps, options: &GenerateOptions) -> GenerateOutput {
-    match pipeline::generate(deps, &StoreId::parse("small").unwrap(), options).await {
+async fn run(deps: &Services, options: &GenerateOptions) -> RunOutput {
+    match app::generate(deps, &StoreId::parse("small").unwrap(), options).await {
         Ok(out) => out,
         Err(e) => panic!("generate failed: {e}"),
     }
@@ -247,10 +246,13 @@ async fn an_invented_id_from_the_model_never_reaches_a_candidate() {
             .to_string(),
         )
     });
-    let (_db, mut deps) = small_store(local_model()).await;
-    let llm_settings = mock.settings();
-    let llm = OpenAiLlm::new(ChatClient::new(&llm_settings).unwrap(), "mock").unwrap();
-    deps.llm = Some(Arc::new(llm));
+    let (db, _) = small_store(local_model()).await;
+    let mut settings = bundleforge::config::Settings::defaults().unwrap();
+    settings.llm = bundleforge::config::LlmSettings {
+        model: "mock".into(),
+        ..mock.settings()
+    };
+    let deps = crate::support::services_for(&db, local_model(), settings).await;
     let out = run(&deps, &GenerateOptions::default()).await;
     let catalog: HashSet<String> = {
         let text = std::fs::read_to_string(repo_root().join("fixtures/stores/small/products.csv"))

@@ -10,12 +10,10 @@
 //! bundle's id, products, quantities and prices, which no last-bit difference moves.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
+use bundleforge::app::{self, GenerateOptions, Services};
 use bundleforge::domain::{Bundle, StoreId};
 use bundleforge::ingest::IngestFiles;
-use bundleforge::pipeline::{self, Deps, GenerateOptions};
-use bundleforge::store::SqliteStore;
 
 use crate::support::{TestDb, local_model, repo_root, shared_data};
 
@@ -27,8 +25,11 @@ fn kernels_here() -> String {
     bundleforge::index::metric::kernels().name.to_owned()
 }
 
+/// A bundle's id, products with quantities, list and final price.
+type OfferKey = (String, Vec<(String, u32)>, i64, i64);
+
 /// What no floating-point difference can move: the offer itself.
-fn offers(bundles: &[Bundle]) -> Vec<(String, Vec<(String, u32)>, i64, i64)> {
+fn offers(bundles: &[Bundle]) -> Vec<OfferKey> {
     bundles
         .iter()
         .map(|b| {
@@ -88,7 +89,7 @@ pub fn check_golden(name: &str, bundles: &[Bundle]) {
 }
 
 /// A fixture store ingested into a fresh database, and a run's ports over it.
-async fn fixture_store(name: &str) -> (TestDb, Deps) {
+async fn fixture_store(name: &str) -> (TestDb, Services) {
     let db = TestDb::new().await;
     let dir = repo_root().join("fixtures/stores").join(name);
     db.ingest_ok(
@@ -104,14 +105,8 @@ async fn fixture_store(name: &str) -> (TestDb, Deps) {
     (db, deps)
 }
 
-pub async fn deps_for(db: &TestDb) -> Deps {
-    let url = format!("sqlite://{}", db.dir.path().join("test.sqlite").display());
-    Deps {
-        store: Arc::new(SqliteStore::open(&url).await.expect("open sqlite")),
-        embedder: local_model(),
-        llm: None,
-        settings: Arc::new(db.settings.clone()),
-    }
+pub async fn deps_for(db: &TestDb) -> Services {
+    crate::support::services_for(db, local_model(), db.settings.clone()).await
 }
 
 pub fn golden_options() -> GenerateOptions {
@@ -123,7 +118,7 @@ pub fn golden_options() -> GenerateOptions {
 
 async fn golden_run(name: &str) {
     let (_db, deps) = fixture_store(name).await;
-    let out = pipeline::generate(&deps, &StoreId::parse(name).unwrap(), &golden_options())
+    let out = app::generate(&deps, &StoreId::parse(name).unwrap(), &golden_options())
         .await
         .unwrap_or_else(|e| panic!("generate {name}: {e}"));
     check_golden(name, &out.bundles);
@@ -148,7 +143,7 @@ async fn online_retail_bundles_match_the_golden_file() {
     )
     .await;
     let deps = deps_for(&db).await;
-    let out = pipeline::generate(
+    let out = app::generate(
         &deps,
         &StoreId::parse("online-retail").unwrap(),
         &golden_options(),

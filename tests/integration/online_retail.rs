@@ -74,17 +74,13 @@ async fn online_retail_ingest_matches_the_reference_counts() {
 
     // A whole run of phases 0-1 on it: the summary and at least 36 of 40 cells filled,
     // each empty one with its reason.
-    let url = format!("sqlite://{}", db.dir.path().join("test.sqlite").display());
-    let deps = bundleforge::pipeline::Deps {
-        store: std::sync::Arc::new(bundleforge::store::SqliteStore::open(&url).await.unwrap()),
-        embedder: crate::generate::local_model(),
-        llm: None,
-        settings: std::sync::Arc::new(db.settings.clone()),
-    };
-    let out = bundleforge::pipeline::generate(
+    let deps =
+        crate::support::services_for(&db, crate::generate::local_model(), db.settings.clone())
+            .await;
+    let out = app::generate(
         &deps,
         &StoreId::parse("online-retail").unwrap(),
-        &bundleforge::pipeline::GenerateOptions::default(),
+        &app::GenerateOptions::default(),
     )
     .await
     .unwrap();

@@ -5,6 +5,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use bundleforge::app::{self, GenerateOptions, Services};
 use bundleforge::config::Settings;
 use bundleforge::domain::{
     self, Currency, Money, Order, OrderLine, Product, ProductRef, ProductStatus, StoreId,
@@ -12,9 +13,7 @@ use bundleforge::domain::{
 };
 use bundleforge::embed::HashingEmbedder;
 use bundleforge::ingest::IngestBatch;
-use bundleforge::llm::client::ChatClient;
-use bundleforge::llm::provider::OpenAiLlm;
-use bundleforge::pipeline::{self, Deps, GenerateOptions, GenerateOutput};
+use bundleforge::pipeline::{self, RunOutput};
 use bundleforge::store::{SqliteStore, Store};
 use chrono::{Duration, TimeZone, Utc};
 use proptest::prelude::*;
@@ -140,7 +139,7 @@ fn batch(shop: &Shop) -> IngestBatch {
     }
 }
 
-async fn run_on(batch: &IngestBatch, settings: Settings) -> (GenerateOutput, tempfile::TempDir) {
+async fn run_on(batch: &IngestBatch, settings: Settings) -> (RunOutput, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("p.sqlite").display());
     let store = SqliteStore::open(&url).await.unwrap();
@@ -150,13 +149,10 @@ async fn run_on(batch: &IngestBatch, settings: Settings) -> (GenerateOutput, tem
         locale: "en".into(),
     };
     store.write_ingest(&meta, batch).await.unwrap();
-    let deps = Deps {
-        store: Arc::new(store),
-        embedder: Arc::new(HashingEmbedder::new(64)),
-        llm: None,
-        settings: Arc::new(settings),
-    };
-    let out = pipeline::generate(&deps, &meta.id, &GenerateOptions::default())
+    let deps = Services::with_store(Arc::new(store), settings)
+        .unwrap()
+        .with_embedder(Arc::new(HashingEmbedder::new(64)));
+    let out = app::generate(&deps, &meta.id, &GenerateOptions::default())
         .await
         .unwrap();
     (out, dir)
@@ -222,16 +218,16 @@ proptest! {
 }
 
 /// The small fixture store in a fresh database, and the ports of a run over it.
-pub async fn small_store() -> (TestDb, Deps) {
+pub async fn small_store() -> (TestDb, Services) {
     small(None).await
 }
 
-async fn small(extra_catalog: Option<&str>) -> (TestDb, Deps) {
+async fn small(extra_catalog: Option<&str>) -> (TestDb, Services) {
     crate::support::small_fixture(crate::support::local_model(), extra_catalog).await
 }
 
-async fn generate(deps: &Deps, options: &GenerateOptions) -> GenerateOutput {
-    match pipeline::generate(deps, &StoreId::parse("small").unwrap(), options).await {
+async fn generate(deps: &Services, options: &GenerateOptions) -> RunOutput {
+    match app::generate(deps, &StoreId::parse("small").unwrap(), options).await {
         Ok(out) => out,
         Err(e) => panic!("generate failed: {e}"),
     }
@@ -376,15 +372,15 @@ fn faulty(request: &Value) -> Reply {
 async fn a_faulty_model_leaves_labelled_fallbacks_and_nothing_it_invented() {
     let mock = MockLlm::start().await;
     mock.respond(faulty);
-    let (db, mut deps) = small(Some(&hostile_catalog())).await;
-    let settings = bundleforge::config::LlmSettings {
+    let (db, _) = small(Some(&hostile_catalog())).await;
+    let mut settings = bundleforge::config::Settings::defaults().unwrap();
+    settings.llm = bundleforge::config::LlmSettings {
         max_retries: 1,
         breaker_failures: 1000,
+        model: "mock".into(),
         ..mock.settings()
     };
-    deps.llm = Some(Arc::new(
-        OpenAiLlm::new(ChatClient::new(&settings).unwrap(), "mock").unwrap(),
-    ));
+    let deps = crate::support::services_for(&db, crate::support::local_model(), settings).await;
     let out = generate(&deps, &GenerateOptions::default()).await;
     assert!(!out.bundles.is_empty());
     let data = db

@@ -140,15 +140,13 @@ async fn every_prompt_answers_valid_json_through_a_real_model() {
 #[tokio::test]
 #[ignore = "needs a model endpoint: run scripts/test --llm"]
 async fn a_whole_generate_runs_against_a_real_model() {
-    use std::sync::Arc;
-
+    use bundleforge::app::{self, GenerateOptions};
     use bundleforge::domain::{StoreId, TextSource};
-    use bundleforge::pipeline::{self, GenerateOptions};
 
     let Ok(url) = std::env::var("BUNDLEFORGE_TEST_LLM_URL") else {
         panic!("BUNDLEFORGE_TEST_LLM_URL is not set: run scripts/test --llm");
     };
-    let (_db, mut deps) = crate::support::small_fixture(crate::generate::local_model(), None).await;
+    let (db, _) = crate::support::small_fixture(crate::generate::local_model(), None).await;
     let mut settings = bundleforge::config::Settings::defaults().unwrap();
     settings.llm.provider = "openai".into();
     settings.llm.base_url = url;
@@ -169,9 +167,9 @@ async fn a_whole_generate_runs_against_a_real_model() {
     settings.pipeline.llm_candidates = 12;
     settings.pipeline.llm_bundles = 4;
     settings.optimize.max_bundles = 6;
-    deps.settings = Arc::new(settings);
+    let deps = crate::support::services_for(&db, crate::generate::local_model(), settings).await;
     let started = Instant::now();
-    let out = pipeline::generate(
+    let out = app::generate(
         &deps,
         &StoreId::parse("small").unwrap(),
         &GenerateOptions::default(),

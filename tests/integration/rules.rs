@@ -20,6 +20,7 @@ fn options(minsup: &str, minconf: Option<&str>, target: Target) -> MiningOptions
         max_basket: None,
         target,
         budget_bytes: 4 << 30,
+        budget_covers_process: true,
         threads: 2,
     }
 }

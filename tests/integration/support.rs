@@ -153,7 +153,7 @@ pub fn local_model() -> Arc<dyn bundleforge::embed::Embedder> {
 pub async fn small_fixture(
     embedder: Arc<dyn bundleforge::embed::Embedder>,
     extra_catalog: Option<&str>,
-) -> (TestDb, bundleforge::pipeline::Deps) {
+) -> (TestDb, bundleforge::app::Services) {
     let db = TestDb::new().await;
     let dir = repo_root().join("fixtures/stores/small");
     db.ingest_ok(
@@ -169,12 +169,20 @@ pub async fn small_fixture(
         let path = db.file("extra.csv", csv);
         db.ingest_ok("small", catalog(path)).await;
     }
+    let services = services_for(&db, embedder, Settings::defaults().expect("defaults")).await;
+    (db, services)
+}
+
+/// The ports of runs over a test database: its SQLite file, `embedder`, and the model
+/// `settings` name.
+pub async fn services_for(
+    db: &TestDb,
+    embedder: Arc<dyn bundleforge::embed::Embedder>,
+    settings: Settings,
+) -> bundleforge::app::Services {
     let url = format!("sqlite://{}", db.dir.path().join("test.sqlite").display());
-    let deps = bundleforge::pipeline::Deps {
-        store: Arc::new(SqliteStore::open(&url).await.expect("open sqlite")),
-        embedder,
-        llm: None,
-        settings: Arc::new(Settings::defaults().expect("defaults")),
-    };
-    (db, deps)
+    let store = SqliteStore::open(&url).await.expect("open sqlite");
+    bundleforge::app::Services::with_store(Arc::new(store), settings)
+        .expect("services")
+        .with_embedder(embedder)
 }

@@ -17,12 +17,19 @@ pub mod scoring;
 mod volume;
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde::Serialize;
 
-use super::PipelineError;
 use super::context::{Context, DataTag};
+use super::observe::{Phase, PhaseScope, RunObserver};
+use super::variant::{CandidateSources, Variant};
+use super::{CandidateOut, PipelineError, ProposalSummary, TaskTiming};
+use crate::cancel::CancelToken;
+use crate::config::{PipelineSettings, Settings};
 use crate::domain::{BundleType, Objective, ScoreBreakdown, TextSource};
+use crate::llm::gateway::Gateway;
 use crate::llm::prompt::ProductDoc;
 use crate::stats::Weights;
 use scoring::{CoPurchase, NEAR_COPY, ScoreInput, co_purchase};
@@ -123,6 +130,8 @@ pub struct CellInput<'a> {
     pub objective: Objective,
     pub anchors: &'a [u32],
     pub partners: usize,
+    /// The sources the run may use.
+    pub sources: CandidateSources,
     /// The model's proposals of this cell's type, as drafts.
     pub proposed: Vec<Draft>,
     /// Each anchor's partners, when the objective's cells share them (see
@@ -218,14 +227,15 @@ impl CellInput<'_> {
     /// launches, else co-purchases first and complements after.
     fn find_partners(&self, a: u32) -> Vec<(u32, Source)> {
         let ctx = self.ctx;
-        let mut out: Vec<(u32, Source)> = self
-            .bought_with(a)
-            .into_iter()
-            .map(|b| (b, Source::Pairs))
-            .collect();
-        for b in self.complements(a) {
-            if !out.iter().any(|&(x, _)| x == b) {
-                out.push((b, Source::Neighbours));
+        let mut out: Vec<(u32, Source)> = Vec::new();
+        if self.sources.co_purchase {
+            out.extend(self.bought_with(a).into_iter().map(|b| (b, Source::Pairs)));
+        }
+        if self.sources.meaning {
+            for b in self.complements(a) {
+                if !out.iter().any(|&(x, _)| x == b) {
+                    out.push((b, Source::Neighbours));
+                }
             }
         }
         // Cross-selling is across categories: same-category partners (another colour,
@@ -333,9 +343,11 @@ fn why_empty(objective: Objective, t: BundleType, anchors: usize) -> String {
 /// (clearly fewer co-purchases than chance) are dropped here.
 pub async fn proposals(
     ctx: &Context,
+    gateway: &Gateway,
     objective: Objective,
     anchor_list: &[u32],
-    settings: &crate::config::PipelineSettings,
+    sources: CandidateSources,
+    settings: &PipelineSettings,
 ) -> Result<(Vec<(BundleType, Draft)>, Option<TextSource>, usize), PipelineError> {
     let anchors: Vec<u32> = anchor_list
         .iter()
@@ -350,6 +362,7 @@ pub async fn proposals(
         objective,
         anchors: &anchors,
         partners: settings.partners_per_anchor,
+        sources,
         proposed: Vec::new(),
         partner_cache: None,
     };
@@ -365,8 +378,7 @@ pub async fn proposals(
     let doc = |i: &u32| ProductDoc::from_product(ctx.product(*i));
     let anchor_docs: Vec<ProductDoc> = anchors.iter().map(doc).collect();
     let pool_docs: Vec<ProductDoc> = pool.iter().map(doc).collect();
-    let answer = ctx
-        .gateway
+    let answer = gateway
         .propose(objective, &anchor_docs, &pool_docs, settings.llm_bundles)
         .await?;
     let offered: Vec<u32> = anchors.iter().chain(&pool).copied().collect();
@@ -468,6 +480,7 @@ pub fn run_cell(
     for d in drafts {
         if !bundle_type.product_count().contains(&d.products.len())
             || d.products.iter().any(|&i| !input.eligible(i))
+            || !d.sources.iter().any(|&s| input.sources.allows(s))
         {
             continue;
         }
@@ -538,4 +551,209 @@ pub fn run_cell(
             .then(|| why_empty(input.objective, bundle_type, input.anchors.len())),
     };
     (out, summary)
+}
+
+/// What phase 1 found.
+pub struct Found {
+    pub candidates: Vec<Candidate>,
+    /// The same candidates as the output shows them.
+    pub outs: Vec<CandidateOut>,
+    pub cells: Vec<CellSummary>,
+    pub proposals: Vec<ProposalSummary>,
+    pub timings: Vec<TaskTiming>,
+}
+
+/// Phase 1: the model's proposals for every objective at once, then the variant's
+/// objective × type cells on blocking threads (at most `pipeline.threads`); results
+/// come back in cell order.
+pub async fn run(
+    ctx: &Arc<Context>,
+    variant: &Variant,
+    settings: &Settings,
+    gateway: &Gateway,
+    observer: &dyn RunObserver,
+    cancel: &CancelToken,
+) -> Result<Found, PipelineError> {
+    let p = &settings.pipeline;
+    let objectives = variant.objectives();
+    let types = variant.bundle_types();
+    let cells: Vec<(Objective, BundleType)> = objectives
+        .iter()
+        .flat_map(|&o| types.iter().map(move |&t| (o, t)))
+        .collect();
+    let total = cells.len() as u64;
+    let phase = PhaseScope::start(observer, Phase::Candidates, Some(total));
+    let anchor_lists: Vec<Vec<u32>> = objectives
+        .iter()
+        .map(|&o| anchors(ctx, o, p.anchors_per_objective))
+        .collect();
+
+    let asked = ctx.clock.ms();
+    let mut proposed = Vec::with_capacity(objectives.len());
+    let mut summaries = Vec::with_capacity(objectives.len());
+    if variant.sources.model {
+        let answers = cancel
+            .guard(futures_util::future::join_all(
+                objectives
+                    .iter()
+                    .zip(&anchor_lists)
+                    .map(|(&o, anchors)| proposals(ctx, gateway, o, anchors, variant.sources, p)),
+            ))
+            .await?;
+        for (&o, answer) in objectives.iter().zip(answers) {
+            let (drafts, source, contradicted) = answer?;
+            summaries.push(ProposalSummary {
+                objective: o,
+                source,
+                proposals: drafts.len(),
+                contradicted,
+            });
+            proposed.push(drafts);
+        }
+    } else {
+        proposed.resize_with(objectives.len(), Vec::new);
+    }
+    let proposals_timing = ctx.clock.span("candidates", "llm_proposals", asked);
+
+    let generated = ctx.clock.ms();
+    let job = CellJob {
+        ctx: ctx.clone(),
+        cells,
+        objectives,
+        anchor_lists,
+        proposed,
+        weights: variant.weights.map_or(ctx.weights, Weights::from_array),
+        sources: variant.sources,
+        partners: p.partners_per_anchor,
+        keep: p.candidates_per_cell,
+        threads: settings.pipeline_threads(),
+    };
+    let results = super::blocking(
+        cancel,
+        move |progress, cancel| job.run(progress, cancel),
+        |done| phase.progress(done, total),
+    )
+    .await??;
+    let cells_timing = ctx.clock.span("candidates", "generators", generated);
+    let mut cell_summaries = Vec::with_capacity(results.len());
+    let mut all = Vec::new();
+    for (found, summary) in results {
+        all.extend(found);
+        cell_summaries.push(summary);
+    }
+    let outs: Vec<CandidateOut> = all.iter().map(|c| candidate_out(ctx, c)).collect();
+    phase.finish(vec![("cells", total), ("candidates", all.len() as u64)]);
+    Ok(Found {
+        candidates: all,
+        outs,
+        cells: cell_summaries,
+        proposals: summaries,
+        timings: vec![proposals_timing, cells_timing],
+    })
+}
+
+fn candidate_out(ctx: &Context, c: &Candidate) -> CandidateOut {
+    let products = super::copy::items(ctx, &c.draft);
+    CandidateOut {
+        objective: c.objective,
+        bundle_type: c.bundle_type,
+        currency: ctx.product(c.draft.products[0]).price.currency.to_string(),
+        list_price_minor: super::optimize::list_price(ctx, c),
+        products,
+        pick: c.draft.pick,
+        tiers: c.draft.tiers.clone(),
+        score: c.score,
+        sources: c.draft.sources.iter().copied().collect(),
+        rules: c.rules.clone(),
+        neighbours: c.neighbours.clone(),
+        llm_reason: c.draft.llm_reason.clone(),
+    }
+}
+
+type CellResult = (Vec<Candidate>, CellSummary);
+type PartnerLists = HashMap<u32, Vec<(u32, Source)>>;
+
+/// The generators' work, owned, so it can move to blocking threads.
+struct CellJob {
+    ctx: Arc<Context>,
+    cells: Vec<(Objective, BundleType)>,
+    objectives: Vec<Objective>,
+    anchor_lists: Vec<Vec<u32>>,
+    proposed: Vec<Vec<(BundleType, Draft)>>,
+    weights: Weights,
+    sources: CandidateSources,
+    partners: usize,
+    keep: usize,
+    threads: usize,
+}
+
+impl CellJob {
+    /// Runs every cell on `threads` threads; checks the token before each cell.
+    fn run(
+        self,
+        progress: &(dyn Fn(u64) + Sync),
+        cancel: &CancelToken,
+    ) -> Result<Vec<CellResult>, PipelineError> {
+        let next = AtomicUsize::new(0);
+        let done = AtomicUsize::new(0);
+        let slots: Vec<std::sync::Mutex<Option<CellResult>>> = self
+            .cells
+            .iter()
+            .map(|_| std::sync::Mutex::new(None))
+            .collect();
+        // An objective's cells share its anchors' partner lists: the first cell to
+        // need them computes them.
+        let partner_lists: Vec<std::sync::OnceLock<PartnerLists>> = self
+            .objectives
+            .iter()
+            .map(|_| std::sync::OnceLock::new())
+            .collect();
+        std::thread::scope(|scope| {
+            for _ in 0..self.threads.clamp(1, self.cells.len().max(1)) {
+                scope.spawn(|| {
+                    loop {
+                        if cancel.is_cancelled() {
+                            break;
+                        }
+                        let k = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(&(o, t)) = self.cells.get(k) else {
+                            break;
+                        };
+                        let oi = self.objectives.iter().position(|&x| x == o).unwrap_or(0);
+                        let mut input = CellInput {
+                            ctx: &self.ctx,
+                            objective: o,
+                            anchors: &self.anchor_lists[oi],
+                            partners: self.partners,
+                            sources: self.sources,
+                            proposed: self.proposed[oi]
+                                .iter()
+                                .filter(|(pt, _)| *pt == t)
+                                .map(|(_, d)| d.clone())
+                                .collect(),
+                            partner_cache: None,
+                        };
+                        let lists = partner_lists[oi].get_or_init(|| input.partner_lists());
+                        input.partner_cache = Some(lists);
+                        let result = run_cell(&input, t, self.weights, self.keep);
+                        if let Ok(mut slot) = slots[k].lock() {
+                            *slot = Some(result);
+                        }
+                        progress(done.fetch_add(1, Ordering::Relaxed) as u64 + 1);
+                    }
+                });
+            }
+        });
+        cancel.check()?;
+        let results: Vec<CellResult> = slots
+            .into_iter()
+            .filter_map(|s| s.into_inner().ok().flatten())
+            .collect();
+        if results.len() != self.cells.len() {
+            return Err(PipelineError::Internal(
+                "a candidate generator failed".into(),
+            ));
+        }
+        Ok(results)
+    }
 }

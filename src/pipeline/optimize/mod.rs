@@ -14,16 +14,20 @@ pub mod pricing;
 pub mod safety;
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use serde::Serialize;
 
 use super::candidates::Candidate;
 use super::context::{Context, DataTag};
+use super::observe::{Phase, PhaseScope, RunObserver};
+use super::{PipelineError, TaskTiming};
+use crate::cancel::CancelToken;
 use crate::config::OptimizeSettings;
-use crate::domain::{BundleType, TextSource};
-use crate::llm::answer::PriceAdvice;
-use crate::llm::gateway::Sourced;
+use crate::domain::BundleType;
+use crate::llm::gateway::Gateway;
 use pricing::Demand;
+pub use pricing::FinalPrice;
 use safety::Rejection;
 
 /// A candidate that passed the guard, with its economics at the Bayesian price.
@@ -98,6 +102,12 @@ fn units(c: &Candidate) -> Vec<u32> {
         BundleType::Volume => vec![c.draft.tiers.iter().copied().max().unwrap_or(2)],
         _ => c.draft.quantities.clone(),
     }
+}
+
+/// The list price of a candidate as sold (see [`economics`]): the one definition the
+/// output, the prompts and pricing share.
+pub fn list_price(ctx: &Context, c: &Candidate) -> i64 {
+    economics(ctx, c).0
 }
 
 /// List price, cost and whether a cost was assumed, for the bundle as sold: mix & match
@@ -321,63 +331,70 @@ fn select(mut offers: Vec<Offer>, s: &OptimizeSettings, report: &mut OptimizeRep
     order.into_iter().filter_map(|k| slots[k].take()).collect()
 }
 
-/// The final price of an offer: the Bayesian discount blended with the model's
-/// suggestion (the middle of its range), clamped to the objective's range and the
-/// margin floor, with the reason.
-#[derive(Debug, Clone)]
-pub struct FinalPrice {
-    pub discount_pct: u32,
-    pub final_minor: i64,
-    pub llm_pct: Option<f64>,
-    pub reason: String,
-    pub source: TextSource,
+/// What phase 2 chose and priced.
+pub struct Priced {
+    /// The published selection, best first.
+    pub offers: Vec<Offer>,
+    /// Their final prices, in the same order.
+    pub prices: Vec<FinalPrice>,
+    pub report: OptimizeReport,
+    pub timings: Vec<TaskTiming>,
 }
 
-pub fn final_price(
-    o: &Offer,
-    advice: Option<&Sourced<PriceAdvice>>,
+/// Phase 2: dedup, guard, Bayesian prices, Pareto front and the published choice on a
+/// blocking thread; then the model's price advice for the chosen and their final
+/// prices.
+pub async fn run(
+    ctx: &Arc<Context>,
+    candidates: Vec<Candidate>,
     s: &OptimizeSettings,
-) -> FinalPrice {
-    let bayes = f64::from(o.bayesian_pct);
-    let llm_pct = advice.map(|a| (f64::from(a.value.min_pct) + f64::from(a.value.max_pct)) / 2.0);
-    let blended = match llm_pct {
-        Some(l) => s.bayesian_weight * bayes + (1.0 - s.bayesian_weight) * l,
-        None => bayes,
-    };
-    let hi = o.range.1.min(o.floor_max);
-    let d = (blended.round() as u32).clamp(o.range.0, hi);
-    let mut final_minor = pricing::price_at(o.list_minor, d);
-    if s.price_ending == "99" {
-        final_minor = pricing::ninety_nine(final_minor, o.list_minor);
-    }
-    let source = advice.map_or(TextSource::Offline, |a| a.source);
-    let reason = format!(
-        "Bayesian optimum {bayes:.0}% (take rate {:.1}% at list, {:.1}% at {bayes:.0}%){}; \
-         chose {d}% within the objective's {}-{}% and the {:.0}% margin floor (at most {}%).",
-        o.demand.take_rate(0.0) * 100.0,
-        o.demand.take_rate(bayes) * 100.0,
-        match llm_pct {
-            Some(l) => format!(
-                ", suggested {l:.1}% ({}): {:.1} × {bayes:.0} + {:.1} × {l:.1} = {blended:.1}",
-                match source {
-                    TextSource::Llm => "model",
-                    TextSource::Offline => "offline",
-                },
-                s.bayesian_weight,
-                1.0 - s.bayesian_weight
-            ),
-            None => String::new(),
-        },
-        o.range.0,
-        o.range.1,
-        s.margin_floor_pct,
-        o.floor_max,
-    );
-    FinalPrice {
-        discount_pct: d,
-        final_minor,
-        llm_pct,
-        reason,
-        source,
-    }
+    gateway: &Gateway,
+    observer: &dyn RunObserver,
+    cancel: &CancelToken,
+) -> Result<Priced, PipelineError> {
+    let phase = PhaseScope::start(observer, Phase::Optimize, None);
+    let started = ctx.clock.ms();
+    let (job_ctx, job_settings) = (ctx.clone(), s.clone());
+    let (offers, report) = super::blocking(
+        cancel,
+        move |_, _| optimize(&job_ctx, candidates, &job_settings),
+        |_| {},
+    )
+    .await?;
+    let optimize_timing = ctx.clock.span("optimize", "dedup_guard_pareto", started);
+    cancel.check()?;
+
+    let started = ctx.clock.ms();
+    let ids: Vec<String> = offers
+        .iter()
+        .map(|o| super::copy::bundle_id(ctx, o))
+        .collect();
+    let docs: Vec<_> = offers
+        .iter()
+        .zip(&ids)
+        .map(|(o, id)| super::copy::bundle_doc(ctx, id, o, None, None))
+        .collect();
+    let total = offers.len() as u64;
+    let advice = cancel
+        .guard(gateway.advise_price_with(&docs, &|done, _| {
+            phase.progress(done, total);
+        }))
+        .await??;
+    let prices: Vec<FinalPrice> = offers
+        .iter()
+        .zip(&advice)
+        .map(|(o, a)| pricing::final_price(o, Some(a), s))
+        .collect();
+    let pricing_timing = ctx.clock.span("optimize", "price_advice", started);
+    phase.finish(vec![
+        ("candidates", report.candidates as u64),
+        ("priced", report.priced as u64),
+        ("published", offers.len() as u64),
+    ]);
+    Ok(Priced {
+        offers,
+        prices,
+        report,
+        timings: vec![optimize_timing, pricing_timing],
+    })
 }

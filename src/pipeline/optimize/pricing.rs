@@ -8,9 +8,18 @@
 //! grid of the objective's range is the Bayesian choice; it is blended with the
 //! model's suggestion and clamped to the range and the margin floor.
 //!
+//! The model's advice (the middle of its suggested range) is blended here too
+//! ([`final_price`]), so every rule that sets a price lives in this file.
+//!
 //! Money stays integer minor units: the final price is `⌈L × (100 − d) / 100⌉`, rounded
 //! *up* so rounding can never push it under the floor, and an optional .99 ending only
 //! ever raises it (never above the list price).
+
+use super::Offer;
+use crate::config::OptimizeSettings;
+use crate::domain::TextSource;
+use crate::llm::answer::PriceAdvice;
+use crate::llm::gateway::Sourced;
 
 /// The margin floor, as the largest whole-percent discount that keeps
 /// `(final − cost) / final ≥ floor`; `None` when even no discount does.
@@ -147,5 +156,66 @@ mod tests {
                 prop_assert!(!keeps_floor(list, cost, 0, floor));
             }
         }
+    }
+}
+
+/// The final price of an offer: the Bayesian discount blended with the model's
+/// suggestion (the middle of its range), clamped to the objective's range and the
+/// margin floor, with the reason.
+#[derive(Debug, Clone)]
+pub struct FinalPrice {
+    pub discount_pct: u32,
+    pub final_minor: i64,
+    pub llm_pct: Option<f64>,
+    pub reason: String,
+    pub source: TextSource,
+}
+
+pub fn final_price(
+    o: &Offer,
+    advice: Option<&Sourced<PriceAdvice>>,
+    s: &OptimizeSettings,
+) -> FinalPrice {
+    let bayes = f64::from(o.bayesian_pct);
+    let llm_pct = advice.map(|a| (f64::from(a.value.min_pct) + f64::from(a.value.max_pct)) / 2.0);
+    let blended = match llm_pct {
+        Some(l) => s.bayesian_weight * bayes + (1.0 - s.bayesian_weight) * l,
+        None => bayes,
+    };
+    let hi = o.range.1.min(o.floor_max);
+    let d = (blended.round() as u32).clamp(o.range.0, hi);
+    let mut final_minor = price_at(o.list_minor, d);
+    if s.price_ending == "99" {
+        final_minor = ninety_nine(final_minor, o.list_minor);
+    }
+    let source = advice.map_or(TextSource::Offline, |a| a.source);
+    let reason = format!(
+        "Bayesian optimum {bayes:.0}% (take rate {:.1}% at list, {:.1}% at {bayes:.0}%){}; \
+         chose {d}% within the objective's {}-{}% and the {:.0}% margin floor (at most {}%).",
+        o.demand.take_rate(0.0) * 100.0,
+        o.demand.take_rate(bayes) * 100.0,
+        match llm_pct {
+            Some(l) => format!(
+                ", suggested {l:.1}% ({}): {:.1} × {bayes:.0} + {:.1} × {l:.1} = {blended:.1}",
+                match source {
+                    TextSource::Llm => "model",
+                    TextSource::Offline => "offline",
+                },
+                s.bayesian_weight,
+                1.0 - s.bayesian_weight
+            ),
+            None => String::new(),
+        },
+        o.range.0,
+        o.range.1,
+        s.margin_floor_pct,
+        o.floor_max,
+    );
+    FinalPrice {
+        discount_pct: d,
+        final_minor,
+        llm_pct,
+        reason,
+        source,
     }
 }

@@ -1,0 +1,80 @@
+//! Cancellation of a run: one token per run, cheap to clone, checked between phases,
+//! inside every CPU loop that can run long (as an atomic load) and raced against
+//! every model call (dropping a request future aborts its HTTP call). The sync cores
+//! (`index`, `rules`) take `&CancelToken` too: it is plain data, not a pipeline type.
+
+use tokio_util::sync::CancellationToken;
+
+/// The run was cancelled; nothing of it was persisted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the run was cancelled")]
+pub struct Cancelled;
+
+#[derive(Debug, Clone, Default)]
+pub struct CancelToken(CancellationToken);
+
+impl CancelToken {
+    pub fn new() -> CancelToken {
+        CancelToken::default()
+    }
+
+    /// A token that is never cancelled (for callers with no cancel button).
+    pub fn never() -> CancelToken {
+        CancelToken::default()
+    }
+
+    pub fn cancel(&self) {
+        self.0.cancel();
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.0.is_cancelled()
+    }
+
+    /// `Err(Cancelled)` once cancelled: `cancel.check()?` between steps.
+    pub fn check(&self) -> Result<(), Cancelled> {
+        if self.is_cancelled() {
+            Err(Cancelled)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Resolves when the token is cancelled.
+    pub async fn cancelled(&self) {
+        self.0.cancelled().await;
+    }
+
+    /// Runs `work` unless the token is cancelled first; a cancel drops `work` (and
+    /// with it any request in flight).
+    pub async fn guard<T>(
+        &self,
+        work: impl std::future::Future<Output = T>,
+    ) -> Result<T, Cancelled> {
+        tokio::select! {
+            biased;
+            _ = self.0.cancelled() => Err(Cancelled),
+            out = work => Ok(out),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_cancel_stops_pending_work_and_checks() {
+        let token = CancelToken::new();
+        assert!(token.check().is_ok());
+        let t = token.clone();
+        let pending = tokio::spawn(async move {
+            t.guard(tokio::time::sleep(std::time::Duration::from_secs(30)))
+                .await
+        });
+        token.cancel();
+        assert_eq!(pending.await.unwrap(), Err(Cancelled));
+        assert_eq!(token.check(), Err(Cancelled));
+        assert_eq!(CancelToken::never().guard(async { 7 }).await, Ok(7));
+    }
+}

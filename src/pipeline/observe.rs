@@ -1,0 +1,117 @@
+//! Progress of a run, as events: a phase started, moved on, or finished (with its
+//! counts). The pipeline reports; front ends decide what to do with it (the CLI draws
+//! bars, the service stores them in the job). Observers are called from worker
+//! threads, so they must be quick and thread-safe.
+
+use serde::Serialize;
+
+/// The phases a caller can follow, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// Phase 0: the store is read and its context prepared (embeddings, graph, rules,
+    /// statistics, classification).
+    Context,
+    /// Phase 1: the model's proposals, then the 40 generators.
+    Candidates,
+    /// Phase 2: dedup, guard, Pareto front, selection and prices.
+    Optimize,
+    /// Phase 3: copy and explanations.
+    Copy,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Context => "context",
+            Phase::Candidates => "candidates",
+            Phase::Optimize => "optimize",
+            Phase::Copy => "copy",
+        }
+    }
+}
+
+/// One step of a run's progress.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum RunEvent {
+    Started {
+        phase: Phase,
+        /// Units of work ahead (cells, bundles, batches), when known.
+        total: Option<u64>,
+    },
+    Progress {
+        phase: Phase,
+        done: u64,
+        total: u64,
+    },
+    Finished {
+        phase: Phase,
+        seconds: f64,
+        /// What the phase produced, e.g. `candidates`, `bundles`, `batches`.
+        counts: Vec<(&'static str, u64)>,
+    },
+}
+
+pub trait RunObserver: Send + Sync {
+    fn event(&self, event: &RunEvent);
+}
+
+/// Follows nothing.
+pub struct NoObserver;
+
+impl RunObserver for NoObserver {
+    fn event(&self, _: &RunEvent) {}
+}
+
+/// Keeps every event (tests, and callers that store them at the end).
+#[derive(Default)]
+pub struct Recorder(std::sync::Mutex<Vec<RunEvent>>);
+
+impl Recorder {
+    pub fn events(&self) -> Vec<RunEvent> {
+        self.0.lock().map(|e| e.clone()).unwrap_or_default()
+    }
+}
+
+impl RunObserver for Recorder {
+    fn event(&self, event: &RunEvent) {
+        if let Ok(mut events) = self.0.lock() {
+            events.push(event.clone());
+        }
+    }
+}
+
+/// Reports a phase's start and, on [`PhaseScope::finish`], its end and counts.
+pub(crate) struct PhaseScope<'a> {
+    observer: &'a dyn RunObserver,
+    phase: Phase,
+    started: std::time::Instant,
+}
+
+impl<'a> PhaseScope<'a> {
+    pub fn start(observer: &'a dyn RunObserver, phase: Phase, total: Option<u64>) -> Self {
+        observer.event(&RunEvent::Started { phase, total });
+        PhaseScope {
+            observer,
+            phase,
+            started: std::time::Instant::now(),
+        }
+    }
+
+    pub fn progress(&self, done: u64, total: u64) {
+        self.observer.event(&RunEvent::Progress {
+            phase: self.phase,
+            done,
+            total,
+        });
+    }
+
+    pub fn finish(self, counts: Vec<(&'static str, u64)>) {
+        self.observer.event(&RunEvent::Finished {
+            phase: self.phase,
+            seconds: self.started.elapsed().as_secs_f64(),
+            counts,
+        });
+    }
+}

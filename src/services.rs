@@ -1,0 +1,73 @@
+//! `Services`: the ports of a process, built once from settings and shared by every
+//! run in it (the CLI's one run, the server's many jobs, a cohort's variants). Nothing
+//! else builds a store, an embedder or a model client, so there is one database pool,
+//! one embedding model in memory and one set of model-account limits per process.
+//!
+//! The embedding model loads on first use: commands and requests that never embed
+//! never pay for it.
+
+use std::sync::Arc;
+
+use tokio::sync::OnceCell;
+
+use crate::config::Settings;
+use crate::embed::{EmbedError, Embedder};
+use crate::llm::provider::{ModelClient, TaskError};
+use crate::store::{Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServicesError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("language model: {0}")]
+    Llm(#[from] TaskError),
+}
+
+pub struct Services {
+    pub store: Arc<dyn Store>,
+    pub model: ModelClient,
+    pub settings: Arc<Settings>,
+    embedder: OnceCell<Arc<dyn Embedder>>,
+}
+
+impl Services {
+    /// The configured database (migrated), the configured model client; the embedder
+    /// on first use.
+    pub async fn from_settings(settings: Settings) -> Result<Services, ServicesError> {
+        let store: Arc<dyn Store> = Arc::from(crate::store::open(&settings.database.url).await?);
+        Services::with_store(store, settings)
+    }
+
+    /// Over a store the caller opened.
+    pub fn with_store(
+        store: Arc<dyn Store>,
+        settings: Settings,
+    ) -> Result<Services, ServicesError> {
+        Ok(Services {
+            store,
+            model: ModelClient::from_settings(&settings.llm)?,
+            settings: Arc::new(settings),
+            embedder: OnceCell::new(),
+        })
+    }
+
+    /// With a given embedder instead of the configured one (tests, benches).
+    pub fn with_embedder(mut self, embedder: Arc<dyn Embedder>) -> Services {
+        self.embedder = OnceCell::new_with(Some(embedder));
+        self
+    }
+
+    /// The embedder, loaded on first use (model loading is CPU work: it runs on a
+    /// blocking thread).
+    pub async fn embedder(&self) -> Result<Arc<dyn Embedder>, EmbedError> {
+        self.embedder
+            .get_or_try_init(|| async {
+                let settings = self.settings.clone();
+                tokio::task::spawn_blocking(move || crate::embed::from_settings(&settings))
+                    .await
+                    .map_err(|e| EmbedError::Model(format!("model loader failed: {e}")))?
+            })
+            .await
+            .cloned()
+    }
+}
