@@ -176,13 +176,52 @@ impl Context {
     }
 }
 
-/// The store as of `bound` (inclusive): the products that existed then — created on or
-/// before it, or first ordered on or before it, or with neither date — and the orders
+/// The store as of `bound` (inclusive): the products that existed then and the orders
 /// up to it, of which only the last `N` with [`OrderScope::Last`] and none with
-/// [`OrderScope::None`]. Lines are re-pointed at the kept products' positions.
+/// [`OrderScope::None`]. A product existed if it was created by then, or — without a
+/// creation date — if its first order came by then or it was never ordered (a catalog
+/// item the data can't date). Lines are re-pointed at the kept products' positions.
 fn scoped(mut data: StoreData, bound: Option<DateTime<Utc>>, orders: OrderScope) -> StoreData {
     if let Some(bound) = bound {
+        let n = data.products.len();
+        let mut first_ordered: Vec<Option<DateTime<Utc>>> = vec![None; n];
+        // Orders are sorted by time: the first seen is the first.
+        for o in &data.orders {
+            for l in &o.lines {
+                if let Some(slot) = l.item.and_then(|i| first_ordered.get_mut(i as usize)) {
+                    slot.get_or_insert(o.created_at);
+                }
+            }
+        }
+        let keep: Vec<bool> = data
+            .products
+            .iter()
+            .zip(&first_ordered)
+            .map(|(p, first)| match p.created_at {
+                Some(t) => t <= bound,
+                None => first.is_none_or(|t| t <= bound),
+            })
+            .collect();
         data.orders.retain(|o| o.created_at <= bound);
+        if keep.iter().any(|&k| !k) {
+            let mut position = vec![None; n];
+            let mut next = 0u32;
+            for (i, &k) in keep.iter().enumerate() {
+                if k {
+                    position[i] = Some(next);
+                    next += 1;
+                }
+            }
+            let mut k = keep.iter();
+            data.products.retain(|_| k.next().copied().unwrap_or(false));
+            for o in &mut data.orders {
+                for l in &mut o.lines {
+                    l.item = l
+                        .item
+                        .and_then(|i| position.get(i as usize).copied().flatten());
+                }
+            }
+        }
     }
     match orders {
         OrderScope::All => {}
@@ -191,48 +230,6 @@ fn scoped(mut data: StoreData, bound: Option<DateTime<Utc>>, orders: OrderScope)
             data.orders.drain(..skip);
         }
         OrderScope::None => data.orders.clear(),
-    }
-    let Some(bound) = bound else {
-        return data;
-    };
-    let n = data.products.len();
-    let mut first_ordered: Vec<Option<DateTime<Utc>>> = vec![None; n];
-    for o in &data.orders {
-        for l in &o.lines {
-            if let Some(slot) = l.item.and_then(|i| first_ordered.get_mut(i as usize))
-                && slot.is_none_or(|t| o.created_at < t)
-            {
-                *slot = Some(o.created_at);
-            }
-        }
-    }
-    let keep: Vec<bool> = data
-        .products
-        .iter()
-        .zip(&first_ordered)
-        .map(|(p, first)| {
-            p.created_at.is_none_or(|t| t <= bound) || first.is_some_and(|t| t <= bound)
-        })
-        .collect();
-    if keep.iter().all(|&k| k) {
-        return data;
-    }
-    let mut position = vec![None; n];
-    let mut next = 0u32;
-    for (i, &k) in keep.iter().enumerate() {
-        if k {
-            position[i] = Some(next);
-            next += 1;
-        }
-    }
-    let mut k = keep.iter();
-    data.products.retain(|_| k.next().copied().unwrap_or(false));
-    for o in &mut data.orders {
-        for l in &mut o.lines {
-            l.item = l
-                .item
-                .and_then(|i| position.get(i as usize).copied().flatten());
-        }
     }
     data
 }

@@ -262,3 +262,54 @@ async fn embeddings_come_batched_in_order_and_survive_a_server_error() {
     assert!(requests.iter().all(|(_, r)| r["dimensions"] == 4));
     assert_eq!(embedder.client().total_usage().retries, 1);
 }
+
+#[tokio::test]
+async fn the_breaker_lets_one_probe_through_after_the_cool_down() {
+    let mock = MockLlm::start().await;
+    mock.push([Reply::status(500, "down"), Reply::status(500, "down")]);
+    let settings = bundleforge::config::LlmSettings {
+        max_retries: 0,
+        breaker_failures: 2,
+        breaker_cooldown_seconds: 0.5,
+        ..mock.settings()
+    };
+    let client = ChatClient::new(&settings).unwrap();
+    for _ in 0..2 {
+        assert!(matches!(
+            ask(&client).await,
+            Err(LlmError::Http { status: 500, .. })
+        ));
+    }
+    assert!(client.breaker_open());
+    assert!(matches!(ask(&client).await, Err(LlmError::BreakerOpen(_))));
+    assert_eq!(mock.requests().len(), 2, "an open breaker sends nothing");
+
+    // After the cool-down one probe goes out; a call beside it is still refused.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    mock.push([Reply::content(r#"{"a": 1}"#).delay(Duration::from_millis(300))]);
+    let (probe, beside) = tokio::join!(ask(&client), async {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        ask(&client).await
+    });
+    assert_eq!(probe.unwrap(), json!({"a": 1}));
+    assert!(matches!(beside, Err(LlmError::BreakerOpen(_))));
+    assert_eq!(mock.requests().len(), 3, "exactly one probe");
+    // Its success closed the breaker.
+    assert!(!client.breaker_open());
+    mock.push([Reply::content(r#"{"b": 2}"#)]);
+    assert_eq!(ask(&client).await.unwrap(), json!({"b": 2}));
+
+    // A failed probe opens it for another cool-down.
+    mock.push([Reply::status(500, "down"), Reply::status(500, "down")]);
+    for _ in 0..2 {
+        assert!(ask(&client).await.is_err());
+    }
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    mock.push([Reply::status(503, "still down")]);
+    assert!(matches!(
+        ask(&client).await,
+        Err(LlmError::Http { status: 503, .. })
+    ));
+    assert!(matches!(ask(&client).await, Err(LlmError::BreakerOpen(_))));
+    assert_eq!(mock.requests().len(), 7);
+}

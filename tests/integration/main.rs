@@ -4,6 +4,7 @@
 mod bad_input;
 mod cli;
 mod embed;
+mod engine;
 mod eval;
 mod fixtures;
 mod generate;

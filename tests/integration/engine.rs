@@ -1,0 +1,410 @@
+//! The engine's shape: one prepared context shared by several variants, eval equal to
+//! a fresh store's generate, cancellation mid-phase that leaves nothing behind, and one
+//! model client whose limits hold across runs at once.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bundleforge::app::{self, GenerateOptions};
+use bundleforge::cancel::CancelToken;
+use bundleforge::config::Settings;
+use bundleforge::domain::{self, Order, OrderLine, ProductRef, StoreId};
+use bundleforge::embed::HashingEmbedder;
+use bundleforge::eval::{self, EvalOptions};
+use bundleforge::ingest::{IngestBatch, IngestFiles};
+use bundleforge::pipeline::{
+    self, Phase, PipelineError, PrepareOptions, Recorder, RunEvent, RunObserver, Variant,
+};
+use bundleforge::store::{Store, StoreData};
+use chrono::NaiveDate;
+use serde_json::{Value, json};
+
+use crate::mock_llm::{MockLlm, Reply};
+use crate::support::{TestDb, local_model, repo_root, services_for};
+
+fn bundles_json(out: &pipeline::RunOutput) -> String {
+    serde_json::to_string(&out.bundles).unwrap()
+}
+
+#[tokio::test]
+async fn three_variants_share_one_context_and_each_equals_its_own_generate() {
+    let (_db, services) = crate::support::small_fixture(local_model(), None).await;
+    let id = StoreId::parse("small").unwrap();
+    let seed = 42;
+    let recorder = Recorder::default();
+    let never = CancelToken::never();
+    let prepare_options = PrepareOptions {
+        seed,
+        ..PrepareOptions::default()
+    };
+    let ctx = Arc::new(
+        pipeline::prepare(&services, &id, &prepare_options, &recorder, &never)
+            .await
+            .unwrap(),
+    );
+    for weights in [None, Some([1.0, 0.0, 0.0]), Some([0.0, 1.0, 0.0])] {
+        let variant = Variant {
+            weights,
+            seed,
+            ..Variant::default()
+        };
+        let shared = pipeline::run(&ctx, &variant, &services, &recorder, &never)
+            .await
+            .unwrap();
+        let alone = app::generate(
+            &services,
+            &id,
+            &GenerateOptions {
+                weights,
+                seed,
+                ..GenerateOptions::default()
+            },
+        )
+        .await
+        .unwrap();
+        assert!(!shared.bundles.is_empty());
+        assert_eq!(
+            bundles_json(&shared),
+            bundles_json(&alone),
+            "weights {weights:?}"
+        );
+        assert_eq!(shared.run.weights, alone.run.weights);
+    }
+    let events = recorder.events();
+    let started = |phase: Phase| {
+        events
+            .iter()
+            .filter(|e| matches!(e, RunEvent::Started { phase: p, .. } if *p == phase))
+            .count()
+    };
+    assert_eq!(started(Phase::Context), 1, "phase 0 ran once");
+    for phase in [Phase::Candidates, Phase::Optimize, Phase::Copy] {
+        assert_eq!(started(phase), 3, "{phase:?} once per variant");
+    }
+    // Cells are reported as they finish, up to all 40.
+    assert!(events.iter().any(|e| matches!(
+        e,
+        RunEvent::Progress {
+            phase: Phase::Candidates,
+            done: 40,
+            total: 40
+        }
+    )));
+}
+
+/// The store's data as an ingest as it was on `day`: the products that existed (created
+/// by then; without a creation date, first ordered by then or never ordered) and the
+/// orders up to its end.
+fn as_of(data: &StoreData, day: NaiveDate) -> IngestBatch {
+    let end = bundleforge::stats::end_of_day(day);
+    let mut first = vec![None; data.products.len()];
+    for o in &data.orders {
+        for l in &o.lines {
+            if let Some(i) = l.item {
+                first[i as usize].get_or_insert(o.created_at);
+            }
+        }
+    }
+    let products = data
+        .products
+        .iter()
+        .zip(&first)
+        .filter(|(p, f)| match p.created_at {
+            Some(t) => t <= end,
+            None => f.is_none_or(|t| t <= end),
+        })
+        .map(|(p, _)| p.clone())
+        .collect();
+    let orders = data
+        .orders
+        .iter()
+        .filter(|o| o.created_at <= end)
+        .map(|o| Order {
+            order_id: o.order_id.clone(),
+            name: None,
+            created_at: o.created_at,
+            customer_key: o.customer_key.clone(),
+            currency: data.store.currency,
+            currency_assumed: o.currency_assumed,
+            lines: o
+                .lines
+                .iter()
+                .filter_map(|l| {
+                    let p = &data.products[l.item? as usize];
+                    Some(OrderLine {
+                        product: ProductRef {
+                            variant_id: Some(p.variant_id.clone()),
+                            ..ProductRef::default()
+                        },
+                        item_id: Some(p.variant_id.clone()),
+                        quantity: l.quantity,
+                        unit_price_minor: l.unit_price_minor,
+                        discount_minor: l.discount_minor,
+                    })
+                })
+                .collect(),
+        })
+        .collect();
+    IngestBatch {
+        products,
+        orders,
+        data_currency: Some(data.store.currency),
+        report: Default::default(),
+    }
+}
+
+#[tokio::test]
+async fn eval_at_a_cutoff_gives_what_generate_gives_on_the_store_as_it_was_then() {
+    let (db, services) = crate::support::small_fixture(local_model(), None).await;
+    let id = StoreId::parse("small").unwrap();
+    let cutoff = NaiveDate::from_ymd_opt(2026, 4, 30).unwrap();
+    let options = EvalOptions {
+        cutoff,
+        max_orders: None,
+        objectives: vec![],
+        max_bundles: None,
+        seed: 42,
+        k: 50,
+    };
+    let (_, evaluated) = eval::evaluate(&services, &id, &options).await.unwrap();
+
+    let data = db.store.load(&id).await.unwrap();
+    let then = as_of(&data, cutoff);
+    assert!(
+        then.products.len() < data.products.len(),
+        "the cutoff should leave out products launched after it"
+    );
+    let fresh = TestDb::new().await;
+    let meta = domain::Store {
+        id: id.clone(),
+        currency: data.store.currency,
+        locale: data.store.locale.clone(),
+    };
+    fresh.store.write_ingest(&meta, &then).await.unwrap();
+    let fresh_services = services_for(&fresh, local_model(), Settings::defaults().unwrap()).await;
+    let generated = app::generate(
+        &fresh_services,
+        &id,
+        &GenerateOptions {
+            as_of: Some(cutoff),
+            seed: 42,
+            ..GenerateOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(!generated.bundles.is_empty());
+    assert_eq!(bundles_json(&evaluated), bundles_json(&generated));
+}
+
+/// Cancels the run when `when` first matches an event, and remembers the instant.
+struct CancelOn {
+    token: CancelToken,
+    when: fn(&RunEvent) -> bool,
+    at: Mutex<Option<Instant>>,
+    events: Recorder,
+}
+
+impl RunObserver for CancelOn {
+    fn event(&self, event: &RunEvent) {
+        self.events.event(event);
+        if (self.when)(event) && !self.token.is_cancelled() {
+            if let Ok(mut at) = self.at.lock() {
+                *at = Some(Instant::now());
+            }
+            self.token.cancel();
+        }
+    }
+}
+
+impl CancelOn {
+    fn new(when: fn(&RunEvent) -> bool) -> CancelOn {
+        CancelOn {
+            token: CancelToken::new(),
+            when,
+            at: Mutex::new(None),
+            events: Recorder::default(),
+        }
+    }
+
+    fn cancelled_at(&self) -> Instant {
+        self.at.lock().unwrap().expect("the run was cancelled")
+    }
+}
+
+async fn ingest_dir(db: &TestDb, store: &str, dir: &std::path::Path) {
+    db.ingest_ok(
+        store,
+        IngestFiles {
+            catalog: Some(dir.join("products.csv")),
+            orders: Some(dir.join("orders.csv")),
+            ..Default::default()
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_run_cancelled_in_phase_1_stops_at_once_and_saves_nothing() {
+    // A large synthetic store, one thread: phase 1 takes seconds.
+    let db = TestDb::new().await;
+    let dir = db.dir.path().join("large");
+    let store = bundleforge::fixtures::generate(bundleforge::fixtures::FixtureSize::Large, 3);
+    bundleforge::fixtures::write_store(&store, &dir).unwrap();
+    ingest_dir(&db, "large", &dir).await;
+    let mut settings = Settings::defaults().unwrap();
+    settings.pipeline.threads = 1;
+    let services = services_for(&db, Arc::new(HashingEmbedder::new(64)), settings).await;
+    let observer = CancelOn::new(|e| {
+        matches!(
+            e,
+            RunEvent::Progress {
+                phase: Phase::Candidates,
+                done: 2,
+                ..
+            }
+        )
+    });
+    let result = app::generate_with(
+        &services,
+        &StoreId::parse("large").unwrap(),
+        &GenerateOptions::default(),
+        &observer,
+        &observer.token,
+    )
+    .await;
+    let latency = observer.cancelled_at().elapsed();
+    eprintln!("cancelled after 2 of 40 cells; returned {latency:?} later");
+    match result {
+        Err(app::AppError::Pipeline(PipelineError::Cancelled(_))) => {}
+        other => panic!("expected Cancelled, got {:?}", other.map(|o| o.run.run_id)),
+    }
+    assert!(latency < Duration::from_millis(500), "{latency:?}");
+    let events = observer.events.events();
+    assert!(
+        !events.iter().any(|e| matches!(
+            e,
+            RunEvent::Finished {
+                phase: Phase::Candidates,
+                ..
+            }
+        )),
+        "phase 1 finished although it was cancelled"
+    );
+    assert_eq!(db.count("SELECT COUNT(*) FROM runs").await, 0);
+    assert_eq!(db.count("SELECT COUNT(*) FROM bundles").await, 0);
+}
+
+/// Whether the request's prompt opens with `start` (each task's prompt has its own).
+fn is_task(request: &Value, start: &str) -> bool {
+    request["messages"].as_array().is_some_and(|m| {
+        m.iter()
+            .any(|m| m["content"].as_str().is_some_and(|c| c.starts_with(start)))
+    })
+}
+
+/// Valid, empty answers: every item falls back offline, no call fails.
+fn empty_answers(request: &Value) -> Reply {
+    let key = if is_task(request, "Classify each product") {
+        "products"
+    } else {
+        "bundles"
+    };
+    Reply::content(&json!({ key: [] }).to_string())
+}
+
+fn mock_settings(mock: &MockLlm, concurrency: usize) -> Settings {
+    let mut settings = Settings::defaults().unwrap();
+    settings.llm = bundleforge::config::LlmSettings {
+        model: "mock".into(),
+        concurrency,
+        breaker_failures: 1000,
+        // Only the concurrency bound shapes these runs, not the account's token rate.
+        tokens_per_minute: 100_000_000,
+        ..mock.settings()
+    };
+    settings
+}
+
+#[tokio::test]
+async fn a_run_cancelled_in_the_copy_wave_stops_at_once_and_saves_nothing() {
+    let mock = MockLlm::start().await;
+    mock.respond(|request| empty_answers(request).delay(Duration::from_secs(1)));
+    let db = TestDb::new().await;
+    ingest_dir(&db, "medium", &repo_root().join("fixtures/stores/medium")).await;
+    let services = services_for(&db, local_model(), mock_settings(&mock, 8)).await;
+    let observer = CancelOn::new(|e| {
+        matches!(
+            e,
+            RunEvent::Started {
+                phase: Phase::Copy,
+                ..
+            }
+        )
+    });
+    // Cancel a little after the copy calls went out.
+    let token = observer.token.clone();
+    let delayed = CancelToken::new();
+    let (id, options) = (
+        StoreId::parse("medium").unwrap(),
+        GenerateOptions::default(),
+    );
+    let result = {
+        let run = app::generate_with(&services, &id, &options, &observer, &delayed);
+        let trigger = async {
+            token.cancelled().await;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            delayed.cancel();
+            Instant::now()
+        };
+        tokio::join!(run, trigger)
+    };
+    let (result, cancelled_at) = result;
+    let latency = cancelled_at.elapsed();
+    assert!(
+        matches!(
+            result,
+            Err(app::AppError::Pipeline(PipelineError::Cancelled(_)))
+        ),
+        "expected Cancelled"
+    );
+    assert!(latency < Duration::from_millis(500), "{latency:?}");
+    let copy_calls = mock
+        .requests()
+        .iter()
+        .filter(|(_, r)| is_task(r, "Write shop copy"))
+        .count();
+    assert!(copy_calls > 0, "the copy wave had started");
+    assert_eq!(db.count("SELECT COUNT(*) FROM runs").await, 0);
+    assert_eq!(db.count("SELECT COUNT(*) FROM bundles").await, 0);
+}
+
+#[tokio::test]
+async fn two_runs_at_once_share_the_model_accounts_concurrency() {
+    let mock = MockLlm::start().await;
+    mock.respond(|request| empty_answers(request).delay(Duration::from_millis(150)));
+    let (db, _) = crate::support::small_fixture(local_model(), None).await;
+    let services = services_for(&db, local_model(), mock_settings(&mock, 4)).await;
+    let id = StoreId::parse("small").unwrap();
+    let a = GenerateOptions {
+        seed: 1,
+        ..GenerateOptions::default()
+    };
+    let b = GenerateOptions {
+        seed: 2,
+        ..GenerateOptions::default()
+    };
+    let (ra, rb) = tokio::join!(
+        app::generate(&services, &id, &a),
+        app::generate(&services, &id, &b)
+    );
+    let (ra, rb) = (ra.unwrap(), rb.unwrap());
+    assert!(mock.requests().len() >= 16, "{}", mock.requests().len());
+    assert_eq!(mock.max_in_flight(), 4, "never more than 4, and 4 reached");
+    // Each run reports its own calls; together they are what the server saw.
+    assert!(ra.run.llm.calls > 0 && rb.run.llm.calls > 0);
+    assert_eq!(
+        ra.run.llm.calls + rb.run.llm.calls,
+        mock.requests().len() as u64
+    );
+}
