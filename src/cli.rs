@@ -774,7 +774,10 @@ async fn bench_generate(args: BenchGenerateArgs, settings: Settings) -> Result<E
             first = Some(out.run);
         }
     }
-    let medians: BTreeMap<&str, f64> = phases.iter_mut().map(|(k, v)| (*k, median(v))).collect();
+    let medians: BTreeMap<&str, f64> = phases
+        .iter_mut()
+        .map(|(k, v)| (*k, bundleforge::stats::median(v).unwrap_or(0.0)))
+        .collect();
     let run = first.context("no run")?;
     let report = serde_json::json!({
         "store": args.store,
@@ -905,7 +908,7 @@ async fn bench_search(mut args: BenchSearchArgs, settings: &Settings) -> Result<
         truth = exact.search_batch(&queries, args.k, threads);
         times.push(started.elapsed().as_secs_f64());
     }
-    let secs = median(&mut times);
+    let secs = bundleforge::stats::median(&mut times).unwrap_or(0.0);
     let mut results = vec![SearchResult {
         method: "exact",
         ef: None,
@@ -927,7 +930,7 @@ async fn bench_search(mut args: BenchSearchArgs, settings: &Settings) -> Result<
                 got = hnsw.search_batch(&queries, args.k, ef, threads);
                 times.push(started.elapsed().as_secs_f64());
             }
-            let secs = median(&mut times);
+            let secs = bundleforge::stats::median(&mut times).unwrap_or(0.0);
             results.push(SearchResult {
                 method: "approximate",
                 ef: Some(ef),
@@ -1080,7 +1083,7 @@ fn bench_graph(args: BenchGraphArgs, settings: &Settings) -> Result<ExitCode> {
         times.push(started.elapsed().as_secs_f64());
         edges = graph.iter().map(Vec::len).sum::<usize>();
     }
-    let secs = median(&mut times);
+    let secs = bundleforge::stats::median(&mut times).unwrap_or(0.0);
     let mut report = serde_json::json!({
         "n": args.n, "k": args.k, "dim": args.dim, "threads": threads,
         "kernels": bundleforge::index::metric::kernels().name,
@@ -1156,7 +1159,7 @@ async fn bench_embed(args: BenchEmbedArgs, settings: &Settings) -> Result<ExitCo
         embedder.embed(&titles).await?;
         times.push(started.elapsed().as_secs_f64());
     }
-    let secs = median(&mut times);
+    let secs = bundleforge::stats::median(&mut times).unwrap_or(0.0);
     let report = serde_json::json!({
         "titles": titles.len(), "seconds": secs, "per_second": titles.len() as f64 / secs,
         "batch_size": settings.embed.batch_size, "threads": settings.embed.threads,
@@ -1206,18 +1209,6 @@ struct BenchIngestResult {
     write_seconds_median: f64,
 }
 
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n == 0 {
-        0.0
-    } else if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
-}
-
 async fn bench_ingest(args: BenchIngestArgs, settings: &Settings) -> Result<ExitCode> {
     if args.runs == 0 {
         bail!("--runs must be at least 1");
@@ -1260,9 +1251,9 @@ async fn bench_ingest(args: BenchIngestArgs, settings: &Settings) -> Result<Exit
         products: last.report.products,
         seconds_min: total.iter().copied().fold(f64::INFINITY, f64::min),
         seconds_max: total.iter().copied().fold(0.0, f64::max),
-        seconds_median: median(&mut total),
-        read_seconds_median: median(&mut read),
-        write_seconds_median: median(&mut write),
+        seconds_median: bundleforge::stats::median(&mut total).unwrap_or(0.0),
+        read_seconds_median: bundleforge::stats::median(&mut read).unwrap_or(0.0),
+        write_seconds_median: bundleforge::stats::median(&mut write).unwrap_or(0.0),
     };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&result)?);

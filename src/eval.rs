@@ -26,6 +26,7 @@ use serde::Serialize;
 use crate::cancel::CancelToken;
 use crate::domain::{self, Objective, StoreId};
 use crate::pipeline::{self, NoObserver, OrderScope, PrepareOptions, RunOutput, Variant};
+use crate::rng::{Purpose, Stream};
 use crate::rules::{Baskets, count_pairs};
 use crate::services::Services;
 use crate::stats::end_of_day;
@@ -150,19 +151,6 @@ impl Holdout {
 
 static EMPTY: Vec<u32> = Vec::new();
 
-fn median(mut v: Vec<f64>) -> f64 {
-    if v.is_empty() {
-        return 0.0;
-    }
-    v.sort_by(f64::total_cmp);
-    let m = v.len() / 2;
-    if v.len() % 2 == 1 {
-        v[m]
-    } else {
-        (v[m - 1] + v[m]) / 2.0
-    }
-}
-
 /// Scores sets of product indices (sets with fewer than two distinct products are left
 /// out).
 pub fn score_sets(holdout: &Holdout, sets: &[Vec<u32>]) -> Scores {
@@ -196,25 +184,8 @@ pub fn score_sets(holdout: &Holdout, sets: &[Vec<u32>]) -> Scores {
         bundles: counted,
         hit: rate(hits),
         strong_hit: rate(strong),
-        median_lift: median(lifts),
+        median_lift: crate::stats::median(&mut lifts).unwrap_or(0.0),
         products: products.len(),
-    }
-}
-
-/// A small deterministic generator (splitmix64).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
     }
 }
 
@@ -232,7 +203,7 @@ fn bootstrap(
             high: 0.0,
         };
     }
-    let mut rng = Rng(seed ^ 0xb007);
+    let mut rng = Stream::new(Purpose::Bootstrap, seed);
     let mut values = Vec::with_capacity(1000);
     for _ in 0..1000 {
         let sample: Vec<Vec<u32>> = (0..multi.len())
@@ -423,7 +394,7 @@ fn baselines(
         .filter(|&n| n >= 2)
         .collect();
     let sizes = if sizes.is_empty() { vec![2] } else { sizes };
-    let mut rng = Rng(options.seed ^ 0x7a11);
+    let mut rng = Stream::new(Purpose::RandomSets, options.seed);
     let random: Vec<Vec<u32>> = (0..2000)
         .map(|i| {
             let want = sizes[i % sizes.len()].min(sold.len());

@@ -24,6 +24,7 @@
 //! - [`eval`]: bundle quality on a temporal holdout, beside baselines.
 //! - [`services`]: the process's ports, built once ([`app::Services`]).
 //! - [`app`]: the use cases the CLI (and later the service and cohorts) call.
+//! - [`rng`]: every seeded random stream.
 //! - [`cancel`], [`error`]: a run's cancel token; what kind of failure an error is.
 //! - [`fixtures`]: seeded synthetic stores for tests, benches and demos.
 
@@ -40,6 +41,7 @@ pub mod ingest;
 pub mod llm;
 pub mod memory;
 pub mod pipeline;
+pub mod rng;
 pub mod rules;
 pub mod services;
 pub mod stats;

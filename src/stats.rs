@@ -59,6 +59,18 @@ pub fn resolve_as_of(data: &StoreData, as_of: Option<NaiveDate>) -> Option<DateT
     }
 }
 
+/// The median of `values` (the mean of the middle two for an even count; sorts them);
+/// `None` for none.
+pub fn median(values: &mut [f64]) -> Option<f64> {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    match n {
+        0 => None,
+        n if n % 2 == 1 => Some(values[n / 2]),
+        n => Some((values[n / 2 - 1] + values[n / 2]) / 2.0),
+    }
+}
+
 /// The last second of a day, UTC: "as of a day" includes all of it.
 pub fn end_of_day(day: NaiveDate) -> DateTime<Utc> {
     Utc.from_utc_datetime(&day.and_time(NaiveTime::MIN)) + chrono::Duration::seconds(86_399)
@@ -380,12 +392,7 @@ pub fn compute(
             _ => cover.untracked += 1,
         }
     }
-    days.sort_by(f64::total_cmp);
-    cover.median_days = match days.len() {
-        0 => None,
-        n if n % 2 == 1 => Some(days[n / 2]),
-        n => Some((days[n / 2 - 1] + days[n / 2]) / 2.0),
-    };
+    cover.median_days = median(&mut days);
 
     let count =
         |f: &dyn Fn(usize) -> bool| (0..data.products.len()).filter(|&i| f(i)).count() as u64;

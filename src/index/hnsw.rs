@@ -194,18 +194,13 @@ fn select_neighbours(data: &Matrix, k: &Kernels, candidates: &[Scored], m: usize
     kept.iter().map(|c| c.id).collect()
 }
 
-/// Node levels: −ln(U)·mL with mL = 1/ln(m), from a seeded SplitMix64.
+/// Node levels: −ln(U)·mL with mL = 1/ln(m), from a seeded stream.
 fn draw_levels(n: usize, m: usize, seed: u64) -> Vec<u8> {
     let ml = 1.0 / (m.max(2) as f64).ln();
-    let mut state = seed ^ 0x4853_5753_0000_0001;
+    let mut stream = crate::rng::Stream::new(crate::rng::Purpose::IndexLevels, seed);
     (0..n)
         .map(|_| {
-            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = state;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^= z >> 31;
-            let u = ((z >> 11) as f64 + 1.0) / (1u64 << 53) as f64;
+            let u = stream.unit_above_zero();
             ((-u.ln() * ml) as usize).min(31) as u8
         })
         .collect()

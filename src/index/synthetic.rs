@@ -4,38 +4,12 @@
 
 use super::matrix::Matrix;
 
-/// SplitMix64: tiny, fast, and fixed forever (a crate upgrade cannot change our data).
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in (0, 1].
-    fn unit(&mut self) -> f64 {
-        ((self.next_u64() >> 11) as f64 + 1.0) / (1u64 << 53) as f64
-    }
-
-    /// Standard normal (Box–Muller).
-    fn normal(&mut self) -> f32 {
-        let (u, v) = (self.unit(), self.unit());
-        ((-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()) as f32
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next_u64() % n.max(1) as u64) as usize
-    }
-}
+use crate::rng::{Purpose, Stream};
 
 /// `n` unit vectors of `dim` around `centres` random centres. The noise keeps points
 /// of one cluster at cosine ≈ 0.5–0.8 to each other, as product titles of one kind are.
 pub fn clustered(n: usize, dim: usize, centres: usize, seed: u64) -> Matrix {
-    let mut rng = SplitMix(seed ^ 0x5EED_0FB0_D1E5);
+    let mut rng = Stream::new(Purpose::SyntheticVectors, seed);
     let centres = centres.max(1);
     let mut c = Matrix::zeros(centres, dim);
     for i in 0..centres {
@@ -58,7 +32,7 @@ pub fn clustered(n: usize, dim: usize, centres: usize, seed: u64) -> Matrix {
 
 /// `q` queries, each a random data row plus noise of relative size `noise`.
 pub fn queries_near(data: &Matrix, q: usize, noise: f32, seed: u64) -> Matrix {
-    let mut rng = SplitMix(seed ^ 0x0051_EA5C_0FFE);
+    let mut rng = Stream::new(Purpose::SyntheticQueries, seed);
     let dim = data.dim();
     let sigma = noise / (dim as f32).sqrt();
     let mut m = Matrix::zeros(q, dim);

@@ -626,20 +626,8 @@ impl ChatClient {
             .backoff
             .saturating_mul(1u32 << attempt.min(16))
             .min(self.backoff_max);
-        step / 2 + step.mul_f64(jitter_unit() / 2.0)
+        step / 2 + step.mul_f64(crate::rng::unseeded_unit() / 2.0)
     }
-}
-
-/// A number in [0, 1) that differs between calls and processes.
-fn jitter_unit() -> f64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos()),
-    );
-    (h.finish() >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// Which failures are worth another try: timeouts, transport errors, 429 and 5xx.

@@ -7,6 +7,7 @@
 use crate::domain::Product;
 use crate::index::Matrix;
 use crate::index::metric::kernels;
+use crate::rng::{Purpose, Stream};
 
 const ITERATIONS: usize = 12;
 
@@ -35,30 +36,21 @@ pub fn categories(products: &[Product], vectors: &Matrix, seed: u64) -> Vec<Stri
     out
 }
 
-/// A small deterministic generator (splitmix64) for the initial centres.
-fn splitmix(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
-
 /// Cluster of each of `rows` (indices into `vectors`): k-means++-style seeding (the
 /// farthest of a few seeded draws), then Lloyd iterations on the unit sphere.
 fn kmeans(vectors: &Matrix, rows: &[usize], k: usize, seed: u64) -> Vec<usize> {
     let dim = vectors.dim();
     let kern = kernels();
     let k = k.min(rows.len()).max(1);
-    let mut state = seed ^ 0x5eed_c1a5_7e25;
+    let mut stream = Stream::new(Purpose::ClusterCentres, seed);
     let mut centres: Vec<Vec<f32>> = Vec::with_capacity(k);
-    let first = rows[(splitmix(&mut state) % rows.len() as u64) as usize];
+    let first = rows[stream.below(rows.len())];
     centres.push(vectors.row(first).to_vec());
     while centres.len() < k {
         // Of eight seeded candidates, the one least similar to its closest centre.
         let mut best = (f32::INFINITY, rows[0]);
         for _ in 0..8 {
-            let r = rows[(splitmix(&mut state) % rows.len() as u64) as usize];
+            let r = rows[stream.below(rows.len())];
             let closest = centres
                 .iter()
                 .map(|c| kern.dot(c, vectors.row(r)))

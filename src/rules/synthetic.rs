@@ -4,6 +4,7 @@
 //! explode combinatorially: the case that takes other miners' memory.
 
 use super::baskets::Baskets;
+use crate::rng::QuickStream;
 
 #[derive(Debug, Clone, Copy)]
 pub struct StressSpec {
@@ -27,30 +28,14 @@ impl Default for StressSpec {
     }
 }
 
-/// A xorshift generator: fast, seeded, enough for test data.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    /// An item with probability falling off as a power of its rank.
-    fn item(&mut self, items: u32) -> u32 {
-        let u = self.unit();
-        ((f64::from(items)) * u * u * u) as u32
-    }
+/// An item with probability falling off as a power of its rank.
+fn item(rng: &mut QuickStream, items: u32) -> u32 {
+    let u = rng.unit();
+    ((f64::from(items)) * u * u * u) as u32
 }
 
 pub fn stress_baskets(spec: &StressSpec) -> Baskets {
-    let mut rng = Rng(spec.seed.max(1) ^ 0x9e37_79b9_7f4a_7c15);
+    let mut rng = QuickStream::new(spec.seed);
     let large_every = spec
         .baskets
         .checked_div(spec.large)
@@ -63,14 +48,14 @@ pub fn stress_baskets(spec: &StressSpec) -> Baskets {
         if large_made < spec.large && i % large_every == 0 {
             large_made += 1;
             while basket.len() < spec.large_len.min(popular as usize) {
-                basket.push(rng.item(popular));
+                basket.push(item(&mut rng, popular));
                 basket.sort_unstable();
                 basket.dedup();
             }
         } else {
             // 1 + geometric: mean basket about 4.5 items.
             let len = 1 + (-(1.0 - rng.unit()).ln() * 3.5) as usize;
-            basket.extend((0..len).map(|_| rng.item(spec.items)));
+            basket.extend((0..len).map(|_| item(&mut rng, spec.items)));
         }
         lists.push(basket);
     }
