@@ -246,7 +246,8 @@ async fn ingest_dir(db: &TestDb, store: &str, dir: &std::path::Path) {
 
 #[tokio::test]
 async fn a_run_cancelled_in_phase_1_stops_at_once_and_saves_nothing() {
-    // A large synthetic store, one thread: phase 1 takes seconds.
+    // A large synthetic store, one thread and every eligible product an anchor with
+    // many partners: phase 1 takes seconds.
     let db = TestDb::new().await;
     let dir = db.dir.path().join("large");
     let store = bundleforge::fixtures::generate(bundleforge::fixtures::FixtureSize::Large, 3);
@@ -254,6 +255,8 @@ async fn a_run_cancelled_in_phase_1_stops_at_once_and_saves_nothing() {
     ingest_dir(&db, "large", &dir).await;
     let mut settings = Settings::defaults().unwrap();
     settings.pipeline.threads = 1;
+    settings.pipeline.anchors_per_objective = 3000;
+    settings.pipeline.partners_per_anchor = 40;
     let services = services_for(&db, Arc::new(HashingEmbedder::new(64)), settings).await;
     let observer = CancelOn::new(|e| {
         matches!(
