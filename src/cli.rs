@@ -981,11 +981,11 @@ async fn services(settings: &Settings) -> Result<app::Services> {
 /// The configured embedder; loading the model is CPU work, so it runs off the async workers.
 async fn load_embedder(settings: &Settings) -> Result<Arc<dyn bundleforge::embed::Embedder>> {
     let settings = settings.clone();
-    Ok(
-        tokio::task::spawn_blocking(move || bundleforge::embed::from_settings(&settings))
-            .await
-            .context("model loader failed")??,
-    )
+    Ok(tokio::task::spawn_blocking(move || {
+        bundleforge::services::embedder_from_settings(&settings)
+    })
+    .await
+    .context("model loader failed")??)
 }
 
 /// A bar per phase of a run on stderr (drawn only on a terminal): cells, priced

@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::{Table, Value};
 
+pub use crate::cpu::thread_count;
 use crate::domain::Currency;
-use crate::rules::Fraction;
 
 const DEFAULTS: &str = include_str!("../config/default.toml");
 const ENV_PREFIX: &str = "BUNDLEFORGE__";
@@ -181,15 +181,6 @@ impl IndexSettings {
     }
 }
 
-/// What a `threads` setting means: that many, or every core when it is 0.
-pub fn thread_count(threads: usize) -> usize {
-    if threads > 0 {
-        threads
-    } else {
-        std::thread::available_parallelism().map_or(1, |n| n.get())
-    }
-}
-
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScoringSettings {
@@ -239,7 +230,7 @@ pub struct LlmSettings {
     pub usd_per_million_completion_tokens: f64,
 }
 
-/// Co-purchase mining at the pipeline's defaults (see [`crate::rules::evidence`]).
+/// Co-purchase mining at the pipeline's defaults (read by `rules::evidence`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RulesSettings {
@@ -251,17 +242,6 @@ pub struct RulesSettings {
     pub max_basket: usize,
     pub memory_budget_mb: usize,
     pub threads: usize,
-}
-
-impl RulesSettings {
-    /// Validated at load, so the fallback is never taken.
-    pub fn itemset_minsup(&self) -> Fraction {
-        Fraction::from_f64(self.itemset_minsup).unwrap_or(Fraction::ONE)
-    }
-
-    pub fn min_confidence(&self) -> Fraction {
-        Fraction::from_f64(self.min_confidence).unwrap_or(Fraction::ONE)
-    }
 }
 
 impl Settings {
@@ -470,7 +450,12 @@ impl Settings {
             ("rules.itemset_minsup", r.itemset_minsup),
             ("rules.min_confidence", r.min_confidence),
         ] {
-            Fraction::from_f64(value).map_err(|e| invalid(key, e.to_string()))?;
+            if !(value.is_finite() && (0.0..=1.0).contains(&value)) {
+                return Err(invalid(
+                    key,
+                    format!("{value} is not a fraction from 0 to 1"),
+                ));
+            }
         }
         if r.itemset_minsup <= 0.0 {
             return Err(invalid("rules.itemset_minsup", "must be above 0".into()));

@@ -140,12 +140,12 @@ impl Holdout {
             common.retain(|o| keep.contains(o));
         }
         let c = common.len();
-        let n = self.n as f64;
-        let mut lift = c as f64;
-        for l in &lists {
-            lift *= n / l.len() as f64;
-        }
-        (c, lift / n)
+        let (_, lift) = crate::rules::set_lift(
+            c as u64,
+            lists.iter().map(|l| l.len() as u64),
+            self.n as u64,
+        );
+        (c, lift)
     }
 }
 

@@ -31,6 +31,7 @@
 pub mod app;
 pub mod cancel;
 pub mod config;
+pub mod cpu;
 pub mod domain;
 pub mod embed;
 pub mod error;

@@ -63,11 +63,35 @@ impl Services {
         self.embedder
             .get_or_try_init(|| async {
                 let settings = self.settings.clone();
-                tokio::task::spawn_blocking(move || crate::embed::from_settings(&settings))
+                tokio::task::spawn_blocking(move || embedder_from_settings(&settings))
                     .await
                     .map_err(|e| EmbedError::Model(format!("model loader failed: {e}")))?
             })
             .await
             .cloned()
+    }
+}
+
+/// The embedder the settings name (`embed.provider`; the chat settings only supply
+/// the OpenAI endpoint's limits, and its address when `embed` names none).
+pub fn embedder_from_settings(
+    settings: &crate::config::Settings,
+) -> Result<std::sync::Arc<dyn Embedder>, EmbedError> {
+    let llm = &settings.llm;
+    let settings = &settings.embed;
+    match settings.provider.as_str() {
+        "openai" => Ok(std::sync::Arc::new(
+            crate::llm::embeddings::OpenAiEmbedder::new(settings, llm)?,
+        )),
+        "local" => {
+            let paths =
+                crate::embed::LocalModelPaths::resolve(&settings.model_dir, &settings.ort_lib);
+            Ok(std::sync::Arc::new(crate::embed::LocalEmbedder::load(
+                &paths,
+                settings.threads,
+                settings.batch_size,
+            )?))
+        }
+        other => Err(EmbedError::UnknownProvider(other.to_owned())),
     }
 }

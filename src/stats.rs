@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::config::Settings;
 use crate::domain::ProductStatus;
-use crate::store::StoreData;
+use crate::domain::StoreData;
 
 /// How much order data a store has, which sets how much each signal counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -92,6 +92,25 @@ pub struct ProductMetrics {
     pub velocity: f64,
     /// Inventory ÷ velocity; `None` when untracked, infinite when nothing sold.
     pub days_of_cover: Option<f64>,
+}
+
+impl ProductMetrics {
+    /// On sale since before the window began, and at most `max_units` sold in it.
+    pub fn is_slow_mover(&self, window_start: DateTime<Utc>, max_units: u64) -> bool {
+        self.launched.is_some_and(|t| t <= window_start) && self.units_window <= max_units as i64
+    }
+
+    /// Launched in the `days` before `as_of` (never after it).
+    pub fn is_new_launch(&self, as_of: DateTime<Utc>, days: u32) -> bool {
+        let since = as_of - Duration::days(i64::from(days));
+        self.launched.is_some_and(|t| t > since && t <= as_of)
+    }
+}
+
+/// Whether a product is on sale at all: active (or with no status) and not a gift card.
+/// The one rule that statistics, eligibility and the guard share.
+pub fn sellable(p: &crate::domain::Product) -> bool {
+    !p.gift_card && matches!(p.status, None | Some(ProductStatus::Active))
 }
 
 /// Per-product metrics, indexed like `data.products`.
@@ -294,16 +313,9 @@ pub fn compute(
         })
         .collect();
 
-    let sellable = |i: usize| {
-        let p = &data.products[i];
-        !p.gift_card && matches!(p.status, None | Some(ProductStatus::Active))
-    };
+    let sellable = |i: usize| sellable(&data.products[i]);
     let mut slow: Vec<usize> = (0..data.products.len())
-        .filter(|&i| {
-            sellable(i)
-                && metrics[i].launched.is_some_and(|t| t <= start)
-                && metrics[i].units_window <= st.slow_mover_max_units as i64
-        })
+        .filter(|&i| sellable(i) && metrics[i].is_slow_mover(start, st.slow_mover_max_units))
         .collect();
     slow.sort_by(|&a, &b| {
         let inv = |i: usize| data.products[i].inventory.unwrap_or(0);
@@ -332,14 +344,8 @@ pub fn compute(
             .collect(),
     };
 
-    let launch_start = as_of - Duration::days(i64::from(st.new_launch_days));
     let mut launches: Vec<usize> = (0..data.products.len())
-        .filter(|&i| {
-            sellable(i)
-                && metrics[i]
-                    .launched
-                    .is_some_and(|t| t > launch_start && t <= as_of)
-        })
+        .filter(|&i| sellable(i) && metrics[i].is_new_launch(as_of, st.new_launch_days))
         .collect();
     launches.sort_by(|&a, &b| {
         metrics[b].launched.cmp(&metrics[a].launched).then(

@@ -6,7 +6,10 @@
 //! database.
 
 mod bundle;
+mod history;
 mod money;
+
+pub use history::{HistoryLine, HistoryOrder, StoreData};
 
 pub use bundle::{
     Bundle, BundleCopy, BundleItem, BundleType, Explanation, Objective, PricingDecision,

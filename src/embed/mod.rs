@@ -9,7 +9,6 @@
 //! another model's vectors.
 
 mod local;
-mod openai;
 #[cfg(any(test, feature = "testing"))]
 mod testing;
 
@@ -23,7 +22,6 @@ use crate::index::Matrix;
 use crate::store::{Store, StoreError};
 
 pub use local::{LocalEmbedder, LocalModelPaths};
-pub use openai::OpenAiEmbedder;
 #[cfg(any(test, feature = "testing"))]
 pub use testing::HashingEmbedder;
 
@@ -77,27 +75,6 @@ pub trait Embedder: Send + Sync {
         cancel: &crate::cancel::CancelToken,
     ) -> Result<Vec<Vec<f32>>, EmbedError> {
         cancel.guard(self.embed(texts)).await?
-    }
-}
-
-/// The embedder the settings name (`embed.provider`; the chat settings only supply
-/// the OpenAI endpoint's limits, and its address when `embed` names none).
-pub fn from_settings(
-    settings: &crate::config::Settings,
-) -> Result<std::sync::Arc<dyn Embedder>, EmbedError> {
-    let llm = &settings.llm;
-    let settings = &settings.embed;
-    match settings.provider.as_str() {
-        "openai" => Ok(std::sync::Arc::new(OpenAiEmbedder::new(settings, llm)?)),
-        "local" => {
-            let paths = LocalModelPaths::resolve(&settings.model_dir, &settings.ort_lib);
-            Ok(std::sync::Arc::new(LocalEmbedder::load(
-                &paths,
-                settings.threads,
-                settings.batch_size,
-            )?))
-        }
-        other => Err(EmbedError::UnknownProvider(other.to_owned())),
     }
 }
 

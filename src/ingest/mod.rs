@@ -7,6 +7,7 @@
 //! (cost, stock, status, launch date, currency) stays unknown here; the assumptions that
 //! fill it are applied and reported where the data is used (see `stats`).
 
+mod catalog_entries;
 mod dates;
 mod html;
 mod online_retail;

@@ -5,7 +5,7 @@
 
 use serde_json::Value;
 
-use super::products::{Located, push_deduplicated};
+use super::catalog_entries::{Located, push_deduplicated};
 use super::source::{Opened, Shape};
 use super::{IngestBatch, IngestContext, IngestError, RowError, strip_html};
 use crate::domain::{Currency, Money, Order, OrderLine, Product, ProductRef, ProductStatus};

@@ -6,6 +6,7 @@
 
 pub mod answer;
 pub mod client;
+pub mod embeddings;
 pub mod gateway;
 pub mod offline;
 pub mod prompt;

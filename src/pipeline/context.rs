@@ -21,7 +21,7 @@ use super::observe::{Phase, PhaseScope, RunObserver};
 use super::{PipelineError, TaskTiming};
 use crate::cancel::CancelToken;
 use crate::config::Settings;
-use crate::domain::{Objective, Product, ProductStatus, StoreId, TextSource};
+use crate::domain::{Objective, Product, StoreId, TextSource};
 use crate::index::{GraphMethod, Matrix, Neighbour, neighbour_graph};
 use crate::llm::gateway::{Gateway, LlmReport};
 use crate::llm::offline::OfflineLlm;
@@ -335,7 +335,6 @@ fn product_signals(
             } else {
                 0.0
             };
-            let active = matches!(p.status, None | Some(ProductStatus::Active));
             ProductSignals {
                 units_window: m.units_window,
                 velocity: m.velocity,
@@ -346,7 +345,7 @@ fn product_signals(
                 age_days: m.launched.map(|t| (as_of - t).num_days()),
                 repeat_rate,
                 orders: orders[i],
-                eligible: active && p.price.minor > 0 && !restricted(p, settings),
+                eligible: stats::sellable(p) && p.price.minor > 0 && !restricted(p, settings),
                 data_tags: Vec::new(),
                 objectives: Vec::new(),
             }
@@ -379,9 +378,7 @@ fn product_signals(
     }
     for (i, s) in out.iter_mut().enumerate() {
         let m = &metrics[i];
-        if m.launched.is_some_and(|t| t <= start)
-            && s.units_window <= st.slow_mover_max_units as i64
-        {
+        if m.is_slow_mover(start, st.slow_mover_max_units) {
             s.data_tags.push(DataTag::SlowMover);
         }
         if s.days_of_cover
@@ -390,9 +387,7 @@ fn product_signals(
         {
             s.data_tags.push(DataTag::Overstock);
         }
-        if m.launched
-            .is_some_and(|t| t > as_of - Duration::days(i64::from(st.new_launch_days)))
-        {
+        if m.is_new_launch(as_of, st.new_launch_days) {
             s.data_tags.push(DataTag::NewLaunch);
         }
         if s.orders >= 3 && s.repeat_rate >= settings.pipeline.consumable_repeat_rate {

@@ -10,7 +10,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use super::hash::FastMap;
-use crate::store::StoreData;
+use crate::domain::StoreData;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BasketsError {

@@ -27,16 +27,16 @@ mod threshold;
 
 use serde::Serialize;
 
+use crate::config::RulesSettings;
+
 pub use assoc::{Rule, RuleMetrics, metrics};
 pub use baskets::{Baskets, BasketsError, Separator};
 pub use budget::{Budget, OverBudget};
 pub use fpgrowth::{MineParams, frequent_itemsets};
 pub use itemsets::{ItemsetIndex, Itemsets, closed_and_maximal};
 pub use output::write_json;
-pub use pairs::{PairCount, Pairs, count_pairs};
+pub use pairs::{PairCount, Pairs, count_pairs, set_lift};
 pub use threshold::{Fraction, MinSupport, ThresholdError};
-
-use crate::config::RulesSettings;
 
 /// Which itemsets to report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
@@ -266,6 +266,18 @@ fn attempt(
     Ok((frequent, selected, rules))
 }
 
+/// The settings' fractions as mining reads them.
+impl RulesSettings {
+    /// Validated at load, so the fallback is never taken.
+    pub fn itemset_minsup(&self) -> Fraction {
+        Fraction::from_f64(self.itemset_minsup).unwrap_or(Fraction::ONE)
+    }
+
+    pub fn min_confidence(&self) -> Fraction {
+        Fraction::from_f64(self.min_confidence).unwrap_or(Fraction::ONE)
+    }
+}
+
 /// The co-purchase evidence candidate generation uses, at the pipeline's defaults
 /// ([`RulesSettings`]): every pair bought together `pair_min_count` times, and itemsets
 /// up to `itemset_max_len` at `max(itemset_min_count, ⌈itemset_minsup × N⌉)` with
@@ -277,7 +289,7 @@ pub struct Evidence {
 }
 
 pub fn evidence(baskets: &Baskets, settings: &RulesSettings) -> Evidence {
-    let threads = crate::config::thread_count(settings.threads);
+    let threads = crate::cpu::thread_count(settings.threads);
     let budget = settings.memory_budget_mb.saturating_mul(1 << 20);
     let pairs = count_pairs(baskets, settings.pair_min_count, threads);
     let n = baskets.len() as u64;

@@ -25,6 +25,27 @@ pub struct PairCount {
     pub count: u32,
 }
 
+/// What independence predicts for a set of products in `baskets` baskets, `nᵢ` of
+/// which hold product i — N·∏(nᵢ/N) — and the set's lift, `count` ÷ that (0 when
+/// nothing is expected). The one k-ary lift: scoring and evaluation both use it.
+pub fn set_lift(
+    count: u64,
+    item_counts: impl IntoIterator<Item = u64>,
+    baskets: u64,
+) -> (f64, f64) {
+    let n = baskets.max(1) as f64;
+    let mut expected = n;
+    for c in item_counts {
+        expected *= c as f64 / n;
+    }
+    let lift = if expected > 0.0 {
+        count as f64 / expected
+    } else {
+        0.0
+    };
+    (expected, lift)
+}
+
 /// Every pair bought together at least `min_count` times, ordered by (a, b).
 #[derive(Debug, Clone, Default)]
 pub struct Pairs {

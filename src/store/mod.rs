@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use crate::domain::{self, Product, StoreId};
+use crate::domain::{self, StoreId};
 use crate::ingest::{CatalogKeys, IngestBatch};
 
 pub use sqlite::SqliteStore;
@@ -42,46 +42,7 @@ pub struct WriteSummary {
     pub lines_joined_later: u64,
 }
 
-/// A store's catalog and order history, as the engine reads it.
-#[derive(Debug, Clone)]
-pub struct StoreData {
-    pub store: domain::Store,
-    /// Sorted by variant id.
-    pub products: Vec<Product>,
-    /// Sorted by time, then id.
-    pub orders: Vec<HistoryOrder>,
-}
-
-/// An order, compactly: lines point into [`StoreData::products`].
-#[derive(Debug, Clone)]
-pub struct HistoryOrder {
-    pub order_id: String,
-    pub created_at: DateTime<Utc>,
-    pub customer_key: Option<String>,
-    /// The file named no currency; the store's was assumed.
-    pub currency_assumed: bool,
-    pub lines: Vec<HistoryLine>,
-}
-
-impl HistoryOrder {
-    /// The order as a basket: its catalog products' indices, sorted, each once. The
-    /// one definition of a basket that mining, scoring and evaluation share.
-    pub fn basket(&self) -> Vec<u32> {
-        let mut items: Vec<u32> = self.lines.iter().filter_map(|l| l.item).collect();
-        items.sort_unstable();
-        items.dedup();
-        items
-    }
-}
-
-#[derive(Debug, Clone, Copy)]
-pub struct HistoryLine {
-    /// Index into `products`; `None` when the catalog lacks the line's product.
-    pub item: Option<u32>,
-    pub quantity: i64,
-    pub unit_price_minor: i64,
-    pub discount_minor: i64,
-}
+pub use crate::domain::{HistoryLine, HistoryOrder, StoreData};
 
 /// The storage port. One implementation per database; tests use SQLite in a temp dir.
 #[async_trait]

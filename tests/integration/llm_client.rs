@@ -227,7 +227,8 @@ async fn classification_drops_what_the_prompt_did_not_offer() {
 
 #[tokio::test]
 async fn embeddings_come_batched_in_order_and_survive_a_server_error() {
-    use bundleforge::embed::{Embedder, OpenAiEmbedder};
+    use bundleforge::embed::Embedder;
+    use bundleforge::llm::embeddings::OpenAiEmbedder;
 
     let mock = MockLlm::start().await;
     mock.embedding_faults([Reply::status(500, "oops")]);

@@ -43,16 +43,11 @@ pub struct CoPurchase {
 }
 
 pub fn co_purchase(count: u32, item_counts: &[u32], baskets: u64, prior: f64) -> CoPurchase {
-    let n = baskets.max(1) as f64;
-    let mut expected = n;
-    for &c in item_counts {
-        expected *= f64::from(c) / n;
-    }
-    let lift = if expected > 0.0 {
-        f64::from(count) / expected
-    } else {
-        0.0
-    };
+    let (expected, lift) = crate::rules::set_lift(
+        u64::from(count),
+        item_counts.iter().map(|&c| u64::from(c)),
+        baskets,
+    );
     CoPurchase {
         count,
         expected,

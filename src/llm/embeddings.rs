@@ -5,10 +5,10 @@
 use async_trait::async_trait;
 use futures_util::future::try_join_all;
 
-use super::{EmbedError, Embedder};
+use super::client::ChatClient;
 use crate::config::{EmbedSettings, LlmSettings};
+use crate::embed::{EmbedError, Embedder};
 use crate::index::metric::normalise;
-use crate::llm::client::ChatClient;
 
 /// Inputs per request: the API takes up to 2,048, but smaller requests retry cheaply
 /// and run in parallel under the concurrency bound.
