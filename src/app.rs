@@ -28,7 +28,7 @@ pub enum AppError {
     Ingest(#[from] ingest::IngestError),
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("store {0} has no orders: ingest orders first, or pass --as-of")]
+    #[error("store {0} has no orders: ingest orders first")]
     NoOrders(String),
     #[error(transparent)]
     Llm(#[from] crate::llm::gateway::GatewayError),

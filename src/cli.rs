@@ -4,7 +4,6 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use chrono::NaiveDate;
@@ -12,6 +11,7 @@ use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use bundleforge::app;
+use bundleforge::bench;
 use bundleforge::config::{Settings, SettingsBuilder};
 use bundleforge::domain::StoreId;
 use bundleforge::fixtures::FixtureSize;
@@ -434,7 +434,7 @@ async fn dispatch(cli: Cli, settings: Settings) -> Result<ExitCode> {
         Command::Bench(BenchCommand::Graph(args)) => bench_graph(args, &settings),
         Command::Bench(BenchCommand::Embed(args)) => bench_embed(args, &settings).await,
         Command::Bench(BenchCommand::Rules(args)) => bench_rules(args, &settings),
-        Command::Bench(BenchCommand::Generate(args)) => bench_generate(args, settings).await,
+        Command::Bench(BenchCommand::Generate(args)) => bench_generate(args, &settings).await,
     }
 }
 
@@ -738,74 +738,6 @@ async fn generate(args: GenerateArgs, settings: Settings) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn bench_generate(args: BenchGenerateArgs, settings: Settings) -> Result<ExitCode> {
-    use std::collections::BTreeMap;
-    let id = store_id(&args.store)?;
-    let services = services(&settings).await?;
-    let options = app::GenerateOptions {
-        as_of: args.as_of,
-        seed: args.seed,
-        ..app::GenerateOptions::default()
-    };
-    let mut phases: BTreeMap<&'static str, Vec<f64>> = BTreeMap::new();
-    let mut first = None;
-    for run in 0..args.runs.max(1) {
-        let out = app::generate(&services, &id, &options).await?;
-        let t = &out.run.timings;
-        for (name, seconds) in [
-            ("load", t.load_seconds),
-            ("context", t.context_seconds),
-            ("candidates", t.candidates_seconds),
-            ("optimize", t.optimize_seconds),
-            ("copy", t.copy_seconds),
-            ("persist", t.persist_seconds),
-            ("total", t.total_seconds),
-        ] {
-            phases.entry(name).or_default().push(seconds);
-        }
-        for task in &t.tasks {
-            phases
-                .entry(task.task)
-                .or_default()
-                .push((task.end_ms - task.start_ms) / 1000.0);
-        }
-        tracing::info!(run, seconds = t.total_seconds, "Run finished");
-        if first.is_none() {
-            first = Some(out.run);
-        }
-    }
-    let medians: BTreeMap<&str, f64> = phases
-        .iter_mut()
-        .map(|(k, v)| (*k, bundleforge::stats::median(v).unwrap_or(0.0)))
-        .collect();
-    let run = first.context("no run")?;
-    let report = serde_json::json!({
-        "store": args.store,
-        "runs": args.runs,
-        "products": run.products,
-        "baskets": run.baskets,
-        "candidates": run.candidates,
-        "bundles": run.bundles,
-        "cells_with_candidates": run.cells.iter().filter(|c| c.candidates > 0).count(),
-        "llm_model": run.llm.model,
-        "llm_calls_first_run": run.llm.calls,
-        "llm_tokens_first_run": run.llm.prompt_tokens + run.llm.completion_tokens,
-        "median_seconds": medians,
-    });
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        println!(
-            "{}: {} products, {} baskets, {} candidates; median of {} runs:",
-            args.store, run.products, run.baskets, run.candidates, args.runs
-        );
-        for (k, v) in &medians {
-            println!("  {k:<18} {v:.3} s");
-        }
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
 async fn classify(args: ClassifyArgs, settings: &Settings) -> Result<ExitCode> {
     let id = store_id(&args.store)?;
     let services = services(settings).await?;
@@ -842,150 +774,9 @@ async fn classify(args: ClassifyArgs, settings: &Settings) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-#[derive(serde::Serialize)]
-struct SearchResult {
-    method: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    ef: Option<usize>,
-    recall: f64,
-    qps: f64,
-    build_seconds: f64,
-    search_seconds: f64,
-    threads: usize,
-}
-
-#[derive(serde::Serialize)]
-struct BenchSearchReport {
-    n: usize,
-    queries: usize,
-    k: usize,
-    dim: usize,
-    kernels: &'static str,
-    results: Vec<SearchResult>,
-}
-
-async fn bench_search(mut args: BenchSearchArgs, settings: &Settings) -> Result<ExitCode> {
-    use bundleforge::index::{ExactIndex, HnswIndex, HnswParams, recall_at_k, synthetic};
-    if args.n == 0 || args.queries == 0 || args.k == 0 || args.runs == 0 {
-        bail!("--n, --queries, --k and --runs must be at least 1");
-    }
-    let threads = settings.index.thread_count();
-    let (data, queries) = match &args.store {
-        Some(raw) => {
-            let id = store_id(raw)?;
-            let db = store::open(&settings.database.url).await?;
-            let catalog = db.load(&id).await?;
-            let embedder = load_embedder(settings).await?;
-            let (m, _) = bundleforge::embed::embed_products(
-                embedder.as_ref(),
-                db.as_ref(),
-                &catalog.products,
-                settings.embed.description_chars,
-            )
-            .await?;
-            args.n = m.rows();
-            args.queries = m.rows();
-            args.dim = m.dim();
-            (m.clone(), m)
-        }
-        None => {
-            let data = synthetic::clustered(args.n, args.dim, 200, args.seed);
-            let queries = synthetic::queries_near(&data, args.queries, 0.3, args.seed + 1);
-            (data, queries)
-        }
-    };
-    if let Some(base) = &args.save_vectors {
-        write_f32(&base.with_extension("data.f32"), data.as_slice())?;
-        write_f32(&base.with_extension("queries.f32"), queries.as_slice())?;
-    }
-    let started = Instant::now();
-    let exact = ExactIndex::new(data);
-    let build_seconds = started.elapsed().as_secs_f64();
-    let mut times = Vec::with_capacity(args.runs);
-    let mut truth = Vec::new();
-    for _ in 0..args.runs {
-        let started = Instant::now();
-        truth = exact.search_batch(&queries, args.k, threads);
-        times.push(started.elapsed().as_secs_f64());
-    }
-    let secs = bundleforge::stats::median(&mut times).unwrap_or(0.0);
-    let mut results = vec![SearchResult {
-        method: "exact",
-        ef: None,
-        recall: recall_at_k(&truth, &truth, args.k),
-        qps: args.queries as f64 / secs,
-        build_seconds,
-        search_seconds: secs,
-        threads,
-    }];
-    if !args.exact_only {
-        let started = Instant::now();
-        let hnsw = HnswIndex::build(exact.data().clone(), HnswParams::default(), threads);
-        let build_seconds = started.elapsed().as_secs_f64();
-        for &ef in &args.ef {
-            let mut times = Vec::with_capacity(args.runs);
-            let mut got = Vec::new();
-            for _ in 0..args.runs {
-                let started = Instant::now();
-                got = hnsw.search_batch(&queries, args.k, ef, threads);
-                times.push(started.elapsed().as_secs_f64());
-            }
-            let secs = bundleforge::stats::median(&mut times).unwrap_or(0.0);
-            results.push(SearchResult {
-                method: "approximate",
-                ef: Some(ef),
-                recall: recall_at_k(&truth, &got, args.k),
-                qps: args.queries as f64 / secs,
-                build_seconds,
-                search_seconds: secs,
-                threads,
-            });
-        }
-    }
-    let report = BenchSearchReport {
-        n: args.n,
-        queries: args.queries,
-        k: args.k,
-        dim: args.dim,
-        kernels: bundleforge::index::metric::kernels().name,
-        results,
-    };
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        for r in &report.results {
-            println!(
-                "{:<12}{:>7} n={} queries={} k={}: recall@{} {:.3}, {:.0} queries/s ({:.3} s), build {:.2} s, {} threads",
-                r.method,
-                r.ef.map(|e| format!("ef={e}")).unwrap_or_default(),
-                report.n,
-                report.queries,
-                report.k,
-                report.k,
-                r.recall,
-                r.qps,
-                r.search_seconds,
-                r.build_seconds,
-                r.threads
-            );
-        }
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
 /// The process's ports, from the settings (the embedder loads on first use).
 async fn services(settings: &Settings) -> Result<app::Services> {
     Ok(app::Services::from_settings(settings.clone()).await?)
-}
-
-/// The configured embedder; loading the model is CPU work, so it runs off the async workers.
-async fn load_embedder(settings: &Settings) -> Result<Arc<dyn bundleforge::embed::Embedder>> {
-    let settings = settings.clone();
-    Ok(tokio::task::spawn_blocking(move || {
-        bundleforge::services::embedder_from_settings(&settings)
-    })
-    .await
-    .context("model loader failed")??)
 }
 
 /// A bar per phase of a run on stderr (drawn only on a terminal): cells, priced
@@ -1062,124 +853,6 @@ impl bundleforge::pipeline::RunObserver for PhaseBars {
     }
 }
 
-fn write_f32(path: &std::path::Path, values: &[f32]) -> Result<()> {
-    let bytes: Vec<u8> = values.iter().flat_map(|x| x.to_le_bytes()).collect();
-    std::fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))
-}
-
-fn bench_graph(args: BenchGraphArgs, settings: &Settings) -> Result<ExitCode> {
-    use bundleforge::index::{knn_graph, synthetic};
-    if args.n < 2 || args.k == 0 || args.runs == 0 {
-        bail!("--n must be at least 2, --k and --runs at least 1");
-    }
-    let threads = settings.index.thread_count();
-    let data = synthetic::clustered(args.n, args.dim, 200, args.seed);
-    let mut times = Vec::new();
-    let mut edges = 0;
-    let mut graph = Vec::new();
-    for _ in 0..args.runs {
-        let started = Instant::now();
-        graph = knn_graph(&data, args.k, None, threads);
-        times.push(started.elapsed().as_secs_f64());
-        edges = graph.iter().map(Vec::len).sum::<usize>();
-    }
-    let secs = bundleforge::stats::median(&mut times).unwrap_or(0.0);
-    let mut report = serde_json::json!({
-        "n": args.n, "k": args.k, "dim": args.dim, "threads": threads,
-        "kernels": bundleforge::index::metric::kernels().name,
-        "seconds": secs, "edges": edges,
-    });
-    if let Some(ef) = args.approximate {
-        use bundleforge::index::{HnswIndex, HnswParams, recall_at_k};
-        let started = Instant::now();
-        let hnsw = HnswIndex::build(data.clone(), HnswParams::default(), threads);
-        let build = started.elapsed().as_secs_f64();
-        let found = hnsw.search_batch(&data, args.k + 1, ef.max(args.k + 1), threads);
-        let approx: Vec<_> = found
-            .into_iter()
-            .enumerate()
-            .map(|(i, row)| {
-                row.into_iter()
-                    .filter(|n| n.id as usize != i)
-                    .take(args.k)
-                    .collect::<Vec<_>>()
-            })
-            .collect();
-        let total = started.elapsed().as_secs_f64();
-        report["approximate"] = serde_json::json!({
-            "ef": ef, "build_seconds": build, "seconds": total,
-            "recall": recall_at_k(&graph, &approx, args.k),
-        });
-    }
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        println!(
-            "knn graph n={} k={}: {:.3} s ({} edges), {} threads",
-            args.n, args.k, secs, edges, threads
-        );
-        if let Some(a) = report.get("approximate") {
-            println!(
-                "  via HNSW (ef {}): {:.3} s (build {:.3} s), recall@{} {:.4}",
-                a["ef"],
-                a["seconds"].as_f64().unwrap_or(0.0),
-                a["build_seconds"].as_f64().unwrap_or(0.0),
-                args.k,
-                a["recall"].as_f64().unwrap_or(0.0)
-            );
-        }
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-async fn bench_embed(args: BenchEmbedArgs, settings: &Settings) -> Result<ExitCode> {
-    if args.runs == 0 || args.limit == 0 {
-        bail!("--runs and --limit must be at least 1");
-    }
-    let id = store_id(&args.store)?;
-    let db = store::open(&settings.database.url).await?;
-    let data = db.load(&id).await?;
-    let titles: Vec<String> = data
-        .products
-        .iter()
-        .take(args.limit)
-        .map(|p| p.display_title())
-        .collect();
-    if let Some(path) = &args.write_titles {
-        let mut text = titles.join("\n");
-        text.push('\n');
-        std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
-    }
-    let embedder = load_embedder(settings).await?;
-    // One untimed pass warms the model's allocations.
-    embedder.embed(&titles).await?;
-    let mut times = Vec::new();
-    for _ in 0..args.runs {
-        let started = Instant::now();
-        embedder.embed(&titles).await?;
-        times.push(started.elapsed().as_secs_f64());
-    }
-    let secs = bundleforge::stats::median(&mut times).unwrap_or(0.0);
-    let report = serde_json::json!({
-        "titles": titles.len(), "seconds": secs, "per_second": titles.len() as f64 / secs,
-        "batch_size": settings.embed.batch_size, "threads": settings.embed.threads,
-        "model": embedder.model_id(),
-    });
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        println!(
-            "embedded {} titles in {:.3} s: {:.0} per second (batch {}, threads {})",
-            titles.len(),
-            secs,
-            titles.len() as f64 / secs,
-            settings.embed.batch_size,
-            settings.embed.threads
-        );
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
 fn fixtures(args: FixturesArgs) -> Result<ExitCode> {
     let size: FixtureSize = args
         .size
@@ -1193,84 +866,6 @@ fn fixtures(args: FixturesArgs) -> Result<ExitCode> {
         args.seed,
         args.out.display()
     );
-    Ok(ExitCode::SUCCESS)
-}
-
-#[derive(serde::Serialize)]
-struct BenchIngestResult {
-    runs: usize,
-    rows_read: u64,
-    order_lines: u64,
-    products: u64,
-    seconds_min: f64,
-    seconds_median: f64,
-    seconds_max: f64,
-    read_seconds_median: f64,
-    write_seconds_median: f64,
-}
-
-async fn bench_ingest(args: BenchIngestArgs, settings: &Settings) -> Result<ExitCode> {
-    if args.runs == 0 {
-        bail!("--runs must be at least 1");
-    }
-    let mut total = Vec::new();
-    let mut read = Vec::new();
-    let mut write = Vec::new();
-    let mut last = None;
-    for run in 0..args.runs {
-        let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
-        let url = format!("sqlite://{}", dir.path().join("bench.sqlite").display());
-        let db = store::open(&url).await?;
-        let files = IngestFiles {
-            orders: args.orders.clone(),
-            catalog: args.catalog.clone(),
-            ..Default::default()
-        };
-        let id = store_id("bench")?;
-        let started = Instant::now();
-        let outcome = app::ingest(
-            db.as_ref(),
-            &id,
-            files,
-            settings,
-            Arc::new(bundleforge::ingest::NoProgress),
-        )
-        .await?;
-        let secs = started.elapsed().as_secs_f64();
-        tracing::info!(run, secs, "Bench run finished");
-        total.push(secs);
-        read.push(outcome.read_seconds);
-        write.push(outcome.write_seconds);
-        last = Some(outcome);
-    }
-    let Some(last) = last else { bail!("no runs") };
-    let result = BenchIngestResult {
-        runs: args.runs,
-        rows_read: last.report.rows_read,
-        order_lines: last.report.order_lines,
-        products: last.report.products,
-        seconds_min: total.iter().copied().fold(f64::INFINITY, f64::min),
-        seconds_max: total.iter().copied().fold(0.0, f64::max),
-        seconds_median: bundleforge::stats::median(&mut total).unwrap_or(0.0),
-        read_seconds_median: bundleforge::stats::median(&mut read).unwrap_or(0.0),
-        write_seconds_median: bundleforge::stats::median(&mut write).unwrap_or(0.0),
-    };
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&result)?);
-    } else {
-        println!(
-            "ingest: {} rows, {} order lines, {} products; median {:.3} s (read {:.3} s, write {:.3} s) over {} runs [min {:.3}, max {:.3}]",
-            result.rows_read,
-            result.order_lines,
-            result.products,
-            result.seconds_median,
-            result.read_seconds_median,
-            result.write_seconds_median,
-            result.runs,
-            result.seconds_min,
-            result.seconds_max
-        );
-    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -1358,58 +953,150 @@ async fn rules(args: RulesArgs, settings: &Settings) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn bench_rules(args: BenchRulesArgs, settings: &Settings) -> Result<ExitCode> {
-    let spec = rules::synthetic::StressSpec {
-        baskets: args.baskets,
-        items: args.items,
-        large: args.large,
-        large_len: args.large_len,
-        seed: args.seed,
+/// A bench's report: its JSON with `--json`, else its text.
+fn print_report(
+    json: bool,
+    report: &impl serde::Serialize,
+    text: impl FnOnce() -> String,
+) -> Result<ExitCode> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(report)?);
+    } else {
+        print!("{}", text());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A bench's error as the library error it wraps: `main`'s hints look errors up by
+/// type, and the wrapper would hide them.
+fn bench_failure(err: bench::BenchError) -> anyhow::Error {
+    use bench::BenchError as E;
+    match err {
+        E::App(e) => e.into(),
+        E::Services(e) => e.into(),
+        E::Store(e) => e.into(),
+        E::Embed(e) => e.into(),
+        E::StoreId(e) => e.into(),
+        other => other.into(),
+    }
+}
+
+// The flag checks below repeat the library's so their messages can name the flags.
+
+async fn bench_ingest(args: BenchIngestArgs, settings: &Settings) -> Result<ExitCode> {
+    if args.runs == 0 {
+        bail!("--runs must be at least 1");
+    }
+    let options = bench::IngestOptions {
+        orders: args.orders,
+        catalog: args.catalog,
+        runs: args.runs,
     };
-    let started = Instant::now();
-    let baskets = rules::synthetic::stress_baskets(&spec);
-    let generate_seconds = started.elapsed().as_secs_f64();
-    let options = MiningOptions {
+    let report = bench::ingest(&options, settings)
+        .await
+        .map_err(bench_failure)?;
+    print_report(args.json, &report, || report.text())
+}
+
+async fn bench_search(args: BenchSearchArgs, settings: &Settings) -> Result<ExitCode> {
+    if args.n == 0 || args.queries == 0 || args.k == 0 || args.runs == 0 {
+        bail!("--n, --queries, --k and --runs must be at least 1");
+    }
+    let vectors = match &args.store {
+        Some(raw) => {
+            let id = store_id(raw)?;
+            let services = services(settings).await?;
+            let vectors = bench::catalog_vectors(&services, &id).await;
+            bench::SearchVectors::Catalog(vectors.map_err(bench_failure)?)
+        }
+        None => bench::SearchVectors::Synthetic {
+            n: args.n,
+            queries: args.queries,
+            dim: args.dim,
+            seed: args.seed,
+        },
+    };
+    let options = bench::SearchOptions {
+        vectors,
+        k: args.k,
+        runs: args.runs,
+        ef: args.ef,
+        exact_only: args.exact_only,
+        save_vectors: args.save_vectors,
+        threads: settings.index.thread_count(),
+    };
+    let report = bench::search(&options).map_err(bench_failure)?;
+    print_report(args.json, &report, || report.text())
+}
+
+fn bench_graph(args: BenchGraphArgs, settings: &Settings) -> Result<ExitCode> {
+    if args.n < 2 || args.k == 0 || args.runs == 0 {
+        bail!("--n must be at least 2, --k and --runs at least 1");
+    }
+    let options = bench::GraphOptions {
+        n: args.n,
+        dim: args.dim,
+        seed: args.seed,
+        k: args.k,
+        runs: args.runs,
+        approximate: args.approximate,
+        threads: settings.index.thread_count(),
+    };
+    let report = bench::graph(&options).map_err(bench_failure)?;
+    print_report(args.json, &report, || report.text())
+}
+
+async fn bench_embed(args: BenchEmbedArgs, settings: &Settings) -> Result<ExitCode> {
+    if args.runs == 0 || args.limit == 0 {
+        bail!("--runs and --limit must be at least 1");
+    }
+    let options = bench::EmbedOptions {
+        store: store_id(&args.store)?,
+        limit: args.limit,
+        runs: args.runs,
+        write_titles: args.write_titles,
+    };
+    let services = services(settings).await?;
+    let report = bench::embed(&services, &options)
+        .await
+        .map_err(bench_failure)?;
+    print_report(args.json, &report, || report.text())
+}
+
+fn bench_rules(args: BenchRulesArgs, settings: &Settings) -> Result<ExitCode> {
+    let options = bench::RulesOptions {
+        baskets: rules::synthetic::StressSpec {
+            baskets: args.baskets,
+            items: args.items,
+            large: args.large,
+            large_len: args.large_len,
+            seed: args.seed,
+        },
         minsup: args.minsup,
         minconf: args.minconf,
         max_len: args.max_len,
-        max_basket: None,
-        target: Target::Frequent,
         budget_bytes: args.budget_mb.saturating_mul(1 << 20),
-        budget_covers_process: true,
         threads: bundleforge::config::thread_count(settings.rules.threads),
     };
-    let started = Instant::now();
-    let mined = rules::mine(&baskets, &options);
-    let mine_seconds = started.elapsed().as_secs_f64();
-    let by_size: std::collections::BTreeMap<usize, usize> = mined
-        .itemsets_by_size()
-        .into_iter()
-        .enumerate()
-        .filter(|&(_, n)| n > 0)
-        .collect();
-    let report = serde_json::json!({
-        "baskets": baskets.len(),
-        "large_baskets": args.large,
-        "large_basket_items": args.large_len,
-        "occurrences": baskets.occurrences(),
-        "min_count_requested": mined.report.min_count_requested,
-        "min_count": mined.report.min_count,
-        "threshold_raised": mined.report.threshold_raised,
-        "attempts": mined.report.attempts,
-        "itemsets": mined.frequent.len(),
-        "itemsets_by_size": by_size,
-        "rules": mined.rules.len(),
-        "budget_bytes": mined.report.budget_bytes,
-        "budget_peak_bytes": mined.report.budget_peak_bytes,
-        "generate_seconds": generate_seconds,
-        "mine_seconds": mine_seconds,
-        "peak_rss_bytes": bundleforge::memory::peak_resident_bytes(),
-    });
+    let report = bench::rules(&options);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        println!("{report:#}");
+        print!("{}", report.text().map_err(bench_failure)?);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+async fn bench_generate(args: BenchGenerateArgs, settings: &Settings) -> Result<ExitCode> {
+    let options = bench::GenerateOptions {
+        store: store_id(&args.store)?,
+        runs: args.runs,
+        as_of: args.as_of,
+        seed: args.seed,
+    };
+    let services = services(settings).await?;
+    let report = bench::generate(&services, &options)
+        .await
+        .map_err(bench_failure)?;
+    print_report(args.json, &report, || report.text())
 }

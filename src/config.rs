@@ -55,6 +55,104 @@ pub struct Settings {
     pub optimize: OptimizeSettings,
 }
 
+/// Option values as types: what a setting may say is its enum's variants.
+macro_rules! option_enum {
+    ($(#[$doc:meta])* $name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+        pub enum $name {
+            $(#[serde(rename = $text)] $variant),+
+        }
+
+        impl $name {
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text),+
+                }
+            }
+        }
+    };
+}
+
+option_enum!(
+    /// Who answers the model's tasks.
+    LlmProvider { Offline = "offline", Openai = "openai" }
+);
+option_enum!(
+    /// How the client asks for JSON: `response_format` json_object, a JSON schema, or
+    /// nothing (the prompt alone).
+    JsonMode { Object = "object", Schema = "schema", None = "none" }
+);
+option_enum!(
+    /// Which embedder turns products into vectors.
+    EmbedProvider { Local = "local", Openai = "openai" }
+);
+option_enum!(
+    /// Exact search, the approximate index, or the measured crossover between them.
+    IndexMethod { Auto = "auto", Exact = "exact", Approximate = "approximate" }
+);
+option_enum!(
+    /// Final prices as computed, or raised to end in .99.
+    PriceEnding { None = "none", NinetyNine = "99" }
+);
+
+/// The `section.key` of the first value that does not read as its section's field, by
+/// reading each field alone into a copy of the embedded defaults.
+fn first_bad_field(merged: &Value) -> Option<String> {
+    let defaults: Table = DEFAULTS.parse().ok()?;
+    let Value::Table(sections) = merged else {
+        return None;
+    };
+    for (section, table) in sections {
+        let Value::Table(fields) = table else {
+            continue;
+        };
+        for (name, value) in fields {
+            let mut probe = defaults.clone();
+            if let Some(Value::Table(t)) = probe.get_mut(section.as_str()) {
+                t.insert(name.clone(), value.clone());
+            }
+            if Value::Table(probe).try_into::<Settings>().is_err() {
+                return Some(format!("{section}.{name}"));
+            }
+        }
+    }
+    None
+}
+
+/// A credential: read like any setting, never shown. `Debug` prints whether it is set,
+/// so settings can be logged and errors can quote them without leaking it.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The value itself, for the one place that sends it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.trim().is_empty()
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.is_empty() {
+            "<unset>"
+        } else {
+            "<secret>"
+        })
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(value: &str) -> Self {
+        Secret(value.to_owned())
+    }
+}
+
 /// Phase 2 of `generate`: deduplication, the safety guard, the Pareto front, pricing.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -75,7 +173,7 @@ pub struct OptimizeSettings {
     pub conversion_prior: [f64; 2],
     pub elasticity: f64,
     pub bayesian_weight: f64,
-    pub price_ending: String,
+    pub price_ending: PriceEnding,
 }
 
 impl OptimizeSettings {
@@ -152,7 +250,7 @@ pub struct AssumptionSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EmbedSettings {
-    pub provider: String,
+    pub provider: EmbedProvider,
     pub model_dir: String,
     pub ort_lib: String,
     pub batch_size: usize,
@@ -161,13 +259,13 @@ pub struct EmbedSettings {
     pub openai_model: String,
     pub openai_dimensions: usize,
     pub base_url: String,
-    pub api_key: String,
+    pub api_key: Secret,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IndexSettings {
-    pub method: String,
+    pub method: IndexMethod,
     pub exact_up_to: usize,
     pub ef_search: usize,
     pub graph_k: usize,
@@ -206,12 +304,12 @@ pub struct StatsSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LlmSettings {
-    pub provider: String,
+    pub provider: LlmProvider,
     pub base_url: String,
-    pub api_key: String,
+    pub api_key: Secret,
     pub model: String,
     pub org: String,
-    pub json_mode: String,
+    pub json_mode: JsonMode,
     pub max_tokens: u32,
     pub temperature: f64,
     pub timeout_seconds: f64,
@@ -282,12 +380,6 @@ impl Settings {
                 format!("{} is not in [0, 1)", self.assumptions.cost_ratio),
             ));
         }
-        if !["local", "openai"].contains(&self.embed.provider.as_str()) {
-            return Err(invalid(
-                "embed.provider",
-                format!("{:?} is not one of local, openai", self.embed.provider),
-            ));
-        }
         if self.embed.openai_dimensions == 0 {
             return Err(invalid(
                 "embed.openai_dimensions",
@@ -296,15 +388,6 @@ impl Settings {
         }
         if self.embed.batch_size == 0 {
             return Err(invalid("embed.batch_size", "must be at least 1".into()));
-        }
-        if !["auto", "exact", "approximate"].contains(&self.index.method.as_str()) {
-            return Err(invalid(
-                "index.method",
-                format!(
-                    "{:?} is not one of auto, exact, approximate",
-                    self.index.method
-                ),
-            ));
         }
         let s = &self.scoring;
         if s.window_days == 0 {
@@ -327,18 +410,6 @@ impl Settings {
             check_weights(key, w)?;
         }
         let l = &self.llm;
-        if !["offline", "openai"].contains(&l.provider.as_str()) {
-            return Err(invalid(
-                "llm.provider",
-                format!("{:?} is not one of offline, openai", l.provider),
-            ));
-        }
-        if !["object", "schema", "none"].contains(&l.json_mode.as_str()) {
-            return Err(invalid(
-                "llm.json_mode",
-                format!("{:?} is not one of object, schema, none", l.json_mode),
-            ));
-        }
         if !(l.timeout_seconds > 0.0 && l.timeout_seconds.is_finite()) {
             return Err(invalid("llm.timeout_seconds", "must be above 0".into()));
         }
@@ -417,12 +488,6 @@ impl Settings {
             return Err(invalid(
                 "optimize.conversion_prior",
                 "both Beta parameters must be above 0".into(),
-            ));
-        }
-        if !["none", "99"].contains(&o.price_ending.as_str()) {
-            return Err(invalid(
-                "optimize.price_ending",
-                format!("{:?} is not one of none, 99", o.price_ending),
             ));
         }
         let p = &self.pipeline;
@@ -597,13 +662,15 @@ impl SettingsBuilder {
     }
 
     pub fn build(self) -> Result<Settings, ConfigError> {
-        let settings: Settings =
-            Value::Table(self.merged)
-                .try_into()
-                .map_err(|e: toml::de::Error| ConfigError::Invalid {
-                    key: "<settings>".into(),
-                    reason: e.to_string(),
-                })?;
+        let merged = Value::Table(self.merged);
+        let settings: Settings = merged.clone().try_into().map_err(|e: toml::de::Error| {
+            // Name the setting: the first field whose own value does not read.
+            let key = first_bad_field(&merged).unwrap_or_else(|| "settings".into());
+            ConfigError::Invalid {
+                key,
+                reason: e.message().trim().to_owned(),
+            }
+        })?;
         settings.validate()?;
         Ok(settings)
     }
@@ -792,11 +859,15 @@ mod tests {
             .unwrap()
             .build()
             .unwrap();
-        assert_eq!(s.llm.api_key, "sk-ours");
+        assert_eq!(s.llm.api_key.expose(), "sk-ours");
+        assert!(
+            !format!("{:?}", s.llm).contains("sk-ours"),
+            "a key in Debug"
+        );
         assert_eq!(s.llm.base_url, "http://127.0.0.1:9/v1");
         // Configuring a chat endpoint never moves embeddings off the local model.
-        assert_eq!(s.embed.provider, "local");
-        assert_eq!(s.llm.provider, "offline");
+        assert_eq!(s.embed.provider, EmbedProvider::Local);
+        assert_eq!(s.llm.provider, LlmProvider::Offline);
     }
 
     #[test]

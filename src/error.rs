@@ -35,7 +35,6 @@ impl crate::embed::EmbedError {
     pub fn kind(&self) -> ErrorKind {
         use crate::embed::EmbedError::*;
         match self {
-            UnknownProvider(_) => ErrorKind::BadInput,
             Store(e) => e.kind(),
             Cancelled => ErrorKind::Cancelled,
             ModelMissing { .. }

@@ -22,6 +22,7 @@
 //! - [`config`]: layered settings, validated once.
 //! - [`pipeline`]: `generate`, one run for one store, phase by phase.
 //! - [`eval`]: bundle quality on a temporal holdout, beside baselines.
+//! - [`bench`]: whole-operation benchmarks (`bundleforge bench`): options in, a report out.
 //! - [`services`]: the process's ports, built once ([`app::Services`]).
 //! - [`app`]: the use cases the CLI (and later the service and cohorts) call.
 //! - [`rng`]: every seeded random stream.
@@ -29,6 +30,7 @@
 //! - [`fixtures`]: seeded synthetic stores for tests, benches and demos.
 
 pub mod app;
+pub mod bench;
 pub mod cancel;
 pub mod config;
 pub mod cpu;

@@ -79,11 +79,12 @@ pub fn embedder_from_settings(
 ) -> Result<std::sync::Arc<dyn Embedder>, EmbedError> {
     let llm = &settings.llm;
     let settings = &settings.embed;
-    match settings.provider.as_str() {
-        "openai" => Ok(std::sync::Arc::new(
+    use crate::config::EmbedProvider;
+    match settings.provider {
+        EmbedProvider::Openai => Ok(std::sync::Arc::new(
             crate::llm::embeddings::OpenAiEmbedder::new(settings, llm)?,
         )),
-        "local" => {
+        EmbedProvider::Local => {
             let paths =
                 crate::embed::LocalModelPaths::resolve(&settings.model_dir, &settings.ort_lib);
             Ok(std::sync::Arc::new(crate::embed::LocalEmbedder::load(
@@ -92,6 +93,5 @@ pub fn embedder_from_settings(
                 settings.batch_size,
             )?))
         }
-        other => Err(EmbedError::UnknownProvider(other.to_owned())),
     }
 }

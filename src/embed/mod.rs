@@ -44,8 +44,6 @@ pub enum EmbedError {
     WrongCount { expected: usize, got: usize },
     #[error("wrong dimension: expected {expected}, got {got}")]
     WrongDimension { expected: usize, got: usize },
-    #[error("unknown embedding provider {0:?}: use \"local\" or \"openai\"")]
-    UnknownProvider(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("embedding was cancelled")]

@@ -36,7 +36,7 @@ use tokio::sync::Semaphore;
 
 use super::answer::{AnswerError, parse_json};
 use super::prompt::{Rendered, Task};
-use crate::config::LlmSettings;
+use crate::config::{JsonMode, LlmSettings};
 
 const OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
 
@@ -139,14 +139,6 @@ enum Breaker {
     Probing,
 }
 
-/// How the client asks for JSON.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum JsonMode {
-    Object,
-    Schema,
-    None,
-}
-
 pub struct ChatClient {
     openai: Client<OpenAIConfig>,
     model: String,
@@ -209,7 +201,7 @@ impl ChatClient {
         };
         let mut config = OpenAIConfig::new()
             .with_api_base(base)
-            .with_api_key(settings.api_key.clone());
+            .with_api_key(settings.api_key.expose().to_owned());
         if !settings.org.is_empty() {
             config = config.with_org_id(settings.org.clone());
         }
@@ -244,11 +236,7 @@ impl ChatClient {
         let nonzero = |n: u32, key: &str| {
             NonZeroU32::new(n).ok_or_else(|| LlmError::Setting(format!("{key} must be at least 1")))
         };
-        let json_mode = match settings.json_mode.as_str() {
-            "schema" => JsonMode::Schema,
-            "none" => JsonMode::None,
-            _ => JsonMode::Object,
-        };
+        let json_mode = settings.json_mode;
         Ok(ChatClient {
             openai,
             model: settings.model.clone(),

@@ -32,7 +32,11 @@ impl OpenAiEmbedder {
         };
         let endpoint = LlmSettings {
             base_url: pick(&embed.base_url, &llm.base_url),
-            api_key: pick(&embed.api_key, &llm.api_key),
+            api_key: if embed.api_key.is_empty() {
+                llm.api_key.clone()
+            } else {
+                embed.api_key.clone()
+            },
             ..llm.clone()
         };
         let client = ChatClient::new(&endpoint).map_err(|e| EmbedError::Model(e.to_string()))?;

@@ -117,7 +117,7 @@ pub struct ModelClient {
 impl ModelClient {
     /// The configured provider: a client for `openai`, nothing for `offline`.
     pub fn from_settings(settings: &crate::config::LlmSettings) -> Result<ModelClient, TaskError> {
-        let chat = if settings.provider == "openai" {
+        let chat = if settings.provider == crate::config::LlmProvider::Openai {
             Some((
                 Arc::new(ChatClient::new(settings)?),
                 Arc::new(Prompts::new()?),

@@ -508,7 +508,7 @@ pub async fn prepare(
                 })
                 .collect();
             let method = GraphMethod::choose(
-                &settings.index.method,
+                settings.index.method.as_str(),
                 vectors.rows(),
                 settings.index.exact_up_to,
                 settings.index.ef_search,

@@ -24,7 +24,7 @@ pub enum StoreError {
     UnsupportedUrl { url: String, reason: String },
     #[error("migrating the database failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
-    #[error("unknown store {0:?}: ingest its data first (bundleforge ingest --store {0} ...)")]
+    #[error("unknown store {0:?}: ingest its data first")]
     UnknownStore(String),
     #[error("stored data is inconsistent: {0}")]
     Corrupt(String),

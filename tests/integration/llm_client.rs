@@ -145,7 +145,7 @@ async fn a_dead_endpoint_trips_the_breaker() {
 #[tokio::test]
 async fn an_unreachable_endpoint_is_a_transport_error() {
     let settings = bundleforge::config::LlmSettings {
-        provider: "openai".into(),
+        provider: bundleforge::config::LlmProvider::Openai,
         // Port 9 (discard) is closed on test machines.
         base_url: "http://127.0.0.1:9/v1".into(),
         max_retries: 1,
@@ -195,7 +195,7 @@ async fn classification_drops_what_the_prompt_did_not_offer() {
         .to_string(),
     )]);
     let settings = bundleforge::config::LlmSettings {
-        json_mode: "schema".into(),
+        json_mode: bundleforge::config::JsonMode::Schema,
         ..mock.settings()
     };
     let llm = OpenAiLlm::new(ChatClient::new(&settings).unwrap(), &settings.model).unwrap();
@@ -234,7 +234,7 @@ async fn embeddings_come_batched_in_order_and_survive_a_server_error() {
     mock.embedding_faults([Reply::status(500, "oops")]);
     let mut settings = bundleforge::config::Settings::defaults().unwrap();
     settings.llm = mock.settings();
-    settings.embed.provider = "openai".into();
+    settings.embed.provider = bundleforge::config::EmbedProvider::Openai;
     settings.embed.openai_dimensions = 4;
     let embedder = OpenAiEmbedder::new(&settings.embed, &settings.llm).unwrap();
     assert_eq!(embedder.model_id(), "openai:text-embedding-3-small:4");

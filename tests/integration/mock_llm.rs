@@ -247,7 +247,7 @@ impl MockLlm {
     /// Settings pointing at this server, with short timeouts and backoff.
     pub fn settings(&self) -> LlmSettings {
         LlmSettings {
-            provider: "openai".into(),
+            provider: bundleforge::config::LlmProvider::Openai,
             base_url: self.base_url.clone(),
             api_key: "sk-test".into(),
             timeout_seconds: 5.0,

@@ -47,6 +47,16 @@ fn bundle(id: &str, products: Vec<ProductDoc>) -> BundleDoc {
     }
 }
 
+/// `BUNDLEFORGE_TEST_LLM_JSON_MODE` (`object`, `schema` or `none`; default `schema`).
+fn json_mode() -> bundleforge::config::JsonMode {
+    use bundleforge::config::JsonMode;
+    match std::env::var("BUNDLEFORGE_TEST_LLM_JSON_MODE").as_deref() {
+        Ok("object") => JsonMode::Object,
+        Ok("none") => JsonMode::None,
+        _ => JsonMode::Schema,
+    }
+}
+
 #[tokio::test]
 #[ignore = "needs a model endpoint: run scripts/test --llm"]
 async fn every_prompt_answers_valid_json_through_a_real_model() {
@@ -54,9 +64,9 @@ async fn every_prompt_answers_valid_json_through_a_real_model() {
         panic!("BUNDLEFORGE_TEST_LLM_URL is not set: run scripts/test --llm");
     };
     let mut settings = bundleforge::config::Settings::defaults().unwrap().llm;
-    settings.provider = "openai".into();
+    settings.provider = bundleforge::config::LlmProvider::Openai;
     settings.base_url = url;
-    settings.json_mode = std::env::var("BUNDLEFORGE_TEST_LLM_JSON_MODE").unwrap_or("schema".into());
+    settings.json_mode = json_mode();
     settings.max_tokens = 1024;
     settings.timeout_seconds = 120.0;
     settings.concurrency = 1;
@@ -148,10 +158,9 @@ async fn a_whole_generate_runs_against_a_real_model() {
     };
     let (db, _) = crate::support::small_fixture(crate::generate::local_model(), None).await;
     let mut settings = bundleforge::config::Settings::defaults().unwrap();
-    settings.llm.provider = "openai".into();
+    settings.llm.provider = bundleforge::config::LlmProvider::Openai;
     settings.llm.base_url = url;
-    settings.llm.json_mode =
-        std::env::var("BUNDLEFORGE_TEST_LLM_JSON_MODE").unwrap_or("schema".into());
+    settings.llm.json_mode = json_mode();
     settings.llm.max_tokens = 1024;
     settings.llm.timeout_seconds = 300.0;
     settings.llm.concurrency = 1;

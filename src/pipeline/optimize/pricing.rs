@@ -185,7 +185,7 @@ pub fn final_price(
     let hi = o.range.1.min(o.floor_max);
     let d = (blended.round() as u32).clamp(o.range.0, hi);
     let mut final_minor = price_at(o.list_minor, d);
-    if s.price_ending == "99" {
+    if s.price_ending == crate::config::PriceEnding::NinetyNine {
         final_minor = ninety_nine(final_minor, o.list_minor);
     }
     let source = advice.map_or(TextSource::Offline, |a| a.source);
