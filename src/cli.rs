@@ -605,20 +605,9 @@ async fn eval(args: EvalArgs, settings: Settings) -> Result<ExitCode> {
         k: args.k.max(1),
     };
     let (report, out) = eval::evaluate(&services, &id, &options).await?;
-    let dir = match args.out {
-        Some(dir) => dir,
-        None => pipeline::output::new_run_dir(
-            std::path::Path::new("runs"),
-            &format!("{}-eval", id.as_str()),
-            &out.run.run_id,
-        )?,
-    };
-    let mut paths =
-        pipeline::output::write_all_with(&dir, &out, Some(&eval::html_section(&report)))?;
-    let eval_path = dir.join("eval.json");
-    std::fs::write(&eval_path, serde_json::to_string_pretty(&report)?)
-        .with_context(|| format!("cannot write {}", eval_path.display()))?;
-    paths.push(eval_path);
+    let dir =
+        pipeline::output::run_dir(args.out, &format!("{}-eval", id.as_str()), &out.run.run_id)?;
+    let paths = eval::write_files(&dir, &report, &out)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(ExitCode::SUCCESS);
@@ -661,14 +650,7 @@ async fn generate(args: GenerateArgs, settings: Settings) -> Result<ExitCode> {
         &bars
     };
     let out = app::generate_with(&services, &id, &options, observer, &cancel).await?;
-    let dir = match args.out {
-        Some(dir) => dir,
-        None => pipeline::output::new_run_dir(
-            std::path::Path::new("runs"),
-            id.as_str(),
-            &out.run.run_id,
-        )?,
-    };
+    let dir = pipeline::output::run_dir(args.out, id.as_str(), &out.run.run_id)?;
     let paths = pipeline::output::write_all(&dir, &out)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&out)?);

@@ -222,6 +222,27 @@ fn distinct(s: &[u32]) -> usize {
     s.iter().collect::<HashSet<_>>().len()
 }
 
+/// Writes an evaluation's run files (the report with its "Quality on held-out orders"
+/// section) and `eval.json` into `dir`; returns their paths.
+pub fn write_files(
+    dir: &std::path::Path,
+    report: &EvalReport,
+    out: &RunOutput,
+) -> Result<Vec<std::path::PathBuf>, pipeline::output::OutputError> {
+    let mut paths = pipeline::output::write_all_with(dir, out, Some(&html_section(report)))?;
+    let path = dir.join("eval.json");
+    std::fs::write(
+        &path,
+        serde_json::to_string_pretty(report).unwrap_or_default(),
+    )
+    .map_err(|source| pipeline::output::OutputError {
+        path: path.clone(),
+        source,
+    })?;
+    paths.push(path);
+    Ok(paths)
+}
+
 /// Runs phase 0 at the cutoff (the store as it was then, the training orders only)
 /// and one run over it, and scores its bundles and the baselines on the held-out
 /// orders. Nothing is written but the embedding and classification caches.

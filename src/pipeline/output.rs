@@ -47,6 +47,15 @@ pub fn new_run_dir(parent: &Path, store: &str, run_id: &str) -> Result<PathBuf, 
     ))
 }
 
+/// Where a run's files go: `dir` when the caller names one, else a new folder
+/// `runs/LABEL-RUN_ID` under the working directory.
+pub fn run_dir(dir: Option<PathBuf>, label: &str, run_id: &str) -> Result<PathBuf, OutputError> {
+    match dir {
+        Some(dir) => Ok(dir),
+        None => new_run_dir(Path::new("runs"), label, run_id),
+    }
+}
+
 /// Writes the four files into `dir` (created if missing) and returns their paths.
 pub fn write_all(dir: &Path, out: &RunOutput) -> Result<Vec<PathBuf>, OutputError> {
     write_all_with(dir, out, None)
