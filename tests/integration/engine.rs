@@ -11,7 +11,7 @@ use bundleforge::config::Settings;
 use bundleforge::domain::{self, Order, OrderLine, ProductRef, StoreId};
 use bundleforge::embed::HashingEmbedder;
 use bundleforge::eval::{self, EvalOptions};
-use bundleforge::ingest::{IngestBatch, IngestFiles};
+use bundleforge::ingest::IngestBatch;
 use bundleforge::pipeline::{
     self, Phase, PipelineError, PrepareOptions, Recorder, RunEvent, RunObserver, Variant,
 };
@@ -20,7 +20,7 @@ use chrono::NaiveDate;
 use serde_json::{Value, json};
 
 use crate::mock_llm::{MockLlm, Reply};
-use crate::support::{TestDb, local_model, repo_root, services_for};
+use crate::support::{TestDb, ingest_dir, local_model, repo_root, services_for};
 
 fn bundles_json(out: &pipeline::RunOutput) -> String {
     serde_json::to_string(&out.bundles).unwrap()
@@ -230,18 +230,6 @@ impl CancelOn {
     fn cancelled_at(&self) -> Instant {
         self.at.lock().unwrap().expect("the run was cancelled")
     }
-}
-
-async fn ingest_dir(db: &TestDb, store: &str, dir: &std::path::Path) {
-    db.ingest_ok(
-        store,
-        IngestFiles {
-            catalog: Some(dir.join("products.csv")),
-            orders: Some(dir.join("orders.csv")),
-            ..Default::default()
-        },
-    )
-    .await;
 }
 
 #[tokio::test]

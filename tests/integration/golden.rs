@@ -13,7 +13,6 @@ use std::path::PathBuf;
 
 use bundleforge::app::{self, GenerateOptions, Services};
 use bundleforge::domain::{Bundle, StoreId};
-use bundleforge::ingest::IngestFiles;
 
 use crate::support::{TestDb, local_model, repo_root, shared_data};
 
@@ -91,16 +90,7 @@ pub fn check_golden(name: &str, bundles: &[Bundle]) {
 /// A fixture store ingested into a fresh database, and a run's ports over it.
 async fn fixture_store(name: &str) -> (TestDb, Services) {
     let db = TestDb::new().await;
-    let dir = repo_root().join("fixtures/stores").join(name);
-    db.ingest_ok(
-        name,
-        IngestFiles {
-            catalog: Some(dir.join("products.csv")),
-            orders: Some(dir.join("orders.csv")),
-            ..Default::default()
-        },
-    )
-    .await;
+    crate::support::ingest_dir(&db, name, &repo_root().join("fixtures/stores").join(name)).await;
     let deps = deps_for(&db).await;
     (db, deps)
 }

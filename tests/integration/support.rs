@@ -173,6 +173,19 @@ pub async fn small_fixture(
     (db, services)
 }
 
+/// Ingests a store folder's `products.csv` and `orders.csv` (a fixture's layout).
+pub async fn ingest_dir(db: &TestDb, store: &str, dir: &Path) {
+    db.ingest_ok(
+        store,
+        IngestFiles {
+            catalog: Some(dir.join("products.csv")),
+            orders: Some(dir.join("orders.csv")),
+            ..Default::default()
+        },
+    )
+    .await;
+}
+
 /// The ports of runs over a test database: its SQLite file, `embedder`, and the model
 /// `settings` name.
 pub async fn services_for(
