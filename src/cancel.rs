@@ -40,6 +40,17 @@ impl CancelToken {
         }
     }
 
+    /// Cancels the token on Ctrl-C (SIGINT) for the rest of the process; needs a tokio
+    /// runtime.
+    pub fn cancel_on_interrupt(&self) {
+        let token = self.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                token.cancel();
+            }
+        });
+    }
+
     /// Resolves when the token is cancelled.
     pub async fn cancelled(&self) {
         self.0.cancelled().await;

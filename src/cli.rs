@@ -8,17 +8,18 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use chrono::NaiveDate;
 use clap::{Args, Parser, Subcommand};
-use indicatif::{ProgressBar, ProgressStyle};
 
 use bundleforge::app;
 use bundleforge::bench;
+use bundleforge::cancel::CancelToken;
 use bundleforge::config::{Settings, SettingsBuilder};
 use bundleforge::domain::StoreId;
+use bundleforge::eval::{self, EvalOptions};
 use bundleforge::fixtures::FixtureSize;
-use bundleforge::ingest::{IngestFiles, Progress};
+use bundleforge::ingest::IngestFiles;
+use bundleforge::pipeline::{NoObserver, RunObserver, output};
 use bundleforge::rules::{self, Fraction, MinSupport, MiningOptions, Separator, Target};
-use bundleforge::stats::StoreStats;
-use bundleforge::store;
+use bundleforge::{render, store, terminal};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -54,8 +55,8 @@ enum Command {
     /// Generate a store's bundles: context, 40 generators, optimisation and pricing,
     /// copy, storage; writes bundles.json, bundles.csv, shopify.json and report.html.
     Generate(GenerateArgs),
-    /// Bundle quality on a temporal holdout: generate on the orders up to a cutoff (in
-    /// a scratch store) and score against the orders after it, beside baselines.
+    /// Bundle quality on a temporal holdout: generate on the store as it was at a
+    /// cutoff and score against the orders after it, beside baselines.
     Eval(EvalArgs),
     /// Frequent itemsets and association rules (FP-Growth) of a baskets file or a
     /// store's orders. Exact by default: no length limit, no basket cap.
@@ -169,6 +170,22 @@ struct EvalArgs {
     json: bool,
 }
 
+fn at_least_one(raw: &str) -> Result<usize, String> {
+    at_least(raw, 1)
+}
+
+fn at_least_two(raw: &str) -> Result<usize, String> {
+    at_least(raw, 2)
+}
+
+fn at_least(raw: &str, min: usize) -> Result<usize, String> {
+    match raw.parse::<usize>() {
+        Ok(n) if n >= min => Ok(n),
+        Ok(_) => Err(format!("must be at least {min}")),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 fn parse_weights(raw: &str) -> Result<[f64; 3], String> {
     let parts: Vec<f64> = raw
         .split(',')
@@ -260,7 +277,7 @@ enum BenchCommand {
 struct BenchGenerateArgs {
     #[arg(long)]
     store: String,
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 5, value_parser = at_least_one)]
     runs: usize,
     #[arg(long, value_name = "DATE")]
     as_of: Option<NaiveDate>,
@@ -299,17 +316,17 @@ struct BenchRulesArgs {
 
 #[derive(Args, Debug)]
 struct BenchGraphArgs {
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, default_value_t = 10_000, value_parser = at_least_two)]
     n: usize,
     /// Build the graph from an HNSW index (build + one search per vector) instead of
     /// exact blocked search, with this search breadth; reports recall against exact.
     #[arg(long, value_name = "EF")]
     approximate: Option<usize>,
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = 20, value_parser = at_least_one)]
     k: usize,
     #[arg(long, default_value_t = 384)]
     dim: usize,
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, value_parser = at_least_one)]
     runs: usize,
     #[arg(long, default_value_t = 42)]
     seed: u64,
@@ -322,9 +339,9 @@ struct BenchEmbedArgs {
     #[arg(long)]
     store: String,
     /// How many products (by id order).
-    #[arg(long, default_value_t = 2000)]
+    #[arg(long, default_value_t = 2000, value_parser = at_least_one)]
     limit: usize,
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, value_parser = at_least_one)]
     runs: usize,
     /// Also write the embedded titles, one per line (for a peer to embed the same).
     #[arg(long, value_name = "FILE")]
@@ -336,20 +353,20 @@ struct BenchEmbedArgs {
 #[derive(Args, Debug)]
 struct BenchSearchArgs {
     /// Vectors in the index (synthetic).
-    #[arg(long, default_value_t = 100_000)]
+    #[arg(long, default_value_t = 100_000, value_parser = at_least_one)]
     n: usize,
     /// Use a stored catalog's real embeddings instead of synthetic vectors: every
     /// product is a query (`--n`, `--queries` and `--dim` are then ignored).
     #[arg(long, value_name = "ID")]
     store: Option<String>,
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, value_parser = at_least_one)]
     queries: usize,
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = at_least_one)]
     k: usize,
     #[arg(long, default_value_t = 384)]
     dim: usize,
     /// Timed repetitions; the median is reported.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, value_parser = at_least_one)]
     runs: usize,
     #[arg(long, default_value_t = 42)]
     seed: u64,
@@ -373,7 +390,7 @@ struct BenchIngestArgs {
     orders: Option<PathBuf>,
     #[arg(long, value_name = "FILE")]
     catalog: Option<PathBuf>,
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 5, value_parser = at_least_one)]
     runs: usize,
     #[arg(long)]
     json: bool,
@@ -442,33 +459,23 @@ fn store_id(raw: &str) -> Result<StoreId> {
     Ok(StoreId::parse(raw)?)
 }
 
-/// An indicatif bar over the bytes of the file being read (drawn only on a terminal).
-struct BarProgress(ProgressBar);
-
-impl BarProgress {
-    fn new() -> Self {
-        let bar = ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
-        bar.set_style(
-            ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} ({eta})")
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> "),
-        );
-        BarProgress(bar)
-    }
+/// The process's ports, from the settings (the embedder loads on first use).
+async fn services(settings: &Settings) -> Result<app::Services> {
+    Ok(app::Services::from_settings(settings.clone()).await?)
 }
 
-impl Progress for BarProgress {
-    fn start(&self, label: &str, total_bytes: u64) {
-        self.0.reset();
-        self.0.set_length(total_bytes);
-        self.0.set_message(format!("reading {label}"));
+/// One JSON document on stdout with `--json`, else the result's text.
+fn print_result(
+    json: bool,
+    result: &impl serde::Serialize,
+    text: impl FnOnce() -> String,
+) -> Result<ExitCode> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(result)?);
+    } else {
+        print!("{}", text());
     }
-    fn advance(&self, bytes: u64) {
-        self.0.inc(bytes);
-    }
-    fn finish(&self) {
-        self.0.finish_and_clear();
-    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn ingest(args: IngestArgs, settings: &Settings) -> Result<ExitCode> {
@@ -480,120 +487,36 @@ async fn ingest(args: IngestArgs, settings: &Settings) -> Result<ExitCode> {
         variants: args.variants,
         inventory: args.inventory,
     };
-    let outcome = app::ingest(
-        db.as_ref(),
-        &id,
-        files,
-        settings,
-        Arc::new(BarProgress::new()),
-    )
-    .await?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&outcome)?);
-        return Ok(ExitCode::SUCCESS);
+    let progress = Arc::new(terminal::ByteBar::new());
+    let outcome = app::ingest(db.as_ref(), &id, files, settings, progress).await?;
+    if !args.json {
+        eprint!("{}", outcome.errors_text(20));
     }
-    let r = &outcome.report;
-    println!("store {} ({})", outcome.store_id, outcome.currency);
-    println!(
-        "rows: {} read, {} kept, {} rejected, {} dropped by filters",
-        r.rows_read,
-        r.rows_kept,
-        r.rejected_total(),
-        r.dropped_total()
-    );
-    for (reason, n) in &r.dropped {
-        println!("  dropped {reason}: {n}");
-    }
-    for (reason, n) in &r.rejected {
-        println!("  rejected {reason}: {n}");
-    }
-    println!(
-        "stored: {} products, {} orders, {} order lines ({} merged), {} baskets",
-        r.products, r.orders, r.order_lines, r.lines_merged, r.baskets
-    );
-    if r.lines_without_catalog_product > 0 {
-        println!(
-            "  {} order lines name products the catalog does not have (kept)",
-            r.lines_without_catalog_product
-        );
-    }
-    for e in r.errors.iter().take(20) {
-        eprintln!("{e}");
-    }
-    if r.error_count > 20 {
-        eprintln!("… and {} more (see --json)", r.error_count - 20);
-    }
-    Ok(ExitCode::SUCCESS)
+    print_result(args.json, &outcome, || outcome.text())
 }
 
 async fn stats(args: StatsArgs, settings: &Settings) -> Result<ExitCode> {
     let id = store_id(&args.store)?;
     let db = store::open(&settings.database.url).await?;
     let s = app::stats(db.as_ref(), &id, args.as_of, settings).await?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&s)?);
-    } else {
-        print_stats(&s);
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-fn print_stats(s: &StoreStats) {
-    println!("store {} ({}), as of {}", s.store_id, s.currency, s.as_of);
-    println!(
-        "{} orders, {} order lines, {} products; {} baskets ({} with 2+ items, {:.1} items on average)",
-        s.orders, s.order_lines, s.products, s.baskets, s.multi_item_baskets, s.avg_basket_size
-    );
-    println!(
-        "{} orders in the last {} days: {:?} tier, weights α={} β={} γ={}",
-        s.orders_60d, s.window_days, s.tier, s.weights.alpha, s.weights.beta, s.weights.gamma
-    );
-    println!("top sellers:");
-    for t in &s.top_sellers {
-        println!("  {:>6} units  {}  {}", t.units, t.product_id, t.title);
-    }
-    println!("slow movers: {}", s.slow_movers.count);
-    for p in &s.slow_movers.products {
-        println!(
-            "  {}  {}  ({} units in window)",
-            p.product_id, p.title, p.units_in_window
-        );
-    }
-    println!("new launches: {}", s.new_launches.count);
-    for p in &s.new_launches.products {
-        println!("  {}  {}  (launched {})", p.product_id, p.title, p.launched);
-    }
-    let c = &s.stock_cover;
-    println!(
-        "stock: {} tracked ({} out, {} low, {} overstock), {} untracked",
-        c.tracked, c.out_of_stock, c.low, c.overstock, c.untracked
-    );
-    if !s.assumed.is_empty() {
-        println!("assumed:");
-        for a in &s.assumed {
-            println!("  {} for {} {}: {}", a.field, a.count, a.applies_to, a.rule);
-        }
-    }
+    print_result(args.json, &s, || s.text())
 }
 
 async fn similar(args: SimilarArgs, settings: &Settings) -> Result<ExitCode> {
     let id = store_id(&args.store)?;
     let services = services(settings).await?;
     let out = app::similar(&services, &id, &args.product, args.k).await?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&out)?);
-        return Ok(ExitCode::SUCCESS);
-    }
-    println!("{}  {}", out.product.product_id, out.product.title);
-    for n in &out.neighbours {
-        println!("  {:.3}  {}  {}", n.score, n.product_id, n.title);
-    }
-    Ok(ExitCode::SUCCESS)
+    print_result(args.json, &out, || out.text())
+}
+
+async fn classify(args: ClassifyArgs, settings: &Settings) -> Result<ExitCode> {
+    let id = store_id(&args.store)?;
+    let services = services(settings).await?;
+    let out = app::classify(&services, &id).await?;
+    print_result(args.json, &out, || out.text())
 }
 
 async fn eval(args: EvalArgs, settings: Settings) -> Result<ExitCode> {
-    use bundleforge::eval::{self, EvalOptions};
-    use bundleforge::pipeline;
     let id = store_id(&args.store)?;
     let services = services(&settings).await?;
     let options = EvalOptions {
@@ -605,27 +528,14 @@ async fn eval(args: EvalArgs, settings: Settings) -> Result<ExitCode> {
         k: args.k.max(1),
     };
     let (report, out) = eval::evaluate(&services, &id, &options).await?;
-    let dir =
-        pipeline::output::run_dir(args.out, &format!("{}-eval", id.as_str()), &out.run.run_id)?;
+    let dir = output::run_dir(args.out, &format!("{}-eval", id.as_str()), &out.run.run_id)?;
     let paths = eval::write_files(&dir, &report, &out)?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-        return Ok(ExitCode::SUCCESS);
-    }
-    print!("{}", eval::table(&report));
-    print_paths("written to:", &paths);
-    Ok(ExitCode::SUCCESS)
-}
-
-fn print_paths(heading: &str, paths: &[PathBuf]) {
-    println!("{heading}");
-    for p in paths {
-        println!("  {}", p.display());
-    }
+    print_result(args.json, &report, || {
+        eval::table(&report) + &render::paths("written to:", &paths)
+    })
 }
 
 async fn generate(args: GenerateArgs, settings: Settings) -> Result<ExitCode> {
-    use bundleforge::pipeline;
     let id = store_id(&args.store)?;
     let services = services(&settings).await?;
     let options = app::GenerateOptions {
@@ -636,203 +546,18 @@ async fn generate(args: GenerateArgs, settings: Settings) -> Result<ExitCode> {
         max_bundles: args.max_bundles,
         run_id: None,
     };
-    let cancel = bundleforge::cancel::CancelToken::new();
-    let on_interrupt = cancel.clone();
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            on_interrupt.cancel();
-        }
-    });
-    let bars = PhaseBars::new();
-    let observer: &dyn pipeline::RunObserver = if args.json {
-        &pipeline::NoObserver
-    } else {
-        &bars
-    };
+    let cancel = CancelToken::new();
+    cancel.cancel_on_interrupt();
+    let bars = terminal::PhaseBars::new();
+    let observer: &dyn RunObserver = if args.json { &NoObserver } else { &bars };
     let out = app::generate_with(&services, &id, &options, observer, &cancel).await?;
-    let dir = pipeline::output::run_dir(args.out, id.as_str(), &out.run.run_id)?;
-    let paths = pipeline::output::write_all(&dir, &out)?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&out)?);
-        tracing::info!(dir = %dir.display(), "Wrote the run's files");
-        return Ok(ExitCode::SUCCESS);
-    }
-    let r = &out.run;
-    println!(
-        "{}: as of {}, {} orders in the window ({:?} tier), weights α={} β={} γ={}",
-        r.store_id,
-        r.as_of,
-        r.orders_in_window,
-        r.tier,
-        r.weights.alpha,
-        r.weights.beta,
-        r.weights.gamma
-    );
-    println!(
-        "{} candidates in {} of {} cells; {:.2} s (load {:.2}, context {:.2}, candidates {:.2})",
-        r.candidates,
-        r.cells.iter().filter(|c| c.candidates > 0).count(),
-        r.cells.len(),
-        r.timings.total_seconds,
-        r.timings.load_seconds,
-        r.timings.context_seconds,
-        r.timings.candidates_seconds
-    );
-    for c in r.cells.iter().filter(|c| c.candidates == 0) {
-        println!(
-            "  empty: {} × {}: {}",
-            c.objective,
-            c.bundle_type,
-            c.why.as_deref().unwrap_or("")
-        );
-    }
-    let o = &r.optimize;
-    println!(
-        "{} bundles published ({} duplicates merged, rejected {:?}, {} on the Pareto front); copy: {} by the model, {} from templates; {} LLM calls, {} tokens (≈ ${:.4})",
-        r.bundles,
-        o.duplicates_merged,
-        o.rejected,
-        o.pareto_front,
-        out.bundles
-            .iter()
-            .filter(|b| b.copy.source == bundleforge::domain::TextSource::Llm)
-            .count(),
-        out.bundles
-            .iter()
-            .filter(|b| b.copy.source == bundleforge::domain::TextSource::Offline)
-            .count(),
-        r.llm.calls,
-        r.llm.prompt_tokens + r.llm.completion_tokens,
-        r.llm.estimated_cost_usd
-    );
-    for b in out.bundles.iter().take(5) {
-        println!(
-            "  {:<18} {:<9} {}  {} → {} ({:.0}% off)",
-            b.objective.as_str(),
-            b.bundle_type.as_str(),
-            b.copy.title,
-            bundleforge::domain::Money::new(b.list_price_minor, b.currency),
-            bundleforge::domain::Money::new(b.final_price_minor, b.currency),
-            b.discount_pct
-        );
-    }
-    print_paths(&format!("run {} written to:", r.run_id), &paths);
-    Ok(ExitCode::SUCCESS)
-}
-
-async fn classify(args: ClassifyArgs, settings: &Settings) -> Result<ExitCode> {
-    let id = store_id(&args.store)?;
-    let services = services(settings).await?;
-    let out = app::classify(&services, &id).await?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&out)?);
-        return Ok(ExitCode::SUCCESS);
-    }
-    for p in &out.products {
-        let tags: Vec<&str> = p.tags.iter().map(|t| t.as_str()).collect();
-        println!(
-            "{}  {}  [{}] ({})",
-            p.product_id,
-            p.title,
-            tags.join(", "),
-            match p.source {
-                bundleforge::domain::TextSource::Llm => "llm",
-                bundleforge::domain::TextSource::Offline => "offline",
-            }
-        );
-    }
-    println!(
-        "{} products: {} classified, {} from cache, {} by the offline fallback; {} unknown ids dropped; {} calls, {} tokens (≈ ${:.4}) via {}",
-        out.products.len(),
-        out.classified,
-        out.from_cache,
-        out.fallback,
-        out.dropped_ids,
-        out.calls,
-        out.tokens.total,
-        out.llm.estimated_cost_usd,
-        out.llm.model
-    );
-    Ok(ExitCode::SUCCESS)
-}
-
-/// The process's ports, from the settings (the embedder loads on first use).
-async fn services(settings: &Settings) -> Result<app::Services> {
-    Ok(app::Services::from_settings(settings.clone()).await?)
-}
-
-/// A bar per phase of a run on stderr (drawn only on a terminal): cells, priced
-/// bundles, copy batches.
-struct PhaseBars {
-    multi: indicatif::MultiProgress,
-    bars: std::sync::Mutex<std::collections::HashMap<bundleforge::pipeline::Phase, ProgressBar>>,
-}
-
-impl PhaseBars {
-    fn new() -> Self {
-        PhaseBars {
-            multi: indicatif::MultiProgress::with_draw_target(
-                indicatif::ProgressDrawTarget::stderr(),
-            ),
-            bars: std::sync::Mutex::new(std::collections::HashMap::new()),
-        }
-    }
-}
-
-impl bundleforge::pipeline::RunObserver for PhaseBars {
-    fn event(&self, event: &bundleforge::pipeline::RunEvent) {
-        use bundleforge::pipeline::RunEvent;
-        let Ok(mut bars) = self.bars.lock() else {
-            return;
-        };
-        match event {
-            RunEvent::Started { phase, total } => {
-                let bar = match total {
-                    Some(n) => {
-                        let bar = self.multi.add(ProgressBar::new(*n));
-                        bar.set_style(
-                            ProgressStyle::with_template("{msg:<12} [{bar:30}] {pos}/{len}")
-                                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                                .progress_chars("=> "),
-                        );
-                        bar
-                    }
-                    None => {
-                        let bar = self.multi.add(ProgressBar::new_spinner());
-                        bar.enable_steady_tick(std::time::Duration::from_millis(120));
-                        bar
-                    }
-                };
-                bar.set_message(phase.as_str());
-                bars.insert(*phase, bar);
-            }
-            RunEvent::Progress { phase, done, total } => {
-                if let Some(bar) = bars.get(phase) {
-                    bar.set_length(*total);
-                    bar.set_position(*done);
-                }
-            }
-            RunEvent::Finished {
-                phase,
-                seconds,
-                counts,
-            } => {
-                if let Some(bar) = bars.remove(phase) {
-                    let counts: Vec<String> =
-                        counts.iter().map(|(k, v)| format!("{v} {k}")).collect();
-                    bar.set_style(
-                        ProgressStyle::with_template("{msg}")
-                            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-                    );
-                    bar.finish_with_message(format!(
-                        "{:<12} {seconds:.2} s: {}",
-                        phase.as_str(),
-                        counts.join(", ")
-                    ));
-                }
-            }
-        }
-    }
+    let dir = output::run_dir(args.out, id.as_str(), &out.run.run_id)?;
+    let paths = output::write_all(&dir, &out)?;
+    tracing::info!(dir = %dir.display(), "Wrote the run's files");
+    print_result(args.json, &out, || {
+        let heading = format!("run {} written to:", out.run.run_id);
+        out.text() + &render::paths(&heading, &paths)
+    })
 }
 
 fn fixtures(args: FixturesArgs) -> Result<ExitCode> {
@@ -883,70 +608,11 @@ async fn rules(args: RulesArgs, settings: &Settings) -> Result<ExitCode> {
         },
         _ => bail!("give --baskets FILE or --store ID"),
     };
-    let spinner = ProgressBar::new_spinner().with_message("mining");
-    spinner.enable_steady_tick(std::time::Duration::from_millis(120));
+    let spinner = terminal::Spinner::new("mining");
     let out = app::rules(source, options, args.out.clone()).await;
-    spinner.finish_and_clear();
+    drop(spinner);
     let out = out?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&out)?);
-        return Ok(ExitCode::SUCCESS);
-    }
-    let rep = &out.report;
-    println!(
-        "{}: {} baskets, {} items",
-        out.source, rep.baskets, rep.items
-    );
-    if rep.baskets_capped > 0 {
-        println!(
-            "  {} baskets over {} items left out",
-            rep.baskets_capped,
-            out.max_basket.unwrap_or(0)
-        );
-    }
-    for a in &rep.attempts {
-        println!("  min count {}: {}; raised", a.min_count, a.reason);
-    }
-    println!("min count {} (minsup {})", rep.min_count, rep.minsup);
-    let sizes: Vec<String> = out
-        .itemsets_by_size
-        .iter()
-        .map(|(k, n)| format!("{k}: {n}"))
-        .collect();
-    let target = match out.target {
-        Target::Frequent => "frequent",
-        Target::Closed => "closed",
-        Target::Maximal => "maximal",
-    };
-    println!("{} {target} itemsets ({})", out.itemsets, sizes.join(", "));
-    println!(
-        "{} rules (confidence >= {})",
-        out.rules,
-        out.minconf.unwrap_or(0.0)
-    );
-    println!(
-        "{:.3} s (read {:.3} s, mine {:.3} s), peak memory {}",
-        out.seconds,
-        out.read_seconds,
-        out.mine_seconds,
-        out.peak_rss_bytes
-            .map_or("unknown".to_owned(), |b| format!("{} MiB", b >> 20))
-    );
-    Ok(ExitCode::SUCCESS)
-}
-
-/// A bench's report: its JSON with `--json`, else its text.
-fn print_report(
-    json: bool,
-    report: &impl serde::Serialize,
-    text: impl FnOnce() -> String,
-) -> Result<ExitCode> {
-    if json {
-        println!("{}", serde_json::to_string_pretty(report)?);
-    } else {
-        print!("{}", text());
-    }
-    Ok(ExitCode::SUCCESS)
+    print_result(args.json, &out, || out.text())
 }
 
 /// A bench's error as the library error it wraps: `main`'s hints look errors up by
@@ -963,12 +629,7 @@ fn bench_failure(err: bench::BenchError) -> anyhow::Error {
     }
 }
 
-// The flag checks below repeat the library's so their messages can name the flags.
-
 async fn bench_ingest(args: BenchIngestArgs, settings: &Settings) -> Result<ExitCode> {
-    if args.runs == 0 {
-        bail!("--runs must be at least 1");
-    }
     let options = bench::IngestOptions {
         orders: args.orders,
         catalog: args.catalog,
@@ -977,13 +638,10 @@ async fn bench_ingest(args: BenchIngestArgs, settings: &Settings) -> Result<Exit
     let report = bench::ingest(&options, settings)
         .await
         .map_err(bench_failure)?;
-    print_report(args.json, &report, || report.text())
+    print_result(args.json, &report, || report.text())
 }
 
 async fn bench_search(args: BenchSearchArgs, settings: &Settings) -> Result<ExitCode> {
-    if args.n == 0 || args.queries == 0 || args.k == 0 || args.runs == 0 {
-        bail!("--n, --queries, --k and --runs must be at least 1");
-    }
     let vectors = match &args.store {
         Some(raw) => {
             let id = store_id(raw)?;
@@ -1008,13 +666,10 @@ async fn bench_search(args: BenchSearchArgs, settings: &Settings) -> Result<Exit
         threads: settings.index.thread_count(),
     };
     let report = bench::search(&options).map_err(bench_failure)?;
-    print_report(args.json, &report, || report.text())
+    print_result(args.json, &report, || report.text())
 }
 
 fn bench_graph(args: BenchGraphArgs, settings: &Settings) -> Result<ExitCode> {
-    if args.n < 2 || args.k == 0 || args.runs == 0 {
-        bail!("--n must be at least 2, --k and --runs at least 1");
-    }
     let options = bench::GraphOptions {
         n: args.n,
         dim: args.dim,
@@ -1025,13 +680,10 @@ fn bench_graph(args: BenchGraphArgs, settings: &Settings) -> Result<ExitCode> {
         threads: settings.index.thread_count(),
     };
     let report = bench::graph(&options).map_err(bench_failure)?;
-    print_report(args.json, &report, || report.text())
+    print_result(args.json, &report, || report.text())
 }
 
 async fn bench_embed(args: BenchEmbedArgs, settings: &Settings) -> Result<ExitCode> {
-    if args.runs == 0 || args.limit == 0 {
-        bail!("--runs and --limit must be at least 1");
-    }
     let options = bench::EmbedOptions {
         store: store_id(&args.store)?,
         limit: args.limit,
@@ -1042,7 +694,7 @@ async fn bench_embed(args: BenchEmbedArgs, settings: &Settings) -> Result<ExitCo
     let report = bench::embed(&services, &options)
         .await
         .map_err(bench_failure)?;
-    print_report(args.json, &report, || report.text())
+    print_result(args.json, &report, || report.text())
 }
 
 fn bench_rules(args: BenchRulesArgs, settings: &Settings) -> Result<ExitCode> {
@@ -1080,5 +732,5 @@ async fn bench_generate(args: BenchGenerateArgs, settings: &Settings) -> Result<
     let report = bench::generate(&services, &options)
         .await
         .map_err(bench_failure)?;
-    print_report(args.json, &report, || report.text())
+    print_result(args.json, &report, || report.text())
 }

@@ -25,6 +25,7 @@
 //! - [`bench`]: whole-operation benchmarks (`bundleforge bench`): options in, a report out.
 //! - [`services`]: the process's ports, built once ([`app::Services`]).
 //! - [`app`]: the use cases the CLI (and later the service and cohorts) call.
+//! - [`render`], [`terminal`]: results as text, progress bars (what the CLI prints).
 //! - [`rng`]: every seeded random stream.
 //! - [`cancel`], [`error`]: a run's cancel token; what kind of failure an error is.
 //! - [`fixtures`]: seeded synthetic stores for tests, benches and demos.
@@ -44,8 +45,10 @@ pub mod ingest;
 pub mod llm;
 pub mod memory;
 pub mod pipeline;
+pub mod render;
 pub mod rng;
 pub mod rules;
 pub mod services;
 pub mod stats;
 pub mod store;
+pub mod terminal;
