@@ -3,6 +3,9 @@
 //! every model call (dropping a request future aborts its HTTP call). The sync cores
 //! (`index`, `rules`) take `&CancelToken` too: it is plain data, not a pipeline type.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use tokio_util::sync::CancellationToken;
 
 /// The run was cancelled; nothing of it was persisted.
@@ -10,8 +13,13 @@ use tokio_util::sync::CancellationToken;
 #[error("the run was cancelled")]
 pub struct Cancelled;
 
+/// The flag answers the checks in hot loops with one atomic load (the token's own
+/// `is_cancelled` takes a lock); the token wakes the tasks awaiting a cancel.
 #[derive(Debug, Clone, Default)]
-pub struct CancelToken(CancellationToken);
+pub struct CancelToken {
+    flag: Arc<AtomicBool>,
+    token: CancellationToken,
+}
 
 impl CancelToken {
     pub fn new() -> CancelToken {
@@ -24,11 +32,12 @@ impl CancelToken {
     }
 
     pub fn cancel(&self) {
-        self.0.cancel();
+        self.flag.store(true, Ordering::Relaxed);
+        self.token.cancel();
     }
 
     pub fn is_cancelled(&self) -> bool {
-        self.0.is_cancelled()
+        self.flag.load(Ordering::Relaxed)
     }
 
     /// `Err(Cancelled)` once cancelled: `cancel.check()?` between steps.
@@ -53,7 +62,7 @@ impl CancelToken {
 
     /// Resolves when the token is cancelled.
     pub async fn cancelled(&self) {
-        self.0.cancelled().await;
+        self.token.cancelled().await;
     }
 
     /// Runs `work` unless the token is cancelled first; a cancel drops `work` (and
@@ -64,9 +73,18 @@ impl CancelToken {
     ) -> Result<T, Cancelled> {
         tokio::select! {
             biased;
-            _ = self.0.cancelled() => Err(Cancelled),
+            _ = self.token.cancelled() => Err(Cancelled),
             out = work => Ok(out),
         }
+    }
+}
+
+/// The value of work run under [`CancelToken::never`], which cannot be cancelled: lets
+/// a plain function share the body of its cancellable `_until` twin.
+pub fn never_cancelled<T>(result: Result<T, Cancelled>) -> T {
+    match result {
+        Ok(value) => value,
+        Err(Cancelled) => unreachable!("a token that is never cancelled was cancelled"),
     }
 }
 

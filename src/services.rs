@@ -78,6 +78,9 @@ pub fn embedder_from_settings(
     settings: &crate::config::Settings,
 ) -> Result<std::sync::Arc<dyn Embedder>, EmbedError> {
     let llm = &settings.llm;
+    // One set of model sessions serves every run of the process, so `pipeline.threads`
+    // caps them once, here.
+    let threads = settings.threads_for(settings.embed.threads);
     let settings = &settings.embed;
     use crate::config::EmbedProvider;
     match settings.provider {
@@ -89,7 +92,7 @@ pub fn embedder_from_settings(
                 crate::embed::LocalModelPaths::resolve(&settings.model_dir, &settings.ort_lib);
             Ok(std::sync::Arc::new(crate::embed::LocalEmbedder::load(
                 &paths,
-                settings.threads,
+                threads,
                 settings.batch_size,
             )?))
         }

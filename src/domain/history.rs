@@ -46,3 +46,118 @@ pub struct HistoryLine {
     pub unit_price_minor: i64,
     pub discount_minor: i64,
 }
+
+/// What the orders said about a product whose catalog entry is derived from them (a
+/// file without a catalog, such as UCI Online Retail): each kept source row's order
+/// time, description and unit price. Kept so that the catalog as of any day can be
+/// derived again from the rows up to it, by the same rule as at ingest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProductObservations {
+    pub variant_id: String,
+    /// The distinct descriptions, in first-seen order.
+    pub descriptions: Vec<String>,
+    pub rows: Vec<ObservedRow>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ObservedRow {
+    /// The order's time (an invoice's earliest), in seconds since the epoch.
+    pub at: i64,
+    /// Index into [`ProductObservations::descriptions`].
+    pub description: u32,
+    pub unit_price_micros: i64,
+}
+
+/// A derived product's title and price.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DerivedFields {
+    pub title: String,
+    pub price_minor: i64,
+}
+
+impl ProductObservations {
+    /// Title and price from the rows at or before `until` (all rows with `None`):
+    /// the most frequent description (ties: the lexicographically smallest) and the
+    /// median unit price (the mean of the middle two for an even count), rounded half
+    /// up to the minor unit. `None` when no row qualifies.
+    pub fn derive(&self, until: Option<DateTime<Utc>>, exponent: u32) -> Option<DerivedFields> {
+        let bound = until.map_or(i64::MAX, |t| t.timestamp());
+        let mut counts = vec![0u32; self.descriptions.len()];
+        let mut prices = Vec::with_capacity(self.rows.len());
+        for row in self.rows.iter().filter(|r| r.at <= bound) {
+            if let Some(c) = counts.get_mut(row.description as usize) {
+                *c += 1;
+            }
+            prices.push(row.unit_price_micros);
+        }
+        if prices.is_empty() {
+            return None;
+        }
+        let title = counts
+            .iter()
+            .zip(&self.descriptions)
+            .filter(|(c, _)| **c > 0)
+            .min_by(|a, b| b.0.cmp(a.0).then_with(|| a.1.cmp(b.1)))
+            .map(|(_, d)| d.clone())
+            .unwrap_or_default();
+        prices.sort_unstable();
+        let n = prices.len();
+        let (sum, parts) = if n % 2 == 1 {
+            (prices[n / 2], 1)
+        } else {
+            (prices[n / 2 - 1].saturating_add(prices[n / 2]), 2)
+        };
+        let price_minor = super::micros_to_minor(sum, parts, exponent).unwrap_or(0);
+        Some(DerivedFields { title, price_minor })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn derivation_counts_only_rows_up_to_the_bound() {
+        let obs = ProductObservations {
+            variant_id: "85123A".into(),
+            descriptions: vec!["B HEART".into(), "A HEART".into(), "CREAM HEART".into()],
+            rows: vec![
+                ObservedRow {
+                    at: 10,
+                    description: 2,
+                    unit_price_micros: 2_550_000,
+                },
+                ObservedRow {
+                    at: 20,
+                    description: 1,
+                    unit_price_micros: 2_950_000,
+                },
+                ObservedRow {
+                    at: 20,
+                    description: 0,
+                    unit_price_micros: 2_555_000,
+                },
+                ObservedRow {
+                    at: 30,
+                    description: 1,
+                    unit_price_micros: 3_250_000,
+                },
+            ],
+        };
+        let at = |s| DateTime::from_timestamp(s, 0);
+        let all = obs.derive(None, 2).unwrap();
+        // "A HEART" twice; the median of four is the mean of 2.555 and 2.95, 2.7525.
+        assert_eq!(all.title, "A HEART");
+        assert_eq!(all.price_minor, 275);
+        // Up to 20: one row each, so the smallest title wins the tie; median 2.555.
+        let early = obs.derive(at(20), 2).unwrap();
+        assert_eq!(early.title, "A HEART");
+        assert_eq!(early.price_minor, 256);
+        let first = obs.derive(at(15), 2).unwrap();
+        assert_eq!(
+            (first.title.as_str(), first.price_minor),
+            ("CREAM HEART", 255)
+        );
+        assert_eq!(obs.derive(at(5), 2), None);
+    }
+}

@@ -9,7 +9,9 @@ mod bundle;
 mod history;
 mod money;
 
-pub use history::{HistoryLine, HistoryOrder, StoreData};
+pub use history::{
+    DerivedFields, HistoryLine, HistoryOrder, ObservedRow, ProductObservations, StoreData,
+};
 
 pub use bundle::{
     Bundle, BundleCopy, BundleItem, BundleType, Explanation, Objective, PricingDecision,

@@ -20,6 +20,7 @@ use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 use super::matrix::Matrix;
 use super::metric::{Kernels, kernels};
 use super::topk::Neighbour;
+use crate::cancel::{CancelToken, Cancelled, never_cancelled};
 
 /// Build parameters. `m` links per node on upper layers, `2m` on the bottom one.
 #[derive(Debug, Clone, Copy)]
@@ -334,6 +335,21 @@ pub struct HnswIndex {
 impl HnswIndex {
     /// Builds the graph with `threads` inserting concurrently.
     pub fn build(data: Matrix, params: HnswParams, threads: usize) -> Self {
+        never_cancelled(Self::build_until(
+            data,
+            params,
+            threads,
+            &CancelToken::never(),
+        ))
+    }
+
+    /// [`HnswIndex::build`], stopping within an insert once `cancel` is cancelled.
+    pub fn build_until(
+        data: Matrix,
+        params: HnswParams,
+        threads: usize,
+        cancel: &CancelToken,
+    ) -> Result<Self, Cancelled> {
         let n = data.rows();
         let levels = draw_levels(n, params.m, params.seed);
         let links: Vec<Mutex<Vec<Vec<u32>>>> = levels
@@ -358,7 +374,7 @@ impl HnswIndex {
             let mut visited = Visited::new(n);
             loop {
                 let i = next.fetch_add(1, AtomicOrdering::Relaxed);
-                if i >= n {
+                if i >= n || cancel.is_cancelled() {
                     break;
                 }
                 builder.insert(i as u32, &mut visited);
@@ -374,6 +390,7 @@ impl HnswIndex {
                 }
             });
         }
+        cancel.check()?;
         let m0 = 2 * params.m;
         let (entry, top) = builder
             .entry
@@ -391,7 +408,7 @@ impl HnswIndex {
             l.remove(0);
             upper.push(l);
         }
-        HnswIndex {
+        Ok(HnswIndex {
             data,
             layer0,
             upper,
@@ -399,7 +416,7 @@ impl HnswIndex {
             entry,
             top,
             params,
-        }
+        })
     }
 
     pub fn len(&self) -> usize {
@@ -460,18 +477,47 @@ impl HnswIndex {
         ef: usize,
         threads: usize,
     ) -> Vec<Vec<Neighbour>> {
+        let never = CancelToken::never();
+        never_cancelled(self.search_batch_until(queries, k, ef, threads, &never))
+    }
+
+    /// [`HnswIndex::search_batch`], stopping within a query once `cancel` is cancelled.
+    pub fn search_batch_until(
+        &self,
+        queries: &Matrix,
+        k: usize,
+        ef: usize,
+        threads: usize,
+        cancel: &CancelToken,
+    ) -> Result<Vec<Vec<Neighbour>>, Cancelled> {
         assert_eq!(queries.dim(), self.data.dim(), "query dimension");
         let m = queries.rows();
         let threads = threads.clamp(1, m.max(1));
         let run = |range: std::ops::Range<usize>| {
             let mut visited = Visited::new(self.len());
             range
-                .map(|i| self.search_one(queries.row(i), k, ef, &mut visited))
+                .map_while(|i| {
+                    (!cancel.is_cancelled())
+                        .then(|| self.search_one(queries.row(i), k, ef, &mut visited))
+                })
                 .collect::<Vec<_>>()
         };
-        if threads == 1 {
-            return run(0..m);
-        }
+        let hits = if threads == 1 {
+            run(0..m)
+        } else {
+            self.search_chunks(m, threads, run)
+        };
+        cancel.check()?;
+        Ok(hits)
+    }
+
+    fn search_chunks(
+        &self,
+        m: usize,
+        threads: usize,
+        run: impl Fn(std::ops::Range<usize>) -> Vec<Vec<Neighbour>> + Sync,
+    ) -> Vec<Vec<Neighbour>> {
+        let run = &run;
         let chunk = m.div_ceil(threads);
         std::thread::scope(|s| {
             let handles: Vec<_> = (0..threads)

@@ -9,6 +9,7 @@
 use super::exact::scores_into;
 use super::matrix::Matrix;
 use super::topk::{Neighbour, TopK};
+use crate::cancel::{CancelToken, Cancelled, never_cancelled};
 
 const BLOCK: usize = 1024;
 
@@ -20,6 +21,19 @@ pub fn knn_graph(
     groups: Option<&[u32]>,
     threads: usize,
 ) -> Vec<Vec<Neighbour>> {
+    let never = CancelToken::never();
+    never_cancelled(knn_graph_until(data, k, groups, threads, &never))
+}
+
+/// [`knn_graph`], stopping within a block (tens of milliseconds) once `cancel` is
+/// cancelled.
+pub fn knn_graph_until(
+    data: &Matrix,
+    k: usize,
+    groups: Option<&[u32]>,
+    threads: usize,
+    cancel: &CancelToken,
+) -> Result<Vec<Vec<Neighbour>>, Cancelled> {
     let n = data.rows();
     if let Some(g) = groups {
         assert_eq!(g.len(), n, "one group per row");
@@ -30,7 +44,7 @@ pub fn knn_graph(
         .collect();
     let threads = threads.clamp(1, pairs.len().max(1));
     let partials: Vec<Vec<TopK>> = if threads == 1 {
-        vec![graph_part(data, k, groups, &pairs)]
+        vec![graph_part(data, k, groups, &pairs, cancel)]
     } else {
         // Deal pairs round-robin so diagonal and off-diagonal work spread evenly.
         let shares: Vec<Vec<(usize, usize)>> = (0..threads)
@@ -39,7 +53,7 @@ pub fn knn_graph(
         std::thread::scope(|s| {
             let handles: Vec<_> = shares
                 .iter()
-                .map(|share| s.spawn(move || graph_part(data, k, groups, share)))
+                .map(|share| s.spawn(move || graph_part(data, k, groups, share, cancel)))
                 .collect();
             handles
                 .into_iter()
@@ -47,6 +61,7 @@ pub fn knn_graph(
                 .collect()
         })
     };
+    cancel.check()?;
     let mut partials = partials.into_iter();
     let mut merged = partials.next().unwrap_or_default();
     for part in partials {
@@ -54,7 +69,7 @@ pub fn knn_graph(
             m.merge(p);
         }
     }
-    merged.into_iter().map(TopK::into_vec).collect()
+    Ok(merged.into_iter().map(TopK::into_vec).collect())
 }
 
 fn graph_part(
@@ -62,6 +77,7 @@ fn graph_part(
     k: usize,
     groups: Option<&[u32]>,
     pairs: &[(usize, usize)],
+    cancel: &CancelToken,
 ) -> Vec<TopK> {
     let n = data.rows();
     let d = data.dim();
@@ -70,6 +86,9 @@ fn graph_part(
     let mut tile = vec![0.0f32; BLOCK * BLOCK];
     let excluded = |i: usize, j: usize| i == j || groups.is_some_and(|g| g[i] == g[j]);
     for &(bi, bj) in pairs {
+        if cancel.is_cancelled() {
+            break;
+        }
         let (i0, j0) = (bi * BLOCK, bj * BLOCK);
         let (ni, nj) = (BLOCK.min(n - i0), BLOCK.min(n - j0));
         scores_into(

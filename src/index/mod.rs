@@ -22,7 +22,9 @@ pub mod topk;
 
 pub use exact::ExactIndex;
 pub use hnsw::{HnswIndex, HnswParams};
-pub use knn::knn_graph;
+pub use knn::{knn_graph, knn_graph_until};
+
+use crate::cancel::{CancelToken, Cancelled};
 pub use matrix::{Matrix, MatrixError};
 pub use topk::{Neighbour, TopK};
 
@@ -106,9 +108,10 @@ pub fn neighbour_graph(
     groups: Option<&[u32]>,
     method: GraphMethod,
     threads: usize,
-) -> Vec<Vec<Neighbour>> {
+    cancel: &CancelToken,
+) -> Result<Vec<Vec<Neighbour>>, Cancelled> {
     match method {
-        GraphMethod::Exact => knn_graph(data, k, groups, threads),
+        GraphMethod::Exact => knn_graph_until(data, k, groups, threads, cancel),
         GraphMethod::Approximate { ef } => {
             // Ask for enough extra hits to drop the row's own group and still have k.
             let widest_group = groups.map_or(1, |g| {
@@ -118,9 +121,10 @@ pub fn neighbour_graph(
                 sizes.values().copied().max().unwrap_or(1)
             });
             let want = k + widest_group;
-            let index = HnswIndex::build(data.clone(), HnswParams::default(), threads);
-            index
-                .search_batch(data, want, ef.max(want), threads)
+            let index =
+                HnswIndex::build_until(data.clone(), HnswParams::default(), threads, cancel)?;
+            let hits = index.search_batch_until(data, want, ef.max(want), threads, cancel)?;
+            Ok(hits
                 .into_iter()
                 .enumerate()
                 .map(|(i, row)| {
@@ -131,7 +135,7 @@ pub fn neighbour_graph(
                         .take(k)
                         .collect()
                 })
-                .collect()
+                .collect())
         }
     }
 }
@@ -178,14 +182,17 @@ mod tests {
     fn both_methods_agree_on_a_small_graph_with_groups() {
         let data = synthetic::clustered(3000, 32, 30, 21);
         let groups: Vec<u32> = (0..3000).map(|i| i / 2).collect();
-        let exact = neighbour_graph(&data, 10, Some(&groups), GraphMethod::Exact, 2);
+        let never = CancelToken::never();
+        let exact = neighbour_graph(&data, 10, Some(&groups), GraphMethod::Exact, 2, &never);
         let approx = neighbour_graph(
             &data,
             10,
             Some(&groups),
             GraphMethod::Approximate { ef: 64 },
             2,
+            &never,
         );
+        let (exact, approx) = (exact.unwrap(), approx.unwrap());
         assert!(
             approx
                 .iter()
@@ -194,5 +201,16 @@ mod tests {
         );
         let recall = recall_at_k(&exact, &approx, 10);
         assert!(recall >= 0.95, "graph recall {recall}");
+    }
+
+    #[test]
+    fn a_cancelled_token_stops_either_method() {
+        let data = synthetic::clustered(2500, 16, 10, 3);
+        let cancel = CancelToken::new();
+        cancel.cancel();
+        for method in [GraphMethod::Exact, GraphMethod::Approximate { ef: 32 }] {
+            let got = neighbour_graph(&data, 5, None, method, 2, &cancel);
+            assert_eq!(got.err(), Some(Cancelled), "{method:?}");
+        }
     }
 }

@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::domain::{Currency, Order, OrderLine, Product};
+use crate::domain::{Currency, Order, OrderLine, Product, ProductObservations};
 
 pub use dates::parse_datetime;
 pub use html::strip_html;
@@ -212,6 +212,8 @@ pub struct IngestContext {
 #[derive(Debug, Clone, Default)]
 pub struct IngestBatch {
     pub products: Vec<Product>,
+    /// The source rows of products derived from orders (see [`ProductObservations`]).
+    pub observations: Vec<ProductObservations>,
     pub orders: Vec<Order>,
     /// The currency the data itself states (Online Retail is GBP), if it states one.
     pub data_currency: Option<Currency>,

@@ -17,7 +17,8 @@ use chrono::{DateTime, Utc};
 use super::source::{Columns, Field};
 use super::{IngestBatch, IngestError, NOT_UTF8, Row, csv_error, parse_datetime};
 use crate::domain::{
-    Currency, Money, Order, OrderLine, Product, ProductRef, micros_to_minor, parse_decimal_micros,
+    Currency, Money, ObservedRow, Order, OrderLine, Product, ProductObservations, ProductRef,
+    micros_to_minor, parse_decimal_micros,
 };
 
 /// Stock codes that are postage, fees and manual adjustments, not products.
@@ -37,9 +38,10 @@ pub const SERVICE_CODES: [&str; 11] = [
 
 struct ProductAcc {
     code: String,
-    /// (description, count): products carry one or two descriptions, a Vec beats a map.
-    descriptions: Vec<(String, u32)>,
-    price_micros: Vec<i64>,
+    /// Distinct descriptions: products carry one or two, a Vec beats a map.
+    descriptions: Vec<String>,
+    /// (order index, description index, unit price in micros) of each kept row.
+    rows: Vec<(u32, u32, i64)>,
 }
 
 struct OrderAcc {
@@ -168,17 +170,19 @@ pub fn read<R: Read>(
                 products.push(ProductAcc {
                     code: code_upper.clone(),
                     descriptions: Vec::with_capacity(1),
-                    price_micros: Vec::new(),
+                    rows: Vec::new(),
                 });
                 i
             }
         };
         let p = &mut products[pidx as usize];
-        match p.descriptions.iter_mut().find(|(d, _)| d == description) {
-            Some((_, n)) => *n += 1,
-            None => p.descriptions.push((description.to_owned(), 1)),
-        }
-        p.price_micros.push(price_micros);
+        let didx = match p.descriptions.iter().position(|d| d == description) {
+            Some(i) => i,
+            None => {
+                p.descriptions.push(description.to_owned());
+                p.descriptions.len() - 1
+            }
+        };
 
         let oidx = match order_index.get(invoice) {
             Some(&i) => i,
@@ -194,6 +198,7 @@ pub fn read<R: Read>(
                 i
             }
         };
+        p.rows.push((oidx, didx as u32, price_micros));
         let o = &mut orders[oidx as usize];
         if created_at < o.created_at {
             o.created_at = created_at;
@@ -226,8 +231,25 @@ pub fn read<R: Read>(
     let gbp = Currency::GBP;
     batch.data_currency = Some(gbp);
     batch.products.reserve(products.len());
+    batch.observations.reserve(products.len());
     for p in &mut products {
-        batch.products.push(derive_product(p, gbp));
+        let observations = ProductObservations {
+            variant_id: p.code.clone(),
+            descriptions: std::mem::take(&mut p.descriptions),
+            rows: p
+                .rows
+                .iter()
+                .map(|&(oidx, description, unit_price_micros)| ObservedRow {
+                    at: orders[oidx as usize].created_at.timestamp(),
+                    description,
+                    unit_price_micros,
+                })
+                .collect(),
+        };
+        batch
+            .products
+            .push(derive_product(&p.code, &observations, gbp));
+        batch.observations.push(observations);
     }
     batch.orders.reserve(orders.len());
     for o in orders {
@@ -268,29 +290,13 @@ pub fn read<R: Read>(
     Ok(())
 }
 
-fn derive_product(p: &mut ProductAcc, currency: Currency) -> Product {
-    // Most frequent description; ties go to the lexicographically smallest.
-    p.descriptions
-        .sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    let title = p
-        .descriptions
-        .first()
-        .map(|(d, _)| d.clone())
-        .unwrap_or_default();
-    let prices = &mut p.price_micros;
-    prices.sort_unstable();
-    let n = prices.len();
-    let price_minor = if n == 0 {
-        0
-    } else if n % 2 == 1 {
-        micros_to_minor(prices[n / 2], 1, currency.exponent()).unwrap_or(0)
-    } else {
-        micros_to_minor(prices[n / 2 - 1] + prices[n / 2], 2, currency.exponent()).unwrap_or(0)
-    };
+fn derive_product(code: &str, observations: &ProductObservations, currency: Currency) -> Product {
+    let derived = observations.derive(None, currency.exponent());
+    let (title, price_minor) = derived.map_or((String::new(), 0), |d| (d.title, d.price_minor));
     Product {
-        variant_id: p.code.clone(),
-        product_id: p.code.clone(),
-        sku: Some(p.code.clone()),
+        variant_id: code.to_owned(),
+        product_id: code.to_owned(),
+        sku: Some(code.to_owned()),
         handle: None,
         title,
         variant_title: None,
@@ -305,7 +311,7 @@ fn derive_product(p: &mut ProductAcc, currency: Currency) -> Product {
         inventory: None,
         status: None,
         created_at: None,
-        gift_card: p.code.starts_with("GIFT_"),
+        gift_card: code.starts_with("GIFT_"),
         inventory_item_id: None,
     }
 }

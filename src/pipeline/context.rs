@@ -19,9 +19,9 @@ use serde::{Deserialize, Serialize};
 use super::clusters;
 use super::observe::{Phase, PhaseScope, RunObserver};
 use super::{PipelineError, TaskTiming};
-use crate::cancel::CancelToken;
+use crate::cancel::{CancelToken, Cancelled};
 use crate::config::Settings;
-use crate::domain::{Objective, Product, StoreId, TextSource};
+use crate::domain::{Money, Objective, Product, ProductObservations, StoreId, TextSource};
 use crate::index::{GraphMethod, Matrix, Neighbour, neighbour_graph};
 use crate::llm::gateway::{Gateway, LlmReport};
 use crate::llm::offline::OfflineLlm;
@@ -173,6 +173,25 @@ impl Context {
             .enumerate()
             .map(|(i, p)| (p.variant_id.clone(), Arc::from(self.vectors.row(i))))
             .collect()
+    }
+}
+
+/// Catalog fields derived from orders (Online Retail's title and price), derived
+/// again from the source rows up to `bound`: what an ingest of only those rows gives.
+fn derive_catalog_at(data: &mut StoreData, observed: &[ProductObservations], bound: DateTime<Utc>) {
+    let by_variant: HashMap<&str, &ProductObservations> = observed
+        .iter()
+        .map(|o| (o.variant_id.as_str(), o))
+        .collect();
+    for p in &mut data.products {
+        let Some(obs) = by_variant.get(p.variant_id.as_str()) else {
+            continue;
+        };
+        // No row by then: the product did not exist yet, and `scoped` drops it.
+        if let Some(fields) = obs.derive(Some(bound), p.price.currency.exponent()) {
+            p.title = fields.title;
+            p.price = Money::new(fields.price_minor, p.price.currency);
+        }
     }
 }
 
@@ -450,9 +469,13 @@ pub async fn prepare(
     let clock = Clock(Instant::now());
     let phase = PhaseScope::start(observer, Phase::Context, None);
     let settings = services.settings.clone();
-    let data = cancel.guard(services.store.load(store_id)).await??;
+    let mut data = cancel.guard(services.store.load(store_id)).await??;
     let as_of_day = options.as_of;
     let bound = as_of_day.map(stats::end_of_day);
+    if let Some(bound) = bound {
+        let observed = services.store.product_observations(store_id);
+        derive_catalog_at(&mut data, &cancel.guard(observed).await??, bound);
+    }
     let data = scoped(data, bound, options.orders);
     let load_seconds = clock.ms() / 1000.0;
     let seed = options.seed;
@@ -463,11 +486,12 @@ pub async fn prepare(
 
     // Orders only: co-purchase evidence and statistics, on blocking threads.
     let rules_task = {
-        let (data, settings) = (data.clone(), settings.clone());
+        let (data, settings, cancel) = (data.clone(), settings.clone(), cancel.clone());
         tokio::task::spawn_blocking(move || {
             let started = clock.ms();
             let baskets = baskets_until(&data, as_of);
-            let evidence = rules::evidence(&baskets, &settings.rules);
+            let threads = settings.threads_for(settings.rules.threads);
+            let evidence = rules::evidence(&baskets, &settings.rules, threads, &cancel);
             (baskets.len() as u64, evidence, clock.task("rules", started))
         })
     };
@@ -495,6 +519,7 @@ pub async fn prepare(
 
     let graph_task = {
         let (data, settings, vectors) = (data.clone(), settings.clone(), vectors.clone());
+        let cancel = cancel.clone();
         tokio::task::spawn_blocking(move || {
             let started = clock.ms();
             // A product's own variants are not its neighbours.
@@ -519,9 +544,10 @@ pub async fn prepare(
                 Some(&groups),
                 method,
                 settings.threads_for(settings.index.threads),
-            );
+                &cancel,
+            )?;
             let categories = clusters::categories(&data.products, &vectors, seed);
-            (graph, categories, clock.task("similarity_graph", started))
+            Ok::<_, Cancelled>((graph, categories, clock.task("similarity_graph", started)))
         })
     };
 
@@ -543,7 +569,8 @@ pub async fn prepare(
     let join = |e: tokio::task::JoinError| PipelineError::Internal(format!("a task failed: {e}"));
     let (baskets, evidence, rules_timing) = rules_task.await.map_err(join)?;
     let (summary, mut signals, stats_timing) = stats_task.await.map_err(join)?;
-    let (neighbours, categories, graph_timing) = graph_task.await.map_err(join)?;
+    let (neighbours, categories, graph_timing) = graph_task.await.map_err(join)??;
+    let evidence = evidence?;
     cancel.check()?;
     let summary = summary.ok_or_else(|| PipelineError::NoOrders(data.store.id.to_string()))?;
 

@@ -7,7 +7,7 @@
 
 use serde::Serialize;
 
-use super::budget::{Budget, OverBudget};
+use super::budget::{Budget, Halt};
 use super::itemsets::{ItemsetIndex, Itemsets};
 use super::parallel::map_chunks;
 use super::threshold::Fraction;
@@ -62,12 +62,15 @@ pub fn rules(
     minconf: Fraction,
     threads: usize,
     budget: &Budget,
-) -> Result<Vec<Rule>, OverBudget> {
+) -> Result<Vec<Rule>, Halt> {
     let parts = map_chunks(sets.len(), threads, |range| {
         let mut found = Vec::new();
         let mut lhs = Vec::new();
         let mut charged = 0;
         for i in range {
+            if i % 4096 == 0 {
+                budget.check()?;
+            }
             let items = sets.items(i);
             if items.len() < 2 {
                 continue;

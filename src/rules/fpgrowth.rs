@@ -13,7 +13,7 @@
 //! the same for any number of threads.
 
 use super::baskets::Baskets;
-use super::budget::{Budget, OverBudget};
+use super::budget::{Budget, Halt};
 use super::itemsets::Itemsets;
 use super::parallel::claim_each;
 
@@ -33,7 +33,7 @@ pub fn frequent_itemsets(
     baskets: &Baskets,
     params: &MineParams,
     budget: &Budget,
-) -> Result<Itemsets, OverBudget> {
+) -> Result<Itemsets, Halt> {
     let min = params.min_count.max(1);
     let kept = |b: &[u32]| params.max_basket.is_none_or(|cap| b.len() <= cap);
 
@@ -317,7 +317,7 @@ impl<'b> Sink<'b> {
         }
     }
 
-    fn emit(&mut self, ranks: &[u32], count: u32) -> Result<(), OverBudget> {
+    fn emit(&mut self, ranks: &[u32], count: u32) -> Result<(), Halt> {
         let full = self.blocks.last().is_none_or(|b| {
             b.counts.len() == b.counts.capacity()
                 || b.items.len() + ranks.len() > b.items.capacity()
@@ -355,7 +355,8 @@ struct Miner<'b> {
 
 impl Miner<'_> {
     /// Reports prefix ∪ {x} and everything that extends it within x's conditional tree.
-    fn item(&mut self, tree: &FpTree, labels: &[u32], x: usize) -> Result<(), OverBudget> {
+    fn item(&mut self, tree: &FpTree, labels: &[u32], x: usize) -> Result<(), Halt> {
+        self.budget.check()?;
         self.prefix.push(labels[x]);
         self.out.emit(&self.prefix, tree.support[x])?;
         if self.prefix.len() < self.max_len
@@ -372,7 +373,7 @@ impl Miner<'_> {
         Ok(())
     }
 
-    fn tree(&mut self, tree: &FpTree, labels: &[u32]) -> Result<(), OverBudget> {
+    fn tree(&mut self, tree: &FpTree, labels: &[u32]) -> Result<(), Halt> {
         if tree.is_chain() {
             return self.chain(tree, labels, 1);
         }
@@ -383,7 +384,7 @@ impl Miner<'_> {
     }
 
     /// Every subset of a single path, with the count of its deepest node.
-    fn chain(&mut self, tree: &FpTree, labels: &[u32], from: usize) -> Result<(), OverBudget> {
+    fn chain(&mut self, tree: &FpTree, labels: &[u32], from: usize) -> Result<(), Halt> {
         for node in from..tree.item.len() {
             self.prefix.push(labels[tree.item[node] as usize]);
             self.out.emit(&self.prefix, tree.count[node])?;
@@ -525,7 +526,7 @@ mod tests {
         };
         assert_eq!(
             frequent_itemsets(&b, &params, &Budget::new(100_000)).unwrap_err(),
-            OverBudget
+            Halt::OverBudget
         );
     }
 

@@ -27,11 +27,12 @@ mod threshold;
 
 use serde::Serialize;
 
+use crate::cancel::{CancelToken, Cancelled};
 use crate::config::RulesSettings;
 
 pub use assoc::{Rule, RuleMetrics, metrics};
 pub use baskets::{Baskets, BasketsError, Separator};
-pub use budget::{Budget, OverBudget};
+pub use budget::{Budget, Halt};
 pub use fpgrowth::{MineParams, frequent_itemsets};
 pub use itemsets::{ItemsetIndex, Itemsets, closed_and_maximal};
 pub use output::write_json;
@@ -158,6 +159,15 @@ impl Mined {
 /// raised by half (at least by one) and mining starts over, until it fits. It always
 /// finishes: at a count above every item's, nothing is frequent.
 pub fn mine(baskets: &Baskets, opts: &MiningOptions) -> Mined {
+    crate::cancel::never_cancelled(mine_until(baskets, opts, &CancelToken::never()))
+}
+
+/// [`mine`], stopping within milliseconds once `cancel` is cancelled.
+pub fn mine_until(
+    baskets: &Baskets,
+    opts: &MiningOptions,
+    cancel: &CancelToken,
+) -> Result<Mined, Cancelled> {
     let capped = opts.max_basket.map_or(0, |cap| {
         baskets.iter().filter(|b| b.len() > cap).count() as u64
     });
@@ -167,7 +177,7 @@ pub fn mine(baskets: &Baskets, opts: &MiningOptions) -> Mined {
     let mut attempts = Vec::new();
     let limit = attempt_budget(opts.budget_bytes, opts.budget_covers_process, baskets);
     loop {
-        let budget = Budget::new(limit);
+        let budget = Budget::with_cancel(limit, cancel.clone());
         match attempt(baskets, opts, min_count, &budget) {
             Ok((frequent, selected, rules)) => {
                 let raised = min_count != requested;
@@ -175,7 +185,7 @@ pub fn mine(baskets: &Baskets, opts: &MiningOptions) -> Mined {
                     MinSupport::Fraction(f) if !raised => f.as_f64(),
                     _ => min_count as f64 / n.max(1) as f64,
                 };
-                return Mined {
+                return Ok(Mined {
                     frequent,
                     selected,
                     rules,
@@ -192,9 +202,10 @@ pub fn mine(baskets: &Baskets, opts: &MiningOptions) -> Mined {
                         budget_bytes: opts.budget_bytes,
                         budget_peak_bytes: budget.peak(),
                     },
-                };
+                });
             }
-            Err(OverBudget) => {
+            Err(Halt::Cancelled) => return Err(Cancelled),
+            Err(Halt::OverBudget) => {
                 // Above n nothing is frequent and nothing is charged: that attempt fits.
                 let next = (min_count + min_count / 2).clamp(min_count + 1, n + 1);
                 tracing::warn!(
@@ -234,7 +245,7 @@ fn attempt(
     opts: &MiningOptions,
     min_count: u64,
     budget: &Budget,
-) -> Result<Attempted, OverBudget> {
+) -> Result<Attempted, Halt> {
     let params = MineParams {
         min_count: min_count.min(u64::from(u32::MAX)) as u32,
         max_len: opts.max_len,
@@ -288,10 +299,15 @@ pub struct Evidence {
     pub itemsets: Mined,
 }
 
-pub fn evidence(baskets: &Baskets, settings: &RulesSettings) -> Evidence {
-    let threads = crate::cpu::thread_count(settings.threads);
+pub fn evidence(
+    baskets: &Baskets,
+    settings: &RulesSettings,
+    threads: usize,
+    cancel: &CancelToken,
+) -> Result<Evidence, Cancelled> {
     let budget = settings.memory_budget_mb.saturating_mul(1 << 20);
     let pairs = count_pairs(baskets, settings.pair_min_count, threads);
+    cancel.check()?;
     let n = baskets.len() as u64;
     let min_count = settings
         .itemset_minsup()
@@ -307,10 +323,10 @@ pub fn evidence(baskets: &Baskets, settings: &RulesSettings) -> Evidence {
         budget_covers_process: false,
         threads,
     };
-    Evidence {
+    Ok(Evidence {
         pairs,
-        itemsets: mine(baskets, &opts),
-    }
+        itemsets: mine_until(baskets, &opts, cancel)?,
+    })
 }
 
 #[cfg(test)]
@@ -351,6 +367,27 @@ mod tests {
         let exact = mine(&b, &opts(&r.min_count.to_string(), usize::MAX));
         assert_eq!(mined.frequent.len(), exact.frequent.len());
         assert_eq!(mined.rules.len(), exact.rules.len());
+    }
+
+    #[test]
+    fn a_cancel_stops_mining_within_milliseconds() {
+        // 40 identical 30-item baskets: 2^30 subsets at every threshold up to 40, so
+        // mining runs attempt after attempt until the cancel.
+        let big: Vec<String> = (0..30).map(|i| format!("i{i}")).collect();
+        let b = Baskets::from_lists(vec![big; 40]);
+        let mut o = opts("2", 256 << 20);
+        o.budget_covers_process = false;
+        let cancel = CancelToken::new();
+        let started = std::time::Instant::now();
+        let got = std::thread::scope(|s| {
+            let mining = s.spawn(|| mine_until(&b, &o, &cancel).map(|m| m.frequent.len()));
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            cancel.cancel();
+            mining.join().unwrap()
+        });
+        assert_eq!(got, Err(Cancelled));
+        let waited = started.elapsed().as_millis();
+        assert!(waited < 600, "mining stopped {waited} ms after start");
     }
 
     #[test]

@@ -62,6 +62,13 @@ pub trait Store: Send + Sync {
 
     async fn load(&self, id: &StoreId) -> Result<StoreData, StoreError>;
 
+    /// The source rows of the store's products derived from orders, by variant id (see
+    /// [`domain::ProductObservations`]); empty for a store with a catalog.
+    async fn product_observations(
+        &self,
+        id: &StoreId,
+    ) -> Result<Vec<domain::ProductObservations>, StoreError>;
+
     /// Cached embedding vectors of `model_id` for those content hashes that have one.
     async fn cached_embeddings(
         &self,

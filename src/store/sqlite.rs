@@ -5,7 +5,7 @@
 //! SQLite's thread, not writing. Large loads drop the secondary indexes first and
 //! rebuild them once at the end, which is cheaper than maintaining them row by row.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -18,7 +18,9 @@ use sqlx::sqlite::{
 use sqlx::{ConnectOptions, Row, Sqlite, SqliteConnection, SqlitePool};
 
 use super::{HistoryLine, HistoryOrder, Store, StoreData, StoreError, WriteSummary};
-use crate::domain::{self, Currency, Money, Product, ProductStatus, StoreId};
+use crate::domain::{
+    self, Currency, Money, ObservedRow, Product, ProductObservations, ProductStatus, StoreId,
+};
 use crate::ingest::{CatalogKeys, IngestBatch};
 
 /// Line loads above this many rows rebuild secondary indexes once instead of
@@ -76,6 +78,94 @@ fn placeholders(cols: usize, rows: usize) -> String {
 /// Inserts `rows` in multi-row statements: `head` + `VALUES (...),(...)` + `tail`.
 /// `bind` binds one row's values; it also gets `shared`, a value every row carries (the
 /// store id, or the model id), borrowed for as long as the statement lives.
+/// Observation rows as stored: 20 little-endian bytes each (time, description, price).
+const OBSERVED_ROW_BYTES: usize = 20;
+
+fn pack_rows(rows: &[ObservedRow]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(rows.len() * OBSERVED_ROW_BYTES);
+    for r in rows {
+        out.extend_from_slice(&r.at.to_le_bytes());
+        out.extend_from_slice(&r.description.to_le_bytes());
+        out.extend_from_slice(&r.unit_price_micros.to_le_bytes());
+    }
+    out
+}
+
+fn unpack_rows(bytes: &[u8]) -> Option<Vec<ObservedRow>> {
+    if !bytes.len().is_multiple_of(OBSERVED_ROW_BYTES) {
+        return None;
+    }
+    bytes
+        .chunks_exact(OBSERVED_ROW_BYTES)
+        .map(|c| {
+            Some(ObservedRow {
+                at: i64::from_le_bytes(c[0..8].try_into().ok()?),
+                description: u32::from_le_bytes(c[8..12].try_into().ok()?),
+                unit_price_micros: i64::from_le_bytes(c[12..20].try_into().ok()?),
+            })
+        })
+        .collect()
+}
+
+/// Stores the batch's observations, and forgets those of products this batch brings
+/// without them: a real catalog entry replaces a derived one.
+async fn write_observations(
+    tx: &mut SqliteConnection,
+    sid: &str,
+    batch: &IngestBatch,
+    ts: i64,
+) -> Result<(), sqlx::Error> {
+    let observed: HashSet<&str> = batch
+        .observations
+        .iter()
+        .map(|o| o.variant_id.as_str())
+        .collect();
+    let any_stored: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM product_observations WHERE store_id = ?)")
+            .bind(sid)
+            .fetch_one(&mut *tx)
+            .await?;
+    if any_stored {
+        for p in batch
+            .products
+            .iter()
+            .filter(|p| !observed.contains(p.variant_id.as_str()))
+        {
+            sqlx::query("DELETE FROM product_observations WHERE store_id = ? AND variant_id = ?")
+                .bind(sid)
+                .bind(p.variant_id.as_str())
+                .execute(&mut *tx)
+                .await?;
+        }
+    }
+    let rows: Vec<(&str, String, Vec<u8>)> = batch
+        .observations
+        .iter()
+        .map(|o| {
+            let descriptions =
+                serde_json::to_string(&o.descriptions).unwrap_or_else(|_| "[]".into());
+            (o.variant_id.as_str(), descriptions, pack_rows(&o.rows))
+        })
+        .collect();
+    insert_chunked(
+        tx,
+        sid,
+        "INSERT INTO product_observations (store_id, variant_id, descriptions, rows, updated_at)",
+        "ON CONFLICT (store_id, variant_id) DO UPDATE SET descriptions = excluded.descriptions, \
+         rows = excluded.rows, updated_at = excluded.updated_at",
+        5,
+        &rows,
+        |q, sid, (variant, descriptions, packed)| {
+            q.bind(sid)
+                .bind(*variant)
+                .bind(descriptions.as_str())
+                .bind(packed.as_slice())
+                .bind(ts)
+        },
+    )
+    .await
+}
+
 async fn insert_chunked<T, F>(
     conn: &mut SqliteConnection,
     shared: &str,
@@ -308,8 +398,10 @@ impl Store for SqliteStore {
         )
         .await?;
 
-        // Re-ingested orders replace their lines whole; a fresh store has none to replace.
         step("Products written");
+        write_observations(&mut tx, sid, batch, ts).await?;
+
+        // Re-ingested orders replace their lines whole; a fresh store has none to replace.
         let has_orders: bool =
             sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM orders WHERE store_id = ?)")
                 .bind(sid)
@@ -435,6 +527,38 @@ impl Store for SqliteStore {
     }
 
     #[tracing::instrument(skip_all, fields(store = %id))]
+    async fn product_observations(
+        &self,
+        id: &StoreId,
+    ) -> Result<Vec<ProductObservations>, StoreError> {
+        let mut out = Vec::new();
+        let mut rows = sqlx::query(
+            "SELECT variant_id, descriptions, rows FROM product_observations \
+             WHERE store_id = ? ORDER BY variant_id",
+        )
+        .bind(id.as_str())
+        .fetch(&self.pool);
+        while let Some(row) = rows.try_next().await? {
+            let variant_id: String = row.try_get("variant_id")?;
+            let corrupt = |what: &str| {
+                StoreError::Corrupt(format!(
+                    "product_observations of {variant_id}: {what} cannot be read"
+                ))
+            };
+            let descriptions: String = row.try_get("descriptions")?;
+            let descriptions: Vec<String> =
+                serde_json::from_str(&descriptions).map_err(|_| corrupt("descriptions"))?;
+            let packed: Vec<u8> = row.try_get("rows")?;
+            let rows = unpack_rows(&packed).ok_or_else(|| corrupt("rows"))?;
+            out.push(ProductObservations {
+                variant_id,
+                descriptions,
+                rows,
+            });
+        }
+        Ok(out)
+    }
+
     async fn load(&self, id: &StoreId) -> Result<StoreData, StoreError> {
         let store = self
             .get_store(id)

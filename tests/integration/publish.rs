@@ -133,6 +133,7 @@ fn batch(shop: &Shop) -> IngestBatch {
         .collect();
     IngestBatch {
         products,
+        observations: Vec::new(),
         orders,
         data_currency: Some(usd),
         report: Default::default(),

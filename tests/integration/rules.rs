@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::io::Read;
 
+use bundleforge::cancel::CancelToken;
 use bundleforge::rules::{self, Baskets, Mined, MiningOptions, Separator, Target};
 use serde_json::Value;
 
@@ -216,7 +217,9 @@ async fn online_retail_store_matches_the_canonical_table() {
         .unwrap();
     let (baskets, unmatched) = Baskets::from_store(&data);
     assert_eq!((baskets.len(), unmatched), (19_773, 0));
-    let evidence = rules::evidence(&baskets, &db.settings.rules);
+    let threads = db.settings.threads_for(db.settings.rules.threads);
+    let evidence =
+        rules::evidence(&baskets, &db.settings.rules, threads, &CancelToken::never()).unwrap();
     // 2,183,829 pairs are bought together at least 3 times (the figure).
     assert_eq!(evidence.pairs.pairs.len(), 2_183_829);
     assert!(
