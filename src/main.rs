@@ -6,6 +6,7 @@ mod cli;
 use std::process::ExitCode;
 
 use bundleforge::app::AppError;
+use bundleforge::ingest::IngestError;
 use bundleforge::pipeline::PipelineError;
 use bundleforge::store::StoreError;
 
@@ -13,7 +14,7 @@ fn main() -> ExitCode {
     match cli::run() {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {err:#}{}", hint(&err));
+            eprintln!("error: {err:#}{}", hint(&err).unwrap_or_default());
             ExitCode::FAILURE
         }
     }
@@ -21,7 +22,22 @@ fn main() -> ExitCode {
 
 /// What to type next, for the errors a command line can fix. Library errors wrap each
 /// other transparently, so each shape is matched where it can stand.
-fn hint(err: &anyhow::Error) -> &'static str {
+fn hint(err: &anyhow::Error) -> Option<String> {
+    let ingest = err
+        .chain()
+        .find_map(|cause| match cause.downcast_ref::<AppError>() {
+            Some(AppError::Ingest(e)) => Some(e),
+            _ => cause.downcast_ref::<IngestError>(),
+        });
+    match ingest {
+        Some(IngestError::WrongRole { expected, .. }) => {
+            return Some(format!(" (pass it with --{expected})"));
+        }
+        Some(IngestError::Usage(_)) => {
+            return Some(" (bundleforge ingest --store ID --orders FILE --catalog FILE; --variants and --inventory join a split catalog)".into());
+        }
+        _ => {}
+    }
     let unknown_store = |e: &StoreError| matches!(e, StoreError::UnknownStore(_));
     let pipeline = |e: &PipelineError| match e {
         PipelineError::Store(s) => (unknown_store(s), false),
@@ -44,11 +60,11 @@ fn hint(err: &anyhow::Error) -> &'static str {
             (false, false)
         };
         if store {
-            return " (bundleforge ingest --store ID --orders FILE --catalog FILE)";
+            return Some(" (bundleforge ingest --store ID --orders FILE --catalog FILE)".into());
         }
         if orders {
-            return " (ingest orders with --orders FILE, or pass --as-of DATE)";
+            return Some(" (ingest orders with --orders FILE, or pass --as-of DATE)".into());
         }
     }
-    ""
+    None
 }

@@ -26,7 +26,7 @@ use crate::domain::{Currency, Order, OrderLine, Product, ProductObservations};
 
 pub use dates::parse_datetime;
 pub use html::strip_html;
-pub use source::{Shape, normalise_header};
+pub use source::{FileRole, Shape, normalise_header};
 
 /// How many row errors a report keeps verbatim (all are counted).
 pub const MAX_REPORTED_ERRORS: usize = 100;
@@ -46,12 +46,12 @@ pub enum IngestError {
         columns: String,
         catalogue: String,
     },
-    #[error("{path}: is a {shape}; pass it with {expected_flag}, not {given_flag}")]
+    #[error("{path}: is a {shape}, read as the {expected} file, but was given as the {given} file")]
     WrongRole {
         path: PathBuf,
         shape: &'static str,
-        expected_flag: &'static str,
-        given_flag: &'static str,
+        expected: FileRole,
+        given: FileRole,
     },
     #[error("{path}: missing required column {field} for a {shape}; accepted names: {accepted}")]
     MissingColumn {
@@ -229,12 +229,12 @@ pub fn read(
 ) -> Result<IngestBatch, IngestError> {
     if files.orders.is_none() && files.catalog.is_none() {
         return Err(IngestError::Usage(
-            "nothing to ingest: pass --orders FILE, --catalog FILE, or both".into(),
+            "nothing to ingest: give an orders file, a catalog file, or both".into(),
         ));
     }
     if (files.variants.is_some() || files.inventory.is_some()) && files.catalog.is_none() {
         return Err(IngestError::Usage(
-            "--variants and --inventory complete a catalog: pass the products file with --catalog too"
+            "variants and inventory files complete a catalog: give the products file as the catalog too"
                 .into(),
         ));
     }
@@ -280,18 +280,18 @@ fn read_orders(
 ) -> Result<(), IngestError> {
     let opened = source::open(path, progress)?;
     if opened.is_json {
-        return shopify_json::read(opened, "--orders", ctx, batch);
+        return shopify_json::read(opened, FileRole::Orders, ctx, batch);
     }
     let mut csv = csv_reader(opened.reader);
     let columns =
         source::Columns::new(&csv.byte_headers().map_err(|e| csv_error(path, e))?.clone());
-    let shape = shape_for(path, &columns, "--orders")?;
+    let shape = shape_for(path, &columns, FileRole::Orders)?;
     match shape {
         Shape::OnlineRetail => online_retail::read(path, &mut csv, &columns, batch),
         Shape::ShopifyOrderExport | Shape::OrderRows => {
             order_rows::read(path, shape, &mut csv, &columns, ctx, batch)
         }
-        _ => unreachable_role(path, shape, "--orders"),
+        _ => Err(wrong_role(path, shape, FileRole::Orders)),
     }
 }
 
@@ -318,11 +318,11 @@ pub(crate) fn csv_error(path: &Path, e: csv::Error) -> IngestError {
     }
 }
 
-/// Recognises a CSV's shape and checks it was passed with the right flag.
+/// Recognises a CSV's shape and checks it was given in the right role.
 pub(crate) fn shape_for(
     path: &Path,
     columns: &source::Columns,
-    flag: &'static str,
+    given: FileRole,
 ) -> Result<Shape, IngestError> {
     let Some(shape) = columns.shape() else {
         return Err(IngestError::Unrecognised {
@@ -331,24 +331,19 @@ pub(crate) fn shape_for(
             catalogue: Shape::catalogue(),
         });
     };
-    if shape.flag() != flag {
-        return Err(IngestError::WrongRole {
-            path: path.to_owned(),
-            shape: shape.name(),
-            expected_flag: shape.flag(),
-            given_flag: flag,
-        });
+    if shape.role() != given {
+        return Err(wrong_role(path, shape, given));
     }
     Ok(shape)
 }
 
-fn unreachable_role(path: &Path, shape: Shape, flag: &'static str) -> Result<(), IngestError> {
-    Err(IngestError::WrongRole {
+pub(crate) fn wrong_role(path: &Path, shape: Shape, given: FileRole) -> IngestError {
+    IngestError::WrongRole {
         path: path.to_owned(),
         shape: shape.name(),
-        expected_flag: shape.flag(),
-        given_flag: flag,
-    })
+        expected: shape.role(),
+        given,
+    }
 }
 
 /// Where each catalog key points, for joining order lines: variant id, else SKU, else

@@ -14,7 +14,7 @@ use std::path::Path;
 use chrono::{DateTime, Utc};
 
 use super::catalog_entries::{Located, push_deduplicated};
-use super::source::{self, Columns, Field, Shape};
+use super::source::{self, Columns, Field, FileRole, Shape};
 use super::{
     IngestBatch, IngestContext, IngestError, IngestFiles, NOT_UTF8, Progress, Rejection, Row,
     RowError, csv_error, csv_reader, parse_datetime, shape_for, strip_html,
@@ -30,14 +30,14 @@ pub fn read_catalog(
 ) -> Result<(), IngestError> {
     let opened = source::open(path, progress)?;
     if opened.is_json {
-        return super::shopify_json::read(opened, "--catalog", ctx, batch);
+        return super::shopify_json::read(opened, FileRole::Catalog, ctx, batch);
     }
     let mut csv = csv_reader(opened.reader);
     let columns = Columns::new(&csv.byte_headers().map_err(|e| csv_error(path, e))?.clone());
     // A variants-shaped file on its own is a flat catalog: one sellable item per row.
     let shape = match columns.shape() {
         Some(Shape::SplitVariants) if files.variants.is_none() => Shape::SplitProducts,
-        _ => shape_for(path, &columns, "--catalog")?,
+        _ => shape_for(path, &columns, FileRole::Catalog)?,
     };
     let located = match shape {
         Shape::ShopifyProductExport => read_product_export(path, &mut csv, &columns, ctx, batch)?,
@@ -49,12 +49,7 @@ pub fn read_catalog(
             entries
         }
         _ => {
-            return Err(IngestError::WrongRole {
-                path: path.to_owned(),
-                shape: shape.name(),
-                expected_flag: shape.flag(),
-                given_flag: "--catalog",
-            });
+            return Err(super::wrong_role(path, shape, FileRole::Catalog));
         }
     };
     let file = path.display().to_string();
@@ -497,7 +492,7 @@ fn read_split_products<R: Read>(
     let self_priced = cols.price.is_some();
     if !self_priced && files.variants.is_none() {
         return Err(IngestError::Usage(format!(
-            "{}: a products file without prices needs its variants: pass --variants FILE (columns id, product_id, price, …)",
+            "{}: a products file without prices needs its variants file (columns id, product_id, price, …)",
             path.display()
         )));
     }
@@ -560,7 +555,7 @@ fn read_split_variants(
     let opened = source::open(path, &super::NoProgress)?;
     let mut csv = csv_reader(opened.reader);
     let columns = Columns::new(&csv.byte_headers().map_err(|e| csv_error(path, e))?.clone());
-    shape_for(path, &columns, "--variants")?;
+    shape_for(path, &columns, FileRole::Variants)?;
     let mut cols = CatalogColumns::new(&columns);
     // In a variants file, `title` is the variant's name ("Large / Blue").
     let col_variant_title = columns.find(Field::VariantTitle);
@@ -631,7 +626,7 @@ fn apply_inventory_levels(
     let opened = source::open(path, progress)?;
     let mut csv = csv_reader(opened.reader);
     let columns = Columns::new(&csv.byte_headers().map_err(|e| csv_error(path, e))?.clone());
-    shape_for(path, &columns, "--inventory")?;
+    shape_for(path, &columns, FileRole::Inventory)?;
     let col_item = columns.find(Field::InventoryItemId);
     let col_qty = columns.find(Field::InventoryQty);
     let col_cost = columns.find(Field::Cost);

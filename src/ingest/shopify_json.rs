@@ -6,13 +6,13 @@
 use serde_json::Value;
 
 use super::catalog_entries::{Located, push_deduplicated};
-use super::source::{Opened, Shape};
+use super::source::{FileRole, Opened, Shape};
 use super::{IngestBatch, IngestContext, IngestError, RowError, strip_html};
 use crate::domain::{Currency, Money, Order, OrderLine, Product, ProductRef, ProductStatus};
 
 pub fn read(
     opened: Opened<'_>,
-    flag: &'static str,
+    given: FileRole,
     ctx: &IngestContext,
     batch: &mut IngestBatch,
 ) -> Result<(), IngestError> {
@@ -29,13 +29,8 @@ pub fn read(
         columns: "a JSON document without \"products\" or \"orders\"".into(),
         catalogue: Shape::catalogue(),
     })?;
-    if shape.flag() != flag {
-        return Err(IngestError::WrongRole {
-            path,
-            shape: shape.name(),
-            expected_flag: shape.flag(),
-            given_flag: flag,
-        });
+    if shape.role() != given {
+        return Err(super::wrong_role(&path, shape, given));
     }
     let mut reader = JsonReader {
         file: file.clone(),

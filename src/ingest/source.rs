@@ -188,6 +188,33 @@ pub enum Shape {
     ShopifyJsonProducts,
 }
 
+/// The part of an ingest a file is given as: the fields of
+/// [`IngestFiles`](super::IngestFiles), named as they are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileRole {
+    Orders,
+    Catalog,
+    Variants,
+    Inventory,
+}
+
+impl FileRole {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            FileRole::Orders => "orders",
+            FileRole::Catalog => "catalog",
+            FileRole::Variants => "variants",
+            FileRole::Inventory => "inventory",
+        }
+    }
+}
+
+impl std::fmt::Display for FileRole {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl Shape {
     pub fn name(&self) -> &'static str {
         match self {
@@ -203,18 +230,18 @@ impl Shape {
         }
     }
 
-    /// The flag a file of this shape is passed with.
-    pub fn flag(&self) -> &'static str {
+    /// The part of an ingest a file of this shape is read as.
+    pub fn role(&self) -> FileRole {
         match self {
             Shape::OnlineRetail
             | Shape::ShopifyOrderExport
             | Shape::OrderRows
-            | Shape::ShopifyJsonOrders => "--orders",
+            | Shape::ShopifyJsonOrders => FileRole::Orders,
             Shape::ShopifyProductExport | Shape::SplitProducts | Shape::ShopifyJsonProducts => {
-                "--catalog"
+                FileRole::Catalog
             }
-            Shape::SplitVariants => "--variants",
-            Shape::InventoryLevels => "--inventory",
+            Shape::SplitVariants => FileRole::Variants,
+            Shape::InventoryLevels => FileRole::Inventory,
         }
     }
 
@@ -265,9 +292,9 @@ impl Shape {
         let mut s = String::from("the shapes bundleforge reads, and the columns each needs:");
         for shape in Shape::ALL {
             s.push_str(&format!(
-                "\n  - {} ({}): {}",
+                "\n  - {} ({} file): {}",
                 shape.name(),
-                shape.flag(),
+                shape.role(),
                 shape.needs()
             ));
         }

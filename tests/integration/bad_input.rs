@@ -44,12 +44,14 @@ async fn an_unrecognised_file_lists_the_shapes_and_their_columns() {
 }
 
 #[tokio::test]
-async fn a_file_passed_with_the_wrong_flag_says_which_flag_it_needs() {
+async fn a_file_given_in_the_wrong_role_says_which_role_it_needs() {
     let db = TestDb::new().await;
     let path = db.file("products.csv", "Handle,Title,Variant Price\nmug,Mug,5.00\n");
     let msg = ingest_error(db.ingest("s", orders(path)).await);
     assert!(
-        msg.contains("Shopify product export CSV") && msg.contains("--catalog"),
+        msg.contains("Shopify product export CSV")
+            && msg.contains("read as the catalog file")
+            && !msg.contains("--"),
         "{msg}"
     );
 }
@@ -213,7 +215,7 @@ async fn usage_errors_say_what_to_pass() {
     let db = TestDb::new().await;
     let msg = ingest_error(db.ingest("s", IngestFiles::default()).await);
     assert!(
-        msg.contains("--orders") && msg.contains("--catalog"),
+        msg.contains("orders file") && msg.contains("catalog file") && !msg.contains("--"),
         "{msg}"
     );
     let variants = db.file("v.csv", "id,product_id,price\n1,2,3\n");
@@ -228,7 +230,7 @@ async fn usage_errors_say_what_to_pass() {
         )
         .await,
     );
-    assert!(msg.contains("--catalog"), "{msg}");
+    assert!(msg.contains("as the catalog"), "{msg}");
     let missing = db.dir.path().join("nope.csv");
     let err = db.ingest("s", orders(missing)).await.err().unwrap();
     assert!(

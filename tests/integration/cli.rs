@@ -87,6 +87,18 @@ fn errors_are_one_line_with_a_non_zero_exit() {
     let out = cli(&url, &["ingest", "--store", "bad id!", "--orders", "x.csv"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("store id"));
+
+    // The library names the file's role; the binary adds the flag that gives it.
+    let catalog = repo_root().join("fixtures/stores/small/products.csv");
+    let catalog = catalog.to_str().unwrap();
+    let out = cli(&url, &["ingest", "--store", "s", "--orders", catalog]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("read as the catalog file")
+            && err.trim_end().ends_with("(pass it with --catalog)"),
+        "{err}"
+    );
 }
 
 #[test]
