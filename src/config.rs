@@ -159,6 +159,9 @@ impl From<&str> for Secret {
 pub struct OptimizeSettings {
     pub max_bundles: usize,
     pub near_duplicate_jaccard: f64,
+    /// Keep one product set in several bundle types (for A/B tests of the type).
+    #[serde(default)]
+    pub type_variants: bool,
     pub max_per_product: usize,
     pub max_per_objective: usize,
     pub margin_floor_pct: f64,

@@ -111,6 +111,14 @@ async fn golden_run(name: &str) {
     let out = app::generate(&deps, &StoreId::parse(name).unwrap(), &golden_options())
         .await
         .unwrap_or_else(|e| panic!("generate {name}: {e}"));
+    // One offer per product set, whatever its type.
+    let mut sets = std::collections::HashSet::new();
+    for b in &out.bundles {
+        let mut set: Vec<&str> = b.products.iter().map(|p| p.product_id.as_str()).collect();
+        set.sort_unstable();
+        set.dedup();
+        assert!(sets.insert(set.clone()), "{name}: {set:?} is offered twice");
+    }
     check_golden(name, &out.bundles);
 }
 

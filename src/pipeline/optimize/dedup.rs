@@ -1,9 +1,16 @@
 //! Deduplication: the same product set (any order) of the same type is one bundle, and
 //! so are near-copies (Jaccard similarity of the product sets at or above the
 //! threshold). The best-scoring one is kept; the others are counted as merged.
+//!
+//! Across types a product set is offered once too (unless `optimize.type_variants`),
+//! in the type that suits it: for two products an add-on when the partner costs at
+//! most half the anchor, else a fixed set; for three or more a fixed set; for one
+//! product the best-scoring of volume and BOGO. A type the generators did not propose
+//! for the set falls back to the best-scoring one.
 
 use std::collections::HashSet;
 
+use crate::domain::BundleType;
 use crate::pipeline::candidates::Candidate;
 
 fn jaccard(a: &[u32], b: &[u32]) -> f64 {
@@ -30,7 +37,7 @@ pub fn dedup(mut candidates: Vec<Candidate>, threshold: f64) -> (Vec<Candidate>,
     });
     let mut kept: Vec<Candidate> = Vec::new();
     // Sorted product lists and unit counts of what is kept, by position.
-    let mut keys: Vec<(crate::domain::BundleType, u32, Vec<u32>)> = Vec::new();
+    let mut keys: Vec<(BundleType, u32, Vec<u32>)> = Vec::new();
     let mut merged = 0;
     for c in candidates {
         let mut key = c.draft.products.clone();
@@ -52,6 +59,57 @@ pub fn dedup(mut candidates: Vec<Candidate>, threshold: f64) -> (Vec<Candidate>,
     (kept, merged)
 }
 
+/// The type a product set suits (see the module note); `None` when score decides.
+fn suited_type(prices: &[i64]) -> Option<BundleType> {
+    match prices {
+        [_] | [] => None,
+        [anchor, partner] if partner.saturating_mul(2) <= *anchor => Some(BundleType::Addon),
+        _ => Some(BundleType::Fixed),
+    }
+}
+
+/// Keeps one candidate per product set across bundle types (best first in, best
+/// first out); returns the kept ones and how many were merged. `price` gives a
+/// product's unit price.
+pub fn one_type_per_set(
+    candidates: Vec<Candidate>,
+    threshold: f64,
+    price: impl Fn(u32) -> i64,
+) -> (Vec<Candidate>, usize) {
+    let mut groups: Vec<(Vec<u32>, Vec<usize>)> = Vec::new();
+    for (k, c) in candidates.iter().enumerate() {
+        let mut key = c.draft.products.clone();
+        key.sort_unstable();
+        key.dedup();
+        match groups
+            .iter_mut()
+            .find(|(other, _)| *other == key || jaccard(other, &key) >= threshold)
+        {
+            Some((_, members)) => members.push(k),
+            None => groups.push((key, vec![k])),
+        }
+    }
+    let mut chosen = Vec::with_capacity(groups.len());
+    for (_, members) in &groups {
+        let best = members[0];
+        let first = &candidates[best];
+        let prices: Vec<i64> = first.draft.products.iter().map(|&i| price(i)).collect();
+        let pick = suited_type(&prices)
+            .and_then(|t| {
+                members
+                    .iter()
+                    .copied()
+                    .find(|&m| candidates[m].bundle_type == t)
+            })
+            .unwrap_or(best);
+        chosen.push(pick);
+    }
+    let merged = candidates.len() - chosen.len();
+    let mut slots: Vec<Option<Candidate>> = candidates.into_iter().map(Some).collect();
+    let kept = chosen.into_iter().filter_map(|k| slots[k].take()).collect();
+    (kept, merged)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -61,5 +119,13 @@ mod tests {
         assert_eq!(jaccard(&[1, 2, 3, 4], &[4, 3, 2, 1]), 1.0);
         assert_eq!(jaccard(&[1, 2, 3, 4, 5], &[1, 2, 3, 4]), 0.8);
         assert_eq!(jaccard(&[1, 2], &[3, 4]), 0.0);
+    }
+
+    #[test]
+    fn a_pair_suits_an_add_on_only_when_the_partner_is_cheap() {
+        assert_eq!(suited_type(&[1000, 500]), Some(BundleType::Addon));
+        assert_eq!(suited_type(&[1000, 501]), Some(BundleType::Fixed));
+        assert_eq!(suited_type(&[100, 200, 300]), Some(BundleType::Fixed));
+        assert_eq!(suited_type(&[100]), None);
     }
 }

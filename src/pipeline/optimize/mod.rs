@@ -181,7 +181,13 @@ pub fn optimize(
         discount_uplift: discount_uplift(ctx),
         ..OptimizeReport::default()
     };
-    let (kept, merged) = dedup::dedup(candidates, s.near_duplicate_jaccard);
+    let (mut kept, mut merged) = dedup::dedup(candidates, s.near_duplicate_jaccard);
+    if !s.type_variants {
+        let price = |i: u32| ctx.product(i).price.minor;
+        let across;
+        (kept, across) = dedup::one_type_per_set(kept, s.near_duplicate_jaccard, price);
+        merged += across;
+    }
     report.duplicates_merged = merged;
     let elasticity = s.elasticity * report.discount_uplift;
 
