@@ -53,6 +53,7 @@ pub struct Settings {
     pub llm: LlmSettings,
     pub pipeline: PipelineSettings,
     pub optimize: OptimizeSettings,
+    pub quality: QualitySettings,
 }
 
 /// Option values as types: what a setting may say is its enum's variants.
@@ -209,6 +210,48 @@ impl OptimizeSettings {
             Replenish => self.replenish,
         };
         (r[0].round() as u32, r[1].round() as u32)
+    }
+}
+
+/// What a bundle needs to be published (see `pipeline::justify`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QualitySettings {
+    pub min_score: f64,
+    pub min_shrunk_lift: f64,
+    pub min_category_lift: f64,
+    pub price_band: f64,
+    pub high_ticket_ratio: f64,
+    pub evidence: ObjectiveEvidence,
+}
+
+/// Per objective, the kinds of justification that count as its evidence.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectiveEvidence {
+    pub increase_aov: Vec<crate::domain::JustificationKind>,
+    pub clear_slow_movers: Vec<crate::domain::JustificationKind>,
+    pub protect_margin: Vec<crate::domain::JustificationKind>,
+    pub launch_new: Vec<crate::domain::JustificationKind>,
+    pub seasonal: Vec<crate::domain::JustificationKind>,
+    pub gift: Vec<crate::domain::JustificationKind>,
+    pub cross_sell: Vec<crate::domain::JustificationKind>,
+    pub replenish: Vec<crate::domain::JustificationKind>,
+}
+
+impl ObjectiveEvidence {
+    pub fn of(&self, o: crate::domain::Objective) -> &[crate::domain::JustificationKind] {
+        use crate::domain::Objective::*;
+        match o {
+            IncreaseAov => &self.increase_aov,
+            ClearSlowMovers => &self.clear_slow_movers,
+            ProtectMargin => &self.protect_margin,
+            LaunchNew => &self.launch_new,
+            Seasonal => &self.seasonal,
+            Gift => &self.gift,
+            CrossSell => &self.cross_sell,
+            Replenish => &self.replenish,
+        }
     }
 }
 
@@ -391,6 +434,31 @@ impl Settings {
         }
         if self.embed.batch_size == 0 {
             return Err(invalid("embed.batch_size", "must be at least 1".into()));
+        }
+        let q = &self.quality;
+        if !(0.0..=1.0).contains(&q.min_score) {
+            return Err(invalid(
+                "quality.min_score",
+                format!("{} is not in [0, 1]", q.min_score),
+            ));
+        }
+        for (key, v) in [
+            ("quality.min_shrunk_lift", q.min_shrunk_lift),
+            ("quality.min_category_lift", q.min_category_lift),
+            ("quality.price_band", q.price_band),
+            ("quality.high_ticket_ratio", q.high_ticket_ratio),
+        ] {
+            if !(v.is_finite() && v >= 1.0) {
+                return Err(invalid(key, format!("{v} must be at least 1")));
+            }
+        }
+        for o in crate::domain::Objective::ALL {
+            if q.evidence.of(o).is_empty() {
+                return Err(invalid(
+                    &format!("quality.evidence.{}", o.as_str()),
+                    "must name at least one kind of justification".into(),
+                ));
+            }
         }
         let s = &self.scoring;
         if s.window_days == 0 {

@@ -263,6 +263,23 @@ impl RunOutput {
             let why = c.why.as_deref().unwrap_or("");
             let _ = writeln!(s, "  empty: {} × {}: {why}", c.objective, c.bundle_type);
         }
+        let q = &r.quality;
+        let reasons: Vec<String> = q
+            .left_out
+            .iter()
+            .map(|(why, n)| format!("{n} {}", why.as_str()))
+            .collect();
+        let _ = writeln!(
+            s,
+            "quality: {} of {} candidates justified; left out {}",
+            q.justified,
+            q.considered,
+            if reasons.is_empty() {
+                "none".to_owned()
+            } else {
+                reasons.join(", ")
+            }
+        );
         let by = |source: TextSource| {
             self.bundles
                 .iter()

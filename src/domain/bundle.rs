@@ -210,10 +210,108 @@ pub struct BundleCopy {
     pub source: TextSource,
 }
 
+/// The kinds of reason a bundle may be published for (see [`Justification`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JustificationKind {
+    CoPurchase,
+    Complement,
+    Proposal,
+    Alike,
+    Multiples,
+}
+
+impl JustificationKind {
+    pub const ALL: [JustificationKind; 5] = [
+        JustificationKind::CoPurchase,
+        JustificationKind::Complement,
+        JustificationKind::Proposal,
+        JustificationKind::Alike,
+        JustificationKind::Multiples,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JustificationKind::CoPurchase => "co_purchase",
+            JustificationKind::Complement => "complement",
+            JustificationKind::Proposal => "proposal",
+            JustificationKind::Alike => "alike",
+            JustificationKind::Multiples => "multiples",
+        }
+    }
+}
+
+/// One checkable reason a bundle (or one partner in it) is there, with the numbers a
+/// merchandiser can verify. Product ids are variant ids.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Justification {
+    /// The products are bought together more than chance predicts: `count` orders hold
+    /// them all where independence predicts `expected`; `shrunk_lift` =
+    /// (count + κ) / (expected + κ).
+    CoPurchase {
+        products: Vec<String>,
+        count: u32,
+        expected: f64,
+        shrunk_lift: f64,
+    },
+    /// Related in meaning but not a near-copy, from categories that go together:
+    /// `category_lift` is the shrunk lift of orders holding both categories.
+    Complement {
+        products: Vec<String>,
+        similarity: f32,
+        categories: Vec<String>,
+        category_orders: u32,
+        category_lift: f64,
+        /// Where the category evidence comes from: `store` (this store's orders).
+        source: String,
+    },
+    /// A language model proposed the set and the store's orders don't contradict it.
+    Proposal {
+        products: Vec<String>,
+        reason: String,
+        count: u32,
+        expected: f64,
+    },
+    /// A mix & match group: one category, each product near the first in meaning, one
+    /// price band; `orders_with_pick` orders already held `pick` or more of it.
+    Alike {
+        products: Vec<String>,
+        category: String,
+        min_similarity: f32,
+        price_low_minor: i64,
+        price_high_minor: i64,
+        orders_with_pick: u32,
+    },
+    /// One product bought in multiples or again: `multi_unit_orders` of its `orders`
+    /// held two or more units; `repeat_rate` as the store statistics define it.
+    Multiples {
+        product: String,
+        orders: u32,
+        multi_unit_orders: u32,
+        repeat_rate: f64,
+    },
+}
+
+impl Justification {
+    pub fn kind(&self) -> JustificationKind {
+        match self {
+            Justification::CoPurchase { .. } => JustificationKind::CoPurchase,
+            Justification::Complement { .. } => JustificationKind::Complement,
+            Justification::Proposal { .. } => JustificationKind::Proposal,
+            Justification::Alike { .. } => JustificationKind::Alike,
+            Justification::Multiples { .. } => JustificationKind::Multiples,
+        }
+    }
+}
+
 /// Why the bundle exists, for a merchandiser: prose plus the evidence behind it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Explanation {
     pub text: String,
+    /// Why it may be published: never empty on a published bundle.
+    #[serde(default)]
+    pub justification: Vec<Justification>,
     /// Association rules supporting the set (free-form objects, e.g. lhs, rhs, lift).
     pub rules: Vec<serde_json::Value>,
     /// Semantic neighbours that support the set.

@@ -14,8 +14,8 @@ pub use history::{
 };
 
 pub use bundle::{
-    Bundle, BundleCopy, BundleItem, BundleType, Explanation, Objective, PricingDecision,
-    ScoreBreakdown, TextSource,
+    Bundle, BundleCopy, BundleItem, BundleType, Explanation, Justification, JustificationKind,
+    Objective, PricingDecision, ScoreBreakdown, TextSource,
 };
 pub use money::{
     Currency, MICROS_PER_UNIT, Money, MoneyError, micros_to_minor, parse_decimal_micros,

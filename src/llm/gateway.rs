@@ -475,6 +475,14 @@ impl Gateway {
                             dropped.invalid_entries += 1;
                             continue;
                         }
+                        if !names_its_pick(&c, batch) {
+                            tracing::warn!(
+                                bundle = c.bundle,
+                                "Mix & match copy does not say how many to pick; using the template"
+                            );
+                            dropped.invalid_entries += 1;
+                            continue;
+                        }
                         items.push((c.bundle, c));
                     }
                     Ok((items, dropped))
@@ -629,6 +637,18 @@ fn tag_names(tags: &[Objective]) -> Vec<String> {
 /// How many words in a row copy may share with a product description.
 const MAX_SHARED_WORDS: usize = 5;
 
+/// Whether mix & match copy states its `pick` as a numeral in its title or description
+/// (a shopper must know "any 3", not guess; other types always pass).
+pub fn names_its_pick(copy: &Copy, batch: &[BundleDoc]) -> bool {
+    let Some(pick) = batch.get(copy.bundle).and_then(|b| b.pick) else {
+        return true;
+    };
+    let wanted = pick.to_string();
+    [&copy.title, &copy.description]
+        .iter()
+        .any(|t| t.split(|c: char| !c.is_ascii_digit()).any(|n| n == wanted))
+}
+
 /// Whether any field of the copy repeats more than [`MAX_SHARED_WORDS`] words in a
 /// row of a product description of the batch the prompt carried.
 pub fn repeats_a_description(copy: &Copy, batch: &[BundleDoc]) -> bool {
@@ -677,6 +697,7 @@ mod tests {
                 price: "5.00 USD".into(),
                 description: description.into(),
             }],
+            pick: None,
             list_price: "5.00 USD".into(),
             price: None,
             discount_pct: None,

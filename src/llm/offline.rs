@@ -549,11 +549,21 @@ impl Language {
     }
 }
 
+/// "Choose any 3: a, b, c" in the language.
+fn choose(lang: Language, pick: u32, names: &str) -> String {
+    match lang {
+        Language::En => format!("Choose any {pick}: {names}"),
+        Language::De => format!("Beliebige {pick} wählen: {names}"),
+        Language::Fr => format!("{pick} au choix : {names}"),
+        Language::Es => format!("Elige {pick}: {names}"),
+    }
+}
+
 /// The title of a bundle of type `t` over its product names.
-fn title(lang: Language, t: BundleType, names: &[&str], discount: u8) -> String {
+fn title(lang: Language, t: BundleType, names: &[&str], pick: u32, discount: u8) -> String {
     let first = names.first().copied().unwrap_or("");
     let second = names.get(1).copied().unwrap_or(first);
-    let n = names.len();
+    let n = pick;
     use Language::*;
     match (t, lang) {
         (BundleType::Fixed, En) => format!("The {first} set"),
@@ -763,11 +773,17 @@ pub fn template_copy(index: usize, b: &BundleDoc, locale: &str) -> Copy {
     let discount = b.discount_pct.unwrap_or(0);
     let names: Vec<&str> = b.products.iter().map(|p| p.title.as_str()).collect();
     let (description, why) = pitch(lang, b.objective);
-    let list = names.join(" + ");
+    // Mix & match: the group to choose from, and how many (the numeral, always).
+    let pick = b.pick.unwrap_or(2);
+    let list = if b.bundle_type == BundleType::MixMatch {
+        choose(lang, pick, &names.join(", "))
+    } else {
+        names.join(" + ")
+    };
     Copy {
         bundle: index,
         title: clean_text(
-            &title(lang, b.bundle_type, &names, discount),
+            &title(lang, b.bundle_type, &names, pick, discount),
             MAX_TITLE_CHARS,
         ),
         description: clean_text(&format!("{list}. {description}"), MAX_DESCRIPTION_CHARS),
@@ -808,6 +824,7 @@ mod tests {
                 doc("p1", "Espresso cup", "Kitchen", "8.00 USD"),
                 doc("p2", "Coffee beans", "Coffee", "12.00 USD"),
             ],
+            pick: None,
             list_price: "20.00 USD".into(),
             price: None,
             discount_pct: Some(10),

@@ -39,7 +39,7 @@ impl Task {
             Task::ClassifyObjectives => "classify_objectives.v1",
             Task::ProposeBundles => "propose_bundles.v1",
             Task::AdvisePrice => "advise_price.v1",
-            Task::WriteCopy => "write_copy.v1",
+            Task::WriteCopy => "write_copy.v2",
             Task::RateAppeal => "rate_appeal.v1",
         }
     }
@@ -49,7 +49,7 @@ impl Task {
             Task::ClassifyObjectives => include_str!("../../prompts/classify_objectives.v1.md"),
             Task::ProposeBundles => include_str!("../../prompts/propose_bundles.v1.md"),
             Task::AdvisePrice => include_str!("../../prompts/advise_price.v1.md"),
-            Task::WriteCopy => include_str!("../../prompts/write_copy.v1.md"),
+            Task::WriteCopy => include_str!("../../prompts/write_copy.v2.md"),
             Task::RateAppeal => include_str!("../../prompts/rate_appeal.v1.md"),
         }
     }
@@ -111,6 +111,9 @@ pub struct BundleDoc {
     #[serde(rename = "type")]
     pub bundle_type: BundleType,
     pub products: Vec<ProductDoc>,
+    /// Mix & match: how many of the group a shopper picks (the copy must say it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pick: Option<u32>,
     pub list_price: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub price: Option<String>,
@@ -319,6 +322,7 @@ mod tests {
                 product("p1", "Espresso cup", ""),
                 product("p2", "Coffee beans 250 g", HOSTILE),
             ],
+            pick: None,
             list_price: "24.00".into(),
             price: Some("21.60".into()),
             discount_pct: Some(10),

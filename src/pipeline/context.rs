@@ -17,6 +17,7 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::clusters;
+use super::justify::CategoryLinks;
 use super::observe::{Phase, PhaseScope, RunObserver};
 use super::{PipelineError, TaskTiming};
 use crate::cancel::{CancelToken, Cancelled};
@@ -85,6 +86,8 @@ pub struct ProductSignals {
     pub repeat_rate: f64,
     /// Orders that contain it (before `as_of`).
     pub orders: u32,
+    /// Of those, orders with two or more units of it.
+    pub multi_unit_orders: u32,
     /// May appear in a bundle: active, not a gift card, not a restricted category.
     pub eligible: bool,
     pub data_tags: Vec<DataTag>,
@@ -122,6 +125,13 @@ pub struct Context {
     pub itemsets: Vec<(Vec<u32>, u32)>,
     pub itemsets_of: Vec<Vec<usize>>,
     pub itemset_counts: HashMap<Vec<u32>, u32>,
+    /// Orders holding pairs of categories, for complements (see `justify`).
+    pub category_links: CategoryLinks,
+    /// Basket indices holding each product (up to `as_of`), ascending.
+    pub orders_holding: Vec<Vec<u32>>,
+    /// The median price of eligible products (0 without any): high-ticket is relative
+    /// to it.
+    pub median_price_minor: i64,
     /// Shrinkage settings of the transactional signal (see `candidates::scoring`).
     pub prior_count: f64,
     pub support_half: f64,
@@ -253,6 +263,19 @@ fn scoped(mut data: StoreData, bound: Option<DateTime<Utc>>, orders: OrderScope)
     data
 }
 
+/// The median price of the eligible products (0 when there are none).
+fn median_price(data: &StoreData, signals: &[ProductSignals]) -> i64 {
+    let mut prices: Vec<i64> = data
+        .products
+        .iter()
+        .zip(signals)
+        .filter(|(_, s)| s.eligible)
+        .map(|(p, _)| p.price.minor)
+        .collect();
+    prices.sort_unstable();
+    prices.get(prices.len() / 2).copied().unwrap_or(0)
+}
+
 /// The baskets of the orders up to `as_of`, one per order, items by product index.
 fn baskets_until(data: &StoreData, as_of: DateTime<Utc>) -> Baskets {
     let lists: Vec<Vec<u32>> = data
@@ -364,6 +387,7 @@ fn product_signals(
                 age_days: m.launched.map(|t| (as_of - t).num_days()),
                 repeat_rate,
                 orders: orders[i],
+                multi_unit_orders: multi_unit[i],
                 eligible: stats::sellable(p) && p.price.minor > 0 && !restricted(p, settings),
                 data_tags: Vec::new(),
                 objectives: Vec::new(),
@@ -612,6 +636,9 @@ pub async fn prepare(
         }
     }
     let itemset_counts = itemsets.iter().cloned().collect();
+    let category_links = CategoryLinks::build(&data, as_of, &categories);
+    let orders_holding = super::justify::orders_holding(&data, as_of);
+    let median_price_minor = median_price(&data, &signals);
     let data = Arc::try_unwrap(data).unwrap_or_else(|shared| (*shared).clone());
     let mut timings = vec![
         embed_timing,
@@ -643,6 +670,9 @@ pub async fn prepare(
         itemsets,
         itemsets_of,
         itemset_counts,
+        category_links,
+        orders_holding,
+        median_price_minor,
         prior_count: settings.pipeline.prior_count,
         support_half: settings.pipeline.support_half,
         low_cover_days: settings.stats.low_cover_days,

@@ -117,6 +117,7 @@ fn assemble(ctx: &Context, o: &Offer, id: String, p: FinalPrice, copy: Sourced<C
         },
         explanation: Explanation {
             text: copy.value.explanation,
+            justification: c.justification.clone(),
             rules: c
                 .rules
                 .iter()
@@ -157,6 +158,7 @@ pub fn bundle_doc(
             .iter()
             .map(|&i| ProductDoc::from_product(ctx.product(i)))
             .collect(),
+        pick: c.draft.pick,
         list_price: Money::new(o.list_minor, currency).to_string(),
         price: price_minor.map(|p| Money::new(p, currency).to_string()),
         discount_pct: discount.map(|d| d.min(100) as u8),

@@ -20,6 +20,7 @@ pub mod candidates;
 mod clusters;
 pub mod context;
 pub mod copy;
+pub mod justify;
 pub mod observe;
 pub mod optimize;
 pub mod output;
@@ -125,6 +126,8 @@ pub struct RunSummary {
     pub timings: PhaseTimings,
     pub cells: Vec<CellSummary>,
     pub candidates: usize,
+    /// What was left out for quality and why (counts only).
+    pub quality: QualityReport,
     pub optimize: optimize::OptimizeReport,
     pub bundles: usize,
     /// The model's use by this run, with phase 0's classification calls (made once per
@@ -132,6 +135,36 @@ pub struct RunSummary {
     pub llm: LlmReport,
     /// What the run varied.
     pub variant: Variant,
+}
+
+/// What the quality rules did: every draft considered, how many were justified, and
+/// how many were left out, by reason (see [`justify`]). A run publishes fewer than
+/// `max_bundles` rather than fill with what is left out here.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct QualityReport {
+    pub considered: usize,
+    pub justified: usize,
+    pub left_out: std::collections::BTreeMap<justify::LeftOut, usize>,
+    /// Published bundles whose list is empty (never more than 0: the rules forbid it).
+    pub unjustified_published: usize,
+}
+
+impl QualityReport {
+    fn of(cells: &[CellSummary], bundles: &[Bundle]) -> QualityReport {
+        let mut q = QualityReport::default();
+        for c in cells {
+            q.justified += c.justified;
+            for (&why, &n) in &c.left_out {
+                *q.left_out.entry(why).or_default() += n;
+            }
+        }
+        q.considered = q.justified + q.left_out.values().sum::<usize>();
+        q.unjustified_published = bundles
+            .iter()
+            .filter(|b| b.explanation.justification.is_empty())
+            .count();
+        q
+    }
 }
 
 /// What the model proposed for one objective.
@@ -174,6 +207,9 @@ pub struct RunOutput {
     /// the printed document).
     #[serde(skip)]
     pub candidates: Vec<CandidateOut>,
+    /// A few candidates the quality rules left out, for the report.
+    #[serde(skip)]
+    pub left_out_examples: Vec<candidates::LeftOutExample>,
     #[serde(skip)]
     pub started_at: chrono::DateTime<chrono::Utc>,
     #[serde(skip)]
@@ -324,16 +360,24 @@ pub async fn run(
             tasks,
         },
         candidates: found.outs.len(),
-        cells: found.cells,
+        quality: QualityReport::of(&found.cells, &bundles),
+        cells: found.cells.clone(),
         optimize: priced.report,
         bundles: bundles.len(),
         llm,
         variant: variant.clone(),
     };
+    let left_out_examples = found
+        .cells
+        .into_iter()
+        .flat_map(|c| c.examples)
+        .take(40)
+        .collect();
     Ok(RunOutput {
         run,
         bundles,
         candidates: found.outs,
+        left_out_examples,
         started_at,
         finished_at,
         as_of: ctx.as_of,

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{Value, json};
 
 use super::RunOutput;
-use crate::domain::{Bundle, BundleType, Money};
+use crate::domain::{Bundle, BundleType, Justification, Money};
 
 #[derive(Debug, thiserror::Error)]
 #[error("cannot write {path}: {source}")]
@@ -305,6 +305,96 @@ fn bar(label: &str, value: f64, weight: f64) -> String {
     )
 }
 
+/// One justification in words, products by title.
+pub fn justification_text(j: &Justification, b: &Bundle) -> String {
+    let title = |id: &str| {
+        b.products
+            .iter()
+            .find(|p| p.product_id == id)
+            .map_or_else(|| id.to_owned(), |p| p.title.clone())
+    };
+    let titles = |ids: &[String]| ids.iter().map(|i| title(i)).collect::<Vec<_>>().join(" + ");
+    match j {
+        Justification::CoPurchase {
+            products,
+            count,
+            expected,
+            shrunk_lift,
+        } => format!(
+            "Bought together: {} in {count} orders where chance predicts {expected:.1} (shrunk lift {shrunk_lift:.2}).",
+            titles(products)
+        ),
+        Justification::Complement {
+            products,
+            similarity,
+            categories,
+            category_lift,
+            source,
+            ..
+        } => format!(
+            "Complements: {} are related in meaning ({similarity:.2}) and orders pair {} ({category_lift:.2}× chance; {source}).",
+            titles(products),
+            categories.join(" with ")
+        ),
+        Justification::Proposal {
+            products, reason, ..
+        } => format!("Proposed by the model: {} — {reason}", titles(products)),
+        Justification::Alike {
+            products,
+            category,
+            min_similarity,
+            price_low_minor,
+            price_high_minor,
+            orders_with_pick,
+        } => format!(
+            "One kind of thing: {} products of {category}, alike in meaning (≥ {min_similarity:.2}), priced {}–{}; {orders_with_pick} orders already held the pick.",
+            products.len(),
+            money(*price_low_minor, b),
+            money(*price_high_minor, b)
+        ),
+        Justification::Multiples {
+            product,
+            orders,
+            multi_unit_orders,
+            repeat_rate,
+        } => format!(
+            "Bought in multiples: {} — {multi_unit_orders} of {orders} orders held two or more; repeat rate {:.0}%.",
+            title(product),
+            repeat_rate * 100.0
+        ),
+    }
+}
+
+/// What the quality rules left out: counts by reason and a few examples.
+fn left_out_section(html: &mut String, out: &RunOutput) {
+    let q = &out.run.quality;
+    let _ = write!(
+        html,
+        "<h2>Left out for quality</h2><p>{} candidates considered, {} justified; a run publishes \
+         fewer bundles rather than fill with these.</p><table><tr><th>reason</th><th>candidates</th></tr>",
+        q.considered, q.justified
+    );
+    for (why, n) in &q.left_out {
+        let _ = write!(html, "<tr><td>{}</td><td>{n}</td></tr>", why.as_str());
+    }
+    html.push_str("</table>");
+    if !out.left_out_examples.is_empty() {
+        html.push_str("<table><tr><th>objective</th><th>type</th><th>reason</th><th>products</th><th>score</th></tr>");
+        for e in &out.left_out_examples {
+            let _ = write!(
+                html,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.2}</td></tr>",
+                e.objective.as_str(),
+                e.bundle_type.as_str(),
+                e.reason.as_str(),
+                esc(&e.titles.join(" + ")),
+                e.score
+            );
+        }
+        html.push_str("</table>");
+    }
+}
+
 /// The self-contained HTML report of a run.
 pub fn report(out: &RunOutput) -> String {
     let r = &out.run;
@@ -414,7 +504,7 @@ pub fn report(out: &RunOutput) -> String {
             "<div class=\"bundle\" data-bundle-id=\"{}\"><h3>{} <span class=\"badge\">{}</span></h3>\
              <p class=\"src\">{} · {} · Pareto rank {} · copy: {}</p><p>{}</p><ul>{}</ul>\
              <p><s>{}</s> <b>{}</b> ({:.2}% off; expected margin {}{})</p>{}{}{}\
-             <p><i>{}</i></p><p class=\"src\">Pricing: {}</p></div>",
+             <p><i>{}</i></p><ul class=\"why\">{}</ul><p class=\"src\">Pricing: {}</p></div>",
             esc(&b.id),
             esc(&b.copy.title),
             esc(&b.copy.badge),
@@ -437,9 +527,15 @@ pub fn report(out: &RunOutput) -> String {
             bar("transactional", b.score.transactional, b.score.beta),
             bar("business", b.score.business, b.score.gamma),
             esc(&b.explanation.text),
+            b.explanation
+                .justification
+                .iter()
+                .map(|j| format!("<li>{}</li>", esc(&justification_text(j, b))))
+                .collect::<String>(),
             esc(&b.pricing.reason),
         );
     }
+    left_out_section(&mut html, out);
     html.push_str("</body></html>\n");
     html
 }

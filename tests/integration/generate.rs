@@ -100,12 +100,18 @@ async fn the_generators_find_the_planted_structure() {
             "{objective}: anchors {anchors:?} hold none of the planted {key} {wanted:?}"
         );
     }
-    // Mix & match groups hold alike products: a group of 4–8 and a pick.
-    let groups: Vec<_> = of(Objective::IncreaseAov, BundleType::MixMatch).collect();
+    // Mix & match groups hold alike products: 3–6 of them and a pick smaller than the
+    // group.
+    let groups: Vec<_> = out
+        .candidates
+        .iter()
+        .filter(|c| c.bundle_type == BundleType::MixMatch)
+        .collect();
     assert!(!groups.is_empty());
     for g in groups {
-        assert!((4..=8).contains(&g.products.len()));
-        assert!(g.pick.is_some());
+        assert!((3..=6).contains(&g.products.len()), "{g:?}");
+        let pick = g.pick.expect("a mix & match group has a pick") as usize;
+        assert!((2..g.products.len()).contains(&pick), "{g:?}");
     }
     // Gift cards never become candidates.
     let gift_cards: Vec<&str> = planted["gift_cards"]

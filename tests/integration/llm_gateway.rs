@@ -201,6 +201,7 @@ fn bundle(id: &str, description: &str) -> BundleDoc {
         objective: Objective::Gift,
         bundle_type: BundleType::Fixed,
         products: vec![product(1, ""), product(2, description)],
+        pick: None,
         list_price: "20.00 USD".into(),
         price: None,
         discount_pct: Some(10),
@@ -246,7 +247,7 @@ async fn copy_falls_back_per_bundle_and_never_repeats_a_description() {
         assert!(!all.contains("ignore all previous"), "{all}");
         assert!(!all.contains("ghost"), "{all}");
     }
-    let stats = &gateway.report().tasks["write_copy.v1"].stats;
+    let stats = &gateway.report().tasks["write_copy.v2"].stats;
     assert_eq!(stats.dropped.unknown_ids, 1);
     assert_eq!(stats.fallback_items, 2);
 }

@@ -39,6 +39,7 @@ fn bundle(id: &str, products: Vec<ProductDoc>) -> BundleDoc {
         objective: Objective::CrossSell,
         bundle_type: BundleType::Fixed,
         products,
+        pick: None,
         list_price: "16.40".into(),
         price: Some("14.76".into()),
         discount_pct: Some(10),

@@ -3,10 +3,7 @@
 
 use super::{CellInput, Draft, Source};
 use crate::pipeline::context::DataTag;
-
-/// Share of buyers (or orders) that buy again (or several) above which "buy one, get
-/// one" of the same product makes sense.
-pub const MULTIPLES: f64 = 0.1;
+use crate::pipeline::justify::MULTIPLES;
 
 pub fn generate(input: &CellInput<'_>) -> Vec<Draft> {
     let ctx = input.ctx;

@@ -1,26 +1,72 @@
-//! Mix & match: pick N from a group of 4–8 alike products (variants, flavours, the
-//! same kind of thing in the same category) for one price.
+//! Mix & match: pick N from a group of 3–6 alike products (flavours, colours, the same
+//! kind of thing in the same category, one price band) for one price. `pick` is always
+//! smaller than the group: 3 from groups of five or six whose orders already hold three
+//! (or that have no orders yet), else 2. The group's rules are checked again, with the
+//! model's proposals, in [`crate::pipeline::justify::alike`].
 
 use super::{CellInput, Draft, Source};
+use crate::pipeline::justify::{normalised_title, orders_with_at_least};
+
+/// The most products in a group: more is a catalog page, not an offer.
+pub const MAX_GROUP: usize = 6;
 
 pub fn generate(input: &CellInput<'_>) -> Vec<Draft> {
     let mut out: Vec<Draft> = input
         .proposed
         .iter()
-        .filter(|d| d.products.len() >= 4)
+        .filter(|d| (3..=MAX_GROUP).contains(&d.products.len()))
         .cloned()
         .collect();
     for &a in input.anchors {
-        let alike = input.alike(a);
-        if alike.len() < 3 {
-            continue;
+        let group = group_of(input, a);
+        if group.len() >= 3 {
+            out.push(Draft::new(group, Source::Neighbours));
         }
-        let mut group = vec![a];
-        group.extend(alike.into_iter().take(7));
-        out.push(Draft::new(group, Source::Neighbours));
     }
     for d in &mut out {
-        d.pick = Some(if d.products.len() >= 6 { 3 } else { 2 });
+        d.pick = Some(pick(input, &d.products));
     }
     out
+}
+
+/// The anchor and its alike products in its category, distinct titles, within the
+/// price band of the group so far.
+fn group_of(input: &CellInput<'_>, a: u32) -> Vec<u32> {
+    let ctx = input.ctx;
+    let price = |i: u32| ctx.product(i).price.minor;
+    let category = &ctx.categories[a as usize];
+    let mut group = vec![a];
+    let mut titles = vec![normalised_title(ctx.product(a))];
+    let (mut lo, mut hi) = (price(a), price(a));
+    for b in input.alike(a) {
+        if group.len() == MAX_GROUP {
+            break;
+        }
+        let title = normalised_title(ctx.product(b));
+        let (l, h) = (lo.min(price(b)), hi.max(price(b)));
+        if group.contains(&b)
+            || &ctx.categories[b as usize] != category
+            || titles.contains(&title)
+            || l <= 0
+            || h as f64 > input.quality.price_band * l as f64
+        {
+            continue;
+        }
+        group.push(b);
+        titles.push(title);
+        (lo, hi) = (l, h);
+    }
+    group
+}
+
+fn pick(input: &CellInput<'_>, group: &[u32]) -> u32 {
+    if group.len() < 5 {
+        return 2;
+    }
+    let (with_three, holding) = orders_with_at_least(input.ctx, group, 3);
+    if holding == 0 || with_three >= 3 {
+        3
+    } else {
+        2
+    }
 }

@@ -16,19 +16,20 @@ mod mix_match;
 pub mod scoring;
 mod volume;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde::Serialize;
 
 use super::context::{Context, DataTag};
+use super::justify::{self, LeftOut};
 use super::observe::{Phase, PhaseScope, RunObserver};
 use super::variant::{CandidateSources, Variant};
 use super::{CandidateOut, PipelineError, ProposalSummary, TaskTiming};
 use crate::cancel::CancelToken;
-use crate::config::{PipelineSettings, Settings};
-use crate::domain::{BundleType, Objective, ScoreBreakdown, TextSource};
+use crate::config::{PipelineSettings, QualitySettings, Settings};
+use crate::domain::{BundleType, Justification, Objective, ScoreBreakdown, TextSource};
 use crate::llm::gateway::Gateway;
 use crate::llm::prompt::ProductDoc;
 use crate::stats::Weights;
@@ -38,6 +39,8 @@ use scoring::{CoPurchase, NEAR_COPY, ScoreInput, co_purchase};
 pub const RELATED: f32 = 0.25;
 /// Alike enough for a mix & match group.
 pub const ALIKE: f32 = 0.6;
+/// Categories searched for a complement beyond the similarity graph.
+const LINKED_CATEGORIES: usize = 3;
 
 /// Where a candidate came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -67,6 +70,8 @@ pub struct Draft {
     pub tiers: Vec<u32>,
     pub sources: BTreeSet<Source>,
     pub llm_reason: Option<String>,
+    /// Who proposed the very set, when a model (or the offline provider) did.
+    pub proposed_by: Option<TextSource>,
 }
 
 impl Draft {
@@ -79,6 +84,7 @@ impl Draft {
             tiers: Vec::new(),
             sources: BTreeSet::from([source]),
             llm_reason: None,
+            proposed_by: None,
         }
     }
 }
@@ -112,6 +118,8 @@ pub struct Candidate {
     pub rules: Vec<RuleEvidence>,
     pub neighbours: Vec<NeighbourEvidence>,
     pub score: ScoreBreakdown,
+    /// Why it may be published (see [`crate::pipeline::justify`]).
+    pub justification: Vec<Justification>,
 }
 
 /// One objective × bundle type cell of the run summary.
@@ -120,9 +128,32 @@ pub struct CellSummary {
     pub objective: Objective,
     pub bundle_type: BundleType,
     pub candidates: usize,
+    /// Drafts that passed the quality rules (before the cell kept its best).
+    #[serde(skip)]
+    pub justified: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub why: Option<String>,
+    /// Drafts left out for quality, by reason.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub left_out: BTreeMap<LeftOut, usize>,
+    /// A few of them, for the report (never in the JSON: product sets appear only in
+    /// the published bundles).
+    #[serde(skip)]
+    pub examples: Vec<LeftOutExample>,
 }
+
+/// A candidate left out for quality, as the report shows it.
+#[derive(Debug, Clone)]
+pub struct LeftOutExample {
+    pub objective: Objective,
+    pub bundle_type: BundleType,
+    pub reason: LeftOut,
+    pub titles: Vec<String>,
+    pub score: f64,
+}
+
+/// Examples kept per cell and reason.
+const EXAMPLES_PER_REASON: usize = 2;
 
 /// What a generator sees.
 pub struct CellInput<'a> {
@@ -137,6 +168,8 @@ pub struct CellInput<'a> {
     /// Each anchor's partners, when the objective's cells share them (see
     /// [`CellInput::partner_lists`]).
     pub partner_cache: Option<&'a HashMap<u32, Vec<(u32, Source)>>>,
+    /// What a published bundle needs: partners are only sought where it can be met.
+    pub quality: &'a QualitySettings,
 }
 
 impl CellInput<'_> {
@@ -148,7 +181,8 @@ impl CellInput<'_> {
         self.ctx.product(a).product_id == self.ctx.product(b).product_id
     }
 
-    /// Products bought with `a` more often than chance, strongest shrunk lift first.
+    /// Products bought with `a` clearly more often than chance (shrunk lift at least
+    /// `quality.min_shrunk_lift`), strongest evidence first.
     pub fn bought_with(&self, a: u32) -> Vec<u32> {
         let ctx = self.ctx;
         let mut out: Vec<(u32, f64)> = ctx.partners[a as usize]
@@ -163,26 +197,58 @@ impl CellInput<'_> {
                 );
                 (b, cp)
             })
-            .filter(|(_, cp)| cp.lift > 1.0)
+            .filter(|(_, cp)| cp.shrunk_lift >= self.quality.min_shrunk_lift)
             .map(|(b, cp)| (b, scoring::transactional(&cp, ctx.support_half)))
             .collect();
         out.sort_by(|x, y| y.1.total_cmp(&x.1).then(x.0.cmp(&y.0)));
         out.into_iter().map(|(b, _)| b).collect()
     }
 
-    /// Neighbours of `a` in meaning from another category, not near-copies.
+    /// Neighbours of `a` in meaning, not near-copies, from a category the store's
+    /// orders pair with `a`'s (shrunk lift at least `quality.min_category_lift`); then,
+    /// from each of the best such categories, its product closest to `a` in meaning (a
+    /// product's nearest neighbours are mostly its own kind, so the backpack's canteen
+    /// is found through the categories, not the graph).
     pub fn complements(&self, a: u32) -> Vec<u32> {
         let ctx = self.ctx;
-        ctx.neighbours[a as usize]
+        let min_lift = self.quality.min_category_lift;
+        let category = &ctx.categories[a as usize];
+        let fits = |b: u32| {
+            self.eligible(b)
+                && &ctx.categories[b as usize] != category
+                && !self.same_family(a, b)
+                && ctx
+                    .category_links
+                    .lift(category, &ctx.categories[b as usize], ctx.prior_count)
+                    .1
+                    >= min_lift
+        };
+        let mut out: Vec<u32> = ctx.neighbours[a as usize]
             .iter()
             .filter(|n| (RELATED..NEAR_COPY).contains(&n.score))
             .map(|n| n.id)
-            .filter(|&b| {
-                self.eligible(b)
-                    && ctx.categories[b as usize] != ctx.categories[a as usize]
-                    && !self.same_family(a, b)
-            })
-            .collect()
+            .filter(|&b| fits(b))
+            .collect();
+        for members in ctx.category_links.linked_members(
+            category,
+            ctx.prior_count,
+            min_lift,
+            LINKED_CATEGORIES,
+        ) {
+            let best = members
+                .iter()
+                .copied()
+                .filter(|&b| fits(b))
+                .map(|b| (b, ctx.similarity(a, b)))
+                .filter(|(_, s)| (RELATED..NEAR_COPY).contains(s))
+                .max_by(|x, y| x.1.total_cmp(&y.1).then(y.0.cmp(&x.0)));
+            if let Some((b, _)) = best
+                && !out.contains(&b)
+            {
+                out.push(b);
+            }
+        }
+        out
     }
 
     /// Products alike `a` (its other variants first, then close neighbours in its
@@ -243,16 +309,23 @@ impl CellInput<'_> {
         if self.objective == Objective::CrossSell {
             out.retain(|&(b, _)| ctx.categories[b as usize] != ctx.categories[a as usize]);
         }
+        // Popular partners carry the anchor: sellers first (stable otherwise), and never
+        // another product of the anchor's own kind of trouble.
+        match self.objective {
+            Objective::ClearSlowMovers => out.retain(|&(b, _)| {
+                let s = &ctx.signals[b as usize];
+                !s.has(DataTag::SlowMover) && !s.has(DataTag::Overstock)
+            }),
+            Objective::LaunchNew => {
+                out.retain(|&(b, _)| !ctx.signals[b as usize].has(DataTag::NewLaunch));
+            }
+            _ => {}
+        }
         if matches!(
             self.objective,
             Objective::ClearSlowMovers | Objective::LaunchNew
         ) {
-            // Popular partners carry the anchor: sellers first, stable otherwise.
             out.sort_by_key(|&(b, _)| std::cmp::Reverse(ctx.signals[b as usize].units_window));
-            out.retain(|&(b, _)| {
-                let s = &ctx.signals[b as usize];
-                s.units_window > 0 && !s.has(DataTag::SlowMover) && !s.has(DataTag::NewLaunch)
-            });
         }
         out.truncate(self.partners);
         out
@@ -348,6 +421,7 @@ pub async fn proposals(
     anchor_list: &[u32],
     sources: CandidateSources,
     settings: &PipelineSettings,
+    settings_quality: &QualitySettings,
 ) -> Result<(Vec<(BundleType, Draft)>, Option<TextSource>, usize), PipelineError> {
     let anchors: Vec<u32> = anchor_list
         .iter()
@@ -365,6 +439,7 @@ pub async fn proposals(
         sources,
         proposed: Vec::new(),
         partner_cache: None,
+        quality: settings_quality,
     };
     let mut pool: Vec<u32> = Vec::new();
     for &a in &anchors {
@@ -403,6 +478,7 @@ pub async fn proposals(
         }
         let mut draft = Draft::new(products, Source::Llm);
         draft.llm_reason = Some(p.reason);
+        draft.proposed_by = Some(answer.source);
         out.push((p.bundle_type, draft));
     }
     Ok((out, Some(answer.source), contradicted))
@@ -465,6 +541,7 @@ pub fn run_cell(
     input: &CellInput<'_>,
     bundle_type: BundleType,
     weights: Weights,
+    quality: &QualitySettings,
     keep: usize,
 ) -> (Vec<Candidate>, CellSummary) {
     let ctx = input.ctx;
@@ -499,6 +576,9 @@ pub fn run_cell(
                 if m.llm_reason.is_none() {
                     m.llm_reason = d.llm_reason;
                 }
+                if m.proposed_by != Some(TextSource::Llm) {
+                    m.proposed_by = d.proposed_by.or(m.proposed_by);
+                }
             }
             None => {
                 at.insert(key, merged.len());
@@ -506,9 +586,11 @@ pub fn run_cell(
             }
         }
     }
+    let mut left_out: BTreeMap<LeftOut, usize> = BTreeMap::new();
+    let mut examples: Vec<LeftOutExample> = Vec::new();
     let mut out: Vec<Candidate> = merged
         .into_iter()
-        .map(|draft| {
+        .filter_map(|draft| {
             let cp = (draft.products.len() >= 2).then(|| set_co_purchase(ctx, &draft.products));
             let score = scoring::score(
                 ctx,
@@ -523,8 +605,37 @@ pub fn run_cell(
                     co_purchase: cp,
                 },
             );
+            let verdict = justify::justify(ctx, quality, input.objective, bundle_type, &draft)
+                .and_then(|j| {
+                    if score.total < quality.min_score {
+                        Err(LeftOut::BelowMinScore)
+                    } else {
+                        Ok(j)
+                    }
+                });
+            let justification = match verdict {
+                Ok(j) => j,
+                Err(why) => {
+                    let seen = left_out.entry(why).or_default();
+                    *seen += 1;
+                    if *seen <= EXAMPLES_PER_REASON {
+                        examples.push(LeftOutExample {
+                            objective: input.objective,
+                            bundle_type,
+                            reason: why,
+                            titles: draft
+                                .products
+                                .iter()
+                                .map(|&i| ctx.product(i).display_title())
+                                .collect(),
+                            score: score.total,
+                        });
+                    }
+                    return None;
+                }
+            };
             let (rules, neighbours) = evidence(ctx, &draft);
-            Candidate {
+            Some(Candidate {
                 objective: input.objective,
                 bundle_type,
                 draft,
@@ -532,7 +643,8 @@ pub fn run_cell(
                 rules,
                 neighbours,
                 score,
-            }
+                justification,
+            })
         })
         .collect();
     out.sort_by(|a, b| {
@@ -541,14 +653,22 @@ pub fn run_cell(
             .total_cmp(&a.score.total)
             .then_with(|| a.draft.products.cmp(&b.draft.products))
     });
+    let justified = out.len();
     out.truncate(keep);
     let summary = CellSummary {
         objective: input.objective,
         bundle_type,
         candidates: out.len(),
-        why: out
-            .is_empty()
-            .then(|| why_empty(input.objective, bundle_type, input.anchors.len())),
+        justified,
+        why: out.is_empty().then(|| {
+            if left_out.is_empty() {
+                why_empty(input.objective, bundle_type, input.anchors.len())
+            } else {
+                "every candidate was left out for quality (see left_out)".to_owned()
+            }
+        }),
+        left_out,
+        examples,
     };
     (out, summary)
 }
@@ -594,10 +714,17 @@ pub async fn run(
     if variant.sources.model {
         let answers = cancel
             .guard(futures_util::future::join_all(
-                objectives
-                    .iter()
-                    .zip(&anchor_lists)
-                    .map(|(&o, anchors)| proposals(ctx, gateway, o, anchors, variant.sources, p)),
+                objectives.iter().zip(&anchor_lists).map(|(&o, anchors)| {
+                    proposals(
+                        ctx,
+                        gateway,
+                        o,
+                        anchors,
+                        variant.sources,
+                        p,
+                        &settings.quality,
+                    )
+                }),
             ))
             .await?;
         for (&o, answer) in objectives.iter().zip(answers) {
@@ -623,6 +750,7 @@ pub async fn run(
         anchor_lists,
         proposed,
         weights: variant.weights.map_or(ctx.weights, Weights::from_array),
+        quality: settings.quality.clone(),
         sources: variant.sources,
         partners: p.partners_per_anchor,
         keep: p.candidates_per_cell,
@@ -681,6 +809,7 @@ struct CellJob {
     anchor_lists: Vec<Vec<u32>>,
     proposed: Vec<Vec<(BundleType, Draft)>>,
     weights: Weights,
+    quality: QualitySettings,
     sources: CandidateSources,
     partners: usize,
     keep: usize,
@@ -732,10 +861,11 @@ impl CellJob {
                                 .map(|(_, d)| d.clone())
                                 .collect(),
                             partner_cache: None,
+                            quality: &self.quality,
                         };
                         let lists = partner_lists[oi].get_or_init(|| input.partner_lists());
                         input.partner_cache = Some(lists);
-                        let result = run_cell(&input, t, self.weights, self.keep);
+                        let result = run_cell(&input, t, self.weights, &self.quality, self.keep);
                         if let Ok(mut slot) = slots[k].lock() {
                             *slot = Some(result);
                         }

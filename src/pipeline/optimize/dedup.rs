@@ -2,6 +2,11 @@
 //! so are near-copies (Jaccard similarity of the product sets at or above the
 //! threshold). The best-scoring one is kept; the others are counted as merged.
 //!
+//! A set is compared by product, not variant: the beanie with the vest in S and in L
+//! is one offer (the shopper picks the size). Mix & match groups are compared by
+//! variant (colours are the choice) and are near-copies too when one mostly holds the
+//! other (|A ∩ B| / min(|A|, |B|) at or above the threshold).
+//!
 //! Across types a product set is offered once too (unless `optimize.type_variants`),
 //! in the type that suits it: for two products an add-on when the partner costs at
 //! most half the anchor, else a fixed set; for three or more a fixed set; for one
@@ -9,6 +14,8 @@
 //! for the set falls back to the best-scoring one.
 
 use std::collections::HashSet;
+
+use crate::pipeline::context::Context;
 
 use crate::domain::BundleType;
 use crate::pipeline::candidates::Candidate;
@@ -25,9 +32,66 @@ fn jaccard(a: &[u32], b: &[u32]) -> f64 {
     }
 }
 
+fn overlap(a: &[u32], b: &[u32]) -> f64 {
+    let a: HashSet<u32> = a.iter().copied().collect();
+    let inter = b.iter().filter(|x| a.contains(x)).count();
+    let least = a.len().min(b.len());
+    if least == 0 {
+        1.0
+    } else {
+        inter as f64 / least as f64
+    }
+}
+
+/// What a candidate's set is compared by: product families (variant indices for mix &
+/// match groups), sorted, each once.
+pub struct SetKeys {
+    family: Vec<u32>,
+}
+
+impl SetKeys {
+    pub fn new(ctx: &Context) -> SetKeys {
+        let mut ids: std::collections::HashMap<&str, u32> = std::collections::HashMap::new();
+        let family = ctx
+            .data
+            .products
+            .iter()
+            .map(|p| {
+                let next = ids.len() as u32;
+                *ids.entry(p.product_id.as_str()).or_insert(next)
+            })
+            .collect();
+        SetKeys { family }
+    }
+
+    pub fn of(&self, c: &Candidate) -> Vec<u32> {
+        let mut key: Vec<u32> = if c.bundle_type == BundleType::MixMatch {
+            c.draft.products.clone()
+        } else {
+            c.draft
+                .products
+                .iter()
+                .map(|&i| self.family.get(i as usize).copied().unwrap_or(i))
+                .collect()
+        };
+        key.sort_unstable();
+        key.dedup();
+        key
+    }
+}
+
+/// Whether two keyed sets are one offer.
+fn near_copy(a: &[u32], b: &[u32], groups: bool, threshold: f64) -> bool {
+    a == b || jaccard(a, b) >= threshold || (groups && overlap(a, b) >= threshold)
+}
+
 /// Keeps the best of every group of identical or near-identical candidates (same
 /// bundle type); returns the kept ones (best first) and how many were merged.
-pub fn dedup(mut candidates: Vec<Candidate>, threshold: f64) -> (Vec<Candidate>, usize) {
+pub fn dedup(
+    mut candidates: Vec<Candidate>,
+    threshold: f64,
+    set_keys: &SetKeys,
+) -> (Vec<Candidate>, usize) {
     candidates.sort_by(|a, b| {
         b.score
             .total
@@ -40,14 +104,14 @@ pub fn dedup(mut candidates: Vec<Candidate>, threshold: f64) -> (Vec<Candidate>,
     let mut keys: Vec<(BundleType, u32, Vec<u32>)> = Vec::new();
     let mut merged = 0;
     for c in candidates {
-        let mut key = c.draft.products.clone();
-        key.sort_unstable();
-        key.dedup();
+        let key = set_keys.of(&c);
         let units: u32 = c.draft.quantities.iter().sum();
+        let groups = c.bundle_type == BundleType::MixMatch;
+        // A group's units are the shopper's pick, not its size.
         let duplicate = keys.iter().any(|(t, u, other)| {
             *t == c.bundle_type
-                && *u == units
-                && (*other == key || jaccard(other, &key) >= threshold)
+                && (groups || *u == units)
+                && near_copy(other, &key, groups, threshold)
         });
         if duplicate {
             merged += 1;
@@ -74,16 +138,15 @@ fn suited_type(prices: &[i64]) -> Option<BundleType> {
 pub fn one_type_per_set(
     candidates: Vec<Candidate>,
     threshold: f64,
+    set_keys: &SetKeys,
     price: impl Fn(u32) -> i64,
 ) -> (Vec<Candidate>, usize) {
     let mut groups: Vec<(Vec<u32>, Vec<usize>)> = Vec::new();
     for (k, c) in candidates.iter().enumerate() {
-        let mut key = c.draft.products.clone();
-        key.sort_unstable();
-        key.dedup();
+        let key = set_keys.of(c);
         match groups
             .iter_mut()
-            .find(|(other, _)| *other == key || jaccard(other, &key) >= threshold)
+            .find(|(other, _)| near_copy(other, &key, false, threshold))
         {
             Some((_, members)) => members.push(k),
             None => groups.push((key, vec![k])),
@@ -119,6 +182,13 @@ mod tests {
         assert_eq!(jaccard(&[1, 2, 3, 4], &[4, 3, 2, 1]), 1.0);
         assert_eq!(jaccard(&[1, 2, 3, 4, 5], &[1, 2, 3, 4]), 0.8);
         assert_eq!(jaccard(&[1, 2], &[3, 4]), 0.0);
+    }
+
+    #[test]
+    fn a_group_mostly_inside_another_is_a_near_copy() {
+        assert!(near_copy(&[1, 2, 3], &[1, 2, 3, 4, 5, 6], true, 0.8));
+        assert!(!near_copy(&[1, 2, 3], &[1, 2, 3, 4, 5, 6], false, 0.8));
+        assert!(!near_copy(&[1, 2, 3, 4], &[1, 2, 5, 6], true, 0.8));
     }
 
     #[test]

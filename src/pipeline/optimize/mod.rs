@@ -181,11 +181,12 @@ pub fn optimize(
         discount_uplift: discount_uplift(ctx),
         ..OptimizeReport::default()
     };
-    let (mut kept, mut merged) = dedup::dedup(candidates, s.near_duplicate_jaccard);
+    let keys = dedup::SetKeys::new(ctx);
+    let (mut kept, mut merged) = dedup::dedup(candidates, s.near_duplicate_jaccard, &keys);
     if !s.type_variants {
         let price = |i: u32| ctx.product(i).price.minor;
         let across;
-        (kept, across) = dedup::one_type_per_set(kept, s.near_duplicate_jaccard, price);
+        (kept, across) = dedup::one_type_per_set(kept, s.near_duplicate_jaccard, &keys, price);
         merged += across;
     }
     report.duplicates_merged = merged;

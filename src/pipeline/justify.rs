@@ -1,0 +1,568 @@
+//! Why a candidate may be published. Every published bundle carries a non-empty list
+//! of [`Justification`]s — checkable numbers, never a score — and a candidate without
+//! one is left out, with its reason counted ([`LeftOut`]). The rules:
+//!
+//! - **Two or more products** (fixed, add-on, BOGO with a partner): every partner is
+//!   justified, with the anchor or another product of the set (the reasons link the
+//!   whole set into one piece), by
+//!   - `co_purchase`: orders hold them together, shrunk lift ≥ `quality.min_shrunk_lift`
+//!     (a frequent itemset holding the whole set covers every partner at once);
+//!   - `complement`: related in meaning (cosine in [`RELATED`], [`NEAR_COPY`]), another
+//!     category, and orders holding both categories at a shrunk lift ≥
+//!     `quality.min_category_lift` — and the pair itself not contradicted by orders;
+//!   - `proposal`: a configured language model proposed the set and the orders don't
+//!     contradict it (the offline provider's proposals are heuristics, not knowledge:
+//!     they need evidence of their own).
+//! - **Mix & match**: `alike` — 3 to 6 products, `pick` smaller than the group, one
+//!   category, each product the first one's variant or near it in meaning (cosine ≥
+//!   [`ALIKE`]), no two with the same normalised title (sizes of one product are one
+//!   title: nobody buys three sizes), the dearest at most `quality.price_band` × the
+//!   cheapest.
+//! - **One product** (volume, BOGO of the same product): `multiples` — orders with two or
+//!   more units, or buyers coming back.
+//! - **Multi-unit offers** (mix & match, volume, BOGO of one product) are never made on
+//!   what shoppers buy one of: products whose orders never hold two, or high-ticket
+//!   products (`quality.high_ticket_ratio` × the median price) without orders showing
+//!   otherwise.
+//!
+//! Then the objective's own evidence (`quality.evidence`): only the kinds it lists
+//! count, so "bought together" objectives need orders, not meaning alone.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::candidates::scoring::NEAR_COPY;
+use super::candidates::{ALIKE, Draft, RELATED, set_co_purchase};
+use super::context::Context;
+use crate::config::QualitySettings;
+use crate::domain::{BundleType, Justification, JustificationKind, Objective, Product, TextSource};
+use crate::store::StoreData;
+
+/// Orders from at least this many products' worth of evidence say "bought one at a
+/// time" when none holds two.
+const ONE_AT_A_TIME_ORDERS: u32 = 5;
+/// Share of a product's orders with several units (or of its buyers coming back) from
+/// which the generators try a multi-unit offer on it.
+pub const MULTIPLES: f64 = 0.1;
+/// The share that justifies one: orders (or buyers) taking several, shrunk toward none
+/// by the store's `prior_count` — two of eight is not yet a habit.
+const MULTI_UNIT_SHARE: f64 = 0.15;
+/// Orders predicting at least this many co-purchases, and fewer than half of them
+/// seen, contradict a pairing.
+const CONTRADICTED_EXPECTED: f64 = 5.0;
+
+/// Why a candidate is not published.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LeftOut {
+    /// Neither orders, nor meaning with category evidence, nor a model support it.
+    Unjustified,
+    /// Justified, but not by the kinds of evidence its objective needs.
+    ObjectiveEvidence,
+    /// A mix & match group that is not one kind of thing in one price band.
+    NotAlike,
+    /// A multi-unit offer on products shoppers buy one of.
+    BoughtOneAtATime,
+    /// A set holding one product twice (two sizes or colours of it).
+    RepeatedProduct,
+    /// Score under `quality.min_score`.
+    BelowMinScore,
+}
+
+impl LeftOut {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LeftOut::Unjustified => "unjustified",
+            LeftOut::ObjectiveEvidence => "objective_evidence",
+            LeftOut::NotAlike => "not_alike",
+            LeftOut::BoughtOneAtATime => "bought_one_at_a_time",
+            LeftOut::RepeatedProduct => "repeated_product",
+            LeftOut::BelowMinScore => "below_min_score",
+        }
+    }
+}
+
+/// Orders holding pairs of categories (up to `as_of`): the store's own evidence that
+/// two categories go together.
+#[derive(Debug, Clone, Default)]
+pub struct CategoryLinks {
+    index: HashMap<String, u32>,
+    /// Orders holding each category.
+    orders: Vec<u32>,
+    /// Orders holding both, by (smaller, larger) category index.
+    pairs: HashMap<(u32, u32), u32>,
+    baskets: u64,
+    /// Products of each category.
+    members: Vec<Vec<u32>>,
+}
+
+impl CategoryLinks {
+    pub fn build(data: &StoreData, as_of: DateTime<Utc>, categories: &[String]) -> CategoryLinks {
+        let mut links = CategoryLinks::default();
+        let ids: Vec<u32> = categories
+            .iter()
+            .map(|c| {
+                let next = links.index.len() as u32;
+                *links.index.entry(c.clone()).or_insert(next)
+            })
+            .collect();
+        links.orders = vec![0; links.index.len()];
+        links.members = vec![Vec::new(); links.index.len()];
+        for (i, &c) in ids.iter().enumerate() {
+            links.members[c as usize].push(i as u32);
+        }
+        let mut present: Vec<u32> = Vec::new();
+        for o in data.orders.iter().filter(|o| o.created_at <= as_of) {
+            present.clear();
+            present.extend(
+                o.lines
+                    .iter()
+                    .filter_map(|l| l.item.and_then(|i| ids.get(i as usize).copied())),
+            );
+            if present.is_empty() {
+                continue;
+            }
+            present.sort_unstable();
+            present.dedup();
+            links.baskets += 1;
+            for (x, &a) in present.iter().enumerate() {
+                links.orders[a as usize] += 1;
+                for &b in &present[x + 1..] {
+                    *links.pairs.entry((a, b)).or_default() += 1;
+                }
+            }
+        }
+        links
+    }
+
+    /// Orders holding both categories and their shrunk lift (count + κ) / (expected + κ).
+    pub fn lift(&self, a: &str, b: &str, prior: f64) -> (u32, f64) {
+        let (Some(&x), Some(&y)) = (self.index.get(a), self.index.get(b)) else {
+            return (0, 1.0);
+        };
+        self.lift_of(x, y, prior)
+    }
+
+    fn lift_of(&self, x: u32, y: u32, prior: f64) -> (u32, f64) {
+        if self.baskets == 0 || x == y {
+            return (0, 1.0);
+        }
+        let count = self.pairs.get(&(x.min(y), x.max(y))).copied().unwrap_or(0);
+        let expected = f64::from(self.orders[x as usize]) * f64::from(self.orders[y as usize])
+            / self.baskets as f64;
+        (count, (f64::from(count) + prior) / (expected + prior))
+    }
+}
+
+impl CategoryLinks {
+    /// The products of the `limit` categories that go best with `category` (shrunk
+    /// lift at least `min_lift`), best category first.
+    pub fn linked_members(
+        &self,
+        category: &str,
+        prior: f64,
+        min_lift: f64,
+        limit: usize,
+    ) -> Vec<&[u32]> {
+        let Some(&x) = self.index.get(category) else {
+            return Vec::new();
+        };
+        let mut linked: Vec<(u32, f64)> = (0..self.members.len() as u32)
+            .map(|y| (y, self.lift_of(x, y, prior).1))
+            .filter(|&(y, lift)| y != x && lift >= min_lift)
+            .collect();
+        linked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        linked
+            .into_iter()
+            .take(limit)
+            .map(|(y, _)| self.members[y as usize].as_slice())
+            .collect()
+    }
+}
+
+/// Basket indices holding each product (up to `as_of`), ascending.
+pub fn orders_holding(data: &StoreData, as_of: DateTime<Utc>) -> Vec<Vec<u32>> {
+    let mut holding: Vec<Vec<u32>> = vec![Vec::new(); data.products.len()];
+    let mut k = 0u32;
+    for o in data.orders.iter().filter(|o| o.created_at <= as_of) {
+        let mut any = false;
+        for l in &o.lines {
+            if let Some(list) = l.item.and_then(|i| holding.get_mut(i as usize)) {
+                if list.last() != Some(&k) {
+                    list.push(k);
+                }
+                any = true;
+            }
+        }
+        k += u32::from(any);
+    }
+    holding
+}
+
+/// A title as shoppers tell products apart: lowercase words, with size words left out
+/// of the variant's name ("Tee - Red / M" and "Tee - Red / L" are one title).
+pub fn normalised_title(p: &Product) -> String {
+    let words = |s: &str| -> Vec<String> {
+        s.to_lowercase()
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .map(str::to_owned)
+            .collect()
+    };
+    let mut out = words(&p.title);
+    if let Some(v) = &p.variant_title {
+        out.extend(words(v).into_iter().filter(|w| !is_size_word(w)));
+    }
+    out.join(" ")
+}
+
+fn is_size_word(w: &str) -> bool {
+    const SIZES: &[&str] = &[
+        "xxs", "xs", "s", "m", "l", "xl", "xxl", "xxxl", "2xl", "3xl", "4xl", "5xl", "small",
+        "medium", "large", "x", "extra", "one", "size", "os", "petite", "tall", "regular", "us",
+        "eu", "uk", "cm", "in", "inch", "mm",
+    ];
+    // Numbers with a short unit or size letter: 8, 32x34, 2t, 12m, 250g, 500ml.
+    let digits = w.chars().take_while(char::is_ascii_digit).count();
+    SIZES.contains(&w)
+        || w.chars().all(|c| c.is_ascii_digit() || c == 'x')
+        || (digits > 0
+            && w.len() - digits <= 2
+            && w[digits..].chars().all(|c| c.is_ascii_lowercase()))
+}
+
+/// Whether the store's orders contradict a set: they predict several co-purchases and
+/// show fewer than half.
+fn contradicted(ctx: &Context, products: &[u32]) -> bool {
+    let cp = set_co_purchase(ctx, products);
+    cp.expected >= CONTRADICTED_EXPECTED && cp.lift < 0.5
+}
+
+fn ids(ctx: &Context, products: &[u32]) -> Vec<String> {
+    products
+        .iter()
+        .map(|&i| ctx.product(i).variant_id.clone())
+        .collect()
+}
+
+/// Orders-based reasons for a set of two or more products bought together.
+fn co_purchase(ctx: &Context, q: &QualitySettings, products: &[u32]) -> Option<Justification> {
+    let cp = set_co_purchase(ctx, products);
+    (cp.count > 0 && cp.shrunk_lift >= q.min_shrunk_lift).then(|| Justification::CoPurchase {
+        products: ids(ctx, products),
+        count: cp.count,
+        expected: round(cp.expected, 3),
+        shrunk_lift: round(cp.shrunk_lift, 3),
+    })
+}
+
+fn complement(ctx: &Context, q: &QualitySettings, a: u32, b: u32) -> Option<Justification> {
+    let similarity = ctx.similarity(a, b);
+    let (ca, cb) = (&ctx.categories[a as usize], &ctx.categories[b as usize]);
+    if !(RELATED..NEAR_COPY).contains(&similarity)
+        || ca == cb
+        || ctx.product(a).product_id == ctx.product(b).product_id
+        || contradicted(ctx, &[a, b])
+    {
+        return None;
+    }
+    let (orders, lift) = ctx.category_links.lift(ca, cb, ctx.prior_count);
+    (lift >= q.min_category_lift).then(|| Justification::Complement {
+        products: ids(ctx, &[a, b]),
+        similarity: (similarity * 1000.0).round() / 1000.0,
+        categories: vec![ca.clone(), cb.clone()],
+        category_orders: orders,
+        category_lift: round(lift, 3),
+        source: "store".to_owned(),
+    })
+}
+
+fn round(x: f64, digits: i32) -> f64 {
+    let s = 10f64.powi(digits);
+    (x * s).round() / s
+}
+
+/// Whether shoppers buy a product in multiples or again.
+fn multiples(ctx: &Context, i: u32) -> Option<Justification> {
+    let s = &ctx.signals[i as usize];
+    let orders = f64::from(s.orders);
+    let several = shrunk_share(ctx, f64::from(s.multi_unit_orders), orders) >= MULTI_UNIT_SHARE;
+    let again = shrunk_share(ctx, s.repeat_rate * orders, orders) >= MULTI_UNIT_SHARE;
+    (s.multi_unit_orders >= 2 && several || again).then(|| Justification::Multiples {
+        product: ctx.product(i).variant_id.clone(),
+        orders: s.orders,
+        multi_unit_orders: s.multi_unit_orders,
+        repeat_rate: round(s.repeat_rate, 3),
+    })
+}
+
+fn shrunk_share(ctx: &Context, part: f64, whole: f64) -> f64 {
+    part / (whole + ctx.prior_count)
+}
+
+/// High-ticket: priced at `quality.high_ticket_ratio` × the median or more.
+pub fn high_ticket(ctx: &Context, q: &QualitySettings, i: u32) -> bool {
+    ctx.median_price_minor > 0
+        && ctx.product(i).price.minor as f64 >= q.high_ticket_ratio * ctx.median_price_minor as f64
+}
+
+/// Orders holding at least `k` distinct products of `group`, and orders holding any.
+pub fn orders_with_at_least(ctx: &Context, group: &[u32], k: usize) -> (u32, u32) {
+    let mut counts: HashMap<u32, u32> = HashMap::new();
+    for &i in group {
+        for &o in ctx.orders_holding.get(i as usize).map_or(&[][..], |v| v) {
+            *counts.entry(o).or_default() += 1;
+        }
+    }
+    let with = counts.values().filter(|&&c| c as usize >= k).count() as u32;
+    (with, counts.len() as u32)
+}
+
+/// Whether a mix & match group holds together (see the module's rules), and why not.
+pub fn alike(
+    ctx: &Context,
+    q: &QualitySettings,
+    group: &[u32],
+    pick: u32,
+) -> Result<Justification, LeftOut> {
+    let n = group.len();
+    let Some(&first) = group.first() else {
+        return Err(LeftOut::NotAlike);
+    };
+    if !(3..=6).contains(&n) || pick < 2 || pick as usize >= n {
+        return Err(LeftOut::NotAlike);
+    }
+    let category = &ctx.categories[first as usize];
+    let mut titles: Vec<String> = Vec::with_capacity(n);
+    let mut min_similarity = 1.0f32;
+    let (mut lo, mut hi) = (i64::MAX, 0i64);
+    for &i in group {
+        let p = ctx.product(i);
+        let title = normalised_title(p);
+        if &ctx.categories[i as usize] != category || titles.contains(&title) {
+            return Err(LeftOut::NotAlike);
+        }
+        titles.push(title);
+        if i != first {
+            let s = ctx.similarity(first, i);
+            if s < ALIKE && p.product_id != ctx.product(first).product_id {
+                return Err(LeftOut::NotAlike);
+            }
+            min_similarity = min_similarity.min(s);
+        }
+        lo = lo.min(p.price.minor);
+        hi = hi.max(p.price.minor);
+    }
+    if lo <= 0 || hi as f64 > q.price_band * lo as f64 {
+        return Err(LeftOut::NotAlike);
+    }
+    let (with_two, holding) = orders_with_at_least(ctx, group, 2);
+    let multi_unit: u32 = group
+        .iter()
+        .map(|&i| ctx.signals[i as usize].multi_unit_orders)
+        .sum();
+    let several = with_two + multi_unit;
+    // Enough orders to tell: several units in enough of them, or it is one at a time.
+    let seldom = if holding >= ONE_AT_A_TIME_ORDERS {
+        shrunk_share(ctx, f64::from(several), f64::from(holding)) < MULTI_UNIT_SHARE
+    } else {
+        several == 0 && group.iter().all(|&i| high_ticket(ctx, q, i))
+    };
+    if seldom {
+        return Err(LeftOut::BoughtOneAtATime);
+    }
+    let (orders_with_pick, _) = orders_with_at_least(ctx, group, pick as usize);
+    Ok(Justification::Alike {
+        products: ids(ctx, group),
+        category: category.clone(),
+        min_similarity: (min_similarity * 1000.0).round() / 1000.0,
+        price_low_minor: lo,
+        price_high_minor: hi,
+        orders_with_pick,
+    })
+}
+
+/// The justification of a candidate, restricted to the kinds its objective accepts;
+/// or why it has none.
+pub fn justify(
+    ctx: &Context,
+    q: &QualitySettings,
+    objective: Objective,
+    bundle_type: BundleType,
+    draft: &Draft,
+) -> Result<Vec<Justification>, LeftOut> {
+    let accepted = q.evidence.of(objective);
+    let accept = |list: Vec<Justification>| -> Result<Vec<Justification>, LeftOut> {
+        if list.is_empty() {
+            return Err(LeftOut::Unjustified);
+        }
+        if list.iter().any(|j| !accepted.contains(&j.kind())) {
+            return Err(LeftOut::ObjectiveEvidence);
+        }
+        Ok(list)
+    };
+    let p = &draft.products;
+    if bundle_type == BundleType::MixMatch {
+        let pick = draft.pick.unwrap_or(0);
+        return accept(vec![alike(ctx, q, p, pick)?]);
+    }
+    if let [single] = p[..] {
+        return match multiples(ctx, single) {
+            Some(j) => accept(vec![j]),
+            None => {
+                let orders = ctx.signals[single as usize].orders;
+                if orders >= ONE_AT_A_TIME_ORDERS || high_ticket(ctx, q, single) {
+                    Err(LeftOut::BoughtOneAtATime)
+                } else {
+                    Err(LeftOut::Unjustified)
+                }
+            }
+        };
+    }
+    let mut families: Vec<&str> = p
+        .iter()
+        .map(|&i| ctx.product(i).product_id.as_str())
+        .collect();
+    families.sort_unstable();
+    families.dedup();
+    if families.len() < p.len() {
+        return Err(LeftOut::RepeatedProduct);
+    }
+    set_reasons(ctx, q, draft, accepted)
+}
+
+/// Reasons for a set of two or more products: a whole-set reason covers every partner;
+/// otherwise the pair reasons must link every product of the set into one piece.
+fn set_reasons(
+    ctx: &Context,
+    q: &QualitySettings,
+    draft: &Draft,
+    accepted: &[JustificationKind],
+) -> Result<Vec<Justification>, LeftOut> {
+    let p = &draft.products;
+    let mut whole: Vec<Justification> = Vec::new();
+    if p.len() >= 3 {
+        whole.extend(co_purchase(ctx, q, p));
+    }
+    if draft.proposed_by == Some(TextSource::Llm) && !contradicted(ctx, p) {
+        let cp = set_co_purchase(ctx, p);
+        whole.push(Justification::Proposal {
+            products: ids(ctx, p),
+            reason: draft.llm_reason.clone().unwrap_or_default(),
+            count: cp.count,
+            expected: round(cp.expected, 3),
+        });
+    }
+    let mut pairs: Vec<(usize, usize, Justification)> = Vec::new();
+    for x in 0..p.len() {
+        for y in x + 1..p.len() {
+            pairs.extend(co_purchase(ctx, q, &[p[x], p[y]]).map(|j| (x, y, j)));
+            pairs.extend(complement(ctx, q, p[x], p[y]).map(|j| (x, y, j)));
+        }
+    }
+    let whole_ok =
+        |kinds: &dyn Fn(JustificationKind) -> bool| whole.iter().any(|j| kinds(j.kind()));
+    let linked = |kinds: &dyn Fn(JustificationKind) -> bool| {
+        let edges: Vec<(usize, usize)> = pairs
+            .iter()
+            .filter(|(_, _, j)| kinds(j.kind()))
+            .map(|&(x, y, _)| (x, y))
+            .collect();
+        connected(p.len(), &edges)
+    };
+    let is_accepted = |k: JustificationKind| accepted.contains(&k);
+    if !(whole_ok(&is_accepted) || linked(&is_accepted)) {
+        let any = |_: JustificationKind| true;
+        return Err(if whole_ok(&any) || linked(&any) {
+            LeftOut::ObjectiveEvidence
+        } else {
+            LeftOut::Unjustified
+        });
+    }
+    let mut out: Vec<Justification> = whole
+        .into_iter()
+        .filter(|j| is_accepted(j.kind()))
+        .collect();
+    out.extend(
+        pairs
+            .into_iter()
+            .map(|(_, _, j)| j)
+            .filter(|j| is_accepted(j.kind())),
+    );
+    Ok(out)
+}
+
+/// Whether `edges` connect all `n` products (the set is one piece, not two pairs).
+fn connected(n: usize, edges: &[(usize, usize)]) -> bool {
+    let mut root: Vec<usize> = (0..n).collect();
+    fn find(root: &mut [usize], mut x: usize) -> usize {
+        while root[x] != x {
+            root[x] = root[root[x]];
+            x = root[x];
+        }
+        x
+    }
+    let mut parts = n;
+    for &(a, b) in edges {
+        let (ra, rb) = (find(&mut root, a), find(&mut root, b));
+        if ra != rb {
+            root[ra] = rb;
+            parts -= 1;
+        }
+    }
+    parts == 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Currency, Money};
+
+    fn product(title: &str, variant: Option<&str>) -> Product {
+        Product {
+            variant_id: "v".into(),
+            product_id: "p".into(),
+            sku: None,
+            handle: None,
+            title: title.into(),
+            variant_title: variant.map(str::to_owned),
+            description: String::new(),
+            category: None,
+            product_type: None,
+            vendor: None,
+            tags: Vec::new(),
+            price: Money::new(1000, Currency::USD),
+            compare_at_price: None,
+            cost: None,
+            inventory: None,
+            status: None,
+            created_at: None,
+            gift_card: false,
+            inventory_item_id: None,
+        }
+    }
+
+    #[test]
+    fn sizes_of_one_product_are_one_title_and_colours_are_not() {
+        let t = |v| normalised_title(&product("Glow Costume", Some(v)));
+        assert_eq!(t("2T-3T"), t("6-8"));
+        assert_eq!(t("Red / M"), t("Red / XL"));
+        assert_eq!(t("250g"), t("1kg"));
+        assert_ne!(t("Red / M"), t("Blue / M"));
+        assert_eq!(
+            normalised_title(&product("Cast-Iron  MUG", None)),
+            normalised_title(&product("cast iron mug", None))
+        );
+    }
+
+    #[test]
+    fn a_set_is_justified_only_when_its_reasons_link_every_product() {
+        assert!(connected(2, &[(0, 1)]));
+        assert!(connected(3, &[(0, 2), (2, 1)]));
+        // Two pairs that never meet are two bundles, not one.
+        assert!(!connected(4, &[(0, 1), (2, 3)]));
+        assert!(!connected(3, &[(1, 2)]));
+    }
+}
