@@ -13,6 +13,14 @@
 //!   0);
 //! - also: the median held-out lift and the distinct products covered.
 //!
+//! `ours.by_pick` scores each bundle by how it is really used: a mix & match group by
+//! held-out orders holding at least `pick` of it, every other bundle as above; lift is
+//! then observed ÷ expected, the expected count of orders holding `pick` or more under
+//! independence (products bought with their held-out frequencies; for the whole set it
+//! is the lift above). Also per objective and per type the repeated product sets
+//! (compared by product, so two sizes of one are one), and the share of bundles
+//! without a justification.
+//!
 //! Baselines: random product sets of our sets' sizes (seeded, 2,000 of them), the top-K
 //! pairs by co-purchase count ("frequently bought together"), and the top-K pairs by
 //! lift among pairs bought together at least 5 times.
@@ -83,6 +91,22 @@ pub struct Ours {
     pub median_lift_ci90: Interval,
     pub by_objective: BTreeMap<String, Scores>,
     pub by_type: BTreeMap<String, Scores>,
+    /// Every bundle as its offer is used (see the module note).
+    pub by_pick: Scores,
+    pub by_pick_by_objective: BTreeMap<String, Scores>,
+    pub by_pick_by_type: BTreeMap<String, Scores>,
+    /// Bundles whose product set an earlier bundle already has.
+    pub repeated_sets: Repeated,
+    /// Share of published bundles with an empty justification (must be 0).
+    pub unjustified_share: f64,
+}
+
+/// Repeated product sets, in all and where they were.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Repeated {
+    pub total: usize,
+    pub by_objective: BTreeMap<String, usize>,
+    pub by_type: BTreeMap<String, usize>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -146,6 +170,91 @@ impl Holdout {
             self.n as u64,
         );
         (c, lift)
+    }
+}
+
+impl Holdout {
+    /// (orders holding at least `k` of `set`, lift): observed ÷ the count expected
+    /// under independence, each product in an order with its held-out frequency.
+    pub fn score_at_least(&self, set: &[u32], k: usize) -> (usize, f64) {
+        if k >= set.len() {
+            return self.score(set);
+        }
+        if self.n == 0 || k == 0 {
+            return (0, 0.0);
+        }
+        let mut counts: HashMap<u32, usize> = HashMap::new();
+        let mut probs = Vec::with_capacity(set.len());
+        for i in set {
+            let list = self.holding.get(i).map_or(&EMPTY, |v| v);
+            for &o in list {
+                *counts.entry(o).or_default() += 1;
+            }
+            probs.push(list.len() as f64 / self.n as f64);
+        }
+        let c = counts.values().filter(|&&m| m >= k).count();
+        let expected = self.n as f64 * at_least(&probs, k);
+        let lift = if expected > 0.0 {
+            c as f64 / expected
+        } else {
+            0.0
+        };
+        (c, lift)
+    }
+}
+
+/// P(at least `k` of independent events with probabilities `p`) (Poisson binomial).
+fn at_least(p: &[f64], k: usize) -> f64 {
+    // dist[j] = P(exactly j so far).
+    let mut dist = vec![0.0f64; p.len() + 1];
+    dist[0] = 1.0;
+    for (n, &q) in p.iter().enumerate() {
+        for j in (0..=n + 1).rev() {
+            let stay = dist[j] * (1.0 - q);
+            let step = if j > 0 { dist[j - 1] * q } else { 0.0 };
+            dist[j] = stay + step;
+        }
+    }
+    dist[k.min(p.len())..].iter().sum()
+}
+
+/// A product set and how many of it an order must hold (`None`: all).
+pub type NeedSet = (Vec<u32>, Option<usize>);
+
+/// Scores sets that each need `need` of their products in one order (`None`: all).
+pub fn score_sets_at_least(holdout: &Holdout, sets: &[NeedSet]) -> Scores {
+    let mut hits = 0usize;
+    let mut strong = 0usize;
+    let mut lifts = Vec::new();
+    let mut products = HashSet::new();
+    for (set, need) in sets {
+        let mut s = set.clone();
+        s.sort_unstable();
+        s.dedup();
+        if s.len() < 2 {
+            continue;
+        }
+        products.extend(s.iter().copied());
+        let k = need.unwrap_or(s.len()).clamp(2, s.len());
+        let (c, lift) = holdout.score_at_least(&s, k);
+        hits += usize::from(c >= 1);
+        strong += usize::from(c >= 2 && lift >= 2.0);
+        lifts.push(lift);
+    }
+    let counted = lifts.len();
+    let rate = |x: usize| {
+        if counted == 0 {
+            0.0
+        } else {
+            x as f64 / counted as f64
+        }
+    };
+    Scores {
+        bundles: counted,
+        hit: rate(hits),
+        strong_hit: rate(strong),
+        median_lift: crate::stats::median(&mut lifts).unwrap_or(0.0),
+        products: products.len(),
     }
 }
 
@@ -330,7 +439,45 @@ pub async fn evaluate(
             .or_default()
             .push(s.clone());
     }
+    // As offers are used: mix & match by its pick.
+    let need = |b: &domain::Bundle| match b.bundle_type {
+        domain::BundleType::MixMatch => b.pick.map(|p| p as usize),
+        _ => None,
+    };
+    let mut picks_all = Vec::new();
+    let mut picks_by_objective: BTreeMap<String, Vec<NeedSet>> = BTreeMap::new();
+    let mut picks_by_type: BTreeMap<String, Vec<NeedSet>> = BTreeMap::new();
+    for (b, s) in out.bundles.iter().zip(&ours_sets) {
+        let entry = (s.clone(), need(b));
+        picks_all.push(entry.clone());
+        picks_by_objective
+            .entry(b.objective.as_str().to_owned())
+            .or_default()
+            .push(entry.clone());
+        picks_by_type
+            .entry(b.bundle_type.as_str().to_owned())
+            .or_default()
+            .push(entry);
+    }
+    let score_map = |m: BTreeMap<String, Vec<NeedSet>>| {
+        m.into_iter()
+            .map(|(k, v)| (k, score_sets_at_least(&holdout, &v)))
+            .collect()
+    };
     let ours = Ours {
+        by_pick: score_sets_at_least(&holdout, &picks_all),
+        by_pick_by_objective: score_map(picks_by_objective),
+        by_pick_by_type: score_map(picks_by_type),
+        repeated_sets: repeated(&data.products, &index, &out.bundles),
+        unjustified_share: if out.bundles.is_empty() {
+            0.0
+        } else {
+            out.bundles
+                .iter()
+                .filter(|b| b.explanation.justification.is_empty())
+                .count() as f64
+                / out.bundles.len() as f64
+        },
         hit_ci90: bootstrap(&holdout, &ours_sets, options.seed, |s| s.hit),
         strong_hit_ci90: bootstrap(&holdout, &ours_sets, options.seed ^ 1, |s| s.strong_hit),
         median_lift_ci90: bootstrap(&holdout, &ours_sets, options.seed ^ 2, |s| s.median_lift),
@@ -369,6 +516,41 @@ pub async fn evaluate(
         baselines,
     };
     Ok((report, out))
+}
+
+/// Bundles repeating an earlier bundle's product set: by product (sizes and colours of
+/// one are one), except mix & match groups, whose variants are the choice.
+fn repeated(
+    products: &[domain::Product],
+    index: &HashMap<&str, u32>,
+    bundles: &[domain::Bundle],
+) -> Repeated {
+    let mut seen: HashSet<Vec<String>> = HashSet::new();
+    let mut r = Repeated::default();
+    for b in bundles {
+        let mut key: Vec<String> = b
+            .products
+            .iter()
+            .map(
+                |p| match (b.bundle_type, index.get(p.product_id.as_str())) {
+                    (domain::BundleType::MixMatch, _) | (_, None) => p.product_id.clone(),
+                    (_, Some(&i)) => products[i as usize].product_id.clone(),
+                },
+            )
+            .collect();
+        key.sort();
+        key.dedup();
+        if !seen.insert(key) {
+            r.total += 1;
+            *r.by_objective
+                .entry(b.objective.as_str().to_owned())
+                .or_default() += 1;
+            *r.by_type
+                .entry(b.bundle_type.as_str().to_owned())
+                .or_default() += 1;
+        }
+    }
+    r
 }
 
 fn baselines(
@@ -483,7 +665,24 @@ pub fn table(r: &EvalReport) -> String {
         o.median_lift_ci90.low,
         o.median_lift_ci90.high
     ));
-    for (label, by) in [("objective", &o.by_objective), ("type", &o.by_type)] {
+    let p = &o.by_pick;
+    out.push_str(&format!(
+        "bundleforge by pick: {} bundles, hit {:.3}, strong {:.3}, median lift {:.2}, {} products; \
+         {} repeated product sets, {:.3} unjustified\n",
+        p.bundles,
+        p.hit,
+        p.strong_hit,
+        p.median_lift,
+        p.products,
+        o.repeated_sets.total,
+        o.unjustified_share
+    ));
+    for (label, by) in [
+        ("objective", &o.by_objective),
+        ("type", &o.by_type),
+        ("pick, objective", &o.by_pick_by_objective),
+        ("pick, type", &o.by_pick_by_type),
+    ] {
         for (k, s) in by {
             out.push_str(&format!(
                 "  by {label} {k:<20} {:>5} bundles, hit {:.3}, strong {:.3}, median lift {:.2}, {} products\n",
@@ -517,7 +716,18 @@ pub fn html_section(r: &EvalReport) -> String {
             s.products
         ));
     }
+    let p = &r.ours.by_pick;
+    html.push_str(&format!(
+        "<tr><td>bundleforge, by pick</td><td>{}</td><td>{:.3}</td><td>{:.3}</td><td>{:.2}</td><td>{}</td></tr>",
+        p.bundles, p.hit, p.strong_hit, p.median_lift, p.products
+    ));
     html.push_str("</table>");
+    html.push_str(&format!(
+        "<p>By pick: a mix &amp; match group counts when an order holds at least its pick. \
+         Repeated product sets: {}; bundles without a justification: {:.1}%.</p>",
+        r.ours.repeated_sets.total,
+        r.ours.unjustified_share * 100.0
+    ));
     html
 }
 
@@ -566,6 +776,21 @@ mod tests {
         assert_eq!(s.strong_hit, 0.0, "lift 1.5 is under 2");
         assert!((s.median_lift - 8.0 / 12.0).abs() < 1e-12);
         assert_eq!(s.products, 5);
+    }
+
+    #[test]
+    fn by_pick_counts_orders_holding_enough_of_a_group() {
+        let h = holdout();
+        // {0, 1, 2} with pick 2: orders 0, 1, 2, 7 hold two or more.
+        let (c, lift) = h.score_at_least(&[0, 1, 2], 2);
+        assert_eq!(c, 4);
+        // p = 4/8 each: P(≥ 2 of 3) = 3·(1/4)(1/2) + 1/8 = 1/2, so 4 expected.
+        assert!((lift - 1.0).abs() < 1e-12, "{lift}");
+        // Needing all of a set is the plain score.
+        assert_eq!(h.score_at_least(&[0, 1], 2), h.score(&[0, 1]));
+        assert!((at_least(&[0.5, 0.5], 1) - 0.75).abs() < 1e-12);
+        let s = score_sets_at_least(&h, &[(vec![0, 1, 2], Some(2)), (vec![3], None)]);
+        assert_eq!((s.bundles, s.hit), (1, 1.0));
     }
 
     #[test]

@@ -210,6 +210,19 @@ pub struct BundleCopy {
     pub source: TextSource,
 }
 
+impl BundleType {
+    /// The kinds of justification a bundle of this type can have.
+    pub fn justified_by(self) -> &'static [JustificationKind] {
+        use JustificationKind::*;
+        match self {
+            BundleType::MixMatch => &[Alike],
+            BundleType::Volume => &[Multiples],
+            BundleType::Bogo => &[Multiples, CoPurchase, Complement, Proposal],
+            BundleType::Fixed | BundleType::Addon => &[CoPurchase, Complement, Proposal],
+        }
+    }
+}
+
 /// The kinds of reason a bundle may be published for (see [`Justification`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

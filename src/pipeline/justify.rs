@@ -3,8 +3,8 @@
 //! one is left out, with its reason counted ([`LeftOut`]). The rules:
 //!
 //! - **Two or more products** (fixed, add-on, BOGO with a partner): every partner is
-//!   justified, with the anchor or another product of the set (the reasons link the
-//!   whole set into one piece), by
+//!   justified with the anchor (a chain a–b, b–c is not a set: c may have nothing to
+//!   do with a), by
 //!   - `co_purchase`: orders hold them together, shrunk lift ≥ `quality.min_shrunk_lift`
 //!     (a frequent itemset holding the whole set covers every partner at once);
 //!   - `complement`: related in meaning (cosine in [`RELATED`], [`NEAR_COPY`]), another
@@ -364,9 +364,11 @@ pub fn alike(
         .map(|&i| ctx.signals[i as usize].multi_unit_orders)
         .sum();
     let several = with_two + multi_unit;
-    // Enough orders to tell: several units in enough of them, or it is one at a time.
+    // Enough orders to tell: several units in enough of them, two of them different
+    // in at least two orders (a shopper who takes twelve of one does not mix), or it
+    // is one at a time.
     let seldom = if holding >= ONE_AT_A_TIME_ORDERS {
-        shrunk_share(ctx, f64::from(several), f64::from(holding)) < MULTI_UNIT_SHARE
+        with_two < 2 || shrunk_share(ctx, f64::from(several), f64::from(holding)) < MULTI_UNIT_SHARE
     } else {
         several == 0 && group.iter().all(|&i| high_ticket(ctx, q, i))
     };
@@ -434,7 +436,7 @@ pub fn justify(
 }
 
 /// Reasons for a set of two or more products: a whole-set reason covers every partner;
-/// otherwise the pair reasons must link every product of the set into one piece.
+/// otherwise each partner needs a pair reason with the anchor.
 fn set_reasons(
     ctx: &Context,
     q: &QualitySettings,
@@ -470,7 +472,7 @@ fn set_reasons(
             .filter(|(_, _, j)| kinds(j.kind()))
             .map(|&(x, y, _)| (x, y))
             .collect();
-        connected(p.len(), &edges)
+        star(p.len(), &edges)
     };
     let is_accepted = |k: JustificationKind| accepted.contains(&k);
     if !(whole_ok(&is_accepted) || linked(&is_accepted)) {
@@ -494,25 +496,9 @@ fn set_reasons(
     Ok(out)
 }
 
-/// Whether `edges` connect all `n` products (the set is one piece, not two pairs).
-fn connected(n: usize, edges: &[(usize, usize)]) -> bool {
-    let mut root: Vec<usize> = (0..n).collect();
-    fn find(root: &mut [usize], mut x: usize) -> usize {
-        while root[x] != x {
-            root[x] = root[root[x]];
-            x = root[x];
-        }
-        x
-    }
-    let mut parts = n;
-    for &(a, b) in edges {
-        let (ra, rb) = (find(&mut root, a), find(&mut root, b));
-        if ra != rb {
-            root[ra] = rb;
-            parts -= 1;
-        }
-    }
-    parts == 1
+/// Whether every partner has an edge to the anchor (product 0).
+fn star(n: usize, edges: &[(usize, usize)]) -> bool {
+    (1..n).all(|j| edges.iter().any(|&(x, y)| (x, y) == (0, j)))
 }
 
 #[cfg(test)]
@@ -558,11 +544,11 @@ mod tests {
     }
 
     #[test]
-    fn a_set_is_justified_only_when_its_reasons_link_every_product() {
-        assert!(connected(2, &[(0, 1)]));
-        assert!(connected(3, &[(0, 2), (2, 1)]));
-        // Two pairs that never meet are two bundles, not one.
-        assert!(!connected(4, &[(0, 1), (2, 3)]));
-        assert!(!connected(3, &[(1, 2)]));
+    fn a_set_is_justified_only_when_every_partner_goes_with_the_anchor() {
+        assert!(star(2, &[(0, 1)]));
+        assert!(star(3, &[(0, 2), (0, 1), (1, 2)]));
+        // A chain is not enough: the third product goes with the second, not the anchor.
+        assert!(!star(3, &[(0, 1), (1, 2)]));
+        assert!(!star(4, &[(0, 1), (2, 3)]));
     }
 }

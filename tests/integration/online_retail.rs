@@ -72,8 +72,9 @@ async fn online_retail_ingest_matches_the_reference_counts() {
             .any(|a| a.field == "cost" && a.count == 3_803)
     );
 
-    // A whole run of phases 0-1 on it: the summary and at least 36 of 40 cells filled,
-    // each empty one with its reason.
+    // A whole run of phases 0-1 on it: the summary and at least 30 of 40 cells filled
+    // (cross-selling takes no alike groups or single products, and the quality rules
+    // leave some mix & match cells empty), each empty one with its reason.
     let deps =
         crate::support::services_for(&db, crate::generate::local_model(), db.settings.clone())
             .await;
@@ -93,7 +94,7 @@ async fn online_retail_ingest_matches_the_reference_counts() {
     );
     assert_eq!(run.cells.len(), 40);
     let filled = run.cells.iter().filter(|c| c.candidates > 0).count();
-    assert!(filled >= 36, "{:#?}", run.cells);
+    assert!(filled >= 30, "{:#?}", run.cells);
     assert!(
         run.cells
             .iter()

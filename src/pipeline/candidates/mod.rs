@@ -344,10 +344,14 @@ pub fn anchors(ctx: &Context, objective: Objective, limit: usize) -> Vec<u32> {
         Objective::CrossSell => (0..n)
             .filter(|&i| hubs(i) > 0 || ctx.signals[i as usize].has(DataTag::Bestseller))
             .collect(),
+        // Something to clear: in stock, or still selling. A slow mover that neither
+        // sells nor is stocked may be gone from the shelf.
         Objective::ClearSlowMovers => (0..n)
             .filter(|&i| {
                 let s = &ctx.signals[i as usize];
-                s.has(DataTag::SlowMover) || s.has(DataTag::Overstock)
+                let on_hand = ctx.product(i).inventory.is_some_and(|v| v > 0);
+                (s.has(DataTag::SlowMover) || s.has(DataTag::Overstock))
+                    && (on_hand || s.units_window > 0)
             })
             .collect(),
         Objective::LaunchNew => (0..n)
@@ -545,6 +549,27 @@ pub fn run_cell(
     keep: usize,
 ) -> (Vec<Candidate>, CellSummary) {
     let ctx = input.ctx;
+    let accepted = quality.evidence.of(input.objective);
+    if !bundle_type
+        .justified_by()
+        .iter()
+        .any(|k| accepted.contains(k))
+    {
+        let summary = CellSummary {
+            objective: input.objective,
+            bundle_type,
+            candidates: 0,
+            justified: 0,
+            why: Some(format!(
+                "quality.evidence.{} accepts none of the kinds a {} bundle is justified by",
+                input.objective.as_str(),
+                bundle_type.as_str()
+            )),
+            left_out: BTreeMap::new(),
+            examples: Vec::new(),
+        };
+        return (Vec::new(), summary);
+    }
     let drafts = match bundle_type {
         BundleType::Fixed => fixed::generate(input),
         BundleType::MixMatch => mix_match::generate(input),
