@@ -253,6 +253,10 @@ struct FixturesArgs {
     out: PathBuf,
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// Plant no complementary pairs: a store whose products are bought together only
+    /// by chance.
+    #[arg(long)]
+    no_complements: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -565,7 +569,7 @@ fn fixtures(args: FixturesArgs) -> Result<ExitCode> {
         .size
         .parse()
         .map_err(|e| anyhow::anyhow!("--size: {e}"))?;
-    let generated = bundleforge::fixtures::generate(size, args.seed);
+    let generated = bundleforge::fixtures::generate_with(size, args.seed, !args.no_complements);
     bundleforge::fixtures::write_store(&generated, &args.out)
         .with_context(|| format!("cannot write the store to {}", args.out.display()))?;
     println!(

@@ -33,6 +33,7 @@ use serde::Serialize;
 
 use crate::cancel::CancelToken;
 use crate::domain::{self, Objective, StoreId};
+use crate::pipeline::justify::at_least;
 use crate::pipeline::{self, NoObserver, OrderScope, PrepareOptions, RunOutput, Variant};
 use crate::rng::{Purpose, Stream};
 use crate::rules::{Baskets, count_pairs};
@@ -201,21 +202,6 @@ impl Holdout {
         };
         (c, lift)
     }
-}
-
-/// P(at least `k` of independent events with probabilities `p`) (Poisson binomial).
-fn at_least(p: &[f64], k: usize) -> f64 {
-    // dist[j] = P(exactly j so far).
-    let mut dist = vec![0.0f64; p.len() + 1];
-    dist[0] = 1.0;
-    for (n, &q) in p.iter().enumerate() {
-        for j in (0..=n + 1).rev() {
-            let stay = dist[j] * (1.0 - q);
-            let step = if j > 0 { dist[j - 1] * q } else { 0.0 };
-            dist[j] = stay + step;
-        }
-    }
-    dist[k.min(p.len())..].iter().sum()
 }
 
 /// A product set and how many of it an order must hold (`None`: all).

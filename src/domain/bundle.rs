@@ -287,7 +287,8 @@ pub enum Justification {
         expected: f64,
     },
     /// A mix & match group: one category, each product near the first in meaning, one
-    /// price band; `orders_with_pick` orders already held `pick` or more of it.
+    /// price band; `orders_with_pick` orders already held `pick` or more of it, where
+    /// independence predicts `expected_with_pick`.
     Alike {
         products: Vec<String>,
         category: String,
@@ -295,6 +296,7 @@ pub enum Justification {
         price_low_minor: i64,
         price_high_minor: i64,
         orders_with_pick: u32,
+        expected_with_pick: f64,
     },
     /// One product bought in multiples or again: `multi_unit_orders` of its `orders`
     /// held two or more units; `repeat_rate` as the store statistics define it.

@@ -811,6 +811,15 @@ mod tests {
         }
     }
 
+    #[test]
+    fn mix_and_match_copy_states_its_pick_as_a_numeral() {
+        let mut b = bundle(Objective::Replenish, BundleType::MixMatch);
+        b.pick = Some(3);
+        let c = template_copy(0, &b, "en");
+        assert!(c.title.contains("any 3"), "{}", c.title);
+        assert!(c.description.contains("Choose any 3"), "{}", c.description);
+    }
+
     fn offline() -> OfflineLlm {
         OfflineLlm::new(Arc::new(HashingEmbedder::new(64)), HashMap::new())
     }

@@ -17,7 +17,7 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::clusters;
-use super::justify::CategoryLinks;
+use super::justify::{CategoryLinks, StoreEvidence};
 use super::observe::{Phase, PhaseScope, RunObserver};
 use super::{PipelineError, TaskTiming};
 use crate::cancel::{CancelToken, Cancelled};
@@ -129,6 +129,8 @@ pub struct Context {
     pub category_links: CategoryLinks,
     /// Basket indices holding each product (up to `as_of`), ascending.
     pub orders_holding: Vec<Vec<u32>>,
+    /// What the orders say about what goes together: strong, weak or none.
+    pub store_evidence: StoreEvidence,
     /// The median price of eligible products (0 without any): high-ticket is relative
     /// to it.
     pub median_price_minor: i64,
@@ -638,6 +640,7 @@ pub async fn prepare(
     let itemset_counts = itemsets.iter().cloned().collect();
     let category_links = CategoryLinks::build(&data, as_of, &categories);
     let orders_holding = super::justify::orders_holding(&data, as_of);
+    let store_evidence = StoreEvidence::of(&evidence.pairs);
     let median_price_minor = median_price(&data, &signals);
     let data = Arc::try_unwrap(data).unwrap_or_else(|shared| (*shared).clone());
     let mut timings = vec![
@@ -672,6 +675,7 @@ pub async fn prepare(
         itemset_counts,
         category_links,
         orders_holding,
+        store_evidence,
         median_price_minor,
         prior_count: settings.pipeline.prior_count,
         support_half: settings.pipeline.support_half,

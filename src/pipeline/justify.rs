@@ -2,14 +2,16 @@
 //! of [`Justification`]s — checkable numbers, never a score — and a candidate without
 //! one is left out, with its reason counted ([`LeftOut`]). The rules:
 //!
-//! - **Two or more products** (fixed, add-on, BOGO with a partner): every partner is
-//!   justified with the anchor (a chain a–b, b–c is not a set: c may have nothing to
-//!   do with a), by
+//! - **Two or more products** (fixed, add-on, BOGO with a partner): a pair by one of
+//!   these; three or four products by a reason for the whole set (a frequent itemset,
+//!   or a model's proposal), since pairs that each go with the anchor are rarely
+//!   bought all together:
 //!   - `co_purchase`: orders hold them together, shrunk lift ≥ `quality.min_shrunk_lift`
 //!     (a frequent itemset holding the whole set covers every partner at once);
 //!   - `complement`: related in meaning (cosine in [`RELATED`], [`NEAR_COPY`]), another
 //!     category, and orders holding both categories at a shrunk lift ≥
-//!     `quality.min_category_lift` — and the pair itself not contradicted by orders;
+//!     `quality.min_category_lift` — and the pair itself bought together at least as
+//!     often as chance predicts (a store without orders predicts nothing);
 //!   - `proposal`: a configured language model proposed the set and the orders don't
 //!     contradict it (the offline provider's proposals are heuristics, not knowledge:
 //!     they need evidence of their own).
@@ -35,7 +37,7 @@ use serde::Serialize;
 
 use super::candidates::scoring::NEAR_COPY;
 use super::candidates::{ALIKE, Draft, RELATED, set_co_purchase};
-use super::context::Context;
+use super::context::{Context, DataTag};
 use crate::config::QualitySettings;
 use crate::domain::{BundleType, Justification, JustificationKind, Objective, Product, TextSource};
 use crate::store::StoreData;
@@ -52,6 +54,9 @@ const MULTI_UNIT_SHARE: f64 = 0.15;
 /// Orders predicting at least this many co-purchases, and fewer than half of them
 /// seen, contradict a pairing.
 const CONTRADICTED_EXPECTED: f64 = 5.0;
+/// Where the store's orders show structure, a complement must have been bought together
+/// this often.
+const COMPLEMENT_SEEN: u32 = 2;
 
 /// Why a candidate is not published.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -80,6 +85,65 @@ impl LeftOut {
             LeftOut::BoughtOneAtATime => "bought_one_at_a_time",
             LeftOut::RepeatedProduct => "repeated_product",
             LeftOut::BelowMinScore => "below_min_score",
+        }
+    }
+}
+
+/// How much the store's orders say about what goes together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// Clear co-purchase structure: the orders are the evidence, and meaning alone
+    /// (a complement, an alike group) does not justify a bundle they say nothing for.
+    Strong,
+    /// Some orders, little structure: meaning carries where orders can't.
+    Weak,
+    /// No orders to learn from.
+    None,
+}
+
+/// The evidence verdict and its numbers (`run.evidence`).
+#[derive(Debug, Clone, Serialize)]
+pub struct StoreEvidence {
+    /// Pairs bought together at least [`EVIDENCE_MIN_COUNT`] times at lift ≥ 2.
+    pub pairs: usize,
+    /// The median lift of the best [`EVIDENCE_TOP`] of them (0 without any).
+    pub median_top_lift: f64,
+    pub verdict: Verdict,
+}
+
+pub const EVIDENCE_MIN_COUNT: u32 = 5;
+pub const EVIDENCE_TOP: usize = 10;
+/// Strong: this many such pairs, whose best reach this median lift. Chance alone gives
+/// a store a few pairs just over 2 (popular products meet); planted or real structure
+/// gives pairs far above it.
+const STRONG_PAIRS: usize = 5;
+const STRONG_MEDIAN_LIFT: f64 = 3.0;
+
+impl StoreEvidence {
+    pub fn of(pairs: &crate::rules::Pairs) -> StoreEvidence {
+        let mut lifts: Vec<f64> = pairs
+            .pairs
+            .iter()
+            .filter(|p| p.count >= EVIDENCE_MIN_COUNT)
+            .map(|p| pairs.lift(p))
+            .filter(|&l| l >= 2.0)
+            .collect();
+        let n = lifts.len();
+        lifts.sort_by(|a, b| b.total_cmp(a));
+        lifts.truncate(EVIDENCE_TOP);
+        let median_top_lift = crate::stats::median(&mut lifts).unwrap_or(0.0);
+        let verdict = if pairs.n_baskets == 0 {
+            Verdict::None
+        } else if n >= STRONG_PAIRS && median_top_lift >= STRONG_MEDIAN_LIFT {
+            Verdict::Strong
+        } else {
+            Verdict::Weak
+        };
+        StoreEvidence {
+            pairs: n,
+            median_top_lift: round(median_top_lift, 3),
+            verdict,
         }
     }
 }
@@ -240,6 +304,48 @@ fn contradicted(ctx: &Context, products: &[u32]) -> bool {
     cp.expected >= CONTRADICTED_EXPECTED && cp.lift < 0.5
 }
 
+/// Whether the store's orders hold the pair less often than chance predicts (counted
+/// exactly: pairs under the mining threshold too). A store without orders predicts
+/// nothing and contradicts nothing.
+fn below_chance(ctx: &Context, a: u32, b: u32) -> bool {
+    let (Some(x), Some(y)) = (
+        ctx.orders_holding.get(a as usize),
+        ctx.orders_holding.get(b as usize),
+    ) else {
+        return false;
+    };
+    let expected = x.len() as f64 * y.len() as f64 / ctx.baskets.max(1) as f64;
+    (sorted_common(x, y) as f64) < expected
+}
+
+/// Orders holding both products, counted exactly.
+fn pair_orders(ctx: &Context, a: u32, b: u32) -> usize {
+    match (
+        ctx.orders_holding.get(a as usize),
+        ctx.orders_holding.get(b as usize),
+    ) {
+        (Some(x), Some(y)) => sorted_common(x, y),
+        _ => 0,
+    }
+}
+
+/// Elements two ascending lists share.
+fn sorted_common(x: &[u32], y: &[u32]) -> usize {
+    let (mut i, mut j, mut n) = (0, 0, 0);
+    while i < x.len() && j < y.len() {
+        match x[i].cmp(&y[j]) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                n += 1;
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    n
+}
+
 fn ids(ctx: &Context, products: &[u32]) -> Vec<String> {
     products
         .iter()
@@ -264,7 +370,24 @@ fn complement(ctx: &Context, q: &QualitySettings, a: u32, b: u32) -> Option<Just
     if !(RELATED..NEAR_COPY).contains(&similarity)
         || ca == cb
         || ctx.product(a).product_id == ctx.product(b).product_id
-        || contradicted(ctx, &[a, b])
+        || below_chance(ctx, a, b)
+    {
+        return None;
+    }
+    // Where the orders show structure they are the evidence: a complement of products
+    // they know must have been bought together at least COMPLEMENT_SEEN times (under
+    // the co-purchase bar, which alone would justify it). For a product they cannot
+    // know yet (a new launch, or a slow mover with under five orders) meaning carries.
+    let known = |i: u32| {
+        let s = &ctx.signals[i as usize];
+        let unsold = (s.has(DataTag::SlowMover) || s.has(DataTag::Overstock))
+            && s.orders < ONE_AT_A_TIME_ORDERS;
+        !(s.has(DataTag::NewLaunch) || unsold)
+    };
+    if ctx.store_evidence.verdict == Verdict::Strong
+        && known(a)
+        && known(b)
+        && (pair_orders(ctx, a, b) as u32) < COMPLEMENT_SEEN
     {
         return None;
     }
@@ -358,32 +481,70 @@ pub fn alike(
     if lo <= 0 || hi as f64 > q.price_band * lo as f64 {
         return Err(LeftOut::NotAlike);
     }
-    let (with_two, holding) = orders_with_at_least(ctx, group, 2);
-    let multi_unit: u32 = group
-        .iter()
-        .map(|&i| ctx.signals[i as usize].multi_unit_orders)
-        .sum();
-    let several = with_two + multi_unit;
-    // Enough orders to tell: several units in enough of them, two of them different
-    // in at least two orders (a shopper who takes twelve of one does not mix), or it
-    // is one at a time.
-    let seldom = if holding >= ONE_AT_A_TIME_ORDERS {
-        with_two < 2 || shrunk_share(ctx, f64::from(several), f64::from(holding)) < MULTI_UNIT_SHARE
+    // Where the group's orders can tell (or the store's orders show structure at all:
+    // a group they never saw mixed is not mixed), shoppers must already take `pick`
+    // different ones together, more often than chance (the co-purchase standard, for
+    // "any `pick`"); twelve of one is not mixing. Otherwise meaning decides, except
+    // for high-ticket groups.
+    let mix = pick_evidence(ctx, group, pick as usize);
+    let strong = ctx.store_evidence.verdict == Verdict::Strong;
+    let seldom = if mix.holding >= ONE_AT_A_TIME_ORDERS || strong {
+        mix.shrunk_lift < q.min_shrunk_lift
     } else {
-        several == 0 && group.iter().all(|&i| high_ticket(ctx, q, i))
+        mix.with_pick == 0 && group.iter().all(|&i| high_ticket(ctx, q, i))
     };
     if seldom {
         return Err(LeftOut::BoughtOneAtATime);
     }
-    let (orders_with_pick, _) = orders_with_at_least(ctx, group, pick as usize);
     Ok(Justification::Alike {
         products: ids(ctx, group),
         category: category.clone(),
         min_similarity: (min_similarity * 1000.0).round() / 1000.0,
         price_low_minor: lo,
         price_high_minor: hi,
-        orders_with_pick,
+        orders_with_pick: mix.with_pick,
+        expected_with_pick: round(mix.expected, 3),
     })
+}
+
+/// How the store's orders take a group: orders holding `pick` or more of it, what
+/// independence predicts, and the shrunk lift of the two.
+pub struct PickEvidence {
+    pub with_pick: u32,
+    pub holding: u32,
+    pub expected: f64,
+    pub shrunk_lift: f64,
+}
+
+pub fn pick_evidence(ctx: &Context, group: &[u32], pick: usize) -> PickEvidence {
+    let (with_pick, holding) = orders_with_at_least(ctx, group, pick);
+    let n = ctx.baskets.max(1) as f64;
+    let shares: Vec<f64> = group
+        .iter()
+        .map(|&i| ctx.orders_holding.get(i as usize).map_or(0, Vec::len) as f64 / n)
+        .collect();
+    let expected = ctx.baskets as f64 * at_least(&shares, pick);
+    PickEvidence {
+        with_pick,
+        holding,
+        expected,
+        shrunk_lift: (f64::from(with_pick) + ctx.prior_count) / (expected + ctx.prior_count),
+    }
+}
+
+/// P(at least `k` of independent events with probabilities `p`) (Poisson binomial).
+pub fn at_least(p: &[f64], k: usize) -> f64 {
+    // dist[j] = P(exactly j so far).
+    let mut dist = vec![0.0f64; p.len() + 1];
+    dist[0] = 1.0;
+    for (n, &q) in p.iter().enumerate() {
+        for j in (0..=n + 1).rev() {
+            let stay = dist[j] * (1.0 - q);
+            let step = if j > 0 { dist[j - 1] * q } else { 0.0 };
+            dist[j] = stay + step;
+        }
+    }
+    dist[k.min(p.len())..].iter().sum()
 }
 
 /// The justification of a candidate, restricted to the kinds its objective accepts;
@@ -475,9 +636,14 @@ fn set_reasons(
         star(p.len(), &edges)
     };
     let is_accepted = |k: JustificationKind| accepted.contains(&k);
-    if !(whole_ok(&is_accepted) || linked(&is_accepted)) {
+    // Three or more products need a reason for the whole set: pairs that each go with
+    // the anchor are rarely bought all together, and each pair is its own offer.
+    let enough = |kinds: &dyn Fn(JustificationKind) -> bool| {
+        whole_ok(kinds) || (p.len() == 2 && linked(kinds))
+    };
+    if !enough(&is_accepted) {
         let any = |_: JustificationKind| true;
-        return Err(if whole_ok(&any) || linked(&any) {
+        return Err(if enough(&any) {
             LeftOut::ObjectiveEvidence
         } else {
             LeftOut::Unjustified

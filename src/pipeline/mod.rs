@@ -126,6 +126,8 @@ pub struct RunSummary {
     pub timings: PhaseTimings,
     pub cells: Vec<CellSummary>,
     pub candidates: usize,
+    /// What the store's orders say about what goes together.
+    pub evidence: justify::StoreEvidence,
     /// What was left out for quality and why (counts only).
     pub quality: QualityReport,
     pub optimize: optimize::OptimizeReport,
@@ -360,6 +362,7 @@ pub async fn run(
             tasks,
         },
         candidates: found.outs.len(),
+        evidence: ctx.store_evidence.clone(),
         quality: QualityReport::of(&found.cells, &bundles),
         cells: found.cells.clone(),
         optimize: priced.report,

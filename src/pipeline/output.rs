@@ -346,8 +346,9 @@ pub fn justification_text(j: &Justification, b: &Bundle) -> String {
             price_low_minor,
             price_high_minor,
             orders_with_pick,
+            expected_with_pick,
         } => format!(
-            "One kind of thing: {} products of {category}, alike in meaning (≥ {min_similarity:.2}), priced {}–{}; {orders_with_pick} orders already held the pick.",
+            "One kind of thing: {} products of {category}, alike in meaning (≥ {min_similarity:.2}), priced {}–{}; {orders_with_pick} orders already held the pick where chance predicts {expected_with_pick:.1}.",
             products.len(),
             money(*price_low_minor, b),
             money(*price_high_minor, b)

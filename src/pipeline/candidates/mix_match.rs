@@ -1,11 +1,11 @@
 //! Mix & match: pick N from a group of 3–6 alike products (flavours, colours, the same
 //! kind of thing in the same category, one price band) for one price. `pick` is always
 //! smaller than the group: 3 from groups of five or six whose orders already hold three
-//! (or that have no orders yet), else 2. The group's rules are checked again, with the
+//! more often than chance (or that have no orders yet), else 2. The group's rules are checked again, with the
 //! model's proposals, in [`crate::pipeline::justify::alike`].
 
 use super::{CellInput, Draft, Source};
-use crate::pipeline::justify::{normalised_title, orders_with_at_least};
+use crate::pipeline::justify::{normalised_title, pick_evidence};
 
 /// The most products in a group: more is a catalog page, not an offer.
 pub const MAX_GROUP: usize = 6;
@@ -63,8 +63,8 @@ fn pick(input: &CellInput<'_>, group: &[u32]) -> u32 {
     if group.len() < 5 {
         return 2;
     }
-    let (with_three, holding) = orders_with_at_least(input.ctx, group, 3);
-    if holding == 0 || with_three >= 3 {
+    let three = pick_evidence(input.ctx, group, 3);
+    if three.holding == 0 || three.shrunk_lift >= input.quality.min_shrunk_lift {
         3
     } else {
         2

@@ -278,8 +278,10 @@ pub fn optimize(
 }
 
 /// `max_bundles` offers by front rank, then score, then crowding: first the best of
-/// every objective × type cell (so the run spreads), then the rest in order; a product
-/// or objective at its cap is skipped.
+/// every objective × type cell (so the run spreads), then the rest in order with at
+/// most `max_per_objective` per objective, then — slots left, and every objective's
+/// share taken or its candidates spent — the rest from any objective. A product at its
+/// cap is always skipped.
 fn select(mut offers: Vec<Offer>, s: &OptimizeSettings, report: &mut OptimizeReport) -> Vec<Offer> {
     offers.sort_by(|a, b| {
         a.pareto_rank
@@ -288,12 +290,19 @@ fn select(mut offers: Vec<Offer>, s: &OptimizeSettings, report: &mut OptimizeRep
             .then(b.crowding.total_cmp(&a.crowding))
             .then_with(|| a.candidate.draft.products.cmp(&b.candidate.draft.products))
     });
+    // The per-objective cap spreads a run; objectives with nothing to publish leave
+    // their share to those that have (the cap divides by those).
+    let active: std::collections::HashSet<_> =
+        offers.iter().map(|o| o.candidate.objective).collect();
+    let objective_cap = s
+        .max_per_objective
+        .max(s.max_bundles.div_ceil(active.len().max(1)));
     let mut per_product: HashMap<u32, usize> = HashMap::new();
     let mut per_objective: HashMap<&'static str, usize> = HashMap::new();
     let mut taken = vec![false; offers.len()];
     let mut order: Vec<usize> = Vec::new();
     let mut cells_seen = std::collections::HashSet::new();
-    for pass in 0..2 {
+    for pass in 0..3 {
         for (k, o) in offers.iter().enumerate() {
             if order.len() >= s.max_bundles || taken[k] {
                 continue;
@@ -308,20 +317,18 @@ fn select(mut offers: Vec<Offer>, s: &OptimizeSettings, report: &mut OptimizeRep
                 .iter()
                 .any(|p| per_product.get(p).copied().unwrap_or(0) >= s.max_per_product)
             {
-                if pass == 1 {
+                if pass == 2 {
                     reject(report, Rejection::ProductCap);
                 }
                 continue;
             }
-            if per_objective
-                .get(c.objective.as_str())
-                .copied()
-                .unwrap_or(0)
-                >= s.max_per_objective
+            if pass < 2
+                && per_objective
+                    .get(c.objective.as_str())
+                    .copied()
+                    .unwrap_or(0)
+                    >= objective_cap
             {
-                if pass == 1 {
-                    reject(report, Rejection::ObjectiveCap);
-                }
                 continue;
             }
             cells_seen.insert(cell);

@@ -36,9 +36,13 @@ pub fn max_discount_for_floor(list_minor: i64, cost_minor: i64, floor_pct: f64) 
     let mut d = ((1.0 - min_final / list_minor as f64) * 100.0)
         .floor()
         .max(0.0) as u32;
-    // Whole-percent steps round the price up, so d passes unless float error crept in.
+    // Float error either way: step down until d passes; prices round up to the minor
+    // unit, so one more percent may pass too.
     while d > 0 && !keeps_floor(list_minor, cost_minor, d, floor_pct) {
         d -= 1;
+    }
+    while d < 100 && keeps_floor(list_minor, cost_minor, d + 1, floor_pct) {
+        d += 1;
     }
     keeps_floor(list_minor, cost_minor, d, floor_pct).then_some(d)
 }
@@ -124,6 +128,14 @@ mod tests {
         assert_eq!(ninety_nine(1800, 1999), 1899);
         assert_eq!(ninety_nine(1899, 1999), 1899);
         assert_eq!(ninety_nine(1950, 1960), 1950, "never above the list price");
+    }
+
+    #[test]
+    fn the_floor_discount_counts_the_price_rounding_up() {
+        // 55 % off 83.36 is 37.512, charged 37.52: still above the floor at cost 34.19.
+        let d = max_discount_for_floor(8336, 3419, 8.858826916091555).unwrap();
+        assert!(keeps_floor(8336, 3419, d, 8.858826916091555));
+        assert!(!keeps_floor(8336, 3419, d + 1, 8.858826916091555));
     }
 
     #[test]

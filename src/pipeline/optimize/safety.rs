@@ -20,8 +20,6 @@ pub enum Rejection {
     MarginFloor,
     /// The product already is in `max_per_product` published bundles.
     ProductCap,
-    /// The objective already has `max_per_objective` published bundles.
-    ObjectiveCap,
 }
 
 /// What the stock check found.
