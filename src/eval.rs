@@ -249,39 +249,8 @@ static EMPTY: Vec<u32> = Vec::new();
 /// Scores sets of product indices (sets with fewer than two distinct products are left
 /// out).
 pub fn score_sets(holdout: &Holdout, sets: &[Vec<u32>]) -> Scores {
-    let mut hits = 0usize;
-    let mut strong = 0usize;
-    let mut lifts = Vec::new();
-    let mut products = HashSet::new();
-    let mut counted = 0usize;
-    for set in sets {
-        let mut s = set.clone();
-        s.sort_unstable();
-        s.dedup();
-        if s.len() < 2 {
-            continue;
-        }
-        counted += 1;
-        products.extend(s.iter().copied());
-        let (c, lift) = holdout.score(&s);
-        hits += usize::from(c >= 1);
-        strong += usize::from(c >= 2 && lift >= 2.0);
-        lifts.push(lift);
-    }
-    let rate = |x: usize| {
-        if counted == 0 {
-            0.0
-        } else {
-            x as f64 / counted as f64
-        }
-    };
-    Scores {
-        bundles: counted,
-        hit: rate(hits),
-        strong_hit: rate(strong),
-        median_lift: crate::stats::median(&mut lifts).unwrap_or(0.0),
-        products: products.len(),
-    }
+    let whole: Vec<NeedSet> = sets.iter().map(|s| (s.clone(), None)).collect();
+    score_sets_at_least(holdout, &whole)
 }
 
 /// The 5th and 95th percentiles of a statistic over 1,000 bootstrap resamples.
