@@ -54,6 +54,8 @@ pub struct Settings {
     pub pipeline: PipelineSettings,
     pub optimize: OptimizeSettings,
     pub quality: QualitySettings,
+    /// Rules for every store (see [`crate::store_rules`]).
+    pub store_rules: crate::store_rules::StoreRules,
 }
 
 /// Option values as types: what a setting may say is its enum's variants.
@@ -220,6 +222,7 @@ pub struct QualitySettings {
     pub min_score: f64,
     pub min_shrunk_lift: f64,
     pub min_category_lift: f64,
+    pub unrelated_max_p: f64,
     pub price_band: f64,
     pub high_ticket_ratio: f64,
     pub evidence: ObjectiveEvidence,
@@ -435,11 +438,20 @@ impl Settings {
         if self.embed.batch_size == 0 {
             return Err(invalid("embed.batch_size", "must be at least 1".into()));
         }
+        if let Err((field, reason)) = self.store_rules.validate() {
+            return Err(invalid(&format!("store_rules.{field}"), reason));
+        }
         let q = &self.quality;
         if !(0.0..=1.0).contains(&q.min_score) {
             return Err(invalid(
                 "quality.min_score",
                 format!("{} is not in [0, 1]", q.min_score),
+            ));
+        }
+        if !(q.unrelated_max_p > 0.0 && q.unrelated_max_p <= 1.0) {
+            return Err(invalid(
+                "quality.unrelated_max_p",
+                format!("{} is not in (0, 1]", q.unrelated_max_p),
             ));
         }
         for (key, v) in [

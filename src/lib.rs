@@ -18,6 +18,7 @@
 //! - [`llm`]: the language-model layer; [`llm::answer`] validates every answer.
 //! - [`rules`]: co-purchase evidence: FP-Growth itemsets, rules with lift, pair counts.
 //! - [`store`]: storage behind the `Store` port (SQLite through sqlx).
+//! - [`store_rules`]: the merchant's word: never-bundle lists, pins, a discount ceiling.
 //! - [`stats`]: order volume, weight tier, velocity, stock cover, assumptions.
 //! - [`config`]: layered settings, validated once.
 //! - [`pipeline`]: `generate`, one run for one store, phase by phase.
@@ -51,4 +52,5 @@ pub mod rules;
 pub mod services;
 pub mod stats;
 pub mod store;
+pub mod store_rules;
 pub mod terminal;

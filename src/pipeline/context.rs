@@ -9,6 +9,7 @@
 //! `high_margin`, `consumable`) beside the model's objectives. With assumed costs every
 //! margin *percentage* is the same, so `high_margin` ranks the absolute unit margin.
 
+use crate::store_rules::{ResolvedRules, StoreRules};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
@@ -134,6 +135,10 @@ pub struct Context {
     /// The median price of eligible products (0 without any): high-ticket is relative
     /// to it.
     pub median_price_minor: i64,
+    /// The merchant's rules in force (configuration and the store's own, merged) as
+    /// written, and over the catalog.
+    pub store_rules: StoreRules,
+    pub rules: ResolvedRules,
     /// Shrinkage settings of the transactional signal (see `candidates::scoring`).
     pub prior_count: f64,
     pub support_half: f64,
@@ -496,6 +501,12 @@ pub async fn prepare(
     let phase = PhaseScope::start(observer, Phase::Context, None);
     let settings = services.settings.clone();
     let mut data = cancel.guard(services.store.load(store_id)).await??;
+    let own_rules = match cancel.guard(services.store.store_rules(store_id)).await?? {
+        Some(text) => StoreRules::parse(&text, &format!("store {store_id}'s stored rules"))
+            .map_err(|e| crate::store::StoreError::Corrupt(e.to_string()))?,
+        None => StoreRules::default(),
+    };
+    let store_rules = settings.store_rules.merged(&own_rules);
     let as_of_day = options.as_of;
     let bound = as_of_day.map(stats::end_of_day);
     if let Some(bound) = bound {
@@ -642,6 +653,9 @@ pub async fn prepare(
     let orders_holding = super::justify::orders_holding(&data, as_of);
     let store_evidence = StoreEvidence::of(&evidence.pairs);
     let median_price_minor = median_price(&data, &signals);
+    let rules = ResolvedRules::resolve(&store_rules, &data.products, |i| {
+        signals.get(i).is_some_and(|s| s.eligible)
+    });
     let data = Arc::try_unwrap(data).unwrap_or_else(|shared| (*shared).clone());
     let mut timings = vec![
         embed_timing,
@@ -677,6 +691,8 @@ pub async fn prepare(
         orders_holding,
         store_evidence,
         median_price_minor,
+        store_rules,
+        rules,
         prior_count: settings.pipeline.prior_count,
         support_half: settings.pipeline.support_half,
         low_cover_days: settings.stats.low_cover_days,

@@ -7,7 +7,9 @@
 //!   or a model's proposal), since pairs that each go with the anchor are rarely
 //!   bought all together:
 //!   - `co_purchase`: orders hold them together, shrunk lift ≥ `quality.min_shrunk_lift`
-//!     (a frequent itemset holding the whole set covers every partner at once);
+//!     (a frequent itemset holding the whole set covers every partner at once); a
+//!     partner unrelated to the anchor in meaning and category needs a count chance
+//!     reaches with probability ≤ `quality.unrelated_max_p`;
 //!   - `complement`: related in meaning (cosine in [`RELATED`], [`NEAR_COPY`]), another
 //!     category, and orders holding both categories at a shrunk lift ≥
 //!     `quality.min_category_lift` — and the pair itself bought together at least as
@@ -35,7 +37,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::candidates::scoring::NEAR_COPY;
+use super::candidates::scoring::{CoPurchase, NEAR_COPY};
 use super::candidates::{ALIKE, Draft, RELATED, set_co_purchase};
 use super::context::{Context, DataTag};
 use crate::config::QualitySettings;
@@ -209,6 +211,27 @@ impl CategoryLinks {
         self.lift_of(x, y, prior)
     }
 
+    /// [`CategoryLinks::lift`] without `n` orders holding both (a pair's own orders,
+    /// so that one pair bought together does not make its categories a link).
+    pub fn lift_without(&self, a: &str, b: &str, n: u32, prior: f64) -> f64 {
+        let (Some(&x), Some(&y)) = (self.index.get(a), self.index.get(b)) else {
+            return 1.0;
+        };
+        if x == y {
+            return 1.0;
+        }
+        let count = self.pairs.get(&(x.min(y), x.max(y))).copied().unwrap_or(0);
+        let n = n.min(count);
+        let baskets = self.baskets.saturating_sub(u64::from(n));
+        if baskets == 0 {
+            return 1.0;
+        }
+        let expected = f64::from(self.orders[x as usize] - n)
+            * f64::from(self.orders[y as usize] - n)
+            / baskets as f64;
+        (f64::from(count - n) + prior) / (expected + prior)
+    }
+
     fn lift_of(&self, x: u32, y: u32, prior: f64) -> (u32, f64) {
         if self.baskets == 0 || x == y {
             return (0, 1.0);
@@ -356,12 +379,78 @@ fn ids(ctx: &Context, products: &[u32]) -> Vec<String> {
 /// Orders-based reasons for a set of two or more products bought together.
 fn co_purchase(ctx: &Context, q: &QualitySettings, products: &[u32]) -> Option<Justification> {
     let cp = set_co_purchase(ctx, products);
-    (cp.count > 0 && cp.shrunk_lift >= q.min_shrunk_lift).then(|| Justification::CoPurchase {
+    co_purchase_holds(ctx, q, products, &cp).then(|| Justification::CoPurchase {
         products: ids(ctx, products),
         count: cp.count,
         expected: round(cp.expected, 3),
         shrunk_lift: round(cp.shrunk_lift, 3),
     })
+}
+
+/// Whether a set's co-purchases justify it: shrunk lift at least
+/// `quality.min_shrunk_lift`, and where a partner is unrelated to the anchor (neither
+/// near in meaning nor in the anchor's category or one the orders pair with it) a count
+/// chance would reach with probability at most `quality.unrelated_max_p`. Among
+/// thousands of pairs a few unrelated ones always meet by luck; related ones are
+/// expected to, so the floor is enough for them.
+pub fn co_purchase_holds(
+    ctx: &Context,
+    q: &QualitySettings,
+    products: &[u32],
+    cp: &CoPurchase,
+) -> bool {
+    if cp.count == 0 || cp.shrunk_lift < q.min_shrunk_lift {
+        return false;
+    }
+    let Some((&anchor, partners)) = products.split_first() else {
+        return false;
+    };
+    partners.iter().all(|&b| related(ctx, q, anchor, b))
+        || poisson_at_least(cp.count, cp.expected) <= q.unrelated_max_p
+}
+
+/// Near in meaning, in one category, or in categories the store's orders pair — by
+/// orders other than the pair's own.
+fn related(ctx: &Context, q: &QualitySettings, a: u32, b: u32) -> bool {
+    let (ca, cb) = (&ctx.categories[a as usize], &ctx.categories[b as usize]);
+    ctx.similarity(a, b) >= RELATED
+        || ca == cb
+        || ctx
+            .category_links
+            .lift_without(ca, cb, pair_orders(ctx, a, b) as u32, ctx.prior_count)
+            >= q.min_category_lift
+}
+
+/// P(X ≥ k) for X ~ Poisson(λ), summed from k upward (the terms fall once past λ, and
+/// a tail sum keeps its precision where one minus the head would not).
+pub fn poisson_at_least(k: u32, lambda: f64) -> f64 {
+    if k == 0 {
+        return 1.0;
+    }
+    if lambda <= 0.0 {
+        return 0.0;
+    }
+    if f64::from(k) <= lambda {
+        // The head is the small side here.
+        let mut term = (-lambda).exp();
+        let mut head = term;
+        for i in 1..k {
+            term *= lambda / f64::from(i);
+            head += term;
+        }
+        return (1.0 - head).clamp(0.0, 1.0);
+    }
+    // ln P(X = k) = k ln λ − λ − ln k!
+    let ln_fact: f64 = (2..=k).map(|i| f64::from(i).ln()).sum();
+    let mut term = (f64::from(k) * lambda.ln() - lambda - ln_fact).exp();
+    let mut tail = 0.0;
+    let mut i = k;
+    while term > tail * 1e-12 && i < k + 10_000 {
+        tail += term;
+        i += 1;
+        term *= lambda / f64::from(i);
+    }
+    tail.min(1.0)
 }
 
 fn complement(ctx: &Context, q: &QualitySettings, a: u32, b: u32) -> Option<Justification> {
@@ -694,6 +783,22 @@ mod tests {
             gift_card: false,
             inventory_item_id: None,
         }
+    }
+
+    #[test]
+    fn the_poisson_tail_matches_its_sums() {
+        // P(X ≥ 4 | λ = 1.6) = 1 − e^−1.6 (1 + 1.6 + 1.28 + 0.682667)
+        let head = (-1.6f64).exp() * (1.0 + 1.6 + 1.28 + 1.6f64.powi(3) / 6.0);
+        assert!((poisson_at_least(4, 1.6) - (1.0 - head)).abs() < 1e-12);
+        // Far in the tail: P(X = 30 | λ = 2) = 2^30 e^−2 / 30! ≈ 5.48e-25, and the
+        // terms after it add about 7 %.
+        let p = poisson_at_least(30, 2.0);
+        assert!(p > 5.8e-25 && p < 5.9e-25, "{p}");
+        assert_eq!(poisson_at_least(0, 3.0), 1.0);
+        assert_eq!(poisson_at_least(2, 0.0), 0.0);
+        // Below the mean the head is summed: P(X ≥ 1 | λ = 5) = 1 − e^−5.
+        assert!((poisson_at_least(1, 5.0) - (1.0 - (-5.0f64).exp())).abs() < 1e-12);
+        assert!((poisson_at_least(3, 5.0) - (1.0 - (-5.0f64).exp() * 18.5)).abs() < 1e-12);
     }
 
     #[test]

@@ -102,6 +102,13 @@ pub trait Store: Send + Sync {
         items: &[(String, Vec<String>)],
     ) -> Result<(), StoreError>;
 
+    /// The store's own rules (see [`crate::store_rules`]) as the merchant wrote them;
+    /// `None`: none set.
+    async fn store_rules(&self, id: &StoreId) -> Result<Option<String>, StoreError>;
+
+    /// Replaces the store's rules (`None` clears them); the store must exist.
+    async fn put_store_rules(&self, id: &StoreId, rules: Option<&str>) -> Result<(), StoreError>;
+
     /// Writes a finished run and its bundles in one transaction.
     async fn save_run(&self, run: &RunRecord, bundles: &[BundleRecord]) -> Result<(), StoreError>;
 }

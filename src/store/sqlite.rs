@@ -294,6 +294,30 @@ impl Store for SqliteStore {
         }))
     }
 
+    async fn store_rules(&self, id: &StoreId) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query("SELECT rules FROM stores WHERE store_id = ?")
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| StoreError::UnknownStore(id.to_string()))?;
+        Ok(row.try_get("rules")?)
+    }
+
+    async fn put_store_rules(&self, id: &StoreId, rules: Option<&str>) -> Result<(), StoreError> {
+        let now = chrono::Utc::now().timestamp();
+        let updated = sqlx::query("UPDATE stores SET rules = ?, updated_at = ? WHERE store_id = ?")
+            .bind(rules)
+            .bind(now)
+            .bind(id.as_str())
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        if updated == 0 {
+            return Err(StoreError::UnknownStore(id.to_string()));
+        }
+        Ok(())
+    }
+
     async fn catalog_keys(&self, id: &StoreId) -> Result<CatalogKeys, StoreError> {
         let mut keys = CatalogKeys::default();
         let mut rows = sqlx::query(

@@ -181,8 +181,9 @@ impl CellInput<'_> {
         self.ctx.product(a).product_id == self.ctx.product(b).product_id
     }
 
-    /// Products bought with `a` clearly more often than chance (shrunk lift at least
-    /// `quality.min_shrunk_lift`), strongest evidence first.
+    /// Products bought with `a` clearly more often than chance (a co-purchase that
+    /// would justify the pair: see [`justify::co_purchase_holds`]), strongest evidence
+    /// first.
     pub fn bought_with(&self, a: u32) -> Vec<u32> {
         let ctx = self.ctx;
         let mut out: Vec<(u32, f64)> = ctx.partners[a as usize]
@@ -197,7 +198,7 @@ impl CellInput<'_> {
                 );
                 (b, cp)
             })
-            .filter(|(_, cp)| cp.shrunk_lift >= self.quality.min_shrunk_lift)
+            .filter(|(b, cp)| justify::co_purchase_holds(ctx, self.quality, &[a, *b], cp))
             .map(|(b, cp)| (b, scoring::transactional(&cp, ctx.support_half)))
             .collect();
         out.sort_by(|x, y| y.1.total_cmp(&x.1).then(x.0.cmp(&y.0)));
