@@ -36,6 +36,8 @@ pub enum AppError {
     LlmSetup(#[from] crate::llm::provider::TaskError),
     #[error(transparent)]
     Pipeline(#[from] pipeline::PipelineError),
+    #[error(transparent)]
+    StoreRules(#[from] crate::store_rules::StoreRulesError),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -46,7 +48,7 @@ impl AppError {
         match self {
             AppError::Embed(e) => e.kind(),
             AppError::UnknownProduct { .. } | AppError::NoOrders(_) => ErrorKind::NotFound,
-            AppError::Ingest(_) => ErrorKind::BadInput,
+            AppError::Ingest(_) | AppError::StoreRules(_) => ErrorKind::BadInput,
             AppError::Store(e) => e.kind(),
             AppError::Pipeline(e) => e.kind(),
             AppError::Llm(_) | AppError::LlmSetup(_) | AppError::Internal(_) => ErrorKind::Internal,
@@ -231,6 +233,96 @@ pub async fn stats(
         .await
         .map_err(|e| AppError::Internal(format!("stats worker failed: {e}")))?
         .ok_or(AppError::NoOrders(id))
+}
+
+/// What `store-rules` is asked to do with a store's rules.
+#[derive(Debug, Clone, Copy)]
+pub enum RulesChange<'a> {
+    /// Replace them with a rules file's text (`source_name` names it in errors).
+    Set {
+        text: &'a str,
+        source_name: &'a str,
+    },
+    Clear,
+    Show,
+}
+
+/// A store's rules after `store-rules`.
+#[derive(Debug, Clone, Serialize)]
+pub struct StoreRulesOutcome {
+    pub store_id: String,
+    /// `set`, `cleared` or `shown`.
+    pub action: &'static str,
+    pub rules: crate::store_rules::StoreRules,
+    /// Ids the rules name that the store's catalog lacks (kept: the products may come;
+    /// a pin of one is not published until then).
+    pub unknown_ids: Vec<String>,
+}
+
+impl StoreRulesOutcome {
+    pub fn text(&self) -> String {
+        let r = &self.rules;
+        let mut s = format!(
+            "{}: rules {} — {} products and {} categories never bundled, {} pairs never together, {} pins, discount ceiling {}\n",
+            self.store_id,
+            self.action,
+            r.never_products.len(),
+            r.never_categories.len(),
+            r.never_pairs.len(),
+            r.pins.len(),
+            r.max_discount_pct
+                .map_or_else(|| "none".to_owned(), |d| format!("{d}%")),
+        );
+        if !self.unknown_ids.is_empty() {
+            s.push_str(&format!(
+                "not in the catalog (yet): {}\n",
+                self.unknown_ids.join(", ")
+            ));
+        }
+        s
+    }
+}
+
+/// Sets, clears or shows a store's own rules (see [`crate::store_rules`]); a rules
+/// file is checked whole before anything is stored.
+pub async fn store_rules(
+    store: &dyn Store,
+    store_id: &StoreId,
+    change: RulesChange<'_>,
+) -> Result<StoreRulesOutcome, AppError> {
+    use crate::store_rules::StoreRules;
+    let (action, rules) = match change {
+        RulesChange::Set { text, source_name } => {
+            let rules = StoreRules::parse(text, source_name)?;
+            store.put_store_rules(store_id, Some(text)).await?;
+            ("set", rules)
+        }
+        RulesChange::Clear => {
+            store.put_store_rules(store_id, None).await?;
+            ("cleared", StoreRules::default())
+        }
+        RulesChange::Show => {
+            let rules = match store.store_rules(store_id).await? {
+                Some(text) => StoreRules::parse(&text, &format!("store {store_id}'s stored rules"))
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                None => StoreRules::default(),
+            };
+            ("shown", rules)
+        }
+    };
+    let keys = store.catalog_keys(store_id).await?;
+    let unknown_ids = rules
+        .ids()
+        .into_iter()
+        .filter(|id| !keys.knows(id))
+        .map(str::to_owned)
+        .collect();
+    Ok(StoreRulesOutcome {
+        store_id: store_id.to_string(),
+        action,
+        rules,
+        unknown_ids,
+    })
 }
 
 /// A product as `similar` shows it.

@@ -61,6 +61,10 @@ enum Command {
     /// Frequent itemsets and association rules (FP-Growth) of a baskets file or a
     /// store's orders. Exact by default: no length limit, no basket cap.
     Rules(RulesArgs),
+    /// Set a store's own rules from a TOML file (never-bundle products and categories,
+    /// pairs never together, pins, a discount ceiling); `--clear` removes them, no file
+    /// shows them.
+    StoreRules(StoreRulesArgs),
     /// Write a seeded synthetic store (products.csv, orders.csv, planted.json).
     Fixtures(FixturesArgs),
     /// Measure whole operations (see BENCHMARKS.md).
@@ -85,6 +89,20 @@ struct IngestArgs {
     #[arg(long, value_name = "FILE")]
     inventory: Option<PathBuf>,
     /// Print one JSON document on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
+struct StoreRulesArgs {
+    #[arg(long)]
+    store: String,
+    /// The rules file (TOML); checked whole before it replaces the stored rules.
+    #[arg(value_name = "FILE", conflicts_with = "clear")]
+    file: Option<PathBuf>,
+    /// Remove the store's rules.
+    #[arg(long)]
+    clear: bool,
     #[arg(long)]
     json: bool,
 }
@@ -449,6 +467,7 @@ async fn dispatch(cli: Cli, settings: Settings) -> Result<ExitCode> {
         Command::Generate(args) => generate(args, settings).await,
         Command::Eval(args) => eval(args, settings).await,
         Command::Rules(args) => rules(args, &settings).await,
+        Command::StoreRules(args) => store_rules(args, &settings).await,
         Command::Fixtures(args) => fixtures(args),
         Command::Bench(BenchCommand::Ingest(args)) => bench_ingest(args, &settings).await,
         Command::Bench(BenchCommand::Search(args)) => bench_search(args, &settings).await,
@@ -497,6 +516,33 @@ async fn ingest(args: IngestArgs, settings: &Settings) -> Result<ExitCode> {
         eprint!("{}", outcome.errors_text(20));
     }
     print_result(args.json, &outcome, || outcome.text())
+}
+
+async fn store_rules(args: StoreRulesArgs, settings: &Settings) -> Result<ExitCode> {
+    let id = store_id(&args.store)?;
+    let text = match &args.file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?,
+        ),
+        None => None,
+    };
+    let source_name = args
+        .file
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    let change = match (&text, args.clear) {
+        (Some(text), _) => app::RulesChange::Set {
+            text,
+            source_name: &source_name,
+        },
+        (None, true) => app::RulesChange::Clear,
+        (None, false) => app::RulesChange::Show,
+    };
+    let db = store::open(&settings.database.url).await?;
+    let out = app::store_rules(db.as_ref(), &id, change).await?;
+    print_result(args.json, &out, || out.text())
 }
 
 async fn stats(args: StatsArgs, settings: &Settings) -> Result<ExitCode> {

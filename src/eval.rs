@@ -21,6 +21,9 @@
 //! (compared by product, so two sizes of one are one), and the share of bundles
 //! without a justification.
 //!
+//! The store's rules hold as in any run, except its pins: they are the merchant's
+//! choice, not the engine's, so eval leaves them out.
+//!
 //! Baselines: random product sets of our sets' sizes (seeded, 2,000 of them), the top-K
 //! pairs by co-purchase count ("frequently bought together"), and the top-K pairs by
 //! lift among pairs bought together at least 5 times.
@@ -362,9 +365,13 @@ pub async fn evaluate(
         orders: options.max_orders.map_or(OrderScope::All, OrderScope::Last),
     };
     let never = CancelToken::never();
-    let ctx = Arc::new(
-        pipeline::prepare(services, store_id, &prepare_options, &NoObserver, &never).await?,
-    );
+    let mut ctx =
+        pipeline::prepare(services, store_id, &prepare_options, &NoObserver, &never).await?;
+    // Pins are the merchant's choice, not the engine's: eval scores the engine alone
+    // (the never-bundle lists and the discount ceiling still hold).
+    ctx.rules.pins.clear();
+    ctx.store_rules.pins.clear();
+    let ctx = Arc::new(ctx);
     let variant = Variant {
         objectives: options.objectives.clone(),
         max_bundles: options.max_bundles,

@@ -103,9 +103,17 @@ pub enum StoreRulesError {
 impl StoreRules {
     /// Reads and checks a rules file's text; `source_name` names it in errors.
     pub fn parse(text: &str, source_name: &str) -> Result<StoreRules, StoreRulesError> {
-        let rules: StoreRules = toml::from_str(text).map_err(|e| StoreRulesError::Parse {
-            source_name: source_name.to_owned(),
-            message: e.to_string().trim_end().replace('\n', " "),
+        let rules: StoreRules = toml::from_str(text).map_err(|e| {
+            let at = e.span().map(|span| {
+                let before = &text[..span.start.min(text.len())];
+                let line = before.matches('\n').count() + 1;
+                let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+                format!("line {line}, column {column}: ")
+            });
+            StoreRulesError::Parse {
+                source_name: source_name.to_owned(),
+                message: format!("{}{}", at.unwrap_or_default(), e.message()),
+            }
         })?;
         rules
             .validate()

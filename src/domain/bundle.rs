@@ -232,6 +232,8 @@ pub enum JustificationKind {
     Proposal,
     Alike,
     Multiples,
+    /// The merchant's pin (never among an objective's evidence: it stands on its own).
+    Pinned,
 }
 
 impl JustificationKind {
@@ -250,6 +252,7 @@ impl JustificationKind {
             JustificationKind::Proposal => "proposal",
             JustificationKind::Alike => "alike",
             JustificationKind::Multiples => "multiples",
+            JustificationKind::Pinned => "pinned",
         }
     }
 }
@@ -306,6 +309,9 @@ pub enum Justification {
         multi_unit_orders: u32,
         repeat_rate: f64,
     },
+    /// The merchant pinned the set in the store's rules (see `store-rules`); the data's
+    /// own reasons, where it has them, follow.
+    Pinned { products: Vec<String> },
 }
 
 impl Justification {
@@ -316,6 +322,7 @@ impl Justification {
             Justification::Proposal { .. } => JustificationKind::Proposal,
             Justification::Alike { .. } => JustificationKind::Alike,
             Justification::Multiples { .. } => JustificationKind::Multiples,
+            Justification::Pinned { .. } => JustificationKind::Pinned,
         }
     }
 }

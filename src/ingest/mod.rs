@@ -403,6 +403,13 @@ impl CatalogKeys {
     pub fn is_empty(&self) -> bool {
         self.by_variant.is_empty()
     }
+
+    /// Whether an id is a variant id, SKU or product id of the catalog.
+    pub fn knows(&self, id: &str) -> bool {
+        self.by_variant.contains_key(id)
+            || self.by_sku.contains_key(id)
+            || self.by_product.contains_key(id)
+    }
 }
 
 /// Joins every order line to the catalog, then merges lines of one order that turn out

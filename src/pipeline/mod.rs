@@ -130,6 +130,8 @@ pub struct RunSummary {
     pub evidence: justify::StoreEvidence,
     /// What was left out for quality and why (counts only).
     pub quality: QualityReport,
+    /// The merchant's rules in force, what they removed, and each pin's fate.
+    pub store_rules: candidates::pinned::StoreRulesReport,
     pub optimize: optimize::OptimizeReport,
     pub bundles: usize,
     /// The model's use by this run, with phase 0's classification calls (made once per
@@ -364,6 +366,12 @@ pub async fn run(
         candidates: found.outs.len(),
         evidence: ctx.store_evidence.clone(),
         quality: QualityReport::of(&found.cells, &bundles),
+        store_rules: candidates::pinned::StoreRulesReport::of(
+            ctx,
+            found.pins,
+            &priced.offers,
+            &priced.report,
+        ),
         cells: found.cells.clone(),
         optimize: priced.report,
         bundles: bundles.len(),

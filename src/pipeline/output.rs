@@ -363,6 +363,9 @@ pub fn justification_text(j: &Justification, b: &Bundle) -> String {
             title(product),
             repeat_rate * 100.0
         ),
+        Justification::Pinned { products } => {
+            format!("Pinned by the merchant: {}.", titles(products))
+        }
     }
 }
 

@@ -46,6 +46,7 @@ impl CandidateSources {
             Source::Pairs | Source::Itemsets | Source::Repeats => self.co_purchase,
             Source::Neighbours => self.meaning,
             Source::Llm => self.model,
+            Source::Pinned => true,
         }
     }
 }

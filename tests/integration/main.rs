@@ -19,4 +19,5 @@ mod real_llm;
 mod rules;
 mod shapes;
 mod stats;
+mod store_rules;
 mod support;

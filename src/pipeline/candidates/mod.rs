@@ -13,6 +13,7 @@ mod addon;
 mod bogo;
 mod fixed;
 mod mix_match;
+pub mod pinned;
 pub mod scoring;
 mod volume;
 
@@ -56,6 +57,8 @@ pub enum Source {
     Repeats,
     /// The language model's (or offline provider's) proposal.
     Llm,
+    /// The merchant pinned it (see [`crate::store_rules`]).
+    Pinned,
 }
 
 /// A product set a generator proposes, before scoring.
@@ -120,6 +123,8 @@ pub struct Candidate {
     pub score: ScoreBreakdown,
     /// Why it may be published (see [`crate::pipeline::justify`]).
     pub justification: Vec<Justification>,
+    /// The merchant pinned it: published ahead of the rest while valid.
+    pub pinned: bool,
 }
 
 /// One objective × bundle type cell of the run summary.
@@ -670,6 +675,7 @@ pub fn run_cell(
                 neighbours,
                 score,
                 justification,
+                pinned: false,
             })
         })
         .collect();
@@ -706,6 +712,8 @@ pub struct Found {
     pub outs: Vec<CandidateOut>,
     pub cells: Vec<CellSummary>,
     pub proposals: Vec<ProposalSummary>,
+    /// What became of the merchant's pins.
+    pub pins: Vec<pinned::PinOutcome>,
     pub timings: Vec<TaskTiming>,
 }
 
@@ -790,7 +798,8 @@ pub async fn run(
     .await??;
     let cells_timing = ctx.clock.span("candidates", "generators", generated);
     let mut cell_summaries = Vec::with_capacity(results.len());
-    let mut all = Vec::new();
+    let weights = variant.weights.map_or(ctx.weights, Weights::from_array);
+    let (mut all, pins) = pinned::candidates(ctx, weights, &settings.quality);
     for (found, summary) in results {
         all.extend(found);
         cell_summaries.push(summary);
@@ -802,6 +811,7 @@ pub async fn run(
         outs,
         cells: cell_summaries,
         proposals: summaries,
+        pins,
         timings: vec![proposals_timing, cells_timing],
     })
 }

@@ -92,10 +92,11 @@ pub fn dedup(
     threshold: f64,
     set_keys: &SetKeys,
 ) -> (Vec<Candidate>, usize) {
+    // A merchant's pin wins over whatever it duplicates.
     candidates.sort_by(|a, b| {
-        b.score
-            .total
-            .total_cmp(&a.score.total)
+        b.pinned
+            .cmp(&a.pinned)
+            .then(b.score.total.total_cmp(&a.score.total))
             .then_with(|| a.draft.products.cmp(&b.draft.products))
             .then_with(|| a.objective.as_str().cmp(b.objective.as_str()))
     });
@@ -156,6 +157,11 @@ pub fn one_type_per_set(
     for (_, members) in &groups {
         let best = members[0];
         let first = &candidates[best];
+        if first.pinned {
+            // The merchant chose the type.
+            chosen.push(best);
+            continue;
+        }
         let prices: Vec<i64> = first.draft.products.iter().map(|&i| price(i)).collect();
         let pick = suited_type(&prices)
             .and_then(|t| {

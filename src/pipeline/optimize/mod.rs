@@ -13,6 +13,7 @@ pub mod pareto;
 pub mod pricing;
 pub mod safety;
 
+use crate::store_rules::RuleBroken;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
@@ -28,7 +29,7 @@ use crate::domain::BundleType;
 use crate::llm::gateway::Gateway;
 use pricing::Demand;
 pub use pricing::FinalPrice;
-use safety::Rejection;
+pub use safety::Rejection;
 
 /// A candidate that passed the guard, with its economics at the Bayesian price.
 #[derive(Debug, Clone)]
@@ -64,6 +65,9 @@ pub struct OptimizeReport {
     /// How much larger the store's discounted orders are than its full-price ones
     /// (scales the price response; 1 without enough discounted orders).
     pub discount_uplift: f64,
+    /// Pins the guard dropped, by product set (reported under `run.store_rules`).
+    #[serde(skip)]
+    pub pin_rejections: Vec<(Vec<u32>, Rejection)>,
 }
 
 fn reject(report: &mut OptimizeReport, r: Rejection) {
@@ -194,20 +198,38 @@ pub fn optimize(
 
     let mut offers: Vec<Offer> = Vec::new();
     for c in kept {
+        if let Some(broken) = ctx.rules.breaks(&c.draft.products) {
+            reject(
+                &mut report,
+                match broken {
+                    RuleBroken::NeverProduct => Rejection::NeverBundle,
+                    RuleBroken::NeverPair => Rejection::NeverTogether,
+                },
+            );
+            continue;
+        }
         let units = units(&c);
         let stock = match safety::check_products(ctx, &c.draft.products, &units) {
             Ok(s) => s,
             Err(r) => {
                 reject(&mut report, r);
+                if c.pinned {
+                    report.pin_rejections.push((c.draft.products.clone(), r));
+                }
                 continue;
             }
         };
         let (list, cost, cost_assumed) = economics(ctx, &c);
-        let range = s.range(c.objective);
+        let range = ctx.rules.ceiling(s.range(c.objective));
         let Some(floor_max) =
             floor_max(ctx, &c, list, cost, s.margin_floor_pct).filter(|&m| m >= range.0)
         else {
             reject(&mut report, Rejection::MarginFloor);
+            if c.pinned {
+                report
+                    .pin_rejections
+                    .push((c.draft.products.clone(), Rejection::MarginFloor));
+            }
             continue;
         };
         let hi = range.1.min(floor_max);
@@ -277,7 +299,8 @@ pub fn optimize(
     (selected, report)
 }
 
-/// `max_bundles` offers by front rank, then score, then crowding: first the best of
+/// `max_bundles` offers: the merchant's pins that are still valid, then by front rank,
+/// score and crowding: first the best of
 /// every objective × type cell (so the run spreads), then the rest in order with at
 /// most `max_per_objective` per objective, then — slots left, and every objective's
 /// share taken or its candidates spent — the rest from any objective. A product at its
@@ -302,6 +325,19 @@ fn select(mut offers: Vec<Offer>, s: &OptimizeSettings, report: &mut OptimizeRep
     let mut taken = vec![false; offers.len()];
     let mut order: Vec<usize> = Vec::new();
     let mut cells_seen = std::collections::HashSet::new();
+    // The merchant's pins first, whatever the caps.
+    for (k, o) in offers.iter().enumerate() {
+        if o.candidate.pinned && order.len() < s.max_bundles {
+            taken[k] = true;
+            order.push(k);
+            for &p in &o.candidate.draft.products {
+                *per_product.entry(p).or_default() += 1;
+            }
+            *per_objective
+                .entry(o.candidate.objective.as_str())
+                .or_default() += 1;
+        }
+    }
     for pass in 0..3 {
         for (k, o) in offers.iter().enumerate() {
             if order.len() >= s.max_bundles || taken[k] {

@@ -3,7 +3,8 @@
 //! bundle's largest quantity (untracked inventory passes, and the bundle says so).
 //! Restricted categories and gift cards never reach here (phase 1 leaves them out)
 //! but are checked again. Margin: the objective's smallest discount must keep the
-//! margin floor, or the bundle is dropped, never priced below it.
+//! margin floor, or the bundle is dropped, never priced below it. The store's rules
+//! (never-bundle products and categories, pairs never together) drop what they name.
 
 use serde::Serialize;
 
@@ -20,6 +21,10 @@ pub enum Rejection {
     MarginFloor,
     /// The product already is in `max_per_product` published bundles.
     ProductCap,
+    /// The store's rules never bundle a product (or its category).
+    NeverBundle,
+    /// The store's rules never put two of the products together.
+    NeverTogether,
 }
 
 /// What the stock check found.
