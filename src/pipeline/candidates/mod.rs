@@ -545,6 +545,56 @@ fn evidence(ctx: &Context, draft: &Draft) -> (Vec<RuleEvidence>, Vec<NeighbourEv
     (rules, neighbours)
 }
 
+/// A draft's co-purchase record (two or more products) and score.
+fn score_draft(
+    ctx: &Context,
+    weights: Weights,
+    objective: Objective,
+    bundle_type: BundleType,
+    draft: &Draft,
+) -> (Option<CoPurchase>, ScoreBreakdown) {
+    let cp = (draft.products.len() >= 2).then(|| set_co_purchase(ctx, &draft.products));
+    let score = scoring::score(
+        ctx,
+        weights,
+        ctx.support_half,
+        &ScoreInput {
+            objective,
+            bundle_type,
+            products: &draft.products,
+            quantities: &draft.quantities,
+            proposed: draft.sources.contains(&Source::Llm),
+            co_purchase: cp,
+        },
+    );
+    (cp, score)
+}
+
+impl Candidate {
+    /// A scored, justified draft with its evidence.
+    fn new(
+        ctx: &Context,
+        (objective, bundle_type): (Objective, BundleType),
+        draft: Draft,
+        (co_purchase, score): (Option<CoPurchase>, ScoreBreakdown),
+        justification: Vec<Justification>,
+        pinned: bool,
+    ) -> Candidate {
+        let (rules, neighbours) = evidence(ctx, &draft);
+        Candidate {
+            objective,
+            bundle_type,
+            draft,
+            co_purchase,
+            rules,
+            neighbours,
+            score,
+            justification,
+            pinned,
+        }
+    }
+}
+
 /// Runs one cell's generator, scores its drafts, merges duplicates (keeping every
 /// source) and keeps the best.
 pub fn run_cell(
@@ -622,20 +672,7 @@ pub fn run_cell(
     let mut out: Vec<Candidate> = merged
         .into_iter()
         .filter_map(|draft| {
-            let cp = (draft.products.len() >= 2).then(|| set_co_purchase(ctx, &draft.products));
-            let score = scoring::score(
-                ctx,
-                weights,
-                ctx.support_half,
-                &ScoreInput {
-                    objective: input.objective,
-                    bundle_type,
-                    products: &draft.products,
-                    quantities: &draft.quantities,
-                    proposed: draft.sources.contains(&Source::Llm),
-                    co_purchase: cp,
-                },
-            );
+            let (cp, score) = score_draft(ctx, weights, input.objective, bundle_type, &draft);
             let verdict = justify::justify(ctx, quality, input.objective, bundle_type, &draft)
                 .and_then(|j| {
                     if score.total < quality.min_score {
@@ -665,18 +702,14 @@ pub fn run_cell(
                     return None;
                 }
             };
-            let (rules, neighbours) = evidence(ctx, &draft);
-            Some(Candidate {
-                objective: input.objective,
-                bundle_type,
+            Some(Candidate::new(
+                ctx,
+                (input.objective, bundle_type),
                 draft,
-                co_purchase: cp,
-                rules,
-                neighbours,
-                score,
+                (cp, score),
                 justification,
-                pinned: false,
-            })
+                false,
+            ))
         })
         .collect();
     out.sort_by(|a, b| {

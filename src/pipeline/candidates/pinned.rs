@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::{Candidate, Draft, Source, evidence, scoring, set_co_purchase, volume};
+use super::{Candidate, Draft, Source, score_draft, volume};
 use crate::config::QualitySettings;
 use crate::domain::{BundleType, Justification, Objective};
 use crate::pipeline::context::Context;
@@ -167,20 +167,7 @@ fn candidate(
     bundle_type: BundleType,
     draft: Draft,
 ) -> Candidate {
-    let cp = (draft.products.len() >= 2).then(|| set_co_purchase(ctx, &draft.products));
-    let score = scoring::score(
-        ctx,
-        weights,
-        ctx.support_half,
-        &scoring::ScoreInput {
-            objective,
-            bundle_type,
-            products: &draft.products,
-            quantities: &draft.quantities,
-            proposed: false,
-            co_purchase: cp,
-        },
-    );
+    let scored = score_draft(ctx, weights, objective, bundle_type, &draft);
     // The data's own reasons, where it has them, beside the merchant's.
     let mut justification =
         justify::justify(ctx, quality, objective, bundle_type, &draft).unwrap_or_default();
@@ -194,16 +181,12 @@ fn candidate(
                 .collect(),
         },
     );
-    let (rules, neighbours) = evidence(ctx, &draft);
-    Candidate {
-        objective,
-        bundle_type,
+    Candidate::new(
+        ctx,
+        (objective, bundle_type),
         draft,
-        co_purchase: cp,
-        rules,
-        neighbours,
-        score,
+        scored,
         justification,
-        pinned: true,
-    }
+        true,
+    )
 }
