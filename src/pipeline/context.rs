@@ -9,7 +9,6 @@
 //! `high_margin`, `consumable`) beside the model's objectives. With assumed costs every
 //! margin *percentage* is the same, so `high_margin` ranks the absolute unit margin.
 
-use crate::store_rules::{ResolvedRules, StoreRules};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
@@ -32,6 +31,7 @@ use crate::rules::{self, Baskets, Evidence};
 use crate::services::Services;
 use crate::stats::{self, Assumption, Tier, Weights};
 use crate::store::StoreData;
+use crate::store_rules::{ResolvedRules, StoreRules};
 
 /// Which of the store's orders a context counts.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

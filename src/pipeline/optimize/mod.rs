@@ -13,7 +13,6 @@ pub mod pareto;
 pub mod pricing;
 pub mod safety;
 
-use crate::store_rules::RuleBroken;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
@@ -27,6 +26,7 @@ use crate::cancel::CancelToken;
 use crate::config::OptimizeSettings;
 use crate::domain::BundleType;
 use crate::llm::gateway::Gateway;
+use crate::store_rules::RuleBroken;
 use pricing::Demand;
 pub use pricing::FinalPrice;
 pub use safety::Rejection;
