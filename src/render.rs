@@ -71,8 +71,11 @@ impl StoreStats {
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "store {} ({}), as of {}",
-            self.store_id, self.currency, self.as_of
+            "store {} ({}), as of {}{}",
+            self.store_id,
+            self.currency,
+            self.as_of,
+            self.as_of_source.note()
         );
         let _ = writeln!(
             s,
@@ -244,9 +247,18 @@ impl RunOutput {
         let w = &r.weights;
         let _ = writeln!(
             s,
-            "{}: as of {}, {} orders in the window ({:?} tier), weights α={} β={} γ={}",
-            r.store_id, r.as_of, r.orders_in_window, r.tier, w.alpha, w.beta, w.gamma
+            "{}: as of {}{}, {} orders in the window ({:?} tier), weights α={} β={} γ={}",
+            r.store_id,
+            r.as_of,
+            r.as_of_source.note(),
+            r.orders_in_window,
+            r.tier,
+            w.alpha,
+            w.beta,
+            w.gamma
         );
+        let e = &r.evidence;
+        let _ = writeln!(s, "evidence: {}", e.summary());
         let t = &r.timings;
         let _ = writeln!(
             s,

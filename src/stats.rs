@@ -53,10 +53,55 @@ pub fn tier_for(orders_in_window: u64, settings: &Settings) -> (Tier, Weights) {
 
 /// The end of the named day (its last second), or the latest order's instant.
 pub fn resolve_as_of(data: &StoreData, as_of: Option<NaiveDate>) -> Option<DateTime<Utc>> {
-    match as_of {
-        Some(d) => Some(end_of_day(d)),
-        None => data.orders.iter().map(|o| o.created_at).max(),
+    resolve_as_of_with_source(data, as_of).map(|(t, _)| t)
+}
+
+/// Where a run's date came from (`run.as_of_source`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AsOfSource {
+    /// `--as-of DATE`.
+    Given,
+    /// The store's latest order.
+    LatestOrder,
+    /// No orders: the catalog's latest product timestamp.
+    LatestProduct,
+    /// No orders and no product timestamps: the end of the day of the store's first
+    /// ingest (stored then, so runs stay reproducible).
+    FirstIngest,
+}
+
+impl AsOfSource {
+    /// How a summary says where the date came from ("" for the usual sources).
+    pub fn note(self) -> &'static str {
+        match self {
+            AsOfSource::Given | AsOfSource::LatestOrder => "",
+            AsOfSource::LatestProduct => " (no orders: the catalog's latest product)",
+            AsOfSource::FirstIngest => " (no orders: the day of the store's first ingest)",
+        }
     }
+}
+
+/// The date a run or the statistics see the store as of, and where it came from: the
+/// given day, else the latest order, else — a store without orders — the catalog's
+/// latest product timestamp, else the day of the store's first ingest. The last two
+/// are the one place a date comes from outside the orders; both are stored data, never
+/// the wall clock.
+pub fn resolve_as_of_with_source(
+    data: &StoreData,
+    as_of: Option<NaiveDate>,
+) -> Option<(DateTime<Utc>, AsOfSource)> {
+    if let Some(d) = as_of {
+        return Some((end_of_day(d), AsOfSource::Given));
+    }
+    if let Some(t) = data.orders.iter().map(|o| o.created_at).max() {
+        return Some((t, AsOfSource::LatestOrder));
+    }
+    if let Some(t) = data.products.iter().filter_map(|p| p.created_at).max() {
+        return Some((t, AsOfSource::LatestProduct));
+    }
+    data.first_ingest
+        .map(|t| (end_of_day(t.date_naive()), AsOfSource::FirstIngest))
 }
 
 /// The median of `values` (the mean of the middle two for an even count; sorts them);
@@ -181,6 +226,8 @@ pub struct StoreStats {
     /// The day the windows end on (`YYYY-MM-DD`), and the exact instant.
     pub as_of: String,
     pub as_of_time: String,
+    /// Where the day came from (see [`resolve_as_of_with_source`]).
+    pub as_of_source: AsOfSource,
     pub window_days: u32,
     pub orders_60d: u64,
     pub tier: Tier,
@@ -233,7 +280,8 @@ pub struct StockCover {
     pub out_of_stock: u64,
     /// Tracked, in stock, with fewer days of cover than `low_cover_days`.
     pub low: u64,
-    /// Tracked, in stock, with more days of cover than `overstock_cover_days` (or no sales).
+    /// Tracked, in stock, with more days of cover than `overstock_cover_days` (or no sales
+    /// of it while the store sells others).
     pub overstock: u64,
     pub low_cover_days: u32,
     pub overstock_cover_days: u32,
@@ -261,7 +309,7 @@ pub fn compute(
     as_of: Option<NaiveDate>,
     settings: &Settings,
 ) -> Option<StoreStats> {
-    let as_of = resolve_as_of(data, as_of)?;
+    let (as_of, as_of_source) = resolve_as_of_with_source(data, as_of)?;
     let st = &settings.stats;
     let window = settings.scoring.window_days;
     let start = as_of - Duration::days(i64::from(window));
@@ -314,8 +362,11 @@ pub fn compute(
         .collect();
 
     let sellable = |i: usize| sellable(&data.products[i]);
+    // Without orders in the window nothing is known to sell slowly (a new store).
     let mut slow: Vec<usize> = (0..data.products.len())
-        .filter(|&i| sellable(i) && metrics[i].is_slow_mover(start, st.slow_mover_max_units))
+        .filter(|&i| {
+            in_window > 0 && sellable(i) && metrics[i].is_slow_mover(start, st.slow_mover_max_units)
+        })
         .collect();
     slow.sort_by(|&a, &b| {
         let inv = |i: usize| data.products[i].inventory.unwrap_or(0);
@@ -388,7 +439,8 @@ pub fn compute(
                     cover.out_of_stock += 1;
                 } else if d < f64::from(st.low_cover_days) {
                     cover.low += 1;
-                } else if d > f64::from(st.overstock_cover_days) {
+                } else if in_window > 0 && d > f64::from(st.overstock_cover_days) {
+                    // Cover is only known where the store sells at all.
                     cover.overstock += 1;
                 }
                 if inv > 0 && d.is_finite() {
@@ -474,6 +526,7 @@ pub fn compute(
         },
         as_of: date(as_of),
         as_of_time: as_of.to_rfc3339(),
+        as_of_source,
         window_days: window,
         orders_60d: in_window,
         tier,

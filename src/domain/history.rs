@@ -14,6 +14,9 @@ pub struct StoreData {
     pub products: Vec<Product>,
     /// Sorted by time, then id.
     pub orders: Vec<HistoryOrder>,
+    /// When the store was first ingested (stored then): a catalog-only store's date of
+    /// last resort.
+    pub first_ingest: Option<DateTime<Utc>>,
 }
 
 /// An order, compactly: lines point into [`StoreData::products`].

@@ -410,7 +410,7 @@ impl Gateway {
             bundles,
             self.price_batch,
             progress,
-            |llm, batch| {
+            |llm, batch, _| {
                 Box::pin(async move {
                     llm.advise_price(batch).await.map(|a| {
                         (
@@ -459,13 +459,19 @@ impl Gateway {
             bundles,
             self.copy_batch,
             &by_batch,
-            move |llm, batch| {
+            move |llm, batch, offline| {
                 let locale = locale.clone();
                 Box::pin(async move {
                     let answer = llm.write_copy(batch, &locale).await?;
                     let mut dropped = answer.dropped;
                     let mut items = Vec::with_capacity(answer.items.len());
                     for c in answer.items {
+                        // The templates are ours: they name products by title and
+                        // state the pick by construction.
+                        if offline {
+                            items.push((c.bundle, c));
+                            continue;
+                        }
                         // Any description the prompt carried, not only this bundle's.
                         if repeats_a_description(&c, batch) {
                             tracing::warn!(
@@ -512,7 +518,9 @@ impl Gateway {
     ) -> Result<Vec<Sourced<T>>, GatewayError>
     where
         T: Clone + Send,
-        F: for<'a> Fn(&'a dyn Llm, &'a [BundleDoc]) -> BatchFuture<'a, T>,
+        // The flag says the offline provider answers (the model's checks are for the
+        // model).
+        F: for<'a> Fn(&'a dyn Llm, &'a [BundleDoc], bool) -> BatchFuture<'a, T>,
     {
         let mut out: Vec<Option<Sourced<T>>> = vec![None; bundles.len()];
         if let Some(primary) = &self.primary {
@@ -521,7 +529,7 @@ impl Gateway {
             let total = bundles.len() as u64;
             let answers: Vec<_> = futures_util::stream::iter(batches.iter())
                 .map(|batch| {
-                    let ask = ask(primary.as_ref(), batch);
+                    let ask = ask(primary.as_ref(), batch, false);
                     let done = &done;
                     async move {
                         let answer = ask.await;
@@ -563,7 +571,9 @@ impl Gateway {
         if !missing.is_empty() {
             let docs: Vec<BundleDoc> = missing.iter().map(|&i| bundles[i].clone()).collect();
             let offline: &dyn Llm = self.offline.as_ref();
-            let (items, _) = ask(offline, &docs).await.map_err(GatewayError::Offline)?;
+            let (items, _) = ask(offline, &docs, true)
+                .await
+                .map_err(GatewayError::Offline)?;
             for (i, item) in items {
                 if let Some(&at) = missing.get(i) {
                     out[at] = Some(Sourced {
@@ -659,11 +669,21 @@ pub fn repeats_a_description(copy: &Copy, batch: &[BundleDoc]) -> bool {
             .collect()
     };
     let n = MAX_SHARED_WORDS + 1;
+    // Product titles are meant to be repeated: a description's runs that are also a
+    // title's do not count (a long title opening its own description is common).
+    let mut titles: HashSet<Vec<String>> = HashSet::new();
+    for p in batch.iter().flat_map(|b| &b.products) {
+        for s in words(&p.title).windows(n) {
+            titles.insert(s.to_vec());
+        }
+    }
     let mut shingles: HashSet<Vec<String>> = HashSet::new();
     for p in batch.iter().flat_map(|b| &b.products) {
         let w = words(&p.description);
         for s in w.windows(n) {
-            shingles.insert(s.to_vec());
+            if !titles.contains(s) {
+                shingles.insert(s.to_vec());
+            }
         }
     }
     if shingles.is_empty() {
@@ -713,6 +733,116 @@ mod tests {
             description: description.into(),
             badge: String::new(),
             explanation: "Because.".into(),
+        }
+    }
+
+    mod offline_answers {
+        use super::*;
+        use crate::embed::HashingEmbedder;
+        use proptest::prelude::*;
+
+        const WORDS: [&str; 10] = [
+            "mug", "tea", "camp", "stove", "wool", "sock", "puzzle", "board", "bean", "soap",
+        ];
+
+        fn words(ix: &[usize]) -> String {
+            ix.iter()
+                .map(|&i| WORDS[i % WORDS.len()])
+                .collect::<Vec<_>>()
+                .join(" ")
+        }
+
+        /// A product: title words, and a description that may open with its own title.
+        fn product() -> impl Strategy<Value = ProductDoc> {
+            (
+                prop::collection::vec(0usize..10, 1..9),
+                prop::collection::vec(0usize..10, 0..30),
+                any::<bool>(),
+                1u32..50_000,
+            )
+                .prop_map(|(title, desc, opens_with_title, cents)| {
+                    let title = words(&title);
+                    let rest = words(&desc);
+                    ProductDoc {
+                        id: format!("p-{title}-{cents}"),
+                        description: if opens_with_title {
+                            format!("{title} {rest}")
+                        } else {
+                            rest
+                        },
+                        title,
+                        category: Some("things".into()),
+                        tags: vec![],
+                        price: format!("{}.{:02} USD", cents / 100, cents % 100),
+                    }
+                })
+        }
+
+        fn bundle_doc() -> impl Strategy<Value = BundleDoc> {
+            (
+                prop::sample::select(Objective::ALL.to_vec()),
+                prop::sample::select(BundleType::ALL.to_vec()),
+                prop::collection::vec(product(), 1..6),
+                prop::option::of(0u8..60),
+                0u8..60,
+                -50i32..90,
+            )
+                .prop_map(
+                    |(objective, bundle_type, products, discount, cap, margin)| {
+                        let n = products.len() as u32;
+                        BundleDoc {
+                            id: format!("b-{objective}-{n}"),
+                            objective,
+                            bundle_type,
+                            pick: (bundle_type == BundleType::MixMatch).then_some(2.min(n)),
+                            products,
+                            list_price: "10.00 USD".into(),
+                            price: discount.map(|_| "9.00 USD".into()),
+                            discount_pct: discount,
+                            cap_pct: cap,
+                            margin_pct: margin,
+                        }
+                    },
+                )
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+            /// With no model, every task is answered for every item: copy (whatever the
+            /// titles and descriptions, in any locale), prices and proposals.
+            #[test]
+            fn the_offline_provider_answers_every_task_for_every_item(
+                bundles in prop::collection::vec(bundle_doc(), 1..14),
+                locale in prop::sample::select(vec!["en", "de", "fr", "es", "xx"]),
+            ) {
+                let settings = crate::config::Settings::defaults().unwrap();
+                let offline = Arc::new(OfflineLlm::new(
+                    Arc::new(HashingEmbedder::new(32)),
+                    HashMap::new(),
+                ));
+                let gateway = Gateway::new(None, offline, &settings.llm);
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                let copy = rt.block_on(gateway.write_copy(&bundles, locale)).unwrap();
+                prop_assert_eq!(copy.len(), bundles.len());
+                for (c, b) in copy.iter().zip(&bundles) {
+                    prop_assert!(!c.value.title.is_empty() && !c.value.description.is_empty());
+                    if let Some(pick) = b.pick {
+                        let numeral = pick.to_string();
+                        prop_assert!(
+                            c.value.description.split(|ch: char| !ch.is_ascii_digit()).any(|w| w == numeral),
+                            "{:?}", c.value.description
+                        );
+                    }
+                }
+                let prices = rt.block_on(gateway.advise_price(&bundles)).unwrap();
+                prop_assert_eq!(prices.len(), bundles.len());
+                let products: Vec<ProductDoc> =
+                    bundles.iter().flat_map(|b| b.products.clone()).collect();
+                for o in Objective::ALL {
+                    rt.block_on(gateway.propose(o, &products[..1], &products, 5)).unwrap();
+                }
+            }
         }
     }
 

@@ -106,6 +106,8 @@ impl ProductSignals {
 pub struct Context {
     pub data: StoreData,
     pub as_of: DateTime<Utc>,
+    /// Where `as_of` came from (a store without orders dates itself by its catalog).
+    pub as_of_source: stats::AsOfSource,
     pub orders_in_window: u64,
     pub tier: Tier,
     pub weights: Weights,
@@ -347,6 +349,11 @@ fn product_signals(
     let st = &settings.stats;
     let metrics = stats::product_metrics(data, as_of, window);
     let start = as_of - Duration::days(i64::from(window));
+    // Without orders in the window nothing is known to sell slowly (a new store).
+    let selling = data
+        .orders
+        .iter()
+        .any(|o| o.created_at > start && o.created_at <= as_of);
     let ratio = settings.assumptions.cost_ratio;
 
     // Repeat purchase: per product, buyers with ≥ 2 orders (when customers are known).
@@ -428,11 +435,12 @@ fn product_signals(
     }
     for (i, s) in out.iter_mut().enumerate() {
         let m = &metrics[i];
-        if m.is_slow_mover(start, st.slow_mover_max_units) {
+        if selling && m.is_slow_mover(start, st.slow_mover_max_units) {
             s.data_tags.push(DataTag::SlowMover);
         }
-        if s.days_of_cover
-            .is_some_and(|d| d > f64::from(st.overstock_cover_days))
+        if selling
+            && s.days_of_cover
+                .is_some_and(|d| d > f64::from(st.overstock_cover_days))
             && data.products[i].inventory.unwrap_or(0) > 0
         {
             s.data_tags.push(DataTag::Overstock);
@@ -516,7 +524,7 @@ pub async fn prepare(
     let data = scoped(data, bound, options.orders);
     let load_seconds = clock.ms() / 1000.0;
     let seed = options.seed;
-    let as_of = stats::resolve_as_of(&data, as_of_day)
+    let (as_of, as_of_source) = stats::resolve_as_of_with_source(&data, as_of_day)
         .ok_or_else(|| PipelineError::NoOrders(data.store.id.to_string()))?;
     let data = Arc::new(data);
     let embedder = services.embedder().await?;
@@ -673,6 +681,7 @@ pub async fn prepare(
     ]);
     Ok(Context {
         as_of,
+        as_of_source,
         orders_in_window: summary.orders_60d,
         tier: summary.tier,
         weights: summary.weights,

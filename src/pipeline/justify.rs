@@ -100,7 +100,7 @@ pub enum Verdict {
     Strong,
     /// Some orders, little structure: meaning carries where orders can't.
     Weak,
-    /// No orders to learn from.
+    /// No orders to learn from, or none bought together beyond chance.
     None,
 }
 
@@ -111,6 +111,9 @@ pub struct StoreEvidence {
     pub pairs: usize,
     /// The median lift of the best [`EVIDENCE_TOP`] of them (0 without any).
     pub median_top_lift: f64,
+    /// Pairs bought together more often than chance explains across all the pairs
+    /// the orders hold (Poisson, Bonferroni at 5 %): none means no structure at all.
+    pub significant_pairs: usize,
     pub verdict: Verdict,
 }
 
@@ -123,6 +126,22 @@ const STRONG_PAIRS: usize = 5;
 const STRONG_MEDIAN_LIFT: f64 = 3.0;
 
 impl StoreEvidence {
+    /// One line for a run's summary and report: the verdict, its numbers, and what it
+    /// means for the bundles.
+    pub fn summary(&self) -> String {
+        match self.verdict {
+            Verdict::Strong => format!(
+                "strong ({} pairs bought together 5+ times at lift 2+, median top lift {:.1}): the orders decide what goes together",
+                self.pairs, self.median_top_lift
+            ),
+            Verdict::Weak => format!(
+                "weak ({} such pairs, median top lift {:.1}): bundles lean on meaning, and fewer are published",
+                self.pairs, self.median_top_lift
+            ),
+            Verdict::None => "none (no orders, or none bought together beyond chance): bundles rest on meaning alone, and fewer are published".to_owned(),
+        }
+    }
+
     pub fn of(pairs: &crate::rules::Pairs) -> StoreEvidence {
         let mut lifts: Vec<f64> = pairs
             .pairs
@@ -135,7 +154,23 @@ impl StoreEvidence {
         lifts.sort_by(|a, b| b.total_cmp(a));
         lifts.truncate(EVIDENCE_TOP);
         let median_top_lift = crate::stats::median(&mut lifts).unwrap_or(0.0);
-        let verdict = if pairs.n_baskets == 0 {
+        // Among many pairs a few always meet more often than expected; structure is a
+        // pair chance cannot explain even allowing for how many pairs there are.
+        let alpha = 0.05 / pairs.pairs.len().max(1) as f64;
+        let significant_pairs = pairs
+            .pairs
+            .iter()
+            .filter(|p| {
+                let m = pairs.metrics(p);
+                let expected = if m.lift > 0.0 {
+                    f64::from(p.count) / m.lift
+                } else {
+                    f64::INFINITY
+                };
+                poisson_at_least(p.count, expected) <= alpha
+            })
+            .count();
+        let verdict = if pairs.n_baskets == 0 || significant_pairs == 0 {
             Verdict::None
         } else if n >= STRONG_PAIRS && median_top_lift >= STRONG_MEDIAN_LIFT {
             Verdict::Strong
@@ -145,6 +180,7 @@ impl StoreEvidence {
         StoreEvidence {
             pairs: n,
             median_top_lift: round(median_top_lift, 3),
+            significant_pairs,
             verdict,
         }
     }
@@ -387,7 +423,8 @@ fn co_purchase(ctx: &Context, q: &QualitySettings, products: &[u32]) -> Option<J
     })
 }
 
-/// Whether a set's co-purchases justify it: shrunk lift at least
+/// Whether a set's co-purchases justify it: the store's orders show structure at all
+/// (verdict not `none`), shrunk lift at least
 /// `quality.min_shrunk_lift`, and where a partner is unrelated to the anchor (neither
 /// near in meaning nor in the anchor's category or one the orders pair with it) a count
 /// chance would reach with probability at most `quality.unrelated_max_p`. Among
@@ -399,7 +436,11 @@ pub fn co_purchase_holds(
     products: &[u32],
     cp: &CoPurchase,
 ) -> bool {
-    if cp.count == 0 || cp.shrunk_lift < q.min_shrunk_lift {
+    // Where no pair is bought together beyond chance, no co-purchase is evidence.
+    if cp.count == 0
+        || cp.shrunk_lift < q.min_shrunk_lift
+        || ctx.store_evidence.verdict == Verdict::None
+    {
         return false;
     }
     let Some((&anchor, partners)) = products.split_first() else {
@@ -514,6 +555,16 @@ fn shrunk_share(ctx: &Context, part: f64, whole: f64) -> f64 {
     part / (whole + ctx.prior_count)
 }
 
+/// Bought in several without orders saying so: a consumable (by its orders or its
+/// classification), or priced at most the store's median and not high-ticket.
+fn everyday(ctx: &Context, q: &QualitySettings, i: u32) -> bool {
+    let s = &ctx.signals[i as usize];
+    if s.has(DataTag::Consumable) || s.objectives.contains(&Objective::Replenish) {
+        return !high_ticket(ctx, q, i);
+    }
+    ctx.median_price_minor > 0 && ctx.product(i).price.minor <= ctx.median_price_minor
+}
+
 /// High-ticket: priced at `quality.high_ticket_ratio` × the median or more.
 pub fn high_ticket(ctx: &Context, q: &QualitySettings, i: u32) -> bool {
     ctx.median_price_minor > 0
@@ -573,14 +624,15 @@ pub fn alike(
     // Where the group's orders can tell (or the store's orders show structure at all:
     // a group they never saw mixed is not mixed), shoppers must already take `pick`
     // different ones together, more often than chance (the co-purchase standard, for
-    // "any `pick`"); twelve of one is not mixing. Otherwise meaning decides, except
-    // for high-ticket groups.
+    // "any `pick`"); twelve of one is not mixing. Otherwise meaning decides, for
+    // everyday products only: without orders taking several, durable goods dearer
+    // than the store's median (a stove, a backpack) are bought one at a time.
     let mix = pick_evidence(ctx, group, pick as usize);
     let strong = ctx.store_evidence.verdict == Verdict::Strong;
     let seldom = if mix.holding >= ONE_AT_A_TIME_ORDERS || strong {
         mix.shrunk_lift < q.min_shrunk_lift
     } else {
-        mix.with_pick == 0 && group.iter().all(|&i| high_ticket(ctx, q, i))
+        mix.with_pick == 0 && !group.iter().all(|&i| everyday(ctx, q, i))
     };
     if seldom {
         return Err(LeftOut::BoughtOneAtATime);

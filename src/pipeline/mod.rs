@@ -110,6 +110,9 @@ pub struct RunSummary {
     pub locale: String,
     pub as_of: String,
     pub as_of_time: String,
+    /// Where the date came from: `given`, `latest_order`, or for a store without
+    /// orders `latest_product` or `first_ingest`.
+    pub as_of_source: crate::stats::AsOfSource,
     pub seed: u64,
     pub orders_in_window: u64,
     pub tier: Tier,
@@ -340,6 +343,7 @@ pub async fn run(
         locale: ctx.data.store.locale.clone(),
         as_of: ctx.as_of.date_naive().to_string(),
         as_of_time: ctx.as_of.to_rfc3339(),
+        as_of_source: ctx.as_of_source,
         seed: variant.seed,
         orders_in_window: ctx.orders_in_window,
         tier: ctx.tier,

@@ -417,18 +417,21 @@ pub fn report(out: &RunOutput) -> String {
     );
     let _ = write!(
         html,
-        "<h1>Bundles for {}</h1><p>Run <code>{}</code>, as of {}, {} orders in the last window: \
-         <b>{:?}</b> tier, weights α={} β={} γ={}. {} candidates → {} bundles.</p>",
+        "<h1>Bundles for {}</h1><p>Run <code>{}</code>, as of {}{}, {} orders in the last window: \
+         <b>{:?}</b> tier, weights α={} β={} γ={}. {} candidates → {} bundles.</p>\
+         <p>Evidence from the orders: {}.</p>",
         esc(&r.store_id),
         esc(&r.run_id),
         esc(&r.as_of),
+        esc(r.as_of_source.note()),
         r.orders_in_window,
         r.tier,
         r.weights.alpha,
         r.weights.beta,
         r.weights.gamma,
         r.candidates,
-        r.bundles
+        r.bundles,
+        esc(&r.evidence.summary())
     );
     html.push_str("<h2>Pareto front</h2>");
     html.push_str(&scatter(&out.bundles));

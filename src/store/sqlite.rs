@@ -668,10 +668,16 @@ impl Store for SqliteStore {
                 .cmp(&b.created_at)
                 .then_with(|| a.order_id.cmp(&b.order_id))
         });
+        let first_ingest: Option<i64> =
+            sqlx::query_scalar("SELECT created_at FROM stores WHERE store_id = ?")
+                .bind(sid)
+                .fetch_optional(&self.pool)
+                .await?;
         Ok(StoreData {
             store,
             products,
             orders,
+            first_ingest: first_ingest.and_then(|t| DateTime::from_timestamp(t, 0)),
         })
     }
 

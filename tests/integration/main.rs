@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod cli;
+mod cold_start;
 mod embed;
 mod engine;
 mod eval;

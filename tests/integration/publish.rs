@@ -50,7 +50,9 @@ fn shop() -> impl Strategy<Value = Shop> {
         prop::bool::weighted(0.05),
         0u8..10,
     );
-    (prop::collection::vec(product, 6..30), 40usize..160).prop_flat_map(|(products, n)| {
+    // Some shops have no orders yet (a catalog only): the run must still answer.
+    let orders = prop_oneof![1 => Just(0usize), 4 => 40usize..160];
+    (prop::collection::vec(product, 6..30), orders).prop_flat_map(|(products, n)| {
         let k = products.len();
         let order = prop::collection::vec((0..k, 1i64..4), 1..5);
         (Just(products), prop::collection::vec(order, n))
