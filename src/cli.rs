@@ -181,6 +181,10 @@ struct EvalArgs {
     /// Pairs in each top-K baseline.
     #[arg(long, default_value_t = 50)]
     k: usize,
+    /// Generate from the catalog alone, as a new store would (the training orders
+    /// withheld), beside a nearest-in-meaning baseline.
+    #[arg(long, conflicts_with = "max_orders")]
+    cold: bool,
     /// Where the run's files and eval.json go (default: a new folder under ./runs).
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
@@ -576,6 +580,7 @@ async fn eval(args: EvalArgs, settings: Settings) -> Result<ExitCode> {
         max_bundles: args.max_bundles,
         seed: args.seed,
         k: args.k.max(1),
+        cold: args.cold,
     };
     let (report, out) = eval::evaluate(&services, &id, &options).await?;
     let dir = output::run_dir(args.out, &format!("{}-eval", id.as_str()), &out.run.run_id)?;

@@ -65,6 +65,10 @@ pub struct EvalOptions {
     pub seed: u64,
     /// Pairs in each top-K baseline.
     pub k: usize,
+    /// Generate from the catalog alone (the training orders withheld from the engine):
+    /// what a new store would get. The baselines still see the training orders, and
+    /// the nearest-in-meaning baseline joins them.
+    pub cold: bool,
 }
 
 /// One row of the report.
@@ -116,8 +120,15 @@ pub struct Repeated {
 #[derive(Debug, Clone, Serialize)]
 pub struct Baselines {
     pub random: Scores,
+    /// The same random sets scored as ours are by `by_pick`: each takes the pick of
+    /// the bundle whose size it copies (a mix & match group's), else needs all.
+    pub random_by_pick: Scores,
     pub top_count_pairs: Scores,
     pub top_lift_pairs: Scores,
+    /// `--cold`: each product's nearest neighbour in meaning that is not a near-copy
+    /// (nor its own variant), the top-K of those pairs by cosine.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nearest_in_meaning: Option<Scores>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -362,7 +373,11 @@ pub async fn evaluate(
     let prepare_options = PrepareOptions {
         as_of: Some(options.cutoff),
         seed: options.seed,
-        orders: options.max_orders.map_or(OrderScope::All, OrderScope::Last),
+        orders: if options.cold {
+            OrderScope::None
+        } else {
+            options.max_orders.map_or(OrderScope::All, OrderScope::Last)
+        },
     };
     let never = CancelToken::never();
     let mut ctx =
@@ -460,13 +475,16 @@ pub async fn evaluate(
         .map(|o| o.basket())
         .filter(|b| !b.is_empty())
         .collect();
-    let baselines = baselines(
+    let mut baselines = baselines(
         &holdout,
         &train_baskets,
         data.products.len(),
-        &ours_sets,
+        &picks_all,
         options,
     );
+    if options.cold {
+        baselines.nearest_in_meaning = Some(score_sets(&holdout, &nearest_pairs(&ctx, options.k)));
+    }
     let report = EvalReport {
         store_id: store_id.to_string(),
         cutoff: options.cutoff.to_string(),
@@ -519,7 +537,7 @@ fn baselines(
     holdout: &Holdout,
     train: &[Vec<u32>],
     products: usize,
-    ours: &[Vec<u32>],
+    ours: &[NeedSet],
     options: &EvalOptions,
 ) -> Baselines {
     let baskets = Baskets::from_ids(products as u32, train.to_vec());
@@ -553,16 +571,20 @@ fn baselines(
         s.dedup();
         s
     };
-    let sizes: Vec<usize> = ours
+    let sizes: Vec<(usize, Option<usize>)> = ours
         .iter()
-        .map(|s| distinct(s))
-        .filter(|&n| n >= 2)
+        .map(|(s, pick)| (distinct(s), *pick))
+        .filter(|&(n, _)| n >= 2)
         .collect();
-    let sizes = if sizes.is_empty() { vec![2] } else { sizes };
+    let sizes = if sizes.is_empty() {
+        vec![(2, None)]
+    } else {
+        sizes
+    };
     let mut rng = Stream::new(Purpose::RandomSets, options.seed);
     let random: Vec<Vec<u32>> = (0..2000)
         .map(|i| {
-            let want = sizes[i % sizes.len()].min(sold.len());
+            let want = sizes[i % sizes.len()].0.min(sold.len());
             let mut set: Vec<u32> = Vec::with_capacity(want);
             while set.len() < want {
                 let p = sold[rng.below(sold.len())];
@@ -573,11 +595,47 @@ fn baselines(
             set
         })
         .collect();
+    let random_by_pick: Vec<NeedSet> = random
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.clone(), sizes[i % sizes.len()].1))
+        .collect();
     Baselines {
         random: score_sets(holdout, &random),
+        random_by_pick: score_sets_at_least(holdout, &random_by_pick),
         top_count_pairs: score_sets(holdout, &top_count),
         top_lift_pairs: score_sets(holdout, &top_lift),
+        nearest_in_meaning: None,
     }
+}
+
+/// The nearest-in-meaning baseline: each eligible product's closest neighbour that is
+/// not a near-copy nor its own variant, the `k` such pairs of highest cosine (each
+/// pair once).
+fn nearest_pairs(ctx: &pipeline::Context, k: usize) -> Vec<Vec<u32>> {
+    use crate::pipeline::candidates::scoring::NEAR_COPY;
+    let mut pairs: Vec<(f32, u32, u32)> = Vec::new();
+    for (a, list) in ctx.neighbours.iter().enumerate() {
+        let a = a as u32;
+        if !ctx.signals[a as usize].eligible {
+            continue;
+        }
+        let best = list.iter().find(|n| {
+            n.score < NEAR_COPY
+                && ctx.signals[n.id as usize].eligible
+                && ctx.product(n.id).product_id != ctx.product(a).product_id
+        });
+        if let Some(n) = best {
+            pairs.push((n.score, a.min(n.id), a.max(n.id)));
+        }
+    }
+    pairs.sort_by(|x, y| y.0.total_cmp(&x.0).then((x.1, x.2).cmp(&(y.1, y.2))));
+    pairs.dedup_by(|x, y| (x.1, x.2) == (y.1, y.2));
+    pairs
+        .into_iter()
+        .take(k)
+        .map(|(_, a, b)| vec![a, b])
+        .collect()
 }
 
 /// The report's rows: ours and the three baselines, in order, with their labels.
@@ -585,6 +643,10 @@ pub fn rows(r: &EvalReport) -> Vec<(String, &Scores)> {
     vec![
         ("bundleforge".to_owned(), &r.ours.scores),
         ("random sets".to_owned(), &r.baselines.random),
+        (
+            "random sets, by pick".to_owned(),
+            &r.baselines.random_by_pick,
+        ),
         (
             format!("top-{} pairs by count", r.k),
             &r.baselines.top_count_pairs,
@@ -594,6 +656,14 @@ pub fn rows(r: &EvalReport) -> Vec<(String, &Scores)> {
             &r.baselines.top_lift_pairs,
         ),
     ]
+    .into_iter()
+    .chain(
+        r.baselines
+            .nearest_in_meaning
+            .as_ref()
+            .map(|s| (format!("top-{} nearest in meaning", r.k), s)),
+    )
+    .collect()
 }
 
 /// The report as a plain-text table.

@@ -166,6 +166,7 @@ async fn eval_at_a_cutoff_gives_what_generate_gives_on_the_store_as_it_was_then(
         max_bundles: None,
         seed: 42,
         k: 50,
+        cold: false,
     };
     let (_, evaluated) = eval::evaluate(&services, &id, &options).await.unwrap();
 

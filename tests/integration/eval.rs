@@ -35,6 +35,7 @@ async fn eval_scores_ours_and_the_baselines_without_touching_the_store() {
         max_bundles: Some(30),
         seed: 5,
         k: 20,
+        cold: false,
     };
     let id = StoreId::parse("small").unwrap();
     let (report, out) = eval::evaluate(&deps, &id, &options).await.unwrap();
@@ -58,7 +59,7 @@ async fn eval_scores_ours_and_the_baselines_without_touching_the_store() {
     assert_eq!(b.top_count_pairs.bundles, 20);
     assert!(b.top_lift_pairs.bundles > 0);
     assert!(report.ours.hit_ci90.low <= o.hit && o.hit <= report.ours.hit_ci90.high);
-    assert_eq!(eval::rows(&report).len(), 4);
+    assert_eq!(eval::rows(&report).len(), 5);
     assert!(eval::table(&report).contains("top-20 pairs by count"));
 
     // A small shop: the last 300 training orders only.
@@ -83,4 +84,45 @@ async fn eval_scores_ours_and_the_baselines_without_touching_the_store() {
         serde_json::to_string(&report).unwrap(),
         serde_json::to_string(&again).unwrap()
     );
+}
+
+#[tokio::test]
+async fn a_cold_eval_generates_from_the_catalog_alone_beside_nearest_in_meaning() {
+    let (db, deps) = small_store().await;
+    let before = counts(&db).await;
+    let id = StoreId::parse("small").unwrap();
+    let options = EvalOptions {
+        cutoff: NaiveDate::from_ymd_opt(2026, 4, 30).unwrap(),
+        max_orders: None,
+        objectives: Vec::new(),
+        max_bundles: Some(40),
+        seed: 3,
+        k: 20,
+        cold: true,
+    };
+    let (report, out) = eval::evaluate(&deps, &id, &options).await.unwrap();
+    assert_eq!(counts(&db).await[..5], before[..5]);
+    // The engine saw no orders; the baselines did.
+    assert_eq!(out.run.baskets, 0);
+    assert_eq!(
+        out.run.evidence.verdict,
+        bundleforge::pipeline::justify::Verdict::None
+    );
+    assert!(report.train_orders > 500);
+    let nearest = report
+        .baselines
+        .nearest_in_meaning
+        .as_ref()
+        .expect("a cold eval has the nearest-in-meaning baseline");
+    assert_eq!(nearest.bundles, 20);
+    assert!(!out.bundles.is_empty());
+    assert!(
+        out.bundles
+            .iter()
+            .all(|b| !b.explanation.justification.is_empty())
+    );
+    // Random sets copy our sizes and picks.
+    assert_eq!(report.baselines.random_by_pick.bundles, 2000);
+    assert!(report.baselines.random_by_pick.hit >= report.baselines.random.hit);
+    assert_eq!(eval::rows(&report).len(), 6);
 }

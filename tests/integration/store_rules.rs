@@ -143,6 +143,7 @@ async fn the_store_rules_hold_in_a_run_and_pins_are_published_but_not_evaluated(
         max_bundles: Some(30),
         seed: 5,
         k: 20,
+        cold: false,
     };
     let (_, evaluated) = eval::evaluate(&deps, &id, &options).await.unwrap();
     assert!(
