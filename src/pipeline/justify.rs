@@ -324,8 +324,9 @@ pub fn orders_holding(data: &StoreData, as_of: DateTime<Utc>) -> Vec<Vec<u32>> {
     holding
 }
 
-/// A title as shoppers tell products apart: lowercase words, with size words left out
-/// of the variant's name ("Tee - Red / M" and "Tee - Red / L" are one title).
+/// A title as shoppers tell products apart: lowercase words, size words left out
+/// ("Tee - Red / M" and "Tee - Red / L" are one title, and so are "Peru Ground Coffee
+/// 1kg" and "Peru Ground Coffee - 500g").
 pub fn normalised_title(p: &Product) -> String {
     let words = |s: &str| -> Vec<String> {
         s.to_lowercase()
@@ -334,7 +335,10 @@ pub fn normalised_title(p: &Product) -> String {
             .map(str::to_owned)
             .collect()
     };
-    let mut out = words(&p.title);
+    let mut out: Vec<String> = words(&p.title)
+        .into_iter()
+        .filter(|w| !is_size_word(w))
+        .collect();
     if let Some(v) = &p.variant_title {
         out.extend(words(v).into_iter().filter(|w| !is_size_word(w)));
     }

@@ -294,7 +294,10 @@ pub fn optimize(
         o.crowding = c;
     }
     report.pareto_front = offers.iter().filter(|o| o.pareto_rank == 1).count();
-    let selected = select(offers, s, &mut report);
+    // Where the orders show little or no structure, a run spreads over the objectives
+    // and does not fill their slots with more of the same.
+    let thin = ctx.store_evidence.verdict != super::justify::Verdict::Strong;
+    let selected = select(offers, s, thin, &mut report);
     report.published = selected.len();
     (selected, report)
 }
@@ -304,8 +307,14 @@ pub fn optimize(
 /// every objective × type cell (so the run spreads), then the rest in order with at
 /// most `max_per_objective` per objective, then — slots left, and every objective's
 /// share taken or its candidates spent — the rest from any objective. A product at its
-/// cap is always skipped.
-fn select(mut offers: Vec<Offer>, s: &OptimizeSettings, report: &mut OptimizeReport) -> Vec<Offer> {
+/// cap is always skipped. `thin` (the orders show little or no structure): at most
+/// `max_per_objective` per objective and no fill, so such a run publishes fewer.
+fn select(
+    mut offers: Vec<Offer>,
+    s: &OptimizeSettings,
+    thin: bool,
+    report: &mut OptimizeReport,
+) -> Vec<Offer> {
     offers.sort_by(|a, b| {
         a.pareto_rank
             .cmp(&b.pareto_rank)
@@ -317,9 +326,12 @@ fn select(mut offers: Vec<Offer>, s: &OptimizeSettings, report: &mut OptimizeRep
     // their share to those that have (the cap divides by those).
     let active: std::collections::HashSet<_> =
         offers.iter().map(|o| o.candidate.objective).collect();
-    let objective_cap = s
-        .max_per_objective
-        .max(s.max_bundles.div_ceil(active.len().max(1)));
+    let objective_cap = if thin {
+        s.max_per_objective
+    } else {
+        s.max_per_objective
+            .max(s.max_bundles.div_ceil(active.len().max(1)))
+    };
     let mut per_product: HashMap<u32, usize> = HashMap::new();
     let mut per_objective: HashMap<&'static str, usize> = HashMap::new();
     let mut taken = vec![false; offers.len()];
@@ -338,7 +350,8 @@ fn select(mut offers: Vec<Offer>, s: &OptimizeSettings, report: &mut OptimizeRep
                 .or_default() += 1;
         }
     }
-    for pass in 0..3 {
+    let passes = if thin { 2 } else { 3 };
+    for pass in 0..passes {
         for (k, o) in offers.iter().enumerate() {
             if order.len() >= s.max_bundles || taken[k] {
                 continue;
@@ -353,7 +366,7 @@ fn select(mut offers: Vec<Offer>, s: &OptimizeSettings, report: &mut OptimizeRep
                 .iter()
                 .any(|p| per_product.get(p).copied().unwrap_or(0) >= s.max_per_product)
             {
-                if pass == 2 {
+                if pass == passes - 1 {
                     reject(report, Rejection::ProductCap);
                 }
                 continue;
