@@ -307,8 +307,8 @@ pub fn optimize(
 /// every objective × type cell (so the run spreads), then the rest in order with at
 /// most `max_per_objective` per objective, then — slots left, and every objective's
 /// share taken or its candidates spent — the rest from any objective. A product at its
-/// cap is always skipped. `thin` (the orders show little or no structure): at most
-/// `max_per_objective` per objective and no fill, so such a run publishes fewer.
+/// cap is always skipped. `thin` (the orders show little or no structure): half the
+/// slots, so such a run publishes fewer.
 fn select(
     mut offers: Vec<Offer>,
     s: &OptimizeSettings,
@@ -326,12 +326,15 @@ fn select(
     // their share to those that have (the cap divides by those).
     let active: std::collections::HashSet<_> =
         offers.iter().map(|o| o.candidate.objective).collect();
-    let objective_cap = if thin {
-        s.max_per_objective
+    // Thin evidence: half the slots (meaning alone supports fewer offers well).
+    let max_bundles = if thin {
+        s.max_bundles.div_ceil(2)
     } else {
-        s.max_per_objective
-            .max(s.max_bundles.div_ceil(active.len().max(1)))
+        s.max_bundles
     };
+    let objective_cap = s
+        .max_per_objective
+        .max(max_bundles.div_ceil(active.len().max(1)));
     let mut per_product: HashMap<u32, usize> = HashMap::new();
     let mut per_objective: HashMap<&'static str, usize> = HashMap::new();
     let mut taken = vec![false; offers.len()];
@@ -339,7 +342,7 @@ fn select(
     let mut cells_seen = std::collections::HashSet::new();
     // The merchant's pins first, whatever the caps.
     for (k, o) in offers.iter().enumerate() {
-        if o.candidate.pinned && order.len() < s.max_bundles {
+        if o.candidate.pinned && order.len() < max_bundles {
             taken[k] = true;
             order.push(k);
             for &p in &o.candidate.draft.products {
@@ -350,10 +353,9 @@ fn select(
                 .or_default() += 1;
         }
     }
-    let passes = if thin { 2 } else { 3 };
-    for pass in 0..passes {
+    for pass in 0..3 {
         for (k, o) in offers.iter().enumerate() {
-            if order.len() >= s.max_bundles || taken[k] {
+            if order.len() >= max_bundles || taken[k] {
                 continue;
             }
             let c = &o.candidate;
@@ -366,7 +368,7 @@ fn select(
                 .iter()
                 .any(|p| per_product.get(p).copied().unwrap_or(0) >= s.max_per_product)
             {
-                if pass == passes - 1 {
+                if pass == 2 {
                     reject(report, Rejection::ProductCap);
                 }
                 continue;
