@@ -113,6 +113,13 @@ async fn the_store_rules_hold_in_a_run_and_pins_are_published_but_not_evaluated(
         }
         assert!(b.discount_pct <= 7.0, "{} at {}%", b.id, b.discount_pct);
     }
+    assert!(
+        after
+            .bundles
+            .iter()
+            .any(|b| b.pricing.reason.contains("the store's 7% ceiling")),
+        "no pricing reason names the ceiling"
+    );
     let pinned: Vec<_> = after
         .bundles
         .iter()

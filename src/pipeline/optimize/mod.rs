@@ -41,8 +41,10 @@ pub struct Offer {
     pub cost_minor: i64,
     pub cost_assumed: bool,
     pub inventory_untracked: bool,
-    /// The objective's range, whole percent.
+    /// The objective's range, whole percent, under the store's ceiling.
     pub range: (u32, u32),
+    /// The store's discount ceiling when it narrowed the range.
+    pub ceiling: Option<u32>,
     /// The largest discount the margin floor allows (≥ range.0).
     pub floor_max: u32,
     pub demand: Demand,
@@ -220,7 +222,12 @@ pub fn optimize(
             }
         };
         let (list, cost, cost_assumed) = economics(ctx, &c);
-        let range = ctx.rules.ceiling(s.range(c.objective));
+        let objective_range = s.range(c.objective);
+        let range = ctx.rules.ceiling(objective_range);
+        let ceiling = ctx
+            .rules
+            .max_discount_pct
+            .filter(|_| range != objective_range);
         let Some(floor_max) =
             floor_max(ctx, &c, list, cost, s.margin_floor_pct).filter(|&m| m >= range.0)
         else {
@@ -277,6 +284,7 @@ pub fn optimize(
             cost_assumed,
             inventory_untracked: stock.untracked,
             range,
+            ceiling,
             floor_max,
             demand,
             bayesian_pct,

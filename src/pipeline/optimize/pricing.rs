@@ -203,7 +203,7 @@ pub fn final_price(
     let source = advice.map_or(TextSource::Offline, |a| a.source);
     let reason = format!(
         "Bayesian optimum {bayes:.0}% (take rate {:.1}% at list, {:.1}% at {bayes:.0}%){}; \
-         chose {d}% within the objective's {}-{}% and the {:.0}% margin floor (at most {}%).",
+         chose {d}% within the objective's {}-{}%{} and the {:.0}% margin floor (at most {}%).",
         o.demand.take_rate(0.0) * 100.0,
         o.demand.take_rate(bayes) * 100.0,
         match llm_pct {
@@ -220,6 +220,9 @@ pub fn final_price(
         },
         o.range.0,
         o.range.1,
+        o.ceiling
+            .map(|c| format!(" (the store's {c}% ceiling)"))
+            .unwrap_or_default(),
         s.margin_floor_pct,
         o.floor_max,
     );
