@@ -450,20 +450,34 @@ pub fn co_purchase_holds(
     let Some((&anchor, partners)) = products.split_first() else {
         return false;
     };
-    partners.iter().all(|&b| related(ctx, q, anchor, b))
+    // Cheapest first: this runs for every partner the generators consider.
+    let near = |b: u32| {
+        ctx.similarity(anchor, b) >= RELATED
+            || ctx.categories[anchor as usize] == ctx.categories[b as usize]
+    };
+    if partners.iter().all(|&b| near(b))
         || poisson_at_least(cp.count, cp.expected) <= q.unrelated_max_p
+    {
+        return true;
+    }
+    // A pair's own count is the set's; a larger set's pairs are looked up.
+    let pair_count = |b: u32| {
+        if partners.len() == 1 {
+            cp.count
+        } else {
+            ctx.pair_count(anchor, b)
+        }
+    };
+    partners
+        .iter()
+        .all(|&b| near(b) || linked_categories(ctx, q, anchor, b, pair_count(b)))
 }
 
-/// Near in meaning, in one category, or in categories the store's orders pair — by
-/// orders other than the pair's own.
-fn related(ctx: &Context, q: &QualitySettings, a: u32, b: u32) -> bool {
+/// Whether the store's orders pair the two products' categories, by orders other than
+/// the pair's own `n`.
+fn linked_categories(ctx: &Context, q: &QualitySettings, a: u32, b: u32, n: u32) -> bool {
     let (ca, cb) = (&ctx.categories[a as usize], &ctx.categories[b as usize]);
-    ctx.similarity(a, b) >= RELATED
-        || ca == cb
-        || ctx
-            .category_links
-            .lift_without(ca, cb, pair_orders(ctx, a, b) as u32, ctx.prior_count)
-            >= q.min_category_lift
+    ctx.category_links.lift_without(ca, cb, n, ctx.prior_count) >= q.min_category_lift
 }
 
 /// P(X ≥ k) for X ~ Poisson(λ), summed from k upward (the terms fall once past λ, and
@@ -486,7 +500,7 @@ pub fn poisson_at_least(k: u32, lambda: f64) -> f64 {
         return (1.0 - head).clamp(0.0, 1.0);
     }
     // ln P(X = k) = k ln λ − λ − ln k!
-    let ln_fact: f64 = (2..=k).map(|i| f64::from(i).ln()).sum();
+    let ln_fact = ln_factorial(k);
     let mut term = (f64::from(k) * lambda.ln() - lambda - ln_fact).exp();
     let mut tail = 0.0;
     let mut i = k;
@@ -496,6 +510,16 @@ pub fn poisson_at_least(k: u32, lambda: f64) -> f64 {
         term *= lambda / f64::from(i);
     }
     tail.min(1.0)
+}
+
+/// ln k!: summed up to 20, Stirling's series beyond (error under 1e-10 there).
+fn ln_factorial(k: u32) -> f64 {
+    if k <= 20 {
+        return (2..=k).map(|i| f64::from(i).ln()).sum();
+    }
+    let k = f64::from(k);
+    k * k.ln() - k + 0.5 * (2.0 * std::f64::consts::PI * k).ln() + 1.0 / (12.0 * k)
+        - 1.0 / (360.0 * k.powi(3))
 }
 
 fn complement(ctx: &Context, q: &QualitySettings, a: u32, b: u32) -> Option<Justification> {
@@ -851,6 +875,11 @@ mod tests {
         let p = poisson_at_least(30, 2.0);
         assert!(p > 5.8e-25 && p < 5.9e-25, "{p}");
         assert_eq!(poisson_at_least(0, 3.0), 1.0);
+        // Stirling beyond 20 matches the sum.
+        for k in [21u32, 50, 400] {
+            let sum: f64 = (2..=k).map(|i| f64::from(i).ln()).sum();
+            assert!((ln_factorial(k) - sum).abs() < 1e-8 * sum, "{k}");
+        }
         assert_eq!(poisson_at_least(2, 0.0), 0.0);
         // Below the mean the head is summed: P(X ≥ 1 | λ = 5) = 1 − e^−5.
         assert!((poisson_at_least(1, 5.0) - (1.0 - (-5.0f64).exp())).abs() < 1e-12);
