@@ -570,7 +570,9 @@ fn multiples(ctx: &Context, i: u32) -> Option<Justification> {
     let s = &ctx.signals[i as usize];
     let orders = f64::from(s.orders);
     let several = shrunk_share(ctx, f64::from(s.multi_unit_orders), orders) >= MULTI_UNIT_SHARE;
-    let again = shrunk_share(ctx, s.repeat_rate * orders, orders) >= MULTI_UNIT_SHARE;
+    // A habit takes two orders at least: one order of two headlamps is not one.
+    let returning = s.repeat_rate * orders;
+    let again = returning >= 1.5 && shrunk_share(ctx, returning, orders) >= MULTI_UNIT_SHARE;
     (s.multi_unit_orders >= 2 && several || again).then(|| Justification::Multiples {
         product: ctx.product(i).variant_id.clone(),
         orders: s.orders,
