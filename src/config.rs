@@ -54,6 +54,7 @@ pub struct Settings {
     pub pipeline: PipelineSettings,
     pub optimize: OptimizeSettings,
     pub quality: QualitySettings,
+    pub prior: PriorSettings,
     /// Rules for every store (see [`crate::store_rules`]).
     pub store_rules: crate::store_rules::StoreRules,
 }
@@ -226,6 +227,22 @@ pub struct QualitySettings {
     pub price_band: f64,
     pub high_ticket_ratio: f64,
     pub evidence: ObjectiveEvidence,
+}
+
+/// The complement prior (see [`crate::prior`]).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PriorSettings {
+    /// Use it at all.
+    pub enabled: bool,
+    /// A prior file; empty: the one built in.
+    pub file: String,
+    /// A product maps onto a prior category at this cosine or more.
+    pub min_similarity: f32,
+    /// A prior link justifies a complement at this shrunk lift or more.
+    pub min_lift: f64,
+    /// Sources (data set names) never used.
+    pub exclude: Vec<String>,
 }
 
 /// Per objective, the kinds of justification that count as its evidence.
@@ -440,6 +457,12 @@ impl Settings {
         }
         if let Err((field, reason)) = self.store_rules.validate() {
             return Err(invalid(&format!("store_rules.{field}"), reason));
+        }
+        if !(0.0..=1.0).contains(&self.prior.min_similarity) {
+            return Err(invalid(
+                "prior.min_similarity",
+                format!("{} is not in [0, 1]", self.prior.min_similarity),
+            ));
         }
         let q = &self.quality;
         if !(0.0..=1.0).contains(&q.min_score) {

@@ -37,7 +37,9 @@ use serde::Serialize;
 use crate::cancel::CancelToken;
 use crate::domain::{self, Objective, StoreId};
 use crate::pipeline::justify::at_least;
-use crate::pipeline::{self, NoObserver, OrderScope, PrepareOptions, RunOutput, Variant};
+use crate::pipeline::{
+    self, NoObserver, OrderScope, PrepareOptions, PriorScope, RunOutput, Variant,
+};
 use crate::rng::{Purpose, Stream};
 use crate::rules::{Baskets, count_pairs};
 use crate::services::Services;
@@ -377,6 +379,12 @@ pub async fn evaluate(
             OrderScope::None
         } else {
             options.max_orders.map_or(OrderScope::All, OrderScope::Last)
+        },
+        // A new store has none of its own orders in the prior either.
+        prior: if options.cold {
+            PriorScope::NotFromThisStore
+        } else {
+            PriorScope::All
         },
     };
     let never = CancelToken::never();

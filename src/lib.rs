@@ -46,6 +46,7 @@ pub mod ingest;
 pub mod llm;
 pub mod memory;
 pub mod pipeline;
+pub mod prior;
 pub mod render;
 pub mod rng;
 pub mod rules;

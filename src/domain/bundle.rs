@@ -279,8 +279,15 @@ pub enum Justification {
         categories: Vec<String>,
         category_orders: u32,
         category_lift: f64,
-        /// Where the category evidence comes from: `store` (this store's orders).
+        /// Where the category evidence comes from: `store` (this store's orders) or
+        /// `prior` (other stores' baskets, where this store's orders can't tell yet).
         source: String,
+        /// With `prior`: the data sets whose baskets pair the two kinds of product…
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        data_sets: Vec<String>,
+        /// …and the categories of the strongest one that the products map onto.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        prior_categories: Vec<String>,
     },
     /// A language model proposed the set and the store's orders don't contradict it.
     Proposal {

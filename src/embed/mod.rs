@@ -142,6 +142,16 @@ pub async fn embed_products_until(
         .iter()
         .map(|p| product_text(p, description_chars))
         .collect();
+    embed_texts_until(embedder, store, &texts, cancel).await
+}
+
+/// Embeds texts (through the cache) into one matrix, row i = text i.
+pub async fn embed_texts_until(
+    embedder: &dyn Embedder,
+    store: &dyn Store,
+    texts: &[String],
+    cancel: &crate::cancel::CancelToken,
+) -> Result<(Matrix, EmbedStats), EmbedError> {
     let hashes: Vec<String> = texts.iter().map(|t| content_hash(t)).collect();
     let model = embedder.model_id().to_owned();
     let dim = embedder.dim();
@@ -183,7 +193,7 @@ pub async fn embed_products_until(
         store.put_embeddings(&model, dim, &to_store).await?;
     }
 
-    let mut matrix = Matrix::zeros(products.len(), dim);
+    let mut matrix = Matrix::zeros(texts.len(), dim);
     let mut from_cache = 0;
     for (i, h) in hashes.iter().enumerate() {
         let v = match cached.get(h) {
@@ -193,7 +203,7 @@ pub async fn embed_products_until(
             }
             None => fresh
                 .get(h)
-                .ok_or_else(|| EmbedError::Model(format!("no vector for product {i}")))?,
+                .ok_or_else(|| EmbedError::Model(format!("no vector for text {i}")))?,
         };
         if v.len() != dim {
             return Err(EmbedError::WrongDimension {
@@ -209,7 +219,7 @@ pub async fn embed_products_until(
     Ok((
         matrix,
         EmbedStats {
-            products: products.len(),
+            products: texts.len(),
             embedded: missing.len(),
             from_cache,
         },

@@ -14,6 +14,18 @@ const ITERATIONS: usize = 12;
 /// One category per product: the merchant's own (type, else category, lower-cased) or
 /// a derived cluster label. Deterministic for a given seed.
 pub fn categories(products: &[Product], vectors: &Matrix, seed: u64) -> Vec<String> {
+    categories_by(products, vectors, seed, |missing| {
+        ((missing as f64 / 2.0).sqrt().round() as usize).clamp(1, 64)
+    })
+}
+
+/// [`categories`] with `k(products without a category)` clusters.
+pub fn categories_by(
+    products: &[Product],
+    vectors: &Matrix,
+    seed: u64,
+    k: impl Fn(usize) -> usize,
+) -> Vec<String> {
     let mut out: Vec<String> = products
         .iter()
         .map(|p| {
@@ -28,7 +40,7 @@ pub fn categories(products: &[Product], vectors: &Matrix, seed: u64) -> Vec<Stri
     if missing.is_empty() {
         return out;
     }
-    let k = ((missing.len() as f64 / 2.0).sqrt().round() as usize).clamp(1, 64);
+    let k = k(missing.len()).max(1);
     let labels = kmeans(vectors, &missing, k, seed);
     for (&i, label) in missing.iter().zip(labels) {
         out[i] = format!("cluster-{label:02}");

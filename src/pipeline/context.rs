@@ -27,6 +27,7 @@ use crate::index::{GraphMethod, Matrix, Neighbour, neighbour_graph};
 use crate::llm::gateway::{Gateway, LlmReport};
 use crate::llm::offline::OfflineLlm;
 use crate::llm::prompt::ProductDoc;
+use crate::prior::{ComplementPrior, PriorMatch};
 use crate::rules::{self, Baskets, Evidence};
 use crate::services::Services;
 use crate::stats::{self, Assumption, Tier, Weights};
@@ -55,6 +56,18 @@ pub struct PrepareOptions {
     /// Seed of phase 0's own randomness (category clustering).
     pub seed: u64,
     pub orders: OrderScope,
+    pub prior: PriorScope,
+}
+
+/// Which of the complement prior's sources a context may use.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PriorScope {
+    /// Every source `prior` settings allow.
+    #[default]
+    All,
+    /// Not those mined from this store's own orders (an honest cold-start figure).
+    NotFromThisStore,
 }
 
 /// Data-derived product tags.
@@ -130,6 +143,10 @@ pub struct Context {
     pub itemset_counts: HashMap<Vec<u32>, u32>,
     /// Orders holding pairs of categories, for complements (see `justify`).
     pub category_links: CategoryLinks,
+    /// The complement prior, mapped onto this store's products, and the shrunk lift
+    /// its links need (`prior.min_lift`).
+    pub prior: PriorMatch,
+    pub prior_min_lift: f64,
     /// Basket indices holding each product (up to `as_of`), ascending.
     pub orders_holding: Vec<Vec<u32>>,
     /// What the orders say about what goes together: strong, weak or none.
@@ -495,6 +512,77 @@ impl Clock {
     }
 }
 
+/// The complement prior mapped onto the store's products: each used source's
+/// categories embedded (through the cache) and every product matched by meaning.
+async fn match_prior(
+    services: &Services,
+    embedder: &dyn crate::embed::Embedder,
+    (data, store_categories): (&StoreData, &[String]),
+    vectors: &Matrix,
+    scope: PriorScope,
+    cancel: &CancelToken,
+) -> Result<PriorMatch, PipelineError> {
+    let settings = &services.settings.prior;
+    if !settings.enabled {
+        return Ok(PriorMatch::default());
+    }
+    let prior = ComplementPrior::load(&settings.file)?;
+    let mut leave_out: HashMap<String, String> = settings
+        .exclude
+        .iter()
+        .map(|name| (name.clone(), "excluded by prior.exclude".to_owned()))
+        .collect();
+    if scope == PriorScope::NotFromThisStore {
+        let titles: Vec<String> = data.products.iter().map(|p| p.display_title()).collect();
+        for name in prior.mined_from(titles.iter().map(String::as_str)) {
+            leave_out
+                .entry(name)
+                .or_insert_with(|| "mined from this store's own orders".to_owned());
+        }
+    }
+    let mut category_vectors = Vec::new();
+    for s in prior
+        .sources
+        .iter()
+        .filter(|s| !leave_out.contains_key(&s.name))
+    {
+        let texts: Vec<Vec<String>> = s.categories.iter().map(|c| c.texts()).collect();
+        let flat: Vec<String> = texts.iter().flatten().cloned().collect();
+        let (rows, _) =
+            crate::embed::embed_texts_until(embedder, services.store.as_ref(), &flat, cancel)
+                .await?;
+        // A category is the mean of its texts' vectors.
+        let mut m = Matrix::zeros(texts.len(), rows.dim());
+        let mut r = 0;
+        for (c, t) in texts.iter().enumerate() {
+            let row = m.row_mut(c);
+            for _ in t {
+                for (x, y) in row.iter_mut().zip(rows.row(r)) {
+                    *x += y;
+                }
+                r += 1;
+            }
+        }
+        m.normalise_rows();
+        category_vectors.push(m);
+    }
+    let matched = PriorMatch::build(
+        &prior,
+        &leave_out,
+        &category_vectors,
+        vectors,
+        store_categories,
+        settings.min_similarity,
+    );
+    for (i, p) in data.products.iter().enumerate() {
+        let categories = matched.categories_of(i as u32);
+        if !categories.is_empty() {
+            tracing::debug!(product = %p.display_title(), ?categories, "mapped onto the prior");
+        }
+    }
+    Ok(matched)
+}
+
 /// Phase 0 for one store: the store as of `options.as_of`, read and prepared. The
 /// context is plain data: share it (`Arc`) between any number of runs.
 #[tracing::instrument(skip_all, fields(store = %store_id))]
@@ -617,6 +705,17 @@ pub async fn prepare(
     let (neighbours, categories, graph_timing) = graph_task.await.map_err(join)??;
     let evidence = evidence?;
     cancel.check()?;
+    let started = clock.ms();
+    let prior = match_prior(
+        services,
+        embedder.as_ref(),
+        (&data, &categories),
+        &vectors,
+        options.prior,
+        cancel,
+    )
+    .await?;
+    let prior_timing = clock.task("prior", started);
     let summary = summary.ok_or_else(|| PipelineError::NoOrders(data.store.id.to_string()))?;
 
     let source = if classification
@@ -667,6 +766,7 @@ pub async fn prepare(
     let data = Arc::try_unwrap(data).unwrap_or_else(|shared| (*shared).clone());
     let mut timings = vec![
         embed_timing,
+        prior_timing,
         classify_timing,
         rules_timing,
         stats_timing,
@@ -697,6 +797,8 @@ pub async fn prepare(
         itemsets_of,
         itemset_counts,
         category_links,
+        prior,
+        prior_min_lift: settings.prior.min_lift,
         orders_holding,
         store_evidence,
         median_price_minor,

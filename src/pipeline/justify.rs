@@ -42,6 +42,7 @@ use super::candidates::{ALIKE, Draft, RELATED, set_co_purchase};
 use super::context::{Context, DataTag};
 use crate::config::QualitySettings;
 use crate::domain::{BundleType, Justification, JustificationKind, Objective, Product, TextSource};
+use crate::prior::PriorSupport;
 use crate::store::StoreData;
 
 /// Orders from at least this many products' worth of evidence say "bought one at a
@@ -266,6 +267,19 @@ impl CategoryLinks {
             * f64::from(self.orders[y as usize] - n)
             / baskets as f64;
         (f64::from(count - n) + prior) / (expected + prior)
+    }
+
+    /// Orders chance predicts to hold both categories (0 for one category, or one
+    /// the orders never hold).
+    pub fn expected(&self, a: &str, b: &str) -> f64 {
+        let (Some(&x), Some(&y)) = (self.index.get(a), self.index.get(b)) else {
+            return 0.0;
+        };
+        if self.baskets == 0 || x == y {
+            return 0.0;
+        }
+        f64::from(self.orders[x as usize]) * f64::from(self.orders[y as usize])
+            / self.baskets as f64
     }
 
     fn lift_of(&self, x: u32, y: u32, prior: f64) -> (u32, f64) {
@@ -522,11 +536,44 @@ fn ln_factorial(k: u32) -> f64 {
         - 1.0 / (360.0 * k.powi(3))
 }
 
+/// Where the store's categories are expected to meet in at least this many orders,
+/// its orders tell whether they go together, and the prior is not asked.
+const STORE_TELLS: f64 = 5.0;
+
+/// Why two products' kinds go together.
+#[derive(Debug, Clone, PartialEq)]
+pub enum KindsLink {
+    /// The store's orders pair their categories.
+    Store { orders: u32, lift: f64 },
+    /// Other stores' baskets pair them, and the store's orders can't tell.
+    Prior(PriorSupport),
+}
+
+/// Whether `a`'s and `b`'s kinds of product go together: by the store's orders where
+/// they can tell (its two categories expected to meet in [`STORE_TELLS`] orders or
+/// more: then they decide, either way), else by the complement prior. One rule for the
+/// generators and for the justification.
+pub fn kinds_link(ctx: &Context, q: &QualitySettings, a: u32, b: u32) -> Option<KindsLink> {
+    let (ca, cb) = (&ctx.categories[a as usize], &ctx.categories[b as usize]);
+    if ca != cb && ctx.category_links.expected(ca, cb) >= STORE_TELLS {
+        let (orders, lift) = ctx.category_links.lift(ca, cb, ctx.prior_count);
+        return (lift >= q.min_category_lift).then_some(KindsLink::Store { orders, lift });
+    }
+    if let Some(s) = ctx.prior.support(a, b, ctx.prior_count, ctx.prior_min_lift) {
+        return Some(KindsLink::Prior(s));
+    }
+    // Categories the store has hardly sold: its orders' thin word is still its own.
+    if ca != cb {
+        let (orders, lift) = ctx.category_links.lift(ca, cb, ctx.prior_count);
+        return (lift >= q.min_category_lift).then_some(KindsLink::Store { orders, lift });
+    }
+    None
+}
+
 fn complement(ctx: &Context, q: &QualitySettings, a: u32, b: u32) -> Option<Justification> {
     let similarity = ctx.similarity(a, b);
     let (ca, cb) = (&ctx.categories[a as usize], &ctx.categories[b as usize]);
-    if !(RELATED..NEAR_COPY).contains(&similarity)
-        || ca == cb
+    if similarity >= NEAR_COPY
         || ctx.product(a).product_id == ctx.product(b).product_id
         || below_chance(ctx, a, b)
     {
@@ -549,15 +596,35 @@ fn complement(ctx: &Context, q: &QualitySettings, a: u32, b: u32) -> Option<Just
     {
         return None;
     }
-    let (orders, lift) = ctx.category_links.lift(ca, cb, ctx.prior_count);
-    (lift >= q.min_category_lift).then(|| Justification::Complement {
-        products: ids(ctx, &[a, b]),
-        similarity: (similarity * 1000.0).round() / 1000.0,
-        categories: vec![ca.clone(), cb.clone()],
-        category_orders: orders,
-        category_lift: round(lift, 3),
-        source: "store".to_owned(),
-    })
+    let similarity_rounded = (similarity * 1000.0).round() / 1000.0;
+    match kinds_link(ctx, q, a, b)? {
+        // The store's link pairs categories; the products must be related in meaning
+        // too (a category pair holds many products that don't go together).
+        KindsLink::Store { orders, lift } => {
+            (similarity >= RELATED).then(|| Justification::Complement {
+                products: ids(ctx, &[a, b]),
+                similarity: similarity_rounded,
+                categories: vec![ca.clone(), cb.clone()],
+                category_orders: orders,
+                category_lift: round(lift, 3),
+                source: "store".to_owned(),
+                data_sets: Vec::new(),
+                prior_categories: Vec::new(),
+            })
+        }
+        // The prior's categories are kinds of product already: milk and cereal go
+        // together without being alike.
+        KindsLink::Prior(s) => Some(Justification::Complement {
+            products: ids(ctx, &[a, b]),
+            similarity: similarity_rounded,
+            categories: vec![ca.clone(), cb.clone()],
+            category_orders: s.count,
+            category_lift: round(s.shrunk_lift, 3),
+            source: "prior".to_owned(),
+            data_sets: s.data_sets,
+            prior_categories: s.categories.to_vec(),
+        }),
+    }
 }
 
 fn round(x: f64, digits: i32) -> f64 {

@@ -17,7 +17,7 @@
 //! cancelled or failed run returns an error and persists nothing.
 
 pub mod candidates;
-mod clusters;
+pub mod clusters;
 pub mod context;
 pub mod copy;
 pub mod justify;
@@ -39,7 +39,7 @@ use crate::llm::offline::OfflineLlm;
 use crate::services::Services;
 use crate::stats::{Assumption, Tier, Weights};
 use candidates::{CellSummary, NeighbourEvidence, RuleEvidence, Source};
-pub use context::{Context, OrderScope, PrepareOptions, prepare};
+pub use context::{Context, OrderScope, PrepareOptions, PriorScope, prepare};
 pub use observe::{NoObserver, Phase, Recorder, RunEvent, RunObserver};
 pub use variant::{CandidateSources, PricingKnobs, Variant};
 
@@ -53,6 +53,8 @@ pub enum PipelineError {
     Llm(#[from] crate::llm::gateway::GatewayError),
     #[error(transparent)]
     LlmSetup(#[from] crate::llm::provider::TaskError),
+    #[error(transparent)]
+    Prior(#[from] crate::prior::PriorError),
     #[error("store {0} has no orders up to the run's date")]
     NoOrders(String),
     #[error(transparent)]
@@ -70,6 +72,7 @@ impl PipelineError {
             PipelineError::Embed(e) => e.kind(),
             PipelineError::Llm(_) | PipelineError::LlmSetup(_) => ErrorKind::Internal,
             PipelineError::NoOrders(_) => ErrorKind::NotFound,
+            PipelineError::Prior(_) => ErrorKind::BadInput,
             PipelineError::Invalid(_) => ErrorKind::BadInput,
             PipelineError::Cancelled(_) => ErrorKind::Cancelled,
             PipelineError::Internal(_) => ErrorKind::Internal,
@@ -131,6 +134,9 @@ pub struct RunSummary {
     pub candidates: usize,
     /// What the store's orders say about what goes together.
     pub evidence: justify::StoreEvidence,
+    /// The complement prior's sources: which were used, onto how many products they
+    /// mapped, and why one was left out.
+    pub prior: Vec<crate::prior::SourceUse>,
     /// What was left out for quality and why (counts only).
     pub quality: QualityReport,
     /// The merchant's rules in force, what they removed, and each pin's fate.
@@ -369,6 +375,7 @@ pub async fn run(
         },
         candidates: found.outs.len(),
         evidence: ctx.store_evidence.clone(),
+        prior: ctx.prior.sources.clone(),
         quality: QualityReport::of(&found.cells, &bundles),
         store_rules: candidates::pinned::StoreRulesReport::of(
             ctx,

@@ -327,6 +327,20 @@ pub fn justification_text(j: &Justification, b: &Bundle) -> String {
         Justification::Complement {
             products,
             similarity,
+            category_orders,
+            category_lift,
+            data_sets,
+            prior_categories,
+            ..
+        } if !data_sets.is_empty() => format!(
+            "Complements: {} are kinds of product other stores' shoppers buy together: {} in {category_orders} baskets of {} ({category_lift:.2}× chance; this store's orders can't tell yet; meaning {similarity:.2}).",
+            titles(products),
+            prior_categories.join(" with "),
+            data_sets.join(", ")
+        ),
+        Justification::Complement {
+            products,
+            similarity,
             categories,
             category_lift,
             source,

@@ -15,6 +15,7 @@ mod llm_client;
 mod llm_gateway;
 mod mock_llm;
 mod online_retail;
+mod prior;
 mod publish;
 mod real_llm;
 mod rules;

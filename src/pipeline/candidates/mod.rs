@@ -210,47 +210,53 @@ impl CellInput<'_> {
         out.into_iter().map(|(b, _)| b).collect()
     }
 
-    /// Neighbours of `a` in meaning, not near-copies, from a category the store's
-    /// orders pair with `a`'s (shrunk lift at least `quality.min_category_lift`); then,
-    /// from each of the best such categories, its product closest to `a` in meaning (a
-    /// product's nearest neighbours are mostly its own kind, so the backpack's canteen
-    /// is found through the categories, not the graph).
+    /// Neighbours of `a` in meaning, not near-copies, whose kind goes with `a`'s
+    /// ([`justify::kinds_link`]: the store's orders pair the categories, or where they
+    /// can't tell, the complement prior does); then, from each of the best such
+    /// categories (the store's, then the prior's), its product closest to `a` in
+    /// meaning (a product's nearest neighbours are mostly its own kind, so the
+    /// backpack's canteen is found through the categories, not the graph).
     pub fn complements(&self, a: u32) -> Vec<u32> {
         let ctx = self.ctx;
         let min_lift = self.quality.min_category_lift;
         let category = &ctx.categories[a as usize];
-        let fits = |b: u32| {
-            self.eligible(b)
-                && &ctx.categories[b as usize] != category
-                && !self.same_family(a, b)
-                && ctx
-                    .category_links
-                    .lift(category, &ctx.categories[b as usize], ctx.prior_count)
-                    .1
-                    >= min_lift
-        };
+        let link = |b: u32| justify::kinds_link(ctx, self.quality, a, b);
+        let fits = |b: u32| self.eligible(b) && !self.same_family(a, b);
         let mut out: Vec<u32> = ctx.neighbours[a as usize]
             .iter()
             .filter(|n| (RELATED..NEAR_COPY).contains(&n.score))
             .map(|n| n.id)
-            .filter(|&b| fits(b))
+            .filter(|&b| fits(b) && link(b).is_some())
             .collect();
-        for members in ctx.category_links.linked_members(
-            category,
-            ctx.prior_count,
-            min_lift,
-            LINKED_CATEGORIES,
-        ) {
-            let best = members
+        let closest = |members: &[u32], related: bool| {
+            members
                 .iter()
                 .copied()
                 .filter(|&b| fits(b))
                 .map(|b| (b, ctx.similarity(a, b)))
-                .filter(|(_, s)| (RELATED..NEAR_COPY).contains(s))
-                .max_by(|x, y| x.1.total_cmp(&y.1).then(y.0.cmp(&x.0)));
-            if let Some((b, _)) = best
-                && !out.contains(&b)
-            {
+                .filter(|&(_, s)| s < NEAR_COPY && (!related || s >= RELATED))
+                .filter(|&(b, _)| link(b).is_some())
+                .max_by(|x, y| x.1.total_cmp(&y.1).then(y.0.cmp(&x.0)))
+                .map(|(b, _)| b)
+        };
+        let store_linked = ctx.category_links.linked_members(
+            category,
+            ctx.prior_count,
+            min_lift,
+            LINKED_CATEGORIES,
+        );
+        let found: Vec<u32> = store_linked
+            .into_iter()
+            .filter_map(|m| closest(m, true))
+            .chain(
+                ctx.prior
+                    .linked_members(a, LINKED_CATEGORIES)
+                    .into_iter()
+                    .filter_map(|m| closest(m, false)),
+            )
+            .collect();
+        for b in found {
+            if !out.contains(&b) {
                 out.push(b);
             }
         }
@@ -310,10 +316,17 @@ impl CellInput<'_> {
                 }
             }
         }
-        // Cross-selling is across categories: same-category partners (another colour,
-        // a sibling design) are increase_aov's.
+        // Cross-selling is across kinds: same-category partners (another colour, a
+        // sibling design) are increase_aov's, unless the prior knows them as two kinds
+        // that go together (mustard for the mayonnaise, both "condiments").
         if self.objective == Objective::CrossSell {
-            out.retain(|&(b, _)| ctx.categories[b as usize] != ctx.categories[a as usize]);
+            out.retain(|&(b, _)| {
+                ctx.categories[b as usize] != ctx.categories[a as usize]
+                    || ctx
+                        .prior
+                        .support(a, b, ctx.prior_count, ctx.prior_min_lift)
+                        .is_some()
+            });
         }
         // Popular partners carry the anchor: sellers first (stable otherwise), and never
         // another product of the anchor's own kind of trouble.
@@ -347,6 +360,11 @@ pub fn anchors(ctx: &Context, objective: Objective, limit: usize) -> Vec<u32> {
     let mut list: Vec<u32> = match objective {
         // Products whose orders carry others: the most co-purchase partners.
         Objective::IncreaseAov => (0..n).filter(|&i| hubs(i) > 0).collect(),
+        // Where the orders show no structure to follow, any product may lead to its
+        // complements (by meaning and the prior), best known to the prior first.
+        Objective::CrossSell if ctx.store_evidence.verdict != justify::Verdict::Strong => {
+            (0..n).collect()
+        }
         Objective::CrossSell => (0..n)
             .filter(|&i| hubs(i) > 0 || ctx.signals[i as usize].has(DataTag::Bestseller))
             .collect(),
@@ -372,12 +390,16 @@ pub fn anchors(ctx: &Context, objective: Objective, limit: usize) -> Vec<u32> {
     };
     list.retain(eligible);
     match objective {
-        Objective::IncreaseAov | Objective::CrossSell => list.sort_by(|&a, &b| {
-            hubs(b)
-                .cmp(&hubs(a))
-                .then(units(b).cmp(&units(a)))
-                .then(a.cmp(&b))
-        }),
+        Objective::IncreaseAov | Objective::CrossSell => {
+            let known = |i: u32| ctx.prior.categories_of(i).len();
+            list.sort_by(|&a, &b| {
+                hubs(b)
+                    .cmp(&hubs(a))
+                    .then(units(b).cmp(&units(a)))
+                    .then(known(b).cmp(&known(a)))
+                    .then(a.cmp(&b))
+            })
+        }
         Objective::ClearSlowMovers => list.sort_by(|&a, &b| {
             let inv = |i: u32| ctx.product(i).inventory.unwrap_or(0);
             inv(b)

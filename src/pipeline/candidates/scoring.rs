@@ -6,7 +6,9 @@
 //!   pairwise cosine, with near-copies (cosine ≥ 0.9) counted as 0 — a bundle of two
 //!   variants is not a set; for mix & match (alike products) the mean cosine; a single
 //!   product (volume, BOGO of one) 0.6. *objective fit*: the share of the bundle's
-//!   products whose classification or data tags suit the objective. *proposed*: 1 when
+//!   products whose classification or data tags suit the objective (for cross-selling
+//!   where the orders show no clear structure, also those the complement prior links
+//!   with the anchor). *proposed*: 1 when
 //!   a language model (or the offline provider) proposed this very set.
 //! - **transactional** = 0.5·f(lift) + 0.5·g(count), with Bayesian shrinkage toward "no
 //!   evidence": lift is read as (c + κ) / (e + κ), c the orders holding every product,
@@ -166,10 +168,29 @@ pub fn score(
     support_half: f64,
     c: &ScoreInput<'_>,
 ) -> ScoreBreakdown {
+    // Where the store's orders can't name what sells together, a set of kinds that
+    // other stores' shoppers buy together suits cross-selling: the anchor and each
+    // partner the prior links with it.
+    let prior_linked = |i: u32| {
+        c.objective == Objective::CrossSell
+            && ctx.store_evidence.verdict != crate::pipeline::justify::Verdict::Strong
+            && c.products.split_first().is_some_and(|(&anchor, partners)| {
+                let linked = |b: u32| {
+                    ctx.prior
+                        .support(anchor, b, ctx.prior_count, ctx.prior_min_lift)
+                        .is_some()
+                };
+                if i == anchor {
+                    partners.iter().any(|&b| linked(b))
+                } else {
+                    linked(i)
+                }
+            })
+    };
     let fit = c
         .products
         .iter()
-        .filter(|&&i| suits(ctx, i, c.objective))
+        .filter(|&&i| suits(ctx, i, c.objective) || prior_linked(i))
         .count() as f64
         / c.products.len().max(1) as f64;
     let llm = 0.4 * semantic(ctx, c.bundle_type, c.products)

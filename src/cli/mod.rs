@@ -21,6 +21,8 @@ use bundleforge::pipeline::{NoObserver, RunObserver, output};
 use bundleforge::rules::{self, Fraction, MinSupport, MiningOptions, Separator, Target};
 use bundleforge::{render, store, terminal};
 
+mod prior;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "bundleforge",
@@ -65,6 +67,9 @@ enum Command {
     /// pairs never together, pins, a discount ceiling); `--clear` removes them, no file
     /// shows them.
     StoreRules(StoreRulesArgs),
+    /// The complement prior: what other stores' shoppers buy together, by category.
+    #[command(subcommand)]
+    Prior(prior::PriorCommand),
     /// Write a seeded synthetic store (products.csv, orders.csv, planted.json).
     Fixtures(FixturesArgs),
     /// Measure whole operations (see BENCHMARKS.md).
@@ -473,6 +478,7 @@ async fn dispatch(cli: Cli, settings: Settings) -> Result<ExitCode> {
         Command::Rules(args) => rules(args, &settings).await,
         Command::StoreRules(args) => store_rules(args, &settings).await,
         Command::Fixtures(args) => fixtures(args),
+        Command::Prior(command) => prior::run(command, &settings).await,
         Command::Bench(BenchCommand::Ingest(args)) => bench_ingest(args, &settings).await,
         Command::Bench(BenchCommand::Search(args)) => bench_search(args, &settings).await,
         Command::Bench(BenchCommand::Graph(args)) => bench_graph(args, &settings),
