@@ -15,6 +15,7 @@ pub mod build;
 pub mod mine;
 
 use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, OnceLock};
 
 use serde::{Deserialize, Serialize};
 
@@ -92,13 +93,21 @@ impl PriorCategory {
 }
 
 impl ComplementPrior {
-    /// The shipped prior.
-    pub fn shipped() -> Result<ComplementPrior, PriorError> {
-        ComplementPrior::parse(SHIPPED, "prior/complement-prior.json (built in)")
+    /// The shipped prior, parsed once per process (every run's context reads it).
+    pub fn shipped() -> Result<Arc<ComplementPrior>, PriorError> {
+        static PARSED: OnceLock<Arc<ComplementPrior>> = OnceLock::new();
+        if let Some(prior) = PARSED.get() {
+            return Ok(prior.clone());
+        }
+        let prior = Arc::new(ComplementPrior::parse(
+            SHIPPED,
+            "prior/complement-prior.json (built in)",
+        )?);
+        Ok(PARSED.get_or_init(|| prior).clone())
     }
 
     /// `prior.file`, or the shipped prior when it is empty.
-    pub fn load(file: &str) -> Result<ComplementPrior, PriorError> {
+    pub fn load(file: &str) -> Result<Arc<ComplementPrior>, PriorError> {
         if file.is_empty() {
             return ComplementPrior::shipped();
         }
@@ -106,7 +115,7 @@ impl ComplementPrior {
             file: file.to_owned(),
             source,
         })?;
-        ComplementPrior::parse(&text, file)
+        ComplementPrior::parse(&text, file).map(Arc::new)
     }
 
     pub fn parse(text: &str, file: &str) -> Result<ComplementPrior, PriorError> {
