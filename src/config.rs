@@ -243,6 +243,9 @@ pub struct PriorSettings {
     pub min_lift: f64,
     /// Sources (data set names) never used.
     pub exclude: Vec<String>,
+    /// Ask a configured language model which of the store's kinds go together, for
+    /// the pairs the prior lacks (never asked offline).
+    pub ask_model: bool,
 }
 
 /// Per objective, the kinds of justification that count as its evidence.

@@ -279,8 +279,9 @@ pub enum Justification {
         categories: Vec<String>,
         category_orders: u32,
         category_lift: f64,
-        /// Where the category evidence comes from: `store` (this store's orders) or
-        /// `prior` (other stores' baskets, where this store's orders can't tell yet).
+        /// Where the category evidence comes from: `store` (this store's orders),
+        /// `prior` (other stores' baskets, where this store's orders can't tell yet) or
+        /// `model` (a language model named the two categories, where neither can).
         source: String,
         /// With `prior`: the data sets whose baskets pair the two kinds of product…
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -288,6 +289,9 @@ pub enum Justification {
         /// …and the categories of the strongest one that the products map onto.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         prior_categories: Vec<String>,
+        /// With `model`: the model's reason.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        reason: String,
     },
     /// A language model proposed the set and the store's orders don't contradict it.
     Proposal {

@@ -382,6 +382,55 @@ pub fn appeal(answer: &Value, ids: &[&str]) -> Result<(Vec<Appeal>, Dropped), An
     Ok((out, dropped))
 }
 
+/// Two kinds of product the model says go together (positions in the kinds offered),
+/// `a < b`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KindPair {
+    pub a: usize,
+    pub b: usize,
+    pub reason: String,
+}
+
+/// `{"pairs": [{"a": "k1", "b": "k4", "reason": "…"}]}` over the kinds `ids`: both ids
+/// offered, two different kinds, each pair once, a reason given, at most `max_pairs`
+/// (the rest counted as invalid).
+pub fn kind_pairs(
+    answer: &Value,
+    ids: &[&str],
+    max_pairs: usize,
+) -> Result<(Vec<KindPair>, Dropped), AnswerError> {
+    let mut dropped = Dropped::default();
+    let mut offered = Offered::new(ids);
+    let mut out: Vec<KindPair> = Vec::new();
+    for entry in entries(answer, "pairs")? {
+        let reason = entry
+            .get("reason")
+            .and_then(Value::as_str)
+            .map(|r| clean_text(r, MAX_REASON_CHARS))
+            .unwrap_or_default();
+        let (Some(a), Some(b)) = (entry.get("a"), entry.get("b")) else {
+            dropped.invalid_entries += 1;
+            continue;
+        };
+        offered.reset();
+        let (Some(a), Some(b)) = (offered.take(a, &mut dropped), offered.take(b, &mut dropped))
+        else {
+            continue;
+        };
+        let (a, b) = (a.min(b), a.max(b));
+        if out.iter().any(|p| (p.a, p.b) == (a, b)) {
+            dropped.duplicate_ids += 1;
+            continue;
+        }
+        if reason.is_empty() || out.len() >= max_pairs {
+            dropped.invalid_entries += 1;
+            continue;
+        }
+        out.push(KindPair { a, b, reason });
+    }
+    Ok((out, dropped))
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -408,6 +457,35 @@ mod tests {
             parse_json("[1, 2]"),
             Err(AnswerError::WrongShape(_))
         ));
+    }
+
+    #[test]
+    fn kind_pairs_need_two_offered_kinds_a_reason_and_room() {
+        let ids = ["k1", "k2", "k3"];
+        let answer = json!({"pairs": [
+            {"a": "k2", "b": "k1", "reason": "Coffee goes in a mug."},
+            {"a": "k1", "b": "k2", "reason": "again"},
+            {"a": "k1", "b": "k1", "reason": "itself"},
+            {"a": "k1", "b": "k9", "reason": "invented"},
+            {"a": "k3", "reason": "half a pair"},
+            {"a": "k3", "b": "k1", "reason": ""},
+            {"a": "k3", "b": "k2", "reason": "fine"},
+            {"a": "k2", "b": "k3", "reason": "repeat"},
+        ]});
+        let (pairs, dropped) = kind_pairs(&answer, &ids, 5).unwrap();
+        let got: Vec<(usize, usize)> = pairs.iter().map(|p| (p.a, p.b)).collect();
+        assert_eq!(got, [(0, 1), (1, 2)]);
+        assert_eq!(pairs[0].reason, "Coffee goes in a mug.");
+        assert_eq!(dropped.unknown_ids, 1);
+        // The same kind twice in one pair, and two repeated pairs.
+        assert_eq!(dropped.duplicate_ids, 3);
+        // Half a pair, and no reason.
+        assert_eq!(dropped.invalid_entries, 2);
+        // Room for one pair: the rest are counted, not kept.
+        let (pairs, dropped) = kind_pairs(&answer, &ids, 1).unwrap();
+        assert_eq!(pairs.len(), 1);
+        assert_eq!(dropped.invalid_entries, 4);
+        assert!(kind_pairs(&json!({"bundles": []}), &ids, 5).is_err());
     }
 
     #[test]

@@ -15,10 +15,10 @@ use std::sync::{Arc, Mutex};
 use futures_util::StreamExt;
 use serde::Serialize;
 
-use super::answer::{Copy, Dropped, PriceAdvice, Proposal};
+use super::answer::{Copy, Dropped, KindPair, PriceAdvice, Proposal};
 use super::client::Usage;
 use super::offline::{OFFLINE_VERSION, OfflineLlm};
-use super::prompt::{BundleDoc, ProductDoc, Task};
+use super::prompt::{BundleDoc, KindDoc, ProductDoc, Task};
 use super::provider::{Llm, TaskError};
 use crate::config::LlmSettings;
 use crate::domain::{Objective, TextSource};
@@ -382,6 +382,44 @@ impl Gateway {
         let answer = self
             .offline
             .propose(objective, anchors, candidates, max_bundles)
+            .await
+            .map_err(GatewayError::Offline)?;
+        Ok(Sourced {
+            value: answer.items,
+            source: TextSource::Offline,
+        })
+    }
+
+    /// Whether a model is configured (else every task is answered offline).
+    pub fn has_model(&self) -> bool {
+        self.primary.is_some()
+    }
+
+    /// Pairs of kinds the model says go together; none when there is no model or its
+    /// call fails (the offline provider names none).
+    pub async fn name_complements(
+        &self,
+        kinds: &[KindDoc],
+        max_pairs: usize,
+    ) -> Result<Sourced<Vec<KindPair>>, GatewayError> {
+        if let Some(primary) = &self.primary {
+            match primary.name_complements(kinds, max_pairs).await {
+                Ok(answer) => {
+                    self.note(Task::NameComplements, 1, None, &answer.dropped);
+                    return Ok(Sourced {
+                        value: answer.items,
+                        source: TextSource::Llm,
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, kinds = kinds.len(), "Complement naming failed; naming none");
+                    self.note(Task::NameComplements, 1, Some(1), &Dropped::default());
+                }
+            }
+        }
+        let answer = self
+            .offline
+            .name_complements(kinds, max_pairs)
             .await
             .map_err(GatewayError::Offline)?;
         Ok(Sourced {
@@ -842,6 +880,13 @@ mod tests {
                 for o in Objective::ALL {
                     rt.block_on(gateway.propose(o, &products[..1], &products, 5)).unwrap();
                 }
+                let kinds: Vec<KindDoc> = products
+                    .iter()
+                    .enumerate()
+                    .map(|(i, p)| KindDoc { id: format!("k{i}"), name: p.title.clone(), examples: vec![p.title.clone()] })
+                    .collect();
+                let named = rt.block_on(gateway.name_complements(&kinds, 10)).unwrap();
+                prop_assert!(named.value.is_empty());
             }
         }
     }

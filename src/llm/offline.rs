@@ -14,6 +14,7 @@
 //! - Price advice: within the objective's cap, never more than half the margin.
 //! - Copy and explanations: templates per objective and bundle type, in English,
 //!   German, French and Spanish.
+//! - Complementary kinds of product: none; that is knowledge a model or baskets bring.
 //!
 //! Vectors come from the catalog's embeddings when the caller has them (the pipeline
 //! and `classify` always do); otherwise the product's text is embedded once and kept.
@@ -24,9 +25,11 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use tokio::sync::OnceCell;
 
-use super::answer::{Appeal, Classified, Copy, Dropped, PriceAdvice, Proposal, clean_text};
+use super::answer::{
+    Appeal, Classified, Copy, Dropped, KindPair, PriceAdvice, Proposal, clean_text,
+};
 use super::answer::{MAX_BADGE_CHARS, MAX_DESCRIPTION_CHARS, MAX_REASON_CHARS, MAX_TITLE_CHARS};
-use super::prompt::{BundleDoc, ProductDoc};
+use super::prompt::{BundleDoc, KindDoc, ProductDoc};
 use super::provider::{Answer, Llm, TaskError};
 use crate::domain::{BundleType, Objective};
 use crate::embed::Embedder;
@@ -523,6 +526,19 @@ impl Llm for OfflineLlm {
         }
         Ok(Answer {
             items,
+            dropped: Dropped::default(),
+        })
+    }
+
+    /// None: which kinds complement each other is knowledge, not closeness in meaning
+    /// (the complement prior holds what baskets taught; this provider adds nothing).
+    async fn name_complements(
+        &self,
+        _kinds: &[KindDoc],
+        _max_pairs: usize,
+    ) -> Result<Answer<KindPair>, TaskError> {
+        Ok(Answer {
+            items: Vec::new(),
             dropped: Dropped::default(),
         })
     }

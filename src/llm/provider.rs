@@ -5,11 +5,11 @@
 use async_trait::async_trait;
 use serde_json::{Value, json};
 
-use super::answer::{self, Appeal, Classified, Copy, Dropped, PriceAdvice, Proposal};
+use super::answer::{self, Appeal, Classified, Copy, Dropped, KindPair, PriceAdvice, Proposal};
 use std::sync::Arc;
 
 use super::client::{ChatClient, LlmError, UsageBook};
-use super::prompt::{BundleDoc, ProductDoc, PromptError, Prompts, Task};
+use super::prompt::{BundleDoc, KindDoc, ProductDoc, PromptError, Prompts, Task};
 use crate::domain::{BundleType, Objective};
 
 /// A task's validated items, and what validation left out.
@@ -62,6 +62,14 @@ pub trait Llm: Send + Sync {
 
     /// Appeal 0–10 per bundle.
     async fn rate_appeal(&self, bundles: &[BundleDoc]) -> Result<Answer<Appeal>, TaskError>;
+
+    /// Pairs of a store's kinds of product that go together (positions in `kinds`), at
+    /// most `max_pairs`.
+    async fn name_complements(
+        &self,
+        kinds: &[KindDoc],
+        max_pairs: usize,
+    ) -> Result<Answer<KindPair>, TaskError>;
 
     /// Calls, retries and tokens so far, per task (empty for providers without any).
     fn usage(&self) -> std::collections::HashMap<&'static str, super::client::Usage> {
@@ -326,6 +334,35 @@ impl Llm for OpenAiLlm {
             )
             .await?;
         let (items, dropped) = answer::appeal(&value, &ids(bundles, |b| &b.id))?;
+        Ok(Answer { items, dropped })
+    }
+
+    async fn name_complements(
+        &self,
+        kinds: &[KindDoc],
+        max_pairs: usize,
+    ) -> Result<Answer<KindPair>, TaskError> {
+        let prompt = self.prompts.complements(kinds, max_pairs)?;
+        let offered = ids(kinds, |k| &k.id);
+        let item = json!({
+            "type": "object",
+            "properties": {
+                "a": id_field(&offered),
+                "b": id_field(&offered),
+                "reason": text(answer::MAX_REASON_CHARS),
+            },
+            "required": ["a", "b", "reason"],
+        });
+        let value = self
+            .client
+            .json_into(
+                Task::NameComplements,
+                &prompt,
+                Some(&schema("pairs", item, max_pairs)),
+                &self.book,
+            )
+            .await?;
+        let (items, dropped) = answer::kind_pairs(&value, &offered, max_pairs)?;
         Ok(Answer { items, dropped })
     }
 }

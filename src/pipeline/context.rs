@@ -27,6 +27,7 @@ use crate::index::{GraphMethod, Matrix, Neighbour, neighbour_graph};
 use crate::llm::gateway::{Gateway, LlmReport};
 use crate::llm::offline::OfflineLlm;
 use crate::llm::prompt::ProductDoc;
+use crate::prior::named::{self, NamedComplements};
 use crate::prior::{ComplementPrior, PriorMatch};
 use crate::rules::{self, Baskets, Evidence};
 use crate::services::Services;
@@ -147,6 +148,9 @@ pub struct Context {
     /// its links need (`prior.min_lift`).
     pub prior: PriorMatch,
     pub prior_min_lift: f64,
+    /// Pairs of the store's categories a configured model named as going together
+    /// (empty offline).
+    pub model_complements: NamedComplements,
     /// Basket indices holding each product (up to `as_of`), ascending.
     pub orders_holding: Vec<Vec<u32>>,
     /// What the orders say about what goes together: strong, weak or none.
@@ -583,6 +587,34 @@ async fn match_prior(
     Ok(matched)
 }
 
+/// The configured model's complements between the store's kinds of product: one call,
+/// when `prior.ask_model` is on and a model is configured.
+async fn ask_complements(
+    gateway: &Gateway,
+    settings: &Settings,
+    data: &StoreData,
+    categories: &[String],
+    signals: &[ProductSignals],
+    cancel: &CancelToken,
+) -> Result<NamedComplements, PipelineError> {
+    if !settings.prior.ask_model || !gateway.has_model() {
+        return Ok(NamedComplements::default());
+    }
+    let (kinds, names) = named::kinds(
+        data,
+        categories,
+        |i| signals.get(i).is_some_and(|s| s.eligible),
+        |i| signals.get(i).map_or(0, |s| s.units_window),
+    );
+    if kinds.is_empty() {
+        return Ok(NamedComplements::default());
+    }
+    let answer = cancel
+        .guard(gateway.name_complements(&kinds, named::max_pairs(kinds.len())))
+        .await??;
+    Ok(NamedComplements::from_pairs(&names, &answer.value))
+}
+
 /// Phase 0 for one store: the store as of `options.as_of`, read and prepared. The
 /// context is plain data: share it (`Arc`) between any number of runs.
 #[tracing::instrument(skip_all, fields(store = %store_id))]
@@ -706,16 +738,26 @@ pub async fn prepare(
     let evidence = evidence?;
     cancel.check()?;
     let started = clock.ms();
-    let prior = match_prior(
-        services,
-        embedder.as_ref(),
-        (&data, &categories),
-        &vectors,
-        options.prior,
-        cancel,
-    )
-    .await?;
-    let prior_timing = clock.task("prior", started);
+    let prior = async {
+        let prior = match_prior(
+            services,
+            embedder.as_ref(),
+            (&data, &categories),
+            &vectors,
+            options.prior,
+            cancel,
+        )
+        .await;
+        (prior, clock.task("prior", started))
+    };
+    let named = async {
+        let named =
+            ask_complements(&gateway, &settings, &data, &categories, &signals, cancel).await;
+        (named, clock.task("model_complements", started))
+    };
+    let ((prior, prior_timing), (model_complements, named_timing)) = tokio::join!(prior, named);
+    let prior = prior?;
+    let model_complements = model_complements?;
     let summary = summary.ok_or_else(|| PipelineError::NoOrders(data.store.id.to_string()))?;
 
     let source = if classification
@@ -767,6 +809,7 @@ pub async fn prepare(
     let mut timings = vec![
         embed_timing,
         prior_timing,
+        named_timing,
         classify_timing,
         rules_timing,
         stats_timing,
@@ -799,6 +842,7 @@ pub async fn prepare(
         category_links,
         prior,
         prior_min_lift: settings.prior.min_lift,
+        model_complements,
         orders_holding,
         store_evidence,
         median_price_minor,

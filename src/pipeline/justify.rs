@@ -10,10 +10,12 @@
 //!     (a frequent itemset holding the whole set covers every partner at once); a
 //!     partner unrelated to the anchor in meaning and category needs a count chance
 //!     reaches with probability ≤ `quality.unrelated_max_p`;
-//!   - `complement`: related in meaning (cosine in [`RELATED`], [`NEAR_COPY`]), another
-//!     category, and orders holding both categories at a shrunk lift ≥
-//!     `quality.min_category_lift` — and the pair itself bought together at least as
-//!     often as chance predicts (a store without orders predicts nothing);
+//!   - `complement`: two kinds that go together ([`kinds_link`]) and the pair itself
+//!     bought together at least as often as chance predicts (a store without orders
+//!     predicts nothing): orders holding both categories at a shrunk lift ≥
+//!     `quality.min_category_lift` (source `store`, products related in meaning:
+//!     cosine in [`RELATED`], [`NEAR_COPY`]); where they can't tell, the complement
+//!     prior (`prior`); failing both, categories a configured model named (`model`);
 //!   - `proposal`: a configured language model proposed the set and the orders don't
 //!     contradict it (the offline provider's proposals are heuristics, not knowledge:
 //!     they need evidence of their own).
@@ -199,6 +201,15 @@ pub struct CategoryLinks {
     baskets: u64,
     /// Products of each category.
     members: Vec<Vec<u32>>,
+}
+
+impl CategoryLinks {
+    /// The products of `category` (none for a category the store does not have).
+    pub fn members(&self, category: &str) -> &[u32] {
+        self.index
+            .get(category)
+            .map_or(&[], |&x| self.members[x as usize].as_slice())
+    }
 }
 
 impl CategoryLinks {
@@ -547,12 +558,20 @@ pub enum KindsLink {
     Store { orders: u32, lift: f64 },
     /// Other stores' baskets pair them, and the store's orders can't tell.
     Prior(PriorSupport),
+    /// A language model named their two categories as going together, where neither
+    /// the store's orders nor the prior can tell; the store's thin figures beside it.
+    Model {
+        reason: String,
+        orders: u32,
+        lift: f64,
+    },
 }
 
 /// Whether `a`'s and `b`'s kinds of product go together: by the store's orders where
 /// they can tell (its two categories expected to meet in [`STORE_TELLS`] orders or
-/// more: then they decide, either way), else by the complement prior. One rule for the
-/// generators and for the justification.
+/// more: then they decide, either way), else by the complement prior, else by the
+/// store's thin orders where they pair the categories, else by the pairs a language
+/// model named. One rule for the generators and for the justification.
 pub fn kinds_link(ctx: &Context, q: &QualitySettings, a: u32, b: u32) -> Option<KindsLink> {
     let (ca, cb) = (&ctx.categories[a as usize], &ctx.categories[b as usize]);
     if ca != cb && ctx.category_links.expected(ca, cb) >= STORE_TELLS {
@@ -562,12 +581,21 @@ pub fn kinds_link(ctx: &Context, q: &QualitySettings, a: u32, b: u32) -> Option<
     if let Some(s) = ctx.prior.support(a, b, ctx.prior_count, ctx.prior_min_lift) {
         return Some(KindsLink::Prior(s));
     }
-    // Categories the store has hardly sold: its orders' thin word is still its own.
-    if ca != cb {
-        let (orders, lift) = ctx.category_links.lift(ca, cb, ctx.prior_count);
-        return (lift >= q.min_category_lift).then_some(KindsLink::Store { orders, lift });
+    if ca == cb {
+        return None;
     }
-    None
+    // Categories the store has hardly sold: its orders' thin word is still its own.
+    let (orders, lift) = ctx.category_links.lift(ca, cb, ctx.prior_count);
+    if lift >= q.min_category_lift {
+        return Some(KindsLink::Store { orders, lift });
+    }
+    ctx.model_complements
+        .reason(ca, cb)
+        .map(|reason| KindsLink::Model {
+            reason: reason.to_owned(),
+            orders,
+            lift,
+        })
 }
 
 fn complement(ctx: &Context, q: &QualitySettings, a: u32, b: u32) -> Option<Justification> {
@@ -610,6 +638,7 @@ fn complement(ctx: &Context, q: &QualitySettings, a: u32, b: u32) -> Option<Just
                 source: "store".to_owned(),
                 data_sets: Vec::new(),
                 prior_categories: Vec::new(),
+                reason: String::new(),
             })
         }
         // The prior's categories are kinds of product already: milk and cereal go
@@ -623,6 +652,24 @@ fn complement(ctx: &Context, q: &QualitySettings, a: u32, b: u32) -> Option<Just
             source: "prior".to_owned(),
             data_sets: s.data_sets,
             prior_categories: s.categories.to_vec(),
+            reason: String::new(),
+        }),
+        // Like the prior's, the model's link is between kinds (it saw each category's
+        // example titles): coffee and a mug go together without being alike.
+        KindsLink::Model {
+            reason,
+            orders,
+            lift,
+        } => Some(Justification::Complement {
+            products: ids(ctx, &[a, b]),
+            similarity: similarity_rounded,
+            categories: vec![ca.clone(), cb.clone()],
+            category_orders: orders,
+            category_lift: round(lift, 3),
+            source: "model".to_owned(),
+            data_sets: Vec::new(),
+            prior_categories: Vec::new(),
+            reason,
         }),
     }
 }

@@ -137,6 +137,10 @@ pub struct RunSummary {
     /// The complement prior's sources: which were used, onto how many products they
     /// mapped, and why one was left out.
     pub prior: Vec<crate::prior::SourceUse>,
+    /// The kinds of product shown to a configured model and the pairs it named as
+    /// going together (absent when no model was asked).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model_complements: Option<crate::prior::named::NamedSummary>,
     /// What was left out for quality and why (counts only).
     pub quality: QualityReport,
     /// The merchant's rules in force, what they removed, and each pin's fate.
@@ -376,6 +380,7 @@ pub async fn run(
         candidates: found.outs.len(),
         evidence: ctx.store_evidence.clone(),
         prior: ctx.prior.sources.clone(),
+        model_complements: ctx.model_complements.summary(),
         quality: QualityReport::of(&found.cells, &bundles),
         store_rules: candidates::pinned::StoreRulesReport::of(
             ctx,

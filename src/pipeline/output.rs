@@ -342,6 +342,18 @@ pub fn justification_text(j: &Justification, b: &Bundle) -> String {
             products,
             similarity,
             categories,
+            source,
+            reason,
+            ..
+        } if source == "model" => format!(
+            "Complements: the language model names {} as kinds of product that go together for {} (\"{reason}\"; meaning {similarity:.2}); neither this store's orders nor other stores' baskets can tell yet.",
+            categories.join(" with "),
+            titles(products)
+        ),
+        Justification::Complement {
+            products,
+            similarity,
+            categories,
             category_lift,
             source,
             ..

@@ -13,6 +13,7 @@
 
 pub mod build;
 pub mod mine;
+pub mod named;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, OnceLock};

@@ -431,6 +431,8 @@ fn is_task(request: &Value, start: &str) -> bool {
 fn empty_answers(request: &Value) -> Reply {
     let key = if is_task(request, "Classify each product") {
         "products"
+    } else if is_task(request, "The kinds of product") {
+        "pairs"
     } else {
         "bundles"
     };

@@ -10,7 +10,7 @@ use bundleforge::domain::{BundleType, Objective, TextSource};
 use bundleforge::embed::HashingEmbedder;
 use bundleforge::llm::gateway::Gateway;
 use bundleforge::llm::offline::OfflineLlm;
-use bundleforge::llm::prompt::{BundleDoc, ProductDoc};
+use bundleforge::llm::prompt::{BundleDoc, KindDoc, ProductDoc};
 use serde_json::{Value, json};
 
 use crate::mock_llm::{MockLlm, Reply};
@@ -367,4 +367,104 @@ async fn classification_batches_run_eight_at_a_time() {
     let again = gateway(&settings).classify(&db.store, &docs).await.unwrap();
     assert_eq!(again.from_cache, 4000);
     assert_eq!(mock.requests().len(), 80);
+}
+
+fn kinds() -> Vec<KindDoc> {
+    ["coffee", "drinkware", "tea"]
+        .iter()
+        .enumerate()
+        .map(|(i, name)| KindDoc {
+            id: format!("k{}", i + 1),
+            name: (*name).into(),
+            examples: vec![format!("A {name} product")],
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn complement_naming_names_none_on_every_fault_and_keeps_only_offered_kinds() {
+    let valid = Reply::content(
+        &json!({"pairs": [
+            {"a": "k1", "b": "k2", "reason": "Coffee is drunk from a mug."},
+            {"a": "k2", "b": "k-ghost", "reason": "invented"},
+        ]})
+        .to_string(),
+    );
+    // What the model does, and whether an answer (not a fallback) comes back.
+    let cases: Vec<(&str, Vec<Reply>, bool)> = vec![
+        ("valid", vec![valid], true),
+        (
+            "500 twice",
+            vec![Reply::status(500, "down"), Reply::status(500, "down")],
+            false,
+        ),
+        (
+            "429 twice",
+            vec![
+                Reply::status(429, "slow down").header("retry-after", "0"),
+                Reply::status(429, "slow down").header("retry-after", "0"),
+            ],
+            false,
+        ),
+        (
+            "not JSON twice",
+            vec![
+                Reply::content("Coffee and mugs, obviously."),
+                Reply::content("{\"pairs\": [{\"a\": \"k1\""),
+            ],
+            false,
+        ),
+        (
+            "the wrong shape",
+            vec![Reply::content(&json!({"bundles": []}).to_string())],
+            false,
+        ),
+        (
+            "too slow",
+            vec![
+                Reply::content("{}").delay(Duration::from_secs(3)),
+                Reply::content("{}").delay(Duration::from_secs(3)),
+            ],
+            false,
+        ),
+        (
+            "only invented kinds",
+            vec![Reply::content(
+                &json!({"pairs": [{"a": "k7", "b": "k8", "reason": "ghosts"}]}).to_string(),
+            )],
+            true,
+        ),
+    ];
+    for (name, replies, answered) in cases {
+        let mock = MockLlm::start().await;
+        mock.push(replies);
+        let settings = LlmSettings {
+            max_retries: 1,
+            breaker_failures: 100,
+            timeout_seconds: 0.5,
+            ..mock.settings()
+        };
+        let gateway = gateway(&settings);
+        let named = gateway.name_complements(&kinds(), 4).await.unwrap();
+        let report = gateway.report();
+        let task = &report.tasks["name_complements.v1"];
+        if answered {
+            assert_eq!(named.source, TextSource::Llm, "{name}");
+            assert_eq!(task.stats.fallback_batches, 0, "{name}");
+        } else {
+            assert_eq!(named.source, TextSource::Offline, "{name}");
+            assert!(named.value.is_empty(), "{name}");
+            assert_eq!(task.stats.fallback_batches, 1, "{name}");
+        }
+        let pairs: Vec<(usize, usize)> = named.value.iter().map(|p| (p.a, p.b)).collect();
+        if name == "valid" {
+            assert_eq!(pairs, [(0, 1)], "{name}");
+            assert_eq!(task.stats.dropped.unknown_ids, 1, "{name}");
+        } else {
+            assert!(pairs.is_empty(), "{name}: {pairs:?}");
+        }
+        if name == "only invented kinds" {
+            assert_eq!(task.stats.dropped.unknown_ids, 2, "{name}");
+        }
+    }
 }

@@ -14,6 +14,7 @@ mod idempotent;
 mod llm_client;
 mod llm_gateway;
 mod mock_llm;
+mod model_complements;
 mod online_retail;
 mod prior;
 mod publish;

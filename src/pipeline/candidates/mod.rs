@@ -212,8 +212,9 @@ impl CellInput<'_> {
 
     /// Neighbours of `a` in meaning, not near-copies, whose kind goes with `a`'s
     /// ([`justify::kinds_link`]: the store's orders pair the categories, or where they
-    /// can't tell, the complement prior does); then, from each of the best such
-    /// categories (the store's, then the prior's), its product closest to `a` in
+    /// can't tell, the complement prior or a configured model does); then, from each of
+    /// the best such categories (the store's, the prior's, the model's), its product
+    /// closest to `a` in
     /// meaning (a product's nearest neighbours are mostly its own kind, so the
     /// backpack's canteen is found through the categories, not the graph).
     pub fn complements(&self, a: u32) -> Vec<u32> {
@@ -245,6 +246,12 @@ impl CellInput<'_> {
             min_lift,
             LINKED_CATEGORIES,
         );
+        let model_linked = ctx
+            .model_complements
+            .linked(category)
+            .iter()
+            .take(LINKED_CATEGORIES)
+            .map(|c| ctx.category_links.members(c));
         let found: Vec<u32> = store_linked
             .into_iter()
             .filter_map(|m| closest(m, true))
@@ -254,6 +261,7 @@ impl CellInput<'_> {
                     .into_iter()
                     .filter_map(|m| closest(m, false)),
             )
+            .chain(model_linked.filter_map(|m| closest(m, false)))
             .collect();
         for b in found {
             if !out.contains(&b) {

@@ -169,8 +169,8 @@ pub fn score(
     c: &ScoreInput<'_>,
 ) -> ScoreBreakdown {
     // Where the store's orders can't name what sells together, a set of kinds that
-    // other stores' shoppers buy together suits cross-selling: the anchor and each
-    // partner the prior links with it.
+    // other stores' shoppers buy together (or a configured model names) suits
+    // cross-selling: the anchor and each partner the prior or the model links with it.
     let prior_linked = |i: u32| {
         c.objective == Objective::CrossSell
             && ctx.store_evidence.verdict != crate::pipeline::justify::Verdict::Strong
@@ -179,6 +179,13 @@ pub fn score(
                     ctx.prior
                         .support(anchor, b, ctx.prior_count, ctx.prior_min_lift)
                         .is_some()
+                        || ctx
+                            .model_complements
+                            .reason(
+                                &ctx.categories[anchor as usize],
+                                &ctx.categories[b as usize],
+                            )
+                            .is_some()
                 };
                 if i == anchor {
                     partners.iter().any(|&b| linked(b))
