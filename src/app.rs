@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use crate::cancel::CancelToken;
 use crate::config::Settings;
+use crate::destination::DestinationError;
 use crate::domain::{self, Objective, StoreId};
 use crate::ingest::{self, IngestBatch, IngestContext, IngestFiles, IngestReport, Progress};
 use crate::pipeline::{self, PrepareOptions, RunObserver, RunOutput, Variant};
@@ -38,6 +39,8 @@ pub enum AppError {
     Pipeline(#[from] pipeline::PipelineError),
     #[error(transparent)]
     StoreRules(#[from] crate::store_rules::StoreRulesError),
+    #[error(transparent)]
+    Output(#[from] DestinationError),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -51,6 +54,7 @@ impl AppError {
             AppError::Ingest(_) | AppError::StoreRules(_) => ErrorKind::BadInput,
             AppError::Store(e) => e.kind(),
             AppError::Pipeline(e) => e.kind(),
+            AppError::Output(e) => e.kind(),
             AppError::Llm(_) | AppError::LlmSetup(_) | AppError::Internal(_) => ErrorKind::Internal,
         }
     }
@@ -129,15 +133,59 @@ pub async fn generate_with(
         out = out.with_id(id.clone());
     }
     cancel.check().map_err(pipeline::PipelineError::from)?;
+    save_run(services, &ctx, &mut out).await?;
+    Ok(out)
+}
+
+/// `generate` with files: once the run is done, `place` writes its files and puts
+/// them in place; only then is the run saved, and a failed save takes the files back.
+/// A failure anywhere leaves no run, and never a saved run without its files.
+pub async fn generate_placed(
+    services: &Services,
+    store_id: &StoreId,
+    options: &GenerateOptions,
+    observer: &dyn RunObserver,
+    cancel: &CancelToken,
+    place: impl FnOnce(&RunOutput) -> Result<crate::destination::Placed, DestinationError>,
+) -> Result<RunOutput, AppError> {
+    let variant = options.variant();
+    variant.validate().map_err(pipeline::PipelineError::from)?;
+    let ctx = Arc::new(
+        pipeline::prepare(
+            services,
+            store_id,
+            &options.prepare_options(),
+            observer,
+            cancel,
+        )
+        .await?,
+    );
+    let mut out = pipeline::run(&ctx, &variant, services, observer, cancel).await?;
+    if let Some(id) = &options.run_id {
+        out = out.with_id(id.clone());
+    }
+    cancel.check().map_err(pipeline::PipelineError::from)?;
+    let placed = place(&out)?;
+    // Dropped on an error, `placed` puts back what was there.
+    save_run(services, &ctx, &mut out).await?;
+    placed.keep();
+    Ok(out)
+}
+
+async fn save_run(
+    services: &Services,
+    ctx: &pipeline::Context,
+    out: &mut RunOutput,
+) -> Result<(), AppError> {
     let started = ctx.clock.ms();
-    pipeline::persist::save(services.store.as_ref(), &out).await?;
+    pipeline::persist::save(services.store.as_ref(), out).await?;
     out.run.timings.persist_seconds = (ctx.clock.ms() - started) / 1000.0;
     out.run
         .timings
         .tasks
         .push(ctx.clock.span("persist", "store", started));
     out.run.timings.total_seconds += out.run.timings.persist_seconds;
-    Ok(out)
+    Ok(())
 }
 
 /// What an ingest did, as `ingest --json` prints it.
@@ -459,11 +507,8 @@ pub enum RulesError {
     Baskets(#[from] rules::BasketsError),
     #[error(transparent)]
     App(#[from] AppError),
-    #[error("cannot write {path}: {source}")]
-    Write {
-        path: std::path::PathBuf,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Output(#[from] DestinationError),
 }
 
 /// Frequent itemsets and rules of a baskets file or a store's orders; with `out`, also
@@ -472,8 +517,13 @@ pub async fn rules(
     source: BasketSource<'_>,
     options: rules::MiningOptions,
     out: Option<std::path::PathBuf>,
+    force: bool,
 ) -> Result<RulesOutcome, RulesError> {
     let started = Instant::now();
+    // Before the mining: a long run must not end on a file it may not replace.
+    if let Some(path) = &out {
+        crate::destination::check(path, force)?;
+    }
     let (baskets, label, unmatched) = match &source {
         BasketSource::File { path, sep } => {
             let (owned, sep) = (path.clone(), *sep);
@@ -505,10 +555,9 @@ pub async fn rules(
     let mine_seconds = mined_at.elapsed().as_secs_f64();
     let seconds = started.elapsed().as_secs_f64();
     if let Some(path) = out {
-        let write = |path: &std::path::Path| -> std::io::Result<()> {
-            rules::write_json(std::fs::File::create(path)?, &baskets, &mined)
-        };
-        write(&path).map_err(|source| RulesError::Write { path, source })?;
+        crate::destination::write_file(&path, force, |file| {
+            rules::write_json(file, &baskets, &mined)
+        })?;
     }
     Ok(RulesOutcome {
         source: label,

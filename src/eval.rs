@@ -303,23 +303,25 @@ fn distinct(s: &[u32]) -> usize {
 }
 
 /// Writes an evaluation's run files (the report with its "Quality on held-out orders"
-/// section) and `eval.json` into `dir`; returns their paths.
+/// section) and `eval.json` into `dest`, whole (see [`crate::destination`]); returns
+/// their paths.
 pub fn write_files(
-    dir: &std::path::Path,
+    dest: &std::path::Path,
+    force: bool,
     report: &EvalReport,
     out: &RunOutput,
-) -> Result<Vec<std::path::PathBuf>, pipeline::output::OutputError> {
-    let mut paths = pipeline::output::write_all_with(dir, out, Some(&html_section(report)))?;
-    let path = dir.join("eval.json");
-    std::fs::write(
-        &path,
-        serde_json::to_string_pretty(report).unwrap_or_default(),
-    )
-    .map_err(|source| pipeline::output::OutputError {
-        path: path.clone(),
-        source,
-    })?;
-    paths.push(path);
+) -> Result<Vec<std::path::PathBuf>, crate::destination::DestinationError> {
+    let (staged, mut paths) =
+        pipeline::output::stage_all(dest, force, out, Some(&html_section(report)))?;
+    paths.push(
+        staged.write(
+            "eval.json",
+            serde_json::to_string_pretty(report)
+                .unwrap_or_default()
+                .as_bytes(),
+        )?,
+    );
+    staged.place()?.keep();
     Ok(paths)
 }
 

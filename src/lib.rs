@@ -36,6 +36,7 @@ pub mod bench;
 pub mod cancel;
 pub mod config;
 pub mod cpu;
+pub mod destination;
 pub mod domain;
 pub mod embed;
 pub mod error;

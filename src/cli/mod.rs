@@ -161,6 +161,9 @@ struct GenerateArgs {
     /// default: a new folder under ./runs, never an earlier run's.
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
+    /// Replace what --out holds (without it, a non-empty --out is an error).
+    #[arg(long, requires = "out")]
+    force: bool,
     /// Print one JSON document on stdout.
     #[arg(long)]
     json: bool,
@@ -193,6 +196,9 @@ struct EvalArgs {
     /// Where the run's files and eval.json go (default: a new folder under ./runs).
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
+    /// Replace what --out holds (without it, a non-empty --out is an error).
+    #[arg(long, requires = "out")]
+    force: bool,
     #[arg(long)]
     json: bool,
 }
@@ -269,6 +275,9 @@ struct RulesArgs {
     /// Write the itemsets and rules (JSON) to FILE.
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
+    /// Replace FILE (without it, a non-empty --out is an error).
+    #[arg(long, requires = "out")]
+    force: bool,
 }
 
 #[derive(Args, Debug)]
@@ -278,6 +287,9 @@ struct FixturesArgs {
     size: String,
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
+    /// Replace what --out holds (without it, a non-empty --out is an error).
+    #[arg(long)]
+    force: bool,
     #[arg(long, default_value_t = 42)]
     seed: u64,
     /// Plant no complementary pairs: a store whose products are bought together only
@@ -588,9 +600,12 @@ async fn eval(args: EvalArgs, settings: Settings) -> Result<ExitCode> {
         k: args.k.max(1),
         cold: args.cold,
     };
+    if let Some(dir) = &args.out {
+        bundleforge::destination::check(dir, args.force)?;
+    }
     let (report, out) = eval::evaluate(&services, &id, &options).await?;
-    let dir = output::run_dir(args.out, &format!("{}-eval", id.as_str()), &out.run.run_id)?;
-    let paths = eval::write_files(&dir, &report, &out)?;
+    let dir = output::run_dir(args.out, &format!("{}-eval", id.as_str()), &out.run.run_id);
+    let paths = eval::write_files(&dir, args.force, &report, &out)?;
     print_result(args.json, &report, || {
         eval::table(&report) + &render::paths("written to:", &paths)
     })
@@ -611,10 +626,19 @@ async fn generate(args: GenerateArgs, settings: Settings) -> Result<ExitCode> {
     cancel.cancel_on_interrupt();
     let bars = terminal::PhaseBars::new();
     let observer: &dyn RunObserver = if args.json { &NoObserver } else { &bars };
-    let out = app::generate_with(&services, &id, &options, observer, &cancel).await?;
-    let dir = output::run_dir(args.out, id.as_str(), &out.run.run_id)?;
-    let paths = output::write_all(&dir, &out)?;
-    tracing::info!(dir = %dir.display(), "Wrote the run's files");
+    // Checked before the run, and again when its files are placed.
+    if let Some(dir) = &args.out {
+        bundleforge::destination::check(dir, args.force)?;
+    }
+    let mut paths = Vec::new();
+    let out = app::generate_placed(&services, &id, &options, observer, &cancel, |out| {
+        let dir = output::run_dir(args.out.clone(), id.as_str(), &out.run.run_id);
+        let (staged, written) = output::stage_all(&dir, args.force, out, None)?;
+        paths = written;
+        staged.place()
+    })
+    .await?;
+    tracing::info!(files = paths.len(), "Wrote the run's files");
     print_result(args.json, &out, || {
         let heading = format!("run {} written to:", out.run.run_id);
         out.text() + &render::paths(&heading, &paths)
@@ -627,8 +651,7 @@ fn fixtures(args: FixturesArgs) -> Result<ExitCode> {
         .parse()
         .map_err(|e| anyhow::anyhow!("--size: {e}"))?;
     let generated = bundleforge::fixtures::generate_with(size, args.seed, !args.no_complements);
-    bundleforge::fixtures::write_store(&generated, &args.out)
-        .with_context(|| format!("cannot write the store to {}", args.out.display()))?;
+    bundleforge::fixtures::write_store(&generated, &args.out, args.force)?;
     println!(
         "wrote a {size} store (seed {}) to {}: products.csv, orders.csv, planted.json",
         args.seed,
@@ -670,7 +693,7 @@ async fn rules(args: RulesArgs, settings: &Settings) -> Result<ExitCode> {
         _ => bail!("give --baskets FILE or --store ID"),
     };
     let spinner = terminal::Spinner::new("mining");
-    let out = app::rules(source, options, args.out.clone()).await;
+    let out = app::rules(source, options, args.out.clone(), args.force).await;
     drop(spinner);
     let out = out?;
     print_result(args.json, &out, || out.text())

@@ -12,66 +12,33 @@ use std::path::{Path, PathBuf};
 use serde_json::{Value, json};
 
 use super::RunOutput;
+use crate::destination::{DestinationError, StagedDir};
 use crate::domain::{Bundle, BundleType, Justification, Money};
 
-#[derive(Debug, thiserror::Error)]
-#[error("cannot write {path}: {source}")]
-pub struct OutputError {
-    pub path: PathBuf,
-    pub source: std::io::Error,
+/// A run folder's default place: `runs/LABEL-RUN_ID` under the working directory (with
+/// `-N` when that name is taken). Not created: the files are staged beside it.
+pub fn default_run_dir(label: &str, run_id: &str) -> PathBuf {
+    let parent = Path::new("runs");
+    (0..1000)
+        .map(|n| {
+            if n == 0 {
+                parent.join(format!("{label}-{run_id}"))
+            } else {
+                parent.join(format!("{label}-{run_id}-{n}"))
+            }
+        })
+        .find(|p| std::fs::symlink_metadata(p).is_err())
+        .unwrap_or_else(|| parent.join(format!("{label}-{run_id}-{}", std::process::id())))
 }
 
-/// A new folder for a run's files under `parent`: `STORE-RUNID`, never one that exists.
-pub fn new_run_dir(parent: &Path, store: &str, run_id: &str) -> Result<PathBuf, OutputError> {
-    let err = |path: &Path, source| OutputError {
-        path: path.to_owned(),
-        source,
-    };
-    std::fs::create_dir_all(parent).map_err(|e| err(parent, e))?;
-    for n in 0..1000 {
-        let name = if n == 0 {
-            format!("{store}-{run_id}")
-        } else {
-            format!("{store}-{run_id}-{n}")
-        };
-        let dir = parent.join(name);
-        match std::fs::create_dir(&dir) {
-            Ok(()) => return Ok(dir),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(err(&dir, e)),
-        }
-    }
-    Err(err(
-        parent,
-        std::io::Error::other("no free run folder name"),
-    ))
+/// Where a run's files go: `dir` when the caller names one, else [`default_run_dir`].
+pub fn run_dir(dir: Option<PathBuf>, label: &str, run_id: &str) -> PathBuf {
+    dir.unwrap_or_else(|| default_run_dir(label, run_id))
 }
 
-/// Where a run's files go: `dir` when the caller names one, else a new folder
-/// `runs/LABEL-RUN_ID` under the working directory.
-pub fn run_dir(dir: Option<PathBuf>, label: &str, run_id: &str) -> Result<PathBuf, OutputError> {
-    match dir {
-        Some(dir) => Ok(dir),
-        None => new_run_dir(Path::new("runs"), label, run_id),
-    }
-}
-
-/// Writes the four files into `dir` (created if missing) and returns their paths.
-pub fn write_all(dir: &Path, out: &RunOutput) -> Result<Vec<PathBuf>, OutputError> {
-    write_all_with(dir, out, None)
-}
-
-/// As [`write_all`], with an extra section (already escaped HTML) at the report's end.
-pub fn write_all_with(
-    dir: &Path,
-    out: &RunOutput,
-    extra_html: Option<&str>,
-) -> Result<Vec<PathBuf>, OutputError> {
-    std::fs::create_dir_all(dir).map_err(|source| OutputError {
-        path: dir.to_owned(),
-        source,
-    })?;
-    let files = [
+/// The four files, named.
+fn files(out: &RunOutput, extra_html: Option<&str>) -> [(&'static str, String); 4] {
+    [
         (
             "bundles.json",
             serde_json::to_string_pretty(out).unwrap_or_default(),
@@ -88,16 +55,29 @@ pub fn write_all_with(
             }
             html
         }),
-    ];
+    ]
+}
+
+/// Writes the four files into a folder staged for `dest` ([`StagedDir`]: placed by the
+/// caller once everything else has worked) and returns it with the files' final paths.
+pub fn stage_all(
+    dest: &Path,
+    force: bool,
+    out: &RunOutput,
+    extra_html: Option<&str>,
+) -> Result<(StagedDir, Vec<PathBuf>), DestinationError> {
+    let staged = StagedDir::new(dest, force)?;
     let mut paths = Vec::new();
-    for (name, text) in files {
-        let path = dir.join(name);
-        std::fs::write(&path, text).map_err(|source| OutputError {
-            path: path.clone(),
-            source,
-        })?;
-        paths.push(path);
+    for (name, text) in files(out, extra_html) {
+        paths.push(staged.write(name, text.as_bytes())?);
     }
+    Ok((staged, paths))
+}
+
+/// Writes the four files into `dir` (replacing what is there) and returns their paths.
+pub fn write_all(dir: &Path, out: &RunOutput) -> Result<Vec<PathBuf>, DestinationError> {
+    let (staged, paths) = stage_all(dir, true, out, None)?;
+    staged.place()?.keep();
     Ok(paths)
 }
 

@@ -163,3 +163,149 @@ fn fixtures_command_writes_a_store() {
         committed
     );
 }
+
+async fn runs_stored(url: &str) -> i64 {
+    let pool = sqlx::SqlitePool::connect(url).await.unwrap();
+    let n = sqlx::query_scalar("SELECT COUNT(*) FROM runs")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    n
+}
+
+fn run_id_in(dir: &std::path::Path) -> String {
+    let text = std::fs::read_to_string(dir.join("bundles.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    v["run"]["run_id"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn an_out_that_holds_files_needs_force_and_a_failed_write_stores_no_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = db_in(&dir);
+    let small = repo_root().join("fixtures/stores/small");
+    let ingest = cli(
+        &url,
+        &[
+            "ingest",
+            "--store",
+            "small",
+            "--catalog",
+            small.join("products.csv").to_str().unwrap(),
+            "--orders",
+            small.join("orders.csv").to_str().unwrap(),
+        ],
+    );
+    assert!(ingest.status.success());
+    let out_dir = dir.path().join("run");
+    let out_arg = out_dir.to_str().unwrap();
+    let generate = |extra: &[&str]| {
+        let mut args = vec!["generate", "--store", "small", "--json"];
+        args.extend_from_slice(extra);
+        cli(&url, &args)
+    };
+    let first = generate(&["--out", out_arg]);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let first_id = run_id_in(&out_dir);
+    assert_eq!(runs_stored(&url).await, 1);
+
+    // The same folder again: refused before any work, nothing stored, files kept.
+    let again = generate(&["--out", out_arg]);
+    assert!(!again.status.success());
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(
+        err.contains("not empty") && err.contains("--force"),
+        "{err}"
+    );
+    assert!(again.stdout.is_empty());
+    assert_eq!(run_id_in(&out_dir), first_id);
+    assert_eq!(runs_stored(&url).await, 1);
+
+    // With --force the folder is replaced whole by the new run's files.
+    let forced = generate(&["--out", out_arg, "--force"]);
+    assert!(
+        forced.status.success(),
+        "{}",
+        String::from_utf8_lossy(&forced.stderr)
+    );
+    assert_ne!(run_id_in(&out_dir), first_id);
+    let names: Vec<String> = std::fs::read_dir(&out_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 4, "{names:?}");
+    assert_eq!(runs_stored(&url).await, 2);
+
+    // Files that cannot be written (the folder's parent is a file): no run is stored.
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    let under_file = file.join("run");
+    let failed = generate(&["--out", under_file.to_str().unwrap()]);
+    assert!(!failed.status.success());
+    assert!(failed.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&failed.stderr).contains("a-file"));
+    assert_eq!(runs_stored(&url).await, 2);
+    // An existing file as --out: refused, unless --force replaces it with the folder.
+    let on_file = generate(&["--out", file.to_str().unwrap()]);
+    assert!(!on_file.status.success());
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "x");
+    assert_eq!(runs_stored(&url).await, 2);
+    // No temporary folder is left behind by any of it.
+    let left: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+
+    // rules and eval follow the same rule.
+    let baskets = dir.path().join("baskets.txt");
+    std::fs::write(&baskets, "a b\na b\nb c\n").unwrap();
+    let rules_out = dir.path().join("rules.json");
+    std::fs::write(&rules_out, "keep me").unwrap();
+    let rules = |extra: &[&str]| {
+        let mut args = vec![
+            "rules",
+            "--baskets",
+            baskets.to_str().unwrap(),
+            "--minsup",
+            "2",
+            "--out",
+            rules_out.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        cli(&url, &args)
+    };
+    let refused = rules(&[]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--force"));
+    assert_eq!(std::fs::read_to_string(&rules_out).unwrap(), "keep me");
+    let replaced = rules(&["--force"]);
+    assert!(
+        replaced.status.success(),
+        "{}",
+        String::from_utf8_lossy(&replaced.stderr)
+    );
+    let written: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&rules_out).unwrap()).unwrap();
+    assert!(written.is_object());
+    let eval = cli(
+        &url,
+        &[
+            "eval",
+            "--store",
+            "small",
+            "--cutoff",
+            "2026-04-30",
+            "--out",
+            out_arg,
+        ],
+    );
+    assert!(!eval.status.success());
+    assert!(String::from_utf8_lossy(&eval.stderr).contains("--force"));
+}

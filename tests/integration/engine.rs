@@ -372,7 +372,7 @@ async fn a_run_cancelled_in_phase_1_stops_at_once_and_saves_nothing() {
     let db = TestDb::new().await;
     let dir = db.dir.path().join("large");
     let store = bundleforge::fixtures::generate(bundleforge::fixtures::FixtureSize::Large, 3);
-    bundleforge::fixtures::write_store(&store, &dir).unwrap();
+    bundleforge::fixtures::write_store(&store, &dir, true).unwrap();
     ingest_dir(&db, "large", &dir).await;
     let mut settings = Settings::defaults().unwrap();
     settings.pipeline.threads = 1;
@@ -533,4 +533,70 @@ async fn two_runs_at_once_share_the_model_accounts_concurrency() {
         ra.run.llm.calls + rb.run.llm.calls,
         mock.requests().len() as u64
     );
+}
+
+#[tokio::test]
+async fn a_run_whose_files_cannot_be_written_is_not_stored() {
+    let (db, services) = crate::support::small_fixture(local_model(), None).await;
+    let id = StoreId::parse("small").unwrap();
+    let never = CancelToken::never();
+    let result = app::generate_placed(
+        &services,
+        &id,
+        &GenerateOptions::default(),
+        &bundleforge::pipeline::NoObserver,
+        &never,
+        |_| {
+            Err(bundleforge::destination::DestinationError::Io {
+                path: "runs/full-disk".into(),
+                source: std::io::Error::other("no space left on device"),
+            })
+        },
+    )
+    .await;
+    let err = result.expect_err("the files failed");
+    assert!(err.to_string().contains("no space left"), "{err}");
+    assert_eq!(db.count("SELECT COUNT(*) FROM runs").await, 0);
+    assert_eq!(db.count("SELECT COUNT(*) FROM bundles").await, 0);
+
+    // Placed files whose run then cannot be stored are taken back.
+    let dest = db.dir.path().join("placed");
+    let url = format!("sqlite://{}", db.dir.path().join("test.sqlite").display());
+    let result = app::generate_placed(
+        &services,
+        &id,
+        &GenerateOptions::default(),
+        &bundleforge::pipeline::NoObserver,
+        &never,
+        |out| {
+            let (staged, _) =
+                bundleforge::pipeline::output::stage_all(&dest, false, out, None)?;
+            let placed = staged.place()?;
+            assert!(dest.join("bundles.json").is_file());
+            // The database goes read-only under the run's feet.
+            std::thread::spawn({
+                let url = url.clone();
+                move || {
+                    let rt = tokio::runtime::Runtime::new().unwrap();
+                    rt.block_on(async {
+                        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+                        sqlx::query("CREATE TRIGGER no_runs BEFORE INSERT ON runs BEGIN SELECT RAISE(ABORT, 'disk full'); END")
+                            .execute(&pool)
+                            .await
+                            .unwrap();
+                    });
+                }
+            })
+            .join()
+            .unwrap();
+            Ok(placed)
+        },
+    )
+    .await;
+    assert!(result.is_err());
+    assert!(
+        !dest.exists(),
+        "the files of a run that was not stored are gone"
+    );
+    assert_eq!(db.count("SELECT COUNT(*) FROM runs").await, 0);
 }

@@ -15,7 +15,7 @@ fn committed_small_and_medium_stores_match_the_generator() {
         let read = |f: &str| std::fs::read_to_string(root.join(f)).expect("fixture file");
         assert!(
             read("products.csv") == g.products_csv,
-            "{dir}/products.csv is stale: regenerate with `bundleforge fixtures --size {dir} --out fixtures/stores/{dir}`"
+            "{dir}/products.csv is stale: regenerate with `bundleforge fixtures --size {dir} --out fixtures/stores/{dir} --force`"
         );
         assert!(
             read("orders.csv") == g.orders_csv,
