@@ -155,7 +155,7 @@ struct GenerateArgs {
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
     objectives: Vec<bundleforge::domain::Objective>,
     /// Publish at most N bundles (default optimize.max_bundles, 50).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = at_least_one)]
     max_bundles: Option<usize>,
     /// Where the files go (bundles.json, bundles.csv, shopify.json, report.html);
     /// default: a new folder under ./runs, never an earlier run's.
@@ -182,7 +182,8 @@ struct EvalArgs {
     /// Only these objectives, comma-separated.
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
     objectives: Vec<bundleforge::domain::Objective>,
-    #[arg(long, value_name = "N")]
+    /// Publish at most N bundles (at least 1).
+    #[arg(long, value_name = "N", value_parser = at_least_one)]
     max_bundles: Option<usize>,
     #[arg(long, default_value_t = 42)]
     seed: u64,
@@ -509,6 +510,20 @@ async fn services(settings: &Settings) -> Result<app::Services> {
     Ok(app::Services::from_settings(settings.clone()).await?)
 }
 
+/// Writes to stdout. A reader that went away (`bundleforge … | head`) is not an
+/// error: the rest is not wanted, and the process ends quietly.
+fn write_stdout(text: &str) -> Result<()> {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
+}
+
 /// One JSON document on stdout with `--json`, else the result's text.
 fn print_result(
     json: bool,
@@ -516,9 +531,9 @@ fn print_result(
     text: impl FnOnce() -> String,
 ) -> Result<ExitCode> {
     if json {
-        println!("{}", serde_json::to_string_pretty(result)?);
+        write_stdout(&format!("{}\n", serde_json::to_string_pretty(result)?))?;
     } else {
-        print!("{}", text());
+        write_stdout(&text())?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -652,11 +667,11 @@ fn fixtures(args: FixturesArgs) -> Result<ExitCode> {
         .map_err(|e| anyhow::anyhow!("--size: {e}"))?;
     let generated = bundleforge::fixtures::generate_with(size, args.seed, !args.no_complements);
     bundleforge::fixtures::write_store(&generated, &args.out, args.force)?;
-    println!(
-        "wrote a {size} store (seed {}) to {}: products.csv, orders.csv, planted.json",
+    write_stdout(&format!(
+        "wrote a {size} store (seed {}) to {}: products.csv, orders.csv, planted.json\n",
         args.seed,
         args.out.display()
-    );
+    ))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -798,9 +813,9 @@ fn bench_rules(args: BenchRulesArgs, settings: &Settings) -> Result<ExitCode> {
     };
     let report = bench::rules(&options);
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        write_stdout(&format!("{}\n", serde_json::to_string_pretty(&report)?))?;
     } else {
-        print!("{}", report.text().map_err(bench_failure)?);
+        write_stdout(&report.text().map_err(bench_failure)?)?;
     }
     Ok(ExitCode::SUCCESS)
 }

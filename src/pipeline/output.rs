@@ -85,7 +85,18 @@ fn money(minor: i64, b: &Bundle) -> String {
     Money::new(minor, b.currency).to_string()
 }
 
-/// One row per bundle.
+/// A text cell a spreadsheet will not run: one starting with `=`, `+`, `-`, `@`, a tab
+/// or a carriage return (what spreadsheets read as a formula) gets a leading `'`, as
+/// OWASP's CSV-injection advice has it. Numbers the engine writes are left as they are.
+pub fn cell(text: &str) -> String {
+    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{text}")
+    } else {
+        text.to_owned()
+    }
+}
+
+/// One row per bundle; text cells neutralised ([`cell`]).
 pub fn csv(bundles: &[Bundle]) -> String {
     let mut w = ::csv::Writer::from_writer(Vec::new());
     let _ = w.write_record([
@@ -112,11 +123,11 @@ pub fn csv(bundles: &[Bundle]) -> String {
             b.products.iter().map(f).collect::<Vec<_>>().join(";")
         };
         let _ = w.write_record([
-            b.id.clone(),
+            cell(&b.id),
             b.objective.as_str().to_owned(),
             b.bundle_type.as_str().to_owned(),
-            join(&|p| p.product_id.clone()),
-            join(&|p| p.title.clone()),
+            cell(&join(&|p| p.product_id.clone())),
+            cell(&join(&|p| p.title.clone())),
             join(&|p| p.quantity.to_string()),
             b.currency.to_string(),
             b.list_price_minor.to_string(),
@@ -126,8 +137,8 @@ pub fn csv(bundles: &[Bundle]) -> String {
             b.cost_assumed.to_string(),
             b.pareto_rank.to_string(),
             format!("{:.4}", b.score.total),
-            b.copy.title.clone(),
-            b.copy.badge.clone(),
+            cell(&b.copy.title),
+            cell(&b.copy.badge),
             serde_json::to_value(b.copy.source)
                 .ok()
                 .and_then(|v| v.as_str().map(str::to_owned))
@@ -560,5 +571,49 @@ mod tests {
     #[test]
     fn text_is_escaped() {
         assert_eq!(esc("<script>&\"'"), "&lt;script&gt;&amp;&quot;&#39;");
+    }
+
+    #[test]
+    fn no_text_cell_reads_as_a_formula() {
+        let golden = include_str!("../../fixtures/golden/small.bundles.json");
+        let mut bundles: Vec<Bundle> = serde_json::from_str(golden).unwrap();
+        let hostile = [
+            "=HYPERLINK(\"http://evil.example\",\"click\")",
+            "+1+cmd|' /C calc'!A0",
+            "-2+3",
+            "@SUM(A1:A9)",
+            "\tTabbed",
+            "\rReturned",
+        ];
+        for (b, text) in bundles.iter_mut().zip(hostile.iter().cycle()) {
+            b.id = (*text).to_owned();
+            b.copy.title = (*text).to_owned();
+            b.copy.badge = (*text).to_owned();
+            for p in &mut b.products {
+                p.title = (*text).to_owned();
+                p.product_id = (*text).to_owned();
+            }
+        }
+        let text = csv(&bundles);
+        let mut r = ::csv::Reader::from_reader(text.as_bytes());
+        let headers = r.headers().unwrap().clone();
+        let mut checked = 0;
+        for row in r.records() {
+            let row = row.unwrap();
+            for name in ["id", "product_ids", "titles", "copy_title", "badge"] {
+                let at = headers.iter().position(|h| h == name).unwrap();
+                let cell = &row[at];
+                assert!(cell.starts_with('\''), "{name}: {cell:?}");
+                checked += 1;
+            }
+            // What the engine computes is not touched.
+            let margin = headers
+                .iter()
+                .position(|h| h == "expected_margin_minor")
+                .unwrap();
+            assert!(row[margin].parse::<i64>().is_ok());
+        }
+        assert!(checked >= 5 * 6, "{checked}");
+        assert_eq!(cell("Mug & tea"), "Mug & tea");
     }
 }

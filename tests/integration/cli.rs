@@ -309,3 +309,48 @@ async fn an_out_that_holds_files_needs_force_and_a_failed_write_stores_no_run() 
     assert!(!eval.status.success());
     assert!(String::from_utf8_lossy(&eval.stderr).contains("--force"));
 }
+
+#[test]
+fn a_reader_that_goes_away_ends_the_command_quietly_and_zero_bundles_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = db_in(&dir);
+    let small = repo_root().join("fixtures/stores/small");
+    let ingest = cli(
+        &url,
+        &[
+            "ingest",
+            "--store",
+            "small",
+            "--catalog",
+            small.join("products.csv").to_str().unwrap(),
+        ],
+    );
+    assert!(ingest.status.success());
+    // `bundleforge stats … | head -c 0`: the pipe is closed before anything is written.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bundleforge"))
+        .args(["stats", "--store", "small", "--json"])
+        .env("BUNDLEFORGE__DATABASE__URL", &url)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(out.status.success(), "{err}");
+
+    for command in ["generate", "eval"] {
+        let mut args = vec![command, "--store", "small", "--max-bundles", "0"];
+        if command == "eval" {
+            args.extend(["--cutoff", "2026-04-30"]);
+        }
+        let out = cli(&url, &args);
+        assert!(!out.status.success(), "{command}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("--max-bundles") && err.contains("at least 1"),
+            "{err}"
+        );
+    }
+}
