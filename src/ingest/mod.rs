@@ -12,6 +12,7 @@ mod dates;
 mod html;
 mod online_retail;
 mod order_rows;
+pub mod plain;
 mod products;
 mod shopify_json;
 mod source;
@@ -255,6 +256,21 @@ pub fn read(
             currency_fixed: ctx.currency_fixed,
         };
         products::read_catalog(path, files, &ctx, &mut batch, progress)?;
+    }
+    // One place for every shape: no control or bidi-override character is stored.
+    let mut cleaned = 0usize;
+    for p in &mut batch.products {
+        cleaned += usize::from(plain::clean_product(p));
+    }
+    for o in &mut batch.orders {
+        cleaned += usize::from(plain::clean_order(o));
+    }
+    if cleaned > 0 {
+        *batch
+            .report
+            .ignored_values
+            .entry("control_characters_removed".to_owned())
+            .or_default() += cleaned as u64;
     }
     progress.finish();
     Ok(batch)

@@ -68,7 +68,9 @@ fn strip_fence(text: &str) -> &str {
 /// near).
 pub fn clean_text(text: &str, max_chars: usize) -> String {
     let mut out = String::with_capacity(text.len().min(max_chars * 4));
-    for word in text.split(|c: char| c.is_whitespace() || c.is_control()) {
+    for word in text
+        .split(|c: char| c.is_whitespace() || c.is_control() || crate::ingest::plain::is_unsafe(c))
+    {
         if word.is_empty() {
             continue;
         }

@@ -519,6 +519,15 @@ impl Gateway {
                             dropped.invalid_entries += 1;
                             continue;
                         }
+                        if let Some(what) = markup_or_link(&c, batch) {
+                            tracing::warn!(
+                                bundle = c.bundle,
+                                found = what,
+                                "Copy holds markup or a link the store's data does not; using the template"
+                            );
+                            dropped.invalid_entries += 1;
+                            continue;
+                        }
                         if !names_its_pick(&c, batch) {
                             tracing::warn!(
                                 bundle = c.bundle,
@@ -680,6 +689,88 @@ pub fn doc_hash(doc: &ProductDoc) -> String {
 
 fn tag_names(tags: &[Objective]) -> Vec<String> {
     tags.iter().map(|t| t.as_str().to_owned()).collect()
+}
+
+/// What in model-written copy is not plain text, unless the batch's own product data
+/// holds it too: a tag (`<script`, `</p`, `<!--`), an inline event handler
+/// (`onerror=`), a scheme (`javascript:`, `data:`) or a link (`http://`, `https://`,
+/// `www.`). Copy is published as plain text, so such copy goes to the template.
+pub fn markup_or_link(copy: &Copy, batch: &[BundleDoc]) -> Option<&'static str> {
+    let data: String = batch
+        .iter()
+        .flat_map(|b| &b.products)
+        .flat_map(|p| [p.title.as_str(), p.description.as_str()])
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase();
+    for text in [
+        &copy.title,
+        &copy.description,
+        &copy.badge,
+        &copy.explanation,
+    ] {
+        let lower = text.to_lowercase();
+        let found =
+            if lower.as_bytes().windows(2).any(|w| {
+                w[0] == b'<' && (w[1].is_ascii_alphabetic() || matches!(w[1], b'/' | b'!'))
+            }) {
+                Some("markup")
+            } else if has_event_handler(&lower) {
+                Some("an event handler")
+            } else if ["javascript:", "data:", "vbscript:"]
+                .iter()
+                .any(|s| lower.contains(s))
+            {
+                Some("a script scheme")
+            } else {
+                links(&lower)
+                    .any(|link| !data.contains(link))
+                    .then_some("a link")
+            };
+        if found.is_some() {
+            return found;
+        }
+    }
+    None
+}
+
+/// Each link in `lower`: from `http://`, `https://` or `www.` to the next space, quote
+/// or bracket.
+fn links(lower: &str) -> impl Iterator<Item = &str> {
+    let starts: Vec<usize> = ["http://", "https://", "www."]
+        .iter()
+        .flat_map(|p| lower.match_indices(p).map(|(i, _)| i))
+        .collect();
+    starts.into_iter().map(move |i| {
+        let rest = &lower[i..];
+        let end = rest
+            .find(|c: char| c.is_whitespace() || "\"'()<>[]".contains(c))
+            .unwrap_or(rest.len());
+        rest[..end].trim_end_matches(['.', ',', '!', '?', ';', ':'])
+    })
+}
+
+/// `on` + letters + `=` (`onerror=`, `onload =`), as HTML event attributes are written.
+fn has_event_handler(lower: &str) -> bool {
+    let b = lower.as_bytes();
+    let mut i = 0;
+    while let Some(at) = lower[i..].find("on") {
+        let start = i + at;
+        let boundary = start == 0 || !b[start - 1].is_ascii_alphanumeric();
+        let mut j = start + 2;
+        while j < b.len() && b[j].is_ascii_alphabetic() {
+            j += 1;
+        }
+        let letters = j - start - 2;
+        while j < b.len() && b[j] == b' ' {
+            j += 1;
+        }
+        if boundary && letters >= 3 && j < b.len() && b[j] == b'=' {
+            return true;
+        }
+        i = start + 2;
+    }
+    false
 }
 
 /// How many words in a row copy may share with a product description.
@@ -888,6 +979,31 @@ mod tests {
                 let named = rt.block_on(gateway.name_complements(&kinds, 10)).unwrap();
                 prop_assert!(named.value.is_empty());
             }
+        }
+    }
+
+    #[test]
+    fn copy_with_markup_or_a_link_the_data_lacks_is_caught() {
+        let batch = [bundle(
+            "Hand-thrown stoneware. See www.potter.example for care.",
+        )];
+        for bad in [
+            "<script>alert(1)</script> A lovely gift",
+            "A gift <img src=x onerror=alert(1)>",
+            "Click onerror = steal() for more",
+            "Order at https://evil.example now",
+            "javascript:alert(1)",
+            "A <b>bold</b> gift",
+            "Care guide at www.evil.example",
+        ] {
+            assert!(markup_or_link(&copy(bad), &batch).is_some(), "{bad}");
+        }
+        for fine in [
+            "A lovely mug for every morning, 2 < 3 of them.",
+            "Care guide at www.potter.example",
+            "Gone on sale: one mug, online only",
+        ] {
+            assert_eq!(markup_or_link(&copy(fine), &batch), None, "{fine}");
         }
     }
 

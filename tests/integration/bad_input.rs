@@ -2,6 +2,7 @@
 
 use bundleforge::app::AppError;
 use bundleforge::ingest::{IngestError, IngestFiles};
+use bundleforge::store::Store;
 
 use crate::support::{TestDb, catalog, error_line, orders};
 
@@ -238,4 +239,29 @@ async fn usage_errors_say_what_to_pass() {
         "{err}"
     );
     assert!(err.to_string().contains("nope.csv"));
+}
+
+#[tokio::test]
+async fn control_and_bidi_override_characters_never_reach_a_stored_title() {
+    let db = TestDb::new().await;
+    let csv = "Handle,Title,Variant SKU,Variant Price\n\
+a,\"Mug\u{0}\u{1b}[2J\",A1,4.00\n\
+b,\"Tea \u{202E}gpj.exe\u{202C} tin\",B1,5.00\n\
+c,Plain kettle,C1,6.00\n";
+    let out = db
+        .ingest_ok("s", catalog(db.file("products.csv", csv)))
+        .await;
+    assert_eq!(out.report.products, 3);
+    assert_eq!(
+        out.report.ignored_values.get("control_characters_removed"),
+        Some(&2)
+    );
+    let data = db
+        .store
+        .load(&bundleforge::domain::StoreId::parse("s").unwrap())
+        .await
+        .unwrap();
+    let mut titles: Vec<&str> = data.products.iter().map(|p| p.title.as_str()).collect();
+    titles.sort();
+    assert_eq!(titles, ["Mug[2J", "Plain kettle", "Tea gpj.exe tin"]);
 }

@@ -591,3 +591,93 @@ async fn the_report_renders_in_a_browser_with_every_bundle() {
     assert!(dom.contains("<svg"), "the Pareto plot is missing");
     assert!(dom.contains("Phase timings"));
 }
+
+/// Copy for every bundle the copy prompt offers, from `write(i)`; every other task gets
+/// a valid empty answer.
+fn copy_from(write: fn(usize) -> (String, String)) -> impl Fn(&Value) -> Reply + Send + Sync {
+    move |request: &Value| {
+        let user = request["messages"][1]["content"].as_str().unwrap_or("");
+        let Some(start) = user.find("<bundles>") else {
+            let key = if user.contains("<products>") {
+                "products"
+            } else if user.contains("<kinds>") {
+                "pairs"
+            } else {
+                "bundles"
+            };
+            return Reply::content(&json!({ key: [] }).to_string());
+        };
+        if !user.contains("badge") {
+            return Reply::content(&json!({"bundles": []}).to_string());
+        }
+        let end = user.find("</bundles>").unwrap_or(user.len());
+        let ids: Vec<String> = user[start + 9..end]
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter_map(|v| v["id"].as_str().map(str::to_owned))
+            .collect();
+        let copy: Vec<Value> = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| {
+                let (title, description) = write(i);
+                json!({"id": id, "title": title, "description": description,
+                       "badge": "New", "explanation": "Goes together."})
+            })
+            .collect();
+        Reply::content(&json!({ "bundles": copy }).to_string())
+    }
+}
+
+#[tokio::test]
+async fn copy_with_markup_or_links_is_replaced_by_the_template_and_published_as_plain_text() {
+    let mock = MockLlm::start().await;
+    mock.respond(copy_from(|i| match i % 4 {
+        0 => (
+            "<script>alert(1)</script>Gift set".into(),
+            "A set of 2.".into(),
+        ),
+        1 => (
+            "Gift set".into(),
+            "<img src=x onerror=alert(1)> pick 2".into(),
+        ),
+        2 => (
+            "Gift set".into(),
+            "Order 2 at https://evil.example today".into(),
+        ),
+        _ => (
+            "=HYPERLINK(\"http://evil.example\",\"Gift\")".into(),
+            "2 of them".into(),
+        ),
+    }));
+    let (db, _) = small(None).await;
+    let mut settings = Settings::defaults().unwrap();
+    settings.llm = bundleforge::config::LlmSettings {
+        model: "mock".into(),
+        breaker_failures: 1000,
+        ..mock.settings()
+    };
+    let deps = crate::support::services_for(&db, crate::support::local_model(), settings).await;
+    let out = generate(&deps, &GenerateOptions::default()).await;
+    assert!(!out.bundles.is_empty());
+    for b in &out.bundles {
+        assert_eq!(
+            b.copy.source,
+            bundleforge::domain::TextSource::Offline,
+            "{}",
+            b.id
+        );
+    }
+    let dir = db.dir.path().join("run");
+    pipeline::output::write_all(&dir, &out).unwrap();
+    for name in ["bundles.json", "shopify.json", "bundles.csv", "report.html"] {
+        let text = std::fs::read_to_string(dir.join(name))
+            .unwrap()
+            .to_lowercase();
+        assert!(!text.contains("<script"), "{name}");
+        assert!(!text.contains("evil.example"), "{name}");
+        assert!(!text.contains("onerror"), "{name}");
+    }
+    let copy = &out.run.llm.tasks["write_copy.v2"];
+    assert!(copy.stats.dropped.invalid_entries >= out.bundles.len() / 2);
+}
