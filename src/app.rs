@@ -618,10 +618,12 @@ pub struct ClassifyOutcome {
 }
 
 /// The language-model layer over a store's catalog: the offline provider with the
-/// catalog's embeddings, behind the process's model client.
+/// catalog's embeddings, behind the process's model client, its calls within the
+/// budget from `started` (the command's start).
 pub async fn llm_gateway(
     services: &Services,
     products: &[domain::Product],
+    started: Instant,
 ) -> Result<crate::llm::gateway::Gateway, AppError> {
     let embedder = services.embedder().await?;
     let (matrix, _) = crate::embed::embed_products(
@@ -638,7 +640,7 @@ pub async fn llm_gateway(
         .collect();
     let offline = Arc::new(crate::llm::offline::OfflineLlm::new(embedder, vectors));
     Ok(crate::llm::gateway::Gateway::new(
-        services.model.for_run(),
+        services.model.for_run(started),
         offline,
         &services.settings.llm,
     ))
@@ -654,7 +656,7 @@ pub async fn classify(
     let started = Instant::now();
     let store = services.store.as_ref();
     let data = store.load(store_id).await?;
-    let gateway = llm_gateway(services, &data.products).await?;
+    let gateway = llm_gateway(services, &data.products, started).await?;
     let docs: Vec<crate::llm::prompt::ProductDoc> = data
         .products
         .iter()

@@ -383,6 +383,8 @@ pub struct LlmSettings {
     pub temperature: f64,
     pub timeout_seconds: f64,
     pub max_retries: u32,
+    /// All model calls of one command together, from its start.
+    pub task_budget_seconds: f64,
     pub backoff_ms: u64,
     pub backoff_max_ms: u64,
     pub requests_per_minute: u32,
@@ -521,6 +523,9 @@ impl Settings {
         let l = &self.llm;
         if !(l.timeout_seconds > 0.0 && l.timeout_seconds.is_finite()) {
             return Err(invalid("llm.timeout_seconds", "must be above 0".into()));
+        }
+        if !(l.task_budget_seconds > 0.0 && l.task_budget_seconds.is_finite()) {
+            return Err(invalid("llm.task_budget_seconds", "must be above 0".into()));
         }
         if !(l.breaker_cooldown_seconds >= 0.0 && l.breaker_cooldown_seconds.is_finite()) {
             return Err(invalid(

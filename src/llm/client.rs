@@ -16,6 +16,10 @@
 //!   one probe call goes through (half-open): its success closes the breaker, its
 //!   failure opens it for another cool-down. One client serves a whole process, so
 //!   its limits and breaker are the account's, not a run's.
+//! - A command's calls share a budget (`llm.task_budget_seconds`, from the command's
+//!   start, in its [`UsageBook`]): retries, re-asks, waits for a slot and breaker
+//!   probes included; once it is spent, calls fail at once and the caller falls back
+//!   offline. An answer slower than a few seconds is said in the log.
 //! - Usage is booked twice: in the client's own book (the process) and in the
 //!   caller's [`UsageBook`] (a run), so concurrent runs each report their own calls.
 
@@ -44,6 +48,9 @@ const OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
 /// retries sooner, and the caller's fallback if it keeps refusing.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 
+/// An answer this slow is said in the log (what the command is waiting for).
+const SLOW_ANSWER: Duration = Duration::from_secs(5);
+
 #[derive(Debug, thiserror::Error)]
 pub enum LlmError {
     #[error("the model endpoint failed {0} calls in a row: calls go offline until it recovers")]
@@ -58,6 +65,10 @@ pub enum LlmError {
     InvalidJson(String),
     #[error("the model refused: {0}")]
     Refused(String),
+    #[error(
+        "the model calls' budget of {0:?} for this command is spent (llm.task_budget_seconds): the rest is answered offline"
+    )]
+    BudgetSpent(Duration),
     #[error("invalid LLM setting: {0}")]
     Setting(String),
 }
@@ -102,9 +113,36 @@ pub struct UsageBook {
     tasks: Mutex<HashMap<&'static str, Usage>>,
     /// Some call was refused because the breaker was open.
     refused: AtomicBool,
+    /// When the command's model calls must be done by, and the budget that set it.
+    deadline: Option<(Instant, Duration)>,
+    /// The budget ran out (said once in the log).
+    spent: AtomicBool,
 }
 
 impl UsageBook {
+    /// A book whose calls (retries, re-asks and waits for a slot included) all end by
+    /// `started + budget`.
+    pub fn until(started: Instant, budget: Duration) -> UsageBook {
+        UsageBook {
+            deadline: Some((started + budget, budget)),
+            ..UsageBook::default()
+        }
+    }
+
+    /// Whether the budget ran out for some call booked here.
+    pub fn budget_spent(&self) -> bool {
+        self.spent.load(Ordering::Relaxed)
+    }
+
+    fn note_spent(&self, budget: Duration) {
+        if !self.spent.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                budget_seconds = budget.as_secs_f64(),
+                "the model calls' budget for this command is spent: the rest is answered offline"
+            );
+        }
+    }
+
     pub fn record(&self, label: &'static str, usage: &Usage) {
         if let Ok(mut book) = self.tasks.lock() {
             book.entry(label).or_default().add(usage);
@@ -453,12 +491,36 @@ impl ChatClient {
             ..Usage::default()
         };
         let label = task.prompt_version();
+        // The command's budget: spent, the call is not made; running out mid-call, it
+        // ends there (the endpoint was too slow: that counts towards the breaker).
+        let deadline = run.and_then(|r| r.deadline);
+        if let (Some(run), Some((at, budget))) = (run, deadline)
+            && Instant::now() >= at
+        {
+            run.note_spent(budget);
+            return Err(LlmError::BudgetSpent(budget));
+        }
         let (probe, result) = match self.admit() {
-            Ok(probe) => (
-                probe,
-                self.json_inner(task, prompt, schema, probe, &mut usage)
-                    .await,
-            ),
+            Ok(probe) => {
+                let call = self.json_inner(task, prompt, schema, probe, &mut usage);
+                let result = match deadline {
+                    Some((at, budget)) => {
+                        match tokio::time::timeout_at(tokio::time::Instant::from_std(at), call)
+                            .await
+                        {
+                            Ok(r) => r,
+                            Err(_) => {
+                                if let Some(run) = run {
+                                    run.note_spent(budget);
+                                }
+                                Err(LlmError::BudgetSpent(budget))
+                            }
+                        }
+                    }
+                    None => call.await,
+                };
+                (probe, result)
+            }
             Err(e) => (false, Err(e)),
         };
         self.finish(label, probe, usage, result, run)
@@ -580,7 +642,22 @@ impl ChatClient {
             if refused() {
                 return Err(open());
             }
-            let (after, error) = match tokio::time::timeout(self.timeout, request()).await {
+            // Said in the log when an answer is slow to come, so a wait is never silent.
+            let call = tokio::time::timeout(self.timeout, request());
+            tokio::pin!(call);
+            let answered = tokio::select! {
+                r = &mut call => r,
+                () = tokio::time::sleep(SLOW_ANSWER) => {
+                    tracing::info!(
+                        call = label,
+                        attempt,
+                        timeout_seconds = self.timeout.as_secs_f64(),
+                        "waiting for the model endpoint to answer"
+                    );
+                    call.await
+                }
+            };
+            let (after, error) = match answered {
                 Ok(Ok(answer)) => return Ok(answer),
                 Err(_) => (None, LlmError::Timeout(self.timeout)),
                 Ok(Err(e)) => match classify(e) {

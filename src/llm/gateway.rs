@@ -135,7 +135,8 @@ impl Gateway {
         settings: &LlmSettings,
         offline: Arc<OfflineLlm>,
     ) -> Result<Gateway, TaskError> {
-        let primary = super::provider::ModelClient::from_settings(settings)?.for_run();
+        let primary = super::provider::ModelClient::from_settings(settings)?
+            .for_run(std::time::Instant::now());
         Ok(Gateway::new(primary, offline, settings))
     }
 

@@ -111,6 +111,12 @@ impl OpenAiLlm {
         }
     }
 
+    /// Its calls all end by `started + budget` (see [`UsageBook::until`]).
+    pub fn until(mut self, started: std::time::Instant, budget: std::time::Duration) -> OpenAiLlm {
+        self.book = UsageBook::until(started, budget);
+        self
+    }
+
     pub fn client(&self) -> &ChatClient {
         &self.client
     }
@@ -120,6 +126,8 @@ impl OpenAiLlm {
 /// account's rate limits, concurrency and breaker hold across every run at once.
 pub struct ModelClient {
     chat: Option<(Arc<ChatClient>, Arc<Prompts>, String)>,
+    /// `llm.task_budget_seconds`: each command's calls together.
+    budget: std::time::Duration,
 }
 
 impl ModelClient {
@@ -134,19 +142,28 @@ impl ModelClient {
         } else {
             None
         };
-        Ok(ModelClient { chat })
+        let budget = std::time::Duration::try_from_secs_f64(settings.task_budget_seconds)
+            .map_err(|e| LlmError::Setting(format!("llm.task_budget_seconds: {e}")))?;
+        Ok(ModelClient { chat, budget })
     }
 
     /// No model: every task is answered offline.
     pub fn offline() -> ModelClient {
-        ModelClient { chat: None }
+        ModelClient {
+            chat: None,
+            budget: std::time::Duration::ZERO,
+        }
     }
 
-    /// The model as one run sees it (its own usage book over the shared client), or
-    /// `None` when the provider is offline.
-    pub fn for_run(&self) -> Option<Arc<dyn Llm>> {
+    /// The model as one command sees it (its own usage book over the shared client,
+    /// its calls within the budget from `started`), or `None` when the provider is
+    /// offline.
+    pub fn for_run(&self, started: std::time::Instant) -> Option<Arc<dyn Llm>> {
         self.chat.as_ref().map(|(client, prompts, model)| {
-            Arc::new(OpenAiLlm::shared(client.clone(), prompts.clone(), model)) as Arc<dyn Llm>
+            Arc::new(
+                OpenAiLlm::shared(client.clone(), prompts.clone(), model)
+                    .until(started, self.budget),
+            ) as Arc<dyn Llm>
         })
     }
 

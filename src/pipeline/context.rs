@@ -724,7 +724,8 @@ pub async fn prepare(
         .map(|(i, p)| (p.variant_id.clone(), Arc::from(vectors.row(i))))
         .collect();
     let offline = Arc::new(OfflineLlm::new(embedder.clone(), offline_vectors));
-    let gateway = Gateway::new(services.model.for_run(), offline, &settings.llm);
+    // The command's model budget runs from the start of phase 0.
+    let gateway = Gateway::new(services.model.for_run(clock.0), offline, &settings.llm);
     let docs: Vec<ProductDoc> = data.products.iter().map(ProductDoc::from_product).collect();
     let classification = cancel
         .guard(gateway.classify(services.store.as_ref(), &docs))

@@ -278,8 +278,9 @@ async fn run_gateway(ctx: &Context, services: &Services) -> Result<Gateway, Pipe
         services.embedder().await?,
         ctx.offline_vectors(),
     ));
+    // Counted from the context's start: one budget for the whole command.
     Ok(Gateway::new(
-        services.model.for_run(),
+        services.model.for_run(ctx.clock.0),
         offline,
         &services.settings.llm,
     ))

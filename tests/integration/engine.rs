@@ -600,3 +600,59 @@ async fn a_run_whose_files_cannot_be_written_is_not_stored() {
     );
     assert_eq!(db.count("SELECT COUNT(*) FROM runs").await, 0);
 }
+
+#[tokio::test]
+async fn an_endpoint_that_never_answers_costs_the_budget_not_minutes() {
+    let mock = MockLlm::start().await;
+    // Accepts every request and never answers (within any test's patience).
+    mock.fallback(Reply::content("{}").delay(Duration::from_secs(600)));
+    let (db, _) = crate::support::small_fixture(local_model(), None).await;
+    let mut settings = Settings::defaults().unwrap();
+    let budget = 3.0;
+    settings.llm = bundleforge::config::LlmSettings {
+        model: "mock".into(),
+        task_budget_seconds: budget,
+        // The defaults a merchant has: a minute per call and three retries.
+        timeout_seconds: 60.0,
+        max_retries: 3,
+        ..mock.settings()
+    };
+    let services = services_for(&db, local_model(), settings).await;
+    let id = StoreId::parse("small").unwrap();
+    let limit = Duration::from_secs_f64(budget + 5.0);
+
+    let started = Instant::now();
+    let classified = app::classify(&services, &id).await.unwrap();
+    let took = started.elapsed();
+    assert!(took < limit, "classify took {took:?}");
+    assert!(!mock.requests().is_empty(), "the model was asked");
+    assert_eq!(classified.fallback, classified.products.len());
+    assert!(
+        classified
+            .products
+            .iter()
+            .all(|p| p.source == domain::TextSource::Offline)
+    );
+
+    let started = Instant::now();
+    let out = app::generate(&services, &id, &GenerateOptions::default())
+        .await
+        .unwrap();
+    let took = started.elapsed();
+    assert!(took < limit, "generate took {took:?}");
+    assert!(!out.bundles.is_empty());
+    assert_eq!(out.run.classification, domain::TextSource::Offline);
+    for b in &out.bundles {
+        assert_eq!(b.copy.source, domain::TextSource::Offline, "{}", b.id);
+    }
+    // Every batch asked fell back, and the report says why (the budget ran out, or
+    // the breaker its time-outs opened refused the call).
+    assert!(
+        out.run.llm.failures > 0 || out.run.llm.breaker_open,
+        "{:?}",
+        out.run.llm
+    );
+    for (task, t) in &out.run.llm.tasks {
+        assert_eq!(t.stats.fallback_batches, t.stats.batches, "{task}");
+    }
+}
