@@ -25,7 +25,7 @@ impl crate::store::StoreError {
         match self {
             UnsupportedUrl { .. } => ErrorKind::BadInput,
             UnknownStore(_) => ErrorKind::NotFound,
-            Connect { .. } | Database(_) => ErrorKind::Retryable,
+            Connect { .. } | Database(_) | Lock { .. } => ErrorKind::Retryable,
             Migrate(_) | Corrupt(_) => ErrorKind::Internal,
         }
     }

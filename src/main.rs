@@ -14,10 +14,28 @@ fn main() -> ExitCode {
     match cli::run() {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {err:#}{}", hint(&err).unwrap_or_default());
+            eprintln!("error: {}{}", message(&err), hint(&err).unwrap_or_default());
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes on one line, each said once: library errors often
+/// include their source in their own text (`cannot read x: No such file…`), and the
+/// chain would say it again.
+fn message(err: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if text.is_empty() || out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// What to type next, for the errors a command line can fix. Library errors wrap each

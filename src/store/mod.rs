@@ -24,6 +24,11 @@ pub enum StoreError {
     UnsupportedUrl { url: String, reason: String },
     #[error("migrating the database failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("cannot lock {path} for the database's migrations: {source}")]
+    Lock {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("unknown store {0:?}: ingest its data first")]
     UnknownStore(String),
     #[error("stored data is inconsistent: {0}")]

@@ -52,18 +52,49 @@ impl SqliteStore {
             .pragma("cache_size", "-131072")
             .pragma("temp_store", "memory")
             .log_slow_statements(log::LevelFilter::Debug, Duration::from_secs(5));
+        // sqlx's migration lock is a no-op on SQLite: two processes opening a new
+        // database at once would both create its tables (and race to switch it to
+        // WAL). A lock file beside it makes them take turns: the second finds the
+        // database set up.
+        let lock = migration_lock(options.get_filename()).await?;
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options)
             .await
             .map_err(connect)?;
         sqlx::migrate!("./migrations").run(&pool).await?;
+        drop(lock);
         Ok(SqliteStore { pool })
     }
 
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
     }
+}
+
+/// An exclusive lock on `DB-migrations.lock` beside the database file, held until
+/// dropped (none for an in-memory database).
+async fn migration_lock(db: &std::path::Path) -> Result<Option<std::fs::File>, StoreError> {
+    let name = db.to_string_lossy();
+    if name.is_empty() || name == ":memory:" {
+        return Ok(None);
+    }
+    let path = std::path::PathBuf::from(format!("{name}-migrations.lock"));
+    let lock = tokio::task::spawn_blocking(move || {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)?;
+        file.lock()?;
+        Ok::<_, std::io::Error>(file)
+    })
+    .await
+    .map_err(|e| StoreError::Corrupt(format!("the migration lock task failed: {e}")))?;
+    lock.map(Some).map_err(|source| StoreError::Lock {
+        path: format!("{name}-migrations.lock"),
+        source,
+    })
 }
 
 fn now() -> i64 {

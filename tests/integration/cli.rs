@@ -84,6 +84,15 @@ fn errors_are_one_line_with_a_non_zero_exit() {
     assert!(err.starts_with("error: unknown store \"nobody\""), "{err}");
     assert!(out.stdout.is_empty());
 
+    // A system error is said once, not once per layer that wraps it.
+    let out = cli(
+        &url,
+        &["ingest", "--store", "s", "--orders", "/no/such/file.csv"],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+
     let out = cli(&url, &["ingest", "--store", "bad id!", "--orders", "x.csv"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("store id"));
@@ -352,5 +361,33 @@ fn a_reader_that_goes_away_ends_the_command_quietly_and_zero_bundles_is_refused(
             err.contains("--max-bundles") && err.contains("at least 1"),
             "{err}"
         );
+    }
+}
+
+#[test]
+fn two_ingests_on_a_new_database_file_take_turns_at_its_migrations() {
+    let catalog = repo_root().join("fixtures/stores/small/products.csv");
+    for attempt in 0..5 {
+        let dir = tempfile::tempdir().unwrap();
+        let url = db_in(&dir);
+        let spawn = |store: &str| {
+            Command::new(env!("CARGO_BIN_EXE_bundleforge"))
+                .args(["ingest", "--store", store, "--catalog"])
+                .arg(&catalog)
+                .env("BUNDLEFORGE__DATABASE__URL", &url)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        };
+        let (a, b) = (spawn("a"), spawn("b"));
+        for child in [a, b] {
+            let out = child.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "attempt {attempt}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
     }
 }
