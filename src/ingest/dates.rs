@@ -4,6 +4,31 @@
 
 use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
 
+/// Years an order or a launch may be dated in: outside them a date is a typo or a
+/// placeholder (`9999-12-31`, `0000-01-01`) that would move every window.
+pub const YEARS: std::ops::RangeInclusive<i32> = 1970..=2100;
+
+/// The forms [`parse_datetime`] reads, for error messages.
+pub const ACCEPTED: &str = "accepted: 2024-03-05 14:22:10, 2024-03-05T14:22:10Z (RFC 3339, \
+     any offset), 2024-03-05 14:22:10 -0500, 2024-03-05, 3/5/2024 14:22 (month first)";
+
+/// [`parse_datetime`] with the reason a value is refused: not a date in an accepted
+/// form (they are listed), or a year outside [`YEARS`].
+pub fn parse_checked(raw: &str) -> Result<DateTime<Utc>, String> {
+    let Some(t) = parse_datetime(raw) else {
+        return Err(format!("not a date and time ({ACCEPTED})"));
+    };
+    let year = chrono::Datelike::year(&t);
+    if !YEARS.contains(&year) {
+        return Err(format!(
+            "the year {year} is outside {}–{}",
+            YEARS.start(),
+            YEARS.end()
+        ));
+    }
+    Ok(t)
+}
+
 /// Parses `2011-12-09 12:50:00`, `2024-03-05 14:22:10 -0500`, RFC 3339
 /// (`2024-03-05T14:22:10-05:00`, `…Z`, fractional seconds), `2024-03-05T14:22:10`,
 /// `2024-03-05`, and the spreadsheet form `12/9/2011 12:50` (month first).
@@ -64,6 +89,17 @@ fn fast_iso(b: &[u8]) -> Option<DateTime<Utc>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn placeholder_years_are_refused_with_the_reason() {
+        for raw in ["9999-12-31", "0000-01-01 00:00:00", "1900-05-05"] {
+            let err = parse_checked(raw).unwrap_err();
+            assert!(err.contains("outside 1970–2100"), "{raw}: {err}");
+        }
+        let err = parse_checked("yesterday").unwrap_err();
+        assert!(err.contains("accepted: 2024-03-05 14:22:10"), "{err}");
+        assert!(parse_checked("2024-03-05").is_ok());
+    }
 
     fn utc(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)

@@ -25,7 +25,7 @@ use serde::Serialize;
 
 use crate::domain::{Currency, Order, OrderLine, Product, ProductObservations};
 
-pub use dates::parse_datetime;
+pub use dates::{parse_checked, parse_datetime};
 pub use html::strip_html;
 pub use source::{FileRole, Shape, normalise_header};
 

@@ -15,7 +15,7 @@ use std::path::Path;
 use chrono::{DateTime, Utc};
 
 use super::source::{Columns, Field};
-use super::{IngestBatch, IngestError, NOT_UTF8, Row, csv_error, parse_datetime};
+use super::{IngestBatch, IngestError, NOT_UTF8, Row, csv_error, parse_checked};
 use crate::domain::{
     Currency, Money, ObservedRow, Order, OrderLine, Product, ProductObservations, ProductRef,
     micros_to_minor, parse_decimal_micros,
@@ -155,8 +155,9 @@ pub fn read<R: Read>(
             continue;
         }
         let date_text = field!(col_date).unwrap_or("");
-        let Some(created_at) = parse_datetime(date_text) else {
-            reject!("bad_date", col_date, date_text, "not a date and time")
+        let created_at = match parse_checked(date_text) {
+            Ok(t) => t,
+            Err(reason) => reject!("bad_date", col_date, date_text, &reason),
         };
         let description = field!(col_desc).unwrap_or("");
         let customer = field!(col_customer);

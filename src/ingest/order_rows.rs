@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use super::source::{Columns, Field, Shape};
 use super::{
     IngestBatch, IngestContext, IngestError, NOT_UTF8, Rejection, Row, RowError, csv_error,
-    parse_datetime,
+    parse_checked,
 };
 use crate::domain::{Currency, Money, Order, OrderLine, ProductRef};
 
@@ -136,13 +136,13 @@ pub fn read<R: Read>(
                 }
             }
             if let Some(text) = row.get(col_created).map_err(utf8)? {
-                match parse_datetime(text) {
-                    Some(t) if order.created_at.is_none() => order.created_at = Some(t),
-                    Some(_) => {}
-                    None => {
+                match parse_checked(text) {
+                    Ok(t) if order.created_at.is_none() => order.created_at = Some(t),
+                    Ok(_) => {}
+                    Err(reason) => {
                         return Err(Rejection::new(
                             "bad_date",
-                            row.error(col_created, text, "not a date and time"),
+                            row.error(col_created, text, &reason),
                         ));
                     }
                 }

@@ -17,7 +17,7 @@ use super::catalog_entries::{Located, push_deduplicated};
 use super::source::{self, Columns, Field, FileRole, Shape};
 use super::{
     IngestBatch, IngestContext, IngestError, IngestFiles, NOT_UTF8, Progress, Rejection, Row,
-    RowError, csv_error, csv_reader, parse_datetime, shape_for, strip_html,
+    RowError, csv_error, csv_reader, parse_checked, shape_for, strip_html,
 };
 use crate::domain::{Currency, Money, Product, ProductStatus};
 
@@ -178,15 +178,15 @@ fn product_fields(
     };
     let created_at = match row.get(cols.created_at).map_err(utf8)? {
         None => None,
-        Some(s) => match parse_datetime(s) {
-            Some(t) => Some(t),
-            None => {
+        Some(s) => match parse_checked(s) {
+            Ok(t) => Some(t),
+            Err(reason) => {
                 report.ignore_value(
                     "bad_date",
                     row.error(
                         cols.created_at,
                         s,
-                        "not a date; launch date unknown, row kept",
+                        &format!("{reason}; launch date unknown, row kept"),
                     ),
                 );
                 None

@@ -165,7 +165,7 @@ impl JsonReader<'_> {
         let status = text(p, "status").and_then(|s| ProductStatus::parse(&s));
         let created_at = text(p, "published_at")
             .or_else(|| text(p, "created_at"))
-            .and_then(|t| super::parse_datetime(&t));
+            .and_then(|t| super::parse_checked(&t).ok());
         let product_type = text(p, "product_type");
         let gift_card = product_type
             .as_deref()
@@ -290,8 +290,13 @@ impl JsonReader<'_> {
             return;
         };
         let created_text = text(o, "created_at").or_else(|| text(o, "processed_at"));
-        let Some(created_at) = created_text.as_deref().and_then(super::parse_datetime) else {
+        let parsed = created_text.as_deref().map(super::parse_checked);
+        let Some(Ok(created_at)) = parsed else {
             let value = created_text.unwrap_or_default();
+            let reason = match parsed {
+                Some(Err(reason)) => reason,
+                _ => "not a date and time".to_owned(),
+            };
             reject_all(
                 self,
                 if value.is_empty() {
@@ -299,7 +304,7 @@ impl JsonReader<'_> {
                 } else {
                     "bad_date"
                 },
-                self.error(path, "created_at", &value, "not a date and time"),
+                self.error(path, "created_at", &value, &reason),
             );
             return;
         };

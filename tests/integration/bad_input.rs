@@ -104,7 +104,7 @@ order_id,created_at,quantity,unit_price,sku
     );
     assert!(
         error_line(&out, "yesterday")
-            .ends_with("orders.csv:3: created_at \"yesterday\": not a date and time")
+            .contains("orders.csv:3: created_at \"yesterday\": not a date and time (accepted:")
     );
     assert!(
         error_line(&out, "two").ends_with("orders.csv:4: quantity \"two\": not a whole number")
@@ -264,4 +264,37 @@ c,Plain kettle,C1,6.00\n";
     let mut titles: Vec<&str> = data.products.iter().map(|p| p.title.as_str()).collect();
     titles.sort();
     assert_eq!(titles, ["Mug[2J", "Plain kettle", "Tea gpj.exe tin"]);
+}
+
+#[tokio::test]
+async fn a_placeholder_date_is_rejected_with_its_row_and_moves_no_window() {
+    let db = TestDb::new().await;
+    let csv = "\
+order_id,created_at,quantity,unit_price,sku
+1,2026-03-01 10:00:00,1,4.00,A1
+2,9999-12-31,1,4.00,A1
+3,0000-01-01,1,4.00,B1
+4,next tuesday,1,4.00,B1
+5,2026-03-02 10:00:00,1,5.00,B1
+";
+    let out = db.ingest_ok("s", orders(db.file("orders.csv", csv))).await;
+    assert_eq!(out.report.rejected.get("bad_date"), Some(&3));
+    assert_eq!(out.report.orders, 2);
+    let line = error_line(&out, "9999-12-31");
+    assert!(
+        line.contains("orders.csv:3") && line.contains("outside 1970–2100"),
+        "{line}"
+    );
+    let line = error_line(&out, "next tuesday");
+    assert!(line.contains("accepted: 2024-03-05 14:22:10"), "{line}");
+    let stats = bundleforge::stats::compute(
+        &db.store
+            .load(&bundleforge::domain::StoreId::parse("s").unwrap())
+            .await
+            .unwrap(),
+        None,
+        &db.settings,
+    )
+    .unwrap();
+    assert_eq!(stats.as_of, "2026-03-02");
 }
