@@ -116,23 +116,7 @@ pub async fn generate_with(
     observer: &dyn RunObserver,
     cancel: &CancelToken,
 ) -> Result<RunOutput, AppError> {
-    let variant = options.variant();
-    variant.validate().map_err(pipeline::PipelineError::from)?;
-    let ctx = Arc::new(
-        pipeline::prepare(
-            services,
-            store_id,
-            &options.prepare_options(),
-            observer,
-            cancel,
-        )
-        .await?,
-    );
-    let mut out = pipeline::run(&ctx, &variant, services, observer, cancel).await?;
-    if let Some(id) = &options.run_id {
-        out = out.with_id(id.clone());
-    }
-    cancel.check().map_err(pipeline::PipelineError::from)?;
+    let (ctx, mut out) = produce(services, store_id, options, observer, cancel).await?;
     save_run(services, &ctx, &mut out).await?;
     Ok(out)
 }
@@ -140,6 +124,7 @@ pub async fn generate_with(
 /// `generate` with files: once the run is done, `place` writes its files and puts
 /// them in place; only then is the run saved, and a failed save takes the files back.
 /// A failure anywhere leaves no run, and never a saved run without its files.
+#[tracing::instrument(skip_all, fields(store = %store_id))]
 pub async fn generate_placed(
     services: &Services,
     store_id: &StoreId,
@@ -148,6 +133,22 @@ pub async fn generate_placed(
     cancel: &CancelToken,
     place: impl FnOnce(&RunOutput) -> Result<crate::destination::Placed, DestinationError>,
 ) -> Result<RunOutput, AppError> {
+    let (ctx, mut out) = produce(services, store_id, options, observer, cancel).await?;
+    let placed = place(&out)?;
+    // Dropped on an error, `placed` puts back what was there.
+    save_run(services, &ctx, &mut out).await?;
+    placed.keep();
+    Ok(out)
+}
+
+/// Phase 0 and one run, not saved.
+async fn produce(
+    services: &Services,
+    store_id: &StoreId,
+    options: &GenerateOptions,
+    observer: &dyn RunObserver,
+    cancel: &CancelToken,
+) -> Result<(Arc<pipeline::Context>, RunOutput), AppError> {
     let variant = options.variant();
     variant.validate().map_err(pipeline::PipelineError::from)?;
     let ctx = Arc::new(
@@ -165,11 +166,7 @@ pub async fn generate_placed(
         out = out.with_id(id.clone());
     }
     cancel.check().map_err(pipeline::PipelineError::from)?;
-    let placed = place(&out)?;
-    // Dropped on an error, `placed` puts back what was there.
-    save_run(services, &ctx, &mut out).await?;
-    placed.keep();
-    Ok(out)
+    Ok((ctx, out))
 }
 
 async fn save_run(
