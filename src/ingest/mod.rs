@@ -311,12 +311,79 @@ fn read_orders(
     }
 }
 
-pub(crate) fn csv_reader<R: std::io::Read>(r: R) -> csv::Reader<R> {
+pub(crate) fn csv_reader<R: std::io::Read>(r: R) -> csv::Reader<CrlfAsLf<R>> {
     csv::ReaderBuilder::new()
         .flexible(true)
         .has_headers(true)
         .buffer_capacity(1 << 17)
-        .from_reader(r)
+        .from_reader(CrlfAsLf::new(r))
+}
+
+/// Reads `\r\n` as `\n`. The csv reader ends a record at a CRLF's `\r` and counts the
+/// line at its `\n`, which it reads with the next record: in a Windows file every row
+/// would be reported one line early.
+pub(crate) struct CrlfAsLf<R> {
+    inner: R,
+    /// A `\r` that ended the last read: kept until the next byte shows what it is.
+    held_cr: bool,
+}
+
+impl<R> CrlfAsLf<R> {
+    fn new(inner: R) -> Self {
+        CrlfAsLf {
+            inner,
+            held_cr: false,
+        }
+    }
+}
+
+impl<R: std::io::Read> std::io::Read for CrlfAsLf<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        loop {
+            // Room for a held `\r` in front of what is read.
+            let start = usize::from(self.held_cr);
+            if buf.len() <= start {
+                return Ok(0);
+            }
+            let n = self.inner.read(&mut buf[start..])?;
+            if n == 0 {
+                if std::mem::take(&mut self.held_cr) {
+                    buf[0] = b'\r';
+                    return Ok(1);
+                }
+                return Ok(0);
+            }
+            if std::mem::take(&mut self.held_cr) {
+                buf[0] = b'\r';
+            }
+            let end = start + n;
+            let mut out = 0;
+            let mut i = 0;
+            while i < end {
+                let b = buf[i];
+                if b == b'\r' {
+                    if i + 1 == end {
+                        self.held_cr = true;
+                        break;
+                    }
+                    if buf[i + 1] == b'\n' {
+                        i += 1;
+                        continue;
+                    }
+                }
+                buf[out] = b;
+                out += 1;
+                i += 1;
+            }
+            if out > 0 {
+                return Ok(out);
+            }
+            // Only a held `\r` so far: read on.
+        }
+    }
 }
 
 pub(crate) fn csv_error(path: &Path, e: csv::Error) -> IngestError {
@@ -585,6 +652,48 @@ impl Rejection {
 
 /// The reason key under which a UTF-8 failure is counted.
 pub(crate) const NOT_UTF8: &str = "not_utf8";
+
+#[cfg(test)]
+mod crlf_tests {
+    use std::io::Read;
+
+    use super::CrlfAsLf;
+
+    /// Reads through the adapter `chunk` bytes at a time.
+    fn through(input: &[u8], chunk: usize) -> Vec<u8> {
+        struct Chunks<'a>(&'a [u8], usize);
+        impl Read for Chunks<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                let n = self.0.len().min(self.1).min(buf.len());
+                buf[..n].copy_from_slice(&self.0[..n]);
+                self.0 = &self.0[n..];
+                Ok(n)
+            }
+        }
+        let mut out = Vec::new();
+        let mut r = CrlfAsLf::new(Chunks(input, chunk));
+        let mut buf = [0u8; 3];
+        loop {
+            let n = r.read(&mut buf).unwrap();
+            if n == 0 {
+                return out;
+            }
+            out.extend_from_slice(&buf[..n]);
+        }
+    }
+
+    #[test]
+    fn crlf_becomes_lf_at_any_chunk_boundary_and_a_lone_cr_stays() {
+        let input = b"a,b\r\n1,2\r\n\r\nx\ry\r";
+        for chunk in 1..=input.len() {
+            assert_eq!(
+                through(input, chunk),
+                b"a,b\n1,2\n\nx\ry\r",
+                "chunk {chunk}"
+            );
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -298,3 +298,21 @@ order_id,created_at,quantity,unit_price,sku
     .unwrap();
     assert_eq!(stats.as_of, "2026-03-02");
 }
+
+#[tokio::test]
+async fn a_crlf_file_reports_the_same_line_numbers_as_an_lf_file() {
+    let db = TestDb::new().await;
+    let lf = "order_id,created_at,quantity,unit_price,sku\n\
+1,2026-03-01,1,4.00,A1\n\
+2,2026-03-01,x,4.00,A1\n\
+3,2026-03-01,1,4.00,A1\n\
+4,2026-03-01,y,4.00,A1\n";
+    let crlf = lf.replace('\n', "\r\n");
+    for (name, text) in [("lf.csv", lf.to_owned()), ("crlf.csv", crlf)] {
+        let out = db.ingest_ok("s", orders(db.file(name, &text))).await;
+        let x = error_line(&out, "\"x\"");
+        let y = error_line(&out, "\"y\"");
+        assert!(x.contains(&format!("{name}:3:")), "{x}");
+        assert!(y.contains(&format!("{name}:5:")), "{y}");
+    }
+}
