@@ -81,6 +81,8 @@ pub struct StagedDir {
     temp: PathBuf,
     dest: PathBuf,
     force: bool,
+    /// Renamed into place: nothing left to remove.
+    placed: bool,
 }
 
 impl StagedDir {
@@ -96,6 +98,7 @@ impl StagedDir {
             temp,
             dest: dest.to_owned(),
             force,
+            placed: false,
         })
     }
 
@@ -118,7 +121,7 @@ impl StagedDir {
 
     /// Moves the folder into place: whatever was at the destination is set aside
     /// until [`Placed::keep`] (and put back by [`Placed::undo`]).
-    pub fn place(self) -> Result<Placed, DestinationError> {
+    pub fn place(mut self) -> Result<Placed, DestinationError> {
         // Checked again: something may have arrived while the files were written.
         check(&self.dest, self.force)?;
         let backup = match std::fs::symlink_metadata(&self.dest) {
@@ -135,20 +138,21 @@ impl StagedDir {
             }
             return Err(io(&self.dest)(e));
         }
-        let placed = Placed {
+        // The temporary folder is the destination now: nothing to remove.
+        self.placed = true;
+        Ok(Placed {
             dest: self.dest.clone(),
             backup,
             settled: false,
-        };
-        // The temporary folder is the destination now: nothing to remove.
-        std::mem::forget(self);
-        Ok(placed)
+        })
     }
 }
 
 impl Drop for StagedDir {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.temp);
+        if !self.placed {
+            let _ = std::fs::remove_dir_all(&self.temp);
+        }
     }
 }
 
