@@ -39,19 +39,34 @@ pub fn read_catalog(
         Some(Shape::SplitVariants) if files.variants.is_none() => Shape::SplitProducts,
         _ => shape_for(path, &columns, FileRole::Catalog)?,
     };
-    let located = match shape {
+    let mut located = match shape {
         Shape::ShopifyProductExport => read_product_export(path, &mut csv, &columns, ctx, batch)?,
-        Shape::SplitProducts => {
-            let mut entries = read_split_products(path, &mut csv, &columns, ctx, files, batch)?;
-            if let Some(inv) = &files.inventory {
-                apply_inventory_levels(inv, &mut entries, ctx, batch, progress)?;
-            }
-            entries
-        }
+        Shape::SplitProducts => read_split_products(path, &mut csv, &columns, ctx, files, batch)?,
+        Shape::VariantCatalog => read_variant_catalog(path, &mut csv, &columns, ctx, batch)?,
         _ => {
             return Err(super::wrong_role(path, shape, FileRole::Catalog));
         }
     };
+    if files.variants.is_some() && shape != Shape::SplitProducts {
+        return Err(IngestError::Usage(format!(
+            "{}: a {} has its variants already; a variants file completes a split products file only",
+            path.display(),
+            shape.name()
+        )));
+    }
+    if let Some(inv) = &files.inventory {
+        if !located
+            .iter()
+            .any(|e| e.product.inventory_item_id.is_some())
+        {
+            return Err(IngestError::Usage(format!(
+                "{}: inventory levels join the catalog on inventory_item_id, and this {} has none",
+                path.display(),
+                shape.name()
+            )));
+        }
+        apply_inventory_levels(inv, &mut located, ctx, batch, progress)?;
+    }
     let file = path.display().to_string();
     push_deduplicated(&file, located, batch);
     Ok(())
@@ -543,6 +558,60 @@ fn read_split_products<R: Read>(
     Ok(out)
 }
 
+/// A flat, variant-level catalog as apps export it: one row per variant keyed by
+/// `variant_id`, its product's fields repeated on every row.
+fn read_variant_catalog<R: Read>(
+    path: &Path,
+    csv: &mut csv::Reader<R>,
+    columns: &Columns,
+    ctx: &IngestContext,
+    batch: &mut IngestBatch,
+) -> Result<Vec<Located>, IngestError> {
+    let cols = CatalogColumns::new(columns);
+    let col_variant_id = columns.find(Field::VariantId);
+    let col_product_id = columns.find(Field::ProductId);
+    // Only a column named for it is the variant's title: a bare `title` is the product's.
+    let col_variant_title = columns
+        .find(Field::VariantTitle)
+        .filter(|i| Some(*i) != cols.title);
+    let currency = ctx.default_currency;
+    let rows = read_rows(
+        path,
+        Shape::VariantCatalog,
+        csv,
+        columns,
+        &mut batch.report,
+        |row, report| {
+            let Some(variant_id) = row.get(col_variant_id).map_err(utf8)? else {
+                return Err(Rejection::new(
+                    "missing_value",
+                    row.error(col_variant_id, "", "a variant id is required"),
+                ));
+            };
+            let fields = product_fields(row, &cols, report)?;
+            if fields.title.is_empty() {
+                return Err(Rejection::new(
+                    "missing_value",
+                    row.error(cols.title, "", "a product title is required"),
+                ));
+            }
+            let mut v = variant_fields(row, &cols, currency, report)?;
+            if let Some(t) = opt(row, col_variant_title)?.filter(|t| t != "Default Title") {
+                v.variant_title = Some(t);
+            }
+            let product_id = opt(row, col_product_id)?.unwrap_or_else(|| variant_id.to_owned());
+            Ok(Outcome::Entry(product(
+                product_id,
+                variant_id.to_owned(),
+                opt(row, cols.handle)?,
+                &fields,
+                v,
+            )))
+        },
+    )?;
+    Ok(located(rows))
+}
+
 /// A product row of a split export: its id, product-level fields and handle.
 type SplitProduct = (String, ProductFields, Option<String>);
 
@@ -630,12 +699,15 @@ fn apply_inventory_levels(
     let col_item = columns.find(Field::InventoryItemId);
     let col_qty = columns.find(Field::InventoryQty);
     let col_cost = columns.find(Field::Cost);
+    let col_location = columns.find(Field::LocationId);
     let by_item: HashMap<String, usize> = entries
         .iter()
         .enumerate()
         .filter_map(|(i, e)| e.product.inventory_item_id.clone().map(|id| (id, i)))
         .collect();
-    let mut totals: HashMap<usize, i64> = HashMap::new();
+    // Each item's level per location, with the line that gave it: a repeated
+    // (item, location) is a correction, the later line wins, as in a catalog.
+    let mut levels: HashMap<(usize, Option<String>), (i64, u64)> = HashMap::new();
     let shape = Shape::InventoryLevels;
     read_rows::<_, ()>(
         path,
@@ -663,7 +735,29 @@ fn apply_inventory_levels(
                     row.error(col_qty, qty_text, "not a whole number"),
                 )
             })?;
-            *totals.entry(ei).or_default() += qty;
+            let location = opt(row, col_location)?;
+            if let Some((earlier, earlier_line)) =
+                levels.insert((ei, location.clone()), (qty, row.line))
+            {
+                if earlier == qty {
+                    return Ok(Outcome::Dropped("identical_duplicate"));
+                }
+                report.unkeep(
+                    "conflicting_duplicate_level",
+                    RowError {
+                        file: row.file.to_owned(),
+                        line: earlier_line,
+                        column: row.error(col_item, "", "").column,
+                        value: item.to_owned(),
+                        reason: format!(
+                            "this item's level at location {} is given again at line {}; line {} wins",
+                            location.as_deref().unwrap_or("(none)"),
+                            row.line,
+                            row.line
+                        ),
+                    },
+                );
+            }
             let p = &mut entries[ei].product;
             if p.cost.is_none() {
                 p.cost = money_opt(row, col_cost, ctx.default_currency, "cost", report)?;
@@ -671,6 +765,11 @@ fn apply_inventory_levels(
             Ok(Outcome::Absorbed)
         },
     )?;
+    let mut totals: HashMap<usize, i64> = HashMap::new();
+    for ((ei, _), (qty, _)) in levels {
+        let t = totals.entry(ei).or_default();
+        *t = t.saturating_add(qty);
+    }
     for (ei, qty) in totals {
         entries[ei].product.inventory = Some(qty);
     }

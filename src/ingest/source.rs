@@ -53,6 +53,7 @@ pub enum Field {
     Option3Value,
     VariantTitle,
     InventoryItemId,
+    LocationId,
 }
 
 /// Accepted header spellings per field, normalised (lower case, letters and digits
@@ -126,7 +127,7 @@ const ALIASES: &[(Field, &[&str])] = &[
     ),
     (Field::Id, &["id"]),
     (Field::Handle, &["handle"]),
-    (Field::Title, &["title"]),
+    (Field::Title, &["producttitle", "title"]),
     (
         Field::Body,
         &["bodyhtml", "descriptionhtml", "body", "description"],
@@ -155,13 +156,14 @@ const ALIASES: &[(Field, &[&str])] = &[
         ],
     ),
     (Field::InventoryTracker, &["variantinventorytracker"]),
-    (Field::Status, &["status"]),
+    (Field::Status, &["status", "productstatus"]),
     (Field::GiftCard, &["giftcard"]),
-    (Field::Option1Value, &["option1value"]),
-    (Field::Option2Value, &["option2value"]),
-    (Field::Option3Value, &["option3value"]),
+    (Field::Option1Value, &["option1value", "option1"]),
+    (Field::Option2Value, &["option2value", "option2"]),
+    (Field::Option3Value, &["option3value", "option3"]),
     (Field::VariantTitle, &["varianttitle", "title"]),
     (Field::InventoryItemId, &["inventoryitemid"]),
+    (Field::LocationId, &["locationid", "location"]),
 ];
 
 /// Lower case, letters and digits only: `Lineitem quantity`, `lineItemQuantity` and
@@ -183,6 +185,7 @@ pub enum Shape {
     ShopifyProductExport,
     SplitProducts,
     SplitVariants,
+    VariantCatalog,
     InventoryLevels,
     ShopifyJsonOrders,
     ShopifyJsonProducts,
@@ -224,6 +227,7 @@ impl Shape {
             Shape::ShopifyProductExport => "Shopify product export CSV",
             Shape::SplitProducts => "products file (split export)",
             Shape::SplitVariants => "variants file (split export)",
+            Shape::VariantCatalog => "variant-level catalog (app export)",
             Shape::InventoryLevels => "inventory levels file (split export)",
             Shape::ShopifyJsonOrders => "Shopify Admin REST JSON orders",
             Shape::ShopifyJsonProducts => "Shopify Admin REST JSON products",
@@ -237,9 +241,10 @@ impl Shape {
             | Shape::ShopifyOrderExport
             | Shape::OrderRows
             | Shape::ShopifyJsonOrders => FileRole::Orders,
-            Shape::ShopifyProductExport | Shape::SplitProducts | Shape::ShopifyJsonProducts => {
-                FileRole::Catalog
-            }
+            Shape::ShopifyProductExport
+            | Shape::SplitProducts
+            | Shape::VariantCatalog
+            | Shape::ShopifyJsonProducts => FileRole::Catalog,
             Shape::SplitVariants => FileRole::Variants,
             Shape::InventoryLevels => FileRole::Inventory,
         }
@@ -265,7 +270,12 @@ impl Shape {
             Shape::SplitVariants => {
                 "id, product_id/productId, price (sku, title, compare_at_price, inventory_item_id, inventory_quantity optional)"
             }
-            Shape::InventoryLevels => "inventory_item_id, available/quantity (cost optional)",
+            Shape::VariantCatalog => {
+                "variant_id, product_title/title, price (product_id, variant_title, sku, compare_at_price, cost, inventory_item_id, inventory_quantity, product_status/status, vendor, product_type, tags, option1..3, body_html, created_at, updated_at optional; one row per variant)"
+            }
+            Shape::InventoryLevels => {
+                "inventory_item_id, available/quantity (location_id, cost optional; summed over locations)"
+            }
             Shape::ShopifyJsonOrders => {
                 "{\"orders\": [{\"id\", \"created_at\", \"line_items\": [{\"quantity\", \"price\", \"variant_id\"/\"sku\"/\"product_id\"/\"title\"}]}]}"
             }
@@ -275,13 +285,14 @@ impl Shape {
         }
     }
 
-    pub const ALL: [Shape; 9] = [
+    pub const ALL: [Shape; 10] = [
         Shape::OnlineRetail,
         Shape::ShopifyOrderExport,
         Shape::OrderRows,
         Shape::ShopifyProductExport,
         Shape::SplitProducts,
         Shape::SplitVariants,
+        Shape::VariantCatalog,
         Shape::InventoryLevels,
         Shape::ShopifyJsonOrders,
         Shape::ShopifyJsonProducts,
@@ -387,6 +398,15 @@ impl Columns {
         let priced = has("price") || has("variantprice");
         if has("inventoryitemid") && !priced && !has("title") && any(Field::InventoryQty) {
             return Some(Shape::InventoryLevels);
+        }
+        let order_keyed = has("orderid") || has("name") || has("ordername");
+        if has("variantid")
+            && !has("id")
+            && priced
+            && (has("producttitle") || has("title"))
+            && !order_keyed
+        {
+            return Some(Shape::VariantCatalog);
         }
         if has("id") && has("productid") && priced {
             return Some(Shape::SplitVariants);
@@ -546,6 +566,14 @@ mod tests {
         assert_eq!(split.shape(), Some(Shape::SplitProducts));
         let variants = columns(&["id", "product_id", "sku", "price", "inventory_item_id"]);
         assert_eq!(variants.shape(), Some(Shape::SplitVariants));
+        let flat = columns(&[
+            "updated_at",
+            "price",
+            "product_title",
+            "variant_id",
+            "status",
+        ]);
+        assert_eq!(flat.shape(), Some(Shape::VariantCatalog));
         let levels = columns(&["inventory_item_id", "location_id", "available"]);
         assert_eq!(levels.shape(), Some(Shape::InventoryLevels));
         assert_eq!(columns(&["a", "b"]).shape(), None);

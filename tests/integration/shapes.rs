@@ -402,3 +402,66 @@ InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Countr
     // (1.25 + 1.30) / 2 = 1.275 → 1.28
     assert_eq!(data.products[0].price.minor, 128);
 }
+
+#[tokio::test]
+async fn a_variant_level_app_export_and_inventory_by_location_are_read() {
+    let db = TestDb::new().await;
+    // Columns in an app's own order, product fields repeated on every variant row.
+    let flat = "\
+updated_at,option1,tags,product_status,cost,inventory_item_id,compare_at_price,price,sku,variant_title,product_title,product_id,variant_id,vendor,product_type,option2,option3,created_at
+2024-05-01T00:00:00Z,50g,\"tea, organic\",active,3.10,ii-11,,8.50,TEA-50,50g,Green Tea,p-1,v-11,Leafy,Tea,,,2024-01-10T10:00:00Z
+2024-05-01T00:00:00Z,100g,\"tea, organic\",active,,ii-12,16.00,15.00,TEA-100,100g,Green Tea,p-1,v-12,Leafy,Tea,,,2024-01-10T10:00:00Z
+2024-05-02T00:00:00Z,Default Title,,draft,,ii-21,,40.00,POT-1,Default Title,Teapot,p-2,v-21,Potter,Teaware,,,2024-02-01T00:00:00Z
+2024-05-02T00:00:00Z,,,active,,,,,NOPRICE,,Kettle,p-3,v-31,Potter,Teaware,,,
+";
+    let levels = "\
+location_id,available,inventory_item_id
+loc-1,5,ii-11
+loc-2,7,ii-11
+loc-1,2,ii-21
+loc-2,1,ii-21
+loc-2,3,ii-21
+";
+    let files = IngestFiles {
+        catalog: Some(db.file("variants_export.csv", flat)),
+        inventory: Some(db.file("inventory_levels.csv", levels)),
+        ..Default::default()
+    };
+    let out = db.ingest_ok("shop", files).await;
+    let r = &out.report;
+    assert_eq!(r.files[0].shape, "variant-level catalog (app export)");
+    assert_eq!(r.products, 3);
+    assert_eq!(r.rejected.get("missing_value"), Some(&1), "{:?}", r.errors);
+    assert_eq!(r.rejected.get("conflicting_duplicate_level"), Some(&1));
+    let data = db.store.load(&sid("shop")).await.unwrap();
+    let by = |id: &str| data.products.iter().find(|p| p.variant_id == id).unwrap();
+    let tea = by("v-11");
+    assert_eq!(tea.product_id, "p-1");
+    assert_eq!(tea.title, "Green Tea");
+    assert_eq!(tea.variant_title.as_deref(), Some("50g"));
+    assert_eq!(tea.sku.as_deref(), Some("TEA-50"));
+    assert_eq!(tea.price.minor, 850);
+    assert_eq!(tea.cost.map(|m| m.minor), Some(310));
+    assert_eq!(tea.tags, ["tea", "organic"]);
+    assert_eq!(tea.vendor.as_deref(), Some("Leafy"));
+    assert_eq!(tea.product_type.as_deref(), Some("Tea"));
+    assert_eq!(tea.status, Some(ProductStatus::Active));
+    assert_eq!(tea.inventory, Some(12), "summed over locations");
+    assert_eq!(by("v-12").compare_at_price.map(|m| m.minor), Some(1600));
+    assert_eq!(by("v-12").inventory, None, "no level row: unknown");
+    let pot = by("v-21");
+    assert_eq!(pot.variant_title, None);
+    assert_eq!(pot.status, Some(ProductStatus::Draft));
+    // loc-2 was given twice: the later line (3) wins, then 2 + 3.
+    assert_eq!(pot.inventory, Some(5));
+
+    // A minimal subset: the id, a title and the price.
+    let minimal = "price,title,variant_id\n4.00,Tea Towel,v-9\n";
+    let out = db
+        .ingest_ok("mini", catalog(db.file("minimal.csv", minimal)))
+        .await;
+    assert_eq!(out.report.products, 1);
+    let data = db.store.load(&sid("mini")).await.unwrap();
+    assert_eq!(data.products[0].title, "Tea Towel");
+    assert_eq!(data.products[0].product_id, "v-9");
+}
