@@ -194,6 +194,8 @@ pub struct IngestOutcome {
     pub report: IngestReport,
     /// Earlier lines without a catalog product that this ingest's catalog joined.
     pub lines_joined_later: u64,
+    /// Orders with a rejected line the store had already: kept as they were stored.
+    pub stored_orders_kept: u64,
     pub read_seconds: f64,
     pub write_seconds: f64,
 }
@@ -244,7 +246,9 @@ pub async fn ingest(
     };
     let started = Instant::now();
     let WriteSummary {
-        lines_joined_later, ..
+        lines_joined_later,
+        stored_orders_kept,
+        ..
     } = store.write_ingest(&store_record, &batch).await?;
     let write_seconds = started.elapsed().as_secs_f64();
     tracing::info!(
@@ -259,6 +263,7 @@ pub async fn ingest(
         currency: store_record.currency.to_string(),
         report: batch.report,
         lines_joined_later,
+        stored_orders_kept,
         read_seconds,
         write_seconds,
     })

@@ -38,6 +38,13 @@ impl IngestOutcome {
             "stored: {} products, {} orders, {} order lines ({} merged), {} baskets",
             r.products, r.orders, r.order_lines, r.lines_merged, r.baskets
         );
+        if r.incomplete_orders > 0 {
+            let _ = writeln!(
+                s,
+                "  {} orders have a rejected line: {} of them were stored already and are kept as they were (not replaced); the others are stored with their valid lines",
+                r.incomplete_orders, self.stored_orders_kept
+            );
+        }
         if r.lines_without_catalog_product > 0 {
             let _ = writeln!(
                 s,

@@ -17,7 +17,7 @@ mod products;
 mod shopify_json;
 mod source;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -120,6 +120,8 @@ pub struct IngestReport {
     pub lines_merged: u64,
     /// Order lines whose product the catalog does not have (kept).
     pub lines_without_catalog_product: u64,
+    /// Orders with at least one rejected line (see [`IngestBatch::incomplete_orders`]).
+    pub incomplete_orders: u64,
     pub errors: Vec<RowError>,
     pub error_count: u64,
     pub files: Vec<FileSummary>,
@@ -218,6 +220,10 @@ pub struct IngestBatch {
     pub orders: Vec<Order>,
     /// The currency the data itself states (Online Retail is GBP), if it states one.
     pub data_currency: Option<Currency>,
+    /// Orders of this ingest with at least one rejected line. Such an order is stored
+    /// with its valid lines when the store does not have it yet, and never replaces an
+    /// order the store has: a re-ingest with a broken line must not delete a good one.
+    pub incomplete_orders: BTreeSet<String>,
     pub report: IngestReport,
 }
 
@@ -522,6 +528,7 @@ pub fn resolve_lines(batch: &mut IngestBatch, catalog: &CatalogKeys) {
     r.lines_without_catalog_product = unmatched;
     r.order_lines = lines;
     r.baskets = baskets;
+    r.incomplete_orders = batch.incomplete_orders.len() as u64;
     r.orders = batch.orders.len() as u64;
     r.products = batch.products.len() as u64;
 }

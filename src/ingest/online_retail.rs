@@ -8,7 +8,7 @@
 //! the kept rows' unit prices (mean of the middle two for an even count), rounded half
 //! up to the penny; an invoice's date is its earliest timestamp.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::Read;
 use std::path::Path;
 
@@ -77,6 +77,9 @@ pub fn read<R: Read>(
     let mut rows_read = 0u64;
     let mut record = csv::ByteRecord::new();
     let mut code_upper = String::new();
+    // The invoice of the row being read, once known: a rejected row marks it incomplete.
+    let mut current_invoice = String::new();
+    let mut incomplete: HashSet<String> = HashSet::new();
 
     loop {
         match csv.read_byte_record(&mut record) {
@@ -85,6 +88,7 @@ pub fn read<R: Read>(
             Err(e) => return Err(csv_error(path, e)),
         }
         rows_read += 1;
+        current_invoice.clear();
         let row = Row {
             file: &file,
             line: record.position().map(|p| p.line()).unwrap_or(0),
@@ -96,6 +100,9 @@ pub fn read<R: Read>(
                 match row.get($col) {
                     Ok(v) => v,
                     Err(e) => {
+                        if !current_invoice.is_empty() {
+                            incomplete.insert(current_invoice.clone());
+                        }
                         report.reject(NOT_UTF8, e);
                         continue;
                     }
@@ -104,6 +111,9 @@ pub fn read<R: Read>(
         }
         macro_rules! reject {
             ($key:expr, $col:expr, $value:expr, $reason:expr) => {{
+                if !current_invoice.is_empty() {
+                    incomplete.insert(current_invoice.clone());
+                }
                 report.reject($key, row.error($col, $value, $reason));
                 continue;
             }};
@@ -117,6 +127,7 @@ pub fn read<R: Read>(
                 "an invoice number is required"
             )
         };
+        current_invoice.push_str(invoice);
         if invoice.starts_with(['C', 'c']) {
             report.drop_row("cancellation");
             continue;
@@ -278,6 +289,9 @@ pub fn read<R: Read>(
                 }
             })
             .collect();
+        if incomplete.contains(&o.invoice) {
+            batch.incomplete_orders.insert(o.invoice.clone());
+        }
         batch.orders.push(Order {
             order_id: o.invoice,
             name: None,

@@ -28,6 +28,8 @@ struct OrderAcc {
     /// Lines with the row they came from, so an order that never gets a date can
     /// reject each of its rows by line number.
     lines: Vec<(u64, PendingLine)>,
+    /// Whether a row of this order was rejected.
+    incomplete: bool,
 }
 
 /// A line whose price is parsed once the order's currency is known.
@@ -104,6 +106,8 @@ pub fn read<R: Read>(
             record: &record,
             columns,
         };
+        // The order a row belongs to, once known: a rejected row marks it incomplete.
+        let mut row_order: Option<usize> = None;
         let parsed = (|| -> Result<Option<(usize, PendingLine)>, Rejection> {
             let utf8 = |e: RowError| Rejection::new(NOT_UTF8, e);
             let id = row.get(col_order_id).map_err(utf8)?;
@@ -128,6 +132,7 @@ pub fn read<R: Read>(
                     row.error(col_order_id.or(col_name), "", "the row names no order"),
                 ));
             };
+            row_order = Some(oidx);
             let order = &mut orders[oidx];
             if let Some(name) = name {
                 name_to_order.entry(name.to_owned()).or_insert(oidx);
@@ -225,7 +230,12 @@ pub fn read<R: Read>(
                 orders[oidx].lines.push((line, pending));
             }
             Ok(None) => report.drop_row("quantity_not_positive"),
-            Err(r) => report.reject(r.key, *r.error),
+            Err(r) => {
+                if let Some(i) = row_order {
+                    orders[i].incomplete = true;
+                }
+                report.reject(r.key, *r.error)
+            }
         }
     }
     report.rows_read += rows_read;
@@ -261,6 +271,7 @@ pub fn read<R: Read>(
             Some(c) => (c, false),
             None => (ctx.default_currency, true),
         };
+        let mut incomplete = acc.incomplete;
         let mut lines = Vec::with_capacity(acc.lines.len());
         for (line, p) in acc.lines {
             let located = |column: Option<usize>, value: &str, reason: &str| RowError {
@@ -280,6 +291,7 @@ pub fn read<R: Read>(
                         "bad_price",
                         located(col_price, &p.price_text, "not a decimal amount"),
                     );
+                    incomplete = true;
                     continue;
                 }
             };
@@ -314,6 +326,9 @@ pub fn read<R: Read>(
         if lines.is_empty() {
             continue;
         }
+        if incomplete {
+            batch.incomplete_orders.insert(acc.order_id.clone());
+        }
         batch.orders.push(Order {
             order_id: acc.order_id,
             name: acc.name,
@@ -335,5 +350,6 @@ fn new_order(id: &str) -> OrderAcc {
         currency: None,
         customer: None,
         lines: Vec::new(),
+        incomplete: false,
     }
 }

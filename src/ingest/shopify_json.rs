@@ -326,6 +326,7 @@ impl JsonReader<'_> {
             .and_then(|c| text(c, "id").or_else(|| text(c, "email")))
             .or_else(|| text(o, "email"));
         let mut lines = Vec::new();
+        let rejected_before = self.batch.report.rejected_total();
         for (li, item) in items.iter().enumerate() {
             let lpath = format!("{path}.line_items[{li}]");
             let product = ProductRef {
@@ -392,6 +393,9 @@ impl JsonReader<'_> {
         }
         if lines.is_empty() {
             return;
+        }
+        if self.batch.report.rejected_total() > rejected_before {
+            self.batch.incomplete_orders.insert(order_id.clone());
         }
         self.batch.orders.push(Order {
             order_id,

@@ -45,6 +45,9 @@ pub struct WriteSummary {
     pub order_lines: u64,
     /// Lines stored earlier without a catalog product that this ingest's catalog joined.
     pub lines_joined_later: u64,
+    /// Orders of this ingest with a rejected line that the store had already: kept
+    /// as stored, not replaced.
+    pub stored_orders_kept: u64,
 }
 
 pub use crate::domain::{HistoryLine, HistoryOrder, StoreData};
@@ -58,7 +61,9 @@ pub trait Store: Send + Sync {
     async fn catalog_keys(&self, id: &StoreId) -> Result<CatalogKeys, StoreError>;
 
     /// Writes an ingest in one transaction: upserts by id, so re-ingesting the same
-    /// data changes nothing; an order's lines are replaced whole.
+    /// data changes nothing; an order's lines are replaced whole, except that an order
+    /// with a rejected line ([`IngestBatch::incomplete_orders`]) never replaces a
+    /// stored one.
     async fn write_ingest(
         &self,
         store: &domain::Store,

@@ -395,7 +395,26 @@ impl Store for SqliteStore {
         .execute(&mut *tx)
         .await?;
 
-        let line_count: u64 = batch.orders.iter().map(|o| o.lines.len() as u64).sum();
+        // An order with a rejected line never replaces the stored one.
+        let mut kept_stored: HashSet<&str> = HashSet::new();
+        for id in &batch.incomplete_orders {
+            let stored: bool = sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM orders WHERE store_id = ? AND order_id = ?)",
+            )
+            .bind(sid)
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+            if stored {
+                kept_stored.insert(id.as_str());
+            }
+        }
+        let orders: Vec<&domain::Order> = batch
+            .orders
+            .iter()
+            .filter(|o| !kept_stored.contains(o.order_id.as_str()))
+            .collect();
+        let line_count: u64 = orders.iter().map(|o| o.lines.len() as u64).sum();
         let bulk = line_count >= BULK_LINES;
         if bulk {
             sqlx::query("DROP INDEX IF EXISTS orders_by_time")
@@ -462,7 +481,7 @@ impl Store for SqliteStore {
                 .bind(sid)
                 .fetch_one(&mut *tx)
                 .await?;
-        if has_orders && !batch.orders.is_empty() {
+        if has_orders && !orders.is_empty() {
             sqlx::query(
                 "CREATE TEMP TABLE IF NOT EXISTS incoming_orders (order_id TEXT PRIMARY KEY)",
             )
@@ -477,7 +496,7 @@ impl Store for SqliteStore {
                 "INSERT INTO incoming_orders (order_id)",
                 "ON CONFLICT DO NOTHING",
                 1,
-                &batch.orders,
+                &orders,
                 |q, _, o| q.bind(o.order_id.as_str()),
             )
             .await?;
@@ -500,7 +519,7 @@ impl Store for SqliteStore {
              created_at = excluded.created_at, customer_key = excluded.customer_key, \
              currency = excluded.currency, currency_assumed = excluded.currency_assumed",
             7,
-            &batch.orders,
+            &orders,
             |q, sid, o| {
                 q.bind(sid)
                     .bind(o.order_id.as_str())
@@ -514,13 +533,11 @@ impl Store for SqliteStore {
         .await?;
 
         step("Orders written");
-        let keys: Vec<String> = batch
-            .orders
+        let keys: Vec<String> = orders
             .iter()
             .flat_map(|o| o.lines.iter().map(|l| l.line_key()))
             .collect();
-        let lines: Vec<(&str, &domain::OrderLine, &str)> = batch
-            .orders
+        let lines: Vec<(&str, &domain::OrderLine, &str)> = orders
             .iter()
             .flat_map(|o| o.lines.iter().map(move |l| (o.order_id.as_str(), l)))
             .zip(&keys)
@@ -575,9 +592,10 @@ impl Store for SqliteStore {
         step("Committed");
         Ok(WriteSummary {
             products: batch.products.len() as u64,
-            orders: batch.orders.len() as u64,
+            orders: orders.len() as u64,
             order_lines: line_count,
             lines_joined_later,
+            stored_orders_kept: kept_stored.len() as u64,
         })
     }
 

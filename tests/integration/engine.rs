@@ -150,7 +150,7 @@ fn as_of(data: &StoreData, day: NaiveDate) -> IngestBatch {
         observations: Vec::new(),
         orders,
         data_currency: Some(data.store.currency),
-        report: Default::default(),
+        ..Default::default()
     }
 }
 

@@ -54,6 +54,72 @@ async fn a_re_ingested_order_replaces_its_lines_whole() {
 }
 
 #[tokio::test]
+async fn an_order_with_a_rejected_line_never_replaces_the_stored_one() {
+    let db = TestDb::new().await;
+    let lines = "SELECT COUNT(*) FROM order_lines WHERE order_id = '1'";
+    let v1 = "order_id,created_at,quantity,unit_price,sku\n1,2024-01-01,1,5.00,A\n1,2024-01-01,2,5.00,B\n";
+    db.ingest_ok("s", orders(db.file("v1.csv", v1))).await;
+    assert_eq!(db.count(lines).await, 2);
+    // One line now bad (its price, then its quantity), one still good: order 1 stays
+    // as stored, both lines, and the report says so. A new order with a bad line is
+    // stored with its good lines.
+    for (round, bad) in ["1,2024-01-01,2,five,B", "1,2024-01-01,two,5.00,B"]
+        .into_iter()
+        .enumerate()
+    {
+        let v2 = format!(
+            "order_id,created_at,quantity,unit_price,sku\n1,2024-01-01,1,5.00,A\n{bad}\n3,2024-01-03,1,5.00,A\n3,2024-01-03,1,x,C\n"
+        );
+        let out = db.ingest_ok("s", orders(db.file("v2.csv", &v2))).await;
+        assert_eq!(db.count(lines).await, 2, "{bad}");
+        assert_eq!(
+            db.count(
+                "SELECT quantity FROM order_lines WHERE order_id = '1' AND line_key LIKE '%B%'"
+            )
+            .await,
+            2
+        );
+        assert_eq!(out.report.incomplete_orders, 2);
+        // Order 3 is new in the first round, stored in the second.
+        assert_eq!(out.stored_orders_kept, 1 + round as u64);
+        assert!(out.text().contains("kept as they were"), "{}", out.text());
+    }
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM order_lines WHERE order_id = '3'")
+            .await,
+        1
+    );
+    // Both lines bad: kept too, as before.
+    let v3 =
+        "order_id,created_at,quantity,unit_price,sku\n1,2024-01-01,1,y,A\n1,2024-01-01,2,z,B\n";
+    db.ingest_ok("s", orders(db.file("v3.csv", v3))).await;
+    assert_eq!(db.count(lines).await, 2);
+
+    // The same rule for Shopify JSON and for UCI Online Retail.
+    let json = r#"{"orders": [{"id": 1, "created_at": "2024-01-01T00:00:00Z", "line_items": [
+        {"sku": "A", "quantity": 1, "price": "5.00"}, {"sku": "B", "quantity": 1, "price": "bad"}]}]}"#;
+    let out = db
+        .ingest_ok("s", orders(db.file("orders.json", json)))
+        .await;
+    assert_eq!(out.stored_orders_kept, 1);
+    assert_eq!(db.count(lines).await, 2);
+    let uci = "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country\n\
+536365,85123A,HEART,6,12/1/2010 8:26,2.55,17850,United Kingdom\n\
+536365,71053,LANTERN,6,12/1/2010 8:26,3.39,17850,United Kingdom\n";
+    db.ingest_ok("uci", orders(db.file("uci.csv", uci))).await;
+    let uci_bad = uci.replace("3.39", "three");
+    let out = db
+        .ingest_ok("uci", orders(db.file("uci2.csv", &uci_bad)))
+        .await;
+    assert_eq!(out.stored_orders_kept, 1);
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM order_lines WHERE order_id = '536365'")
+            .await,
+        2
+    );
+}
+
+#[tokio::test]
 async fn ids_come_from_the_input_so_fresh_databases_agree() {
     // Two fresh databases, one of which saw other data first: the same file must give
     // the same ids in both, and those ids must be the file's own, not row numbers.

@@ -138,7 +138,7 @@ fn batch(shop: &Shop) -> IngestBatch {
         observations: Vec::new(),
         orders,
         data_currency: Some(usd),
-        report: Default::default(),
+        ..Default::default()
     }
 }
 
