@@ -18,7 +18,8 @@ pub use bundle::{
     Objective, PricingDecision, ScoreBreakdown, TextSource,
 };
 pub use money::{
-    Currency, MICROS_PER_UNIT, Money, MoneyError, micros_to_minor, parse_decimal_micros,
+    Currency, DecimalMark, MICROS_PER_UNIT, Money, MoneyError, decimal_mark_evidence,
+    micros_to_minor, parse_decimal_micros, parse_micros_in,
 };
 
 use chrono::{DateTime, Utc};

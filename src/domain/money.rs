@@ -25,6 +25,53 @@ pub enum MoneyError {
     Overflow,
     #[error("amount is negative")]
     Negative,
+    #[error(
+        "a thousands separator must group exactly three digits ({mark} is this file's decimal mark)"
+    )]
+    Grouping { mark: DecimalMark },
+    #[error("{currency} has {allowed} decimals, the amount has {written}")]
+    TooManyDecimals {
+        written: u32,
+        allowed: u32,
+        currency: Currency,
+    },
+    #[error("the amount is marked {written}, but the store's prices are in {currency}")]
+    WrongCurrency { written: String, currency: Currency },
+}
+
+/// How a file writes the decimal point: `12.50` or `12,50`. Decided once per file from
+/// its values (see the ingest), never guessed per value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DecimalMark {
+    #[default]
+    Point,
+    Comma,
+}
+
+impl DecimalMark {
+    pub fn char(self) -> char {
+        match self {
+            DecimalMark::Point => '.',
+            DecimalMark::Comma => ',',
+        }
+    }
+
+    /// The separators that may group thousands beside this decimal mark.
+    fn groups_with(self, c: char) -> bool {
+        match c {
+            ' ' | '\u{a0}' | '\u{202f}' | '_' | '\'' => true,
+            ',' => self == DecimalMark::Point,
+            '.' => self == DecimalMark::Comma,
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Display for DecimalMark {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "'{}'", self.char())
+    }
 }
 
 impl Currency {
@@ -99,12 +146,35 @@ impl Money {
         Money { minor, currency }
     }
 
-    /// Parses a decimal string ("1,299.50", "24", "-3.5", "$19.99") at the currency's
-    /// exponent, rounding extra digits half away from zero.
+    /// Parses a decimal string written with a decimal point ("1,299.50", "24",
+    /// "-3.5", "$19.99"): see [`Money::parse_in`].
     pub fn parse(text: &str, currency: Currency) -> Result<Self, MoneyError> {
-        let micros = parse_decimal_micros(text)?;
+        Money::parse_in(text, currency, DecimalMark::Point)
+    }
+
+    /// Parses an amount exactly, at the currency's exponent: grouping separators only
+    /// where they group three digits, no more decimals than the currency has, and a
+    /// currency sign or code (`€12`, `12,50 EUR`) only if it is the store's currency.
+    pub fn parse_in(text: &str, currency: Currency, mark: DecimalMark) -> Result<Self, MoneyError> {
+        let amount = scan_amount(text, mark)?;
+        if let Some(written) = amount.marked
+            && !written.fits(currency)
+        {
+            return Err(MoneyError::WrongCurrency {
+                written: written.to_string(),
+                currency,
+            });
+        }
+        let allowed = currency.exponent();
+        if amount.decimals > allowed {
+            return Err(MoneyError::TooManyDecimals {
+                written: amount.decimals,
+                allowed,
+                currency,
+            });
+        }
         Ok(Money::new(
-            micros_to_minor(micros, 1, currency.exponent())?,
+            micros_to_minor(amount.micros, 1, allowed)?,
             currency,
         ))
     }
@@ -134,59 +204,238 @@ impl fmt::Display for Money {
 /// writes, and leaves room to take exact medians before rounding to minor units.
 pub const MICROS_PER_UNIT: i64 = 1_000_000;
 
-/// Parses a decimal amount into millionths of a unit, exactly. Accepts an optional sign,
-/// a leading currency symbol, thousands separators (",", "_", spaces) and up to six
-/// decimals (further digits are rounded half away from zero).
+/// Parses a decimal amount into millionths of a unit, exactly, written with a decimal
+/// point. Further digits than six are rounded half away from zero; a currency sign is
+/// allowed but not checked. For derived prices (medians) that may fall between minor
+/// units: merchants' prices go through [`Money::parse_in`].
 pub fn parse_decimal_micros(text: &str) -> Result<i64, MoneyError> {
+    parse_micros_in(text, DecimalMark::Point)
+}
+
+/// [`parse_decimal_micros`] for a file that writes decimals with `mark`.
+pub fn parse_micros_in(text: &str, mark: DecimalMark) -> Result<i64, MoneyError> {
+    scan_amount(text, mark).map(|a| a.micros)
+}
+
+/// The decimal mark an amount shows, when it shows one: `12,50` and `1.234,56` are
+/// written with a comma, `12.50` and `1,234.56` with a point; `1,234`, `1.234` and
+/// `12` tell nothing.
+pub fn decimal_mark_evidence(text: &str) -> Option<DecimalMark> {
     let t = text.trim();
-    let t = t.trim_start_matches(['$', '£', '€', '¥']);
-    let (negative, t) = match t.as_bytes().first() {
-        Some(b'-') => (true, &t[1..]),
-        Some(b'+') => (false, &t[1..]),
-        _ => (false, t),
+    let (_, t) = split_sign(t);
+    let (_, t) = strip_marker(t);
+    let (_, t) = split_sign(t);
+    let last_point = t.rfind('.');
+    let last_comma = t.rfind(',');
+    let (c, at) = match (last_point, last_comma) {
+        (Some(p), Some(c)) => {
+            return Some(if p > c {
+                DecimalMark::Point
+            } else {
+                DecimalMark::Comma
+            });
+        }
+        (Some(p), None) => ('.', p),
+        (None, Some(c)) => (',', c),
+        (None, None) => return None,
     };
-    let t = t.trim_start_matches(['$', '£', '€', '¥']);
-    let mut int_part: i64 = 0;
-    let mut frac: i64 = 0;
-    let mut frac_digits = 0u32;
-    let mut round_up = false;
-    let mut seen_digit = false;
-    let mut in_frac = false;
-    for b in t.bytes() {
-        match b {
-            b'0'..=b'9' => {
-                seen_digit = true;
-                let d = i64::from(b - b'0');
-                if in_frac {
-                    if frac_digits < 6 {
-                        frac = frac * 10 + d;
-                        frac_digits += 1;
-                    } else if frac_digits == 6 {
-                        round_up = d >= 5;
-                        frac_digits += 1;
-                    }
-                } else {
-                    int_part = int_part
-                        .checked_mul(10)
-                        .and_then(|v| v.checked_add(d))
-                        .ok_or(MoneyError::Overflow)?;
-                }
+    let as_mark = if c == '.' {
+        DecimalMark::Point
+    } else {
+        DecimalMark::Comma
+    };
+    let other = if c == '.' {
+        DecimalMark::Comma
+    } else {
+        DecimalMark::Point
+    };
+    if t.matches(c).count() > 1 {
+        return Some(other);
+    }
+    let before = t[..at].chars().filter(char::is_ascii_digit).count();
+    let after = t[at + 1..].chars().filter(char::is_ascii_digit).count();
+    if after == 3 && (1..=3).contains(&before) {
+        None
+    } else {
+        Some(as_mark)
+    }
+}
+
+/// A currency as an amount may mark it: a sign (`$`, `€`) or an ISO code (`EUR`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Marked {
+    Sign(char),
+    Code(Currency),
+}
+
+impl Marked {
+    fn fits(self, currency: Currency) -> bool {
+        match self {
+            Marked::Code(c) => c == currency,
+            Marked::Sign(sign) => {
+                let codes: &[&str] = match sign {
+                    '$' => &[
+                        "USD", "CAD", "AUD", "NZD", "SGD", "HKD", "MXN", "TWD", "ARS", "CLP",
+                        "COP", "BRL", "FJD", "JMD", "TTD", "BSD", "BBD", "BZD", "LRD", "NAD",
+                        "SBD", "SRD", "XCD", "KYD", "GYD", "BMD", "UYU",
+                    ],
+                    '£' => &["GBP", "GIP", "FKP", "SHP", "EGP", "LBP", "SYP"],
+                    '€' => &["EUR"],
+                    '¥' | '￥' => &["JPY", "CNY"],
+                    '₹' => &["INR"],
+                    '₩' => &["KRW"],
+                    '₽' => &["RUB"],
+                    '₺' => &["TRY"],
+                    '₪' => &["ILS"],
+                    '₫' => &["VND"],
+                    '₱' => &["PHP"],
+                    '฿' => &["THB"],
+                    '₴' => &["UAH"],
+                    '₦' => &["NGN"],
+                    _ => &[],
+                };
+                codes.contains(&currency.code())
             }
-            b'.' if !in_frac => in_frac = true,
-            b',' | b'_' | b' ' if !in_frac => {}
-            _ => return Err(MoneyError::NotANumber),
         }
     }
-    if !seen_digit {
+}
+
+impl fmt::Display for Marked {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Marked::Sign(c) => write!(f, "{c}"),
+            Marked::Code(c) => write!(f, "{c}"),
+        }
+    }
+}
+
+const SIGNS: &[char] = &[
+    '$', '£', '€', '¥', '￥', '₹', '₩', '₽', '₺', '₪', '₫', '₱', '฿', '₴', '₦',
+];
+
+/// An amount as written: its value, how many decimals it wrote, and the currency it
+/// marks, if any.
+struct Scanned {
+    micros: i64,
+    decimals: u32,
+    marked: Option<Marked>,
+}
+
+/// Strips a currency sign or code from either end of `t` (with the spaces around it).
+fn strip_marker(t: &str) -> (Option<Marked>, &str) {
+    if let Some(rest) = t.strip_prefix(SIGNS) {
+        let sign = t.chars().next().unwrap_or('$');
+        return (Some(Marked::Sign(sign)), rest.trim_start());
+    }
+    if let Some(rest) = t.strip_suffix(SIGNS) {
+        let sign = t.chars().last().unwrap_or('$');
+        return (Some(Marked::Sign(sign)), rest.trim_end());
+    }
+    let code_at = |s: &str| -> Option<Currency> {
+        (s.len() == 3 && s.bytes().all(|b| b.is_ascii_uppercase()))
+            .then(|| Currency::parse(s).ok())
+            .flatten()
+    };
+    if let Some((head, rest)) = t.split_once(' ')
+        && let Some(c) = code_at(head)
+    {
+        return (Some(Marked::Code(c)), rest.trim_start());
+    }
+    if let Some((rest, tail)) = t.rsplit_once(' ')
+        && let Some(c) = code_at(tail)
+    {
+        return (Some(Marked::Code(c)), rest.trim_end());
+    }
+    (None, t)
+}
+
+/// Reads `[sign][marker][sign]digits[groups][mark decimals][marker]` exactly.
+fn scan_amount(text: &str, mark: DecimalMark) -> Result<Scanned, MoneyError> {
+    let t = text.trim();
+    let (negative, t) = split_sign(t);
+    let (marked, t) = strip_marker(t);
+    let (negative, t) = if negative { (true, t) } else { split_sign(t) };
+    let (int_text, frac_text) = match t.split_once(mark.char()) {
+        Some((i, f)) => (i, Some(f)),
+        None => (t, None),
+    };
+    // The integer part: digits, optionally grouped in threes by one separator.
+    let mut int_part: i64 = 0;
+    let mut digits = 0usize;
+    let mut group_len = 0usize;
+    let mut separator: Option<char> = None;
+    let mut first_group = true;
+    for c in int_text.chars() {
+        if let Some(d) = c.to_digit(10) {
+            int_part = int_part
+                .checked_mul(10)
+                .and_then(|v| v.checked_add(i64::from(d)))
+                .ok_or(MoneyError::Overflow)?;
+            digits += 1;
+            group_len += 1;
+        } else if mark.groups_with(c) && separator.is_none_or(|s| s == c) {
+            let fits = if first_group {
+                (1..=3).contains(&group_len)
+            } else {
+                group_len == 3
+            };
+            if !fits {
+                return Err(MoneyError::Grouping { mark });
+            }
+            separator = Some(c);
+            first_group = false;
+            group_len = 0;
+        } else if c == '.' || c == ',' {
+            return Err(MoneyError::Grouping { mark });
+        } else {
+            return Err(MoneyError::NotANumber);
+        }
+    }
+    if separator.is_some() && group_len != 3 {
+        return Err(MoneyError::Grouping { mark });
+    }
+    let mut frac: i64 = 0;
+    let mut decimals = 0u32;
+    let mut round_up = false;
+    if let Some(f) = frac_text {
+        for c in f.chars() {
+            let Some(d) = c.to_digit(10) else {
+                return Err(if c == '.' || c == ',' {
+                    MoneyError::Grouping { mark }
+                } else {
+                    MoneyError::NotANumber
+                });
+            };
+            if decimals < 6 {
+                frac = frac * 10 + i64::from(d);
+            } else if decimals == 6 {
+                round_up = d >= 5;
+            }
+            decimals += 1;
+        }
+    }
+    if digits == 0 && decimals == 0 {
         return Err(MoneyError::NotANumber);
     }
-    let frac_digits = frac_digits.min(6);
-    let frac_micros = frac * 10i64.pow(6 - frac_digits) + i64::from(round_up);
+    let kept = decimals.min(6);
+    let frac_micros = frac * 10i64.pow(6 - kept) + i64::from(round_up);
     let micros = int_part
         .checked_mul(MICROS_PER_UNIT)
         .and_then(|v| v.checked_add(frac_micros))
         .ok_or(MoneyError::Overflow)?;
-    Ok(if negative { -micros } else { micros })
+    Ok(Scanned {
+        micros: if negative { -micros } else { micros },
+        decimals,
+        marked,
+    })
+}
+
+fn split_sign(t: &str) -> (bool, &str) {
+    match t.as_bytes().first() {
+        Some(b'-') => (true, t[1..].trim_start()),
+        Some(b'+') => (false, t[1..].trim_start()),
+        _ => (false, t),
+    }
 }
 
 /// Converts `micros / divisor` to minor units at `exponent`, rounding half away from
@@ -222,21 +471,104 @@ mod tests {
             1200
         );
         assert_eq!(
-            Money::parse("1.2345", Currency::parse("KWD").unwrap())
+            Money::parse("1.234", Currency::parse("KWD").unwrap())
                 .unwrap()
                 .minor,
-            1235
+            1234
         );
     }
 
     #[test]
     fn extra_digits_round_half_away_from_zero() {
-        assert_eq!(Money::parse("0.125", Currency::GBP).unwrap().minor, 13);
-        assert_eq!(Money::parse("0.124", Currency::GBP).unwrap().minor, 12);
-        assert_eq!(Money::parse("-0.125", Currency::GBP).unwrap().minor, -13);
+        assert_eq!(micros_to_minor(125_000, 1, 2).unwrap(), 13);
+        assert_eq!(micros_to_minor(124_000, 1, 2).unwrap(), 12);
+        assert_eq!(micros_to_minor(-125_000, 1, 2).unwrap(), -13);
         // The mean of 1.25 and 1.30 is 1.275: half-up gives 1.28.
         let sum = parse_decimal_micros("1.25").unwrap() + parse_decimal_micros("1.30").unwrap();
         assert_eq!(micros_to_minor(sum, 2, 2).unwrap(), 128);
+    }
+
+    #[test]
+    fn a_decimal_comma_file_reads_european_amounts() {
+        let eur = |t: &str| Money::parse_in(t, Currency::EUR, DecimalMark::Comma).map(|m| m.minor);
+        assert_eq!(eur("0,99"), Ok(99));
+        assert_eq!(eur("12,50"), Ok(1250));
+        assert_eq!(eur("1.234,56"), Ok(123_456));
+        assert_eq!(eur("1 234,56 €"), Ok(123_456));
+        assert_eq!(eur("EUR 3"), Ok(300));
+        // In a comma file a point groups thousands, so it must group three digits.
+        assert!(matches!(eur("12.50"), Err(MoneyError::Grouping { .. })));
+    }
+
+    #[test]
+    fn an_amount_shows_its_decimal_mark_unless_it_is_ambiguous() {
+        use DecimalMark::{Comma, Point};
+        for (text, mark) in [
+            ("12,50", Some(Comma)),
+            ("0,99", Some(Comma)),
+            ("1.234,56", Some(Comma)),
+            ("1.234.567", Some(Comma)),
+            ("€ 2,5", Some(Comma)),
+            ("12.50", Some(Point)),
+            ("1,234.56", Some(Point)),
+            ("1,234,567", Some(Point)),
+            ("1234.567", Some(Point)),
+            ("1,234", None),
+            ("1.234", None),
+            ("12", None),
+        ] {
+            assert_eq!(decimal_mark_evidence(text), mark, "{text}");
+        }
+    }
+
+    #[test]
+    fn grouping_is_only_accepted_in_threes() {
+        let usd = |t: &str| Money::parse(t, Currency::USD).map(|m| m.minor);
+        assert_eq!(usd("1,234"), Ok(123_400));
+        assert_eq!(usd("1,234,567.89"), Ok(123_456_789));
+        assert_eq!(usd("12 345.00"), Ok(1_234_500));
+        for bad in [
+            "0,99", "12,50", "1,23,456", "1234,567", "1,2345", "1.234,56", ",5",
+        ] {
+            assert!(
+                matches!(usd(bad), Err(MoneyError::Grouping { .. })),
+                "{bad}: {:?}",
+                usd(bad)
+            );
+        }
+    }
+
+    #[test]
+    fn more_decimals_than_the_currency_has_are_refused() {
+        let err = Money::parse("12.345", Currency::USD).unwrap_err();
+        assert_eq!(err.to_string(), "USD has 2 decimals, the amount has 3");
+        assert!(Money::parse("1200.5", Currency::parse("JPY").unwrap()).is_err());
+        // Micros (derived medians) keep them.
+        assert_eq!(parse_decimal_micros("0.001"), Ok(1000));
+    }
+
+    #[test]
+    fn a_currency_sign_must_be_the_stores() {
+        assert_eq!(Money::parse("$5.00", Currency::USD).unwrap().minor, 500);
+        assert_eq!(Money::parse("CA$5.00", Currency::USD).ok(), None);
+        for (text, currency) in [
+            ("€12", Currency::USD),
+            ("¥500", Currency::USD),
+            ("12.00 EUR", Currency::USD),
+            ("$3", Currency::EUR),
+        ] {
+            let err = Money::parse(text, currency).unwrap_err();
+            assert!(
+                matches!(err, MoneyError::WrongCurrency { .. }),
+                "{text}: {err}"
+            );
+        }
+        assert_eq!(
+            Money::parse("€12", Currency::USD).unwrap_err().to_string(),
+            "the amount is marked €, but the store's prices are in USD"
+        );
+        assert_eq!(Money::parse("£2.55", Currency::GBP).unwrap().minor, 255);
+        assert_eq!(Money::parse("-$3.50", Currency::USD).unwrap().minor, -350);
     }
 
     #[test]

@@ -10,13 +10,33 @@ pub const YEARS: std::ops::RangeInclusive<i32> = 1970..=2100;
 
 /// The forms [`parse_datetime`] reads, for error messages.
 pub const ACCEPTED: &str = "accepted: 2024-03-05 14:22:10, 2024-03-05T14:22:10Z (RFC 3339, \
-     any offset), 2024-03-05 14:22:10 -0500, 2024-03-05, 3/5/2024 14:22 (month first)";
+     any offset), 2024-03-05 14:22:10 -0500, 2024-03-05, 3/5/2024 14:22 (month or day first, \
+     decided per file), 5.3.2024 (day first)";
+
+/// Which comes first in a date written `a/b/yyyy`: decided once per file from its
+/// values (a first number over 12 is a day), month first when nothing tells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DateOrder {
+    #[default]
+    MonthFirst,
+    DayFirst,
+}
 
 /// [`parse_datetime`] with the reason a value is refused: not a date in an accepted
 /// form (they are listed), or a year outside [`YEARS`].
 pub fn parse_checked(raw: &str) -> Result<DateTime<Utc>, String> {
-    let Some(t) = parse_datetime(raw) else {
-        return Err(format!("not a date and time ({ACCEPTED})"));
+    parse_checked_in(raw, DateOrder::MonthFirst)
+}
+
+/// [`parse_checked`] for a file whose slash dates are in `order`.
+pub fn parse_checked_in(raw: &str, order: DateOrder) -> Result<DateTime<Utc>, String> {
+    let Some(t) = parse_datetime_in(raw, order) else {
+        let order_note = match order {
+            DateOrder::MonthFirst => "this file's slash dates are month first",
+            DateOrder::DayFirst => "this file's slash dates are day first",
+        };
+        return Err(format!("not a date and time ({ACCEPTED}; {order_note})"));
     };
     let year = chrono::Datelike::year(&t);
     if !YEARS.contains(&year) {
@@ -29,10 +49,41 @@ pub fn parse_checked(raw: &str) -> Result<DateTime<Utc>, String> {
     Ok(t)
 }
 
+/// The order a date value shows, when it shows one: `13/1/2024` is day first,
+/// `1/13/2024` month first, `1/3/2024` and ISO dates tell nothing.
+pub fn date_order_evidence(raw: &str) -> Option<DateOrder> {
+    let s = raw.trim();
+    let sep = s.find(['/', '.'])?;
+    let mut parts = s.splitn(3, ['/', '.']);
+    let a: u32 = parts.next()?.trim().parse().ok()?;
+    let b: u32 = parts.next()?.trim().parse().ok()?;
+    if sep > 2 {
+        return None;
+    }
+    match (a > 12, b > 12) {
+        (true, false) if a <= 31 => Some(DateOrder::DayFirst),
+        (false, true) if b <= 31 => Some(DateOrder::MonthFirst),
+        _ => None,
+    }
+}
+
+/// Whether a value is written `a/b/yyyy` (the form whose order a file must decide).
+pub fn is_slash_date(raw: &str) -> bool {
+    let s = raw.trim();
+    s.find(['/', '.']).is_some_and(|i| (1..=2).contains(&i))
+        && s.as_bytes().first().is_some_and(u8::is_ascii_digit)
+}
+
+/// Parses with slash dates month first: see [`parse_datetime_in`].
+pub fn parse_datetime(raw: &str) -> Option<DateTime<Utc>> {
+    parse_datetime_in(raw, DateOrder::MonthFirst)
+}
+
 /// Parses `2011-12-09 12:50:00`, `2024-03-05 14:22:10 -0500`, RFC 3339
 /// (`2024-03-05T14:22:10-05:00`, `…Z`, fractional seconds), `2024-03-05T14:22:10`,
-/// `2024-03-05`, and the spreadsheet form `12/9/2011 12:50` (month first).
-pub fn parse_datetime(raw: &str) -> Option<DateTime<Utc>> {
+/// `2024-03-05`, the spreadsheet form `12/9/2011 12:50` (in `order`), and the
+/// European `9.12.2011` (day first).
+pub fn parse_datetime_in(raw: &str, order: DateOrder) -> Option<DateTime<Utc>> {
     let s = raw.trim();
     if let Some(t) = fast_iso(s.as_bytes()) {
         return Some(t);
@@ -49,18 +100,24 @@ pub fn parse_datetime(raw: &str) -> Option<DateTime<Utc>> {
             return Some(t.with_timezone(&Utc));
         }
     }
+    let slash: [&str; 3] = match order {
+        DateOrder::MonthFirst => ["%m/%d/%Y %H:%M", "%m/%d/%Y %H:%M:%S", "%m/%d/%Y"],
+        DateOrder::DayFirst => ["%d/%m/%Y %H:%M", "%d/%m/%Y %H:%M:%S", "%d/%m/%Y"],
+    };
     for fmt in [
         "%Y-%m-%d %H:%M:%S%.f",
         "%Y-%m-%dT%H:%M:%S%.f",
         "%Y-%m-%d %H:%M",
-        "%m/%d/%Y %H:%M",
-        "%m/%d/%Y %H:%M:%S",
+        slash[0],
+        slash[1],
+        "%d.%m.%Y %H:%M",
+        "%d.%m.%Y %H:%M:%S",
     ] {
         if let Ok(t) = NaiveDateTime::parse_from_str(s, fmt) {
             return Some(Utc.from_utc_datetime(&t));
         }
     }
-    for fmt in ["%Y-%m-%d", "%m/%d/%Y"] {
+    for fmt in ["%Y-%m-%d", slash[2], "%d.%m.%Y"] {
         if let Ok(d) = NaiveDate::parse_from_str(s, fmt) {
             return Some(Utc.from_utc_datetime(&d.and_time(NaiveTime::MIN)));
         }
@@ -131,6 +188,30 @@ mod tests {
             parse_datetime("12/9/2011 12:50"),
             Some(utc("2011-12-09T12:50:00Z"))
         );
+    }
+
+    #[test]
+    fn slash_dates_follow_the_files_order() {
+        let day_first = parse_datetime_in("01/03/2025", DateOrder::DayFirst);
+        assert_eq!(day_first, Some(utc("2025-03-01T00:00:00Z")));
+        assert_eq!(
+            parse_datetime_in("13/01/2025 10:00", DateOrder::DayFirst),
+            Some(utc("2025-01-13T10:00:00Z"))
+        );
+        assert_eq!(parse_datetime_in("13/01/2025", DateOrder::MonthFirst), None);
+        assert_eq!(
+            parse_datetime_in("5.3.2024", DateOrder::MonthFirst),
+            Some(utc("2024-03-05T00:00:00Z"))
+        );
+        assert_eq!(date_order_evidence("13/01/2025"), Some(DateOrder::DayFirst));
+        assert_eq!(
+            date_order_evidence("1/13/2025 8:00"),
+            Some(DateOrder::MonthFirst)
+        );
+        assert_eq!(date_order_evidence("01/03/2025"), None);
+        assert_eq!(date_order_evidence("2025-01-13"), None);
+        let err = parse_checked_in("13/01/2025", DateOrder::MonthFirst).unwrap_err();
+        assert!(err.contains("month first"), "{err}");
     }
 
     #[test]

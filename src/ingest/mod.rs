@@ -8,6 +8,7 @@
 //! fill it are applied and reported where the data is used (see `stats`).
 
 mod catalog_entries;
+mod conventions;
 mod dates;
 mod html;
 mod online_retail;
@@ -25,7 +26,8 @@ use serde::Serialize;
 
 use crate::domain::{Currency, Order, OrderLine, Product, ProductObservations};
 
-pub use dates::{parse_checked, parse_datetime};
+pub use conventions::FileConventions;
+pub use dates::{DateOrder, parse_checked, parse_checked_in, parse_datetime, parse_datetime_in};
 pub use html::strip_html;
 pub use source::{FileRole, Shape, normalise_header};
 
@@ -132,6 +134,9 @@ pub struct FileSummary {
     pub path: String,
     pub shape: &'static str,
     pub rows_read: u64,
+    /// How the file writes decimals and slash dates, and which values decided it.
+    #[serde(flatten)]
+    pub conventions: FileConventions,
 }
 
 impl IngestReport {
@@ -308,10 +313,26 @@ fn read_orders(
     let columns =
         source::Columns::new(&csv.byte_headers().map_err(|e| csv_error(path, e))?.clone());
     let shape = shape_for(path, &columns, FileRole::Orders)?;
+    use source::Field;
     match shape {
-        Shape::OnlineRetail => online_retail::read(path, &mut csv, &columns, batch),
+        Shape::OnlineRetail => {
+            let conv = conventions::scan(
+                path,
+                &[columns.find(Field::UnitPrice)],
+                &[columns.find(Field::InvoiceDate)],
+            )?;
+            online_retail::read(path, &mut csv, &columns, &conv, batch)
+        }
         Shape::ShopifyOrderExport | Shape::OrderRows => {
-            order_rows::read(path, shape, &mut csv, &columns, ctx, batch)
+            let conv = conventions::scan(
+                path,
+                &[
+                    columns.find(Field::UnitPrice),
+                    columns.find(Field::LineDiscount),
+                ],
+                &[columns.find(Field::CreatedAt)],
+            )?;
+            order_rows::read(path, shape, &mut csv, &columns, &conv, ctx, batch)
         }
         _ => Err(wrong_role(path, shape, FileRole::Orders)),
     }

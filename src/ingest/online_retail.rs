@@ -15,10 +15,12 @@ use std::path::Path;
 use chrono::{DateTime, Utc};
 
 use super::source::{Columns, Field};
-use super::{IngestBatch, IngestError, NOT_UTF8, Row, csv_error, parse_checked};
+use super::{
+    FileConventions, IngestBatch, IngestError, NOT_UTF8, Row, csv_error, parse_checked_in,
+};
 use crate::domain::{
     Currency, Money, ObservedRow, Order, OrderLine, Product, ProductObservations, ProductRef,
-    micros_to_minor, parse_decimal_micros,
+    micros_to_minor, parse_micros_in,
 };
 
 /// Stock codes that are postage, fees and manual adjustments, not products.
@@ -56,6 +58,7 @@ pub fn read<R: Read>(
     path: &Path,
     csv: &mut csv::Reader<R>,
     columns: &Columns,
+    conv: &FileConventions,
     batch: &mut IngestBatch,
 ) -> Result<(), IngestError> {
     let file = path.display().to_string();
@@ -141,8 +144,9 @@ pub fn read<R: Read>(
             continue;
         }
         let price_text = field!(col_price).unwrap_or("");
-        let Ok(price_micros) = parse_decimal_micros(price_text) else {
-            reject!("bad_price", col_price, price_text, "not a decimal amount")
+        let price_micros = match parse_micros_in(price_text, conv.decimal_mark) {
+            Ok(m) => m,
+            Err(e) => reject!("bad_price", col_price, price_text, &e.to_string()),
         };
         if price_micros <= 0 {
             report.drop_row("price_not_positive");
@@ -166,7 +170,7 @@ pub fn read<R: Read>(
             continue;
         }
         let date_text = field!(col_date).unwrap_or("");
-        let created_at = match parse_checked(date_text) {
+        let created_at = match parse_checked_in(date_text, conv.date_order()) {
             Ok(t) => t,
             Err(reason) => reject!("bad_date", col_date, date_text, &reason),
         };
@@ -235,6 +239,7 @@ pub fn read<R: Read>(
     report.rows_read += rows_read;
     report.lines_merged += merged;
     batch.report.files.push(super::FileSummary {
+        conventions: conv.clone(),
         path: file.clone(),
         shape: super::Shape::OnlineRetail.name(),
         rows_read,

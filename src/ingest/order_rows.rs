@@ -14,8 +14,8 @@ use chrono::{DateTime, Utc};
 
 use super::source::{Columns, Field, Shape};
 use super::{
-    IngestBatch, IngestContext, IngestError, NOT_UTF8, Rejection, Row, RowError, csv_error,
-    parse_checked,
+    FileConventions, IngestBatch, IngestContext, IngestError, NOT_UTF8, Rejection, Row, RowError,
+    csv_error, parse_checked_in,
 };
 use crate::domain::{Currency, Money, Order, OrderLine, ProductRef};
 
@@ -45,6 +45,7 @@ pub fn read<R: Read>(
     shape: Shape,
     csv: &mut csv::Reader<R>,
     columns: &Columns,
+    conv: &FileConventions,
     ctx: &IngestContext,
     batch: &mut IngestBatch,
 ) -> Result<(), IngestError> {
@@ -141,7 +142,7 @@ pub fn read<R: Read>(
                 }
             }
             if let Some(text) = row.get(col_created).map_err(utf8)? {
-                match parse_checked(text) {
+                match parse_checked_in(text, conv.date_order()) {
                     Ok(t) if order.created_at.is_none() => order.created_at = Some(t),
                     Ok(_) => {}
                     Err(reason) => {
@@ -243,6 +244,7 @@ pub fn read<R: Read>(
         path: file.clone(),
         shape: shape.name(),
         rows_read,
+        conventions: conv.clone(),
     });
 
     for acc in orders {
@@ -283,13 +285,13 @@ pub fn read<R: Read>(
                 value: value.to_owned(),
                 reason: reason.to_owned(),
             };
-            let price = match Money::parse(&p.price_text, currency) {
+            let price = match Money::parse_in(&p.price_text, currency, conv.decimal_mark) {
                 Ok(m) => m.minor,
-                Err(_) => {
+                Err(e) => {
                     report.rows_kept -= 1;
                     report.reject(
                         "bad_price",
-                        located(col_price, &p.price_text, "not a decimal amount"),
+                        located(col_price, &p.price_text, &e.to_string()),
                     );
                     incomplete = true;
                     continue;
@@ -298,18 +300,18 @@ pub fn read<R: Read>(
             let discount = match p
                 .discount_text
                 .as_deref()
-                .map(|d| Money::parse(d, currency))
+                .map(|d| Money::parse_in(d, currency, conv.decimal_mark))
             {
                 None => 0,
                 Some(Ok(m)) => m.minor.abs(),
-                Some(Err(_)) => {
+                Some(Err(e)) => {
                     let text = p.discount_text.as_deref().unwrap_or_default();
                     report.ignore_value(
                         "bad_discount",
                         located(
                             col_discount,
                             text,
-                            "not a decimal amount; discount ignored, line kept",
+                            &format!("{e}; discount ignored, line kept"),
                         ),
                     );
                     0

@@ -16,10 +16,11 @@ use chrono::{DateTime, Utc};
 use super::catalog_entries::{Located, push_deduplicated};
 use super::source::{self, Columns, Field, FileRole, Shape};
 use super::{
-    IngestBatch, IngestContext, IngestError, IngestFiles, NOT_UTF8, Progress, Rejection, Row,
-    RowError, csv_error, csv_reader, parse_checked, shape_for, strip_html,
+    DateOrder, FileConventions, IngestBatch, IngestContext, IngestError, IngestFiles, NOT_UTF8,
+    Progress, Rejection, Row, RowError, csv_error, csv_reader, parse_checked_in, shape_for,
+    strip_html,
 };
-use crate::domain::{Currency, Money, Product, ProductStatus};
+use crate::domain::{Currency, DecimalMark, Money, Product, ProductStatus};
 
 pub fn read_catalog(
     path: &Path,
@@ -39,10 +40,15 @@ pub fn read_catalog(
         Some(Shape::SplitVariants) if files.variants.is_none() => Shape::SplitProducts,
         _ => shape_for(path, &columns, FileRole::Catalog)?,
     };
+    let conv = catalog_conventions(path, &columns)?;
     let mut located = match shape {
-        Shape::ShopifyProductExport => read_product_export(path, &mut csv, &columns, ctx, batch)?,
-        Shape::SplitProducts => read_split_products(path, &mut csv, &columns, ctx, files, batch)?,
-        Shape::VariantCatalog => read_variant_catalog(path, &mut csv, &columns, ctx, batch)?,
+        Shape::ShopifyProductExport => {
+            read_product_export(path, &mut csv, &columns, &conv, ctx, batch)?
+        }
+        Shape::SplitProducts => {
+            read_split_products(path, &mut csv, &columns, &conv, ctx, files, batch)?
+        }
+        Shape::VariantCatalog => read_variant_catalog(path, &mut csv, &columns, &conv, ctx, batch)?,
         _ => {
             return Err(super::wrong_role(path, shape, FileRole::Catalog));
         }
@@ -72,8 +78,23 @@ pub fn read_catalog(
     Ok(())
 }
 
-/// Column indexes shared by the product readers.
+/// A catalog file's conventions, from its amount and date columns.
+fn catalog_conventions(path: &Path, columns: &Columns) -> Result<FileConventions, IngestError> {
+    super::conventions::scan(
+        path,
+        &[
+            columns.find(Field::Price),
+            columns.find(Field::CompareAtPrice),
+            columns.find(Field::Cost),
+        ],
+        &[columns.find(Field::CreatedAt)],
+    )
+}
+
+/// Column indexes shared by the product readers, and the file's conventions.
 struct CatalogColumns {
+    mark: DecimalMark,
+    dates: DateOrder,
     handle: Option<usize>,
     title: Option<usize>,
     body: Option<usize>,
@@ -95,8 +116,10 @@ struct CatalogColumns {
 }
 
 impl CatalogColumns {
-    fn new(c: &Columns) -> Self {
+    fn new(c: &Columns, conv: &FileConventions) -> Self {
         CatalogColumns {
+            mark: conv.decimal_mark,
+            dates: conv.date_order(),
             handle: c.find(Field::Handle),
             title: c.find(Field::Title),
             body: c.find(Field::Body),
@@ -193,7 +216,7 @@ fn product_fields(
     };
     let created_at = match row.get(cols.created_at).map_err(utf8)? {
         None => None,
-        Some(s) => match parse_checked(s) {
+        Some(s) => match parse_checked_in(s, cols.dates) {
             Ok(t) => Some(t),
             Err(reason) => {
                 report.ignore_value(
@@ -235,14 +258,14 @@ fn product_fields(
 fn money_opt(
     row: &Row<'_>,
     col: Option<usize>,
-    currency: Currency,
+    (currency, mark): (Currency, DecimalMark),
     what: &str,
     report: &mut super::IngestReport,
 ) -> RowResult<Option<Money>> {
     let Some(text) = row.get(col).map_err(utf8)? else {
         return Ok(None);
     };
-    match Money::parse(text, currency) {
+    match Money::parse_in(text, currency, mark) {
         Ok(m) if m.minor >= 0 => Ok(Some(m)),
         Ok(_) => {
             report.ignore_value(
@@ -258,10 +281,10 @@ fn money_opt(
             );
             Ok(None)
         }
-        Err(_) => {
+        Err(e) => {
             report.ignore_value(
                 &format!("bad_{what}"),
-                row.error(col, text, "not a decimal amount; ignored, row kept"),
+                row.error(col, text, &format!("{e}; ignored, row kept")),
             );
             Ok(None)
         }
@@ -280,7 +303,7 @@ fn variant_fields(
             row.error(cols.price, "", "a price is required"),
         ));
     };
-    let price = match Money::parse(price_text, currency) {
+    let price = match Money::parse_in(price_text, currency, cols.mark) {
         Ok(m) if m.minor < 0 => {
             return Err(Rejection::new(
                 "negative_price",
@@ -288,15 +311,16 @@ fn variant_fields(
             ));
         }
         Ok(m) => m,
-        Err(_) => {
+        Err(e) => {
             return Err(Rejection::new(
                 "bad_price",
-                row.error(cols.price, price_text, "not a decimal amount"),
+                row.error(cols.price, price_text, &e.to_string()),
             ));
         }
     };
-    let compare_at = money_opt(row, cols.compare_at, currency, "compare_at_price", report)?;
-    let cost = money_opt(row, cols.cost, currency, "cost", report)?;
+    let in_file = (currency, cols.mark);
+    let compare_at = money_opt(row, cols.compare_at, in_file, "compare_at_price", report)?;
+    let cost = money_opt(row, cols.cost, in_file, "cost", report)?;
     // Shopify leaves the tracker empty for untracked variants; their quantity means nothing.
     let tracked = match cols.tracker {
         Some(_) => row.get(cols.tracker).map_err(utf8)?.is_some(),
@@ -386,6 +410,7 @@ fn read_rows<R: Read, T>(
     shape: Shape,
     csv: &mut csv::Reader<R>,
     columns: &Columns,
+    conv: &FileConventions,
     report: &mut super::IngestReport,
     mut handle: impl FnMut(&Row<'_>, &mut super::IngestReport) -> RowResult<Outcome<T>>,
 ) -> Result<Vec<(u64, T)>, IngestError> {
@@ -420,6 +445,7 @@ fn read_rows<R: Read, T>(
         path: file,
         shape: shape.name(),
         rows_read,
+        conventions: conv.clone(),
     });
     Ok(out)
 }
@@ -434,10 +460,11 @@ fn read_product_export<R: Read>(
     path: &Path,
     csv: &mut csv::Reader<R>,
     columns: &Columns,
+    conv: &FileConventions,
     ctx: &IngestContext,
     batch: &mut IngestBatch,
 ) -> Result<Vec<Located>, IngestError> {
-    let cols = CatalogColumns::new(columns);
+    let cols = CatalogColumns::new(columns, conv);
     let currency = ctx.default_currency;
     // Product-level fields by handle, and how many variants each handle has so far.
     let mut products: HashMap<String, (ProductFields, u32)> = HashMap::new();
@@ -447,6 +474,7 @@ fn read_product_export<R: Read>(
         shape,
         csv,
         columns,
+        conv,
         &mut batch.report,
         |row, report| {
             let Some(handle) = row.get(cols.handle).map_err(utf8)? else {
@@ -496,11 +524,12 @@ fn read_split_products<R: Read>(
     path: &Path,
     csv: &mut csv::Reader<R>,
     columns: &Columns,
+    conv: &FileConventions,
     ctx: &IngestContext,
     files: &IngestFiles,
     batch: &mut IngestBatch,
 ) -> Result<Vec<Located>, IngestError> {
-    let cols = CatalogColumns::new(columns);
+    let cols = CatalogColumns::new(columns, conv);
     let col_id = columns.find(Field::Id).or(cols.handle).or(cols.sku);
     let col_variant_id = columns.find(Field::VariantId);
     let col_product_id = columns.find(Field::ProductId);
@@ -520,6 +549,7 @@ fn read_split_products<R: Read>(
         shape,
         csv,
         columns,
+        conv,
         &mut batch.report,
         |row, report| {
             let Some(id) = row.get(col_id).map_err(utf8)? else {
@@ -564,10 +594,11 @@ fn read_variant_catalog<R: Read>(
     path: &Path,
     csv: &mut csv::Reader<R>,
     columns: &Columns,
+    conv: &FileConventions,
     ctx: &IngestContext,
     batch: &mut IngestBatch,
 ) -> Result<Vec<Located>, IngestError> {
-    let cols = CatalogColumns::new(columns);
+    let cols = CatalogColumns::new(columns, conv);
     let col_variant_id = columns.find(Field::VariantId);
     let col_product_id = columns.find(Field::ProductId);
     // Only a column named for it is the variant's title: a bare `title` is the product's.
@@ -580,6 +611,7 @@ fn read_variant_catalog<R: Read>(
         Shape::VariantCatalog,
         csv,
         columns,
+        conv,
         &mut batch.report,
         |row, report| {
             let Some(variant_id) = row.get(col_variant_id).map_err(utf8)? else {
@@ -625,7 +657,8 @@ fn read_split_variants(
     let mut csv = csv_reader(opened.reader);
     let columns = Columns::new(&csv.byte_headers().map_err(|e| csv_error(path, e))?.clone());
     shape_for(path, &columns, FileRole::Variants)?;
-    let mut cols = CatalogColumns::new(&columns);
+    let conv = catalog_conventions(path, &columns)?;
+    let mut cols = CatalogColumns::new(&columns, &conv);
     // In a variants file, `title` is the variant's name ("Large / Blue").
     let col_variant_title = columns.find(Field::VariantTitle);
     cols.title = None;
@@ -642,6 +675,7 @@ fn read_split_variants(
         shape,
         &mut csv,
         &columns,
+        &conv,
         &mut batch.report,
         |row, report| {
             let Some(id) = row.get(col_id).map_err(utf8)? else {
@@ -696,6 +730,7 @@ fn apply_inventory_levels(
     let mut csv = csv_reader(opened.reader);
     let columns = Columns::new(&csv.byte_headers().map_err(|e| csv_error(path, e))?.clone());
     shape_for(path, &columns, FileRole::Inventory)?;
+    let conv = super::conventions::scan(path, &[columns.find(Field::Cost)], &[])?;
     let col_item = columns.find(Field::InventoryItemId);
     let col_qty = columns.find(Field::InventoryQty);
     let col_cost = columns.find(Field::Cost);
@@ -714,6 +749,7 @@ fn apply_inventory_levels(
         shape,
         &mut csv,
         &columns,
+        &conv,
         &mut batch.report,
         |row, report| {
             let Some(item) = row.get(col_item).map_err(utf8)? else {
@@ -760,7 +796,8 @@ fn apply_inventory_levels(
             }
             let p = &mut entries[ei].product;
             if p.cost.is_none() {
-                p.cost = money_opt(row, col_cost, ctx.default_currency, "cost", report)?;
+                let in_file = (ctx.default_currency, conv.decimal_mark);
+                p.cost = money_opt(row, col_cost, in_file, "cost", report)?;
             }
             Ok(Outcome::Absorbed)
         },

@@ -53,6 +53,7 @@ pub fn read(
         }
     }
     batch.report.files.push(super::FileSummary {
+        conventions: Default::default(),
         path: file,
         shape: shape.name(),
         rows_read: rows,

@@ -316,3 +316,131 @@ async fn a_crlf_file_reports_the_same_line_numbers_as_an_lf_file() {
         assert!(y.contains(&format!("{name}:5:")), "{y}");
     }
 }
+
+#[tokio::test]
+async fn a_decimal_comma_file_is_read_as_one_and_says_so() {
+    let db = TestDb::new().await;
+    // A European export: decimal commas, grouping points, day-first dates.
+    let csv = "\
+order_id,created_at,quantity,unit_price,sku,currency
+1,13/01/2025 10:00,1,\"0,99\",A,EUR
+1,13/01/2025 10:00,2,\"12,50\",B,EUR
+2,01/03/2025 09:00,1,\"1.234,56\",C,EUR
+3,02/03/2025 09:00,1,12.50,A,EUR
+4,02/03/2025 09:00,1,\"2,5 €\",A,EUR
+";
+    let out = db.ingest_ok("eu", orders(db.file("eu.csv", csv))).await;
+    let f = &out.report.files[0];
+    assert_eq!(
+        f.conventions.decimal_mark,
+        bundleforge::domain::DecimalMark::Comma
+    );
+    assert_eq!(
+        f.conventions.decimal_mark_from.as_deref(),
+        Some("line 2: \"0,99\"")
+    );
+    assert_eq!(
+        f.conventions.slash_dates,
+        Some(bundleforge::ingest::DateOrder::DayFirst)
+    );
+    assert_eq!(
+        f.conventions.slash_dates_from.as_deref(),
+        Some("line 2: \"13/01/2025 10:00\"")
+    );
+    let price = |order: &str, sku: &str| {
+        let pool = db.store.pool().clone();
+        let (order, sku) = (order.to_owned(), sku.to_owned());
+        async move {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT unit_price_minor FROM order_lines WHERE order_id = ? AND ref_sku = ?",
+            )
+            .bind(order)
+            .bind(sku)
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    assert_eq!(price("1", "A").await, 99);
+    assert_eq!(price("1", "B").await, 1250);
+    assert_eq!(price("2", "C").await, 123_456);
+    assert_eq!(price("4", "A").await, 250);
+    // 01/03/2025 is the first of March in a day-first file.
+    let data = db
+        .store
+        .load(&bundleforge::domain::StoreId::parse("eu").unwrap())
+        .await
+        .unwrap();
+    let o2 = data.orders.iter().find(|o| o.order_id == "2").unwrap();
+    assert_eq!(o2.created_at.to_rfc3339(), "2025-03-01T09:00:00+00:00");
+    // "12.50" in a decimal-comma file is not an amount: rejected, with the reason.
+    assert_eq!(out.report.rejected.get("bad_price"), Some(&1));
+    let e = error_line(&out, "eu.csv:5:");
+    assert!(
+        e.contains("\"12.50\"") && e.contains("three digits") && e.contains("','"),
+        "{e}"
+    );
+}
+
+#[tokio::test]
+async fn amounts_are_exact_in_the_stores_currency() {
+    let db = TestDb::new().await;
+    let csv = "\
+order_id,created_at,quantity,unit_price,sku
+1,2025-01-13,1,12.345,A
+2,2025-01-13,1,€12,A
+3,2025-01-13,1,¥500,A
+4,2025-01-13,1,\"1,23,456\",A
+5,2025-01-13,1,\"1,234.50\",A
+6,2025-01-13,1,$3.10,A
+7,1/13/2025,1,3.10,A
+";
+    let out = db.ingest_ok("us", orders(db.file("us.csv", csv))).await;
+    let r = &out.report;
+    assert_eq!(r.rejected.get("bad_price"), Some(&4), "{:?}", r.errors);
+    assert_eq!(r.orders, 3);
+    let reason = |line: u32| error_line(&out, &format!("us.csv:{line}:"));
+    assert!(
+        reason(2).contains("USD has 2 decimals, the amount has 3"),
+        "{}",
+        reason(2)
+    );
+    assert!(
+        reason(3).contains("marked €, but the store's prices are in USD"),
+        "{}",
+        reason(3)
+    );
+    assert!(reason(4).contains("marked ¥"), "{}", reason(4));
+    assert!(reason(5).contains("three digits"), "{}", reason(5));
+    let f = &r.files[0];
+    assert_eq!(
+        f.conventions.decimal_mark,
+        bundleforge::domain::DecimalMark::Point
+    );
+    assert_eq!(
+        f.conventions.slash_dates,
+        Some(bundleforge::ingest::DateOrder::MonthFirst)
+    );
+
+    // A UCI-shaped file written with decimal commas is read at its real prices.
+    let uci = "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country
+536365,85123A,HEART,6,01/12/2010 08:26,\"2,55\",17850,United Kingdom
+536365,71053,LANTERN,6,01/12/2010 08:26,\"3,39\",17850,United Kingdom
+536366,71053,LANTERN,6,13/12/2010 08:26,\"3,39\",17850,United Kingdom
+";
+    let out = db.ingest_ok("uci", orders(db.file("uci.csv", uci))).await;
+    assert_eq!(out.report.rejected_total(), 0, "{:?}", out.report.errors);
+    let data = db
+        .store
+        .load(&bundleforge::domain::StoreId::parse("uci").unwrap())
+        .await
+        .unwrap();
+    let heart = data
+        .products
+        .iter()
+        .find(|p| p.variant_id == "85123A")
+        .unwrap();
+    assert_eq!(heart.price.minor, 255);
+    let first = data.orders.iter().find(|o| o.order_id == "536365").unwrap();
+    assert_eq!(first.created_at.to_rfc3339(), "2010-12-01T08:26:00+00:00");
+}
