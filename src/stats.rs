@@ -174,7 +174,7 @@ pub fn product_metrics(
         for line in &order.lines {
             let Some(i) = line.item else { continue };
             let pm = &mut m[i as usize];
-            pm.units_total += line.quantity;
+            pm.units_total = pm.units_total.saturating_add(line.quantity);
             pm.first_sold = Some(
                 pm.first_sold
                     .map_or(order.created_at, |t| t.min(order.created_at)),
@@ -184,10 +184,15 @@ pub fn product_metrics(
                     .map_or(order.created_at, |t| t.max(order.created_at)),
             );
             if in_window {
-                pm.units_window += line.quantity;
+                pm.units_window = pm.units_window.saturating_add(line.quantity);
                 pm.orders_window += 1;
-                pm.revenue_window_minor +=
-                    line.quantity * line.unit_price_minor - line.discount_minor;
+                // Ingest bounds quantities and amounts; saturating keeps a sum of
+                // millions of such lines from wrapping.
+                let line_revenue = line
+                    .quantity
+                    .saturating_mul(line.unit_price_minor)
+                    .saturating_sub(line.discount_minor);
+                pm.revenue_window_minor = pm.revenue_window_minor.saturating_add(line_revenue);
             }
         }
     }

@@ -21,7 +21,7 @@ pub enum MoneyError {
     BadCurrency,
     #[error("not a decimal amount")]
     NotANumber,
-    #[error("amount is too large")]
+    #[error("amount is too large (the ceiling is 10^12 minor units)")]
     Overflow,
     #[error("amount is negative")]
     Negative,
@@ -173,10 +173,11 @@ impl Money {
                 currency,
             });
         }
-        Ok(Money::new(
-            micros_to_minor(amount.micros, 1, allowed)?,
-            currency,
-        ))
+        let minor = micros_to_minor(amount.micros, 1, allowed)?;
+        if minor.abs() > MAX_MINOR {
+            return Err(MoneyError::Overflow);
+        }
+        Ok(Money::new(minor, currency))
     }
 }
 
@@ -199,6 +200,11 @@ impl fmt::Display for Money {
         )
     }
 }
+
+/// The largest amount an input may state, in minor units (10¹², e.g. ten billion
+/// dollars): far above any price, and low enough that a line's quantity × price
+/// (quantities are bounded at ingest) cannot overflow.
+pub const MAX_MINOR: i64 = 1_000_000_000_000;
 
 /// Millionths of a unit: six decimal places is enough for every price any export
 /// writes, and leaves room to take exact medians before rounding to minor units.
@@ -413,6 +419,9 @@ fn scan_amount(text: &str, mark: DecimalMark) -> Result<Scanned, MoneyError> {
             }
             decimals += 1;
         }
+    }
+    if int_part > MAX_MINOR {
+        return Err(MoneyError::Overflow);
     }
     if digits == 0 && decimals == 0 {
         return Err(MoneyError::NotANumber);

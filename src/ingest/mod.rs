@@ -34,6 +34,46 @@ pub use source::{FileRole, Shape, normalise_header};
 /// How many row errors a report keeps verbatim (all are counted).
 pub const MAX_REPORTED_ERRORS: usize = 100;
 
+/// The most units one order line may hold: beyond it a quantity is a typo or a
+/// placeholder, and revenue (quantity × price) could no longer be summed exactly.
+pub const MAX_LINE_QUANTITY: i64 = 1_000_000;
+/// The most units a stock level may count, per location and per item.
+pub const MAX_INVENTORY: i64 = 1_000_000_000;
+
+/// Why a quantity was refused, and the reason key it is counted under.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct QuantityError {
+    pub key: &'static str,
+    pub reason: String,
+}
+
+/// A whole number of units (`3`, `+3`, `-1`, `3.0`) no larger than `ceiling` either way.
+pub(crate) fn parse_quantity(text: &str, ceiling: i64) -> Result<i64, QuantityError> {
+    let t = text.trim();
+    let whole = match t.split_once('.') {
+        Some((w, frac)) if !frac.is_empty() && frac.bytes().all(|b| b == b'0') => w,
+        Some(_) => t,
+        None => t,
+    };
+    let digits = whole.trim_start_matches(['+', '-']);
+    if digits.is_empty()
+        || !digits.bytes().all(|b| b.is_ascii_digit())
+        || whole.len() - digits.len() > 1
+    {
+        return Err(QuantityError {
+            key: "bad_quantity",
+            reason: "not a whole number".into(),
+        });
+    }
+    match whole.parse::<i64>() {
+        Ok(q) if q.abs() <= ceiling => Ok(q),
+        _ => Err(QuantityError {
+            key: "quantity_too_large",
+            reason: format!("more than {ceiling} units, the ceiling for one value"),
+        }),
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
     #[error("{path}: {source}")]
@@ -727,6 +767,26 @@ mod crlf_tests {
 mod tests {
     use super::*;
     use crate::domain::ProductRef;
+
+    #[test]
+    fn quantities_are_whole_and_bounded() {
+        assert_eq!(parse_quantity("3", MAX_LINE_QUANTITY), Ok(3));
+        assert_eq!(parse_quantity("-2", MAX_LINE_QUANTITY), Ok(-2));
+        assert_eq!(parse_quantity("4.00", MAX_LINE_QUANTITY), Ok(4));
+        assert_eq!(parse_quantity("1000000", MAX_LINE_QUANTITY), Ok(1_000_000));
+        for bad in ["", "x", "1.5", "--1", "1e3", "+-1"] {
+            assert_eq!(
+                parse_quantity(bad, MAX_LINE_QUANTITY).map_err(|e| e.key),
+                Err("bad_quantity"),
+                "{bad}"
+            );
+        }
+        for big in ["1000001", "9223372036854775807", "99999999999999999999999"] {
+            let e = parse_quantity(big, MAX_LINE_QUANTITY).unwrap_err();
+            assert_eq!(e.key, "quantity_too_large", "{big}");
+            assert!(e.reason.contains("1000000 units"), "{}", e.reason);
+        }
+    }
 
     fn line(sku: &str, qty: i64, price: i64) -> OrderLine {
         OrderLine {

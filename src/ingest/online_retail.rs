@@ -136,8 +136,9 @@ pub fn read<R: Read>(
             continue;
         }
         let qty_text = field!(col_qty).unwrap_or("");
-        let Ok(quantity) = qty_text.parse::<i64>() else {
-            reject!("bad_quantity", col_qty, qty_text, "not a whole number")
+        let quantity = match super::parse_quantity(qty_text, super::MAX_LINE_QUANTITY) {
+            Ok(q) => q,
+            Err(e) => reject!(e.key, col_qty, qty_text, &e.reason),
         };
         if quantity <= 0 {
             report.drop_row("quantity_not_positive");

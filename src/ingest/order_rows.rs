@@ -175,12 +175,8 @@ pub fn read<R: Read>(
                     row.error(col_qty, "", "a quantity is required"),
                 ));
             };
-            let quantity: i64 = qty_text.parse().map_err(|_| {
-                Rejection::new(
-                    "bad_quantity",
-                    row.error(col_qty, qty_text, "not a whole number"),
-                )
-            })?;
+            let quantity = super::parse_quantity(qty_text, super::MAX_LINE_QUANTITY)
+                .map_err(|e| Rejection::new(e.key, row.error(col_qty, qty_text, &e.reason)))?;
             let product = ProductRef {
                 variant_id: row.get(col_variant).map_err(utf8)?.map(str::to_owned),
                 sku: row.get(col_sku).map_err(utf8)?.map(str::to_owned),

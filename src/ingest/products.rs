@@ -327,15 +327,15 @@ fn variant_fields(
         None => true,
     };
     let inventory = match row.get(cols.inventory).map_err(utf8)? {
-        Some(q) if tracked => match q.parse::<i64>() {
+        Some(q) if tracked => match super::parse_quantity(q, super::MAX_INVENTORY) {
             Ok(n) => Some(n),
-            Err(_) => {
+            Err(e) => {
                 report.ignore_value(
                     "bad_inventory",
                     row.error(
                         cols.inventory,
                         q,
-                        "not a whole number; inventory not tracked, row kept",
+                        &format!("{}; inventory not tracked, row kept", e.reason),
                     ),
                 );
                 None
@@ -765,12 +765,8 @@ fn apply_inventory_levels(
                 ));
             };
             let qty_text = row.get(col_qty).map_err(utf8)?.unwrap_or("");
-            let qty: i64 = qty_text.parse().map_err(|_| {
-                Rejection::new(
-                    "bad_quantity",
-                    row.error(col_qty, qty_text, "not a whole number"),
-                )
-            })?;
+            let qty = super::parse_quantity(qty_text, super::MAX_INVENTORY)
+                .map_err(|e| Rejection::new(e.key, row.error(col_qty, qty_text, &e.reason)))?;
             let location = opt(row, col_location)?;
             if let Some((earlier, earlier_line)) =
                 levels.insert((ei, location.clone()), (qty, row.line))

@@ -347,10 +347,13 @@ impl JsonReader<'_> {
                 continue;
             }
             let qty_text = text(item, "quantity").unwrap_or_default();
-            let Ok(quantity) = qty_text.parse::<i64>() else {
-                let e = self.error(&lpath, "quantity", &qty_text, "not a whole number");
-                self.batch.report.reject("bad_quantity", e);
-                continue;
+            let quantity = match super::parse_quantity(&qty_text, super::MAX_LINE_QUANTITY) {
+                Ok(q) => q,
+                Err(q) => {
+                    let e = self.error(&lpath, "quantity", &qty_text, &q.reason);
+                    self.batch.report.reject(q.key, e);
+                    continue;
+                }
             };
             if quantity <= 0 {
                 self.batch.report.drop_row("quantity_not_positive");

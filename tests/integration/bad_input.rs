@@ -444,3 +444,42 @@ order_id,created_at,quantity,unit_price,sku
     let first = data.orders.iter().find(|o| o.order_id == "536365").unwrap();
     assert_eq!(first.created_at.to_rfc3339(), "2010-12-01T08:26:00+00:00");
 }
+
+#[tokio::test]
+async fn quantities_and_amounts_past_their_ceilings_are_rejected_not_wrapped() {
+    let db = TestDb::new().await;
+    let csv = "\
+order_id,created_at,quantity,unit_price,sku
+1,2025-01-13,9223372036854775807,5.00,A
+2,2025-01-13,1000001,5.00,A
+3,2025-01-13,1000000,99999999999.99,A
+4,2025-01-13,2,99999999999999999999,A
+5,2025-01-13,1000000,9999999999.99,A
+6,2025-01-13,1000000,9999999999.99,A
+";
+    let files = IngestFiles {
+        orders: Some(db.file("big.csv", csv)),
+        catalog: Some(db.file("catalog.csv", "sku,title,price\nA,Thing,5.00\n")),
+        ..Default::default()
+    };
+    let out = db.ingest_ok("s", files).await;
+    let r = &out.report;
+    assert_eq!(r.rejected.get("quantity_too_large"), Some(&2), "{:?}", r.errors);
+    assert_eq!(r.rejected.get("bad_price"), Some(&2), "{:?}", r.errors);
+    let e = error_line(&out, "big.csv:2:");
+    assert!(e.contains("more than 1000000 units"), "{e}");
+    let e = error_line(&out, "big.csv:5:");
+    assert!(e.contains("too large") && !e.contains("not a decimal"), "{e}");
+    // The two lines at the ceilings sum past i64 only if arithmetic wraps.
+    let stats = bundleforge::app::stats(
+        &db.store,
+        &bundleforge::domain::StoreId::parse("s").unwrap(),
+        None,
+        &bundleforge::config::Settings::defaults().unwrap(),
+    )
+    .await
+    .unwrap();
+    let top = &stats.top_sellers[0];
+    assert_eq!(top.units, 2_000_000);
+    assert_eq!(top.revenue_minor, 2 * 1_000_000 * 999_999_999_999);
+}
