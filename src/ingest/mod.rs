@@ -687,6 +687,19 @@ impl<'a> Row<'a> {
         }
     }
 
+    /// [`get`](Self::get) for an optional column: a value that is not UTF-8 is
+    /// ignored (reported) and the row kept, as for any bad optional value.
+    pub fn optional(&self, idx: Option<usize>, report: &mut IngestReport) -> Option<&'a str> {
+        match self.get(idx) {
+            Ok(v) => v,
+            Err(mut e) => {
+                e.reason.push_str("; value ignored, row kept");
+                report.ignore_value(NOT_UTF8, e);
+                None
+            }
+        }
+    }
+
     pub fn error(&self, idx: Option<usize>, value: &str, reason: &str) -> RowError {
         let column = idx
             .and_then(|i| self.columns.original.get(i))

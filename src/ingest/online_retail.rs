@@ -175,8 +175,9 @@ pub fn read<R: Read>(
             Ok(t) => t,
             Err(reason) => reject!("bad_date", col_date, date_text, &reason),
         };
-        let description = field!(col_desc).unwrap_or("");
-        let customer = field!(col_customer);
+        // Optional: a description or customer that is not UTF-8 is ignored, row kept.
+        let description = row.optional(col_desc, report).unwrap_or("");
+        let customer = row.optional(col_customer, report);
 
         report.rows_kept += 1;
         let pidx = match product_index.get(code_upper.as_str()) {

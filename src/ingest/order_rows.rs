@@ -166,7 +166,7 @@ pub fn read<R: Read>(
                 }
             }
             if order.customer.is_none() {
-                order.customer = row.get(col_customer).map_err(utf8)?.map(str::to_owned);
+                order.customer = row.optional(col_customer, report).map(str::to_owned);
             }
             let qty_text = row.get(col_qty).map_err(utf8)?;
             let Some(qty_text) = qty_text else {
@@ -177,12 +177,19 @@ pub fn read<R: Read>(
             };
             let quantity = super::parse_quantity(qty_text, super::MAX_LINE_QUANTITY)
                 .map_err(|e| Rejection::new(e.key, row.error(col_qty, qty_text, &e.reason)))?;
-            let product = ProductRef {
+            let mut product = ProductRef {
                 variant_id: row.get(col_variant).map_err(utf8)?.map(str::to_owned),
                 sku: row.get(col_sku).map_err(utf8)?.map(str::to_owned),
                 product_id: row.get(col_product).map_err(utf8)?.map(str::to_owned),
-                title: row.get(col_title).map_err(utf8)?.map(str::to_owned),
+                title: None,
             };
+            // Beside an id the title is optional; alone it is the line's product.
+            let title = if product.is_empty() {
+                row.get(col_title).map_err(utf8)?
+            } else {
+                row.optional(col_title, report)
+            };
+            product.title = title.map(str::to_owned);
             if product.is_empty() {
                 return Err(Rejection::new(
                     "no_product_reference",
@@ -205,7 +212,7 @@ pub fn read<R: Read>(
                     row.error(col_price, price_text, "a price cannot be negative"),
                 ));
             }
-            let discount_text = row.get(col_discount).map_err(utf8)?.map(str::to_owned);
+            let discount_text = row.optional(col_discount, report).map(str::to_owned);
             previous = Some(oidx);
             if quantity <= 0 {
                 // Removed or refunded lines: valid rows, not sales.

@@ -197,7 +197,7 @@ fn product_fields(
     cols: &CatalogColumns,
     report: &mut super::IngestReport,
 ) -> RowResult<ProductFields> {
-    let status = match row.get(cols.status).map_err(utf8)? {
+    let status = match row.optional(cols.status, report) {
         None => None,
         Some(s) => match ProductStatus::parse(s) {
             Some(st) => Some(st),
@@ -214,7 +214,7 @@ fn product_fields(
             }
         },
     };
-    let created_at = match row.get(cols.created_at).map_err(utf8)? {
+    let created_at = match row.optional(cols.created_at, report) {
         None => None,
         Some(s) => match parse_checked_in(s, cols.dates) {
             Ok(t) => Some(t),
@@ -231,25 +231,24 @@ fn product_fields(
             }
         },
     };
-    let gift_card = row.get(cols.gift_card).map_err(utf8)?.is_some_and(|g| {
+    let gift_card = row.optional(cols.gift_card, report).is_some_and(|g| {
         g.eq_ignore_ascii_case("true") || g == "1" || g.eq_ignore_ascii_case("yes")
     });
-    let product_type = opt(row, cols.product_type)?;
+    let product_type = row.optional(cols.product_type, report).map(str::to_owned);
     Ok(ProductFields {
         title: opt(row, cols.title)?.unwrap_or_default(),
         description: row
-            .get(cols.body)
-            .map_err(utf8)?
+            .optional(cols.body, report)
             .map(strip_html)
             .unwrap_or_default(),
-        vendor: opt(row, cols.vendor)?,
-        category: opt(row, cols.category)?,
+        vendor: row.optional(cols.vendor, report).map(str::to_owned),
+        category: row.optional(cols.category, report).map(str::to_owned),
         gift_card: gift_card
             || product_type
                 .as_deref()
                 .is_some_and(|t| t.eq_ignore_ascii_case("gift card")),
         product_type,
-        tags: parse_tags(row.get(cols.tags).map_err(utf8)?),
+        tags: parse_tags(row.optional(cols.tags, report)),
         status,
         created_at,
     })
@@ -262,7 +261,7 @@ fn money_opt(
     what: &str,
     report: &mut super::IngestReport,
 ) -> RowResult<Option<Money>> {
-    let Some(text) = row.get(col).map_err(utf8)? else {
+    let Some(text) = row.optional(col, report) else {
         return Ok(None);
     };
     match Money::parse_in(text, currency, mark) {
@@ -323,10 +322,10 @@ fn variant_fields(
     let cost = money_opt(row, cols.cost, in_file, "cost", report)?;
     // Shopify leaves the tracker empty for untracked variants; their quantity means nothing.
     let tracked = match cols.tracker {
-        Some(_) => row.get(cols.tracker).map_err(utf8)?.is_some(),
+        Some(_) => row.optional(cols.tracker, report).is_some(),
         None => true,
     };
-    let inventory = match row.get(cols.inventory).map_err(utf8)? {
+    let inventory = match row.optional(cols.inventory, report) {
         Some(q) if tracked => match super::parse_quantity(q, super::MAX_INVENTORY) {
             Ok(n) => Some(n),
             Err(e) => {
@@ -345,7 +344,7 @@ fn variant_fields(
     };
     let mut option_values = Vec::new();
     for col in cols.options {
-        if let Some(v) = row.get(col).map_err(utf8)?
+        if let Some(v) = row.optional(col, report)
             && v != "Default Title"
         {
             option_values.push(v.to_owned());
@@ -358,7 +357,7 @@ fn variant_fields(
         cost,
         inventory,
         variant_title: (!option_values.is_empty()).then(|| option_values.join(" / ")),
-        inventory_item_id: opt(row, cols.inventory_item)?,
+        inventory_item_id: row.optional(cols.inventory_item, report).map(str::to_owned),
     })
 }
 
@@ -566,7 +565,8 @@ fn read_split_products<R: Read>(
                 ));
             }
             if !self_priced {
-                products.push((id.to_owned(), fields, opt(row, cols.handle)?));
+                let handle = row.optional(cols.handle, report).map(str::to_owned);
+                products.push((id.to_owned(), fields, handle));
                 return Ok(Outcome::Absorbed);
             }
             let v = variant_fields(row, &cols, currency, report)?;
@@ -575,7 +575,7 @@ fn read_split_products<R: Read>(
             Ok(Outcome::Entry(product(
                 product_id,
                 variant_id,
-                opt(row, cols.handle)?,
+                row.optional(cols.handle, report).map(str::to_owned),
                 &fields,
                 v,
             )))
@@ -628,14 +628,17 @@ fn read_variant_catalog<R: Read>(
                 ));
             }
             let mut v = variant_fields(row, &cols, currency, report)?;
-            if let Some(t) = opt(row, col_variant_title)?.filter(|t| t != "Default Title") {
-                v.variant_title = Some(t);
+            if let Some(t) = row
+                .optional(col_variant_title, report)
+                .filter(|t| *t != "Default Title")
+            {
+                v.variant_title = Some(t.to_owned());
             }
             let product_id = opt(row, col_product_id)?.unwrap_or_else(|| variant_id.to_owned());
             Ok(Outcome::Entry(product(
                 product_id,
                 variant_id.to_owned(),
-                opt(row, cols.handle)?,
+                row.optional(cols.handle, report).map(str::to_owned),
                 &fields,
                 v,
             )))
@@ -703,7 +706,10 @@ fn read_split_variants(
             let (product_id, fields, handle) = &products[pi];
             let mut v = variant_fields(row, &cols, ctx.default_currency, report)?;
             if v.variant_title.is_none() {
-                v.variant_title = opt(row, col_variant_title)?.filter(|t| t != "Default Title");
+                v.variant_title = row
+                    .optional(col_variant_title, report)
+                    .filter(|t| *t != "Default Title")
+                    .map(str::to_owned);
             }
             Ok(Outcome::Entry(product(
                 product_id.clone(),

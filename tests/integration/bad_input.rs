@@ -464,12 +464,20 @@ order_id,created_at,quantity,unit_price,sku
     };
     let out = db.ingest_ok("s", files).await;
     let r = &out.report;
-    assert_eq!(r.rejected.get("quantity_too_large"), Some(&2), "{:?}", r.errors);
+    assert_eq!(
+        r.rejected.get("quantity_too_large"),
+        Some(&2),
+        "{:?}",
+        r.errors
+    );
     assert_eq!(r.rejected.get("bad_price"), Some(&2), "{:?}", r.errors);
     let e = error_line(&out, "big.csv:2:");
     assert!(e.contains("more than 1000000 units"), "{e}");
     let e = error_line(&out, "big.csv:5:");
-    assert!(e.contains("too large") && !e.contains("not a decimal"), "{e}");
+    assert!(
+        e.contains("too large") && !e.contains("not a decimal"),
+        "{e}"
+    );
     // The two lines at the ceilings sum past i64 only if arithmetic wraps.
     let stats = bundleforge::app::stats(
         &db.store,
@@ -482,4 +490,41 @@ order_id,created_at,quantity,unit_price,sku
     let top = &stats.top_sellers[0];
     assert_eq!(top.units, 2_000_000);
     assert_eq!(top.revenue_minor, 2 * 1_000_000 * 999_999_999_999);
+}
+
+#[tokio::test]
+async fn non_utf8_bytes_in_an_optional_column_are_ignored_and_the_row_kept() {
+    let db = TestDb::new().await;
+    let mut orders_csv =
+        b"order_id,created_at,quantity,unit_price,sku,title\n1,2024-01-01,1,5.00,MUG-1,Caf"
+            .to_vec();
+    orders_csv.push(0xE9);
+    orders_csv.extend_from_slice(b" Mug\n");
+    let mut catalog_csv =
+        b"Handle,Title,Body (HTML),Vendor,Variant SKU,Variant Price\nmug,Mug,<p>Caf".to_vec();
+    catalog_csv.push(0xE9);
+    catalog_csv.extend_from_slice(b"</p>,Potter,MUG-1,5.00\n");
+    let files = IngestFiles {
+        orders: Some(db.bytes_file("orders.csv", &orders_csv)),
+        catalog: Some(db.bytes_file("products.csv", &catalog_csv)),
+        ..Default::default()
+    };
+    let out = db.ingest_ok("s", files).await;
+    let r = &out.report;
+    assert_eq!(r.rejected_total(), 0, "{:?}", r.errors);
+    assert_eq!((r.rows_kept, r.orders, r.products), (2, 1, 1));
+    assert_eq!(r.ignored_values.get("not_utf8"), Some(&2));
+    let line = error_line(&out, "products.csv:2:");
+    assert!(
+        line.contains("Body (HTML)") && line.contains("value ignored, row kept"),
+        "{line}"
+    );
+    let data = db
+        .store
+        .load(&bundleforge::domain::StoreId::parse("s").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(data.products[0].vendor.as_deref(), Some("Potter"));
+    assert_eq!(data.products[0].description, "");
+    assert!(data.orders[0].lines[0].item.is_some(), "the line joined its product");
 }
