@@ -69,8 +69,60 @@ pub enum LlmError {
         "the model calls' budget of {0:?} for this command is spent (llm.task_budget_seconds): the rest is answered offline"
     )]
     BudgetSpent(Duration),
+    #[error("the model's answer is larger than {0} bytes: ignored")]
+    AnswerTooLarge(usize),
     #[error("invalid LLM setting: {0}")]
     Setting(String),
+}
+
+/// The most bytes read of one answer. A chat answer of `max_tokens` tokens is a few
+/// kilobytes; reading an endless or enormous body would cost memory and time the
+/// command's budget does not have.
+pub const MAX_ANSWER_BYTES: usize = 2 << 20;
+/// The most bytes of an error answer kept for the message.
+const MAX_ERROR_BODY_BYTES: usize = 64 << 10;
+
+/// An answer cut off at [`MAX_ANSWER_BYTES`], as the transport saw it.
+#[derive(Debug, thiserror::Error)]
+#[error("answer larger than {0} bytes")]
+struct TooLarge(usize);
+
+/// Reads a response's body up to `limit` bytes: `Ok(None)` past it.
+async fn read_bounded(
+    response: &mut reqwest::Response,
+    limit: usize,
+) -> Result<Option<Vec<u8>>, reqwest::Error> {
+    if response.content_length().is_some_and(|n| n > limit as u64) {
+        return Ok(None);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        if body.len() + chunk.len() > limit {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(body))
+}
+
+/// A 2xx answer with its body read (bounded) and handed on whole.
+async fn bounded_answer(mut response: reqwest::Response) -> Result<reqwest::Response, OpenAIError> {
+    let Some(body) = read_bounded(&mut response, MAX_ANSWER_BYTES)
+        .await
+        .map_err(OpenAIError::Reqwest)?
+    else {
+        return Err(OpenAIError::Boxed(Box::new(TooLarge(MAX_ANSWER_BYTES))));
+    };
+    let mut builder = http::Response::builder()
+        .status(response.status())
+        .version(response.version());
+    if let Some(headers) = builder.headers_mut() {
+        *headers = response.headers().clone();
+    }
+    let rebuilt = builder
+        .body(body)
+        .map_err(|e| OpenAIError::Boxed(Box::new(e)))?;
+    Ok(reqwest::Response::from(rebuilt))
 }
 
 /// A non-2xx answer, as the transport saw it.
@@ -252,7 +304,7 @@ impl ChatClient {
                 let request = factory.build().await?;
                 let response = http.execute(request).await.map_err(OpenAIError::Reqwest)?;
                 if response.status().is_success() {
-                    return Ok(response);
+                    return bounded_answer(response).await;
                 }
                 let status = response.status().as_u16();
                 let retry_after = response
@@ -262,7 +314,11 @@ impl ChatClient {
                     // Seconds; an HTTP date is not understood and the backoff applies.
                     .and_then(|v| v.trim().parse::<f64>().ok())
                     .and_then(|s| Duration::try_from_secs_f64(s).ok());
-                let body = response.text().await.unwrap_or_default();
+                let mut response = response;
+                let body = match read_bounded(&mut response, MAX_ERROR_BODY_BYTES).await {
+                    Ok(Some(bytes)) => String::from_utf8_lossy(&bytes).into_owned(),
+                    _ => String::new(),
+                };
                 Err(OpenAIError::Boxed(Box::new(HttpFailure {
                     status,
                     retry_after,
@@ -698,6 +754,9 @@ impl ChatClient {
 /// Which failures are worth another try: timeouts, transport errors, 429 and 5xx.
 fn classify(error: OpenAIError) -> Retry {
     match error {
+        OpenAIError::Boxed(boxed) if boxed.is::<TooLarge>() => {
+            Retry::Never(LlmError::AnswerTooLarge(MAX_ANSWER_BYTES))
+        }
         OpenAIError::Boxed(boxed) => match boxed.downcast::<HttpFailure>() {
             Ok(f) => {
                 let error = LlmError::Http {

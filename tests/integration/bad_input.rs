@@ -526,5 +526,8 @@ async fn non_utf8_bytes_in_an_optional_column_are_ignored_and_the_row_kept() {
         .unwrap();
     assert_eq!(data.products[0].vendor.as_deref(), Some("Potter"));
     assert_eq!(data.products[0].description, "");
-    assert!(data.orders[0].lines[0].item.is_some(), "the line joined its product");
+    assert!(
+        data.orders[0].lines[0].item.is_some(),
+        "the line joined its product"
+    );
 }

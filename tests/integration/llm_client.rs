@@ -314,3 +314,31 @@ async fn the_breaker_lets_one_probe_through_after_the_cool_down() {
     assert!(matches!(ask(&client).await, Err(LlmError::BreakerOpen(_))));
     assert_eq!(mock.requests().len(), 7);
 }
+
+#[tokio::test]
+async fn an_enormous_answer_is_cut_off_and_named_not_read_whole() {
+    let mock = MockLlm::start().await;
+    let huge = format!(
+        r#"{{"a": "{}"}}"#,
+        "x".repeat(bundleforge::llm::client::MAX_ANSWER_BYTES + 10)
+    );
+    mock.push([
+        Reply::content(&huge),
+        Reply::status(500, &"e".repeat(1 << 20)),
+        Reply::content(r#"{"a": 1}"#),
+    ]);
+    let client = ChatClient::new(&mock.settings()).unwrap();
+    match ask(&client).await {
+        Err(e @ LlmError::AnswerTooLarge(_)) => {
+            assert!(e.to_string().contains("larger than"), "{e}")
+        }
+        other => panic!("expected a too-large answer, got {other:?}"),
+    }
+    assert_eq!(
+        mock.requests().len(),
+        1,
+        "a too-large answer is not asked again"
+    );
+    // A huge error body is cut short too, and the call retried as any 500 is.
+    assert_eq!(ask(&client).await.unwrap(), json!({"a": 1}));
+}
