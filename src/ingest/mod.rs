@@ -378,12 +378,114 @@ fn read_orders(
     }
 }
 
-pub(crate) fn csv_reader<R: std::io::Read>(r: R) -> csv::Reader<CrlfAsLf<R>> {
+pub(crate) fn csv_reader<R: std::io::Read>(r: R) -> csv::Reader<CrlfAsLf<BoundedRows<R>>> {
     csv::ReaderBuilder::new()
         .flexible(true)
         .has_headers(true)
         .buffer_capacity(1 << 17)
-        .from_reader(CrlfAsLf::new(r))
+        .from_reader(CrlfAsLf::new(BoundedRows::new(r)))
+}
+
+/// The most bytes one CSV row may span (quoted line breaks included). The csv reader
+/// holds a whole row in memory, so a row without end (`/dev/zero`, a 200 MB title
+/// from a small gzip) must end the read before it ends the machine.
+pub const MAX_ROW_BYTES: usize = 8 << 20;
+/// The most bytes one value may hold: far above any description an export writes.
+pub const MAX_FIELD_BYTES: usize = 1 << 20;
+
+/// Ends a CSV read with an error naming the line where a row passes
+/// [`MAX_ROW_BYTES`]. Follows quoting as the csv reader does (a quote opens a quoted
+/// value only at the start of one), so a line break inside quotes does not end a row.
+pub(crate) struct BoundedRows<R> {
+    inner: R,
+    state: CsvState,
+    row_bytes: usize,
+    line: u64,
+    /// The line the current row started on.
+    row_line: u64,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum CsvState {
+    FieldStart,
+    Unquoted,
+    Quoted,
+    /// A quote inside a quoted value: an escaped quote or the value's end.
+    QuoteInQuoted,
+}
+
+impl<R> BoundedRows<R> {
+    fn new(inner: R) -> Self {
+        BoundedRows {
+            inner,
+            state: CsvState::FieldStart,
+            row_bytes: 0,
+            line: 1,
+            row_line: 1,
+        }
+    }
+}
+
+impl<R> BoundedRows<R> {
+    /// Ordinary bytes: they only turn a value's start (or a quoted value's end) into
+    /// an unquoted value.
+    fn ordinary(&mut self, n: usize) {
+        if n > 0 {
+            self.row_bytes += n;
+            if matches!(self.state, CsvState::FieldStart | CsvState::QuoteInQuoted) {
+                self.state = CsvState::Unquoted;
+            }
+        }
+    }
+
+    fn special(&mut self, b: u8) {
+        use CsvState::*;
+        self.row_bytes += 1;
+        let row_end = b == b'\n' && self.state != Quoted;
+        self.state = match (self.state, b) {
+            (Quoted, b'"') => QuoteInQuoted,
+            (Quoted, _) => Quoted,
+            (QuoteInQuoted, b'"') => Quoted,
+            (FieldStart, b'"') => Quoted,
+            (_, b'"') => Unquoted,
+            _ => FieldStart,
+        };
+        if b == b'\n' {
+            self.line += 1;
+        }
+        if row_end {
+            self.row_bytes = 0;
+            self.row_line = self.line;
+        }
+    }
+}
+
+impl<R: std::io::Read> std::io::Read for BoundedRows<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let mut at = 0;
+        // Only quotes, commas and line breaks change the state: jump between them.
+        for i in memchr::memchr3_iter(b'"', b',', b'\n', &buf[..n]) {
+            self.ordinary(i - at);
+            self.special(buf[i]);
+            at = i + 1;
+            if self.row_bytes > MAX_ROW_BYTES {
+                break;
+            }
+        }
+        self.ordinary(n - at.min(n));
+        if self.row_bytes > MAX_ROW_BYTES {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "the row at line {} is longer than {} MiB, the limit for one row (is it a CSV export?)",
+                    self.row_line,
+                    MAX_ROW_BYTES >> 20
+                ),
+            ));
+        }
+        Ok(n)
+    }
 }
 
 /// Reads `\r\n` as `\n`. The csv reader ends a record at a CRLF's `\r` and counts the
@@ -687,6 +789,26 @@ impl<'a> Row<'a> {
         }
     }
 
+    /// The first value longer than [`MAX_FIELD_BYTES`], as the error that rejects
+    /// its row (counted under `value_too_long`).
+    pub fn oversized(&self) -> Option<RowError> {
+        let (i, bytes) = self
+            .record
+            .iter()
+            .enumerate()
+            .find(|(_, f)| f.len() > MAX_FIELD_BYTES)?;
+        let head = String::from_utf8_lossy(&bytes[..bytes.len().min(40)]).into_owned();
+        Some(self.error(
+            Some(i),
+            &head,
+            &format!(
+                "a value of {} bytes, longer than {} KiB, the limit for one value",
+                bytes.len(),
+                MAX_FIELD_BYTES >> 10
+            ),
+        ))
+    }
+
     /// [`get`](Self::get) for an optional column: a value that is not UTF-8 is
     /// ignored (reported) and the row kept, as for any bad optional value.
     pub fn optional(&self, idx: Option<usize>, report: &mut IngestReport) -> Option<&'a str> {
@@ -731,6 +853,9 @@ impl Rejection {
     }
 }
 
+/// The reason key of a value past [`MAX_FIELD_BYTES`].
+pub(crate) const VALUE_TOO_LONG: &str = "value_too_long";
+
 /// The reason key under which a UTF-8 failure is counted.
 pub(crate) const NOT_UTF8: &str = "not_utf8";
 
@@ -761,6 +886,29 @@ mod crlf_tests {
             }
             out.extend_from_slice(&buf[..n]);
         }
+    }
+
+    #[test]
+    fn a_row_is_bounded_across_quoted_line_breaks_but_a_bare_quote_opens_nothing() {
+        use super::{BoundedRows, MAX_ROW_BYTES};
+        let read_all = |data: Vec<u8>| {
+            let mut out = Vec::new();
+            BoundedRows::new(&data[..]).read_to_end(&mut out).map(|_| out.len())
+        };
+        // Many short lines, one with a bare quote mid-value: fine.
+        let mut ok = b"a,b\n1,12\" pizza\n".to_vec();
+        for _ in 0..(MAX_ROW_BYTES / 8) {
+            ok.extend_from_slice(b"x,yyyyy\n");
+        }
+        assert!(read_all(ok).is_ok());
+        // One quoted value spanning many lines is one row: too long.
+        let mut long = b"a,b\n1,\"".to_vec();
+        for _ in 0..(MAX_ROW_BYTES / 8) {
+            long.extend_from_slice(b"yyyyyyy\n");
+        }
+        long.extend_from_slice(b"z\"\n");
+        let err = read_all(long).unwrap_err();
+        assert!(err.to_string().contains("row at line 2"), "{err}");
     }
 
     #[test]

@@ -98,6 +98,10 @@ pub fn read<R: Read>(
             record: &record,
             columns,
         };
+        if let Some(e) = row.oversized() {
+            report.reject(super::VALUE_TOO_LONG, e);
+            continue;
+        }
         macro_rules! field {
             ($col:expr) => {
                 match row.get($col) {

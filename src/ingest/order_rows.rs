@@ -107,6 +107,10 @@ pub fn read<R: Read>(
             record: &record,
             columns,
         };
+        if let Some(e) = row.oversized() {
+            report.reject(super::VALUE_TOO_LONG, e);
+            continue;
+        }
         // The order a row belongs to, once known: a rejected row marks it incomplete.
         let mut row_order: Option<usize> = None;
         let parsed = (|| -> Result<Option<(usize, PendingLine)>, Rejection> {

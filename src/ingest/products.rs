@@ -429,6 +429,10 @@ fn read_rows<R: Read, T>(
             record: &record,
             columns,
         };
+        if let Some(e) = row.oversized() {
+            report.reject(super::VALUE_TOO_LONG, e);
+            continue;
+        }
         match handle(&row, report) {
             Ok(Outcome::Entry(t)) => {
                 report.rows_kept += 1;

@@ -19,10 +19,17 @@ pub fn read(
     let path = opened.path.clone();
     let file = path.display().to_string();
     let doc: Value =
-        serde_json::from_reader(opened.reader).map_err(|e| IngestError::Malformed {
-            path: path.clone(),
-            line: e.line() as u64,
-            message: format!("not valid JSON: {e}"),
+        serde_json::from_reader(opened.reader).map_err(|e| match e.io_error_kind() {
+            // A read that failed (or passed the size limit) is not a syntax error.
+            Some(kind) => IngestError::Io {
+                path: path.clone(),
+                source: std::io::Error::new(kind, e.to_string()),
+            },
+            None => IngestError::Malformed {
+                path: path.clone(),
+                line: e.line() as u64,
+                message: format!("not valid JSON: {e}"),
+            },
         })?;
     let (shape, records) = classify(doc).ok_or_else(|| IngestError::Unrecognised {
         path: path.clone(),

@@ -450,6 +450,38 @@ impl<R: Read> Read for CountingReader<'_, R> {
     }
 }
 
+/// The most bytes one input may hold once decompressed. A CSV is streamed, so its
+/// bound only ends an endless input (`/dev/zero`, a gzip bomb); a JSON document is
+/// held whole, and Admin API exports come in pages far below its bound.
+pub const MAX_CSV_BYTES: u64 = 16 << 30;
+pub const MAX_JSON_BYTES: u64 = 256 << 20;
+
+/// Ends a read with an error once more than `limit` bytes came through.
+struct Limited<R> {
+    inner: R,
+    read: u64,
+    limit: u64,
+    what: &'static str,
+}
+
+impl<R: Read> Read for Limited<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        if self.read > self.limit {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "more than {} MiB once decompressed, the limit for a {} file",
+                    self.limit >> 20,
+                    self.what
+                ),
+            ));
+        }
+        Ok(n)
+    }
+}
+
 /// An opened input: its path, whether it is JSON, and a reader over its decoded bytes.
 pub struct Opened<'p> {
     pub path: PathBuf,
@@ -495,11 +527,25 @@ pub fn open<'p>(path: &Path, progress: &'p dyn Progress) -> Result<Opened<'p>, I
         None => Err(IngestError::Empty {
             path: path.to_owned(),
         }),
-        Some(b) => Ok(Opened {
-            path: path.to_owned(),
-            is_json: b == b'{' || b == b'[',
-            reader,
-        }),
+        Some(b) => {
+            let is_json = b == b'{' || b == b'[';
+            let (limit, what) = if is_json {
+                (MAX_JSON_BYTES, "JSON")
+            } else {
+                (MAX_CSV_BYTES, "CSV")
+            };
+            let limited = Limited {
+                inner: reader,
+                read: 0,
+                limit,
+                what,
+            };
+            Ok(Opened {
+                path: path.to_owned(),
+                is_json,
+                reader: Box::new(BufReader::with_capacity(1 << 16, limited)),
+            })
+        }
     }
 }
 

@@ -531,3 +531,39 @@ async fn non_utf8_bytes_in_an_optional_column_are_ignored_and_the_row_kept() {
         "the line joined its product"
     );
 }
+
+#[tokio::test]
+async fn endless_and_enormous_inputs_end_with_an_error_not_the_machine() {
+    let db = TestDb::new().await;
+    // No line ever ends.
+    let msg = ingest_error(db.ingest("s", orders("/dev/zero".into())).await);
+    assert!(
+        msg.contains("/dev/zero") && msg.contains("longer than 8 MiB"),
+        "{msg}"
+    );
+    // A 9 MiB title from a small gzip: the row is refused before it is held whole.
+    let mut csv = b"order_id,created_at,quantity,unit_price,title\n1,2024-01-01,1,5.00,Tea\n2,2024-01-01,1,5.00,".to_vec();
+    csv.extend(std::iter::repeat_n(b'A', 9 << 20));
+    csv.extend_from_slice(b"\n");
+    let gz = crate::support::gzip(&csv);
+    assert!(gz.len() < 100 << 10);
+    let msg = ingest_error(
+        db.ingest("s", orders(db.bytes_file("bomb.csv.gz", &gz)))
+            .await,
+    );
+    assert!(
+        msg.contains("bomb.csv.gz") && msg.contains("row at line 3"),
+        "{msg}"
+    );
+    // One value over the per-value limit rejects its row; the others are kept.
+    let mut csv = b"order_id,created_at,quantity,unit_price,title\n1,2024-01-01,1,5.00,Tea\n2,2024-01-01,1,5.00,\"".to_vec();
+    csv.extend(std::iter::repeat_n(b'B', 2 << 20));
+    csv.extend_from_slice(b"\"\n3,2024-01-01,1,5.00,Mug\n");
+    let out = db
+        .ingest_ok("s", orders(db.bytes_file("long.csv", &csv)))
+        .await;
+    assert_eq!(out.report.rejected.get("value_too_long"), Some(&1));
+    assert_eq!(out.report.orders, 2);
+    let e = error_line(&out, "long.csv:3:");
+    assert!(e.contains("longer than 1024 KiB"), "{e}");
+}
