@@ -12,7 +12,9 @@ use crate::cancel::CancelToken;
 use crate::config::Settings;
 use crate::destination::DestinationError;
 use crate::domain::{self, Objective, StoreId};
-use crate::ingest::{self, IngestBatch, IngestContext, IngestFiles, IngestReport, Progress};
+use crate::ingest::{
+    self, CatalogKeys, IngestBatch, IngestContext, IngestFiles, IngestReport, Progress,
+};
 use crate::pipeline::{self, PrepareOptions, RunObserver, RunOutput, Variant};
 use crate::rules;
 pub use crate::services::Services;
@@ -192,6 +194,10 @@ pub struct IngestOutcome {
     pub currency: String,
     #[serde(flatten)]
     pub report: IngestReport,
+    /// True for `ingest --check`: read and validated, nothing stored.
+    pub checked: bool,
+    /// The rejected-rows files written (`ingest --rejected`).
+    pub rejected_files: Vec<ingest::rejected::RejectedFile>,
     /// Earlier lines without a catalog product that this ingest's catalog joined.
     pub lines_joined_later: u64,
     /// Orders with a rejected line the store had already: kept as they were stored.
@@ -209,41 +215,8 @@ pub async fn ingest(
     settings: &Settings,
     progress: Arc<dyn Progress>,
 ) -> Result<IngestOutcome, AppError> {
-    let existing = store.get_store(store_id).await?;
-    let default_currency = existing
-        .as_ref()
-        .map(|s| s.currency)
-        .unwrap_or_else(|| settings.store_currency());
-    let known = store.catalog_keys(store_id).await?;
-    let ctx = IngestContext {
-        default_currency,
-        currency_fixed: existing.is_some(),
-    };
-    let started = Instant::now();
-    // Parsing is CPU work: keep it off the async workers.
-    let batch: IngestBatch = tokio::task::spawn_blocking(move || {
-        let mut batch = ingest::read(&files, &ctx, progress.as_ref())?;
-        let mut keys = known;
-        keys.add_products(&batch.products);
-        ingest::resolve_lines(&mut batch, &keys);
-        Ok::<_, ingest::IngestError>(batch)
-    })
-    .await
-    .map_err(|e| AppError::Internal(format!("ingest worker failed: {e}")))??;
-    let read_seconds = started.elapsed().as_secs_f64();
-
-    let store_record = domain::Store {
-        id: store_id.clone(),
-        currency: existing
-            .as_ref()
-            .map(|s| s.currency)
-            .or(batch.data_currency)
-            .unwrap_or(default_currency),
-        locale: existing
-            .as_ref()
-            .map(|s| s.locale.clone())
-            .unwrap_or_else(|| settings.store.locale.clone()),
-    };
+    let (batch, store_record, read_seconds) =
+        read_ingest(Some(store), store_id, files, settings, progress).await?;
     let started = Instant::now();
     let WriteSummary {
         lines_joined_later,
@@ -262,11 +235,88 @@ pub async fn ingest(
         store_id: store_id.to_string(),
         currency: store_record.currency.to_string(),
         report: batch.report,
+        checked: false,
+        rejected_files: Vec::new(),
         lines_joined_later,
         stored_orders_kept,
         read_seconds,
         write_seconds,
     })
+}
+
+/// Reads and validates one ingest as [`ingest`] would, and writes nothing: the report
+/// of what an ingest would keep, reject and drop. Lines join the store's catalog when
+/// there is a stored store (`store`), else only the files' own.
+pub async fn check_ingest(
+    store: Option<&dyn Store>,
+    store_id: &StoreId,
+    files: IngestFiles,
+    settings: &Settings,
+    progress: Arc<dyn Progress>,
+) -> Result<IngestOutcome, AppError> {
+    let (batch, store_record, read_seconds) =
+        read_ingest(store, store_id, files, settings, progress).await?;
+    Ok(IngestOutcome {
+        store_id: store_id.to_string(),
+        currency: store_record.currency.to_string(),
+        report: batch.report,
+        checked: true,
+        rejected_files: Vec::new(),
+        lines_joined_later: 0,
+        stored_orders_kept: 0,
+        read_seconds,
+        write_seconds: 0.0,
+    })
+}
+
+/// The read half of an ingest: files read, validated and joined to the catalog.
+async fn read_ingest(
+    store: Option<&dyn Store>,
+    store_id: &StoreId,
+    files: IngestFiles,
+    settings: &Settings,
+    progress: Arc<dyn Progress>,
+) -> Result<(IngestBatch, domain::Store, f64), AppError> {
+    let (existing, known) = match store {
+        Some(store) => (
+            store.get_store(store_id).await?,
+            store.catalog_keys(store_id).await?,
+        ),
+        None => (None, CatalogKeys::default()),
+    };
+    let default_currency = existing
+        .as_ref()
+        .map(|s| s.currency)
+        .unwrap_or_else(|| settings.store_currency());
+    let ctx = IngestContext {
+        default_currency,
+        currency_fixed: existing.is_some(),
+    };
+    let started = Instant::now();
+    // Parsing is CPU work: keep it off the async workers.
+    let batch: IngestBatch = tokio::task::spawn_blocking(move || {
+        let mut batch = ingest::read(&files, &ctx, progress.as_ref())?;
+        let mut keys = known;
+        keys.add_products(&batch.products);
+        ingest::resolve_lines(&mut batch, &keys);
+        Ok::<_, ingest::IngestError>(batch)
+    })
+    .await
+    .map_err(|e| AppError::Internal(format!("ingest worker failed: {e}")))??;
+    let read_seconds = started.elapsed().as_secs_f64();
+    let store_record = domain::Store {
+        id: store_id.clone(),
+        currency: existing
+            .as_ref()
+            .map(|s| s.currency)
+            .or(batch.data_currency)
+            .unwrap_or(default_currency),
+        locale: existing
+            .as_ref()
+            .map(|s| s.locale.clone())
+            .unwrap_or_else(|| settings.store.locale.clone()),
+    };
+    Ok((batch, store_record, read_seconds))
 }
 
 /// Statistics of a stored store as of a day (default: its latest order).

@@ -35,8 +35,17 @@ impl IngestOutcome {
         }
         let _ = writeln!(
             s,
-            "stored: {} products, {} orders, {} order lines ({} merged), {} baskets",
-            r.products, r.orders, r.order_lines, r.lines_merged, r.baskets
+            "{}: {} products, {} orders, {} order lines ({} merged), {} baskets",
+            if self.checked {
+                "checked, nothing stored; an ingest would store"
+            } else {
+                "stored"
+            },
+            r.products,
+            r.orders,
+            r.order_lines,
+            r.lines_merged,
+            r.baskets
         );
         if r.incomplete_orders > 0 {
             let _ = writeln!(
@@ -50,6 +59,16 @@ impl IngestOutcome {
                 s,
                 "  {} order lines name products the catalog does not have (kept)",
                 r.lines_without_catalog_product
+            );
+        }
+        for f in &self.rejected_files {
+            let _ = writeln!(
+                s,
+                "rejected rows of {} written to {}: {} rejected, {} sent along with their order",
+                f.source,
+                f.path,
+                f.rejected,
+                f.rows - f.rejected
             );
         }
         s

@@ -93,6 +93,15 @@ struct IngestArgs {
     /// Inventory levels of a split export (joined on inventory_item_id).
     #[arg(long, value_name = "FILE")]
     inventory: Option<PathBuf>,
+    /// Read and validate the files and print the report; store nothing.
+    #[arg(long)]
+    check: bool,
+    /// Write the rejected rows, as given plus a `rejected_reason` column, to FILE.
+    #[arg(long, value_name = "FILE")]
+    rejected: Option<PathBuf>,
+    /// Replace an existing non-empty --rejected file.
+    #[arg(long)]
+    force: bool,
     /// Print one JSON document on stdout.
     #[arg(long)]
     json: bool,
@@ -540,7 +549,9 @@ fn print_result(
 
 async fn ingest(args: IngestArgs, settings: &Settings) -> Result<ExitCode> {
     let id = store_id(&args.store)?;
-    let db = store::open(&settings.database.url).await?;
+    if let Some(path) = &args.rejected {
+        bundleforge::destination::check(path, args.force)?;
+    }
     let files = IngestFiles {
         orders: args.orders,
         catalog: args.catalog,
@@ -548,7 +559,18 @@ async fn ingest(args: IngestArgs, settings: &Settings) -> Result<ExitCode> {
         inventory: args.inventory,
     };
     let progress = Arc::new(terminal::ByteBar::new());
-    let outcome = app::ingest(db.as_ref(), &id, files, settings, progress).await?;
+    let mut outcome = if args.check {
+        // Nothing is written, not even a new database file.
+        let db = store::open_existing(&settings.database.url).await?;
+        app::check_ingest(db.as_deref(), &id, files, settings, progress).await?
+    } else {
+        let db = store::open(&settings.database.url).await?;
+        app::ingest(db.as_ref(), &id, files, settings, progress).await?
+    };
+    if let Some(path) = &args.rejected {
+        outcome.rejected_files =
+            bundleforge::ingest::rejected::write(&outcome.report, path, args.force)?;
+    }
     if !args.json {
         eprint!("{}", outcome.errors_text(20));
     }

@@ -15,6 +15,7 @@ mod online_retail;
 mod order_rows;
 pub mod plain;
 mod products;
+pub mod rejected;
 mod shopify_json;
 mod source;
 
@@ -167,6 +168,19 @@ pub struct IngestReport {
     pub errors: Vec<RowError>,
     pub error_count: u64,
     pub files: Vec<FileSummary>,
+    /// Every rejected CSV row by file and line, with its reasons, and the valid rows
+    /// of orders that have a rejected one (reason empty): what `--rejected` writes.
+    #[serde(skip)]
+    pub rejected_rows: Vec<RejectedRow>,
+}
+
+/// A row for the rejected-rows file: where it is, and why (empty: a valid row sent
+/// along so that its order comes back whole).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RejectedRow {
+    pub file: String,
+    pub line: u64,
+    pub reason: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -189,8 +203,29 @@ impl IngestReport {
 
     /// A rejected row: counted under `reason_key`, described by `err`.
     pub fn reject(&mut self, reason_key: &str, err: RowError) {
+        if err.line > 0 {
+            let reason = format!("{}: {}", err.column, err.reason);
+            self.rejected_rows.push(RejectedRow {
+                file: err.file.clone(),
+                line: err.line,
+                reason,
+            });
+        }
+        self.count_rejection(reason_key, err);
+    }
+
+    fn count_rejection(&mut self, reason_key: &str, err: RowError) {
         *self.rejected.entry(reason_key.to_owned()).or_default() += 1;
         self.record(err);
+    }
+
+    /// A valid row of an order with a rejected row, for the rejected-rows file.
+    pub(crate) fn send_along(&mut self, file: &str, line: u64) {
+        self.rejected_rows.push(RejectedRow {
+            file: file.to_owned(),
+            line,
+            reason: String::new(),
+        });
     }
 
     /// A bad optional value; its row is kept.
@@ -207,9 +242,10 @@ impl IngestReport {
     }
 
     /// Un-keeps a row kept earlier (a conflicting duplicate superseded by a later one).
+    /// It is not a row to fix, so the rejected-rows file leaves it out.
     fn unkeep(&mut self, reason_key: &str, err: RowError) {
         self.rows_kept = self.rows_kept.saturating_sub(1);
-        self.reject(reason_key, err);
+        self.count_rejection(reason_key, err);
     }
 
     pub fn rejected_total(&self) -> u64 {
@@ -893,7 +929,9 @@ mod crlf_tests {
         use super::{BoundedRows, MAX_ROW_BYTES};
         let read_all = |data: Vec<u8>| {
             let mut out = Vec::new();
-            BoundedRows::new(&data[..]).read_to_end(&mut out).map(|_| out.len())
+            BoundedRows::new(&data[..])
+                .read_to_end(&mut out)
+                .map(|_| out.len())
         };
         // Many short lines, one with a bare quote mid-value: fine.
         let mut ok = b"a,b\n1,12\" pizza\n".to_vec();

@@ -282,6 +282,7 @@ pub fn read<R: Read>(
         };
         let mut incomplete = acc.incomplete;
         let mut lines = Vec::with_capacity(acc.lines.len());
+        let mut kept_lines: Vec<u64> = Vec::new();
         for (line, p) in acc.lines {
             let located = |column: Option<usize>, value: &str, reason: &str| RowError {
                 file: file.clone(),
@@ -324,6 +325,7 @@ pub fn read<R: Read>(
                     0
                 }
             };
+            kept_lines.push(line);
             lines.push(OrderLine {
                 product: p.product,
                 item_id: None,
@@ -337,6 +339,9 @@ pub fn read<R: Read>(
         }
         if incomplete {
             batch.incomplete_orders.insert(acc.order_id.clone());
+            for &line in &kept_lines {
+                report.send_along(&file, line);
+            }
         }
         batch.orders.push(Order {
             order_id: acc.order_id,

@@ -148,6 +148,17 @@ pub struct BundleRecord {
 }
 
 /// Opens the store a database URL names (SQLite now; PostgreSQL with the service).
+/// Opens a store that exists already, `None` when its database file does not: for
+/// commands that must write nothing (`ingest --check`).
+pub async fn open_existing(url: &str) -> Result<Option<Box<dyn Store>>, StoreError> {
+    if let Some(path) = sqlite::database_file(url)
+        && !path.exists()
+    {
+        return Ok(None);
+    }
+    open(url).await.map(Some)
+}
+
 pub async fn open(url: &str) -> Result<Box<dyn Store>, StoreError> {
     if url.starts_with("sqlite:") {
         Ok(Box::new(SqliteStore::open(url).await?))

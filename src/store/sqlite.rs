@@ -35,6 +35,13 @@ pub struct SqliteStore {
 
 type Query<'q> = sqlx::query::Query<'q, Sqlite, SqliteArguments<'q>>;
 
+/// The file a `sqlite:` URL names, if it names one (not `:memory:`).
+pub fn database_file(url: &str) -> Option<std::path::PathBuf> {
+    let options = SqliteConnectOptions::from_str(url).ok()?;
+    let file = options.get_filename();
+    (file.as_os_str() != ":memory:" && !file.as_os_str().is_empty()).then(|| file.to_owned())
+}
+
 impl SqliteStore {
     /// Opens (creating if missing) the SQLite file a `sqlite://` URL names, and applies
     /// migrations.

@@ -391,3 +391,115 @@ fn two_ingests_on_a_new_database_file_take_turns_at_its_migrations() {
         }
     }
 }
+
+#[test]
+fn ingest_check_stores_nothing_and_rejected_rows_come_back_fixable() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = db_in(&dir);
+    let orders = dir.path().join("orders.csv");
+    // Shopify's export: order 1002's second line has a bad price; its date is on its
+    // first row only, so that row must come along for the order to come back whole.
+    std::fs::write(
+        &orders,
+        "Name,Created at,Lineitem quantity,Lineitem name,Lineitem price,Lineitem sku\n\
+#1001,2024-03-05 10:00:00,1,Mug,10.00,MUG-1\n\
+#1002,2024-03-06 10:00:00,1,Mug,10.00,MUG-1\n\
+#1002,,2,Saucer,ten,SAU-1\n\
+#1003,2024-03-07 10:00:00,x,Mug,10.00,MUG-1\n",
+    )
+    .unwrap();
+    let rejected = dir.path().join("fix-me.csv");
+    let orders_arg = orders.to_str().unwrap();
+    fn args<'a>(orders: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+        let mut a = vec!["ingest", "--store", "s", "--orders", orders];
+        a.extend_from_slice(extra);
+        a
+    }
+    let out = cli(
+        &url,
+        &args(
+            orders_arg,
+            &[
+                "--check",
+                "--json",
+                "--rejected",
+                rejected.to_str().unwrap(),
+            ],
+        ),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["checked"], true);
+    assert_eq!(v["rejected"]["bad_price"], 1);
+    assert_eq!(v["rejected"]["bad_quantity"], 1);
+    assert!(
+        !dir.path().join("cli.sqlite").exists(),
+        "--check creates no database"
+    );
+    assert_eq!(v["rejected_files"][0]["rows"], 3);
+    assert_eq!(v["rejected_files"][0]["rejected"], 2);
+    let text = std::fs::read_to_string(&rejected).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[0],
+        "Name,Created at,Lineitem quantity,Lineitem name,Lineitem price,Lineitem sku,rejected_reason"
+    );
+    assert_eq!(lines[1], "#1002,2024-03-06 10:00:00,1,Mug,10.00,MUG-1,");
+    assert!(
+        lines[2].starts_with("#1002,,2,Saucer,ten,SAU-1,") && lines[2].contains("Lineitem price"),
+        "{}",
+        lines[2]
+    );
+    assert!(
+        lines[3].starts_with("#1003,") && lines[3].contains("not a whole number"),
+        "{}",
+        lines[3]
+    );
+    assert_eq!(lines.len(), 4);
+
+    // An existing file is not replaced without --force.
+    let again = cli(
+        &url,
+        &args(
+            orders_arg,
+            &["--check", "--rejected", rejected.to_str().unwrap()],
+        ),
+    );
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("--force"));
+
+    // Stored for real, then the fixed rows uploaded: every order whole.
+    assert!(cli(&url, &args(orders_arg, &[])).status.success());
+    let fixed = text.replace(",ten,", ",5.00,").replace(",x,", ",1,");
+    let fixed_path = dir.path().join("fixed.csv");
+    std::fs::write(&fixed_path, fixed).unwrap();
+    let out = cli(
+        &url,
+        &[
+            "ingest",
+            "--store",
+            "s",
+            "--orders",
+            fixed_path.to_str().unwrap(),
+            "--json",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["rejected"], serde_json::json!({}), "{v}");
+    assert_eq!(v["orders"], 2);
+    let stats = cli(&url, &["stats", "--store", "s", "--json"]);
+    let s: serde_json::Value = serde_json::from_slice(&stats.stdout).unwrap();
+    assert_eq!(
+        (s["orders"].as_u64(), s["order_lines"].as_u64()),
+        (Some(3), Some(4))
+    );
+}
