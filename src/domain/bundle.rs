@@ -371,6 +371,11 @@ pub struct Bundle {
     pub final_price_minor: i64,
     /// Percent, 0–100.
     pub discount_pct: f64,
+    /// BOGO and add-on: the whole percentage off what the shopper gets (the second
+    /// unit, or the products after the first): the offer as the copy states it and
+    /// `shopify.json` applies it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gets_discount_pct: Option<u32>,
     pub expected_margin_minor: i64,
     /// True when some product's cost was assumed (no cost in the data).
     pub cost_assumed: bool,

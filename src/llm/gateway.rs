@@ -529,6 +529,15 @@ impl Gateway {
                             dropped.invalid_entries += 1;
                             continue;
                         }
+                        if let Some(pct) = states_another_percentage(&c, batch) {
+                            tracing::warn!(
+                                bundle = c.bundle,
+                                pct,
+                                "Copy states a percentage the offer does not give; using the template"
+                            );
+                            dropped.invalid_entries += 1;
+                            continue;
+                        }
                         if !names_its_pick(&c, batch) {
                             tracing::warn!(
                                 bundle = c.bundle,
@@ -735,6 +744,46 @@ pub fn markup_or_link(copy: &Copy, batch: &[BundleDoc]) -> Option<&'static str> 
     None
 }
 
+/// A percentage the shop copy (title, description, badge) states that its bundle does
+/// not give: neither its discount, nor (BOGO, add-on) the percentage off what the
+/// shopper gets, nor one its products' own text states ("100% cotton").
+pub fn states_another_percentage(copy: &Copy, batch: &[BundleDoc]) -> Option<u32> {
+    let doc = batch.get(copy.bundle)?;
+    let mut allowed: Vec<u32> = [doc.discount_pct, doc.gets_discount_pct]
+        .into_iter()
+        .flatten()
+        .map(u32::from)
+        .collect();
+    for p in &doc.products {
+        allowed.extend(percentages(&p.title));
+        allowed.extend(percentages(&p.description));
+    }
+    [&copy.title, &copy.description, &copy.badge]
+        .into_iter()
+        .flat_map(|t| percentages(t))
+        .find(|p| !allowed.contains(p))
+}
+
+/// The whole numbers written just before a `%` (`13%`, `13 %`, `-13%`).
+fn percentages(text: &str) -> Vec<u32> {
+    let b = text.as_bytes();
+    let mut out = Vec::new();
+    for (i, _) in text.match_indices('%') {
+        let mut end = i;
+        while end > 0 && b[end - 1] == b' ' {
+            end -= 1;
+        }
+        let mut start = end;
+        while start > 0 && b[start - 1].is_ascii_digit() {
+            start -= 1;
+        }
+        if let Ok(n) = text[start..end].parse::<u32>() {
+            out.push(n);
+        }
+    }
+    out
+}
+
 /// Each link in `lower`: from `http://`, `https://` or `www.` to the next space, quote
 /// or bracket.
 fn links(lower: &str) -> impl Iterator<Item = &str> {
@@ -851,6 +900,7 @@ mod tests {
             list_price: "5.00 USD".into(),
             price: None,
             discount_pct: None,
+            gets_discount_pct: None,
             cap_pct: 20,
             margin_pct: 40,
         }
@@ -929,6 +979,7 @@ mod tests {
                             list_price: "10.00 USD".into(),
                             price: discount.map(|_| "9.00 USD".into()),
                             discount_pct: discount,
+                            gets_discount_pct: None,
                             cap_pct: cap,
                             margin_pct: margin,
                         }
@@ -1005,6 +1056,37 @@ mod tests {
             "Gone on sale: one mug, online only",
         ] {
             assert_eq!(markup_or_link(&copy(fine), &batch), None, "{fine}");
+        }
+    }
+
+    #[test]
+    fn copy_stating_a_percentage_the_offer_does_not_give_is_caught() {
+        let mut b = bundle("Organic cotton, 100% recycled packaging.");
+        b.bundle_type = BundleType::Bogo;
+        b.discount_pct = Some(13);
+        b.gets_discount_pct = Some(55);
+        let batch = [b];
+        for fine in [
+            "Buy the pot, get the ladle 55% off",
+            "Save 13 % on the pair",
+            "In 100% recycled packaging",
+            "No percentage at all",
+        ] {
+            assert_eq!(
+                states_another_percentage(&copy(fine), &batch),
+                None,
+                "{fine}"
+            );
+        }
+        for (bad, pct) in [
+            ("Get the ladle 13% off, now 50% off!", 50),
+            ("-20% today", 20),
+        ] {
+            assert_eq!(
+                states_another_percentage(&copy(bad), &batch),
+                Some(pct),
+                "{bad}"
+            );
         }
     }
 

@@ -594,10 +594,19 @@ fn title(lang: Language, t: BundleType, names: &[&str], pick: u32, discount: u8)
         (BundleType::Volume, De) => format!("{first}: mehr kaufen, mehr sparen"),
         (BundleType::Volume, Fr) => format!("{first} : plus vous achetez, plus vous économisez"),
         (BundleType::Volume, Es) => format!("{first}: compra más, ahorra más"),
-        (BundleType::Bogo, En) => format!("Buy {first}, get {second} {discount}% off"),
-        (BundleType::Bogo, De) => format!("{first} kaufen, {second} mit {discount}% Rabatt"),
-        (BundleType::Bogo, Fr) => format!("{first} acheté, {second} à -{discount}%"),
-        (BundleType::Bogo, Es) => format!("Compra {first} y llévate {second} con {discount}% dto."),
+        // The offer first: a long product name is cut at the end, never the offer.
+        (BundleType::Bogo, En) if names.len() < 2 => format!("{discount}% off a second {first}"),
+        (BundleType::Bogo, En) => format!("{discount}% off {second} with {first}"),
+        (BundleType::Bogo, De) if names.len() < 2 => {
+            format!("{discount}% Rabatt auf ein zweites {first}")
+        }
+        (BundleType::Bogo, De) => format!("{discount}% Rabatt auf {second} zu {first}"),
+        (BundleType::Bogo, Fr) if names.len() < 2 => format!("-{discount}% sur un second {first}"),
+        (BundleType::Bogo, Fr) => format!("-{discount}% sur {second} avec {first}"),
+        (BundleType::Bogo, Es) if names.len() < 2 => {
+            format!("{discount}% dto. en un segundo {first}")
+        }
+        (BundleType::Bogo, Es) => format!("{discount}% dto. en {second} con {first}"),
         (BundleType::Addon, En) => format!("{first} with {second}"),
         (BundleType::Addon, De) => format!("{first} mit {second}"),
         (BundleType::Addon, Fr) => format!("{first} avec {second}"),
@@ -787,6 +796,8 @@ fn evidence(lang: Language, b: &BundleDoc, discount: u8) -> String {
 pub fn template_copy(index: usize, b: &BundleDoc, locale: &str) -> Copy {
     let lang = Language::of(locale);
     let discount = b.discount_pct.unwrap_or(0);
+    // A BOGO's title states the percentage off what the shopper gets.
+    let title_discount = b.gets_discount_pct.unwrap_or(discount);
     let names: Vec<&str> = b.products.iter().map(|p| p.title.as_str()).collect();
     let (description, why) = pitch(lang, b.objective);
     // Mix & match: the group to choose from, and how many (the numeral, always).
@@ -799,7 +810,7 @@ pub fn template_copy(index: usize, b: &BundleDoc, locale: &str) -> Copy {
     Copy {
         bundle: index,
         title: clean_text(
-            &title(lang, b.bundle_type, &names, pick, discount),
+            &title(lang, b.bundle_type, &names, pick, title_discount),
             MAX_TITLE_CHARS,
         ),
         description: clean_text(&format!("{list}. {description}"), MAX_DESCRIPTION_CHARS),
@@ -853,6 +864,7 @@ mod tests {
             list_price: "20.00 USD".into(),
             price: None,
             discount_pct: Some(10),
+            gets_discount_pct: None,
             cap_pct: 20,
             margin_pct: 30,
         }

@@ -123,6 +123,10 @@ pub struct BundleDoc {
     pub price: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub discount_pct: Option<u8>,
+    /// BOGO and add-on: the percentage off what the shopper gets; the copy states
+    /// this one (see [`crate::domain::Bundle::gets_discount_pct`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gets_discount_pct: Option<u8>,
     pub cap_pct: u8,
     /// Margin at list price, in percent of it.
     pub margin_pct: i32,
@@ -352,6 +356,7 @@ mod tests {
             list_price: "24.00".into(),
             price: Some("21.60".into()),
             discount_pct: Some(10),
+            gets_discount_pct: None,
             cap_pct: 20,
             margin_pct: 48,
         }

@@ -36,7 +36,11 @@ pub async fn run(
         .iter()
         .zip(&ids)
         .zip(prices)
-        .map(|((o, id), p)| bundle_doc(ctx, id, o, Some(p.final_minor), Some(p.discount_pct)))
+        .map(|((o, id), p)| {
+            let mut doc = bundle_doc(ctx, id, o, Some(p.final_minor), Some(p.discount_pct));
+            doc.gets_discount_pct = p.gets_pct.map(|g| g.min(100) as u8);
+            doc
+        })
         .collect();
     let copies = cancel
         .guard(
@@ -99,6 +103,7 @@ fn assemble(ctx: &Context, o: &Offer, id: String, p: FinalPrice, copy: Sourced<C
         list_price_minor: o.list_minor,
         final_price_minor: p.final_minor,
         discount_pct,
+        gets_discount_pct: p.gets_pct,
         expected_margin_minor: p.final_minor - o.cost_minor,
         cost_assumed: o.cost_assumed,
         inventory_untracked: o.inventory_untracked,
@@ -162,6 +167,7 @@ pub fn bundle_doc(
         list_price: Money::new(o.list_minor, currency).to_string(),
         price: price_minor.map(|p| Money::new(p, currency).to_string()),
         discount_pct: discount.map(|d| d.min(100) as u8),
+        gets_discount_pct: None,
         cap_pct: o.range.1.min(100) as u8,
         margin_pct,
     }

@@ -195,28 +195,16 @@ pub fn shopify(bundles: &[Bundle]) -> Value {
                 "tiers": b.tiers.iter().map(|&q| json!({"minimumQuantity": q, "percentage": pct})).collect::<Vec<_>>(),
             })),
             BundleType::Bogo | BundleType::Addon => {
-                // Buy the first product, get the rest (or a second of it) at a discount
-                // that gives the bundle's price.
+                // Buy the first product, get the rest (or a second of it) at the
+                // percentage that gives the bundle's price.
                 let (buys, gets): (Vec<Value>, Vec<Value>) = if b.products.len() == 1 {
                     (items(b), items(b))
                 } else {
                     let all = items(b);
                     (all[..1].to_vec(), all[1..].to_vec())
                 };
-                let gets_minor: i64 = if b.products.len() == 1 {
-                    b.products[0].unit_price_minor
-                } else {
-                    b.products[1..]
-                        .iter()
-                        .map(|p| p.unit_price_minor * i64::from(p.quantity))
-                        .sum()
-                };
-                let off = b.list_price_minor - b.final_price_minor;
-                let gets_pct = if gets_minor > 0 {
-                    (off as f64 / gets_minor as f64 * 10_000.0).round() / 100.0
-                } else {
-                    0.0
-                };
+                // The offer as priced and as its copy states it.
+                let gets_pct = f64::from(b.gets_discount_pct.unwrap_or(0));
                 discounts.push(json!({
                     "bundleId": b.id,
                     "type": "buy_x_get_y",

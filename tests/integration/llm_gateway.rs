@@ -205,6 +205,7 @@ fn bundle(id: &str, description: &str) -> BundleDoc {
         list_price: "20.00 USD".into(),
         price: None,
         discount_pct: Some(10),
+        gets_discount_pct: None,
         cap_pct: 20,
         margin_pct: 40,
     }

@@ -352,6 +352,7 @@ fn check_publishable(out: &RunOutput) -> usize {
             "{} has no justification",
             b.id
         );
+        check_stated_offer(b);
         let mut key: Vec<String> = if b.bundle_type == BundleType::MixMatch {
             b.products.iter().map(|p| p.product_id.clone()).collect()
         } else {
@@ -382,6 +383,40 @@ fn check_publishable(out: &RunOutput) -> usize {
         }
     }
     groups
+}
+
+/// A BOGO or add-on is one offer stated one way: its price is exactly the stated
+/// percentage off what the shopper gets, and a template title states that percentage.
+fn check_stated_offer(b: &bundleforge::domain::Bundle) {
+    if !matches!(b.bundle_type, BundleType::Bogo | BundleType::Addon) {
+        assert_eq!(b.gets_discount_pct, None, "{}", b.id);
+        return;
+    }
+    let pct = b
+        .gets_discount_pct
+        .expect("a BOGO or add-on states its offer");
+    let gets: i64 = match b.products.as_slice() {
+        [one] => one.unit_price_minor,
+        [_, rest @ ..] => rest
+            .iter()
+            .map(|p| p.unit_price_minor * i64::from(p.quantity))
+            .sum(),
+        [] => unreachable!(),
+    };
+    assert_eq!(
+        b.final_price_minor,
+        b.list_price_minor - gets * i64::from(pct) / 100,
+        "{}: {pct}% off {gets}",
+        b.id
+    );
+    if b.bundle_type == BundleType::Bogo && b.copy.source == domain::TextSource::Offline {
+        assert!(
+            b.copy.title.contains(&format!("{pct}%")),
+            "{}: {:?} does not state {pct}%",
+            b.id,
+            b.copy.title
+        );
+    }
 }
 
 const INJECTION: &str =
@@ -557,6 +592,23 @@ async fn the_report_renders_in_a_browser_with_every_bundle() {
     let exported = shopify["bundles"].as_array().unwrap().len()
         + shopify["discounts"].as_array().unwrap().len();
     assert_eq!(exported, out.bundles.len());
+    // The discount a BOGO exports is the one its copy states.
+    let mut bogos = 0;
+    for d in shopify["discounts"].as_array().unwrap() {
+        if d["type"] != "buy_x_get_y" {
+            continue;
+        }
+        let b = out.bundles.iter().find(|b| b.id == d["bundleId"]).unwrap();
+        check_stated_offer(b);
+        assert_eq!(
+            d["customerGets"]["percentage"].as_f64(),
+            b.gets_discount_pct.map(f64::from),
+            "{}",
+            b.id
+        );
+        bogos += 1;
+    }
+    assert!(bogos > 0, "the fixture publishes a BOGO or add-on");
     let csv_rows = std::fs::read_to_string(dir.join("bundles.csv"))
         .unwrap()
         .lines()

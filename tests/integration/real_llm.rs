@@ -43,6 +43,7 @@ fn bundle(id: &str, products: Vec<ProductDoc>) -> BundleDoc {
         list_price: "16.40".into(),
         price: Some("14.76".into()),
         discount_pct: Some(10),
+        gets_discount_pct: None,
         cap_pct: 20,
         margin_pct: 45,
     }

@@ -45,10 +45,15 @@ pub struct Offer {
     pub range: (u32, u32),
     /// The store's discount ceiling when it narrowed the range.
     pub ceiling: Option<u32>,
-    /// The largest discount the margin floor allows (≥ range.0).
+    /// The largest discount the margin floor allows (≥ range.0); for a BOGO or
+    /// add-on also at most what the shopper gets is worth.
     pub floor_max: u32,
     pub demand: Demand,
     pub bayesian_pct: u32,
+    /// BOGO and add-on: the list value of what the shopper gets at the offer's
+    /// percentage (the second unit of one product, else every product after the
+    /// first). The offer is stated as that percentage off that value.
+    pub gets_minor: Option<i64>,
     /// Expected revenue, expected margin, clearance value, confidence, novelty.
     pub objectives: Vec<f64>,
     pub pareto_rank: u32,
@@ -154,6 +159,22 @@ fn economics(ctx: &Context, c: &Candidate) -> (i64, i64, bool) {
     (list, cost, assumed)
 }
 
+/// See [`Offer::gets_minor`].
+fn gets_minor(ctx: &Context, c: &Candidate) -> Option<i64> {
+    if !matches!(c.bundle_type, BundleType::Bogo | BundleType::Addon) {
+        return None;
+    }
+    let products = &c.draft.products;
+    Some(match products.as_slice() {
+        [one] => ctx.product(*one).price.minor,
+        _ => products[1..]
+            .iter()
+            .zip(&c.draft.quantities[1..])
+            .map(|(&i, &q)| ctx.product(i).price.minor * i64::from(q))
+            .sum(),
+    })
+}
+
 /// The largest discount every way of buying the bundle allows under the floor: for mix
 /// & match each item on its own (a shopper may pick the thinnest margins), else the
 /// bundle as a whole.
@@ -239,6 +260,27 @@ pub fn optimize(
             }
             continue;
         };
+        // A BOGO or add-on is stated as a percentage off what the shopper gets: its
+        // discount can be at most all of that.
+        let gets_minor = gets_minor(ctx, &c);
+        let floor_max = match gets_minor {
+            Some(g) => {
+                let most = (range.0..=floor_max)
+                    .rev()
+                    .find(|&d| list - pricing::price_at(list, d) <= g);
+                let Some(most) = most else {
+                    reject(&mut report, Rejection::GetsTooSmall);
+                    if c.pinned {
+                        report
+                            .pin_rejections
+                            .push((c.draft.products.clone(), Rejection::GetsTooSmall));
+                    }
+                    continue;
+                };
+                most
+            }
+            None => floor_max,
+        };
         let hi = range.1.min(floor_max);
         // Trials: orders holding the anchor; successes: orders already holding the
         // whole set (or, for one product, buying it again or in multiples).
@@ -288,6 +330,7 @@ pub fn optimize(
             floor_max,
             demand,
             bayesian_pct,
+            gets_minor,
             objectives,
             pareto_rank: 0,
             crowding: 0.0,

@@ -53,6 +53,25 @@ pub fn price_at(list_minor: i64, discount_pct: u32) -> i64 {
     ((num + 99) / 100) as i64
 }
 
+/// What `pct` percent off `gets_minor` takes off, rounded down to the minor unit (the
+/// shop's discount never gives more than it says).
+pub fn off_gets(gets_minor: i64, pct: u32) -> i64 {
+    (i128::from(gets_minor) * i128::from(pct.min(100)) / 100) as i64
+}
+
+/// The whole percentage off the gets nearest to the bundle discount `d`, never
+/// taking off more than the bundle's highest allowed discount `hi` does.
+fn gets_offer(list_minor: i64, gets_minor: i64, d: u32, hi: u32) -> u32 {
+    let off = list_minor - price_at(list_minor, d);
+    let mut p = ((i128::from(off) * 100 + i128::from(gets_minor) / 2) / i128::from(gets_minor))
+        .clamp(0, 100) as u32;
+    let most = list_minor - price_at(list_minor, hi);
+    while p > 0 && off_gets(gets_minor, p) > most {
+        p -= 1;
+    }
+    p
+}
+
 /// Whether the price at `d` keeps the margin floor.
 pub fn keeps_floor(list_minor: i64, cost_minor: i64, d: u32, floor_pct: f64) -> bool {
     let final_minor = price_at(list_minor, d);
@@ -178,6 +197,9 @@ mod tests {
 pub struct FinalPrice {
     pub discount_pct: u32,
     pub final_minor: i64,
+    /// BOGO and add-on: the whole percentage off what the shopper gets, which the copy
+    /// states and the Shopify discount applies; `final_minor` is exactly that offer.
+    pub gets_pct: Option<u32>,
     pub llm_pct: Option<f64>,
     pub reason: String,
     pub source: TextSource,
@@ -197,8 +219,16 @@ pub fn final_price(
     let hi = o.range.1.min(o.floor_max);
     let d = (blended.round() as u32).clamp(o.range.0, hi);
     let mut final_minor = price_at(o.list_minor, d);
-    if s.price_ending == crate::config::PriceEnding::NinetyNine {
-        final_minor = ninety_nine(final_minor, o.list_minor);
+    let gets = o.gets_minor.filter(|&g| g > 0);
+    let gets_pct = gets.map(|g| gets_offer(o.list_minor, g, d, hi));
+    match (gets, gets_pct) {
+        // One offer, stated one way: the price is what the percentage off the gets gives
+        // (no .99 ending, which would make the stated percentage untrue).
+        (Some(g), Some(p)) => final_minor = o.list_minor - off_gets(g, p),
+        _ if s.price_ending == crate::config::PriceEnding::NinetyNine => {
+            final_minor = ninety_nine(final_minor, o.list_minor);
+        }
+        _ => {}
     }
     let source = advice.map_or(TextSource::Offline, |a| a.source);
     let reason = format!(
@@ -226,9 +256,14 @@ pub fn final_price(
         s.margin_floor_pct,
         o.floor_max,
     );
+    let reason = match gets_pct {
+        Some(p) => format!("{reason} Stated as {p}% off what the shopper gets."),
+        None => reason,
+    };
     FinalPrice {
         discount_pct: d,
         final_minor,
+        gets_pct,
         llm_pct,
         reason,
         source,

@@ -25,6 +25,9 @@ pub enum Rejection {
     NeverBundle,
     /// The store's rules never put two of the products together.
     NeverTogether,
+    /// A BOGO or add-on whose smallest allowed discount is more than what the
+    /// shopper gets is worth: the offer cannot be stated as a percentage off it.
+    GetsTooSmall,
 }
 
 /// What the stock check found.
