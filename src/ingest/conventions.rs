@@ -16,6 +16,8 @@ use crate::domain::{DecimalMark, decimal_mark_evidence};
 /// A file's conventions and the values that decided them.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct FileConventions {
+    /// The field separator read from the header line: `,`, `;` or `\t`.
+    pub separator: String,
     pub decimal_mark: DecimalMark,
     /// The first value that showed the mark (`line 2: "12,50"`); none when no value
     /// showed one and the default (a point) applies.
@@ -77,7 +79,8 @@ pub fn scan(
         return Ok(FileConventions::default());
     }
     let opened = source::open(path, &super::NoProgress)?;
-    let mut csv = csv_reader(opened.reader);
+    let separator = char::from(opened.delimiter).to_string();
+    let mut csv = csv_reader(opened.reader, opened.delimiter);
     // The header row, read as the real read reads it.
     let _ = Columns::new(&csv.byte_headers().map_err(|e| csv_error(path, e))?.clone());
     let amounts: Vec<usize> = amount_columns.iter().flatten().copied().collect();
@@ -126,6 +129,7 @@ pub fn scan(
     let (mark_side, decimal_mark_from) = marks.decision();
     let (order_side, slash_dates_from) = orders.decision();
     Ok(FileConventions {
+        separator,
         decimal_mark: if mark_side == 1 {
             DecimalMark::Comma
         } else {

@@ -67,7 +67,7 @@ pub(crate) fn parse_quantity(text: &str, ceiling: i64) -> Result<i64, QuantityEr
         });
     }
     match whole.parse::<i64>() {
-        Ok(q) if q.abs() <= ceiling => Ok(q),
+        Ok(q) if q.unsigned_abs() <= ceiling.unsigned_abs() => Ok(q),
         _ => Err(QuantityError {
             key: "quantity_too_large",
             reason: format!("more than {ceiling} units, the ceiling for one value"),
@@ -385,7 +385,7 @@ fn read_orders(
     if opened.is_json {
         return shopify_json::read(opened, FileRole::Orders, ctx, batch);
     }
-    let mut csv = csv_reader(opened.reader);
+    let mut csv = csv_reader(opened.reader, opened.delimiter);
     let columns =
         source::Columns::new(&csv.byte_headers().map_err(|e| csv_error(path, e))?.clone());
     let shape = shape_for(path, &columns, FileRole::Orders)?;
@@ -414,12 +414,16 @@ fn read_orders(
     }
 }
 
-pub(crate) fn csv_reader<R: std::io::Read>(r: R) -> csv::Reader<CrlfAsLf<BoundedRows<R>>> {
+pub(crate) fn csv_reader<R: std::io::Read>(
+    r: R,
+    delimiter: u8,
+) -> csv::Reader<CrlfAsLf<BoundedRows<R>>> {
     csv::ReaderBuilder::new()
         .flexible(true)
         .has_headers(true)
+        .delimiter(delimiter)
         .buffer_capacity(1 << 17)
-        .from_reader(CrlfAsLf::new(BoundedRows::new(r)))
+        .from_reader(CrlfAsLf::new(BoundedRows::new(r, delimiter)))
 }
 
 /// The most bytes one CSV row may span (quoted line breaks included). The csv reader
@@ -434,6 +438,7 @@ pub const MAX_FIELD_BYTES: usize = 1 << 20;
 /// value only at the start of one), so a line break inside quotes does not end a row.
 pub(crate) struct BoundedRows<R> {
     inner: R,
+    delimiter: u8,
     state: CsvState,
     row_bytes: usize,
     line: u64,
@@ -451,9 +456,10 @@ enum CsvState {
 }
 
 impl<R> BoundedRows<R> {
-    fn new(inner: R) -> Self {
+    fn new(inner: R, delimiter: u8) -> Self {
         BoundedRows {
             inner,
+            delimiter,
             state: CsvState::FieldStart,
             row_bytes: 0,
             line: 1,
@@ -484,7 +490,9 @@ impl<R> BoundedRows<R> {
             (QuoteInQuoted, b'"') => Quoted,
             (FieldStart, b'"') => Quoted,
             (_, b'"') => Unquoted,
-            _ => FieldStart,
+            (_, b'\n') => FieldStart,
+            (_, d) if d == self.delimiter => FieldStart,
+            _ => Unquoted,
         };
         if b == b'\n' {
             self.line += 1;
@@ -501,7 +509,7 @@ impl<R: std::io::Read> std::io::Read for BoundedRows<R> {
         let n = self.inner.read(buf)?;
         let mut at = 0;
         // Only quotes, commas and line breaks change the state: jump between them.
-        for i in memchr::memchr3_iter(b'"', b',', b'\n', &buf[..n]) {
+        for i in memchr::memchr3_iter(b'"', self.delimiter, b'\n', &buf[..n]) {
             self.ordinary(i - at);
             self.special(buf[i]);
             at = i + 1;
@@ -929,7 +937,7 @@ mod crlf_tests {
         use super::{BoundedRows, MAX_ROW_BYTES};
         let read_all = |data: Vec<u8>| {
             let mut out = Vec::new();
-            BoundedRows::new(&data[..])
+            BoundedRows::new(&data[..], b',')
                 .read_to_end(&mut out)
                 .map(|_| out.len())
         };
@@ -980,7 +988,12 @@ mod tests {
                 "{bad}"
             );
         }
-        for big in ["1000001", "9223372036854775807", "99999999999999999999999"] {
+        for big in [
+            "1000001",
+            "9223372036854775807",
+            "-9223372036854775808",
+            "99999999999999999999999",
+        ] {
             let e = parse_quantity(big, MAX_LINE_QUANTITY).unwrap_err();
             assert_eq!(e.key, "quantity_too_large", "{big}");
             assert!(e.reason.contains("1000000 units"), "{}", e.reason);

@@ -33,7 +33,7 @@ pub fn read_catalog(
     if opened.is_json {
         return super::shopify_json::read(opened, FileRole::Catalog, ctx, batch);
     }
-    let mut csv = csv_reader(opened.reader);
+    let mut csv = csv_reader(opened.reader, opened.delimiter);
     let columns = Columns::new(&csv.byte_headers().map_err(|e| csv_error(path, e))?.clone());
     // A variants-shaped file on its own is a flat catalog: one sellable item per row.
     let shape = match columns.shape() {
@@ -661,7 +661,7 @@ fn read_split_variants(
     batch: &mut IngestBatch,
 ) -> Result<Vec<Located>, IngestError> {
     let opened = source::open(path, &super::NoProgress)?;
-    let mut csv = csv_reader(opened.reader);
+    let mut csv = csv_reader(opened.reader, opened.delimiter);
     let columns = Columns::new(&csv.byte_headers().map_err(|e| csv_error(path, e))?.clone());
     shape_for(path, &columns, FileRole::Variants)?;
     let conv = catalog_conventions(path, &columns)?;
@@ -737,7 +737,7 @@ fn apply_inventory_levels(
     progress: &dyn Progress,
 ) -> Result<(), IngestError> {
     let opened = source::open(path, progress)?;
-    let mut csv = csv_reader(opened.reader);
+    let mut csv = csv_reader(opened.reader, opened.delimiter);
     let columns = Columns::new(&csv.byte_headers().map_err(|e| csv_error(path, e))?.clone());
     shape_for(path, &columns, FileRole::Inventory)?;
     let conv = super::conventions::scan(path, &[columns.find(Field::Cost)], &[])?;

@@ -93,7 +93,7 @@ pub fn write(
         let lines = &by_file[file];
         let path = Path::new(file);
         let opened = source::open(path, &super::NoProgress)?;
-        let mut csv = csv_reader(opened.reader);
+        let mut csv = csv_reader(opened.reader, opened.delimiter);
         let mut header = csv.byte_headers().map_err(|e| csv_error(path, e))?.clone();
         let width = header.len();
         header.push_field(REASON_COLUMN.as_bytes());

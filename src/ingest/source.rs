@@ -486,7 +486,34 @@ impl<R: Read> Read for Limited<R> {
 pub struct Opened<'p> {
     pub path: PathBuf,
     pub is_json: bool,
+    /// A CSV's field separator, from its header line: `,`, `;` or tab.
+    pub delimiter: u8,
     pub reader: Box<dyn BufRead + 'p>,
+}
+
+/// The separator of a CSV's header line: the most frequent of `,` `;` and tab outside
+/// quotes (a comma when none appears). European spreadsheets write `;`, some exports tab.
+fn sniff_delimiter(head: &[u8]) -> u8 {
+    let line = head.split(|&b| b == b'\n').next().unwrap_or(head);
+    let mut counts = [0usize; 3];
+    let mut quoted = false;
+    for &b in line {
+        match b {
+            b'"' => quoted = !quoted,
+            b',' if !quoted => counts[0] += 1,
+            b';' if !quoted => counts[1] += 1,
+            b'\t' if !quoted => counts[2] += 1,
+            _ => {}
+        }
+    }
+    let best = (0..3)
+        .max_by_key(|&i| (counts[i], std::cmp::Reverse(i)))
+        .unwrap_or(0);
+    if counts[best] == 0 {
+        b','
+    } else {
+        [b',', b';', b'\t'][best]
+    }
 }
 
 /// Opens a file, gzip or plain (by its magic bytes, not its name), and peeks at its
@@ -529,6 +556,7 @@ pub fn open<'p>(path: &Path, progress: &'p dyn Progress) -> Result<Opened<'p>, I
         }),
         Some(b) => {
             let is_json = b == b'{' || b == b'[';
+            let delimiter = sniff_delimiter(head);
             let (limit, what) = if is_json {
                 (MAX_JSON_BYTES, "JSON")
             } else {
@@ -543,6 +571,7 @@ pub fn open<'p>(path: &Path, progress: &'p dyn Progress) -> Result<Opened<'p>, I
             Ok(Opened {
                 path: path.to_owned(),
                 is_json,
+                delimiter,
                 reader: Box::new(BufReader::with_capacity(1 << 16, limited)),
             })
         }

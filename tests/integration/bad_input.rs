@@ -567,3 +567,22 @@ async fn endless_and_enormous_inputs_end_with_an_error_not_the_machine() {
     let e = error_line(&out, "long.csv:3:");
     assert!(e.contains("longer than 1024 KiB"), "{e}");
 }
+
+#[tokio::test]
+async fn semicolon_and_tab_separated_files_are_read_as_such() {
+    let db = TestDb::new().await;
+    let semi = "order_id;created_at;quantity;unit_price;sku\n1;13/01/2025;2;\"12,50\";A\n1;13/01/2025;1;3,00;B\n";
+    let out = db.ingest_ok("eu", orders(db.file("semi.csv", semi))).await;
+    assert_eq!(out.report.rejected_total(), 0, "{:?}", out.report.errors);
+    assert_eq!(out.report.order_lines, 2);
+    assert_eq!(out.report.files[0].conventions.separator, ";");
+    let tab = "order_id\tcreated_at\tquantity\tunit_price\tsku\n2\t2025-01-13\t1\t4.50\tA\n";
+    let out = db.ingest_ok("eu", orders(db.file("tab.tsv", tab))).await;
+    assert_eq!(out.report.rejected_total(), 0, "{:?}", out.report.errors);
+    assert_eq!(out.report.files[0].conventions.separator, "\t");
+    assert_eq!(
+        db.count("SELECT SUM(quantity * unit_price_minor) FROM order_lines")
+            .await,
+        2 * 1250 + 300 + 450
+    );
+}
