@@ -110,8 +110,30 @@ pub enum IngestError {
         line: u64,
         message: String,
     },
+    #[error(
+        "{path}: the column {name:?} appears twice (columns {first} and {second}): rename or remove one"
+    )]
+    DuplicatedColumn {
+        path: PathBuf,
+        name: String,
+        first: usize,
+        second: usize,
+    },
     #[error("{0}")]
     Usage(String),
+}
+
+/// Refuses a header that names a column we read twice.
+pub(crate) fn check_header(path: &Path, columns: &source::Columns) -> Result<(), IngestError> {
+    match columns.duplicated() {
+        Some((name, first, second)) => Err(IngestError::DuplicatedColumn {
+            path: path.to_owned(),
+            name,
+            first,
+            second,
+        }),
+        None => Ok(()),
+    }
 }
 
 /// One rejected row (or ignored value), named precisely enough to fix the file.
@@ -620,6 +642,7 @@ pub(crate) fn shape_for(
     columns: &source::Columns,
     given: FileRole,
 ) -> Result<Shape, IngestError> {
+    check_header(path, columns)?;
     let Some(shape) = columns.shape() else {
         return Err(IngestError::Unrecognised {
             path: path.to_owned(),
@@ -833,6 +856,31 @@ impl<'a> Row<'a> {
         }
     }
 
+    /// Whether the row has another number of fields than the header, as the error
+    /// that rejects it (counted under `wrong_field_count`): a line cut short, or a
+    /// separator inside an unquoted value, which would shift every later value.
+    pub fn wrong_field_count(&self) -> Option<RowError> {
+        let (have, want) = (self.record.len(), self.columns.original.len());
+        (have != want).then(|| RowError {
+            file: self.file.to_owned(),
+            line: self.line,
+            column: String::new(),
+            value: String::new(),
+            reason: format!(
+                "the row has {have} fields, the header has {want} (a line cut short, or a separator inside an unquoted value)"
+            ),
+        })
+    }
+
+    /// A row's first defect that rejects it whole: a wrong field count or an
+    /// over-long value, with the key it is counted under.
+    pub fn malformed(&self) -> Option<(&'static str, RowError)> {
+        if let Some(e) = self.wrong_field_count() {
+            return Some((WRONG_FIELD_COUNT, e));
+        }
+        self.oversized().map(|e| (VALUE_TOO_LONG, e))
+    }
+
     /// The first value longer than [`MAX_FIELD_BYTES`], as the error that rejects
     /// its row (counted under `value_too_long`).
     pub fn oversized(&self) -> Option<RowError> {
@@ -896,6 +944,9 @@ impl Rejection {
         }
     }
 }
+
+/// The reason key of a row with another number of fields than its header.
+pub(crate) const WRONG_FIELD_COUNT: &str = "wrong_field_count";
 
 /// The reason key of a value past [`MAX_FIELD_BYTES`].
 pub(crate) const VALUE_TOO_LONG: &str = "value_too_long";

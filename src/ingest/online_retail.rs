@@ -98,10 +98,6 @@ pub fn read<R: Read>(
             record: &record,
             columns,
         };
-        if let Some(e) = row.oversized() {
-            report.reject(super::VALUE_TOO_LONG, e);
-            continue;
-        }
         macro_rules! field {
             ($col:expr) => {
                 match row.get($col) {
@@ -135,6 +131,11 @@ pub fn read<R: Read>(
             )
         };
         current_invoice.push_str(invoice);
+        if let Some((key, e)) = row.malformed() {
+            incomplete.insert(current_invoice.clone());
+            report.reject(key, e);
+            continue;
+        }
         if invoice.starts_with(['C', 'c']) {
             report.drop_row("cancellation");
             continue;

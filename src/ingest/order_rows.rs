@@ -107,10 +107,6 @@ pub fn read<R: Read>(
             record: &record,
             columns,
         };
-        if let Some(e) = row.oversized() {
-            report.reject(super::VALUE_TOO_LONG, e);
-            continue;
-        }
         // The order a row belongs to, once known: a rejected row marks it incomplete.
         let mut row_order: Option<usize> = None;
         let parsed = (|| -> Result<Option<(usize, PendingLine)>, Rejection> {
@@ -138,6 +134,11 @@ pub fn read<R: Read>(
                 ));
             };
             row_order = Some(oidx);
+            // Checked once the row's order is known, so that order counts as
+            // incomplete and is not replaced by its other rows.
+            if let Some((key, e)) = row.malformed() {
+                return Err(Rejection::new(key, e));
+            }
             let order = &mut orders[oidx];
             if let Some(name) = name {
                 name_to_order.entry(name.to_owned()).or_insert(oidx);

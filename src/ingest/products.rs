@@ -35,6 +35,7 @@ pub fn read_catalog(
     }
     let mut csv = csv_reader(opened.reader, opened.delimiter);
     let columns = Columns::new(&csv.byte_headers().map_err(|e| csv_error(path, e))?.clone());
+    super::check_header(path, &columns)?;
     // A variants-shaped file on its own is a flat catalog: one sellable item per row.
     let shape = match columns.shape() {
         Some(Shape::SplitVariants) if files.variants.is_none() => Shape::SplitProducts,
@@ -429,8 +430,8 @@ fn read_rows<R: Read, T>(
             record: &record,
             columns,
         };
-        if let Some(e) = row.oversized() {
-            report.reject(super::VALUE_TOO_LONG, e);
+        if let Some((key, e)) = row.malformed() {
+            report.reject(key, e);
             continue;
         }
         match handle(&row, report) {

@@ -417,6 +417,21 @@ impl Columns {
         None
     }
 
+    /// A header name bundleforge reads that the file gives twice (after
+    /// normalising): which one holds the value is anyone's guess. Names it and both
+    /// positions (1-based).
+    pub fn duplicated(&self) -> Option<(String, usize, usize)> {
+        for (i, h) in self.normalised.iter().enumerate() {
+            if h.is_empty() || !ALIASES.iter().any(|(_, a)| a.contains(&h.as_str())) {
+                continue;
+            }
+            if let Some(j) = self.normalised[i + 1..].iter().position(|o| o == h) {
+                return Some((self.original[i].clone(), i + 1, i + 2 + j));
+            }
+        }
+        None
+    }
+
     pub fn describe(&self) -> String {
         self.original.join(", ")
     }

@@ -586,3 +586,21 @@ async fn semicolon_and_tab_separated_files_are_read_as_such() {
         2 * 1250 + 300 + 450
     );
 }
+
+#[tokio::test]
+async fn a_duplicated_header_and_a_short_row_are_named_as_such() {
+    let db = TestDb::new().await;
+    let dup = "order_id,sku,quantity,unit_price,created_at,SKU\n1,A,1,5.00,2024-01-05,B\n";
+    let msg = ingest_error(db.ingest("s", orders(db.file("dup.csv", dup))).await);
+    assert!(
+        msg.contains("dup.csv") && msg.contains("\"sku\" appears twice (columns 2 and 6)"),
+        "{msg}"
+    );
+    // A line cut short, and one with a separator inside an unquoted title.
+    let csv = "order_id,title,quantity,unit_price,created_at\n1,Mug,1,5.00,2024-01-05\n2,Mug,1\n3,Mug, large,1,5.00,2024-01-05\n";
+    let out = db.ingest_ok("s", orders(db.file("short.csv", csv))).await;
+    assert_eq!(out.report.rejected.get("wrong_field_count"), Some(&2));
+    assert!(error_line(&out, "short.csv:3:").contains("the row has 3 fields, the header has 5"));
+    assert!(error_line(&out, "short.csv:4:").contains("the row has 6 fields"));
+    assert_eq!(out.report.orders, 1);
+}

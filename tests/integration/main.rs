@@ -19,6 +19,7 @@ mod online_retail;
 mod prior;
 mod publish;
 mod real_llm;
+mod reingest;
 mod rules;
 mod shapes;
 mod stats;
