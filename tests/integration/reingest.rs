@@ -8,13 +8,16 @@ use proptest::prelude::*;
 
 use crate::support::TestDb;
 
+/// One order line: SKU index, quantity, price in cents.
+type Line = (usize, u8, u32);
+
 /// A valid store: a catalog of SKUs and orders of lines over them.
 #[derive(Debug, Clone)]
 struct Shop {
     /// (price in cents) per SKU `S0`, `S1`, …
     prices: Vec<u32>,
-    /// Per order: its day (1–9) and its lines (SKU index, quantity, price in cents).
-    orders: Vec<(u8, Vec<(usize, u8, u32)>)>,
+    /// Per order: its day (1–9) and its lines.
+    orders: Vec<(u8, Vec<Line>)>,
 }
 
 fn shop() -> impl Strategy<Value = Shop> {
