@@ -61,6 +61,13 @@ impl IngestOutcome {
                 r.lines_without_catalog_product
             );
         }
+        if r.lines_with_ambiguous_title > 0 {
+            let _ = writeln!(
+                s,
+                "  {} of them name only a title several catalog products share: kept unjoined (give a SKU or variant id)",
+                r.lines_with_ambiguous_title
+            );
+        }
         for f in &self.rejected_files {
             let _ = writeln!(
                 s,

@@ -185,6 +185,9 @@ pub struct IngestReport {
     pub lines_merged: u64,
     /// Order lines whose product the catalog does not have (kept).
     pub lines_without_catalog_product: u64,
+    /// Of those, lines naming only a title several catalog products share (kept
+    /// unjoined: give a SKU or variant id to join them).
+    pub lines_with_ambiguous_title: u64,
     /// Orders with at least one rejected line (see [`IngestBatch::incomplete_orders`]).
     pub incomplete_orders: u64,
     pub errors: Vec<RowError>,
@@ -673,6 +676,9 @@ pub struct CatalogKeys {
     by_sku: HashMap<String, String>,
     by_product: HashMap<String, String>,
     by_title: HashMap<String, String>,
+    /// Titles two catalog entries share: a line naming only such a title stays
+    /// unjoined rather than joining whichever came first.
+    ambiguous_titles: std::collections::HashSet<String>,
 }
 
 impl CatalogKeys {
@@ -689,9 +695,28 @@ impl CatalogKeys {
         self.by_product
             .entry(product_id.to_owned())
             .or_insert_with(|| variant_id.to_owned());
-        self.by_title
-            .entry(title.to_owned())
-            .or_insert_with(|| variant_id.to_owned());
+        self.add_title(title, variant_id);
+    }
+
+    fn add_title(&mut self, title: &str, variant_id: &str) {
+        match self.by_title.get(title) {
+            Some(v) if v != variant_id => {
+                self.ambiguous_titles.insert(title.to_owned());
+            }
+            Some(_) => {}
+            None => {
+                self.by_title
+                    .insert(title.to_owned(), variant_id.to_owned());
+            }
+        }
+    }
+
+    /// Whether a line names only a title that several catalog entries share.
+    pub fn ambiguous(&self, r: &crate::domain::ProductRef) -> bool {
+        self.resolve(r).is_none()
+            && r.title
+                .as_ref()
+                .is_some_and(|t| self.ambiguous_titles.contains(t))
     }
 
     pub fn add_products(&mut self, products: &[Product]) {
@@ -703,9 +728,7 @@ impl CatalogKeys {
                 &p.display_title(),
             );
             // A line may name the product's bare title, too.
-            self.by_title
-                .entry(p.title.clone())
-                .or_insert_with(|| p.variant_id.clone());
+            self.add_title(&p.title, &p.variant_id);
         }
     }
 
@@ -716,7 +739,13 @@ impl CatalogKeys {
         hit(&self.by_variant, &r.variant_id)
             .or_else(|| hit(&self.by_sku, &r.sku))
             .or_else(|| hit(&self.by_product, &r.product_id))
-            .or_else(|| hit(&self.by_title, &r.title))
+            .or_else(|| {
+                hit(&self.by_title, &r.title).filter(|_| {
+                    !r.title
+                        .as_ref()
+                        .is_some_and(|t| self.ambiguous_titles.contains(t))
+                })
+            })
     }
 
     pub fn is_empty(&self) -> bool {
@@ -740,10 +769,12 @@ pub fn resolve_lines(batch: &mut IngestBatch, catalog: &CatalogKeys) {
     let mut unmatched = 0u64;
     let mut lines = 0u64;
     let mut baskets = 0u64;
+    let mut ambiguous = 0u64;
     for order in &mut batch.orders {
         for line in &mut order.lines {
             if line.item_id.is_none() {
                 line.item_id = catalog.resolve(&line.product).map(str::to_owned);
+                ambiguous += u64::from(line.item_id.is_none() && catalog.ambiguous(&line.product));
             }
         }
         let before = order.lines.len();
@@ -756,6 +787,7 @@ pub fn resolve_lines(batch: &mut IngestBatch, catalog: &CatalogKeys) {
     let r = &mut batch.report;
     r.lines_merged += merged;
     r.lines_without_catalog_product = unmatched;
+    r.lines_with_ambiguous_title = ambiguous;
     r.order_lines = lines;
     r.baskets = baskets;
     r.incomplete_orders = batch.incomplete_orders.len() as u64;
@@ -1073,6 +1105,22 @@ mod tests {
         assert_eq!(merged[0].unit_price_minor, 175);
         assert_eq!(merged[0].discount_minor, 20);
         assert_eq!(merged[1].product.sku.as_deref(), Some("B"));
+    }
+
+    #[test]
+    fn a_title_two_products_share_joins_neither() {
+        let mut keys = CatalogKeys::default();
+        keys.insert("v1", None, "p1", "Tote Bag");
+        keys.insert("v2", None, "p2", "Tote Bag");
+        keys.insert("v3", None, "p3", "Mug");
+        let by_title = |t: &str| ProductRef {
+            title: Some(t.into()),
+            ..Default::default()
+        };
+        assert_eq!(keys.resolve(&by_title("Tote Bag")), None);
+        assert!(keys.ambiguous(&by_title("Tote Bag")));
+        assert_eq!(keys.resolve(&by_title("Mug")), Some("v3"));
+        assert!(!keys.ambiguous(&by_title("Teapot")));
     }
 
     #[test]

@@ -279,7 +279,8 @@ fn product_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Product, StoreError
 
 /// Joins lines stored without a catalog product to the catalog as it is now: by
 /// variant id, else SKU, else product id, else exact title (the same order as at
-/// ingest; the smallest variant id wins ties).
+/// ingest; the smallest variant id wins ties of ids; a title several products share
+/// joins none).
 async fn join_stored_lines(
     conn: &mut SqliteConnection,
     store_id: &str,
@@ -300,11 +301,20 @@ async fn join_stored_lines(
             "(p.title = order_lines.title OR p.title || ' - ' || p.variant_title = order_lines.title)",
         ),
     ] {
+        // A title joins only when one product has it.
+        let unique = if column == "title" {
+            format!(
+                " AND (SELECT COUNT(DISTINCT p.variant_id) FROM products p \
+                 WHERE p.store_id = order_lines.store_id AND {matcher}) = 1"
+            )
+        } else {
+            String::new()
+        };
         let sql = format!(
             "UPDATE order_lines SET item_id = \
                (SELECT MIN(p.variant_id) FROM products p WHERE p.store_id = order_lines.store_id AND {matcher}) \
              WHERE store_id = ? AND item_id IS NULL AND {column} IS NOT NULL \
-               AND EXISTS (SELECT 1 FROM products p WHERE p.store_id = order_lines.store_id AND {matcher})"
+               AND EXISTS (SELECT 1 FROM products p WHERE p.store_id = order_lines.store_id AND {matcher}){unique}"
         );
         joined += sqlx::query(&sql)
             .bind(store_id)

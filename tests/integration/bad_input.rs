@@ -604,3 +604,35 @@ async fn a_duplicated_header_and_a_short_row_are_named_as_such() {
     assert!(error_line(&out, "short.csv:4:").contains("the row has 6 fields"));
     assert_eq!(out.report.orders, 1);
 }
+
+#[tokio::test]
+async fn a_line_naming_a_title_two_products_share_stays_unjoined_and_says_so() {
+    let db = TestDb::new().await;
+    let catalog_csv = "sku,title,price\nTB-1,Tote Bag,10.00\nTB-2,Tote Bag,12.00\nMUG,Mug,8.00\n";
+    let orders_csv = "order_id,created_at,quantity,unit_price,title\n1,2024-01-05,1,10.00,Tote Bag\n1,2024-01-05,1,8.00,Mug\n";
+    // Orders first, catalog later (the stored lines' join), and both at once.
+    db.ingest_ok("later", orders(db.file("o.csv", orders_csv)))
+        .await;
+    db.ingest_ok("later", catalog(db.file("c.csv", catalog_csv)))
+        .await;
+    let files = IngestFiles {
+        orders: Some(db.file("o2.csv", orders_csv)),
+        catalog: Some(db.file("c2.csv", catalog_csv)),
+        ..Default::default()
+    };
+    let out = db.ingest_ok("once", files).await;
+    assert_eq!(out.report.lines_with_ambiguous_title, 1);
+    assert!(
+        out.text().contains("several catalog products share"),
+        "{}",
+        out.text()
+    );
+    for store in ["later", "once"] {
+        let joined = db
+            .count(&format!(
+                "SELECT COUNT(*) FROM order_lines WHERE store_id = '{store}' AND item_id IS NOT NULL"
+            ))
+            .await;
+        assert_eq!(joined, 1, "{store}: only the mug joins");
+    }
+}
