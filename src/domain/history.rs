@@ -96,12 +96,18 @@ impl ProductObservations {
         if prices.is_empty() {
             return None;
         }
-        let title = counts
-            .iter()
-            .zip(&self.descriptions)
-            .filter(|(c, _)| **c > 0)
-            .min_by(|a, b| b.0.cmp(a.0).then_with(|| a.1.cmp(b.1)))
-            .map(|(_, d)| d.clone())
+        // The most frequent description, ties to the smaller; a blank one only when
+        // no row gives another (a blank must never win a tie with a real title).
+        let most_frequent = |blank: bool| {
+            counts
+                .iter()
+                .zip(&self.descriptions)
+                .filter(|(c, d)| **c > 0 && d.trim().is_empty() == blank)
+                .min_by(|a, b| b.0.cmp(a.0).then_with(|| a.1.cmp(b.1)))
+                .map(|(_, d)| d.clone())
+        };
+        let title = most_frequent(false)
+            .or_else(|| most_frequent(true))
             .unwrap_or_default();
         prices.sort_unstable();
         let n = prices.len();
@@ -118,6 +124,27 @@ impl ProductObservations {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_blank_description_never_wins_a_tie_with_a_real_one() {
+        let row = |description| ObservedRow {
+            at: 10,
+            description,
+            unit_price_micros: 1_000_000,
+        };
+        let obs = ProductObservations {
+            variant_id: "22139".into(),
+            descriptions: vec!["".into(), "RETROSPOT TEA SET".into()],
+            rows: vec![row(0), row(1), row(0)],
+        };
+        // The blank is more frequent here, and still loses to a real title.
+        assert_eq!(obs.derive(None, 2).unwrap().title, "RETROSPOT TEA SET");
+        let blank_only = ProductObservations {
+            rows: vec![row(0)],
+            ..obs
+        };
+        assert_eq!(blank_only.derive(None, 2).unwrap().title, "");
+    }
 
     #[test]
     fn derivation_counts_only_rows_up_to_the_bound() {
