@@ -533,17 +533,19 @@ impl Settings {
                 "must be 0 or more seconds".into(),
             ));
         }
-        if l.requests_per_minute == 0 || l.tokens_per_minute == 0 || l.concurrency == 0 {
-            return Err(invalid(
-                "llm.requests_per_minute",
-                "rate limits and concurrency must be at least 1".into(),
-            ));
-        }
-        if l.classify_batch == 0 || l.price_batch == 0 || l.copy_batch == 0 {
-            return Err(invalid(
-                "llm.classify_batch",
-                "batch sizes must be at least 1".into(),
-            ));
+        // Each setting named on its own: a merchant setting one must not be told
+        // another is wrong.
+        for (key, value) in [
+            ("llm.requests_per_minute", u64::from(l.requests_per_minute)),
+            ("llm.tokens_per_minute", u64::from(l.tokens_per_minute)),
+            ("llm.concurrency", l.concurrency as u64),
+            ("llm.classify_batch", l.classify_batch as u64),
+            ("llm.price_batch", l.price_batch as u64),
+            ("llm.copy_batch", l.copy_batch as u64),
+        ] {
+            if value == 0 {
+                return Err(invalid(key, "must be at least 1".into()));
+            }
         }
         for (key, price) in [
             (
@@ -908,6 +910,28 @@ mod tests {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect()
+    }
+
+    #[test]
+    fn a_zero_limit_names_its_own_setting() {
+        for (key, set) in [
+            (
+                "llm.concurrency",
+                (|s: &mut Settings| s.llm.concurrency = 0) as fn(&mut Settings),
+            ),
+            ("llm.tokens_per_minute", |s: &mut Settings| {
+                s.llm.tokens_per_minute = 0
+            }),
+            ("llm.copy_batch", |s: &mut Settings| s.llm.copy_batch = 0),
+        ] {
+            let mut s = Settings::defaults().unwrap();
+            set(&mut s);
+            let err = s.validate().unwrap_err().to_string();
+            assert!(
+                err.contains(&format!("`{key}`")) && err.contains("at least 1"),
+                "{err}"
+            );
+        }
     }
 
     #[test]

@@ -161,7 +161,9 @@ impl Baskets {
         let mut builder = Builder::default();
         builder.items.reserve(bytes.len() / 4);
         let body = bytes.strip_suffix(b"\n").unwrap_or(bytes);
-        for (line_index, line) in body.split(|&b| b == b'\n').enumerate() {
+        // An empty file has no line, so no basket (a file of one blank line has one).
+        let lines = if bytes.is_empty() { 0 } else { usize::MAX };
+        for (line_index, line) in body.split(|&b| b == b'\n').enumerate().take(lines) {
             let line = line.strip_suffix(b"\r").unwrap_or(line);
             let mut push = |index: usize, label: &[u8]| {
                 let id = builder.intern(label, || {
@@ -346,6 +348,19 @@ mod tests {
         assert_eq!(labels_of(&b, 0), ["a", "b,c"]);
         let b = parse("a b c\n", Separator::Comma);
         assert_eq!(labels_of(&b, 0), ["a b c"]);
+    }
+
+    #[test]
+    fn an_empty_file_has_no_basket_and_a_blank_line_is_one() {
+        let p = Path::new("x.dat");
+        assert_eq!(Baskets::parse(b"", Separator::Auto, p).unwrap().len(), 0);
+        assert_eq!(Baskets::parse(b"\n", Separator::Auto, p).unwrap().len(), 1);
+        assert_eq!(
+            Baskets::parse(b"a b\n\nc\n", Separator::Auto, p)
+                .unwrap()
+                .len(),
+            3
+        );
     }
 
     #[test]
