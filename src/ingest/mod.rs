@@ -406,6 +406,77 @@ fn read_orders(
     batch: &mut IngestBatch,
     progress: &dyn Progress,
 ) -> Result<(), IngestError> {
+    let first_new = batch.orders.len();
+    read_order_file(path, ctx, batch, progress)?;
+    reject_far_future(path, batch, first_new);
+    Ok(())
+}
+
+/// Orders a file needs before a lone far-future date counts as a typo.
+const MIN_ORDERS_FOR_OUTLIERS: usize = 20;
+
+/// How far after the rest of its file an order may be dated.
+const MAX_DAYS_AHEAD_OF_FILE: i64 = 366;
+
+/// Rejects the orders of one file dated far in the future of all its others (a typo
+/// such as 2204 for 2024 would move `as_of` and every window): the latest orders,
+/// at most one in a hundred, that come more than [`MAX_DAYS_AHEAD_OF_FILE`] after
+/// the next earlier one.
+fn reject_far_future(path: &Path, batch: &mut IngestBatch, first_new: usize) {
+    let mut dates: Vec<(chrono::DateTime<chrono::Utc>, usize)> = batch.orders[first_new..]
+        .iter()
+        .enumerate()
+        .map(|(i, o)| (o.created_at, first_new + i))
+        .collect();
+    // With few orders a long gap is a quiet season, not a typo.
+    if dates.len() < MIN_ORDERS_FOR_OUTLIERS {
+        return;
+    }
+    dates.sort();
+    let n = dates.len();
+    let most_outliers = (n / 100).max(1);
+    let Some(gap) = (n - 1 - most_outliers.min(n - 1)..n - 1)
+        .find(|&i| (dates[i + 1].0 - dates[i].0).num_days() > MAX_DAYS_AHEAD_OF_FILE)
+    else {
+        return;
+    };
+    let latest_rest = dates[gap].0;
+    let far: std::collections::HashSet<usize> = dates[gap + 1..].iter().map(|d| d.1).collect();
+    let file = path.display().to_string();
+    let mut i = 0;
+    let report = &mut batch.report;
+    batch.orders.retain(|o| {
+        let keep = !far.contains(&i);
+        i += 1;
+        if !keep {
+            for _ in &o.lines {
+                report.rows_kept = report.rows_kept.saturating_sub(1);
+                report.count_rejection(
+                    "date_far_ahead_of_file",
+                    RowError {
+                        file: file.clone(),
+                        line: 0,
+                        column: "created_at".into(),
+                        value: o.created_at.format("%Y-%m-%d").to_string(),
+                        reason: format!(
+                            "order {} is dated more than {MAX_DAYS_AHEAD_OF_FILE} days after every other order of the file (latest {}): a typo would move every window",
+                            o.order_id,
+                            latest_rest.format("%Y-%m-%d")
+                        ),
+                    },
+                );
+            }
+        }
+        keep
+    });
+}
+
+fn read_order_file(
+    path: &Path,
+    ctx: &IngestContext,
+    batch: &mut IngestBatch,
+    progress: &dyn Progress,
+) -> Result<(), IngestError> {
     let opened = source::open(path, progress)?;
     if opened.is_json {
         return shopify_json::read(opened, FileRole::Orders, ctx, batch);

@@ -636,3 +636,25 @@ async fn a_line_naming_a_title_two_products_share_stays_unjoined_and_says_so() {
         assert_eq!(joined, 1, "{store}: only the mug joins");
     }
 }
+
+#[tokio::test]
+async fn an_order_dated_far_after_the_rest_of_its_file_is_rejected() {
+    let db = TestDb::new().await;
+    let mut csv = String::from("order_id,created_at,quantity,unit_price,sku\n");
+    for i in 1..=30 {
+        csv.push_str(&format!("{i},2024-03-{:02},1,5.00,A\n", i % 28 + 1));
+    }
+    csv.push_str("99,2094-03-05,1,5.00,A\n");
+    let out = db.ingest_ok("s", orders(db.file("typo.csv", &csv))).await;
+    assert_eq!(out.report.rejected.get("date_far_ahead_of_file"), Some(&1));
+    assert_eq!(out.report.orders, 30);
+    let e = error_line(&out, "order 99");
+    assert!(
+        e.contains("2094-03-05") && e.contains("latest 2024-03-28"),
+        "{e}"
+    );
+    // A small store's quiet year is not a typo.
+    let two = "order_id,created_at,quantity,unit_price,sku\n1,2023-01-05,1,5.00,A\n2,2024-06-05,1,5.00,A\n";
+    let out = db.ingest_ok("t", orders(db.file("two.csv", two))).await;
+    assert_eq!(out.report.orders, 2);
+}
