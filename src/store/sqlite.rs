@@ -451,14 +451,27 @@ impl Store for SqliteStore {
             "INSERT INTO products (store_id, variant_id, product_id, sku, handle, title, variant_title, \
              description, category, product_type, vendor, tags, currency, price_minor, compare_at_minor, \
              cost_minor, inventory, status, created_at, gift_card, inventory_item_id, updated_at)",
+            // A value the file does not give (no column, a blank cell, a bad optional
+            // value ignored) keeps the stored one: a thinner export or one bad cell
+            // must not erase what an earlier file said.
             "ON CONFLICT (store_id, variant_id) DO UPDATE SET product_id = excluded.product_id, \
-             sku = excluded.sku, handle = excluded.handle, title = excluded.title, \
-             variant_title = excluded.variant_title, description = excluded.description, \
-             category = excluded.category, product_type = excluded.product_type, vendor = excluded.vendor, \
-             tags = excluded.tags, currency = excluded.currency, price_minor = excluded.price_minor, \
-             compare_at_minor = excluded.compare_at_minor, cost_minor = excluded.cost_minor, \
-             inventory = excluded.inventory, status = excluded.status, created_at = excluded.created_at, \
-             gift_card = excluded.gift_card, inventory_item_id = excluded.inventory_item_id, \
+             sku = COALESCE(excluded.sku, products.sku), \
+             handle = COALESCE(excluded.handle, products.handle), title = excluded.title, \
+             variant_title = COALESCE(excluded.variant_title, products.variant_title), \
+             description = CASE WHEN excluded.description = '' THEN products.description \
+                           ELSE excluded.description END, \
+             category = COALESCE(excluded.category, products.category), \
+             product_type = COALESCE(excluded.product_type, products.product_type), \
+             vendor = COALESCE(excluded.vendor, products.vendor), \
+             tags = CASE WHEN excluded.tags = '[]' THEN products.tags ELSE excluded.tags END, \
+             currency = excluded.currency, price_minor = excluded.price_minor, \
+             compare_at_minor = COALESCE(excluded.compare_at_minor, products.compare_at_minor), \
+             cost_minor = COALESCE(excluded.cost_minor, products.cost_minor), \
+             inventory = COALESCE(excluded.inventory, products.inventory), \
+             status = COALESCE(excluded.status, products.status), \
+             created_at = COALESCE(excluded.created_at, products.created_at), \
+             gift_card = excluded.gift_card, \
+             inventory_item_id = COALESCE(excluded.inventory_item_id, products.inventory_item_id), \
              updated_at = excluded.updated_at",
             22,
             &products,
@@ -532,8 +545,9 @@ impl Store for SqliteStore {
             &mut tx,
             sid,
             "INSERT INTO orders (store_id, order_id, name, created_at, customer_key, currency, currency_assumed)",
-            "ON CONFLICT (store_id, order_id) DO UPDATE SET name = excluded.name, \
-             created_at = excluded.created_at, customer_key = excluded.customer_key, \
+            "ON CONFLICT (store_id, order_id) DO UPDATE SET name = COALESCE(excluded.name, orders.name), \
+             created_at = excluded.created_at, \
+             customer_key = COALESCE(excluded.customer_key, orders.customer_key), \
              currency = excluded.currency, currency_assumed = excluded.currency_assumed",
             7,
             &orders,

@@ -1,6 +1,6 @@
 //! Re-ingesting the same data changes nothing; a changed order replaces its lines.
 
-use crate::support::{TestDb, orders, repo_root};
+use crate::support::{TestDb, catalog, orders, repo_root};
 use bundleforge::ingest::IngestFiles;
 
 async fn table_counts(db: &TestDb) -> (i64, i64, i64, i64) {
@@ -143,4 +143,52 @@ async fn ids_come_from_the_input_so_fresh_databases_agree() {
     };
     assert_eq!(ids(&a).await, vec!["10", "77"]);
     assert_eq!(ids(&b).await, ids(&a).await);
+}
+
+#[tokio::test]
+async fn a_value_a_re_ingested_file_does_not_give_keeps_the_stored_one() {
+    let db = TestDb::new().await;
+    let full = "variant_id,product_id,title,price,cost,compare_at_price,vendor,product_type,tags,description,inventory\n\
+                v1,p1,Mug,12.00,5.00,15.00,Acme,Drinkware,\"kitchen, gift\",A stoneware mug,7\n";
+    db.ingest_ok("s", catalog(db.file("full.csv", full))).await;
+    // A thinner export (no vendor, type, tags, description or stock) with a bad cost
+    // (ignored, row kept) and a blank compare-at price: only the price is news.
+    let thin = "variant_id,product_id,title,price,cost,compare_at_price\nv1,p1,Mug,13.00,abc,\n";
+    let second = db.ingest_ok("s", catalog(db.file("thin.csv", thin))).await;
+    assert_eq!(second.report.rows_kept, 1);
+    let stored: String = sqlx::query_scalar(
+        "SELECT price_minor || '|' || IFNULL(cost_minor, '-') || '|' || \
+         IFNULL(compare_at_minor, '-') || '|' || IFNULL(vendor, '-') || '|' || \
+         IFNULL(product_type, '-') || '|' || tags || '|' || description || '|' || \
+         IFNULL(inventory, '-') FROM products WHERE variant_id = 'v1'",
+    )
+    .fetch_one(db.store.pool())
+    .await
+    .unwrap();
+    // The new price; everything else as the first file said.
+    assert_eq!(
+        stored,
+        r#"1300|500|1500|Acme|Drinkware|["kitchen","gift"]|A stoneware mug|7"#
+    );
+}
+
+#[tokio::test]
+async fn an_order_field_a_re_ingest_lacks_keeps_the_stored_one() {
+    let db = TestDb::new().await;
+    let v1 = "order_id,name,customer_id,created_at,quantity,unit_price,sku\n1,#1001,c9,2024-01-01,1,5.00,A\n";
+    db.ingest_ok("s", orders(db.file("v1.csv", v1))).await;
+    let v2 = "order_id,created_at,quantity,unit_price,sku\n1,2024-01-01,2,5.00,A\n";
+    db.ingest_ok("s", orders(db.file("v2.csv", v2))).await;
+    let (name, customer): (Option<String>, Option<String>) =
+        sqlx::query_as("SELECT name, customer_key FROM orders WHERE order_id = '1'")
+            .fetch_one(db.store.pool())
+            .await
+            .unwrap();
+    assert_eq!(name.as_deref(), Some("#1001"));
+    assert!(customer.is_some());
+    assert_eq!(
+        db.count("SELECT quantity FROM order_lines WHERE order_id = '1'")
+            .await,
+        2
+    );
 }
