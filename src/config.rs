@@ -713,6 +713,14 @@ impl SettingsBuilder {
         let origin = path.display().to_string();
         for (section, value) in table {
             let Value::Table(keys) = value else {
+                if self.defaults.contains_key(&section) {
+                    return Err(ConfigError::WrongType {
+                        value: value.to_string(),
+                        key: section,
+                        origin,
+                        expected: "a section (`[name]` and its keys)",
+                    });
+                }
                 return Err(ConfigError::UnknownKey {
                     key: section,
                     origin,
@@ -784,7 +792,7 @@ impl SettingsBuilder {
             let key = first_bad_field(&merged).unwrap_or_else(|| "settings".into());
             ConfigError::Invalid {
                 key,
-                reason: e.message().trim().to_owned(),
+                reason: plain_reason(e.message().trim()),
             }
         })?;
         settings.validate()?;
@@ -810,6 +818,32 @@ impl SettingsBuilder {
         }
         Ok(())
     }
+}
+
+/// serde's wording for the mistakes a person makes in a setting, said in theirs.
+fn plain_reason(message: &str) -> String {
+    let unsigned = [
+        "expected usize",
+        "expected u64",
+        "expected u32",
+        "expected u16",
+    ];
+    if let Some(rest) = message.strip_prefix("invalid value: integer `")
+        && let Some((value, expected)) = rest.split_once("`, ")
+        && unsigned.contains(&expected)
+    {
+        return if value.starts_with('-') {
+            format!("{value} is not a whole number of 0 or more")
+        } else {
+            format!("{value} is too large")
+        };
+    }
+    if let Some(rest) = message.strip_prefix("invalid length ")
+        && let Some((got, want)) = rest.split_once(", expected an array of length ")
+    {
+        return format!("expected a list of {want} values, got {got}");
+    }
+    message.to_owned()
 }
 
 enum SetValue {

@@ -126,9 +126,9 @@ struct StatsArgs {
     #[arg(long)]
     store: String,
     /// End the windows on this day (YYYY-MM-DD) instead of the latest order.
-    #[arg(long, value_name = "DATE")]
+    #[arg(long, value_name = "DATE", allow_hyphen_values = true, value_parser = calendar_date)]
     as_of: Option<NaiveDate>,
-    #[arg(long, default_value_t = 42)]
+    #[arg(long, default_value_t = 42, allow_negative_numbers = true, value_parser = whole_number::<u64>)]
     seed: u64,
     #[arg(long)]
     json: bool,
@@ -141,7 +141,7 @@ struct SimilarArgs {
     /// A variant id, SKU or product id.
     #[arg(long)]
     product: String,
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, allow_negative_numbers = true, value_parser = whole_number::<usize>)]
     k: usize,
     #[arg(long)]
     json: bool,
@@ -152,19 +152,19 @@ struct GenerateArgs {
     #[arg(long)]
     store: String,
     /// End every window on this day (YYYY-MM-DD) instead of the latest order.
-    #[arg(long, value_name = "DATE")]
+    #[arg(long, value_name = "DATE", allow_hyphen_values = true, value_parser = calendar_date)]
     as_of: Option<NaiveDate>,
     /// Seed of everything random in a run (cluster seeding); same input + seed = same output.
-    #[arg(long, default_value_t = 42)]
+    #[arg(long, default_value_t = 42, allow_negative_numbers = true, value_parser = whole_number::<u64>)]
     seed: u64,
     /// α,β,γ of score = α·llm + β·transactional + γ·business, instead of the tier's.
-    #[arg(long, value_name = "A,B,G", value_parser = parse_weights)]
+    #[arg(long, value_name = "A,B,G", value_parser = parse_weights, allow_hyphen_values = true)]
     weights: Option<[f64; 3]>,
     /// Only these objectives, comma-separated (e.g. cross_sell,increase_aov).
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
     objectives: Vec<bundleforge::domain::Objective>,
     /// Publish at most N bundles (default optimize.max_bundles, 50).
-    #[arg(long, value_name = "N", value_parser = at_least_one)]
+    #[arg(long, value_name = "N", value_parser = at_least_one, allow_negative_numbers = true)]
     max_bundles: Option<usize>,
     /// Where the files go (bundles.json, bundles.csv, shopify.json, report.html);
     /// default: a new folder under ./runs, never an earlier run's.
@@ -183,21 +183,21 @@ struct EvalArgs {
     #[arg(long)]
     store: String,
     /// Train on orders dated on or before this day; score against the rest.
-    #[arg(long, value_name = "DATE")]
+    #[arg(long, value_name = "DATE", allow_hyphen_values = true, value_parser = calendar_date)]
     cutoff: NaiveDate,
     /// Only the last N training orders (a small shop).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = whole_number::<usize>)]
     max_orders: Option<usize>,
     /// Only these objectives, comma-separated.
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
     objectives: Vec<bundleforge::domain::Objective>,
     /// Publish at most N bundles (at least 1).
-    #[arg(long, value_name = "N", value_parser = at_least_one)]
+    #[arg(long, value_name = "N", value_parser = at_least_one, allow_negative_numbers = true)]
     max_bundles: Option<usize>,
-    #[arg(long, default_value_t = 42)]
+    #[arg(long, default_value_t = 42, allow_negative_numbers = true, value_parser = whole_number::<u64>)]
     seed: u64,
     /// Pairs in each top-K baseline.
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, default_value_t = 50, allow_negative_numbers = true, value_parser = whole_number::<usize>)]
     k: usize,
     /// Generate from the catalog alone, as a new store would (the training orders
     /// withheld), beside a nearest-in-meaning baseline.
@@ -222,19 +222,61 @@ fn at_least_two(raw: &str) -> Result<usize, String> {
 }
 
 fn at_least(raw: &str, min: usize) -> Result<usize, String> {
-    match raw.parse::<usize>() {
+    match whole_number::<usize>(raw) {
         Ok(n) if n >= min => Ok(n),
         Ok(_) => Err(format!("must be at least {min}")),
-        Err(e) => Err(e.to_string()),
+        Err(_) if is_negative_integer(raw) => Err(format!("must be at least {min}")),
+        Err(e) => Err(e),
     }
 }
+
+fn calendar_date(raw: &str) -> Result<NaiveDate, String> {
+    NaiveDate::parse_from_str(raw.trim(), "%Y-%m-%d")
+        .map_err(|_| "not a date: write it as YYYY-MM-DD (2024-03-05)".to_owned())
+}
+
+/// A count or a seed: the parse error says what the value must be, not how the
+/// digits failed.
+fn whole_number<T>(raw: &str) -> Result<T, String>
+where
+    T: std::str::FromStr<Err = std::num::ParseIntError> + std::fmt::Display + Bounded,
+{
+    use std::num::IntErrorKind;
+    raw.trim().parse::<T>().map_err(|e| match e.kind() {
+        IntErrorKind::PosOverflow => format!("too large (at most {})", T::MAX),
+        _ if is_negative_integer(raw) => "must be 0 or more".to_owned(),
+        _ => "not a whole number".to_owned(),
+    })
+}
+
+fn is_negative_integer(raw: &str) -> bool {
+    raw.trim()
+        .strip_prefix('-')
+        .is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// The largest value of the integer types flags take.
+trait Bounded {
+    const MAX: Self;
+}
+
+macro_rules! bounded {
+    ($($t:ty),*) => { $(impl Bounded for $t { const MAX: Self = <$t>::MAX; })* };
+}
+bounded!(u32, u64, usize);
 
 fn parse_weights(raw: &str) -> Result<[f64; 3], String> {
     let parts: Vec<f64> = raw
         .split(',')
         .map(|x| x.trim().parse::<f64>().map_err(|e| format!("{x:?}: {e}")))
         .collect::<Result<_, _>>()?;
-    <[f64; 3]>::try_from(parts).map_err(|_| "expected three numbers: A,B,G".to_owned())
+    let weights =
+        <[f64; 3]>::try_from(parts).map_err(|_| "expected three numbers: A,B,G".to_owned())?;
+    bundleforge::config::check_weights("weights", weights).map_err(|e| match e {
+        bundleforge::config::ConfigError::Invalid { reason, .. } => reason,
+        other => other.to_string(),
+    })?;
+    Ok(weights)
 }
 
 #[derive(Args, Debug)]
@@ -258,26 +300,26 @@ struct RulesArgs {
     store: Option<String>,
     /// Minimum support: a fraction of the baskets (0.001) or a count (40); an itemset
     /// is frequent iff its count ≥ ⌈minsup × N⌉. Default: rules.itemset_minsup.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     minsup: Option<MinSupport>,
     /// Minimum rule confidence, compared on counts. Default: rules.min_confidence.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     minconf: Option<Fraction>,
     /// Force the item separator: comma or whitespace.
     #[arg(long, default_value = "auto")]
     sep: Separator,
     /// Longest itemset (default: no limit).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = whole_number::<usize>)]
     max_len: Option<usize>,
     /// Leave out baskets with more than N distinct items (default: none); they are
     /// counted and reported, and not counted in N.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = whole_number::<usize>)]
     max_basket: Option<usize>,
     /// frequent, closed or maximal itemsets.
     #[arg(long, default_value = "frequent")]
     target: Target,
     /// Memory budget in MiB (default: rules.memory_budget_mb).
-    #[arg(long, value_name = "MIB")]
+    #[arg(long, value_name = "MIB", allow_negative_numbers = true, value_parser = whole_number::<usize>)]
     budget_mb: Option<usize>,
     /// Print one JSON document on stdout.
     #[arg(long)]
@@ -300,7 +342,7 @@ struct FixturesArgs {
     /// Replace what --out holds (without it, a non-empty --out is an error).
     #[arg(long)]
     force: bool,
-    #[arg(long, default_value_t = 42)]
+    #[arg(long, default_value_t = 42, allow_negative_numbers = true, value_parser = whole_number::<u64>)]
     seed: u64,
     /// Plant no complementary pairs: a store whose products are bought together only
     /// by chance.
@@ -330,12 +372,12 @@ enum BenchCommand {
 struct BenchGenerateArgs {
     #[arg(long)]
     store: String,
-    #[arg(long, default_value_t = 5, value_parser = at_least_one)]
+    #[arg(long, default_value_t = 5, value_parser = at_least_one, allow_negative_numbers = true)]
     runs: usize,
-    #[arg(long, value_name = "DATE")]
+    #[arg(long, value_name = "DATE", allow_hyphen_values = true, value_parser = calendar_date)]
     as_of: Option<NaiveDate>,
     /// The run's seed (as `generate --seed`).
-    #[arg(long, default_value_t = 42)]
+    #[arg(long, default_value_t = 42, allow_negative_numbers = true, value_parser = whole_number::<u64>)]
     seed: u64,
     #[arg(long)]
     json: bool,
@@ -343,25 +385,25 @@ struct BenchGenerateArgs {
 
 #[derive(Args, Debug)]
 struct BenchRulesArgs {
-    #[arg(long, default_value_t = 1_000_000)]
+    #[arg(long, default_value_t = 1_000_000, allow_negative_numbers = true, value_parser = whole_number::<usize>)]
     baskets: usize,
-    #[arg(long, default_value_t = 20_000)]
+    #[arg(long, default_value_t = 20_000, allow_negative_numbers = true, value_parser = whole_number::<u32>)]
     items: u32,
     /// How many of the baskets are large.
-    #[arg(long, default_value_t = 300)]
+    #[arg(long, default_value_t = 300, allow_negative_numbers = true, value_parser = whole_number::<usize>)]
     large: usize,
     /// Items in each large basket.
-    #[arg(long, default_value_t = 200)]
+    #[arg(long, default_value_t = 200, allow_negative_numbers = true, value_parser = whole_number::<usize>)]
     large_len: usize,
-    #[arg(long, default_value = "3")]
+    #[arg(long, default_value = "3", allow_negative_numbers = true)]
     minsup: MinSupport,
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     minconf: Option<Fraction>,
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = whole_number::<usize>)]
     max_len: Option<usize>,
-    #[arg(long, value_name = "MIB", default_value_t = 2048)]
+    #[arg(long, value_name = "MIB", default_value_t = 2048, allow_negative_numbers = true, value_parser = whole_number::<usize>)]
     budget_mb: usize,
-    #[arg(long, default_value_t = 42)]
+    #[arg(long, default_value_t = 42, allow_negative_numbers = true, value_parser = whole_number::<u64>)]
     seed: u64,
     #[arg(long)]
     json: bool,
@@ -369,19 +411,19 @@ struct BenchRulesArgs {
 
 #[derive(Args, Debug)]
 struct BenchGraphArgs {
-    #[arg(long, default_value_t = 10_000, value_parser = at_least_two)]
+    #[arg(long, default_value_t = 10_000, value_parser = at_least_two, allow_negative_numbers = true)]
     n: usize,
     /// Build the graph from an HNSW index (build + one search per vector) instead of
     /// exact blocked search, with this search breadth; reports recall against exact.
-    #[arg(long, value_name = "EF")]
+    #[arg(long, value_name = "EF", allow_negative_numbers = true, value_parser = whole_number::<usize>)]
     approximate: Option<usize>,
-    #[arg(long, default_value_t = 20, value_parser = at_least_one)]
+    #[arg(long, default_value_t = 20, value_parser = at_least_one, allow_negative_numbers = true)]
     k: usize,
-    #[arg(long, default_value_t = 384)]
+    #[arg(long, default_value_t = 384, allow_negative_numbers = true, value_parser = whole_number::<usize>)]
     dim: usize,
-    #[arg(long, default_value_t = 3, value_parser = at_least_one)]
+    #[arg(long, default_value_t = 3, value_parser = at_least_one, allow_negative_numbers = true)]
     runs: usize,
-    #[arg(long, default_value_t = 42)]
+    #[arg(long, default_value_t = 42, allow_negative_numbers = true, value_parser = whole_number::<u64>)]
     seed: u64,
     #[arg(long)]
     json: bool,
@@ -392,9 +434,9 @@ struct BenchEmbedArgs {
     #[arg(long)]
     store: String,
     /// How many products (by id order).
-    #[arg(long, default_value_t = 2000, value_parser = at_least_one)]
+    #[arg(long, default_value_t = 2000, value_parser = at_least_one, allow_negative_numbers = true)]
     limit: usize,
-    #[arg(long, default_value_t = 3, value_parser = at_least_one)]
+    #[arg(long, default_value_t = 3, value_parser = at_least_one, allow_negative_numbers = true)]
     runs: usize,
     /// Also write the embedded titles, one per line (for a peer to embed the same).
     #[arg(long, value_name = "FILE")]
@@ -406,22 +448,22 @@ struct BenchEmbedArgs {
 #[derive(Args, Debug)]
 struct BenchSearchArgs {
     /// Vectors in the index (synthetic).
-    #[arg(long, default_value_t = 100_000, value_parser = at_least_one)]
+    #[arg(long, default_value_t = 100_000, value_parser = at_least_one, allow_negative_numbers = true)]
     n: usize,
     /// Use a stored catalog's real embeddings instead of synthetic vectors: every
     /// product is a query (`--n`, `--queries` and `--dim` are then ignored).
     #[arg(long, value_name = "ID")]
     store: Option<String>,
-    #[arg(long, default_value_t = 1000, value_parser = at_least_one)]
+    #[arg(long, default_value_t = 1000, value_parser = at_least_one, allow_negative_numbers = true)]
     queries: usize,
-    #[arg(long, default_value_t = 10, value_parser = at_least_one)]
+    #[arg(long, default_value_t = 10, value_parser = at_least_one, allow_negative_numbers = true)]
     k: usize,
-    #[arg(long, default_value_t = 384)]
+    #[arg(long, default_value_t = 384, allow_negative_numbers = true, value_parser = whole_number::<usize>)]
     dim: usize,
     /// Timed repetitions; the median is reported.
-    #[arg(long, default_value_t = 3, value_parser = at_least_one)]
+    #[arg(long, default_value_t = 3, value_parser = at_least_one, allow_negative_numbers = true)]
     runs: usize,
-    #[arg(long, default_value_t = 42)]
+    #[arg(long, default_value_t = 42, allow_negative_numbers = true, value_parser = whole_number::<u64>)]
     seed: u64,
     /// Search breadths for the approximate index (each is one result row).
     #[arg(long, value_delimiter = ',', default_value = "64,128")]
@@ -443,7 +485,7 @@ struct BenchIngestArgs {
     orders: Option<PathBuf>,
     #[arg(long, value_name = "FILE")]
     catalog: Option<PathBuf>,
-    #[arg(long, default_value_t = 5, value_parser = at_least_one)]
+    #[arg(long, default_value_t = 5, value_parser = at_least_one, allow_negative_numbers = true)]
     runs: usize,
     #[arg(long)]
     json: bool,

@@ -149,19 +149,25 @@ pub struct RowError {
 impl fmt::Display for RowError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // JSON inputs have no useful line: their column is a path (`orders[3].price`).
-        if self.line == 0 {
-            write!(
-                f,
-                "{}: {} {:?}: {}",
-                self.file, self.column, self.value, self.reason
-            )
-        } else {
-            write!(
-                f,
-                "{}:{}: {} {:?}: {}",
-                self.file, self.line, self.column, self.value, self.reason
-            )
+        write!(f, "{}", self.file)?;
+        if self.line > 0 {
+            write!(f, ":{}", self.line)?;
         }
+        // A row-level error (a wrong field count) has no column and no value.
+        if !self.column.is_empty() || !self.value.is_empty() {
+            write!(f, ": {} {:?}", self.column, self.value)?;
+        }
+        // `{:?}` escapes a value's line breaks; the reason is ours, but say it on one
+        // line whatever it holds.
+        write!(f, ": ")?;
+        let mut words = self.reason.split_whitespace();
+        if let Some(w) = words.next() {
+            write!(f, "{w}")?;
+        }
+        for w in words {
+            write!(f, " {w}")?;
+        }
+        Ok(())
     }
 }
 
@@ -271,6 +277,19 @@ impl IngestReport {
     fn unkeep(&mut self, reason_key: &str, err: RowError) {
         self.rows_kept = self.rows_kept.saturating_sub(1);
         self.count_rejection(reason_key, err);
+    }
+
+    /// Errors in reading order: by file (as the report lists them), then line. Errors
+    /// without a line (JSON paths, whole orders) come first in their file, as found.
+    fn sort_errors(&mut self) {
+        let files = &self.files;
+        let rank = |file: &str| {
+            files
+                .iter()
+                .position(|f| f.path == file)
+                .unwrap_or(files.len())
+        };
+        self.errors.sort_by_cached_key(|e| (rank(&e.file), e.line));
     }
 
     pub fn rejected_total(&self) -> u64 {
@@ -384,6 +403,7 @@ pub fn read(
             .entry("control_characters_removed".to_owned())
             .or_default() += cleaned as u64;
     }
+    batch.report.sort_errors();
     progress.finish();
     Ok(batch)
 }

@@ -116,8 +116,12 @@ impl Variant {
     /// What types can't say.
     pub fn validate(&self) -> Result<(), InvalidVariant> {
         if let Some(w) = self.weights {
-            crate::config::check_weights("weights", w)
-                .map_err(|e| InvalidVariant(e.to_string()))?;
+            crate::config::check_weights("weights", w).map_err(|e| match e {
+                crate::config::ConfigError::Invalid { key, reason } => {
+                    InvalidVariant(format!("{key}: {reason}"))
+                }
+                other => InvalidVariant(other.to_string()),
+            })?;
         }
         if self.max_bundles == Some(0) {
             return Err(InvalidVariant("max_bundles must be at least 1".into()));

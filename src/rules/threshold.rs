@@ -132,7 +132,14 @@ impl FromStr for MinSupport {
     /// ("0.002", "1.0" = every basket).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let t = s.trim();
-        if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
+        let digits = |d: &str| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit());
+        if t.strip_prefix('-').is_some_and(digits) {
+            return Err(ThresholdError {
+                value: s.to_owned(),
+                expected: "a count of at least 1 or a fraction such as 0.001",
+            });
+        }
+        if digits(t) {
             return match t.parse::<u64>() {
                 Ok(c) if c > 0 => Ok(MinSupport::Count(c)),
                 _ => Err(ThresholdError {

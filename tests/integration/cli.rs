@@ -111,6 +111,116 @@ fn errors_are_one_line_with_a_non_zero_exit() {
 }
 
 #[test]
+fn a_negative_or_malformed_value_is_named_with_what_it_must_be() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = db_in(&dir);
+    let cases: [(&[&str], &str); 7] = [
+        (
+            &["generate", "--store", "s", "--max-bundles", "-1"],
+            "must be at least 1",
+        ),
+        (
+            &["generate", "--store", "s", "--seed", "-1"],
+            "must be 0 or more",
+        ),
+        (
+            &["similar", "--store", "s", "--product", "a", "--k", "-3"],
+            "must be 0 or more",
+        ),
+        (&["stats", "--store", "s", "--as-of", "-1"], "YYYY-MM-DD"),
+        (
+            &["generate", "--store", "s", "--weights", "-1,1,1"],
+            "sum to 1",
+        ),
+        (
+            &["rules", "--baskets", "x.dat", "--minsup", "-1"],
+            "a count of at least 1",
+        ),
+        (
+            &[
+                "eval",
+                "--store",
+                "s",
+                "--cutoff",
+                "2024-01-01",
+                "--max-orders",
+                "abc",
+            ],
+            "not a whole number",
+        ),
+    ];
+    for (args, says) in cases {
+        let out = cli(&url, args);
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        let first = err.lines().next().unwrap_or_default();
+        assert!(first.starts_with("error: invalid value"), "{args:?}: {err}");
+        assert!(first.contains(says), "{args:?}: {err}");
+        assert!(!err.contains("unexpected argument"), "{args:?}: {err}");
+    }
+    // A setting's serde wording is said in a person's.
+    let out = Command::new(env!("CARGO_BIN_EXE_bundleforge"))
+        .args(["stats", "--store", "s"])
+        .env("BUNDLEFORGE__DATABASE__URL", &url)
+        .env("BUNDLEFORGE__LLM__CONCURRENCY", "-1")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("`llm.concurrency`: -1 is not a whole number of 0 or more"),
+        "{err}"
+    );
+}
+
+#[test]
+fn row_errors_come_one_per_line_in_file_and_line_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = db_in(&dir);
+    let orders = dir.path().join("orders.csv");
+    // Line 2's price is found bad only once its order is complete, after line 3 is
+    // found cut short; line 4 has a value with a line break.
+    std::fs::write(
+        &orders,
+        "order_id,created_at,sku,quantity,price\n\
+         1,2024-01-05,A,1,\"12,50\"\n\
+         2,2024-01-05,A,1\n\
+         3,2024-01-06,\"B\nC\",y,3.00\n\
+         4,2024-01-06,A,1,3.00\n",
+    )
+    .unwrap();
+    let out = cli(
+        &url,
+        &[
+            "ingest",
+            "--store",
+            "s",
+            "--orders",
+            orders.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 3, "{err}");
+    let at: Vec<&str> = lines
+        .iter()
+        .map(|l| {
+            let at = l.split(": ").next().unwrap_or_default();
+            at.rsplit(['/', '\\']).next().unwrap_or_default()
+        })
+        .collect();
+    assert_eq!(
+        at,
+        ["orders.csv:2", "orders.csv:3", "orders.csv:4"],
+        "{err}"
+    );
+    assert!(
+        lines[1].contains("orders.csv:3: the row has 4 fields, the header has 5"),
+        "{err}"
+    );
+}
+
+#[test]
 fn config_layers_reach_the_binary() {
     let dir = tempfile::tempdir().unwrap();
     let url = db_in(&dir);
