@@ -337,11 +337,12 @@ impl CellInput<'_> {
             });
         }
         // Popular partners carry the anchor: sellers first (stable otherwise), and never
-        // another product of the anchor's own kind of trouble.
+        // another product of the anchor's own kind of trouble. An overstocked partner
+        // that sells is welcome: the bundle clears some of its stock too.
         match self.objective {
             Objective::ClearSlowMovers => out.retain(|&(b, _)| {
                 let s = &ctx.signals[b as usize];
-                !s.has(DataTag::SlowMover) && !s.has(DataTag::Overstock)
+                !s.has(DataTag::SlowMover) && s.units_window > 0
             }),
             Objective::LaunchNew => {
                 out.retain(|&(b, _)| !ctx.signals[b as usize].has(DataTag::NewLaunch));
@@ -408,12 +409,19 @@ pub fn anchors(ctx: &Context, objective: Objective, limit: usize) -> Vec<u32> {
                     .then(a.cmp(&b))
             })
         }
-        Objective::ClearSlowMovers => list.sort_by(|&a, &b| {
-            let inv = |i: u32| ctx.product(i).inventory.unwrap_or(0);
-            inv(b)
-                .cmp(&inv(a))
-                .then(units(a).cmp(&units(b)))
-                .then(a.cmp(&b))
+        // What takes longest to sell goes first: slow movers before mere overstock,
+        // then by stock cover (units on hand per unit sold in the window), so a
+        // shelf of 200 that sold one comes before a bestseller's deep stock.
+        Objective::ClearSlowMovers => list.sort_by_cached_key(|&i| {
+            let s = &ctx.signals[i as usize];
+            let on_hand = i128::from(ctx.product(i).inventory.unwrap_or(0).max(0));
+            let cover = on_hand * 1000 / i128::from(s.units_window.max(1));
+            (
+                !s.has(DataTag::SlowMover),
+                std::cmp::Reverse(cover),
+                s.units_window,
+                i,
+            )
         }),
         Objective::ProtectMargin => list.sort_by(|&a, &b| {
             let m = |i: u32| ctx.signals[i as usize].unit_margin_minor;
