@@ -169,6 +169,8 @@ pub struct OptimizeSettings {
     pub max_per_product: usize,
     pub max_per_objective: usize,
     pub margin_floor_pct: f64,
+    /// The most an add-on offer takes off the add-on, whole percent (1–100).
+    pub addon_max_gets_pct: u32,
     pub increase_aov: [f64; 2],
     pub clear_slow_movers: [f64; 2],
     pub protect_margin: [f64; 2],
@@ -584,6 +586,15 @@ impl Settings {
             return Err(invalid(
                 "optimize.margin_floor_pct",
                 "must be in [0, 100)".into(),
+            ));
+        }
+        if !(1..=100).contains(&o.addon_max_gets_pct) {
+            return Err(invalid(
+                "optimize.addon_max_gets_pct",
+                format!(
+                    "{} must be a whole percent from 1 to 100",
+                    o.addon_max_gets_pct
+                ),
             ));
         }
         if o.max_bundles == 0 || o.max_per_product == 0 || o.max_per_objective == 0 {

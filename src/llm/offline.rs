@@ -579,6 +579,12 @@ fn choose(lang: Language, pick: u32, names: &str) -> String {
 fn title(lang: Language, t: BundleType, names: &[&str], pick: u32, discount: u8) -> String {
     let first = names.first().copied().unwrap_or("");
     let second = names.get(1).copied().unwrap_or(first);
+    // What an add-on's shopper gets at the discount: every product after the first.
+    let added = if names.len() > 2 {
+        names[1..].join(" + ")
+    } else {
+        second.to_owned()
+    };
     let n = pick;
     use Language::*;
     match (t, lang) {
@@ -607,10 +613,11 @@ fn title(lang: Language, t: BundleType, names: &[&str], pick: u32, discount: u8)
             format!("{discount}% dto. en un segundo {first}")
         }
         (BundleType::Bogo, Es) => format!("{discount}% dto. en {second} con {first}"),
-        (BundleType::Addon, En) => format!("{first} with {second}"),
-        (BundleType::Addon, De) => format!("{first} mit {second}"),
-        (BundleType::Addon, Fr) => format!("{first} avec {second}"),
-        (BundleType::Addon, Es) => format!("{first} con {second}"),
+        // An add-on states its offer on the add-on, as the Shopify discount applies it.
+        (BundleType::Addon, En) => format!("Add {added} at {discount}% off to {first}"),
+        (BundleType::Addon, De) => format!("{discount}% Rabatt auf {added} zu {first}"),
+        (BundleType::Addon, Fr) => format!("-{discount}% sur {added} avec {first}"),
+        (BundleType::Addon, Es) => format!("{discount}% dto. en {added} con {first}"),
     }
 }
 
@@ -796,7 +803,7 @@ fn evidence(lang: Language, b: &BundleDoc, discount: u8) -> String {
 pub fn template_copy(index: usize, b: &BundleDoc, locale: &str) -> Copy {
     let lang = Language::of(locale);
     let discount = b.discount_pct.unwrap_or(0);
-    // A BOGO's title states the percentage off what the shopper gets.
+    // A BOGO's or add-on's title states the percentage off what the shopper gets.
     let title_discount = b.gets_discount_pct.unwrap_or(discount);
     let names: Vec<&str> = b.products.iter().map(|p| p.title.as_str()).collect();
     let (description, why) = pitch(lang, b.objective);

@@ -386,7 +386,8 @@ fn check_publishable(out: &RunOutput) -> usize {
 }
 
 /// A BOGO or add-on is one offer stated one way: its price is exactly the stated
-/// percentage off what the shopper gets, and a template title states that percentage.
+/// percentage off what the shopper gets, and a template title states that percentage
+/// (an add-on's at most half off the add-on).
 fn check_stated_offer(b: &bundleforge::domain::Bundle) {
     if !matches!(b.bundle_type, BundleType::Bogo | BundleType::Addon) {
         assert_eq!(b.gets_discount_pct, None, "{}", b.id);
@@ -409,7 +410,11 @@ fn check_stated_offer(b: &bundleforge::domain::Bundle) {
         "{}: {pct}% off {gets}",
         b.id
     );
-    if b.bundle_type == BundleType::Bogo && b.copy.source == domain::TextSource::Offline {
+    // An add-on is a deal on the add-on, not a gift (optimize.addon_max_gets_pct).
+    if b.bundle_type == BundleType::Addon {
+        assert!(pct <= 50, "{}: {pct}% off the add-on", b.id);
+    }
+    if b.copy.source == domain::TextSource::Offline {
         assert!(
             b.copy.title.contains(&format!("{pct}%")),
             "{}: {:?} does not state {pct}%",

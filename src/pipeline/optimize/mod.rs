@@ -261,13 +261,20 @@ pub fn optimize(
             continue;
         };
         // A BOGO or add-on is stated as a percentage off what the shopper gets: its
-        // discount can be at most all of that.
+        // discount can be at most all of that (a BOGO's "second one free"), and an
+        // add-on's at most `addon_max_gets_pct` of it, so it reads as a deal on the
+        // add-on, not a gift the bundle gives away.
         let gets_minor = gets_minor(ctx, &c);
+        let gets_share = match c.bundle_type {
+            BundleType::Addon => i128::from(s.addon_max_gets_pct.min(100)),
+            _ => 100,
+        };
         let floor_max = match gets_minor {
             Some(g) => {
-                let most = (range.0..=floor_max)
-                    .rev()
-                    .find(|&d| list - pricing::price_at(list, d) <= g);
+                let most = (range.0..=floor_max).rev().find(|&d| {
+                    i128::from(list - pricing::price_at(list, d)) * 100
+                        <= i128::from(g) * gets_share
+                });
                 let Some(most) = most else {
                     reject(&mut report, Rejection::GetsTooSmall);
                     if c.pinned {
