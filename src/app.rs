@@ -73,6 +73,8 @@ pub struct GenerateOptions {
     pub weights: Option<[f64; 3]>,
     /// Only these objectives (all when empty).
     pub objectives: Vec<Objective>,
+    /// Only these bundle types (all when empty).
+    pub bundle_types: Vec<crate::domain::BundleType>,
     /// Publish at most this many bundles instead of `optimize.max_bundles`.
     pub max_bundles: Option<usize>,
     /// The run's id (a job's); a fresh ULID when `None`.
@@ -92,6 +94,7 @@ impl GenerateOptions {
         Variant {
             weights: self.weights,
             objectives: self.objectives.clone(),
+            bundle_types: self.bundle_types.clone(),
             max_bundles: self.max_bundles,
             seed: self.seed,
             ..Variant::default()
@@ -141,6 +144,20 @@ pub async fn generate_placed(
     save_run(services, &ctx, &mut out).await?;
     placed.keep();
     Ok(out)
+}
+
+/// Phase 0 and one run, not saved: for a caller that saves it its own way (a job
+/// saves it with the job's end, in one transaction).
+pub async fn produce_run(
+    services: &Services,
+    store_id: &StoreId,
+    options: &GenerateOptions,
+    observer: &dyn RunObserver,
+    cancel: &CancelToken,
+) -> Result<RunOutput, AppError> {
+    Ok(produce(services, store_id, options, observer, cancel)
+        .await?
+        .1)
 }
 
 /// Phase 0 and one run, not saved.

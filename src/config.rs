@@ -55,6 +55,7 @@ pub struct Settings {
     pub optimize: OptimizeSettings,
     pub quality: QualitySettings,
     pub prior: PriorSettings,
+    pub server: ServerSettings,
     /// Rules for every store (see [`crate::store_rules`]).
     pub store_rules: crate::store_rules::StoreRules,
 }
@@ -229,6 +230,30 @@ pub struct QualitySettings {
     pub price_band: f64,
     pub high_ticket_ratio: f64,
     pub evidence: ObjectiveEvidence,
+}
+
+/// `bundleforge serve`: the HTTP service and its job workers.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    /// Address and port to listen on.
+    pub bind: String,
+    /// Jobs run at once in this process.
+    pub workers: usize,
+    /// Accepted on every route, for every store; empty: no admin token.
+    pub admin_token: Secret,
+    /// A claimed job's lease; a worker renews it every `heartbeat_seconds`.
+    pub lease_seconds: u64,
+    pub heartbeat_seconds: u64,
+    /// Attempts of a job before it fails (retryable errors and lost leases).
+    pub max_attempts: u32,
+    /// On SIGTERM, how long running jobs may take to finish before they are cancelled
+    /// and released to the queue.
+    pub shutdown_seconds: u64,
+    /// Largest request body, in MiB.
+    pub max_body_mb: usize,
+    /// Browser origins allowed to call the API (CORS); empty: none.
+    pub cors_origins: Vec<String>,
 }
 
 /// The complement prior (see [`crate::prior`]).
@@ -444,6 +469,33 @@ impl Settings {
         };
         if self.database.url.trim().is_empty() {
             return Err(invalid("database.url", "must not be empty".into()));
+        }
+        let srv = &self.server;
+        if srv.bind.parse::<std::net::SocketAddr>().is_err() {
+            return Err(invalid(
+                "server.bind",
+                format!("{:?} is not an address and port (127.0.0.1:8080)", srv.bind),
+            ));
+        }
+        for (key, zero) in [
+            ("server.workers", srv.workers == 0),
+            ("server.lease_seconds", srv.lease_seconds == 0),
+            ("server.heartbeat_seconds", srv.heartbeat_seconds == 0),
+            ("server.max_attempts", srv.max_attempts == 0),
+            ("server.max_body_mb", srv.max_body_mb == 0),
+        ] {
+            if zero {
+                return Err(invalid(key, "must be at least 1".into()));
+            }
+        }
+        if srv.heartbeat_seconds >= srv.lease_seconds {
+            return Err(invalid(
+                "server.heartbeat_seconds",
+                format!(
+                    "{} must be shorter than server.lease_seconds ({}), or leases run out between beats",
+                    srv.heartbeat_seconds, srv.lease_seconds
+                ),
+            ));
         }
         Currency::parse(&self.store.currency)
             .map_err(|e| invalid("store.currency", format!("{:?}: {e}", self.store.currency)))?;

@@ -25,7 +25,8 @@
 //! - [`eval`]: bundle quality on a temporal holdout, beside baselines.
 //! - [`bench`]: whole-operation benchmarks (`bundleforge bench`): options in, a report out.
 //! - [`services`]: the process's ports, built once ([`app::Services`]).
-//! - [`app`]: the use cases the CLI (and later the service and cohorts) call.
+//! - [`app`]: the use cases the CLI, the service (and later cohorts) call.
+//! - [`server`]: `bundleforge serve`: the HTTP API and its durable job workers.
 //! - [`render`], [`terminal`]: results as text, progress bars (what the CLI prints).
 //! - [`rng`]: every seeded random stream.
 //! - [`cancel`], [`error`]: a run's cancel token; what kind of failure an error is.
@@ -51,6 +52,7 @@ pub mod prior;
 pub mod render;
 pub mod rng;
 pub mod rules;
+pub mod server;
 pub mod services;
 pub mod stats;
 pub mod store;

@@ -98,3 +98,29 @@ pub fn embedder_from_settings(
         }
     }
 }
+
+/// The model files the configured embedder needs that are not on disk (none for a
+/// remote embedder): what `/readyz` checks, without loading the model.
+pub fn missing_model_files(settings: &crate::config::Settings) -> Vec<std::path::PathBuf> {
+    use crate::config::EmbedProvider;
+    let embed = &settings.embed;
+    match embed.provider {
+        EmbedProvider::Openai => Vec::new(),
+        EmbedProvider::Local => {
+            let paths = crate::embed::LocalModelPaths::resolve(&embed.model_dir, &embed.ort_lib);
+            let files = [
+                "model.onnx",
+                "tokenizer.json",
+                "config.json",
+                "special_tokens_map.json",
+                "tokenizer_config.json",
+            ];
+            files
+                .iter()
+                .map(|f| paths.model_dir.join(f))
+                .chain(std::iter::once(paths.ort_lib.clone()))
+                .filter(|p| !p.is_file())
+                .collect()
+        }
+    }
+}

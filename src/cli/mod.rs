@@ -72,6 +72,9 @@ enum Command {
     Prior(prior::PriorCommand),
     /// Write a seeded synthetic store (products.csv, orders.csv, planted.json).
     Fixtures(FixturesArgs),
+    /// The HTTP service: dashboard job triggers on a durable queue, with its workers.
+    /// Stops on SIGTERM or Ctrl-C (running jobs get server.shutdown_seconds).
+    Serve(ServeArgs),
     /// Measure whole operations (see BENCHMARKS.md).
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -333,6 +336,16 @@ struct RulesArgs {
 }
 
 #[derive(Args, Debug)]
+struct ServeArgs {
+    /// Address and port to listen on (default server.bind, 127.0.0.1:8080).
+    #[arg(long, value_name = "ADDR")]
+    bind: Option<String>,
+    /// Jobs run at once (default server.workers, 1).
+    #[arg(long, value_name = "N", value_parser = at_least_one, allow_negative_numbers = true)]
+    workers: Option<usize>,
+}
+
+#[derive(Args, Debug)]
 struct FixturesArgs {
     /// small, medium or large.
     #[arg(long)]
@@ -542,6 +555,7 @@ async fn dispatch(cli: Cli, settings: Settings) -> Result<ExitCode> {
         Command::Rules(args) => rules(args, &settings).await,
         Command::StoreRules(args) => store_rules(args, &settings).await,
         Command::Fixtures(args) => fixtures(args),
+        Command::Serve(args) => serve(args, settings).await,
         Command::Prior(command) => prior::run(command, &settings).await,
         Command::Bench(BenchCommand::Ingest(args)) => bench_ingest(args, &settings).await,
         Command::Bench(BenchCommand::Search(args)) => bench_search(args, &settings).await,
@@ -690,6 +704,54 @@ async fn eval(args: EvalArgs, settings: Settings) -> Result<ExitCode> {
     })
 }
 
+async fn serve(args: ServeArgs, mut settings: Settings) -> Result<ExitCode> {
+    if let Some(bind) = args.bind {
+        bind.parse::<std::net::SocketAddr>().map_err(|_| {
+            anyhow::anyhow!("--bind {bind:?} is not an address and port (127.0.0.1:8080)")
+        })?;
+        settings.server.bind = bind;
+    }
+    if let Some(workers) = args.workers {
+        settings.server.workers = workers;
+    }
+    let listener = bundleforge::server::bind(&settings.server.bind).await?;
+    let services = Arc::new(services(&settings).await?);
+    let running = bundleforge::server::start(services, listener)?;
+    eprintln!(
+        "bundleforge serving on http://{} ({} worker{}); Ctrl-C or SIGTERM stops it",
+        running.addr,
+        settings.server.workers,
+        if settings.server.workers == 1 {
+            ""
+        } else {
+            "s"
+        }
+    );
+    stop_signal().await;
+    eprintln!(
+        "stopping: no new jobs; running ones get {} s",
+        settings.server.shutdown_seconds
+    );
+    running.shutdown().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// SIGTERM (a service manager) or Ctrl-C.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
 async fn generate(args: GenerateArgs, settings: Settings) -> Result<ExitCode> {
     let id = store_id(&args.store)?;
     let services = services(&settings).await?;
@@ -700,6 +762,7 @@ async fn generate(args: GenerateArgs, settings: Settings) -> Result<ExitCode> {
         objectives: args.objectives,
         max_bundles: args.max_bundles,
         run_id: None,
+        ..app::GenerateOptions::default()
     };
     let cancel = CancelToken::new();
     cancel.cancel_on_interrupt();

@@ -23,6 +23,8 @@ use crate::domain::{
 };
 use crate::ingest::{CatalogKeys, IngestBatch};
 
+mod jobs;
+
 /// Line loads above this many rows rebuild secondary indexes once instead of
 /// maintaining them per row.
 const BULK_LINES: u64 = 50_000;
@@ -106,6 +108,45 @@ async fn migration_lock(db: &std::path::Path) -> Result<Option<std::fs::File>, S
 
 fn now() -> i64 {
     Utc::now().timestamp()
+}
+
+/// A finished run's rows, inside the caller's transaction.
+async fn insert_run(
+    conn: &mut SqliteConnection,
+    run: &super::RunRecord,
+    bundles: &[super::BundleRecord],
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO runs (run_id, store_id, status, started_at, finished_at, as_of, config, timings, counts) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&run.run_id)
+    .bind(&run.store_id)
+    .bind(&run.status)
+    .bind(run.started_at.timestamp())
+    .bind(run.finished_at.timestamp())
+    .bind(run.as_of.timestamp())
+    .bind(&run.config)
+    .bind(&run.timings)
+    .bind(&run.counts)
+    .execute(&mut *conn)
+    .await?;
+    for b in bundles {
+        sqlx::query(
+            "INSERT INTO bundles (run_id, bundle_id, store_id, objective, bundle_type, score, body) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&run.run_id)
+        .bind(&b.bundle_id)
+        .bind(&run.store_id)
+        .bind(&b.objective)
+        .bind(&b.bundle_type)
+        .bind(b.score)
+        .bind(&b.body)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
 }
 
 fn placeholders(cols: usize, rows: usize) -> String {
@@ -826,36 +867,7 @@ impl Store for SqliteStore {
         bundles: &[super::BundleRecord],
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO runs (run_id, store_id, status, started_at, finished_at, as_of, config, timings, counts) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&run.run_id)
-        .bind(&run.store_id)
-        .bind(&run.status)
-        .bind(run.started_at.timestamp())
-        .bind(run.finished_at.timestamp())
-        .bind(run.as_of.timestamp())
-        .bind(&run.config)
-        .bind(&run.timings)
-        .bind(&run.counts)
-        .execute(&mut *tx)
-        .await?;
-        for b in bundles {
-            sqlx::query(
-                "INSERT INTO bundles (run_id, bundle_id, store_id, objective, bundle_type, score, body) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(&run.run_id)
-            .bind(&b.bundle_id)
-            .bind(&run.store_id)
-            .bind(&b.objective)
-            .bind(&b.bundle_type)
-            .bind(b.score)
-            .bind(&b.body)
-            .execute(&mut *tx)
-            .await?;
-        }
+        insert_run(&mut tx, run, bundles).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -1,0 +1,196 @@
+//! Jobs over HTTP: trigger a store's run, follow it, cancel it.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::{NaiveDate, SecondsFormat, TimeZone, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::error::ApiError;
+use super::{AppState, authorize_store, now_ms};
+use crate::app::GenerateOptions;
+use crate::domain::{BundleType, Objective, StoreId};
+use crate::store::{JobRecord, NewJob};
+
+/// What a job runs: every field optional, as `generate`'s flags are.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobRequest {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub objectives: Vec<Objective>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bundle_types: Vec<BundleType>,
+    /// α, β, γ instead of the tier's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weights: Option<[f64; 3]>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_bundles: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+    /// End every window on this day (YYYY-MM-DD) instead of the latest order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub as_of: Option<NaiveDate>,
+}
+
+/// `generate`'s default seed, so a job and the CLI give the same run.
+const DEFAULT_SEED: u64 = 42;
+
+impl JobRequest {
+    pub fn options(&self, run_id: &str) -> GenerateOptions {
+        GenerateOptions {
+            as_of: self.as_of,
+            seed: self.seed.unwrap_or(DEFAULT_SEED),
+            weights: self.weights,
+            objectives: self.objectives.clone(),
+            bundle_types: self.bundle_types.clone(),
+            max_bundles: self.max_bundles,
+            run_id: Some(run_id.to_owned()),
+        }
+    }
+}
+
+/// A time as the API writes it: RFC 3339, UTC, milliseconds.
+pub fn rfc3339_ms(ms: i64) -> Option<String> {
+    Utc.timestamp_millis_opt(ms)
+        .single()
+        .map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true))
+}
+
+/// The job document of `GET /v1/jobs/{id}`.
+pub fn job_document(job: &JobRecord) -> Value {
+    let phases: Value = serde_json::from_str(&job.phases).unwrap_or_else(|_| json!([]));
+    let request: Value = serde_json::from_str(&job.request).unwrap_or(Value::Null);
+    let error = match (&job.error_kind, &job.error_message) {
+        (Some(kind), message) => json!({"kind": kind, "message": message}),
+        _ => Value::Null,
+    };
+    json!({
+        "id": job.job_id,
+        "store": job.store_id,
+        "state": job.state.as_str(),
+        "request": request,
+        "phases": phases,
+        "attempts": job.attempts,
+        "max_attempts": job.max_attempts,
+        "error": error,
+        "worker": job.worker,
+        "cancel_requested": job.cancel_requested,
+        "created_at": rfc3339_ms(job.created_at),
+        "started_at": job.started_at.and_then(rfc3339_ms),
+        "finished_at": job.finished_at.and_then(rfc3339_ms),
+        "run_id": job.run_id,
+    })
+}
+
+fn job_response(status: StatusCode, job: &JobRecord) -> Response {
+    let mut response = (status, Json(job_document(job))).into_response();
+    if let Ok(location) = HeaderValue::from_str(&format!("/v1/jobs/{}", job.job_id)) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    response
+}
+
+#[derive(Debug, Deserialize)]
+pub struct TriggerQuery {
+    /// `?queue=1`: queue behind the store's running job instead of returning it.
+    #[serde(default)]
+    queue: Option<String>,
+}
+
+/// `POST /v1/stores/{store}/jobs`.
+pub async fn trigger(
+    State(state): State<Arc<AppState>>,
+    Path(store): Path<String>,
+    Query(query): Query<TriggerQuery>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let store_id = StoreId::parse(&store).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    authorize_store(&state, &headers, &store_id)?;
+    let request: JobRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        JobRequest::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::bad_request(format!("the job's JSON body: {e}")))?
+    };
+    let job_id = ulid::Ulid::new().to_string();
+    let options = request.options(&job_id);
+    options
+        .variant()
+        .validate()
+        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "bad_input", e.to_string()))?;
+    let services = &state.services;
+    if services.store.get_store(&store_id).await?.is_none() {
+        return Err(ApiError::not_found(format!(
+            "unknown store {:?}: upload its catalog or orders first",
+            store_id.as_str()
+        )));
+    }
+    let behind_others = matches!(query.queue.as_deref(), Some("1" | "true"));
+    let new = NewJob {
+        job_id,
+        store_id: store_id.as_str().to_owned(),
+        request: serde_json::to_string(&request)
+            .map_err(|e| ApiError::from_kind(crate::error::ErrorKind::Internal, e.to_string()))?,
+        max_attempts: services.settings.server.max_attempts,
+        created_at: now_ms(),
+        behind_others,
+    };
+    let (job, created) = services.store.enqueue_job(&new).await?;
+    if created {
+        tracing::info!(job = %job.job_id, store = %job.store_id, "job queued");
+        state.work_queued.notify_waiters();
+        Ok(job_response(StatusCode::ACCEPTED, &job))
+    } else {
+        Ok(job_response(StatusCode::OK, &job))
+    }
+}
+
+async fn load_job(state: &AppState, headers: &HeaderMap, id: &str) -> Result<JobRecord, ApiError> {
+    let job = state.services.store.get_job(id).await?;
+    let Some(job) = job else {
+        return Err(ApiError::not_found(format!("no job {id:?}")));
+    };
+    let store = StoreId::parse(&job.store_id)
+        .map_err(|e| ApiError::from_kind(crate::error::ErrorKind::Internal, e.to_string()))?;
+    authorize_store(state, headers, &store)?;
+    Ok(job)
+}
+
+/// `GET /v1/jobs/{id}`.
+pub async fn get(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let job = load_job(&state, &headers, &id).await?;
+    Ok(job_response(StatusCode::OK, &job))
+}
+
+/// `DELETE /v1/jobs/{id}`: a queued job is cancelled at once, a running one through
+/// its run's cancel token (here, or by its worker's next heartbeat elsewhere).
+pub async fn cancel(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let job = load_job(&state, &headers, &id).await?;
+    if job.state.is_finished() {
+        return Ok(job_response(StatusCode::OK, &job));
+    }
+    let job = state
+        .services
+        .store
+        .request_cancel(&job.job_id, now_ms())
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no job {id:?}")))?;
+    if let Some(token) = state.running_cancel(&job.job_id) {
+        token.cancel();
+    }
+    Ok(job_response(StatusCode::ACCEPTED, &job))
+}

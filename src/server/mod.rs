@@ -1,0 +1,214 @@
+//! `bundleforge serve`: the HTTP API merchants' dashboards call, and the workers that
+//! run its jobs. Jobs live in the database (see [`crate::store::JobQueue`]), so a
+//! crash or a restart loses none; the process holds only what a restart may lose (the
+//! cancel tokens of the runs it is working on).
+
+pub mod error;
+pub mod jobs;
+pub mod worker;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::json;
+use subtle::ConstantTimeEq;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+
+use crate::app::Services;
+use crate::cancel::CancelToken;
+use crate::domain::StoreId;
+use error::ApiError;
+
+/// What every handler and worker of one process shares.
+pub struct AppState {
+    pub services: Arc<Services>,
+    /// This process, as a job's `worker` names it: host, pid and port.
+    pub worker_id: String,
+    /// Wakes idle workers when a job is queued here.
+    pub work_queued: Notify,
+    running: Mutex<HashMap<String, CancelToken>>,
+}
+
+impl AppState {
+    pub fn new(services: Arc<Services>, port: u16) -> AppState {
+        AppState {
+            services,
+            worker_id: format!("{}:{}:{port}", host_name(), std::process::id()),
+            work_queued: Notify::new(),
+            running: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn track(&self, job_id: &str, cancel: CancelToken) {
+        if let Ok(mut r) = self.running.lock() {
+            r.insert(job_id.to_owned(), cancel);
+        }
+    }
+
+    fn untrack(&self, job_id: &str) {
+        if let Ok(mut r) = self.running.lock() {
+            r.remove(job_id);
+        }
+    }
+
+    /// The cancel token of a run this process is working on.
+    fn running_cancel(&self, job_id: &str) -> Option<CancelToken> {
+        self.running.lock().ok()?.get(job_id).cloned()
+    }
+}
+
+fn host_name() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// The bearer token of a request, if it carries one.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+/// Whether the request may act on `store`: the admin token may, for every store.
+fn authorize_store(
+    state: &AppState,
+    headers: &HeaderMap,
+    _store: &StoreId,
+) -> Result<(), ApiError> {
+    let Some(token) = bearer(headers) else {
+        return Err(ApiError::unauthorized());
+    };
+    let admin = &state.services.settings.server.admin_token;
+    // Compared in constant time: how long a wrong token takes says nothing of the right one.
+    if !admin.is_empty() && bool::from(token.as_bytes().ct_eq(admin.expose().as_bytes())) {
+        return Ok(());
+    }
+    Err(ApiError::unauthorized())
+}
+
+/// The API's routes over one process's state.
+pub fn router(state: Arc<AppState>) -> Router {
+    let max_body = state.services.settings.server.max_body_mb * 1024 * 1024;
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/v1/stores/{store}/jobs", post(jobs::trigger))
+        .route("/v1/jobs/{id}", get(jobs::get).delete(jobs::cancel))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(max_body))
+        .with_state(state)
+}
+
+async fn healthz() -> Response {
+    axum::Json(json!({"status": "ok"})).into_response()
+}
+
+/// Ready when the database answers (with its migrations applied: the queue's table is
+/// one) and the embedding model's files are on disk.
+async fn readyz(State(state): State<Arc<AppState>>) -> Response {
+    let database = state.services.store.queue_depth(now_ms()).await;
+    let missing = crate::services::missing_model_files(&state.services.settings);
+    let ready = database.is_ok() && missing.is_empty();
+    let body = json!({
+        "status": if ready { "ready" } else { "not_ready" },
+        "database": match &database {
+            Ok(_) => "ok".to_owned(),
+            Err(e) => e.to_string(),
+        },
+        "model_files_missing": missing.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
+    });
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, axum::Json(body)).into_response()
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such route")
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("the HTTP server stopped: {0}")]
+    Serve(std::io::Error),
+}
+
+/// Listens on `addr` (port 0: any free port).
+pub async fn bind(addr: &str) -> Result<TcpListener, ServerError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServerError::Bind {
+            addr: addr.to_owned(),
+            source,
+        })
+}
+
+/// A running server: its address, and how to stop it.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub state: Arc<AppState>,
+    shutdown: CancelToken,
+    tasks: tokio::task::JoinSet<()>,
+}
+
+impl Running {
+    /// Stops claiming jobs and accepting requests; running jobs get
+    /// `server.shutdown_seconds` to finish, then are cancelled and released.
+    pub async fn shutdown(mut self) {
+        self.shutdown.cancel();
+        while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+/// Starts the API and `server.workers` job workers on `listener`.
+pub fn start(services: Arc<Services>, listener: TcpListener) -> Result<Running, ServerError> {
+    let addr = listener.local_addr().map_err(ServerError::Serve)?;
+    let state = Arc::new(AppState::new(services, addr.port()));
+    let shutdown = CancelToken::new();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..state.services.settings.server.workers {
+        tasks.spawn(worker::work(state.clone(), shutdown.clone()));
+    }
+    let app = router(state.clone());
+    let stop = shutdown.clone();
+    tasks.spawn(async move {
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await;
+        if let Err(e) = served {
+            tracing::error!(error = %e, "the HTTP server stopped");
+        }
+    });
+    tracing::info!(%addr, worker = %state.worker_id, "serving");
+    Ok(Running {
+        addr,
+        state,
+        shutdown,
+        tasks,
+    })
+}

@@ -1,0 +1,325 @@
+//! Job workers: claim a job, run it with a heartbeat that renews its lease and stores
+//! its progress, and end it — with its run in the same transaction when it succeeds.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::jobs::JobRequest;
+use super::{AppState, now_ms};
+use crate::cancel::CancelToken;
+use crate::error::ErrorKind;
+use crate::pipeline::{Phase, RunEvent, RunObserver};
+use crate::store::{JobEnd, JobRecord, Lease};
+
+/// How long an idle worker waits before it looks at the queue again (a trigger in
+/// this process wakes it at once).
+const IDLE_POLL: Duration = Duration::from_millis(500);
+
+/// A phase's progress as a job shows it.
+#[derive(Debug, Clone, Serialize)]
+struct PhaseProgress {
+    phase: Phase,
+    state: &'static str,
+    done: u64,
+    total: Option<u64>,
+    seconds: Option<f64>,
+    counts: serde_json::Map<String, serde_json::Value>,
+}
+
+/// The run observer of a job: the phases so far, for the heartbeat to store.
+#[derive(Default)]
+pub struct JobProgress {
+    phases: Mutex<Vec<PhaseProgress>>,
+}
+
+impl JobProgress {
+    pub fn json(&self) -> String {
+        let phases = self.phases.lock().map(|p| p.clone()).unwrap_or_default();
+        serde_json::to_string(&phases).unwrap_or_else(|_| "[]".into())
+    }
+}
+
+impl RunObserver for JobProgress {
+    fn event(&self, event: &RunEvent) {
+        let Ok(mut phases) = self.phases.lock() else {
+            return;
+        };
+        let entry = |phases: &mut Vec<PhaseProgress>, phase: Phase| -> usize {
+            match phases.iter().position(|p| p.phase == phase) {
+                Some(i) => i,
+                None => {
+                    phases.push(PhaseProgress {
+                        phase,
+                        state: "running",
+                        done: 0,
+                        total: None,
+                        seconds: None,
+                        counts: serde_json::Map::new(),
+                    });
+                    phases.len() - 1
+                }
+            }
+        };
+        match event {
+            RunEvent::Started { phase, total } => {
+                let i = entry(&mut phases, *phase);
+                phases[i].total = *total;
+            }
+            RunEvent::Progress { phase, done, total } => {
+                let i = entry(&mut phases, *phase);
+                phases[i].done = *done;
+                phases[i].total = Some(*total);
+            }
+            RunEvent::Finished {
+                phase,
+                seconds,
+                counts,
+            } => {
+                let i = entry(&mut phases, *phase);
+                let p = &mut phases[i];
+                p.state = "finished";
+                p.seconds = Some(*seconds);
+                if let Some(total) = p.total {
+                    p.done = total;
+                }
+                p.counts = counts
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), serde_json::Value::from(*v)))
+                    .collect();
+            }
+        }
+    }
+}
+
+/// One worker: claims and runs jobs until `shutdown`.
+pub async fn work(state: Arc<AppState>, shutdown: CancelToken) {
+    let settings = state.services.settings.server.clone();
+    let lease_ms = (settings.lease_seconds * 1000) as i64;
+    while !shutdown.is_cancelled() {
+        let store = &state.services.store;
+        match store.requeue_expired(now_ms()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(jobs = n, "requeued jobs whose worker stopped renewing"),
+            Err(e) => tracing::warn!(error = %e, "cannot sweep expired leases"),
+        }
+        match store.claim_job(&state.worker_id, now_ms(), lease_ms).await {
+            Ok(Some(job)) => boxed(run_job(&state, job, &shutdown)).await,
+            Ok(None) => boxed(idle(&state, &shutdown)).await,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot claim a job");
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = shutdown.cancelled() => {}
+                }
+            }
+        }
+    }
+}
+
+/// A future as a boxed `Send` one: the compiler cannot always prove an `async fn`'s
+/// future `Send` for every lifetime a spawned task needs, and a box states it once.
+fn boxed<'a>(
+    f: impl std::future::Future<Output = ()> + Send + 'a,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>> {
+    Box::pin(f)
+}
+
+/// Waits for work: a trigger in this process, the poll interval, or shutdown.
+async fn idle(state: &AppState, shutdown: &CancelToken) {
+    tokio::select! {
+        _ = tokio::time::sleep(IDLE_POLL) => {}
+        _ = state.work_queued.notified() => {}
+        _ = shutdown.cancelled() => {}
+    }
+}
+
+/// Why a run was cancelled, when it was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    Requested,
+    LeaseLost,
+    Shutdown,
+}
+
+#[tracing::instrument(skip_all, fields(job = %job.job_id, store = %job.store_id, attempt = job.attempts))]
+async fn run_job(state: &Arc<AppState>, job: JobRecord, shutdown: &CancelToken) {
+    let services = &state.services;
+    let settings = services.settings.server.clone();
+    let worker = state.worker_id.clone();
+    let progress = Arc::new(JobProgress::default());
+    let cancel = CancelToken::new();
+    let stop: Arc<Mutex<Option<Stop>>> = Arc::default();
+    state.track(&job.job_id, cancel.clone());
+    tracing::info!("job started");
+
+    let heartbeat = {
+        let state = state.clone();
+        let progress = progress.clone();
+        let cancel = cancel.clone();
+        let stop = stop.clone();
+        let job_id = job.job_id.clone();
+        let worker = worker.clone();
+        let every = Duration::from_secs(settings.heartbeat_seconds);
+        let lease_ms = (settings.lease_seconds * 1000) as i64;
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let renewed = state
+                    .services
+                    .store
+                    .renew_lease(&job_id, &worker, now_ms() + lease_ms, &progress.json())
+                    .await;
+                let why = match renewed {
+                    Ok(Lease::Held {
+                        cancel_requested: false,
+                    }) => continue,
+                    Ok(Lease::Held {
+                        cancel_requested: true,
+                    }) => Stop::Requested,
+                    Ok(Lease::Lost) => Stop::LeaseLost,
+                    Err(e) => {
+                        // The lease is still ours until it runs out: try again next beat.
+                        tracing::warn!(error = %e, "cannot renew the job's lease");
+                        continue;
+                    }
+                };
+                if let Ok(mut s) = stop.lock() {
+                    s.get_or_insert(why);
+                }
+                cancel.cancel();
+                return;
+            }
+        })
+    };
+    // On shutdown the run gets `shutdown_seconds`, then is cancelled and released.
+    let grace = {
+        let cancel = cancel.clone();
+        let stop = stop.clone();
+        let shutdown = shutdown.clone();
+        let seconds = settings.shutdown_seconds;
+        tokio::spawn(async move {
+            shutdown.cancelled().await;
+            tokio::time::sleep(Duration::from_secs(seconds)).await;
+            if let Ok(mut s) = stop.lock() {
+                s.get_or_insert(Stop::Shutdown);
+            }
+            cancel.cancel();
+        })
+    };
+
+    // The run works on a blocking thread of its own: it is CPU work, a panic in it
+    // fails the job instead of the worker, and the engine's futures need not be
+    // `Send` across every lifetime a spawned task asks for.
+    let run = {
+        let services = state.services.clone();
+        let progress = progress.clone();
+        let cancel = cancel.clone();
+        let request = job.request.clone();
+        let store = job.store_id.clone();
+        let job_id = job.job_id.clone();
+        let runtime = tokio::runtime::Handle::current();
+        tokio::task::spawn_blocking(move || {
+            runtime.block_on(async move {
+                let request: JobRequest = serde_json::from_str(&request).map_err(|e| {
+                    crate::app::AppError::Internal(format!("stored job request does not read: {e}"))
+                })?;
+                let store_id = crate::domain::StoreId::parse(&store).map_err(|e| {
+                    crate::app::AppError::Internal(format!("stored job names store {e}"))
+                })?;
+                crate::app::produce_run(
+                    &services,
+                    &store_id,
+                    &request.options(&job_id),
+                    progress.as_ref(),
+                    &cancel,
+                )
+                .await
+            })
+        })
+    };
+    let result = match run.await {
+        Ok(r) => r,
+        Err(e) => Err(crate::app::AppError::Internal(format!(
+            "the run stopped: {e}"
+        ))),
+    };
+    heartbeat.abort();
+    grace.abort();
+    state.untrack(&job.job_id);
+    let phases = progress.json();
+    let now = now_ms();
+    let store = &services.store;
+    let stopped = stop.lock().ok().and_then(|s| *s);
+    let ended = match result {
+        Ok(out) => {
+            let (run, bundles) = crate::pipeline::persist::records(&out);
+            let saved = store
+                .finish_job_with_run(&job.job_id, &worker, &phases, now, &run, &bundles)
+                .await;
+            match saved {
+                Ok(true) => {
+                    tracing::info!(bundles = bundles.len(), "job succeeded");
+                    Ok(true)
+                }
+                other => other,
+            }
+        }
+        Err(e) => {
+            let kind = if cancel.is_cancelled() {
+                ErrorKind::Cancelled
+            } else {
+                e.kind()
+            };
+            let message = e.to_string();
+            let end = match (kind, stopped) {
+                (ErrorKind::Cancelled, Some(Stop::Shutdown)) => JobEnd::Retry {
+                    kind: "retryable".into(),
+                    message: "the server shut down during the run; it runs again".into(),
+                    not_before: now,
+                },
+                (ErrorKind::Cancelled, Some(Stop::LeaseLost)) => {
+                    tracing::warn!("the job's lease was lost: another worker has it");
+                    return;
+                }
+                (ErrorKind::Cancelled, _) => JobEnd::Cancelled {
+                    message: "cancelled by request".into(),
+                },
+                (ErrorKind::Retryable, _) if job.attempts < job.max_attempts => JobEnd::Retry {
+                    kind: "retryable".into(),
+                    message,
+                    not_before: now + backoff_ms(job.attempts),
+                },
+                (kind, _) => JobEnd::Failed {
+                    kind: kind_name(kind).into(),
+                    message,
+                },
+            };
+            tracing::info!(end = ?end, "job ended");
+            store
+                .end_job(&job.job_id, &worker, &end, &phases, now)
+                .await
+        }
+    };
+    match ended {
+        Ok(true) => {}
+        Ok(false) => tracing::warn!("the job's lease was lost before it ended: nothing saved"),
+        Err(e) => tracing::error!(error = %e, "cannot end the job; its lease will run out"),
+    }
+}
+
+/// 2 s, 4 s, 8 s, … between attempts, at most a minute.
+fn backoff_ms(attempts: u32) -> i64 {
+    1000 * (1i64 << attempts.clamp(1, 6)).min(60)
+}
+
+pub fn kind_name(kind: ErrorKind) -> &'static str {
+    match kind {
+        ErrorKind::BadInput => "bad_input",
+        ErrorKind::NotFound => "not_found",
+        ErrorKind::Retryable => "retryable",
+        ErrorKind::Cancelled => "cancelled",
+        ErrorKind::Internal => "internal",
+    }
+}
