@@ -21,6 +21,7 @@ mod publish;
 mod real_llm;
 mod reingest;
 mod rules;
+mod serve;
 mod shapes;
 mod stats;
 mod store_rules;

@@ -1,0 +1,445 @@
+//! `bundleforge serve` against the real server on a random port: auth, the job
+//! lifecycle, one job per store, cancel; and the durable queue's own rules.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bundleforge::config::SettingsBuilder;
+use bundleforge::embed::{EmbedError, Embedder, HashingEmbedder};
+use bundleforge::server;
+use bundleforge::store::{JobEnd, JobQueue, JobState, Lease, NewJob, RunRecord, SqliteStore};
+use serde_json::Value;
+
+use crate::support::{TestDb, ingest_dir, repo_root, services_for};
+
+const TOKEN: &str = "test-admin-token";
+
+struct Served {
+    _db: TestDb,
+    url: String,
+    running: Option<server::Running>,
+    client: reqwest::Client,
+}
+
+/// Embeds as the hashing embedder does, after a long wait: a run that is still
+/// working when the test acts on it.
+struct SlowEmbedder(HashingEmbedder);
+
+#[async_trait::async_trait]
+impl Embedder for SlowEmbedder {
+    fn model_id(&self) -> &str {
+        self.0.model_id()
+    }
+    fn dim(&self) -> usize {
+        self.0.dim()
+    }
+    async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        self.0.embed(texts).await
+    }
+}
+
+impl Served {
+    async fn start(overrides: &[(&str, &str)]) -> Served {
+        Served::start_with(overrides, Arc::new(HashingEmbedder::new(64))).await
+    }
+
+    async fn start_with(overrides: &[(&str, &str)], embedder: Arc<dyn Embedder>) -> Served {
+        let db = TestDb::new().await;
+        ingest_dir(&db, "small", &repo_root().join("fixtures/stores/small")).await;
+        let mut builder = SettingsBuilder::new()
+            .unwrap()
+            .flag("server.admin_token", TOKEN)
+            .unwrap();
+        for (k, v) in overrides {
+            builder = builder.flag(k, v).unwrap();
+        }
+        let settings = builder.build().unwrap();
+        let services = services_for(&db, embedder, settings).await;
+        // Port 0: the system picks a free one, so parallel tests never collide.
+        let listener = server::bind("127.0.0.1:0").await.unwrap();
+        let running = server::start(Arc::new(services), listener).unwrap();
+        Served {
+            url: format!("http://{}", running.addr),
+            _db: db,
+            running: Some(running),
+            client: reqwest::Client::new(),
+        }
+    }
+
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: &str,
+    ) -> (u16, Value, reqwest::header::HeaderMap) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut req = self
+            .client
+            .request(method, format!("{}{path}", self.url))
+            .body(body.to_owned());
+        if let Some(t) = token {
+            req = req.header("Authorization", format!("Bearer {t}"));
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let bytes = resp.bytes().await.unwrap();
+        let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        (status, json, headers)
+    }
+
+    async fn admin(&self, method: &str, path: &str, body: &str) -> (u16, Value) {
+        let (s, v, _) = self.call(method, path, Some(TOKEN), body).await;
+        (s, v)
+    }
+
+    /// Polls a job until `done` says so, or panics after a minute.
+    async fn wait_for(&self, id: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let start = Instant::now();
+        loop {
+            let (status, job) = self.admin("GET", &format!("/v1/jobs/{id}"), "").await;
+            assert_eq!(status, 200, "{job}");
+            if done(&job) {
+                return job;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "job stuck: {job}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn stop(mut self) {
+        if let Some(r) = self.running.take() {
+            r.shutdown().await;
+        }
+    }
+}
+
+fn state(job: &Value) -> &str {
+    job["state"].as_str().unwrap_or_default()
+}
+
+fn is_api_time(v: &Value) -> bool {
+    // 2026-01-02T03:04:05.678Z
+    let Some(t) = v.as_str() else { return false };
+    let b = t.as_bytes();
+    t.len() == 24
+        && b[4] == b'-'
+        && b[10] == b'T'
+        && b[19] == b'.'
+        && t.ends_with('Z')
+        && chrono::DateTime::parse_from_rfc3339(t).is_ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_health_and_errors_have_one_shape() {
+    let s = Served::start(&[]).await;
+    let (status, body) = s.admin("GET", "/healthz", "").await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("ok")));
+    let (status, body, _) = s.call("GET", "/readyz", None, "").await;
+    assert!(status == 200 || status == 503, "{body}");
+    assert_eq!(body["database"], "ok");
+
+    for token in [None, Some("wrong")] {
+        let (status, body, _) = s.call("POST", "/v1/stores/small/jobs", token, "").await;
+        assert_eq!(status, 401, "{body}");
+        assert_eq!(body["error"]["kind"], "unauthorized");
+        assert!(body["error"]["message"].is_string());
+    }
+    let (status, body) = s.admin("POST", "/v1/stores/nobody/jobs", "").await;
+    assert_eq!(
+        (status, body["error"]["kind"].as_str()),
+        (404, Some("not_found"))
+    );
+    let (status, body) = s
+        .admin("POST", "/v1/stores/small/jobs", "{\"max_bundle\": 3}")
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("max_bundle"),
+        "{body}"
+    );
+    let (status, body) = s
+        .admin("POST", "/v1/stores/small/jobs", "{\"max_bundles\": 0}")
+        .await;
+    assert_eq!(status, 422, "{body}");
+    let (status, _) = s.admin("GET", "/v1/jobs/nope", "").await;
+    assert_eq!(status, 404);
+    let (status, body) = s.admin("GET", "/v1/nowhere", "").await;
+    assert_eq!(
+        (status, body["error"]["kind"].as_str()),
+        (404, Some("not_found"))
+    );
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_runs_once_per_store_reports_its_phases_and_saves_its_run_under_its_id() {
+    let s = Served::start(&[]).await;
+    let (status, job, headers) = s
+        .call(
+            "POST",
+            "/v1/stores/small/jobs",
+            Some(TOKEN),
+            "{\"max_bundles\": 8, \"seed\": 7}",
+        )
+        .await;
+    assert_eq!(status, 202, "{job}");
+    let id = job["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        headers.get("location").and_then(|v| v.to_str().ok()),
+        Some(format!("/v1/jobs/{id}").as_str())
+    );
+    assert!(matches!(state(&job), "queued" | "running"), "{job}");
+    assert!(is_api_time(&job["created_at"]), "{job}");
+
+    // A second trigger while it is queued or running returns it.
+    let (status, again) = s.admin("POST", "/v1/stores/small/jobs", "").await;
+    assert_eq!(
+        (status, again["id"].as_str()),
+        (200, Some(id.as_str())),
+        "{again}"
+    );
+
+    let done = s
+        .wait_for(&id, |j| state(j) == "succeeded" || state(j) == "failed")
+        .await;
+    assert_eq!(state(&done), "succeeded", "{done}");
+    assert_eq!(done["run_id"].as_str(), Some(id.as_str()));
+    assert_eq!(done["attempts"], 1);
+    assert!(done["error"].is_null());
+    assert!(
+        is_api_time(&done["started_at"]) && is_api_time(&done["finished_at"]),
+        "{done}"
+    );
+    assert!(
+        done["worker"]
+            .as_str()
+            .is_some_and(|w| w.matches(':').count() >= 2),
+        "{done}"
+    );
+    let phases: Vec<&str> = done["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            assert_eq!(p["state"], "finished", "{p}");
+            p["phase"].as_str().unwrap()
+        })
+        .collect();
+    assert_eq!(phases, ["context", "candidates", "optimize", "copy"]);
+    let published = done["phases"][2]["counts"]["published"].as_u64().unwrap();
+    assert!((1..=8).contains(&published), "{done}");
+
+    let db = &s._db;
+    let runs = db
+        .count(&format!("SELECT COUNT(*) FROM runs WHERE run_id = '{id}'"))
+        .await;
+    let bundles = db
+        .count(&format!(
+            "SELECT COUNT(*) FROM bundles WHERE run_id = '{id}'"
+        ))
+        .await;
+    assert_eq!((runs, bundles as u64), (1, published));
+
+    // With the store free again, a trigger queues a new job.
+    let (status, next) = s.admin("POST", "/v1/stores/small/jobs", "").await;
+    assert_eq!(status, 202, "{next}");
+    assert_ne!(next["id"].as_str(), Some(id.as_str()));
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_queued_behind_another_is_cancelled_at_once_and_never_runs() {
+    let s = Served::start(&[
+        ("server.heartbeat_seconds", "1"),
+        ("server.lease_seconds", "5"),
+    ])
+    .await;
+    let (_, first) = s.admin("POST", "/v1/stores/small/jobs", "").await;
+    let first = first["id"].as_str().unwrap().to_owned();
+    let (status, second) = s.admin("POST", "/v1/stores/small/jobs?queue=1", "").await;
+    assert_eq!(status, 202, "{second}");
+    let second = second["id"].as_str().unwrap().to_owned();
+    assert_ne!(first, second);
+
+    // The queued one is cancelled at once and never runs.
+    let (status, cancelled) = s.admin("DELETE", &format!("/v1/jobs/{second}"), "").await;
+    assert_eq!(status, 202, "{cancelled}");
+    assert_eq!(state(&cancelled), "cancelled", "{cancelled}");
+    assert!(is_api_time(&cancelled["finished_at"]));
+
+    // The first ends as it would have anyway (this run is quick).
+    s.wait_for(&first, |j| state(j) == "succeeded").await;
+    let never = s
+        ._db
+        .count(&format!(
+            "SELECT COUNT(*) FROM runs WHERE run_id = '{second}'"
+        ))
+        .await;
+    assert_eq!(never, 0);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_job_cancelled_ends_cancelled_and_saves_no_run() {
+    // Shutdown cancels the next job (also slow) after a second, not twenty.
+    let s = Served::start_with(
+        &[("server.shutdown_seconds", "1")],
+        Arc::new(SlowEmbedder(HashingEmbedder::new(64))),
+    )
+    .await;
+    let (_, job) = s.admin("POST", "/v1/stores/small/jobs", "").await;
+    let id = job["id"].as_str().unwrap().to_owned();
+    let running = s.wait_for(&id, |j| state(j) == "running").await;
+    assert!(is_api_time(&running["started_at"]), "{running}");
+    let asked = Instant::now();
+    let (status, _) = s.admin("DELETE", &format!("/v1/jobs/{id}"), "").await;
+    assert_eq!(status, 202);
+    let ended = s.wait_for(&id, |j| state(j) != "running").await;
+    assert_eq!(state(&ended), "cancelled", "{ended}");
+    assert_eq!(ended["error"]["kind"], "cancelled", "{ended}");
+    // The cancel token stops the embedding wait, not the minute it would take.
+    assert!(asked.elapsed() < Duration::from_secs(30));
+    let runs = s
+        ._db
+        .count(&format!("SELECT COUNT(*) FROM runs WHERE run_id = '{id}'"))
+        .await;
+    assert_eq!(runs, 0);
+    // The store is free for the next trigger.
+    let (status, _) = s.admin("POST", "/v1/stores/small/jobs", "").await;
+    assert_eq!(status, 202);
+    s.stop().await;
+}
+
+fn new_job(id: &str, behind: bool) -> NewJob {
+    NewJob {
+        job_id: id.into(),
+        store_id: "small".into(),
+        request: "{}".into(),
+        max_attempts: 2,
+        created_at: 1_000,
+        behind_others: behind,
+    }
+}
+
+fn run_record(id: &str) -> RunRecord {
+    let t = chrono::Utc::now();
+    RunRecord {
+        run_id: id.into(),
+        store_id: "small".into(),
+        status: "succeeded".into(),
+        started_at: t,
+        finished_at: t,
+        as_of: t,
+        config: "{}".into(),
+        timings: "{}".into(),
+        counts: "{}".into(),
+    }
+}
+
+#[tokio::test]
+async fn the_queue_claims_once_requeues_expired_leases_and_saves_a_run_only_with_its_lease() {
+    let db = TestDb::new().await;
+    ingest_dir(&db, "small", &repo_root().join("fixtures/stores/small")).await;
+    let url = format!("sqlite://{}", db.dir.path().join("test.sqlite").display());
+    let other = SqliteStore::open(&url).await.unwrap();
+    let q: &dyn JobQueue = &db.store;
+
+    let (a, created) = q.enqueue_job(&new_job("a", false)).await.unwrap();
+    assert!(created && a.state == JobState::Queued);
+    let (same, created) = q.enqueue_job(&new_job("b", false)).await.unwrap();
+    assert!(!created);
+    assert_eq!(same.job_id, "a");
+
+    // Two workers on two connections: one claim wins.
+    let (w1, w2) = tokio::join!(
+        q.claim_job("w1", 2_000, 1_000),
+        other.claim_job("w2", 2_000, 1_000)
+    );
+    let claims: Vec<_> = [w1.unwrap(), w2.unwrap()].into_iter().flatten().collect();
+    assert_eq!(claims.len(), 1);
+    let holder = claims[0].worker.clone().unwrap();
+    assert_eq!(claims[0].attempts, 1);
+
+    // Lease held: renewals go through; a stranger's do not.
+    assert_eq!(
+        q.renew_lease("a", &holder, 2_500, "[]").await.unwrap(),
+        Lease::Held {
+            cancel_requested: false
+        }
+    );
+    assert_eq!(
+        q.renew_lease("a", "stranger", 2_600, "[]").await.unwrap(),
+        Lease::Lost
+    );
+
+    // The holder dies: its lease runs out and the job is queued again.
+    assert_eq!(q.requeue_expired(2_400).await.unwrap(), 0);
+    assert_eq!(q.requeue_expired(2_501).await.unwrap(), 1);
+    let job = q.get_job("a").await.unwrap().unwrap();
+    assert_eq!(
+        (job.state, job.error_kind.as_deref()),
+        (JobState::Queued, Some("retryable"))
+    );
+    // The old holder's late save is refused and leaves no run.
+    assert!(
+        !q.finish_job_with_run("a", &holder, "[]", 2_600, &run_record("a"), &[])
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM runs WHERE run_id = 'a'")
+            .await,
+        0
+    );
+
+    // Second attempt, then a lost lease again: after max_attempts the job fails.
+    let again = q.claim_job("w3", 3_000, 100).await.unwrap().unwrap();
+    assert_eq!(again.attempts, 2);
+    assert_eq!(q.requeue_expired(3_200).await.unwrap(), 1);
+    let failed = q.get_job("a").await.unwrap().unwrap();
+    assert_eq!(failed.state, JobState::Failed);
+    assert_eq!(failed.finished_at, Some(3_200));
+
+    // A claimed job ends once, by its holder, with its run in the same transaction.
+    let (c, _) = q.enqueue_job(&new_job("c", false)).await.unwrap();
+    assert_eq!(c.job_id, "c");
+    let held = q.claim_job("w4", 4_000, 10_000).await.unwrap().unwrap();
+    assert!(
+        q.finish_job_with_run("c", "w4", "[]", 4_100, &run_record("c"), &[])
+            .await
+            .unwrap()
+    );
+    assert_eq!(held.job_id, "c");
+    let done = q.get_job("c").await.unwrap().unwrap();
+    assert_eq!(
+        (done.state, done.run_id.as_deref()),
+        (JobState::Succeeded, Some("c"))
+    );
+    assert!(
+        !q.end_job(
+            "c",
+            "w4",
+            &JobEnd::Failed {
+                kind: "internal".into(),
+                message: "late".into()
+            },
+            "[]",
+            4_200
+        )
+        .await
+        .unwrap()
+    );
+    assert_eq!(
+        q.get_job("c").await.unwrap().unwrap().state,
+        JobState::Succeeded
+    );
+}
