@@ -34,11 +34,14 @@ pub fn records(out: &RunOutput) -> (RunRecord, Vec<BundleRecord>) {
             "bundles": out.bundles.len(),
             "llm": run.llm,
         })),
+        summary: serde_json::to_string(run).unwrap_or_default(),
     };
     let rows = out
         .bundles
         .iter()
-        .map(|b| BundleRecord {
+        .enumerate()
+        .map(|(i, b)| BundleRecord {
+            position: i as u32,
             bundle_id: b.id.clone(),
             objective: b.objective.as_str().to_owned(),
             bundle_type: b.bundle_type.as_str().to_owned(),

@@ -5,6 +5,7 @@
 
 pub mod error;
 pub mod jobs;
+pub mod runs;
 pub mod worker;
 
 use std::collections::HashMap;
@@ -112,6 +113,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/readyz", get(readyz))
         .route("/v1/stores/{store}/jobs", post(jobs::trigger))
         .route("/v1/jobs/{id}", get(jobs::get).delete(jobs::cancel))
+        .route("/v1/stores/{store}/runs/latest", get(runs::latest))
+        .route("/v1/stores/{store}/runs/{run}", get(runs::one))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(state)

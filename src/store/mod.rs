@@ -123,6 +123,13 @@ pub trait Store: JobQueue + Send + Sync {
 
     /// Writes a finished run and its bundles in one transaction.
     async fn save_run(&self, run: &RunRecord, bundles: &[BundleRecord]) -> Result<(), StoreError>;
+
+    /// A saved run of a store (`None`: its latest) with its bundles in published order.
+    async fn stored_run(
+        &self,
+        id: &StoreId,
+        run_id: Option<&str>,
+    ) -> Result<Option<StoredRun>, StoreError>;
 }
 
 /// A finished run as stored: JSON documents as text.
@@ -137,11 +144,28 @@ pub struct RunRecord {
     pub config: String,
     pub timings: String,
     pub counts: String,
+    /// The run's summary as `generate --json` prints it under `"run"`.
+    pub summary: String,
+}
+
+/// A saved run as documents: its summary (absent for runs saved before summaries
+/// were kept) and its bundles' JSON, in published order.
+#[derive(Debug, Clone)]
+pub struct StoredRun {
+    pub run_id: String,
+    pub summary: Option<String>,
+    /// The run's columns, for runs without a summary.
+    pub status: String,
+    pub started_at: i64,
+    pub finished_at: Option<i64>,
+    pub bundles: Vec<String>,
 }
 
 /// A published bundle as stored; `body` is its JSON document.
 #[derive(Debug, Clone)]
 pub struct BundleRecord {
+    /// Its place in the run's published order, from 0.
+    pub position: u32,
     pub bundle_id: String,
     pub objective: String,
     pub bundle_type: String,

@@ -117,8 +117,8 @@ async fn insert_run(
     bundles: &[super::BundleRecord],
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO runs (run_id, store_id, status, started_at, finished_at, as_of, config, timings, counts) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO runs (run_id, store_id, status, started_at, finished_at, as_of, config, timings, counts, summary) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(&run.run_id)
     .bind(&run.store_id)
@@ -129,12 +129,13 @@ async fn insert_run(
     .bind(&run.config)
     .bind(&run.timings)
     .bind(&run.counts)
+    .bind(&run.summary)
     .execute(&mut *conn)
     .await?;
     for b in bundles {
         sqlx::query(
-            "INSERT INTO bundles (run_id, bundle_id, store_id, objective, bundle_type, score, body) \
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO bundles (run_id, bundle_id, store_id, objective, bundle_type, score, body, position) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&run.run_id)
         .bind(&b.bundle_id)
@@ -143,6 +144,7 @@ async fn insert_run(
         .bind(&b.bundle_type)
         .bind(b.score)
         .bind(&b.body)
+        .bind(i64::from(b.position))
         .execute(&mut *conn)
         .await?;
     }
@@ -870,6 +872,52 @@ impl Store for SqliteStore {
         insert_run(&mut tx, run, bundles).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn stored_run(
+        &self,
+        id: &StoreId,
+        run_id: Option<&str>,
+    ) -> Result<Option<super::StoredRun>, StoreError> {
+        let row = match run_id {
+            Some(r) => {
+                sqlx::query(
+                    "SELECT run_id, summary, status, started_at, finished_at FROM runs \
+                     WHERE store_id = ? AND run_id = ?",
+                )
+                .bind(id.as_str())
+                .bind(r)
+                .fetch_optional(&self.pool)
+                .await?
+            }
+            None => {
+                sqlx::query(
+                    "SELECT run_id, summary, status, started_at, finished_at FROM runs \
+                     WHERE store_id = ? ORDER BY finished_at DESC, run_id DESC LIMIT 1",
+                )
+                .bind(id.as_str())
+                .fetch_optional(&self.pool)
+                .await?
+            }
+        };
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let run_id: String = row.try_get("run_id")?;
+        let bundles: Vec<String> = sqlx::query_scalar(
+            "SELECT body FROM bundles WHERE run_id = ? ORDER BY position, rowid",
+        )
+        .bind(&run_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(Some(super::StoredRun {
+            run_id,
+            summary: row.try_get("summary")?,
+            status: row.try_get("status")?,
+            started_at: row.try_get("started_at")?,
+            finished_at: row.try_get("finished_at")?,
+            bundles,
+        }))
     }
 
     async fn cached_classifications(

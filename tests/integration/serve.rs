@@ -170,6 +170,8 @@ async fn auth_health_and_errors_have_one_shape() {
         .admin("POST", "/v1/stores/small/jobs", "{\"max_bundles\": 0}")
         .await;
     assert_eq!(status, 422, "{body}");
+    let (status, body) = s.admin("GET", "/v1/stores/small/runs/latest", "").await;
+    assert_eq!(status, 404, "no run yet: {body}");
     let (status, _) = s.admin("GET", "/v1/jobs/nope", "").await;
     assert_eq!(status, 404);
     let (status, body) = s.admin("GET", "/v1/nowhere", "").await;
@@ -248,6 +250,29 @@ async fn a_job_runs_once_per_store_reports_its_phases_and_saves_its_run_under_it
         ))
         .await;
     assert_eq!((runs, bundles as u64), (1, published));
+
+    // The run reads back as `generate --json` prints it, latest and by id.
+    let (status, latest) = s.admin("GET", "/v1/stores/small/runs/latest", "").await;
+    assert_eq!(status, 200, "{latest}");
+    assert_eq!(latest["run"]["run_id"].as_str(), Some(id.as_str()));
+    assert!(
+        latest["run"]["tier"].is_string() && latest["run"]["weights"].is_object(),
+        "{}",
+        latest["run"]
+    );
+    let listed = latest["bundles"].as_array().unwrap();
+    assert_eq!(listed.len() as u64, published);
+    assert!(
+        listed
+            .iter()
+            .all(|b| b["id"].is_string() && b["products"].is_array())
+    );
+    let (status, by_id) = s
+        .admin("GET", &format!("/v1/stores/small/runs/{id}"), "")
+        .await;
+    assert_eq!((status, &by_id), (200, &latest));
+    let (status, _) = s.admin("GET", "/v1/stores/small/runs/nope", "").await;
+    assert_eq!(status, 404);
 
     // With the store free again, a trigger queues a new job.
     let (status, next) = s.admin("POST", "/v1/stores/small/jobs", "").await;
@@ -342,6 +367,7 @@ fn run_record(id: &str) -> RunRecord {
         config: "{}".into(),
         timings: "{}".into(),
         counts: "{}".into(),
+        summary: "{}".into(),
     }
 }
 
