@@ -469,3 +469,122 @@ async fn the_queue_claims_once_requeues_expired_leases_and_saves_a_run_only_with
         JobState::Succeeded
     );
 }
+
+/// A `bundleforge serve` process on a free port, with its log.
+struct ServeProcess {
+    child: std::process::Child,
+    url: String,
+}
+
+fn free_port() -> u16 {
+    // Bound and released: another process may take it first, so callers retry.
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap()
+}
+
+async fn spawn_serve(db_url: &str) -> ServeProcess {
+    let client = reqwest::Client::new();
+    for _ in 0..5 {
+        let port = free_port();
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_bundleforge"))
+            .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
+            .env("BUNDLEFORGE__DATABASE__URL", db_url)
+            .env("BUNDLEFORGE__SERVER__ADMIN_TOKEN", TOKEN)
+            .env("BUNDLEFORGE__SERVER__LEASE_SECONDS", "3")
+            .env("BUNDLEFORGE__SERVER__HEARTBEAT_SECONDS", "1")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let url = format!("http://127.0.0.1:{port}");
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(10) {
+            if let Ok(Some(_)) = child.try_wait() {
+                break; // the port was taken: try another
+            }
+            if client.get(format!("{url}/healthz")).send().await.is_ok() {
+                return ServeProcess { child, url };
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    panic!("bundleforge serve did not start");
+}
+
+async fn job_state(client: &reqwest::Client, url: &str, id: &str) -> Value {
+    let resp = client
+        .get(format!("{url}/v1/jobs/{id}"))
+        .header("Authorization", format!("Bearer {TOKEN}"))
+        .send()
+        .await
+        .unwrap();
+    serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_killed_mid_run_finishes_the_job_after_a_restart_with_one_run() {
+    let db = TestDb::new().await;
+    ingest_dir(&db, "medium", &repo_root().join("fixtures/stores/medium")).await;
+    let url = format!("sqlite://{}", db.dir.path().join("test.sqlite").display());
+    let client = reqwest::Client::new();
+
+    let mut first = spawn_serve(&url).await;
+    let resp = client
+        .post(format!("{}/v1/stores/medium/jobs", first.url))
+        .header("Authorization", format!("Bearer {TOKEN}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 202);
+    let job: Value = serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap();
+    let id = job["id"].as_str().unwrap().to_owned();
+    let start = Instant::now();
+    loop {
+        let j = job_state(&client, &first.url, &id).await;
+        if state(&j) == "running" {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "{j}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // kill -9 while the run works: no shutdown, no chance to end the job.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    first.child.kill().unwrap();
+    first.child.wait().unwrap();
+    let runs = "SELECT COUNT(*) FROM runs";
+    assert_eq!(db.count(runs).await, 0, "a partial run is never visible");
+
+    let mut second = spawn_serve(&url).await;
+    let start = Instant::now();
+    let ended = loop {
+        let j = job_state(&client, &second.url, &id).await;
+        if JobState::parse(state(&j)).is_some_and(|s| s.is_finished()) {
+            break j;
+        }
+        assert_eq!(db.count(runs).await, 0, "no run before its job ends: {j}");
+        assert!(start.elapsed() < Duration::from_secs(600), "{j}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    second.child.kill().unwrap();
+    second.child.wait().unwrap();
+    match state(&ended) {
+        "succeeded" => {
+            assert_eq!(
+                ended["attempts"], 2,
+                "re-run after its lease expired: {ended}"
+            );
+            assert_eq!(db.count(runs).await, 1);
+            let mine = format!("SELECT COUNT(*) FROM runs WHERE run_id = '{id}'");
+            assert_eq!(db.count(&mine).await, 1);
+        }
+        "failed" => {
+            assert!(ended["error"]["message"].is_string(), "{ended}");
+            assert_eq!(db.count(runs).await, 0);
+        }
+        other => panic!("{other}: {ended}"),
+    }
+}
