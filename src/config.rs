@@ -446,6 +446,14 @@ impl Settings {
         thread_count(self.pipeline.threads)
     }
 
+    /// Gives each of `runs` runs at once its share of `pipeline.threads` (at least one),
+    /// so that N workers do not each start a pool of every core.
+    pub fn share_threads(&mut self, runs: usize) {
+        if runs > 1 {
+            self.pipeline.threads = (self.pipeline_threads() / runs).max(1);
+        }
+    }
+
     /// Threads of a stage whose own setting is `stage` (0: no cap of its own), within
     /// the run's `pipeline.threads`.
     pub fn threads_for(&self, stage: usize) -> usize {
@@ -1125,6 +1133,38 @@ mod tests {
         let msg = err.to_string();
         assert!(msg.contains("scoring.window_dayz"), "{msg}");
         assert!(msg.contains("bf.toml"), "{msg}");
+    }
+
+    #[test]
+    fn workers_share_the_pipeline_threads_and_server_settings_are_checked() {
+        let mut s = SettingsBuilder::new()
+            .unwrap()
+            .flag("pipeline.threads", "8")
+            .unwrap()
+            .build()
+            .unwrap();
+        s.share_threads(3);
+        assert_eq!(s.pipeline.threads, 2);
+        s.share_threads(5);
+        assert_eq!(s.pipeline.threads, 1, "never none");
+        for (key, value, says) in [
+            ("server.bind", "localhost", "not an address and port"),
+            ("server.workers", "0", "at least 1"),
+            (
+                "server.heartbeat_seconds",
+                "30",
+                "shorter than server.lease_seconds",
+            ),
+        ] {
+            let err = SettingsBuilder::new()
+                .unwrap()
+                .flag(key, value)
+                .unwrap()
+                .build()
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(key) && err.contains(says), "{err}");
+        }
     }
 
     #[test]

@@ -714,6 +714,7 @@ async fn serve(args: ServeArgs, mut settings: Settings) -> Result<ExitCode> {
     if let Some(workers) = args.workers {
         settings.server.workers = workers;
     }
+    settings.share_threads(settings.server.workers);
     let listener = bundleforge::server::bind(&settings.server.bind).await?;
     let services = Arc::new(services(&settings).await?);
     let running = bundleforge::server::start(services, listener)?;
