@@ -111,7 +111,7 @@ pub async fn trigger(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let store_id = StoreId::parse(&store).map_err(|e| ApiError::bad_request(e.to_string()))?;
-    authorize_store(&state, &headers, &store_id)?;
+    authorize_store(&state, &headers, &store_id).await?;
     let request: JobRequest = if body.iter().all(u8::is_ascii_whitespace) {
         JobRequest::default()
     } else {
@@ -158,7 +158,7 @@ async fn load_job(state: &AppState, headers: &HeaderMap, id: &str) -> Result<Job
     };
     let store = StoreId::parse(&job.store_id)
         .map_err(|e| ApiError::from_kind(crate::error::ErrorKind::Internal, e.to_string()))?;
-    authorize_store(state, headers, &store)?;
+    authorize_store(state, headers, &store).await?;
     Ok(job)
 }
 

@@ -88,21 +88,99 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
-/// Whether the request may act on `store`: the admin token may, for every store.
-fn authorize_store(
+/// Whether `token` is the admin token (compared in constant time: how long a wrong
+/// token takes says nothing of the right one).
+fn is_admin(state: &AppState, token: &str) -> bool {
+    let admin = &state.services.settings.server.admin_token;
+    !admin.is_empty() && bool::from(token.as_bytes().ct_eq(admin.expose().as_bytes()))
+}
+
+/// A per-store token as stored: its SHA-256, hex. Lookups go by this hash, so the
+/// comparison never touches the token itself.
+pub fn token_hash(token: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Whether the request may act on `store`: the admin token for every store, a store's
+/// own token for it (another store's data is a 403).
+async fn authorize_store(
     state: &AppState,
     headers: &HeaderMap,
-    _store: &StoreId,
+    store: &StoreId,
 ) -> Result<(), ApiError> {
     let Some(token) = bearer(headers) else {
         return Err(ApiError::unauthorized());
     };
-    let admin = &state.services.settings.server.admin_token;
-    // Compared in constant time: how long a wrong token takes says nothing of the right one.
-    if !admin.is_empty() && bool::from(token.as_bytes().ct_eq(admin.expose().as_bytes())) {
+    if is_admin(state, token) {
         return Ok(());
     }
-    Err(ApiError::unauthorized())
+    match state.services.store.token_store(&token_hash(token)).await? {
+        Some(own) if own == store.as_str() => Ok(()),
+        Some(_) => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!("this token is not for store {:?}", store.as_str()),
+        )),
+        None => Err(ApiError::unauthorized()),
+    }
+}
+
+/// Admin routes take the admin token only.
+fn authorize_admin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    match bearer(headers) {
+        Some(token) if is_admin(state, token) => Ok(()),
+        Some(_) => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "this route needs the admin token",
+        )),
+        None => Err(ApiError::unauthorized()),
+    }
+}
+
+/// `POST /v1/admin/stores/{store}/tokens`: a new token for one store, shown once.
+async fn create_token(
+    State(state): State<Arc<AppState>>,
+    axum::extract::Path(store): axum::extract::Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    authorize_admin(&state, &headers)?;
+    let store_id = StoreId::parse(&store).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    if state.services.store.get_store(&store_id).await?.is_none() {
+        return Err(ApiError::not_found(format!("unknown store {store:?}")));
+    }
+    let token_id = ulid::Ulid::new().to_string();
+    // Two ULIDs: 160 random bits from the thread's cryptographic generator.
+    let token = format!(
+        "bf_{}{}",
+        ulid::Ulid::new().to_string().to_ascii_lowercase(),
+        ulid::Ulid::new().to_string().to_ascii_lowercase()
+    );
+    state
+        .services
+        .store
+        .create_token(&token_id, &store_id, &token_hash(&token), now_ms())
+        .await?;
+    tracing::info!(store = %store_id, token = %token_id, "token created");
+    let body = json!({"id": token_id, "store": store_id.as_str(), "token": token});
+    Ok((StatusCode::CREATED, axum::Json(body)).into_response())
+}
+
+/// `DELETE /v1/admin/tokens/{id}`.
+async fn revoke_token(
+    State(state): State<Arc<AppState>>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    authorize_admin(&state, &headers)?;
+    if !state.services.store.revoke_token(&id, now_ms()).await? {
+        return Err(ApiError::not_found(format!("no live token {id:?}")));
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// The API's routes over one process's state.
@@ -115,6 +193,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/jobs/{id}", get(jobs::get).delete(jobs::cancel))
         .route("/v1/stores/{store}/runs/latest", get(runs::latest))
         .route("/v1/stores/{store}/runs/{run}", get(runs::one))
+        .route("/v1/admin/stores/{store}/tokens", post(create_token))
+        .route("/v1/admin/tokens/{id}", axum::routing::delete(revoke_token))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(state)

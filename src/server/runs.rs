@@ -43,7 +43,7 @@ async fn read(
     run_id: Option<&str>,
 ) -> Result<Json<Value>, ApiError> {
     let store_id = StoreId::parse(store).map_err(|e| ApiError::bad_request(e.to_string()))?;
-    authorize_store(state, headers, &store_id)?;
+    authorize_store(state, headers, &store_id).await?;
     let stored = state.services.store.stored_run(&store_id, run_id).await?;
     let Some(stored) = stored else {
         return Err(ApiError::not_found(match run_id {

@@ -6,6 +6,7 @@
 
 pub mod jobs;
 mod sqlite;
+pub mod tokens;
 
 use std::collections::HashMap;
 
@@ -17,6 +18,7 @@ use crate::ingest::{CatalogKeys, IngestBatch};
 
 pub use jobs::{JobEnd, JobQueue, JobRecord, JobState, Lease, NewJob};
 pub use sqlite::SqliteStore;
+pub use tokens::TokenStore;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -56,7 +58,7 @@ pub use crate::domain::{HistoryLine, HistoryOrder, StoreData};
 
 /// The storage port. One implementation per database; tests use SQLite in a temp dir.
 #[async_trait]
-pub trait Store: JobQueue + Send + Sync {
+pub trait Store: JobQueue + TokenStore + Send + Sync {
     async fn get_store(&self, id: &StoreId) -> Result<Option<domain::Store>, StoreError>;
 
     /// The store's catalog keys, for joining order lines of a new ingest.

@@ -24,6 +24,7 @@ use crate::domain::{
 use crate::ingest::{CatalogKeys, IngestBatch};
 
 mod jobs;
+mod tokens;
 
 /// Line loads above this many rows rebuild secondary indexes once instead of
 /// maintaining them per row.

@@ -344,6 +344,77 @@ async fn a_running_job_cancelled_ends_cancelled_and_saves_no_run() {
     s.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_token_acts_for_its_store_only_until_revoked() {
+    let s = Served::start(&[]).await;
+    let csv = "variant_id,product_id,title,price\nv1,p1,Mug,12.00\n";
+    s._db
+        .ingest_ok(
+            "other",
+            crate::support::catalog(s._db.file("other.csv", csv)),
+        )
+        .await;
+    let (status, _, _) = s
+        .call("POST", "/v1/admin/stores/small/tokens", None, "")
+        .await;
+    assert_eq!(status, 401);
+    let (status, created) = s.admin("POST", "/v1/admin/stores/small/tokens", "").await;
+    assert_eq!(status, 201, "{created}");
+    let token = created["token"].as_str().unwrap().to_owned();
+    let token_id = created["id"].as_str().unwrap().to_owned();
+    assert_eq!(created["store"], "small");
+    // Only its hash is stored.
+    let stored = s
+        ._db
+        .count(&format!(
+            "SELECT COUNT(*) FROM api_tokens WHERE token_hash = '{token}'"
+        ))
+        .await;
+    assert_eq!(stored, 0);
+
+    let (status, job, _) = s
+        .call("POST", "/v1/stores/small/jobs", Some(&token), "")
+        .await;
+    assert_eq!(status, 202, "{job}");
+    let id = job["id"].as_str().unwrap().to_owned();
+    let (status, _, _) = s
+        .call("GET", &format!("/v1/jobs/{id}"), Some(&token), "")
+        .await;
+    assert_eq!(status, 200);
+    // Another store's data, and the admin routes: 403.
+    let (status, body, _) = s
+        .call("POST", "/v1/stores/other/jobs", Some(&token), "")
+        .await;
+    assert_eq!(
+        (status, body["error"]["kind"].as_str()),
+        (403, Some("forbidden")),
+        "{body}"
+    );
+    let (status, _, _) = s
+        .call("GET", "/v1/stores/other/runs/latest", Some(&token), "")
+        .await;
+    assert_eq!(status, 403);
+    let (status, _, _) = s
+        .call("POST", "/v1/admin/stores/small/tokens", Some(&token), "")
+        .await;
+    assert_eq!(status, 403);
+    s.wait_for(&id, |j| state(j) == "succeeded").await;
+
+    let (status, _) = s
+        .admin("DELETE", &format!("/v1/admin/tokens/{token_id}"), "")
+        .await;
+    assert_eq!(status, 204);
+    let (status, _, _) = s
+        .call("GET", &format!("/v1/jobs/{id}"), Some(&token), "")
+        .await;
+    assert_eq!(status, 401, "a revoked token is no token");
+    let (status, _) = s
+        .admin("DELETE", &format!("/v1/admin/tokens/{token_id}"), "")
+        .await;
+    assert_eq!(status, 404);
+    s.stop().await;
+}
+
 fn new_job(id: &str, behind: bool) -> NewJob {
     NewJob {
         job_id: id.into(),
