@@ -254,6 +254,12 @@ pub struct ServerSettings {
     pub max_body_mb: usize,
     /// Browser origins allowed to call the API (CORS); empty: none.
     pub cors_origins: Vec<String>,
+    /// Requests a token may make per minute, on average (429 beyond, with
+    /// `Retry-After`), and how many it may make at once before that rate applies.
+    pub rate_limit_per_minute: u32,
+    pub rate_limit_burst: u32,
+    /// Deepest nesting a JSON request body may have (a job request, an upload's JSON).
+    pub max_json_depth: usize,
 }
 
 /// The complement prior (see [`crate::prior`]).
@@ -491,6 +497,12 @@ impl Settings {
             ("server.heartbeat_seconds", srv.heartbeat_seconds == 0),
             ("server.max_attempts", srv.max_attempts == 0),
             ("server.max_body_mb", srv.max_body_mb == 0),
+            (
+                "server.rate_limit_per_minute",
+                srv.rate_limit_per_minute == 0,
+            ),
+            ("server.rate_limit_burst", srv.rate_limit_burst == 0),
+            ("server.max_json_depth", srv.max_json_depth == 0),
         ] {
             if zero {
                 return Err(invalid(key, "must be at least 1".into()));

@@ -225,6 +225,20 @@ pub struct FileSummary {
 }
 
 impl IngestReport {
+    /// Names files without `prefix` (an upload's temporary directory).
+    pub fn strip_path_prefix(&mut self, prefix: &str) {
+        let strip = |s: &mut String| {
+            if let Some(rest) = s.strip_prefix(prefix) {
+                *s = rest.to_owned();
+            }
+        };
+        self.errors.iter_mut().for_each(|e| strip(&mut e.file));
+        self.files.iter_mut().for_each(|f| strip(&mut f.path));
+        self.rejected_rows
+            .iter_mut()
+            .for_each(|r| strip(&mut r.file));
+    }
+
     fn record(&mut self, err: RowError) {
         self.error_count += 1;
         if self.errors.len() < MAX_REPORTED_ERRORS {

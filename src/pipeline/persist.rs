@@ -35,6 +35,7 @@ pub fn records(out: &RunOutput) -> (RunRecord, Vec<BundleRecord>) {
             "llm": run.llm,
         })),
         summary: serde_json::to_string(run).unwrap_or_default(),
+        report_html: super::output::report(out),
     };
     let rows = out
         .bundles

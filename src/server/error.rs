@@ -38,6 +38,17 @@ impl ApiError {
         )
     }
 
+    /// Over the token's request rate: come back after `wait`.
+    pub fn too_many_requests(wait: std::time::Duration) -> Self {
+        let seconds = (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1);
+        ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!("too many requests for this token: retry in {seconds} s"),
+        )
+        .with_details(json!({"retry_after_seconds": seconds}))
+    }
+
     pub fn bad_request(message: impl Into<String>) -> Self {
         ApiError::new(StatusCode::BAD_REQUEST, "bad_input", message)
     }
@@ -59,6 +70,16 @@ impl ApiError {
     }
 }
 
+impl From<crate::app::AppError> for ApiError {
+    fn from(e: crate::app::AppError) -> Self {
+        let kind = e.kind();
+        if kind == ErrorKind::Internal {
+            tracing::warn!(error = %e, "internal error answering a request");
+        }
+        ApiError::from_kind(kind, e.to_string())
+    }
+}
+
 impl From<crate::store::StoreError> for ApiError {
     fn from(e: crate::store::StoreError) -> Self {
         tracing::warn!(error = %e, "storage error answering a request");
@@ -72,10 +93,15 @@ impl IntoResponse for ApiError {
             "error": {"kind": self.kind, "message": self.message, "details": self.details}
         });
         let mut response = (self.status, axum::Json(body)).into_response();
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+        let retry_after = match self.status {
+            StatusCode::SERVICE_UNAVAILABLE => Some(5),
+            StatusCode::TOO_MANY_REQUESTS => self.details["retry_after_seconds"].as_u64(),
+            _ => None,
+        };
+        if let Some(seconds) = retry_after {
             response.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,
-                axum::http::HeaderValue::from_static("5"),
+                axum::http::HeaderValue::from(seconds),
             );
         }
         response

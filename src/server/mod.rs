@@ -3,13 +3,16 @@
 //! crash or a restart loses none; the process holds only what a restart may lose (the
 //! cancel tokens of the runs it is working on).
 
+pub mod catalog;
 pub mod error;
 pub mod jobs;
 pub mod runs;
+pub mod uploads;
 pub mod worker;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
@@ -26,6 +29,8 @@ use crate::app::Services;
 use crate::cancel::CancelToken;
 use crate::domain::StoreId;
 use error::ApiError;
+use runs::RunFile;
+use uploads::Upload;
 
 /// What every handler and worker of one process shares.
 pub struct AppState {
@@ -35,15 +40,37 @@ pub struct AppState {
     /// Wakes idle workers when a job is queued here.
     pub work_queued: Notify,
     running: Mutex<HashMap<String, CancelToken>>,
+    /// Requests per token (keyed by the token's hash, or `admin`).
+    limiter: governor::DefaultKeyedRateLimiter<String>,
 }
 
 impl AppState {
     pub fn new(services: Arc<Services>, port: u16) -> AppState {
+        let server = &services.settings.server;
+        // Both are checked to be at least 1 when the settings load.
+        let per_minute = NonZeroU32::new(server.rate_limit_per_minute).unwrap_or(NonZeroU32::MIN);
+        let burst = NonZeroU32::new(server.rate_limit_burst).unwrap_or(NonZeroU32::MIN);
+        let quota = governor::Quota::per_minute(per_minute).allow_burst(burst);
         AppState {
-            services,
             worker_id: format!("{}:{}:{port}", host_name(), std::process::id()),
             work_queued: Notify::new(),
             running: Mutex::new(HashMap::new()),
+            limiter: governor::RateLimiter::keyed(quota),
+            services,
+        }
+    }
+
+    /// One request of the token `key`: a 429 with `Retry-After` once it is over its
+    /// rate.
+    fn spend_request(&self, key: &str) -> Result<(), ApiError> {
+        use governor::clock::Clock;
+        let key = key.to_owned();
+        match self.limiter.check_key(&key) {
+            Ok(()) => Ok(()),
+            Err(not_until) => {
+                let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
+                Err(ApiError::too_many_requests(wait))
+            }
         }
     }
 
@@ -88,6 +115,10 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
+/// The rate limiter's key for the admin token (store tokens go by their hash, which
+/// is hex and never this).
+const ADMIN_KEY: &str = "admin";
+
 /// Whether `token` is the admin token (compared in constant time: how long a wrong
 /// token takes says nothing of the right one).
 fn is_admin(state: &AppState, token: &str) -> bool {
@@ -116,10 +147,11 @@ async fn authorize_store(
         return Err(ApiError::unauthorized());
     };
     if is_admin(state, token) {
-        return Ok(());
+        return state.spend_request(ADMIN_KEY);
     }
-    match state.services.store.token_store(&token_hash(token)).await? {
-        Some(own) if own == store.as_str() => Ok(()),
+    let hash = token_hash(token);
+    match state.services.store.token_store(&hash).await? {
+        Some(own) if own == store.as_str() => state.spend_request(&hash),
         Some(_) => Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "forbidden",
@@ -132,7 +164,7 @@ async fn authorize_store(
 /// Admin routes take the admin token only.
 fn authorize_admin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     match bearer(headers) {
-        Some(token) if is_admin(state, token) => Ok(()),
+        Some(token) if is_admin(state, token) => state.spend_request(ADMIN_KEY),
         Some(_) => Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "forbidden",
@@ -183,6 +215,23 @@ async fn revoke_token(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+fn upload_route(upload: Upload) -> axum::routing::MethodRouter<Arc<AppState>> {
+    axum::routing::put(
+        move |State(state): State<Arc<AppState>>,
+              axum::extract::Path(store): axum::extract::Path<String>,
+              headers: HeaderMap,
+              body: axum::body::Body| uploads::put(upload, state, store, headers, body),
+    )
+}
+
+fn file_route(which: RunFile) -> axum::routing::MethodRouter<Arc<AppState>> {
+    get(
+        move |State(state): State<Arc<AppState>>,
+              axum::extract::Path((store, run)): axum::extract::Path<(String, String)>,
+              headers: HeaderMap| runs::file(which, state, store, run, headers),
+    )
+}
+
 /// The API's routes over one process's state.
 pub fn router(state: Arc<AppState>) -> Router {
     let max_body = state.services.settings.server.max_body_mb * 1024 * 1024;
@@ -191,8 +240,39 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/readyz", get(readyz))
         .route("/v1/stores/{store}/jobs", post(jobs::trigger))
         .route("/v1/jobs/{id}", get(jobs::get).delete(jobs::cancel))
+        .route("/v1/stores/{store}/catalog", upload_route(Upload::Catalog))
+        .route(
+            "/v1/stores/{store}/variants",
+            upload_route(Upload::Variants),
+        )
+        .route(
+            "/v1/stores/{store}/inventory",
+            upload_route(Upload::Inventory),
+        )
+        .route("/v1/stores/{store}/orders", upload_route(Upload::Orders))
+        .route("/v1/stores/{store}/products", get(catalog::products))
+        .route("/v1/stores/{store}/products/{id}", get(catalog::product))
+        .route("/v1/stores/{store}/stats", get(catalog::stats))
+        .route("/v1/stores/{store}/runs", get(runs::list))
         .route("/v1/stores/{store}/runs/latest", get(runs::latest))
         .route("/v1/stores/{store}/runs/{run}", get(runs::one))
+        .route("/v1/stores/{store}/runs/{run}/bundles", get(runs::bundles))
+        .route(
+            "/v1/stores/{store}/runs/{run}/report.html",
+            file_route(RunFile::Report),
+        )
+        .route(
+            "/v1/stores/{store}/runs/{run}/bundles.csv",
+            file_route(RunFile::Csv),
+        )
+        .route(
+            "/v1/stores/{store}/runs/{run}/shopify.json",
+            file_route(RunFile::Shopify),
+        )
+        .route(
+            "/v1/stores/{store}/runs/{run}/bundles.json",
+            file_route(RunFile::Json),
+        )
         .route("/v1/admin/stores/{store}/tokens", post(create_token))
         .route("/v1/admin/tokens/{id}", axum::routing::delete(revoke_token))
         .fallback(not_found)

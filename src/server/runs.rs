@@ -1,20 +1,24 @@
-//! Results: a store's saved runs, each the document `generate --json` prints.
+//! Results: a store's saved runs, each the document `generate --json` prints, their
+//! bundles filtered, and the files `generate` writes.
 
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, State};
-use axum::http::HeaderMap;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::AppState;
+use super::catalog::{PageQuery, store_of};
 use super::error::ApiError;
 use super::jobs::rfc3339_ms;
-use super::{AppState, authorize_store};
-use crate::domain::StoreId;
+use crate::domain::{Bundle, BundleType, Objective, StoreId};
 use crate::store::StoredRun;
 
 /// `{"run", "bundles"}` of a stored run.
-fn run_document(stored: StoredRun) -> Value {
+fn run_document(stored: &StoredRun, bundles: Vec<Value>) -> Value {
     let run = stored
         .summary
         .as_deref()
@@ -28,46 +32,256 @@ fn run_document(stored: StoredRun) -> Value {
                 "finished_at": stored.finished_at.and_then(|t| rfc3339_ms(t * 1000)),
             })
         });
-    let bundles: Vec<Value> = stored
-        .bundles
-        .iter()
-        .filter_map(|b| serde_json::from_str(b).ok())
-        .collect();
     json!({"run": run, "bundles": bundles})
 }
 
-async fn read(
+/// `?objective=&type=&product=`: which of a run's bundles to show.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BundleFilter {
+    #[serde(default)]
+    objective: Option<String>,
+    #[serde(default, rename = "type")]
+    bundle_type: Option<String>,
+    /// A variant id, product id or SKU one of its products has.
+    #[serde(default)]
+    product: Option<String>,
+}
+
+/// A filter with its names checked (an unknown objective is a 400 listing the valid
+/// ones, not an empty list).
+struct CheckedFilter {
+    objective: Option<Objective>,
+    bundle_type: Option<BundleType>,
+    product: Option<String>,
+}
+
+impl BundleFilter {
+    fn check(&self) -> Result<CheckedFilter, ApiError> {
+        let objective = match &self.objective {
+            Some(o) => Some(
+                o.parse::<Objective>()
+                    .map_err(|e| ApiError::bad_request(format!("objective: {e}")))?,
+            ),
+            None => None,
+        };
+        let bundle_type = match &self.bundle_type {
+            Some(t) => Some(
+                t.parse::<BundleType>()
+                    .map_err(|e| ApiError::bad_request(format!("type: {e}")))?,
+            ),
+            None => None,
+        };
+        Ok(CheckedFilter {
+            objective,
+            bundle_type,
+            product: self.product.clone(),
+        })
+    }
+}
+
+impl CheckedFilter {
+    fn keeps(&self, b: &Bundle) -> bool {
+        self.objective.is_none_or(|o| b.objective == o)
+            && self.bundle_type.is_none_or(|t| b.bundle_type == t)
+            && self.product.as_deref().is_none_or(|p| {
+                b.products
+                    .iter()
+                    .any(|i| i.product_id == p || i.sku.as_deref() == Some(p))
+            })
+    }
+}
+
+/// A run of a store: `latest` or its id.
+pub async fn load_run(
+    state: &AppState,
+    store_id: &StoreId,
+    run: &str,
+) -> Result<StoredRun, ApiError> {
+    let run_id = (run != "latest").then_some(run);
+    let stored = state.services.store.stored_run(store_id, run_id).await?;
+    stored.ok_or_else(|| {
+        ApiError::not_found(match run_id {
+            Some(r) => format!("store {:?} has no run {r:?}", store_id.as_str()),
+            None => format!(
+                "store {:?} has no run yet: trigger a job",
+                store_id.as_str()
+            ),
+        })
+    })
+}
+
+/// A stored run's bundles, parsed (a body that does not parse is a corrupt row).
+pub fn parse_bundles(stored: &StoredRun) -> Result<Vec<Bundle>, ApiError> {
+    stored
+        .bundles
+        .iter()
+        .map(|b| {
+            serde_json::from_str::<Bundle>(b).map_err(|e| {
+                ApiError::from_kind(
+                    crate::error::ErrorKind::Internal,
+                    format!(
+                        "run {}: a stored bundle does not read back: {e}",
+                        stored.run_id
+                    ),
+                )
+            })
+        })
+        .collect()
+}
+
+async fn filtered(
     state: &AppState,
     headers: &HeaderMap,
     store: &str,
-    run_id: Option<&str>,
+    run: &str,
+    filter: &BundleFilter,
+) -> Result<(StoredRun, Vec<Bundle>), ApiError> {
+    let filter = filter.check()?;
+    let store_id = store_of(state, headers, store).await?;
+    let stored = load_run(state, &store_id, run).await?;
+    let mut bundles = parse_bundles(&stored)?;
+    bundles.retain(|b| filter.keeps(b));
+    Ok((stored, bundles))
+}
+
+fn values(bundles: &[Bundle]) -> Vec<Value> {
+    bundles
+        .iter()
+        .filter_map(|b| serde_json::to_value(b).ok())
+        .collect()
+}
+
+/// `GET /v1/stores/{store}/runs/{run}` (`latest` for the latest), filtered by
+/// `?objective=&type=&product=`.
+pub async fn one(
+    State(state): State<Arc<AppState>>,
+    Path((store, run)): Path<(String, String)>,
+    Query(filter): Query<BundleFilter>,
+    headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    let store_id = StoreId::parse(store).map_err(|e| ApiError::bad_request(e.to_string()))?;
-    authorize_store(state, headers, &store_id).await?;
-    let stored = state.services.store.stored_run(&store_id, run_id).await?;
-    let Some(stored) = stored else {
-        return Err(ApiError::not_found(match run_id {
-            Some(r) => format!("store {store:?} has no run {r:?}"),
-            None => format!("store {store:?} has no run yet: trigger a job"),
-        }));
-    };
-    Ok(Json(run_document(stored)))
+    let (stored, bundles) = filtered(&state, &headers, &store, &run, &filter).await?;
+    Ok(Json(run_document(&stored, values(&bundles))))
 }
 
 /// `GET /v1/stores/{store}/runs/latest`.
 pub async fn latest(
-    State(state): State<Arc<AppState>>,
+    state: State<Arc<AppState>>,
     Path(store): Path<String>,
+    filter: Query<BundleFilter>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    read(&state, &headers, &store, None).await
+    one(state, Path((store, "latest".to_owned())), filter, headers).await
 }
 
-/// `GET /v1/stores/{store}/runs/{run}`.
-pub async fn one(
+/// `GET /v1/stores/{store}/runs/{run}/bundles`: just the bundles, filtered.
+pub async fn bundles(
     State(state): State<Arc<AppState>>,
     Path((store, run)): Path<(String, String)>,
+    Query(filter): Query<BundleFilter>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    read(&state, &headers, &store, Some(&run)).await
+    let (stored, bundles) = filtered(&state, &headers, &store, &run, &filter).await?;
+    Ok(Json(
+        json!({"run_id": stored.run_id, "bundles": values(&bundles)}),
+    ))
+}
+
+/// `GET /v1/stores/{store}/runs?offset=&limit=`: latest first.
+pub async fn list(
+    State(state): State<Arc<AppState>>,
+    Path(store): Path<String>,
+    Query(page): Query<PageQuery>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    page.check()?;
+    let store_id = store_of(&state, &headers, &store).await?;
+    let found = state
+        .services
+        .store
+        .runs_page(&store_id, page.offset, page.limit)
+        .await?;
+    let items = found
+        .items
+        .iter()
+        .map(|r| {
+            json!({
+                "run_id": r.run_id,
+                "status": r.status,
+                "started_at": rfc3339_ms(r.started_at * 1000),
+                "finished_at": r.finished_at.and_then(|t| rfc3339_ms(t * 1000)),
+                "as_of": r.as_of.and_then(|t| rfc3339_ms(t * 1000)),
+                "bundles": r.bundles,
+                "href": format!("/v1/stores/{}/runs/{}", store_id.as_str(), r.run_id),
+            })
+        })
+        .collect();
+    Ok(Json(page.document(items, found.total)))
+}
+
+/// The files of a run as `generate` writes them.
+#[derive(Debug, Clone, Copy)]
+pub enum RunFile {
+    Report,
+    Csv,
+    Shopify,
+    Json,
+}
+
+fn file_response(content_type: &'static str, name: &str, body: String) -> Response {
+    let mut response = (StatusCode::OK, body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if let Ok(v) = HeaderValue::from_str(&format!("inline; filename=\"{name}\"")) {
+        headers.insert(header::CONTENT_DISPOSITION, v);
+    }
+    response
+}
+
+/// `GET /v1/stores/{store}/runs/{run}/report.html` (and `bundles.csv`,
+/// `shopify.json`, `bundles.json`).
+pub async fn file(
+    which: RunFile,
+    state: Arc<AppState>,
+    store: String,
+    run: String,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let store_id = store_of(&state, &headers, &store).await?;
+    let stored = load_run(&state, &store_id, &run).await?;
+    use crate::pipeline::output;
+    Ok(match which {
+        RunFile::Report => {
+            let Some(html) = stored.report_html.clone().filter(|h| !h.is_empty()) else {
+                return Err(ApiError::not_found(format!(
+                    "run {:?} was saved before reports were kept: run the job again",
+                    stored.run_id
+                )));
+            };
+            file_response("text/html; charset=utf-8", "report.html", html)
+        }
+        RunFile::Csv => file_response(
+            "text/csv; charset=utf-8",
+            "bundles.csv",
+            output::csv(&parse_bundles(&stored)?),
+        ),
+        RunFile::Shopify => file_response(
+            "application/json",
+            "shopify.json",
+            serde_json::to_string_pretty(&output::shopify(&parse_bundles(&stored)?))
+                .unwrap_or_default(),
+        ),
+        RunFile::Json => {
+            let bundles = stored
+                .bundles
+                .iter()
+                .filter_map(|b| serde_json::from_str(b).ok())
+                .collect();
+            file_response(
+                "application/json",
+                "bundles.json",
+                serde_json::to_string_pretty(&run_document(&stored, bundles)).unwrap_or_default(),
+            )
+        }
+    })
 }

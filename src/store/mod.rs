@@ -126,6 +126,44 @@ pub trait Store: JobQueue + TokenStore + Send + Sync {
     /// Writes a finished run and its bundles in one transaction.
     async fn save_run(&self, run: &RunRecord, bundles: &[BundleRecord]) -> Result<(), StoreError>;
 
+    /// The latest catalog file of a role (`catalog`, `variants`, `inventory`) that a
+    /// store uploaded through the API.
+    async fn catalog_upload(&self, id: &StoreId, role: &str)
+    -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Keeps a catalog file a store uploaded, replacing the one of its role (`None`:
+    /// forgets it).
+    async fn put_catalog_upload(
+        &self,
+        id: &StoreId,
+        role: &str,
+        body: Option<&[u8]>,
+    ) -> Result<(), StoreError>;
+
+    /// A page of a store's catalog, in variant id order.
+    async fn products_page(
+        &self,
+        id: &StoreId,
+        offset: u64,
+        limit: u64,
+    ) -> Result<Page<domain::Product>, StoreError>;
+
+    /// A store's product by variant id, else SKU, else product id (its first
+    /// variant), as `similar --product` takes it.
+    async fn find_product(
+        &self,
+        id: &StoreId,
+        key: &str,
+    ) -> Result<Option<domain::Product>, StoreError>;
+
+    /// A page of a store's saved runs, latest first.
+    async fn runs_page(
+        &self,
+        id: &StoreId,
+        offset: u64,
+        limit: u64,
+    ) -> Result<Page<RunListing>, StoreError>;
+
     /// A saved run of a store (`None`: its latest) with its bundles in published order.
     async fn stored_run(
         &self,
@@ -148,6 +186,8 @@ pub struct RunRecord {
     pub counts: String,
     /// The run's summary as `generate --json` prints it under `"run"`.
     pub summary: String,
+    /// The run's `report.html`.
+    pub report_html: String,
 }
 
 /// A saved run as documents: its summary (absent for runs saved before summaries
@@ -161,6 +201,27 @@ pub struct StoredRun {
     pub started_at: i64,
     pub finished_at: Option<i64>,
     pub bundles: Vec<String>,
+    /// Absent for runs saved before reports were kept.
+    pub report_html: Option<String>,
+}
+
+/// A run in a store's list of runs: when, and how many bundles.
+#[derive(Debug, Clone)]
+pub struct RunListing {
+    pub run_id: String,
+    pub status: String,
+    /// Unix seconds.
+    pub started_at: i64,
+    pub finished_at: Option<i64>,
+    pub as_of: Option<i64>,
+    pub bundles: u64,
+}
+
+/// One page of a list, and how many there are in all.
+#[derive(Debug, Clone)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub total: u64,
 }
 
 /// A published bundle as stored; `body` is its JSON document.

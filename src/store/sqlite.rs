@@ -118,8 +118,8 @@ async fn insert_run(
     bundles: &[super::BundleRecord],
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO runs (run_id, store_id, status, started_at, finished_at, as_of, config, timings, counts, summary) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO runs (run_id, store_id, status, started_at, finished_at, as_of, config, timings, counts, summary, report_html) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(&run.run_id)
     .bind(&run.store_id)
@@ -131,6 +131,7 @@ async fn insert_run(
     .bind(&run.timings)
     .bind(&run.counts)
     .bind(&run.summary)
+    .bind(&run.report_html)
     .execute(&mut *conn)
     .await?;
     for b in bundles {
@@ -881,25 +882,21 @@ impl Store for SqliteStore {
         run_id: Option<&str>,
     ) -> Result<Option<super::StoredRun>, StoreError> {
         let row = match run_id {
-            Some(r) => {
-                sqlx::query(
-                    "SELECT run_id, summary, status, started_at, finished_at FROM runs \
+            Some(r) => sqlx::query(
+                "SELECT run_id, summary, status, started_at, finished_at, report_html FROM runs \
                      WHERE store_id = ? AND run_id = ?",
-                )
-                .bind(id.as_str())
-                .bind(r)
-                .fetch_optional(&self.pool)
-                .await?
-            }
-            None => {
-                sqlx::query(
-                    "SELECT run_id, summary, status, started_at, finished_at FROM runs \
+            )
+            .bind(id.as_str())
+            .bind(r)
+            .fetch_optional(&self.pool)
+            .await?,
+            None => sqlx::query(
+                "SELECT run_id, summary, status, started_at, finished_at, report_html FROM runs \
                      WHERE store_id = ? ORDER BY finished_at DESC, run_id DESC LIMIT 1",
-                )
-                .bind(id.as_str())
-                .fetch_optional(&self.pool)
-                .await?
-            }
+            )
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await?,
         };
         let Some(row) = row else {
             return Ok(None);
@@ -918,7 +915,136 @@ impl Store for SqliteStore {
             started_at: row.try_get("started_at")?,
             finished_at: row.try_get("finished_at")?,
             bundles,
+            report_html: row.try_get("report_html")?,
         }))
+    }
+
+    async fn catalog_upload(
+        &self,
+        id: &StoreId,
+        role: &str,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT body FROM catalog_uploads WHERE store_id = ? AND role = ?")
+                .bind(id.as_str())
+                .bind(role)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn put_catalog_upload(
+        &self,
+        id: &StoreId,
+        role: &str,
+        body: Option<&[u8]>,
+    ) -> Result<(), StoreError> {
+        let Some(body) = body else {
+            sqlx::query("DELETE FROM catalog_uploads WHERE store_id = ? AND role = ?")
+                .bind(id.as_str())
+                .bind(role)
+                .execute(&self.pool)
+                .await?;
+            return Ok(());
+        };
+        sqlx::query(
+            "INSERT INTO catalog_uploads (store_id, role, body, uploaded_at) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (store_id, role) DO UPDATE SET body = excluded.body, uploaded_at = excluded.uploaded_at",
+        )
+        .bind(id.as_str())
+        .bind(role)
+        .bind(body)
+        .bind(chrono::Utc::now().timestamp())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn products_page(
+        &self,
+        id: &StoreId,
+        offset: u64,
+        limit: u64,
+    ) -> Result<super::Page<Product>, StoreError> {
+        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM products WHERE store_id = ?")
+            .bind(id.as_str())
+            .fetch_one(&self.pool)
+            .await?;
+        let rows = sqlx::query(
+            "SELECT * FROM products WHERE store_id = ? ORDER BY variant_id LIMIT ? OFFSET ?",
+        )
+        .bind(id.as_str())
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .bind(i64::try_from(offset).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await?;
+        let items = rows
+            .iter()
+            .map(product_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(super::Page {
+            items,
+            total: total as u64,
+        })
+    }
+
+    async fn find_product(&self, id: &StoreId, key: &str) -> Result<Option<Product>, StoreError> {
+        // One lookup per kind of key, most specific first: a SKU that equals another
+        // product's variant id still finds that variant.
+        for column in ["variant_id", "sku", "product_id"] {
+            let sql = format!(
+                "SELECT * FROM products WHERE store_id = ? AND {column} = ? ORDER BY variant_id LIMIT 1"
+            );
+            let row = sqlx::query(&sql)
+                .bind(id.as_str())
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await?;
+            if let Some(row) = row {
+                return Ok(Some(product_from_row(&row)?));
+            }
+        }
+        Ok(None)
+    }
+
+    async fn runs_page(
+        &self,
+        id: &StoreId,
+        offset: u64,
+        limit: u64,
+    ) -> Result<super::Page<super::RunListing>, StoreError> {
+        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM runs WHERE store_id = ?")
+            .bind(id.as_str())
+            .fetch_one(&self.pool)
+            .await?;
+        let rows = sqlx::query(
+            "SELECT r.run_id, r.status, r.started_at, r.finished_at, r.as_of, \
+                    (SELECT COUNT(*) FROM bundles b WHERE b.run_id = r.run_id) AS bundle_count \
+             FROM runs r WHERE r.store_id = ? \
+             ORDER BY r.finished_at DESC, r.run_id DESC LIMIT ? OFFSET ?",
+        )
+        .bind(id.as_str())
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .bind(i64::try_from(offset).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await?;
+        let items = rows
+            .iter()
+            .map(|row| {
+                Ok(super::RunListing {
+                    run_id: row.try_get("run_id")?,
+                    status: row.try_get("status")?,
+                    started_at: row.try_get("started_at")?,
+                    finished_at: row.try_get("finished_at")?,
+                    as_of: row.try_get("as_of")?,
+                    bundles: row.try_get::<i64, _>("bundle_count")? as u64,
+                })
+            })
+            .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        Ok(super::Page {
+            items,
+            total: total as u64,
+        })
     }
 
     async fn cached_classifications(

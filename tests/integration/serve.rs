@@ -74,11 +74,34 @@ impl Served {
         token: Option<&str>,
         body: &str,
     ) -> (u16, Value, reqwest::header::HeaderMap) {
+        self.call_bytes(method, path, token, body.as_bytes().to_vec())
+            .await
+    }
+
+    async fn call_bytes(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Vec<u8>,
+    ) -> (u16, Value, reqwest::header::HeaderMap) {
+        let (status, bytes, headers) = self.raw(method, path, token, body).await;
+        let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        (status, json, headers)
+    }
+
+    async fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Vec<u8>,
+    ) -> (u16, Vec<u8>, reqwest::header::HeaderMap) {
         let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
         let mut req = self
             .client
             .request(method, format!("{}{path}", self.url))
-            .body(body.to_owned());
+            .body(body);
         if let Some(t) = token {
             req = req.header("Authorization", format!("Bearer {t}"));
         }
@@ -86,8 +109,7 @@ impl Served {
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         let bytes = resp.bytes().await.unwrap();
-        let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        (status, json, headers)
+        (status, bytes.to_vec(), headers)
     }
 
     async fn admin(&self, method: &str, path: &str, body: &str) -> (u16, Value) {
@@ -274,6 +296,82 @@ async fn a_job_runs_once_per_store_reports_its_phases_and_saves_its_run_under_it
     let (status, _) = s.admin("GET", "/v1/stores/small/runs/nope", "").await;
     assert_eq!(status, 404);
 
+    // The list of runs, the bundles filtered, the files.
+    let (status, runs) = s.admin("GET", "/v1/stores/small/runs", "").await;
+    assert_eq!(status, 200, "{runs}");
+    assert_eq!(runs["total"], 1);
+    assert_eq!(runs["items"][0]["run_id"].as_str(), Some(id.as_str()));
+    assert_eq!(runs["items"][0]["bundles"].as_u64(), Some(published));
+    let first = &listed[0];
+    let objective = first["objective"].as_str().unwrap();
+    let (status, only) = s
+        .admin(
+            "GET",
+            &format!("/v1/stores/small/runs/{id}?objective={objective}"),
+            "",
+        )
+        .await;
+    assert_eq!(status, 200, "{only}");
+    let expected = listed
+        .iter()
+        .filter(|b| b["objective"] == objective)
+        .count();
+    assert_eq!(only["bundles"].as_array().unwrap().len(), expected);
+    let product = first["products"][0]["product_id"].as_str().unwrap();
+    let bundle_type = first["bundle_type"].as_str().unwrap();
+    let (_, only) = s
+        .admin(
+            "GET",
+            &format!("/v1/stores/small/runs/latest/bundles?product={product}&type={bundle_type}"),
+            "",
+        )
+        .await;
+    let only = only["bundles"].as_array().unwrap();
+    assert!(!only.is_empty());
+    assert!(only.iter().all(|b| {
+        b["bundle_type"] == bundle_type
+            && b["products"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|p| p["product_id"] == product)
+    }));
+    let (status, body) = s
+        .admin("GET", "/v1/stores/small/runs/latest?objective=upsell", "")
+        .await;
+    assert_eq!(status, 400);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("increase_aov"),
+        "{body}"
+    );
+    for (file, kind, starts) in [
+        ("report.html", "text/html", "<!doctype html>"),
+        ("bundles.csv", "text/csv", "id,objective,bundle_type"),
+        ("shopify.json", "application/json", "{"),
+        ("bundles.json", "application/json", "{"),
+    ] {
+        let (status, body, headers) = s
+            .raw(
+                "GET",
+                &format!("/v1/stores/small/runs/{id}/{file}"),
+                Some(TOKEN),
+                Vec::new(),
+            )
+            .await;
+        assert_eq!(status, 200, "{file}");
+        let content_type = headers["content-type"].to_str().unwrap();
+        assert!(content_type.starts_with(kind), "{file}: {content_type}");
+        let text = String::from_utf8(body).unwrap();
+        assert!(
+            text.to_ascii_lowercase().starts_with(starts),
+            "{file}: {}",
+            &text[..40.min(text.len())]
+        );
+    }
+
     // With the store free again, a trigger queues a new job.
     let (status, next) = s.admin("POST", "/v1/stores/small/jobs", "").await;
     assert_eq!(status, 202, "{next}");
@@ -415,6 +513,239 @@ async fn a_store_token_acts_for_its_store_only_until_revoked() {
     s.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_over_its_rate_gets_429_with_retry_after_and_other_tokens_do_not() {
+    let s = Served::start(&[
+        ("server.rate_limit_per_minute", "1"),
+        ("server.rate_limit_burst", "3"),
+    ])
+    .await;
+    let (_, created) = s.admin("POST", "/v1/admin/stores/small/tokens", "").await;
+    let token = created["token"].as_str().unwrap().to_owned();
+    for _ in 0..3 {
+        let (status, body, _) = s
+            .call("GET", "/v1/stores/small/runs/latest", Some(&token), "")
+            .await;
+        assert_eq!(status, 404, "no run yet, but within the rate: {body}");
+    }
+    let (status, body, headers) = s
+        .call("GET", "/v1/stores/small/runs/latest", Some(&token), "")
+        .await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(body["error"]["kind"], "rate_limited");
+    let retry: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry), "Retry-After {retry}");
+    assert_eq!(body["error"]["details"]["retry_after_seconds"], retry);
+    // Each token has its own allowance: the admin's (one request spent above) is not
+    // touched by the store token's.
+    let (status, _) = s.admin("GET", "/v1/stores/small/runs/latest", "").await;
+    assert_eq!(status, 404);
+    // A request without a valid token is refused before it costs anything.
+    let (status, _, _) = s
+        .call("GET", "/v1/stores/small/runs/latest", Some("bf_nope"), "")
+        .await;
+    assert_eq!(status, 401);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_report_bad_rows_keep_the_valid_ones_and_refuse_an_oversized_body() {
+    let s = Served::start(&[("server.max_body_mb", "1")]).await;
+    let catalog = "\
+variant_id,product_id,title,price,sku
+v1,p1,Stoneware Mug,12.00,MUG-1
+v2,p2,Espresso Cup,abc,CUP-1
+v3,p3,Dinner Plate,9.50,PL-1
+";
+    let (status, report, _) = s
+        .call("PUT", "/v1/stores/shop2/catalog", None, catalog)
+        .await;
+    assert_eq!(status, 401, "{report}");
+    let (status, report) = s.admin("PUT", "/v1/stores/shop2/catalog", catalog).await;
+    assert_eq!(status, 200, "{report}");
+    // The report `ingest --json` prints, naming the upload, not where it was kept.
+    assert_eq!(
+        (report["rows_read"].as_u64(), report["rows_kept"].as_u64()),
+        (Some(3), Some(2)),
+        "{report}"
+    );
+    assert_eq!(report["store_id"], "shop2");
+    let error = &report["errors"][0];
+    assert_eq!(
+        (error["file"].as_str(), error["line"].as_u64()),
+        (Some("catalog"), Some(3)),
+        "{report}"
+    );
+    assert_eq!(error["value"], "abc");
+    assert_eq!(report["files"][0]["path"], "catalog");
+
+    // Gzip, and orders, as `ingest` takes them.
+    let orders = "\
+order_id,created_at,quantity,unit_price,sku
+1,2026-01-05 10:00:00,1,12.00,MUG-1
+1,2026-01-05 10:00:00,2,9.50,PL-1
+2,2026-01-06 10:00:00,1,12.00,MUG-1
+3,2026-01-07 10:00:00,one,12.00,MUG-1
+";
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut gz, orders.as_bytes()).unwrap();
+    let (status, report, _) = s
+        .call_bytes(
+            "PUT",
+            "/v1/stores/shop2/orders",
+            Some(TOKEN),
+            gz.finish().unwrap(),
+        )
+        .await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(
+        (report["orders"].as_u64(), report["error_count"].as_u64()),
+        (Some(2), Some(1)),
+        "{report}"
+    );
+    assert_eq!(report["errors"][0]["file"], "orders");
+
+    // What was valid is there: the catalog, a product by SKU or product id, stats.
+    let (status, page) = s
+        .admin("GET", "/v1/stores/shop2/products?limit=1", "")
+        .await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(
+        (page["total"].as_u64(), page["next_offset"].as_u64()),
+        (Some(2), Some(1)),
+        "{page}"
+    );
+    assert_eq!(page["items"][0]["variant_id"], "v1");
+    let (_, page) = s
+        .admin("GET", "/v1/stores/shop2/products?offset=1&limit=1", "")
+        .await;
+    assert_eq!(page["items"][0]["variant_id"], "v3");
+    assert!(page["next_offset"].is_null(), "{page}");
+    let (status, _) = s
+        .admin("GET", "/v1/stores/shop2/products?limit=0", "")
+        .await;
+    assert_eq!(status, 400);
+    let (status, p) = s.admin("GET", "/v1/stores/shop2/products/MUG-1", "").await;
+    assert_eq!((status, p["variant_id"].as_str()), (200, Some("v1")), "{p}");
+    let (_, p) = s.admin("GET", "/v1/stores/shop2/products/p3", "").await;
+    assert_eq!(p["title"], "Dinner Plate");
+    let (status, _) = s.admin("GET", "/v1/stores/shop2/products/v2", "").await;
+    assert_eq!(status, 404, "the rejected row was not stored");
+    let (status, stats) = s.admin("GET", "/v1/stores/shop2/stats", "").await;
+    assert_eq!(status, 200, "{stats}");
+    assert_eq!(
+        (stats["orders"].as_u64(), stats["products"].as_u64()),
+        (Some(2), Some(2)),
+        "{stats}"
+    );
+
+    // Inventory levels the stored catalog cannot join: 422 saying why, naming no
+    // temporary file.
+    let (status, body) = s
+        .admin("PUT", "/v1/stores/shop2/inventory", "colour,size\nred,L\n")
+        .await;
+    assert_eq!(
+        (status, body["error"]["kind"].as_str()),
+        (422, Some("bad_input")),
+        "{body}"
+    );
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("inventory"), "{message}");
+    let temp = std::env::temp_dir().display().to_string();
+    assert!(
+        !message.contains(&temp),
+        "names where the upload was kept: {message}"
+    );
+
+    // Over the limit: 413 naming it, whether the length is declared or streamed.
+    let big = vec![b'x'; 1024 * 1024 + 10];
+    let (status, body, _) = s
+        .call_bytes("PUT", "/v1/stores/shop2/catalog", Some(TOKEN), big.clone())
+        .await;
+    assert_eq!(
+        (status, body["error"]["kind"].as_str()),
+        (413, Some("too_large")),
+        "{body}"
+    );
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("1 MiB"),
+        "{body}"
+    );
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        big.chunks(64 * 1024).map(|c| Ok(c.to_vec())).collect();
+    let resp = s
+        .client
+        .put(format!("{}/v1/stores/shop2/catalog", s.url))
+        .header("Authorization", format!("Bearer {TOKEN}"))
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+            chunks,
+        )))
+        .send()
+        .await;
+    // The server may answer before it has read the whole body, or close on it.
+    if let Ok(resp) = resp {
+        assert_eq!(resp.status().as_u16(), 413);
+    }
+    let (_, page) = s.admin("GET", "/v1/stores/shop2/products", "").await;
+    assert_eq!(page["total"], 2, "nothing of a refused upload is stored");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_split_catalog_uploads_in_parts_each_read_with_the_stored_others() {
+    let s = Served::start(&[]).await;
+    let products = "\
+id,title,handle,body_html,vendor,productType,tags,status,createdAt
+gid://shopify/Product/1,Green Tea,green-tea,<p>Sencha</p>,Leafy,Tea,\"organic\",ACTIVE,2024-01-10T10:00:00Z
+gid://shopify/Product/2,Teapot,teapot,Cast iron,Potter,Teaware,,ACTIVE,2024-02-01T00:00:00Z
+";
+    let variants = "\
+id,product_id,title,sku,price,compare_at_price,inventory_item_id
+gid://shopify/ProductVariant/11,gid://shopify/Product/1,50g,TEA-50,8.50,,gid://shopify/InventoryItem/111
+gid://shopify/ProductVariant/21,gid://shopify/Product/2,Default Title,POT-1,40.00,45.00,gid://shopify/InventoryItem/211
+";
+    let levels = "\
+inventory_item_id,location_id,available,cost
+gid://shopify/InventoryItem/111,gid://shopify/Location/1,5,3.00
+gid://shopify/InventoryItem/111,gid://shopify/Location/2,7,
+";
+    let (status, body) = s.admin("PUT", "/v1/stores/split/variants", variants).await;
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("upload the catalog first"),
+        "{body}"
+    );
+    // A products file without prices cannot be read alone: it is kept for its variants.
+    let (status, body) = s.admin("PUT", "/v1/stores/split/catalog", products).await;
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("upload the variants next"),
+        "{body}"
+    );
+    let (status, report) = s.admin("PUT", "/v1/stores/split/variants", variants).await;
+    assert_eq!(
+        (status, report["products"].as_u64()),
+        (200, Some(2)),
+        "{report}"
+    );
+    let (status, report) = s.admin("PUT", "/v1/stores/split/inventory", levels).await;
+    assert_eq!(
+        (status, report["products"].as_u64()),
+        (200, Some(2)),
+        "{report}"
+    );
+    let (_, tea) = s.admin("GET", "/v1/stores/split/products/TEA-50", "").await;
+    assert_eq!(tea["inventory"], 12, "{tea}");
+    assert_eq!(tea["description"], "Sencha");
+    s.stop().await;
+}
+
 fn new_job(id: &str, behind: bool) -> NewJob {
     NewJob {
         job_id: id.into(),
@@ -439,6 +770,7 @@ fn run_record(id: &str) -> RunRecord {
         timings: "{}".into(),
         counts: "{}".into(),
         summary: "{}".into(),
+        report_html: String::new(),
     }
 }
 
