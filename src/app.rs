@@ -33,6 +33,10 @@ pub enum AppError {
     Store(#[from] StoreError),
     #[error("store {0} has no orders: ingest orders first")]
     NoOrders(String),
+    #[error("store {store} has no run {run:?}")]
+    UnknownRun { store: String, run: String },
+    #[error("run {run} has no bundle {bundle:?}")]
+    UnknownBundle { run: String, bundle: String },
     #[error(transparent)]
     Llm(#[from] crate::llm::gateway::GatewayError),
     #[error(transparent)]
@@ -52,7 +56,10 @@ impl AppError {
         use crate::error::ErrorKind;
         match self {
             AppError::Embed(e) => e.kind(),
-            AppError::UnknownProduct { .. } | AppError::NoOrders(_) => ErrorKind::NotFound,
+            AppError::UnknownProduct { .. }
+            | AppError::NoOrders(_)
+            | AppError::UnknownRun { .. }
+            | AppError::UnknownBundle { .. } => ErrorKind::NotFound,
             AppError::Ingest(_) | AppError::StoreRules(_) => ErrorKind::BadInput,
             AppError::Store(e) => e.kind(),
             AppError::Pipeline(e) => e.kind(),
@@ -181,6 +188,13 @@ async fn produce(
         .await?,
     );
     let mut out = pipeline::run(&ctx, &variant, services, observer, cancel).await?;
+    // What the merchant decided on earlier runs' bundles.
+    let approvals = services.store.approvals(store_id).await?;
+    if !approvals.is_empty() {
+        let settings =
+            variant.optimize_settings(&services.settings.optimize, variant.objectives().len());
+        pipeline::approvals::apply(&ctx, &variant, &settings, &approvals, &mut out);
+    }
     if let Some(id) = &options.run_id {
         out = out.with_id(id.clone());
     }
@@ -202,6 +216,69 @@ async fn save_run(
         .push(ctx.clock.span("persist", "store", started));
     out.run.timings.total_seconds += out.run.timings.persist_seconds;
     Ok(())
+}
+
+/// A merchant's decision on bundles of a saved run (`approve`, and the API's
+/// approve / reject): `bundles` empty means every bundle of the run. Every id must be
+/// a bundle of that run; nothing is recorded otherwise.
+pub async fn decide(
+    store: &dyn Store,
+    store_id: &StoreId,
+    run_id: Option<&str>,
+    bundles: &[String],
+    decision: crate::store::Decision,
+    decided_by: &str,
+) -> Result<Vec<crate::store::Approval>, AppError> {
+    let Some(run) = store.stored_run(store_id, run_id).await? else {
+        return Err(AppError::UnknownRun {
+            store: store_id.to_string(),
+            run: run_id.unwrap_or("latest").to_owned(),
+        });
+    };
+    let mut by_id: Vec<(String, String)> = Vec::with_capacity(run.bundles.len());
+    for body in &run.bundles {
+        let id = serde_json::from_str::<serde_json::Value>(body)
+            .ok()
+            .and_then(|v| v["id"].as_str().map(str::to_owned))
+            .ok_or_else(|| {
+                AppError::Internal(format!("run {}: a bundle without an id", run.run_id))
+            })?;
+        by_id.push((id, body.clone()));
+    }
+    let chosen: Vec<&(String, String)> = if bundles.is_empty() {
+        by_id.iter().collect()
+    } else {
+        let mut chosen = Vec::with_capacity(bundles.len());
+        for wanted in bundles {
+            match by_id.iter().find(|(id, _)| id == wanted) {
+                Some(b) => chosen.push(b),
+                None => {
+                    return Err(AppError::UnknownBundle {
+                        run: run.run_id.clone(),
+                        bundle: wanted.clone(),
+                    });
+                }
+            }
+        }
+        chosen
+    };
+    let decided_at = chrono::Utc::now().timestamp_millis();
+    let mut out = Vec::with_capacity(chosen.len());
+    for (id, body) in chosen {
+        let approval = crate::store::Approval {
+            store_id: store_id.to_string(),
+            bundle_id: id.clone(),
+            decision,
+            run_id: run.run_id.clone(),
+            bundle: body.clone(),
+            decided_by: decided_by.to_owned(),
+            decided_at,
+        };
+        store.put_approval(&approval).await?;
+        out.push(approval);
+    }
+    tracing::info!(store = %store_id, run = %run.run_id, bundles = out.len(), decision = decision.as_str(), "decision recorded");
+    Ok(out)
 }
 
 /// What an ingest did, as `ingest --json` prints it.

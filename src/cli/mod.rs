@@ -67,6 +67,9 @@ enum Command {
     /// pairs never together, pins, a discount ceiling); `--clear` removes them, no file
     /// shows them.
     StoreRules(StoreRulesArgs),
+    /// Approve (or with --reject, reject) bundles of a saved run: a later run keeps an
+    /// approved bundle while it is still valid and never publishes a rejected one.
+    Approve(ApproveArgs),
     /// The complement prior: what other stores' shoppers buy together, by category.
     #[command(subcommand)]
     Prior(prior::PriorCommand),
@@ -120,6 +123,26 @@ struct StoreRulesArgs {
     /// Remove the store's rules.
     #[arg(long)]
     clear: bool,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
+struct ApproveArgs {
+    #[arg(long)]
+    store: String,
+    /// The run's id (`latest` for the store's latest run).
+    #[arg(long)]
+    run: String,
+    /// Bundle ids, comma-separated; every bundle of the run when absent.
+    #[arg(long, value_name = "ID,…", value_delimiter = ',')]
+    bundles: Vec<String>,
+    /// Reject them instead.
+    #[arg(long)]
+    reject: bool,
+    /// Who decides (recorded with the decision).
+    #[arg(long, default_value = "cli")]
+    by: String,
     #[arg(long)]
     json: bool,
 }
@@ -554,6 +577,7 @@ async fn dispatch(cli: Cli, settings: Settings) -> Result<ExitCode> {
         Command::Eval(args) => eval(args, settings).await,
         Command::Rules(args) => rules(args, &settings).await,
         Command::StoreRules(args) => store_rules(args, &settings).await,
+        Command::Approve(args) => approve(args, &settings).await,
         Command::Fixtures(args) => fixtures(args),
         Command::Serve(args) => serve(args, settings).await,
         Command::Prior(command) => prior::run(command, &settings).await,
@@ -658,6 +682,38 @@ async fn store_rules(args: StoreRulesArgs, settings: &Settings) -> Result<ExitCo
     let db = store::open(&settings.database.url).await?;
     let out = app::store_rules(db.as_ref(), &id, change).await?;
     print_result(args.json, &out, || out.text())
+}
+
+async fn approve(args: ApproveArgs, settings: &Settings) -> Result<ExitCode> {
+    use bundleforge::store::Decision;
+    let id = store_id(&args.store)?;
+    let decision = if args.reject {
+        Decision::Rejected
+    } else {
+        Decision::Approved
+    };
+    let bundles: Vec<String> = args
+        .bundles
+        .iter()
+        .map(|b| b.trim().to_owned())
+        .filter(|b| !b.is_empty())
+        .collect();
+    let db = store::open(&settings.database.url).await?;
+    let run = (args.run != "latest").then_some(args.run.as_str());
+    let recorded = app::decide(db.as_ref(), &id, run, &bundles, decision, &args.by).await?;
+    print_result(args.json, &recorded, || {
+        let mut text = format!(
+            "{}: {} {} bundle(s) of run {}\n",
+            id,
+            decision.as_str(),
+            recorded.len(),
+            recorded.first().map_or("-", |a| a.run_id.as_str())
+        );
+        for a in &recorded {
+            text.push_str(&format!("  {}\n", a.bundle_id));
+        }
+        text
+    })
 }
 
 async fn stats(args: StatsArgs, settings: &Settings) -> Result<ExitCode> {

@@ -388,6 +388,25 @@ pub struct Bundle {
     pub pricing: PricingDecision,
     pub copy: BundleCopy,
     pub explanation: Explanation,
+    /// A merchant approved this bundle before; this run kept it (see
+    /// [`crate::pipeline::approvals`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<ApprovalMark>,
+}
+
+/// How a run carried a bundle a merchant approved in an earlier run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApprovalMark {
+    /// The run it was approved in.
+    pub approved_in_run: String,
+    pub decided_by: String,
+    /// RFC 3339 UTC, milliseconds.
+    pub decided_at: String,
+    /// `unchanged` (published as approved) or `repriced` (its products' prices
+    /// changed; this run priced it again within its objective's range).
+    pub kept: String,
+    /// What differs from the approved bundle, one line each; empty when unchanged.
+    pub changes: Vec<String>,
 }
 
 #[cfg(test)]

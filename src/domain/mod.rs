@@ -14,8 +14,8 @@ pub use history::{
 };
 
 pub use bundle::{
-    Bundle, BundleCopy, BundleItem, BundleType, Explanation, Justification, JustificationKind,
-    Objective, PricingDecision, ScoreBreakdown, TextSource,
+    ApprovalMark, Bundle, BundleCopy, BundleItem, BundleType, Explanation, Justification,
+    JustificationKind, Objective, PricingDecision, ScoreBreakdown, TextSource,
 };
 pub use money::{
     Currency, DecimalMark, MICROS_PER_UNIT, Money, MoneyError, decimal_mark_evidence,

@@ -135,6 +135,7 @@ fn assemble(ctx: &Context, o: &Offer, id: String, p: FinalPrice, copy: Sourced<C
                 .collect(),
             source: copy.source,
         },
+        approval: None,
     }
 }
 

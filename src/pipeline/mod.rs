@@ -16,6 +16,7 @@
 //! Every phase reports to a [`RunObserver`] and stops at a [`CancelToken`]; a
 //! cancelled or failed run returns an error and persists nothing.
 
+pub mod approvals;
 pub mod candidates;
 pub mod clusters;
 pub mod context;
@@ -152,6 +153,10 @@ pub struct RunSummary {
     pub llm: LlmReport,
     /// What the run varied.
     pub variant: Variant,
+    /// What the run did with the merchant's approvals and rejections (absent when the
+    /// store has none, and in `eval`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approvals: Option<approvals::ApprovalsReport>,
 }
 
 /// What the quality rules did: every draft considered, how many were justified, and
@@ -394,6 +399,7 @@ pub async fn run(
         bundles: bundles.len(),
         llm,
         variant: variant.clone(),
+        approvals: None,
     };
     let left_out_examples = found
         .cells

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::error::ApiError;
-use super::{AppState, authorize_store};
+use super::{AppState, Caller, authorize_store};
 use crate::domain::StoreId;
 
 /// `?offset=&limit=` of a list route.
@@ -60,14 +60,23 @@ pub async fn store_of(
     headers: &HeaderMap,
     store: &str,
 ) -> Result<StoreId, ApiError> {
+    Ok(store_and_caller(state, headers, store).await?.0)
+}
+
+/// [`store_of`], and who is asking.
+pub async fn store_and_caller(
+    state: &AppState,
+    headers: &HeaderMap,
+    store: &str,
+) -> Result<(StoreId, Caller), ApiError> {
     let store_id = StoreId::parse(store).map_err(|e| ApiError::bad_request(e.to_string()))?;
-    authorize_store(state, headers, &store_id).await?;
+    let caller = authorize_store(state, headers, &store_id).await?;
     if state.services.store.get_store(&store_id).await?.is_none() {
         return Err(ApiError::not_found(format!(
             "unknown store {store:?}: upload its catalog or orders first"
         )));
     }
-    Ok(store_id)
+    Ok((store_id, caller))
 }
 
 fn to_value(v: impl serde::Serialize) -> Result<Value, ApiError> {

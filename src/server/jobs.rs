@@ -112,12 +112,7 @@ pub async fn trigger(
 ) -> Result<Response, ApiError> {
     let store_id = StoreId::parse(&store).map_err(|e| ApiError::bad_request(e.to_string()))?;
     authorize_store(&state, &headers, &store_id).await?;
-    let request: JobRequest = if body.iter().all(u8::is_ascii_whitespace) {
-        JobRequest::default()
-    } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| ApiError::bad_request(format!("the job's JSON body: {e}")))?
-    };
+    let request: JobRequest = super::parse_json_body(&state, &body, "the job's")?;
     let job_id = ulid::Ulid::new().to_string();
     let options = request.options(&job_id);
     options

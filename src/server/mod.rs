@@ -28,6 +28,7 @@ use tokio::sync::Notify;
 use crate::app::Services;
 use crate::cancel::CancelToken;
 use crate::domain::StoreId;
+use crate::store::Decision;
 use error::ApiError;
 use runs::RunFile;
 use uploads::Upload;
@@ -136,22 +137,30 @@ pub fn token_hash(token: &str) -> String {
         .collect()
 }
 
+/// Who made a request: `admin`, or `token:ID` for a store's token.
+#[derive(Debug, Clone)]
+pub struct Caller(pub String);
+
 /// Whether the request may act on `store`: the admin token for every store, a store's
 /// own token for it (another store's data is a 403).
 async fn authorize_store(
     state: &AppState,
     headers: &HeaderMap,
     store: &StoreId,
-) -> Result<(), ApiError> {
+) -> Result<Caller, ApiError> {
     let Some(token) = bearer(headers) else {
         return Err(ApiError::unauthorized());
     };
     if is_admin(state, token) {
-        return state.spend_request(ADMIN_KEY);
+        state.spend_request(ADMIN_KEY)?;
+        return Ok(Caller("admin".into()));
     }
     let hash = token_hash(token);
     match state.services.store.token_store(&hash).await? {
-        Some(own) if own == store.as_str() => state.spend_request(&hash),
+        Some((own, token_id)) if own == store.as_str() => {
+            state.spend_request(&hash)?;
+            Ok(Caller(format!("token:{token_id}")))
+        }
         Some(_) => Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "forbidden",
@@ -224,6 +233,62 @@ fn upload_route(upload: Upload) -> axum::routing::MethodRouter<Arc<AppState>> {
     )
 }
 
+fn decision_route(decision: Decision) -> axum::routing::MethodRouter<Arc<AppState>> {
+    post(
+        move |State(state): State<Arc<AppState>>,
+              axum::extract::Path(ids): axum::extract::Path<(String, String, String)>,
+              headers: HeaderMap,
+              body: axum::body::Bytes| runs::decide(decision, state, ids, headers, body),
+    )
+}
+
+/// A JSON request body, bounded in depth (`server.max_json_depth`); an empty body is
+/// the type's default.
+pub fn parse_json_body<T: serde::de::DeserializeOwned + Default>(
+    state: &AppState,
+    body: &[u8],
+    what: &str,
+) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    let max = state.services.settings.server.max_json_depth;
+    if json_depth(body) > max {
+        return Err(ApiError::bad_request(format!(
+            "{what} JSON body nests deeper than {max} levels (server.max_json_depth)"
+        )));
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("{what} JSON body: {e}")))
+}
+
+/// How deep a JSON text's arrays and objects nest (brackets inside strings do not
+/// count). Counted before parsing, so a deep document costs one pass and no stack.
+pub fn json_depth(text: &[u8]) -> usize {
+    let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for &b in text {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
+}
+
 fn file_route(which: RunFile) -> axum::routing::MethodRouter<Arc<AppState>> {
     get(
         move |State(state): State<Arc<AppState>>,
@@ -257,6 +322,14 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/stores/{store}/runs/latest", get(runs::latest))
         .route("/v1/stores/{store}/runs/{run}", get(runs::one))
         .route("/v1/stores/{store}/runs/{run}/bundles", get(runs::bundles))
+        .route(
+            "/v1/stores/{store}/runs/{run}/bundles/{id}/approve",
+            decision_route(Decision::Approved),
+        )
+        .route(
+            "/v1/stores/{store}/runs/{run}/bundles/{id}/reject",
+            decision_route(Decision::Rejected),
+        )
         .route(
             "/v1/stores/{store}/runs/{run}/report.html",
             file_route(RunFile::Report),

@@ -11,11 +11,15 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::AppState;
-use super::catalog::{PageQuery, store_of};
+use std::collections::HashMap;
+
+use axum::body::Bytes;
+
+use super::catalog::{PageQuery, store_and_caller, store_of};
 use super::error::ApiError;
 use super::jobs::rfc3339_ms;
 use crate::domain::{Bundle, BundleType, Objective, StoreId};
-use crate::store::StoredRun;
+use crate::store::{Approval, Decision, StoredRun};
 
 /// `{"run", "bundles"}` of a stored run.
 fn run_document(stored: &StoredRun, bundles: Vec<Value>) -> Value {
@@ -136,20 +140,92 @@ async fn filtered(
     store: &str,
     run: &str,
     filter: &BundleFilter,
-) -> Result<(StoredRun, Vec<Bundle>), ApiError> {
+) -> Result<(StoreId, StoredRun, Vec<Bundle>), ApiError> {
     let filter = filter.check()?;
     let store_id = store_of(state, headers, store).await?;
     let stored = load_run(state, &store_id, run).await?;
     let mut bundles = parse_bundles(&stored)?;
     bundles.retain(|b| filter.keeps(b));
-    Ok((stored, bundles))
+    Ok((store_id, stored, bundles))
 }
 
-fn values(bundles: &[Bundle]) -> Vec<Value> {
-    bundles
+/// Bundles as the API shows them: each with the merchant's decision on its id, if any
+/// (`decision`: `approved` or `rejected`, by whom, when, in which run).
+async fn values(
+    state: &AppState,
+    store_id: &StoreId,
+    bundles: &[Bundle],
+) -> Result<Vec<Value>, ApiError> {
+    let decisions: HashMap<String, Approval> = state
+        .services
+        .store
+        .approvals(store_id)
+        .await?
+        .into_iter()
+        .map(|a| (a.bundle_id.clone(), a))
+        .collect();
+    Ok(bundles
         .iter()
-        .filter_map(|b| serde_json::to_value(b).ok())
-        .collect()
+        .filter_map(|b| {
+            let mut v = serde_json::to_value(b).ok()?;
+            if let (Some(a), Some(map)) = (decisions.get(&b.id), v.as_object_mut()) {
+                map.insert("decision".into(), decision_document(a));
+            }
+            Some(v)
+        })
+        .collect())
+}
+
+fn decision_document(a: &Approval) -> Value {
+    json!({
+        "decision": a.decision.as_str(),
+        "bundle_id": a.bundle_id,
+        "run_id": a.run_id,
+        "decided_by": a.decided_by,
+        "decided_at": rfc3339_ms(a.decided_at),
+    })
+}
+
+/// The body of approve / reject: who decided, when the dashboard knows better than
+/// the token (`{"by": "Ana at the Berlin shop"}`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DecisionBody {
+    #[serde(default)]
+    by: Option<String>,
+}
+
+/// `POST /v1/stores/{store}/runs/{run}/bundles/{id}/approve` (and `/reject`).
+pub async fn decide(
+    decision: Decision,
+    state: Arc<AppState>,
+    (store, run, bundle): (String, String, String),
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let (store_id, caller) = store_and_caller(&state, &headers, &store).await?;
+    let body: DecisionBody = super::parse_json_body(&state, &body, "the decision's")?;
+    let by = match body.by.as_deref().map(str::trim) {
+        Some("") | None => caller.0,
+        Some(by) if by.chars().count() > 200 => {
+            return Err(ApiError::bad_request("by: at most 200 characters"));
+        }
+        Some(by) => by.to_owned(),
+    };
+    let run_id = (run != "latest").then_some(run.as_str());
+    let recorded = crate::app::decide(
+        state.services.store.as_ref(),
+        &store_id,
+        run_id,
+        std::slice::from_ref(&bundle),
+        decision,
+        &by,
+    )
+    .await?;
+    let a = recorded
+        .first()
+        .ok_or_else(|| ApiError::not_found(format!("no bundle {bundle:?}")))?;
+    Ok(Json(decision_document(a)))
 }
 
 /// `GET /v1/stores/{store}/runs/{run}` (`latest` for the latest), filtered by
@@ -160,8 +236,9 @@ pub async fn one(
     Query(filter): Query<BundleFilter>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    let (stored, bundles) = filtered(&state, &headers, &store, &run, &filter).await?;
-    Ok(Json(run_document(&stored, values(&bundles))))
+    let (store_id, stored, bundles) = filtered(&state, &headers, &store, &run, &filter).await?;
+    let bundles = values(&state, &store_id, &bundles).await?;
+    Ok(Json(run_document(&stored, bundles)))
 }
 
 /// `GET /v1/stores/{store}/runs/latest`.
@@ -181,10 +258,9 @@ pub async fn bundles(
     Query(filter): Query<BundleFilter>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    let (stored, bundles) = filtered(&state, &headers, &store, &run, &filter).await?;
-    Ok(Json(
-        json!({"run_id": stored.run_id, "bundles": values(&bundles)}),
-    ))
+    let (store_id, stored, bundles) = filtered(&state, &headers, &store, &run, &filter).await?;
+    let bundles = values(&state, &store_id, &bundles).await?;
+    Ok(Json(json!({"run_id": stored.run_id, "bundles": bundles})))
 }
 
 /// `GET /v1/stores/{store}/runs?offset=&limit=`: latest first.

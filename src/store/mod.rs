@@ -4,6 +4,7 @@
 //! the service. Callers see plain domain data: an ingest batch goes in as one
 //! transaction, a [`StoreData`] snapshot comes out for statistics and runs.
 
+pub mod approvals;
 pub mod jobs;
 mod sqlite;
 pub mod tokens;
@@ -16,6 +17,7 @@ use chrono::{DateTime, Utc};
 use crate::domain::{self, StoreId};
 use crate::ingest::{CatalogKeys, IngestBatch};
 
+pub use approvals::{Approval, Decision};
 pub use jobs::{JobEnd, JobQueue, JobRecord, JobState, Lease, NewJob};
 pub use sqlite::SqliteStore;
 pub use tokens::TokenStore;
@@ -139,6 +141,12 @@ pub trait Store: JobQueue + TokenStore + Send + Sync {
         role: &str,
         body: Option<&[u8]>,
     ) -> Result<(), StoreError>;
+
+    /// Records a decision, replacing the store's earlier one on the same bundle id.
+    async fn put_approval(&self, approval: &Approval) -> Result<(), StoreError>;
+
+    /// A store's decisions, in the order they were made.
+    async fn approvals(&self, id: &StoreId) -> Result<Vec<Approval>, StoreError>;
 
     /// A page of a store's catalog, in variant id order.
     async fn products_page(

@@ -17,8 +17,8 @@ pub trait TokenStore: Send + Sync {
         now: i64,
     ) -> Result<(), StoreError>;
 
-    /// The store a token (by hash) acts for, unless it was revoked.
-    async fn token_store(&self, token_hash: &str) -> Result<Option<String>, StoreError>;
+    /// The store a token (by hash) acts for and the token's id, unless it was revoked.
+    async fn token_store(&self, token_hash: &str) -> Result<Option<(String, String)>, StoreError>;
 
     /// Revokes a token; `false` when there is no such live token.
     async fn revoke_token(&self, token_id: &str, now: i64) -> Result<bool, StoreError>;

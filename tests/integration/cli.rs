@@ -613,3 +613,128 @@ fn ingest_check_stores_nothing_and_rejected_rows_come_back_fixable() {
         (Some(3), Some(4))
     );
 }
+
+#[tokio::test]
+async fn approve_records_decisions_on_a_runs_bundles_and_refuses_ids_it_lacks() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = db_in(&dir);
+    let small = repo_root().join("fixtures/stores/small");
+    let ingest = cli(
+        &url,
+        &[
+            "ingest",
+            "--store",
+            "small",
+            "--catalog",
+            small.join("products.csv").to_str().unwrap(),
+            "--orders",
+            small.join("orders.csv").to_str().unwrap(),
+        ],
+    );
+    assert!(ingest.status.success());
+    let out_dir = dir.path().join("run");
+    let generate = cli(
+        &url,
+        &[
+            "generate",
+            "--store",
+            "small",
+            "--json",
+            "--max-bundles",
+            "4",
+            "--out",
+            out_dir.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        generate.status.success(),
+        "{}",
+        String::from_utf8_lossy(&generate.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&generate.stdout).unwrap();
+    let run_id = doc["run"]["run_id"].as_str().unwrap().to_owned();
+    let ids: Vec<String> = doc["bundles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(ids.len() >= 2);
+
+    let two = format!("{},{}", ids[0], ids[1]);
+    let approved = cli(
+        &url,
+        &[
+            "approve",
+            "--store",
+            "small",
+            "--run",
+            "latest",
+            "--bundles",
+            &two,
+            "--json",
+        ],
+    );
+    assert!(
+        approved.status.success(),
+        "{}",
+        String::from_utf8_lossy(&approved.stderr)
+    );
+    let recorded: serde_json::Value = serde_json::from_slice(&approved.stdout).unwrap();
+    let recorded = recorded.as_array().unwrap();
+    assert_eq!(recorded.len(), 2);
+    assert!(recorded.iter().all(|a| a["decision"] == "approved"
+        && a["decided_by"] == "cli"
+        && a["run_id"] == run_id.as_str()));
+
+    // Every bundle of the run, rejected: the later decision replaces the earlier one.
+    let rejected = cli(
+        &url,
+        &[
+            "approve", "--store", "small", "--run", &run_id, "--reject", "--by", "Ana",
+        ],
+    );
+    assert!(
+        rejected.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rejected.stderr)
+    );
+    let db = bundleforge::store::SqliteStore::open(&url).await.unwrap();
+    let rows: Vec<(String, String)> =
+        sqlx::query_as("SELECT decision, decided_by FROM approvals WHERE store_id = 'small'")
+            .fetch_all(db.pool())
+            .await
+            .unwrap();
+    assert_eq!(rows.len(), ids.len());
+    assert!(
+        rows.iter().all(|(d, by)| d == "rejected" && by == "Ana"),
+        "{rows:?}"
+    );
+
+    // An id the run lacks, or a run the store lacks: refused, nothing recorded.
+    let wrong = format!("{},nope", ids[0]);
+    let refused = cli(
+        &url,
+        &[
+            "approve",
+            "--store",
+            "small",
+            "--run",
+            &run_id,
+            "--bundles",
+            &wrong,
+        ],
+    );
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("has no bundle \"nope\""), "{err}");
+    let refused = cli(&url, &["approve", "--store", "small", "--run", "R0"]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("has no run \"R0\""));
+    let still: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM approvals WHERE decision = 'rejected'")
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+    assert_eq!(still as usize, ids.len());
+}

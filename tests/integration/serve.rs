@@ -746,6 +746,166 @@ gid://shopify/InventoryItem/111,gid://shopify/Location/2,7,
     s.stop().await;
 }
 
+impl Served {
+    /// Triggers a job and waits for it to succeed; its run's bundles.
+    async fn run_job(&self, body: &str) -> (String, Vec<Value>) {
+        let (status, job) = self.admin("POST", "/v1/stores/small/jobs", body).await;
+        assert_eq!(status, 202, "{job}");
+        let id = job["id"].as_str().unwrap().to_owned();
+        let done = self
+            .wait_for(&id, |j| matches!(state(j), "succeeded" | "failed"))
+            .await;
+        assert_eq!(state(&done), "succeeded", "{done}");
+        let (_, run) = self
+            .admin("GET", &format!("/v1/stores/small/runs/{id}"), "")
+            .await;
+        (id, run["bundles"].as_array().unwrap().clone())
+    }
+
+    async fn sql(&self, sql: &str) {
+        sqlx::query(sql)
+            .execute(self._db.store.pool())
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approved_bundle_is_kept_by_the_next_run_and_a_rejected_one_never_comes_back() {
+    let s = Served::start(&[]).await;
+    let (first_run, first) = s.run_job("{\"max_bundles\": 8, \"seed\": 7}").await;
+    assert!(first.len() >= 4, "{} bundles", first.len());
+    let top = first[0]["id"].as_str().unwrap().to_owned();
+    let last = first[first.len() - 1]["id"].as_str().unwrap().to_owned();
+
+    let path =
+        |id: &str, what: &str| format!("/v1/stores/small/runs/{first_run}/bundles/{id}/{what}");
+    let (status, body) = s.admin("POST", &path("nope", "approve"), "").await;
+    assert_eq!(status, 404, "{body}");
+    let (status, body) = s
+        .admin("POST", &path(&last, "approve"), "{\"by\": \"Ana\"}")
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (body["decision"].as_str(), body["decided_by"].as_str()),
+        (Some("approved"), Some("Ana"))
+    );
+    assert!(is_api_time(&body["decided_at"]), "{body}");
+    let (status, body) = s.admin("POST", &path(&top, "reject"), "").await;
+    assert_eq!(
+        (status, body["decided_by"].as_str()),
+        (200, Some("admin")),
+        "{body}"
+    );
+    let (status, _) = s.admin("POST", &path(&top, "reject"), "{\"who\": 1}").await;
+    assert_eq!(status, 400, "unknown keys are refused");
+    // The run shows each bundle's decision.
+    let (_, run) = s
+        .admin("GET", &format!("/v1/stores/small/runs/{first_run}"), "")
+        .await;
+    let shown = |id: &str| {
+        run["bundles"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["id"] == id)
+            .unwrap()["decision"]["decision"]
+            .clone()
+    };
+    assert_eq!(
+        (shown(&last), shown(&top)),
+        (Value::from("approved"), Value::from("rejected"))
+    );
+
+    // A run of three: the approved bundle (eighth before) is kept, first; the rejected
+    // one is not published.
+    let (_, second) = s.run_job("{\"max_bundles\": 3, \"seed\": 7}").await;
+    assert!(second.len() <= 3);
+    assert_eq!(
+        second[0]["id"].as_str(),
+        Some(last.as_str()),
+        "{:?}",
+        second.iter().map(|b| &b["id"]).collect::<Vec<_>>()
+    );
+    let mark = &second[0]["approval"];
+    assert_eq!(
+        (
+            mark["kept"].as_str(),
+            mark["approved_in_run"].as_str(),
+            mark["decided_by"].as_str()
+        ),
+        (Some("unchanged"), Some(first_run.as_str()), Some("Ana")),
+        "{mark}"
+    );
+    assert_eq!(
+        second[0]["final_price_minor"],
+        first[first.len() - 1]["final_price_minor"]
+    );
+    assert!(
+        second.iter().all(|b| b["id"] != top.as_str()),
+        "a rejected bundle came back"
+    );
+    let (_, latest) = s.admin("GET", "/v1/stores/small/runs/latest", "").await;
+    assert_eq!(
+        latest["run"]["approvals"]["kept_unchanged"], 1,
+        "{}",
+        latest["run"]["approvals"]
+    );
+
+    // Its products' prices change: kept at the new run's price, or dropped saying so.
+    let item = first[first.len() - 1]["products"][0]["product_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    s.sql(&format!(
+        "UPDATE products SET price_minor = price_minor + 100 WHERE variant_id = '{item}'"
+    ))
+    .await;
+    let (_, third) = s.run_job("{\"max_bundles\": 8, \"seed\": 7}").await;
+    let (_, latest) = s.admin("GET", "/v1/stores/small/runs/latest", "").await;
+    let report = &latest["run"]["approvals"];
+    match third.iter().find(|b| b["id"] == last.as_str()) {
+        Some(b) => {
+            assert_eq!(b["approval"]["kept"], "repriced", "{b}");
+            let changes = b["approval"]["changes"].as_array().unwrap();
+            assert!(
+                changes
+                    .iter()
+                    .any(|c| c.as_str().unwrap().starts_with("list price")),
+                "{changes:?}"
+            );
+            assert_eq!(report["kept_repriced"], 1, "{report}");
+        }
+        None => {
+            let why = report["dropped"][0]["reason"].as_str().unwrap_or_default();
+            assert!(why.contains("prices changed"), "{report}");
+        }
+    }
+
+    // Out of stock: dropped, with the reason.
+    s.sql(&format!(
+        "UPDATE products SET price_minor = price_minor - 100, inventory = 0 WHERE variant_id = '{item}'"
+    ))
+    .await;
+    let (_, fourth) = s.run_job("{\"max_bundles\": 8, \"seed\": 7}").await;
+    assert!(fourth.iter().all(|b| b["id"] != last.as_str()));
+    let (_, latest) = s.admin("GET", "/v1/stores/small/runs/latest", "").await;
+    let report = &latest["run"]["approvals"];
+    assert_eq!(
+        report["dropped"][0]["bundle_id"].as_str(),
+        Some(last.as_str()),
+        "{report}"
+    );
+    assert!(
+        report["dropped"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("short of stock"),
+        "{report}"
+    );
+    s.stop().await;
+}
+
 fn new_job(id: &str, behind: bool) -> NewJob {
     NewJob {
         job_id: id.into(),

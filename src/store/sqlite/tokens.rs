@@ -28,9 +28,9 @@ impl TokenStore for SqliteStore {
         Ok(())
     }
 
-    async fn token_store(&self, token_hash: &str) -> Result<Option<String>, StoreError> {
-        Ok(sqlx::query_scalar(
-            "SELECT store_id FROM api_tokens WHERE token_hash = ? AND revoked_at IS NULL",
+    async fn token_store(&self, token_hash: &str) -> Result<Option<(String, String)>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT store_id, token_id FROM api_tokens WHERE token_hash = ? AND revoked_at IS NULL",
         )
         .bind(token_hash)
         .fetch_optional(&self.pool)
