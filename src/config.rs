@@ -1006,13 +1006,34 @@ fn coerce_text(t: &str, default: &Value, key: &str, origin: &str) -> Result<Valu
             "false" | "0" | "no" | "off" => false,
             _ => return Err(wrong()),
         }),
-        Value::Array(_) => {
-            let inner = t.trim_start_matches('[').trim_end_matches(']');
-            let items: Result<Vec<Value>, _> = inner
+        Value::Array(defaults) => {
+            let inner = t.trim().trim_start_matches('[').trim_end_matches(']');
+            let parts: Vec<&str> = inner
                 .split(',')
-                .map(|x| x.trim().parse::<f64>().map(Value::Float))
+                .map(str::trim)
+                .filter(|x| !x.is_empty())
                 .collect();
-            Value::Array(items.map_err(|_| wrong())?)
+            // A list of text (origins, names) is written `a,b` or `["a", "b"]`; a
+            // list of numbers `1,2`.
+            let text = match defaults.first() {
+                Some(Value::String(_)) => true,
+                Some(_) => false,
+                None => parts.iter().any(|x| x.parse::<f64>().is_err()),
+            };
+            if text {
+                Value::Array(
+                    parts
+                        .iter()
+                        .map(|x| Value::String(x.trim_matches(['"', '\'']).to_owned()))
+                        .collect(),
+                )
+            } else {
+                let items: Result<Vec<Value>, _> = parts
+                    .iter()
+                    .map(|x| x.parse::<f64>().map(Value::Float))
+                    .collect();
+                Value::Array(items.map_err(|_| wrong())?)
+            }
         }
         _ => return Err(wrong()),
     })

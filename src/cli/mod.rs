@@ -366,6 +366,9 @@ struct ServeArgs {
     /// Jobs run at once (default server.workers, 1).
     #[arg(long, value_name = "N", value_parser = at_least_one, allow_negative_numbers = true)]
     workers: Option<usize>,
+    /// Log lines as JSON objects (with each request's id) or as text.
+    #[arg(long, value_name = "FORMAT", default_value = "json", value_parser = ["json", "text"])]
+    log_format: String,
 }
 
 #[derive(Args, Debug)]
@@ -529,7 +532,13 @@ struct BenchIngestArgs {
 
 pub fn run() -> Result<ExitCode> {
     let cli = Cli::parse();
-    init_logging(cli.verbose);
+    // A server logs what it answers (info) as JSON unless asked for text; commands
+    // log warnings as text.
+    let (level, json) = match &cli.command {
+        Command::Serve(args) => (Some("info"), args.log_format == "json"),
+        _ => (None, false),
+    };
+    init_logging(cli.verbose, level, json);
     let settings = load_settings(&cli)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -538,18 +547,27 @@ pub fn run() -> Result<ExitCode> {
     runtime.block_on(dispatch(cli, settings))
 }
 
-fn init_logging(verbose: u8) {
-    let default = match verbose {
-        0 => "warn",
-        1 => "info",
+fn init_logging(verbose: u8, level: Option<&str>, json: bool) {
+    let default = match (verbose, level) {
+        (0, Some(level)) => level,
+        (0, None) => "warn",
+        (1, _) => "info",
         _ => "debug",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("BUNDLEFORGE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    if json {
+        // One object per line; a request's span (its id, method, route) on each.
+        logs.json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init();
+    } else {
+        logs.init();
+    }
 }
 
 fn load_settings(cli: &Cli) -> Result<Settings> {

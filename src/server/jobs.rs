@@ -1,11 +1,14 @@
 //! Jobs over HTTP: trigger a store's run, follow it, cancel it.
 
+use std::convert::Infallible;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use chrono::{NaiveDate, SecondsFormat, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
@@ -87,8 +90,21 @@ pub fn job_document(job: &JobRecord) -> Value {
     })
 }
 
-fn job_response(status: StatusCode, job: &JobRecord) -> Response {
-    let mut response = (status, Json(job_document(job))).into_response();
+/// A job's document with the freshest phases: this process's own, for a run it is
+/// working on (the database's copy is as old as the last heartbeat).
+fn current_document(state: &AppState, job: &JobRecord) -> Value {
+    let mut doc = job_document(job);
+    if job.state == crate::store::JobState::Running
+        && let Some(phases) = state.running_phases(&job.job_id)
+        && let Ok(phases) = serde_json::from_str::<Value>(&phases)
+    {
+        doc["phases"] = phases;
+    }
+    doc
+}
+
+fn job_response(state: &AppState, status: StatusCode, job: &JobRecord) -> Response {
+    let mut response = (status, Json(current_document(state, job))).into_response();
     if let Ok(location) = HeaderValue::from_str(&format!("/v1/jobs/{}", job.job_id)) {
         response.headers_mut().insert(header::LOCATION, location);
     }
@@ -140,9 +156,9 @@ pub async fn trigger(
     if created {
         tracing::info!(job = %job.job_id, store = %job.store_id, "job queued");
         state.work_queued.notify_waiters();
-        Ok(job_response(StatusCode::ACCEPTED, &job))
+        Ok(job_response(&state, StatusCode::ACCEPTED, &job))
     } else {
-        Ok(job_response(StatusCode::OK, &job))
+        Ok(job_response(&state, StatusCode::OK, &job))
     }
 }
 
@@ -164,7 +180,7 @@ pub async fn get(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let job = load_job(&state, &headers, &id).await?;
-    Ok(job_response(StatusCode::OK, &job))
+    Ok(job_response(&state, StatusCode::OK, &job))
 }
 
 /// `DELETE /v1/jobs/{id}`: a queued job is cancelled at once, a running one through
@@ -176,7 +192,7 @@ pub async fn cancel(
 ) -> Result<Response, ApiError> {
     let job = load_job(&state, &headers, &id).await?;
     if job.state.is_finished() {
-        return Ok(job_response(StatusCode::OK, &job));
+        return Ok(job_response(&state, StatusCode::OK, &job));
     }
     let job = state
         .services
@@ -187,5 +203,52 @@ pub async fn cancel(
     if let Some(token) = state.running_cancel(&job.job_id) {
         token.cancel();
     }
-    Ok(job_response(StatusCode::ACCEPTED, &job))
+    Ok(job_response(&state, StatusCode::ACCEPTED, &job))
+}
+
+/// How often the event stream looks at its job.
+const EVENT_POLL: Duration = Duration::from_millis(200);
+
+/// `GET /v1/jobs/{id}/events`: the job document as Server-Sent Events (`event: job`,
+/// ids counting from 0), sent whenever it changes; the stream ends after the job does.
+pub async fn events(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    load_job(&state, &headers, &id).await?;
+    let stream = futures_util::stream::unfold(
+        (state, id, None::<String>, false, 0u64),
+        |(state, id, last, ended, seq)| async move {
+            if ended {
+                return None;
+            }
+            loop {
+                let job = match state.services.store.get_job(&id).await {
+                    Ok(Some(job)) => job,
+                    Ok(None) => return None,
+                    Err(e) => {
+                        tracing::warn!(error = %e, job = %id, "event stream cannot read its job");
+                        return None;
+                    }
+                };
+                let text = current_document(&state, &job).to_string();
+                if last.as_deref() != Some(text.as_str()) {
+                    let event = Event::default()
+                        .event("job")
+                        .id(seq.to_string())
+                        .data(text.clone());
+                    let ended = job.state.is_finished();
+                    return Some((
+                        Ok::<_, Infallible>(event),
+                        (state, id, Some(text), ended, seq + 1),
+                    ));
+                }
+                tokio::time::sleep(EVENT_POLL).await;
+            }
+        },
+    );
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response())
 }

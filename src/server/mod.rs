@@ -6,6 +6,8 @@
 pub mod catalog;
 pub mod error;
 pub mod jobs;
+pub mod metrics;
+pub mod routes;
 pub mod runs;
 pub mod uploads;
 pub mod worker;
@@ -17,9 +19,8 @@ use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use serde_json::json;
 use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
@@ -28,10 +29,7 @@ use tokio::sync::Notify;
 use crate::app::Services;
 use crate::cancel::CancelToken;
 use crate::domain::StoreId;
-use crate::store::Decision;
 use error::ApiError;
-use runs::RunFile;
-use uploads::Upload;
 
 /// What every handler and worker of one process shares.
 pub struct AppState {
@@ -40,7 +38,8 @@ pub struct AppState {
     pub worker_id: String,
     /// Wakes idle workers when a job is queued here.
     pub work_queued: Notify,
-    running: Mutex<HashMap<String, CancelToken>>,
+    running: Mutex<HashMap<String, (CancelToken, Arc<worker::JobProgress>)>>,
+    pub metrics: metrics::Metrics,
     /// Requests per token (keyed by the token's hash, or `admin`).
     limiter: governor::DefaultKeyedRateLimiter<String>,
 }
@@ -56,6 +55,7 @@ impl AppState {
             worker_id: format!("{}:{}:{port}", host_name(), std::process::id()),
             work_queued: Notify::new(),
             running: Mutex::new(HashMap::new()),
+            metrics: metrics::Metrics::default(),
             limiter: governor::RateLimiter::keyed(quota),
             services,
         }
@@ -75,9 +75,9 @@ impl AppState {
         }
     }
 
-    fn track(&self, job_id: &str, cancel: CancelToken) {
+    fn track(&self, job_id: &str, cancel: CancelToken, progress: Arc<worker::JobProgress>) {
         if let Ok(mut r) = self.running.lock() {
-            r.insert(job_id.to_owned(), cancel);
+            r.insert(job_id.to_owned(), (cancel, progress));
         }
     }
 
@@ -89,7 +89,13 @@ impl AppState {
 
     /// The cancel token of a run this process is working on.
     fn running_cancel(&self, job_id: &str) -> Option<CancelToken> {
-        self.running.lock().ok()?.get(job_id).cloned()
+        Some(self.running.lock().ok()?.get(job_id)?.0.clone())
+    }
+
+    /// The phases so far of a run this process is working on (fresher than the
+    /// heartbeat's copy in the database).
+    pub fn running_phases(&self, job_id: &str) -> Option<String> {
+        Some(self.running.lock().ok()?.get(job_id)?.1.json())
     }
 }
 
@@ -224,24 +230,6 @@ async fn revoke_token(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-fn upload_route(upload: Upload) -> axum::routing::MethodRouter<Arc<AppState>> {
-    axum::routing::put(
-        move |State(state): State<Arc<AppState>>,
-              axum::extract::Path(store): axum::extract::Path<String>,
-              headers: HeaderMap,
-              body: axum::body::Body| uploads::put(upload, state, store, headers, body),
-    )
-}
-
-fn decision_route(decision: Decision) -> axum::routing::MethodRouter<Arc<AppState>> {
-    post(
-        move |State(state): State<Arc<AppState>>,
-              axum::extract::Path(ids): axum::extract::Path<(String, String, String)>,
-              headers: HeaderMap,
-              body: axum::body::Bytes| runs::decide(decision, state, ids, headers, body),
-    )
-}
-
 /// A JSON request body, bounded in depth (`server.max_json_depth`); an empty body is
 /// the type's default.
 pub fn parse_json_body<T: serde::de::DeserializeOwned + Default>(
@@ -289,68 +277,158 @@ pub fn json_depth(text: &[u8]) -> usize {
     deepest
 }
 
-fn file_route(which: RunFile) -> axum::routing::MethodRouter<Arc<AppState>> {
-    get(
-        move |State(state): State<Arc<AppState>>,
-              axum::extract::Path((store, run)): axum::extract::Path<(String, String)>,
-              headers: HeaderMap| runs::file(which, state, store, run, headers),
-    )
-}
-
-/// The API's routes over one process's state.
+/// The API's routes over one process's state (see [`routes::table`]).
 pub fn router(state: Arc<AppState>) -> Router {
     let max_body = state.services.settings.server.max_body_mb * 1024 * 1024;
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/v1/stores/{store}/jobs", post(jobs::trigger))
-        .route("/v1/jobs/{id}", get(jobs::get).delete(jobs::cancel))
-        .route("/v1/stores/{store}/catalog", upload_route(Upload::Catalog))
-        .route(
-            "/v1/stores/{store}/variants",
-            upload_route(Upload::Variants),
-        )
-        .route(
-            "/v1/stores/{store}/inventory",
-            upload_route(Upload::Inventory),
-        )
-        .route("/v1/stores/{store}/orders", upload_route(Upload::Orders))
-        .route("/v1/stores/{store}/products", get(catalog::products))
-        .route("/v1/stores/{store}/products/{id}", get(catalog::product))
-        .route("/v1/stores/{store}/stats", get(catalog::stats))
-        .route("/v1/stores/{store}/runs", get(runs::list))
-        .route("/v1/stores/{store}/runs/latest", get(runs::latest))
-        .route("/v1/stores/{store}/runs/{run}", get(runs::one))
-        .route("/v1/stores/{store}/runs/{run}/bundles", get(runs::bundles))
-        .route(
-            "/v1/stores/{store}/runs/{run}/bundles/{id}/approve",
-            decision_route(Decision::Approved),
-        )
-        .route(
-            "/v1/stores/{store}/runs/{run}/bundles/{id}/reject",
-            decision_route(Decision::Rejected),
-        )
-        .route(
-            "/v1/stores/{store}/runs/{run}/report.html",
-            file_route(RunFile::Report),
-        )
-        .route(
-            "/v1/stores/{store}/runs/{run}/bundles.csv",
-            file_route(RunFile::Csv),
-        )
-        .route(
-            "/v1/stores/{store}/runs/{run}/shopify.json",
-            file_route(RunFile::Shopify),
-        )
-        .route(
-            "/v1/stores/{store}/runs/{run}/bundles.json",
-            file_route(RunFile::Json),
-        )
-        .route("/v1/admin/stores/{store}/tokens", post(create_token))
-        .route("/v1/admin/tokens/{id}", axum::routing::delete(revoke_token))
+    let mut router = Router::new();
+    for (doc, handler) in routes::table() {
+        router = router.route(doc.path, handler);
+    }
+    router
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            observe_request,
+        ))
         .with_state(state)
+}
+
+/// A request's id: the caller's `x-request-id` when it is a sensible one, else a new
+/// ULID. Logged with everything the request does and sent back.
+fn request_id(headers: &HeaderMap) -> String {
+    headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| (1..=128).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_owned)
+        .unwrap_or_else(|| ulid::Ulid::new().to_string())
+}
+
+/// Every request: its id and span, CORS for the configured origins, metrics by route
+/// template and status, one log line.
+async fn observe_request(
+    State(state): State<Arc<AppState>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    use tracing::Instrument;
+    let started = std::time::Instant::now();
+    let id = request_id(request.headers());
+    let method = request.method().clone();
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let origin = request
+        .headers()
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .filter(|o| {
+            state
+                .services
+                .settings
+                .server
+                .cors_origins
+                .iter()
+                .any(|a| a == o)
+        })
+        .map(str::to_owned);
+    let preflight = method == axum::http::Method::OPTIONS
+        && request
+            .headers()
+            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+    let span = tracing::info_span!("request", request_id = %id, method = %method, route = %route);
+    let mut response = if preflight {
+        // A browser asking first: allowed origins get the methods and headers we take.
+        match origin {
+            Some(_) => StatusCode::NO_CONTENT.into_response(),
+            None => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "this origin is not in server.cors_origins",
+            )
+            .into_response(),
+        }
+    } else {
+        next.run(request).instrument(span.clone()).await
+    };
+    let headers = response.headers_mut();
+    if let Some(origin) = &origin
+        && let Ok(v) = HeaderValue::from_str(origin)
+    {
+        headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
+        headers.insert(header::VARY, HeaderValue::from_static("Origin"));
+        headers.insert(
+            header::ACCESS_CONTROL_EXPOSE_HEADERS,
+            HeaderValue::from_static("location, retry-after, x-request-id"),
+        );
+        if preflight {
+            headers.insert(
+                header::ACCESS_CONTROL_ALLOW_METHODS,
+                HeaderValue::from_static("GET, POST, PUT, DELETE"),
+            );
+            headers.insert(
+                header::ACCESS_CONTROL_ALLOW_HEADERS,
+                HeaderValue::from_static("authorization, content-type, x-request-id"),
+            );
+            headers.insert(
+                header::ACCESS_CONTROL_MAX_AGE,
+                HeaderValue::from_static("600"),
+            );
+        }
+    }
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        headers.insert("x-request-id", v);
+    }
+    let status = response.status();
+    let seconds = started.elapsed().as_secs_f64();
+    state.metrics.add(
+        metrics::HTTP_REQUESTS,
+        &[&route, method.as_str(), status.as_str()],
+        1.0,
+    );
+    state
+        .metrics
+        .observe(metrics::HTTP_DURATION, &[&route], seconds);
+    span.in_scope(|| {
+        tracing::info!(
+            status = status.as_u16(),
+            ms = (seconds * 1000.0).round(),
+            "answered"
+        )
+    });
+    response
+}
+
+/// `GET /metrics`: this process's counters and histograms, and the queue as the
+/// database has it.
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    let store = &state.services.store;
+    let m = &state.metrics;
+    m.set(metrics::UP, &[], 1.0);
+    match store.jobs_by_state().await {
+        Ok(counts) => {
+            for job_state in crate::store::JobState::ALL {
+                let n = counts
+                    .iter()
+                    .find(|(s, _)| s == job_state.as_str())
+                    .map_or(0, |(_, n)| *n);
+                m.set(metrics::JOBS, &[job_state.as_str()], n as f64);
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot count jobs for metrics"),
+    }
+    if let Ok((depth, age_ms)) = store.queue_depth(now_ms()).await {
+        m.set(metrics::QUEUE_DEPTH, &[], depth as f64);
+        m.set(metrics::QUEUE_AGE, &[], age_ms.max(0) as f64 / 1000.0);
+    }
+    let mut response = m.render().into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    response
 }
 
 async fn healthz() -> Response {

@@ -151,7 +151,8 @@ async fn run_job(state: &Arc<AppState>, job: JobRecord, shutdown: &CancelToken) 
     let progress = Arc::new(JobProgress::default());
     let cancel = CancelToken::new();
     let stop: Arc<Mutex<Option<Stop>>> = Arc::default();
-    state.track(&job.job_id, cancel.clone());
+    state.track(&job.job_id, cancel.clone(), progress.clone());
+    let claimed = std::time::Instant::now();
     tracing::info!("job started");
 
     let heartbeat = {
@@ -261,6 +262,8 @@ async fn run_job(state: &Arc<AppState>, job: JobRecord, shutdown: &CancelToken) 
             match saved {
                 Ok(true) => {
                     tracing::info!(bundles = bundles.len(), "job succeeded");
+                    record_llm(&state.metrics, &out.run.llm);
+                    record_end(state, "succeeded", claimed, &progress);
                     Ok(true)
                 }
                 other => other,
@@ -297,6 +300,12 @@ async fn run_job(state: &Arc<AppState>, job: JobRecord, shutdown: &CancelToken) 
                 },
             };
             tracing::info!(end = ?end, "job ended");
+            let how = match &end {
+                JobEnd::Retry { .. } => "retry",
+                JobEnd::Cancelled { .. } => "cancelled",
+                _ => "failed",
+            };
+            record_end(state, how, claimed, &progress);
             store
                 .end_job(&job.job_id, &worker, &end, &phases, now)
                 .await
@@ -307,6 +316,41 @@ async fn run_job(state: &Arc<AppState>, job: JobRecord, shutdown: &CancelToken) 
         Ok(false) => tracing::warn!("the job's lease was lost before it ended: nothing saved"),
         Err(e) => tracing::error!(error = %e, "cannot end the job; its lease will run out"),
     }
+}
+
+/// A job's end in the metrics: how it ended, how long it ran, its phases.
+fn record_end(state: &AppState, how: &str, claimed: std::time::Instant, progress: &JobProgress) {
+    use super::metrics::{JOBS_ENDED, PHASE_DURATION, RUN_DURATION};
+    let m = &state.metrics;
+    m.add(JOBS_ENDED, &[how], 1.0);
+    m.observe(RUN_DURATION, &[], claimed.elapsed().as_secs_f64());
+    if let Ok(phases) = progress.phases.lock() {
+        for p in phases.iter() {
+            if let Some(seconds) = p.seconds {
+                m.observe(PHASE_DURATION, &[p.phase.as_str()], seconds);
+            }
+        }
+    }
+}
+
+/// A finished run's use of the language model.
+fn record_llm(m: &super::metrics::Metrics, llm: &crate::llm::gateway::LlmReport) {
+    use super::metrics::{LLM_BREAKER_OPEN, LLM_CALLS, LLM_FAILURES, LLM_RETRIES, LLM_TOKENS};
+    let model = llm.model.as_str();
+    m.add(LLM_CALLS, &[model], llm.calls as f64);
+    m.add(LLM_RETRIES, &[model], llm.retries as f64);
+    m.add(LLM_FAILURES, &[model], llm.failures as f64);
+    m.add(LLM_TOKENS, &[model, "prompt"], llm.prompt_tokens as f64);
+    m.add(
+        LLM_TOKENS,
+        &[model, "completion"],
+        llm.completion_tokens as f64,
+    );
+    m.set(
+        LLM_BREAKER_OPEN,
+        &[model],
+        f64::from(u8::from(llm.breaker_open)),
+    );
 }
 
 /// 2 s, 4 s, 8 s, … between attempts, at most a minute.

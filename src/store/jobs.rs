@@ -174,4 +174,7 @@ pub trait JobQueue: Send + Sync {
 
     /// Queued jobs and the age of the oldest (ms), for metrics.
     async fn queue_depth(&self, now: i64) -> Result<(u64, i64), StoreError>;
+
+    /// How many jobs are in each state, for metrics.
+    async fn jobs_by_state(&self) -> Result<Vec<(String, u64)>, StoreError>;
 }

@@ -266,4 +266,15 @@ impl JobQueue for SqliteStore {
             oldest.map_or(0, |t| (now - t).max(0)),
         ))
     }
+
+    async fn jobs_by_state(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT state, COUNT(*) FROM jobs GROUP BY state")
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(s, n)| (s, u64::try_from(n).unwrap_or(0)))
+            .collect())
+    }
 }
