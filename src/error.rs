@@ -23,7 +23,7 @@ impl crate::store::StoreError {
     pub fn kind(&self) -> ErrorKind {
         use crate::store::StoreError::*;
         match self {
-            UnsupportedUrl { .. } => ErrorKind::BadInput,
+            UnsupportedUrl { .. } | ShopTaken { .. } => ErrorKind::BadInput,
             UnknownStore(_) => ErrorKind::NotFound,
             Connect { .. } | Database(_) | Lock { .. } => ErrorKind::Retryable,
             Migrate(_) | Corrupt(_) => ErrorKind::Internal,

@@ -99,6 +99,10 @@ struct IngestArgs {
     /// Inventory levels of a split export (joined on inventory_item_id).
     #[arg(long, value_name = "FILE")]
     inventory: Option<PathBuf>,
+    /// The shop this store is (`example.myshopify.com`), for webhooks; without it
+    /// `NAME.myshopify.com` is store NAME.
+    #[arg(long, value_name = "DOMAIN", value_parser = shop_domain_arg)]
+    shop_domain: Option<String>,
     /// Read and validate the files and print the report; store nothing.
     #[arg(long)]
     check: bool,
@@ -547,6 +551,11 @@ pub fn run() -> Result<ExitCode> {
     runtime.block_on(dispatch(cli, settings))
 }
 
+fn shop_domain_arg(text: &str) -> Result<String, String> {
+    store::shop_domain(text)
+        .ok_or_else(|| "not a shop's host name: write it as example.myshopify.com".to_owned())
+}
+
 fn init_logging(verbose: u8, level: Option<&str>, json: bool) {
     let default = match (verbose, level) {
         (0, Some(level)) => level,
@@ -663,7 +672,11 @@ async fn ingest(args: IngestArgs, settings: &Settings) -> Result<ExitCode> {
         app::check_ingest(db.as_deref(), &id, files, settings, progress).await?
     } else {
         let db = store::open(&settings.database.url).await?;
-        app::ingest(db.as_ref(), &id, files, settings, progress).await?
+        let outcome = app::ingest(db.as_ref(), &id, files, settings, progress).await?;
+        if let Some(domain) = &args.shop_domain {
+            db.set_shop_domain(&id, domain).await?;
+        }
+        outcome
     };
     if let Some(path) = &args.rejected {
         outcome.rejected_files =

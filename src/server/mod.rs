@@ -230,6 +230,62 @@ async fn revoke_token(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ShopDomainBody {
+    #[serde(default)]
+    shop_domain: String,
+}
+
+/// `PUT /v1/admin/stores/{store}/shop-domain`: the shop a store is, for webhooks.
+async fn set_shop_domain(
+    State(state): State<Arc<AppState>>,
+    axum::extract::Path(store): axum::extract::Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    authorize_admin(&state, &headers)?;
+    let store_id = StoreId::parse(&store).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let body: ShopDomainBody = parse_json_body(&state, &body, "the shop domain's")?;
+    let Some(domain) = crate::store::shop_domain(&body.shop_domain) else {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "bad_input",
+            format!(
+                "shop_domain: {:?} is not a shop's host name (example.myshopify.com)",
+                body.shop_domain
+            ),
+        ));
+    };
+    state
+        .services
+        .store
+        .set_shop_domain(&store_id, &domain)
+        .await?;
+    tracing::info!(store = %store_id, shop = %domain, "shop domain set");
+    Ok(axum::Json(json!({"store": store_id.as_str(), "shop_domain": domain})).into_response())
+}
+
+/// `GET /v1/admin/shops/{domain}`: which store a shop is (as webhooks resolve it).
+async fn shop_store(
+    State(state): State<Arc<AppState>>,
+    axum::extract::Path(domain): axum::extract::Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    authorize_admin(&state, &headers)?;
+    let Some(domain) = crate::store::shop_domain(&domain) else {
+        return Err(ApiError::bad_request(format!(
+            "{domain:?} is not a shop's host name"
+        )));
+    };
+    match state.services.store.store_for_shop(&domain).await? {
+        Some(store) => {
+            Ok(axum::Json(json!({"shop_domain": domain, "store": store.as_str()})).into_response())
+        }
+        None => Err(ApiError::not_found(format!("no store is shop {domain}"))),
+    }
+}
+
 /// A JSON request body, bounded in depth (`server.max_json_depth`); an empty body is
 /// the type's default.
 pub fn parse_json_body<T: serde::de::DeserializeOwned + Default>(

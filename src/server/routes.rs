@@ -234,6 +234,12 @@ pub fn table() -> Vec<(RouteDoc, Handler)> {
         ),
         (doc("post", "/v1/admin/stores/{store}/tokens", "admin", "Create a token for one store; the token is shown once.", Admin).ok(201, JSON, None), post(super::create_token)),
         (doc("delete", "/v1/admin/tokens/{id}", "admin", "Revoke a store token.", Admin).ok(204, JSON, None), delete(super::revoke_token)),
+        (
+            doc("put", "/v1/admin/stores/{store}/shop-domain", "admin", "Set the shop a store is (example.myshopify.com), for webhooks.", Admin)
+                .body(Body::Json("ShopDomain")),
+            put(super::set_shop_domain),
+        ),
+        (doc("get", "/v1/admin/shops/{domain}", "admin", "Which store a shop is, as webhooks resolve it.", Admin), get(super::shop_store)),
     ];
     for (u, path, summary) in uploads {
         t.push((
@@ -468,6 +474,12 @@ fn schemas() -> Value {
                     "decision": {"$ref": "#/components/schemas/Decision"}
                 }}}
             }
+        },
+        "ShopDomain": {
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["shop_domain"],
+            "properties": {"shop_domain": {"type": "string", "examples": ["example.myshopify.com"]}}
         },
         "DecisionRequest": {
             "type": "object",

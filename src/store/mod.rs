@@ -37,6 +37,8 @@ pub enum StoreError {
     },
     #[error("unknown store {0:?}: ingest its data first")]
     UnknownStore(String),
+    #[error("shop {domain} is store {store:?} already")]
+    ShopTaken { domain: String, store: String },
     #[error("stored data is inconsistent: {0}")]
     Corrupt(String),
     #[error("database error: {0}")]
@@ -147,6 +149,14 @@ pub trait Store: JobQueue + TokenStore + Send + Sync {
 
     /// A store's decisions, in the order they were made.
     async fn approvals(&self, id: &StoreId) -> Result<Vec<Approval>, StoreError>;
+
+    /// Sets the shop a store is (a valid [`shop_domain`]); another store's shop is
+    /// refused.
+    async fn set_shop_domain(&self, id: &StoreId, domain: &str) -> Result<(), StoreError>;
+
+    /// The store a shop is: the one whose shop domain it is set to, else store NAME
+    /// for `NAME.myshopify.com` when that store has no domain set.
+    async fn store_for_shop(&self, domain: &str) -> Result<Option<StoreId>, StoreError>;
 
     /// A page of a store's catalog, in variant id order.
     async fn products_page(
@@ -265,4 +275,18 @@ pub async fn open(url: &str) -> Result<Box<dyn Store>, StoreError> {
             reason: "only sqlite:// URLs are supported in this version".into(),
         })
     }
+}
+
+/// A shop's domain as stored (lower case, no scheme or path): `None` when `text` is not
+/// a host name (`example.myshopify.com`, `shop.example.com`).
+pub fn shop_domain(text: &str) -> Option<String> {
+    let d = text.trim().trim_end_matches('.').to_ascii_lowercase();
+    let labels: Vec<&str> = d.split('.').collect();
+    let label_ok = |l: &str| {
+        (1..=63).contains(&l.len())
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    (d.len() <= 253 && labels.len() >= 2 && labels.iter().all(|l| label_ok(l))).then_some(d)
 }

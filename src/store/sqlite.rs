@@ -1006,6 +1006,59 @@ impl Store for SqliteStore {
             .collect()
     }
 
+    async fn set_shop_domain(&self, id: &StoreId, domain: &str) -> Result<(), StoreError> {
+        let taken: Option<String> = sqlx::query_scalar(
+            "SELECT store_id FROM stores WHERE shop_domain = ? AND store_id <> ?",
+        )
+        .bind(domain)
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        if let Some(store) = taken {
+            return Err(StoreError::ShopTaken {
+                domain: domain.to_owned(),
+                store,
+            });
+        }
+        let updated =
+            sqlx::query("UPDATE stores SET shop_domain = ?, updated_at = ? WHERE store_id = ?")
+                .bind(domain)
+                .bind(chrono::Utc::now().timestamp())
+                .bind(id.as_str())
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+        if updated == 0 {
+            return Err(StoreError::UnknownStore(id.to_string()));
+        }
+        Ok(())
+    }
+
+    async fn store_for_shop(&self, domain: &str) -> Result<Option<StoreId>, StoreError> {
+        let set: Option<String> =
+            sqlx::query_scalar("SELECT store_id FROM stores WHERE shop_domain = ?")
+                .bind(domain)
+                .fetch_optional(&self.pool)
+                .await?;
+        let id =
+            match set {
+                Some(id) => Some(id),
+                None => match domain.strip_suffix(".myshopify.com") {
+                    Some(name) => sqlx::query_scalar(
+                        "SELECT store_id FROM stores WHERE store_id = ? AND shop_domain IS NULL",
+                    )
+                    .bind(name)
+                    .fetch_optional(&self.pool)
+                    .await?,
+                    None => None,
+                },
+            };
+        id.map(|id: String| {
+            StoreId::parse(&id).map_err(|e| StoreError::Corrupt(format!("store id {id:?}: {e}")))
+        })
+        .transpose()
+    }
+
     async fn products_page(
         &self,
         id: &StoreId,

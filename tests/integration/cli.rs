@@ -738,3 +738,58 @@ async fn approve_records_decisions_on_a_runs_bundles_and_refuses_ids_it_lacks() 
             .unwrap();
     assert_eq!(still as usize, ids.len());
 }
+
+#[test]
+fn ingest_sets_a_shop_domain_and_names_a_bad_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = db_in(&dir);
+    let csv = crate::support::write_file(
+        dir.path(),
+        "c.csv",
+        b"variant_id,product_id,title,price\nv1,p1,Mug,12.00\n",
+    );
+    let bad = cli(
+        &url,
+        &[
+            "ingest",
+            "--store",
+            "s",
+            "--catalog",
+            csv.to_str().unwrap(),
+            "--shop-domain",
+            "my shop",
+        ],
+    );
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains("--shop-domain") && err.contains("example.myshopify.com"),
+        "{err}"
+    );
+    let ok = cli(
+        &url,
+        &[
+            "ingest",
+            "--store",
+            "s",
+            "--catalog",
+            csv.to_str().unwrap(),
+            "--shop-domain",
+            "Mugs.myshopify.com",
+        ],
+    );
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let domain: Option<String> = rt.block_on(async {
+        let db = bundleforge::store::SqliteStore::open(&url).await.unwrap();
+        sqlx::query_scalar("SELECT shop_domain FROM stores WHERE store_id = 's'")
+            .fetch_one(db.pool())
+            .await
+            .unwrap()
+    });
+    assert_eq!(domain.as_deref(), Some("mugs.myshopify.com"));
+}

@@ -1144,6 +1144,78 @@ async fn metrics_request_ids_and_cors() {
     s.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_is_its_shop_by_the_domain_set_else_by_its_myshopify_name() {
+    let s = Served::start(&[]).await;
+    let csv = "variant_id,product_id,title,price\nv1,p1,Mug,12.00\n";
+    s._db
+        .ingest_ok(
+            "other",
+            crate::support::catalog(s._db.file("other.csv", csv)),
+        )
+        .await;
+    let (status, found) = s
+        .admin("GET", "/v1/admin/shops/small.myshopify.com", "")
+        .await;
+    assert_eq!(
+        (status, found["store"].as_str()),
+        (200, Some("small")),
+        "{found}"
+    );
+    let (status, body) = s
+        .admin(
+            "PUT",
+            "/v1/admin/stores/small/shop-domain",
+            "{\"shop_domain\": \"not a domain\"}",
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    let (status, body) = s
+        .admin(
+            "PUT",
+            "/v1/admin/stores/small/shop-domain",
+            "{\"shop_domain\": \"Boutique.Example.com\"}",
+        )
+        .await;
+    assert_eq!(
+        (status, body["shop_domain"].as_str()),
+        (200, Some("boutique.example.com")),
+        "{body}"
+    );
+    let (_, found) = s
+        .admin("GET", "/v1/admin/shops/boutique.example.com", "")
+        .await;
+    assert_eq!(found["store"], "small");
+    let (status, _) = s
+        .admin("GET", "/v1/admin/shops/small.myshopify.com", "")
+        .await;
+    assert_eq!(status, 404, "a store with a domain set is that shop only");
+    let (status, body) = s
+        .admin(
+            "PUT",
+            "/v1/admin/stores/other/shop-domain",
+            "{\"shop_domain\": \"boutique.example.com\"}",
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("already"),
+        "{body}"
+    );
+    let (status, _) = s
+        .admin(
+            "PUT",
+            "/v1/admin/stores/nobody/shop-domain",
+            "{\"shop_domain\": \"x.example.com\"}",
+        )
+        .await;
+    assert_eq!(status, 404);
+    s.stop().await;
+}
+
 fn new_job(id: &str, behind: bool) -> NewJob {
     NewJob {
         job_id: id.into(),
