@@ -134,10 +134,12 @@ impl Served {
         }
     }
 
-    async fn stop(mut self) {
+    /// Stops the server; its database stays readable through the returned handle.
+    async fn stop(mut self) -> TestDb {
         if let Some(r) = self.running.take() {
             r.shutdown().await;
         }
+        self._db
     }
 }
 
@@ -440,6 +442,40 @@ async fn a_running_job_cancelled_ends_cancelled_and_saves_no_run() {
     let (status, _) = s.admin("POST", "/v1/stores/small/jobs", "").await;
     assert_eq!(status, 202);
     s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graceful_shutdown_puts_a_running_job_back_in_the_queue_within_its_grace() {
+    let s = Served::start_with(
+        &[("server.shutdown_seconds", "1")],
+        Arc::new(SlowEmbedder(HashingEmbedder::new(64))),
+    )
+    .await;
+    let (_, job) = s.admin("POST", "/v1/stores/small/jobs", "").await;
+    let id = job["id"].as_str().unwrap().to_owned();
+    s.wait_for(&id, |j| state(j) == "running").await;
+    let asked = Instant::now();
+    let db = s.stop().await;
+    let store = &db.store;
+    // One second of grace, then the run is cancelled and its lease released.
+    assert!(
+        asked.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        asked.elapsed()
+    );
+    let job = store.get_job(&id).await.unwrap().unwrap();
+    assert_eq!(job.state, JobState::Queued, "{job:?}");
+    assert_eq!(job.attempts, 1);
+    assert_eq!(job.error_kind.as_deref(), Some("retryable"), "{job:?}");
+    assert!(
+        job.worker.is_none() || job.lease_until.is_none(),
+        "still leased: {job:?}"
+    );
+    let runs: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM runs")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(runs, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
