@@ -56,6 +56,7 @@ pub struct Settings {
     pub quality: QualitySettings,
     pub prior: PriorSettings,
     pub server: ServerSettings,
+    pub shopify: ShopifySettings,
     /// Rules for every store (see [`crate::store_rules`]).
     pub store_rules: crate::store_rules::StoreRules,
 }
@@ -230,6 +231,15 @@ pub struct QualitySettings {
     pub price_band: f64,
     pub high_ticket_ratio: f64,
     pub evidence: ObjectiveEvidence,
+}
+
+/// What the service needs of Shopify.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShopifySettings {
+    /// The app's secret: webhooks are signed with it (HMAC-SHA256). Empty: webhooks
+    /// are refused (401).
+    pub webhook_secret: Secret,
 }
 
 /// `bundleforge serve`: the HTTP service and its job workers.

@@ -10,6 +10,7 @@ pub mod metrics;
 pub mod routes;
 pub mod runs;
 pub mod uploads;
+pub mod webhooks;
 pub mod worker;
 
 use std::collections::HashMap;
@@ -38,6 +39,8 @@ pub struct AppState {
     pub worker_id: String,
     /// Wakes idle workers when a job is queued here.
     pub work_queued: Notify,
+    /// Wakes the webhook applier when one is kept here.
+    pub webhook_received: Notify,
     running: Mutex<HashMap<String, (CancelToken, Arc<worker::JobProgress>)>>,
     pub metrics: metrics::Metrics,
     /// Requests per token (keyed by the token's hash, or `admin`).
@@ -54,6 +57,7 @@ impl AppState {
         AppState {
             worker_id: format!("{}:{}:{port}", host_name(), std::process::id()),
             work_queued: Notify::new(),
+            webhook_received: Notify::new(),
             running: Mutex::new(HashMap::new()),
             metrics: metrics::Metrics::default(),
             limiter: governor::RateLimiter::keyed(quota),
@@ -564,6 +568,7 @@ pub fn start(services: Arc<Services>, listener: TcpListener) -> Result<Running, 
     for _ in 0..state.services.settings.server.workers {
         tasks.spawn(worker::work(state.clone(), shutdown.clone()));
     }
+    tasks.spawn(webhooks::apply_loop(state.clone(), shutdown.clone()));
     let app = router(state.clone());
     let stop = shutdown.clone();
     tasks.spawn(async move {

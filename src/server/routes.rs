@@ -24,6 +24,8 @@ pub enum Auth {
     Store,
     /// The admin token only.
     Admin,
+    /// No token: a Shopify signature (HMAC-SHA256 of the body with the app's secret).
+    ShopifySignature,
 }
 
 /// What a route takes as its body.
@@ -182,6 +184,11 @@ pub fn table() -> Vec<(RouteDoc, Handler)> {
     let mut t: Vec<(RouteDoc, Handler)> = vec![
         (doc("get", "/healthz", "service", "The process is up.", Open), get(super::healthz)),
         (
+            doc("post", "/webhooks/shopify", "webhooks", "A Shopify webhook, signed with X-Shopify-Hmac-Sha256: kept, acknowledged, applied in the background (a replay of its X-Shopify-Webhook-Id changes nothing).", ShopifySignature)
+                .body(Body::Json("Webhook")),
+            post(super::webhooks::receive),
+        ),
+        (
             doc("get", "/readyz", "service", "Ready: the database answers with its migrations applied and the model files are present (503 otherwise).", Open),
             get(super::readyz),
         ),
@@ -295,7 +302,12 @@ pub fn document(routes: &[RouteDoc]) -> Value {
                 json!({"description": "Success.", "content": content})
             },
         );
-        if r.auth != Auth::Open {
+        if r.auth == Auth::ShopifySignature {
+            responses.insert(
+                "401".into(),
+                error_response("No webhook secret set, or the signature does not match."),
+            );
+        } else if r.auth != Auth::Open {
             responses.insert("401".into(), error_response("No valid bearer token."));
             responses.insert(
                 "403".into(),
@@ -334,7 +346,7 @@ pub fn document(routes: &[RouteDoc]) -> Value {
             "parameters": parameters,
             "responses": responses,
         });
-        if r.auth == Auth::Open {
+        if matches!(r.auth, Auth::Open | Auth::ShopifySignature) {
             op["security"] = json!([]);
         }
         match r.body {
@@ -475,6 +487,10 @@ fn schemas() -> Value {
                 }}}
             }
         },
+        "Webhook": {
+            "type": "object",
+            "description": "The resource Shopify sends for the topic (X-Shopify-Topic): a product, an order, an inventory level, …"
+        },
         "ShopDomain": {
             "type": "object",
             "additionalProperties": false,
@@ -532,6 +548,7 @@ async fn api_page() -> axum::response::Html<String> {
             Auth::Open => "none",
             Auth::Store => "store or admin token",
             Auth::Admin => "admin token",
+            Auth::ShopifySignature => "Shopify HMAC signature",
         };
         rows.push_str(&format!(
             "<tr><td><code>{}</code></td><td><code>{}</code></td><td>{}</td><td>{auth}</td></tr>",

@@ -8,6 +8,7 @@ pub mod approvals;
 pub mod jobs;
 mod sqlite;
 pub mod tokens;
+pub mod webhooks;
 
 use std::collections::HashMap;
 
@@ -21,6 +22,7 @@ pub use approvals::{Approval, Decision};
 pub use jobs::{JobEnd, JobQueue, JobRecord, JobState, Lease, NewJob};
 pub use sqlite::SqliteStore;
 pub use tokens::TokenStore;
+pub use webhooks::{WebhookOutcome, WebhookRecord, WebhookStore};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -62,7 +64,7 @@ pub use crate::domain::{HistoryLine, HistoryOrder, StoreData};
 
 /// The storage port. One implementation per database; tests use SQLite in a temp dir.
 #[async_trait]
-pub trait Store: JobQueue + TokenStore + Send + Sync {
+pub trait Store: JobQueue + TokenStore + WebhookStore + Send + Sync {
     async fn get_store(&self, id: &StoreId) -> Result<Option<domain::Store>, StoreError>;
 
     /// The store's catalog keys, for joining order lines of a new ingest.

@@ -25,6 +25,7 @@ use crate::ingest::{CatalogKeys, IngestBatch};
 
 mod jobs;
 mod tokens;
+mod webhooks;
 
 /// Line loads above this many rows rebuild secondary indexes once instead of
 /// maintaining them per row.

@@ -26,3 +26,4 @@ mod shapes;
 mod stats;
 mod store_rules;
 mod support;
+mod webhooks;

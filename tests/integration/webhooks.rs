@@ -1,0 +1,263 @@
+//! Shopify webhooks against the real server: signatures, replays, out-of-order
+//! updates, and updates that create what we do not hold.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bundleforge::config::SettingsBuilder;
+use bundleforge::embed::HashingEmbedder;
+use bundleforge::server::{self, webhooks::sign};
+use serde_json::{Value, json};
+
+use crate::support::{TestDb, services_for};
+
+const SECRET: &str = "shpss_test_secret";
+
+struct Shop {
+    db: TestDb,
+    url: String,
+    running: Option<server::Running>,
+    client: reqwest::Client,
+}
+
+impl Shop {
+    async fn start(secret: &str) -> Shop {
+        let db = TestDb::new().await;
+        // The store, known by its myshopify name.
+        let csv = "variant_id,product_id,title,price\nv0,p0,Gift Card Holder,5.00\n";
+        db.ingest_ok("mugs", crate::support::catalog(db.file("c.csv", csv)))
+            .await;
+        let settings = SettingsBuilder::new()
+            .unwrap()
+            .flag("shopify.webhook_secret", secret)
+            .unwrap()
+            .build()
+            .unwrap();
+        let services = services_for(&db, Arc::new(HashingEmbedder::new(32)), settings).await;
+        let listener = server::bind("127.0.0.1:0").await.unwrap();
+        let running = server::start(Arc::new(services), listener).unwrap();
+        Shop {
+            url: format!("http://{}", running.addr),
+            db,
+            running: Some(running),
+            client: reqwest::Client::new(),
+        }
+    }
+
+    async fn send(
+        &self,
+        topic: &str,
+        id: &str,
+        shop: &str,
+        body: &Value,
+        signature: Option<String>,
+    ) -> (u16, Value) {
+        let raw = body.to_string();
+        let signature = signature.unwrap_or_else(|| sign(SECRET, raw.as_bytes()));
+        let resp = self
+            .client
+            .post(format!("{}/webhooks/shopify", self.url))
+            .header("X-Shopify-Topic", topic)
+            .header("X-Shopify-Shop-Domain", shop)
+            .header("X-Shopify-Webhook-Id", id)
+            .header("X-Shopify-Hmac-Sha256", signature)
+            .header("Content-Type", "application/json")
+            .body(raw)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Waits until every kept webhook is applied.
+    async fn settle(&self) {
+        let start = Instant::now();
+        loop {
+            let pending = self
+                .db
+                .count("SELECT COUNT(*) FROM webhooks WHERE applied_at IS NULL")
+                .await;
+            if pending == 0 {
+                return;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "webhooks not applied"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn outcome(&self, id: &str) -> (String, String) {
+        sqlx::query_as("SELECT outcome, message FROM webhooks WHERE webhook_id = ?")
+            .bind(id)
+            .fetch_one(self.db.store.pool())
+            .await
+            .unwrap()
+    }
+
+    async fn title(&self, variant: &str) -> Option<String> {
+        sqlx::query_scalar("SELECT title FROM products WHERE store_id = 'mugs' AND variant_id = ?")
+            .bind(variant)
+            .fetch_optional(self.db.store.pool())
+            .await
+            .unwrap()
+    }
+
+    async fn stop(mut self) {
+        if let Some(r) = self.running.take() {
+            r.shutdown().await;
+        }
+    }
+}
+
+fn product(title: &str, updated_at: &str) -> Value {
+    json!({
+        "id": 632910392, "title": title, "body_html": "<p>Stoneware</p>", "vendor": "Kiln",
+        "product_type": "Mugs", "status": "active", "updated_at": updated_at,
+        "variants": [{"id": 808950810, "product_id": 632910392, "title": "Default Title",
+                      "price": "18.00", "sku": "MUG-1", "inventory_quantity": 7}]
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_webhook_is_kept_once_and_applied_in_order_with_last_write_winning() {
+    let s = Shop::start(SECRET).await;
+    let shop = "mugs.myshopify.com";
+    let v1 = product("Stoneware Mug", "2026-03-01T10:00:00-05:00");
+
+    // A wrong or missing signature: 401, nothing kept.
+    let (status, body) = s
+        .send(
+            "products/create",
+            "w0",
+            shop,
+            &v1,
+            Some(sign("another secret", v1.to_string().as_bytes())),
+        )
+        .await;
+    assert_eq!(status, 401, "{body}");
+    let (status, _) = s
+        .send(
+            "products/create",
+            "w0",
+            shop,
+            &v1,
+            Some("not base64!".into()),
+        )
+        .await;
+    assert_eq!(status, 401);
+    assert_eq!(s.db.count("SELECT COUNT(*) FROM webhooks").await, 0);
+
+    // An update for a product we do not hold creates it.
+    let (status, body) = s.send("products/create", "w1", shop, &v1, None).await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (200, Some("accepted")),
+        "{body}"
+    );
+    s.settle().await;
+    assert_eq!(s.outcome("w1").await.0, "applied");
+    assert_eq!(s.title("808950810").await.as_deref(), Some("Stoneware Mug"));
+
+    // A replay of the same webhook id: acknowledged, nothing changes.
+    let renamed = product("Renamed By A Replay", "2026-03-09T10:00:00-05:00");
+    let (status, body) = s.send("products/update", "w1", shop, &renamed, None).await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (200, Some("duplicate")),
+        "{body}"
+    );
+    s.settle().await;
+    assert_eq!(s.title("808950810").await.as_deref(), Some("Stoneware Mug"));
+
+    // Out of order: the newer update first, then an older retry, which changes nothing.
+    let newer = product("Speckled Stoneware Mug", "2026-03-05T10:00:00-05:00");
+    let older = product("An Older Title", "2026-03-03T10:00:00-05:00");
+    s.send("products/update", "w2", shop, &newer, None).await;
+    s.send("products/update", "w3", shop, &older, None).await;
+    s.settle().await;
+    assert_eq!(s.outcome("w2").await.0, "applied");
+    let (outcome, message) = s.outcome("w3").await;
+    assert_eq!(outcome, "stale", "{message}");
+    assert_eq!(
+        s.title("808950810").await.as_deref(),
+        Some("Speckled Stoneware Mug")
+    );
+
+    // An order for the product: stored, joined to it.
+    let order = json!({
+        "id": 450789469, "name": "#1001", "created_at": "2026-03-06T16:09:54-04:00",
+        "updated_at": "2026-03-06T16:09:54-04:00", "currency": "USD",
+        "line_items": [{"id": 1, "variant_id": 808950810, "product_id": 632910392,
+                        "title": "Speckled Stoneware Mug", "quantity": 2, "price": "18.00", "sku": "MUG-1"}]
+    });
+    let (status, _) = s.send("orders/create", "w4", shop, &order, None).await;
+    assert_eq!(status, 200);
+    s.settle().await;
+    assert_eq!(s.outcome("w4").await.0, "applied");
+    let lines =
+        s.db.count(
+            "SELECT COUNT(*) FROM order_lines WHERE store_id = 'mugs' AND order_id = '450789469'",
+        )
+        .await;
+    assert_eq!(lines, 1);
+
+    // A shop no store is: acknowledged and logged, nothing applied.
+    let (status, body) = s
+        .send("products/create", "w5", "stranger.myshopify.com", &v1, None)
+        .await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (200, Some("unknown_shop")),
+        "{body}"
+    );
+    s.settle().await;
+    assert_eq!(s.outcome("w5").await.0, "ignored");
+
+    // The metrics count webhooks by topic and outcome.
+    let text = s
+        .client
+        .get(format!("{}/metrics", s.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains("bundleforge_webhooks_total{topic=\"products/update\",outcome=\"stale\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "bundleforge_webhooks_total{topic=\"products/create\",outcome=\"refused\"} 2"
+        ),
+        "{text}"
+    );
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_webhook_secret_webhooks_are_refused_and_the_server_still_starts() {
+    let s = Shop::start("").await;
+    let (status, body) = s
+        .send(
+            "products/create",
+            "w1",
+            "mugs.myshopify.com",
+            &product("Mug", "2026-03-01T10:00:00Z"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 401, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("webhook_secret"),
+        "{body}"
+    );
+    s.stop().await;
+}
