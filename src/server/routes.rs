@@ -246,6 +246,7 @@ pub fn table() -> Vec<(RouteDoc, Handler)> {
                 .body(Body::Json("ShopDomain")),
             put(super::set_shop_domain),
         ),
+        (doc("get", "/v1/admin/webhooks/{id}", "admin", "A kept webhook and how it was applied (a data request's result: what we hold on the customer).", Admin), get(super::webhooks::inspect)),
         (doc("get", "/v1/admin/shops/{domain}", "admin", "Which store a shop is, as webhooks resolve it.", Admin), get(super::shop_store)),
     ];
     for (u, path, summary) in uploads {

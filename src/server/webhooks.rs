@@ -220,12 +220,247 @@ async fn apply(state: &AppState, w: &WebhookRecord) -> (WebhookOutcome, String) 
             })
             .await
         }
+        "products/delete" => product_deleted(state, &store_id, &body).await,
+        "orders/cancelled" => order_cancelled(state, &store_id, &body).await,
+        "refunds/create" => refund(state, &store_id, &body).await,
+        "inventory_levels/update" => inventory_level(state, &store_id, &body).await,
+        "app/uninstalled" => state
+            .services
+            .store
+            .mark_uninstalled(&store_id, now_ms())
+            .await
+            .map(|()| {
+                (
+                    WebhookOutcome::Applied,
+                    "the app was uninstalled: the store's data stays until shop/redact".into(),
+                )
+            })
+            .map_err(|e| e.to_string()),
+        "customers/data_request" => data_request(state, &store_id, &body).await,
+        "customers/redact" => redact_customer(state, &store_id, &body).await,
+        "shop/redact" => state
+            .services
+            .store
+            .erase_store(&store_id)
+            .await
+            .map(|()| {
+                (
+                    WebhookOutcome::Applied,
+                    format!("store {store_id}'s data erased"),
+                )
+            })
+            .map_err(|e| e.to_string()),
         other => Ok((
             WebhookOutcome::Ignored,
-            format!("topic {other} is kept but not applied"),
+            format!("topic {other} changes nothing bundleforge holds"),
         )),
     };
     result.unwrap_or_else(|e| (WebhookOutcome::Failed, e))
+}
+
+/// `products/delete`: its variants are archived (past orders still join them).
+async fn product_deleted(
+    state: &AppState,
+    store_id: &StoreId,
+    body: &Value,
+) -> Result<(WebhookOutcome, String), String> {
+    let Some(id) = id_of(body) else {
+        return Ok((WebhookOutcome::Failed, "the product has no id".into()));
+    };
+    let n = state
+        .services
+        .store
+        .archive_product(store_id, &id)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok((
+        WebhookOutcome::Applied,
+        format!("product {id}: {n} variants archived"),
+    ))
+}
+
+/// `orders/cancelled`: the order leaves the baskets. An older update arriving later
+/// cannot bring it back: the cancellation takes the order's version.
+async fn order_cancelled(
+    state: &AppState,
+    store_id: &StoreId,
+    body: &Value,
+) -> Result<(WebhookOutcome, String), String> {
+    let Some(id) = id_of(body) else {
+        return Ok((WebhookOutcome::Failed, "the order has no id".into()));
+    };
+    let store = &state.services.store;
+    // A cancellation outranks every update up to it, and one after it with the same
+    // time: version it a millisecond later.
+    let at = updated_at(body).unwrap_or_else(now_ms) + 1;
+    store
+        .take_version(store_id, &format!("order:{id}"), at)
+        .await
+        .map_err(|e| e.to_string())?;
+    let had = store
+        .delete_order(store_id, &id)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok((
+        WebhookOutcome::Applied,
+        if had {
+            format!("order {id} cancelled: removed from the baskets")
+        } else {
+            format!("order {id} cancelled: it was not held")
+        },
+    ))
+}
+
+/// `refunds/create`: refunded units leave their lines.
+async fn refund(
+    state: &AppState,
+    store_id: &StoreId,
+    body: &Value,
+) -> Result<(WebhookOutcome, String), String> {
+    let order_id = match body.get("order_id") {
+        Some(Value::Number(n)) => n.to_string(),
+        Some(Value::String(s)) if !s.is_empty() => s.clone(),
+        _ => {
+            return Ok((
+                WebhookOutcome::Failed,
+                "the refund names no order_id".into(),
+            ));
+        }
+    };
+    let text = |v: Option<&Value>| match v {
+        Some(Value::Number(n)) => Some(n.to_string()),
+        Some(Value::String(s)) if !s.trim().is_empty() => Some(s.trim().to_owned()),
+        _ => None,
+    };
+    let lines: Vec<crate::store::RefundedLine> = body
+        .get("refund_line_items")
+        .and_then(Value::as_array)
+        .map(|items| {
+            items
+                .iter()
+                .map(|r| crate::store::RefundedLine {
+                    variant_id: text(r.pointer("/line_item/variant_id")),
+                    sku: text(r.pointer("/line_item/sku")),
+                    quantity: r.get("quantity").and_then(Value::as_i64).unwrap_or(0),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let changed = state
+        .services
+        .store
+        .refund_lines(store_id, &order_id, &lines)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok((
+        WebhookOutcome::Applied,
+        format!(
+            "order {order_id}: {changed} of {} refunded lines changed",
+            lines.len()
+        ),
+    ))
+}
+
+/// `inventory_levels/update`: the units available of one inventory item, when newer
+/// than the last level applied.
+async fn inventory_level(
+    state: &AppState,
+    store_id: &StoreId,
+    body: &Value,
+) -> Result<(WebhookOutcome, String), String> {
+    let item = match body.get("inventory_item_id") {
+        Some(Value::Number(n)) => n.to_string(),
+        Some(Value::String(s)) if !s.is_empty() => s.clone(),
+        _ => return Ok((WebhookOutcome::Failed, "no inventory_item_id".into())),
+    };
+    let Some(available) = body.get("available").and_then(Value::as_i64) else {
+        return Ok((
+            WebhookOutcome::Failed,
+            format!("inventory item {item}: no available count"),
+        ));
+    };
+    let store = &state.services.store;
+    if let Some(at) = updated_at(body)
+        && !store
+            .take_version(store_id, &format!("inventory_item:{item}"), at)
+            .await
+            .map_err(|e| e.to_string())?
+    {
+        return Ok((
+            WebhookOutcome::Stale,
+            format!("inventory item {item}: a newer level was applied already"),
+        ));
+    }
+    let n = store
+        .set_inventory(store_id, &item, available)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok((
+        WebhookOutcome::Applied,
+        format!("inventory item {item}: {available} available on {n} variants"),
+    ))
+}
+
+/// A compliance request's customer keys (id, email) and order ids.
+fn customer_of(body: &Value) -> (Vec<String>, Vec<String>) {
+    let text = |v: Option<&Value>| match v {
+        Some(Value::Number(n)) => Some(n.to_string()),
+        Some(Value::String(s)) if !s.trim().is_empty() => Some(s.trim().to_owned()),
+        _ => None,
+    };
+    let keys = [
+        text(body.pointer("/customer/id")),
+        text(body.pointer("/customer/email")),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let orders = ["orders_requested", "orders_to_redact"]
+        .iter()
+        .filter_map(|k| body.get(*k).and_then(Value::as_array))
+        .flatten()
+        .filter_map(|v| text(Some(v)))
+        .collect();
+    (keys, orders)
+}
+
+/// `customers/data_request`: what we hold on the customer (their orders' ids and
+/// lines), kept as the webhook's result for the merchant (`GET /v1/admin/webhooks/{id}`).
+async fn data_request(
+    state: &AppState,
+    store_id: &StoreId,
+    body: &Value,
+) -> Result<(WebhookOutcome, String), String> {
+    let (keys, orders) = customer_of(body);
+    let held = state
+        .services
+        .store
+        .customer_orders(store_id, &keys, &orders)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok((
+        WebhookOutcome::Applied,
+        json!({"store": store_id.as_str(), "orders": held}).to_string(),
+    ))
+}
+
+/// `customers/redact`: the customer's identifiers leave the orders we keep.
+async fn redact_customer(
+    state: &AppState,
+    store_id: &StoreId,
+    body: &Value,
+) -> Result<(WebhookOutcome, String), String> {
+    let (keys, orders) = customer_of(body);
+    let n = state
+        .services
+        .store
+        .redact_customer(store_id, &keys, &orders)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok((
+        WebhookOutcome::Applied,
+        format!("the customer's identifiers erased from {n} orders"),
+    ))
 }
 
 /// A product or order created or updated: read as `ingest` reads Shopify's JSON, when
@@ -309,4 +544,38 @@ async fn upsert(
             report.rejected_total()
         ),
     ))
+}
+
+/// `GET /v1/admin/webhooks/{id}`: a kept webhook and how it was applied; for a
+/// `customers/data_request`, `result` is what we hold on the customer.
+pub async fn inspect(
+    State(state): State<Arc<AppState>>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    super::authorize_admin(&state, &headers)?;
+    let Some((w, applied)) = state.services.store.get_webhook(&id).await? else {
+        return Err(ApiError::not_found(format!("no webhook {id:?}")));
+    };
+    let (outcome, message, applied_at) = match applied {
+        Some((o, m, at)) => (Some(o), Some(m), super::jobs::rfc3339_ms(at)),
+        None => (None, None, None),
+    };
+    // A data request's result is JSON; every other note is a sentence.
+    let result = message.as_deref().and_then(|m| {
+        serde_json::from_str::<Value>(m)
+            .ok()
+            .filter(Value::is_object)
+    });
+    Ok(Json(json!({
+        "webhook_id": w.webhook_id,
+        "topic": w.topic,
+        "shop_domain": w.shop_domain,
+        "store": w.store_id,
+        "received_at": super::jobs::rfc3339_ms(w.received_at),
+        "applied_at": applied_at,
+        "outcome": outcome,
+        "message": if result.is_some() { None } else { message },
+        "result": result,
+    })))
 }

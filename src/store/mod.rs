@@ -22,7 +22,9 @@ pub use approvals::{Approval, Decision};
 pub use jobs::{JobEnd, JobQueue, JobRecord, JobState, Lease, NewJob};
 pub use sqlite::SqliteStore;
 pub use tokens::TokenStore;
-pub use webhooks::{WebhookOutcome, WebhookRecord, WebhookStore};
+pub use webhooks::{
+    CustomerOrder, CustomerOrderLine, RefundedLine, WebhookOutcome, WebhookRecord, WebhookStore,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -45,6 +45,13 @@ pub trait WebhookStore: Send + Sync {
     /// Keeps a webhook; `false` when one with its id was kept before (a replay).
     async fn record_webhook(&self, webhook: &WebhookRecord) -> Result<bool, StoreError>;
 
+    /// A kept webhook with how it was applied (`None` while pending): outcome, note and
+    /// when (Unix ms).
+    async fn get_webhook(
+        &self,
+        webhook_id: &str,
+    ) -> Result<Option<(WebhookRecord, Option<(String, String, i64)>)>, StoreError>;
+
     /// Webhooks not applied yet, oldest first.
     async fn pending_webhooks(&self, limit: u32) -> Result<Vec<WebhookRecord>, StoreError>;
 
@@ -73,4 +80,83 @@ pub trait WebhookStore: Send + Sync {
         resource: &str,
         updated_at: i64,
     ) -> Result<bool, StoreError>;
+
+    /// A product deleted in the shop: its variants are archived (kept, so past orders
+    /// still join, but never bundled again). Returns the variants archived.
+    async fn archive_product(&self, store: &StoreId, product_id: &str) -> Result<u64, StoreError>;
+
+    /// An order cancelled: it and its lines leave the store's baskets. `false` when
+    /// the store did not have it.
+    async fn delete_order(&self, store: &StoreId, order_id: &str) -> Result<bool, StoreError>;
+
+    /// A refund: each line named (by variant id, else SKU) loses the refunded units; a
+    /// line with none left goes, and an order with no line left. Returns the lines
+    /// changed.
+    async fn refund_lines(
+        &self,
+        store: &StoreId,
+        order_id: &str,
+        refunded: &[RefundedLine],
+    ) -> Result<u64, StoreError>;
+
+    /// An inventory level: the units available of the variants with that inventory
+    /// item (Shopify's number, or its `gid://shopify/InventoryItem/N` form).
+    async fn set_inventory(
+        &self,
+        store: &StoreId,
+        inventory_item_id: &str,
+        available: i64,
+    ) -> Result<u64, StoreError>;
+
+    /// What a store holds on a customer (their key: Shopify's customer id or email;
+    /// or the orders named): order ids and lines.
+    async fn customer_orders(
+        &self,
+        store: &StoreId,
+        keys: &[String],
+        order_ids: &[String],
+    ) -> Result<Vec<CustomerOrder>, StoreError>;
+
+    /// Erases a customer's identifiers from the store's orders (the baskets stay,
+    /// anonymous). Returns the orders changed.
+    async fn redact_customer(
+        &self,
+        store: &StoreId,
+        keys: &[String],
+        order_ids: &[String],
+    ) -> Result<u64, StoreError>;
+
+    /// Marks a store's app uninstalled (its data stays until the shop's redaction).
+    async fn mark_uninstalled(&self, store: &StoreId, at: i64) -> Result<(), StoreError>;
+
+    /// Erases everything a store holds: catalog, orders, runs and bundles, decisions,
+    /// tokens, jobs, uploads, versions, its webhooks' bodies; the store itself last.
+    async fn erase_store(&self, store: &StoreId) -> Result<(), StoreError>;
+}
+
+/// A refunded line of an order.
+#[derive(Debug, Clone)]
+pub struct RefundedLine {
+    pub variant_id: Option<String>,
+    pub sku: Option<String>,
+    pub quantity: i64,
+}
+
+/// An order as a data request reports it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CustomerOrder {
+    pub order_id: String,
+    pub name: Option<String>,
+    /// Unix seconds.
+    pub created_at: i64,
+    pub lines: Vec<CustomerOrderLine>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CustomerOrderLine {
+    pub variant_id: Option<String>,
+    pub sku: Option<String>,
+    pub title: Option<String>,
+    pub quantity: i64,
+    pub unit_price_minor: i64,
 }

@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use crate::support::{TestDb, services_for};
 
 const SECRET: &str = "shpss_test_secret";
+const ADMIN: &str = "admin-token";
 
 struct Shop {
     db: TestDb,
@@ -30,6 +31,8 @@ impl Shop {
         let settings = SettingsBuilder::new()
             .unwrap()
             .flag("shopify.webhook_secret", secret)
+            .unwrap()
+            .flag("server.admin_token", ADMIN)
             .unwrap()
             .build()
             .unwrap();
@@ -260,4 +263,214 @@ async fn without_a_webhook_secret_webhooks_are_refused_and_the_server_still_star
         "{body}"
     );
     s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_topic_changes_exactly_what_it_names() {
+    let s = Shop::start(SECRET).await;
+    let shop = "mugs.myshopify.com";
+    let mut mug = product("Stoneware Mug", "2026-03-01T10:00:00Z");
+    mug["variants"][0]["inventory_item_id"] = json!(4242);
+    s.send("products/create", "p1", shop, &mug, None).await;
+    let order = |id: u64, qty: u64, at: &str| {
+        json!({
+            "id": id, "name": format!("#{id}"), "created_at": at, "updated_at": at,
+            "currency": "USD", "email": "bob@example.com", "customer": {"id": 207119551},
+            "line_items": [
+                {"id": 1, "variant_id": 808950810, "title": "Stoneware Mug", "quantity": qty, "price": "18.00", "sku": "MUG-1"},
+                {"id": 2, "variant_id": null, "title": "Gift Card Holder", "quantity": 1, "price": "5.00", "sku": ""}
+            ]
+        })
+    };
+    s.send(
+        "orders/create",
+        "o1",
+        shop,
+        &order(1001, 2, "2026-03-02T10:00:00Z"),
+        None,
+    )
+    .await;
+    s.send(
+        "orders/create",
+        "o2",
+        shop,
+        &order(1002, 1, "2026-03-02T11:00:00Z"),
+        None,
+    )
+    .await;
+    s.settle().await;
+    let count = |sql: &'static str| s.db.count(sql);
+    assert_eq!(
+        count("SELECT COUNT(*) FROM orders WHERE store_id = 'mugs'").await,
+        2
+    );
+
+    // Inventory: the newer level wins, an older one changes nothing.
+    let level = |n: i64, at: &str| json!({"inventory_item_id": 4242, "location_id": 1, "available": n, "updated_at": at});
+    s.send(
+        "inventory_levels/update",
+        "i1",
+        shop,
+        &level(3, "2026-03-03T10:00:00Z"),
+        None,
+    )
+    .await;
+    s.send(
+        "inventory_levels/update",
+        "i2",
+        shop,
+        &level(9, "2026-03-02T10:00:00Z"),
+        None,
+    )
+    .await;
+    s.settle().await;
+    assert_eq!(
+        count("SELECT inventory FROM products WHERE variant_id = '808950810'").await,
+        3
+    );
+    assert_eq!(s.outcome("i2").await.0, "stale");
+
+    // A refund of one mug of order 1001: the line keeps one.
+    let refund = json!({"id": 9, "order_id": 1001, "refund_line_items": [
+        {"id": 1, "line_item_id": 1, "quantity": 1, "line_item": {"id": 1, "variant_id": 808950810, "sku": "MUG-1"}}
+    ]});
+    s.send("refunds/create", "r1", shop, &refund, None).await;
+    s.settle().await;
+    assert_eq!(
+        count("SELECT quantity FROM order_lines WHERE order_id = '1001' AND item_id = '808950810'")
+            .await,
+        1
+    );
+    assert_eq!(
+        count("SELECT COUNT(*) FROM order_lines WHERE order_id = '1001'").await,
+        2
+    );
+
+    // A cancellation removes order 1002; an older update retried later cannot bring it back.
+    let mut cancelled = order(1002, 1, "2026-03-04T10:00:00Z");
+    cancelled["cancelled_at"] = json!("2026-03-04T10:00:00Z");
+    s.send("orders/cancelled", "c1", shop, &cancelled, None)
+        .await;
+    s.send(
+        "orders/updated",
+        "c2",
+        shop,
+        &order(1002, 1, "2026-03-03T10:00:00Z"),
+        None,
+    )
+    .await;
+    s.settle().await;
+    assert_eq!(
+        count("SELECT COUNT(*) FROM orders WHERE order_id = '1002'").await,
+        0
+    );
+    assert_eq!(
+        count("SELECT COUNT(*) FROM order_lines WHERE order_id = '1002'").await,
+        0
+    );
+    assert_eq!(s.outcome("c2").await.0, "stale");
+    assert_eq!(
+        count("SELECT COUNT(*) FROM orders WHERE order_id = '1001'").await,
+        1
+    );
+
+    // A data request: what we hold on Bob, kept for the merchant.
+    let who = json!({"shop_domain": shop, "customer": {"id": 207119551, "email": "bob@example.com"},
+                     "orders_requested": [1001], "data_request": {"id": 7}});
+    s.send("customers/data_request", "d1", shop, &who, None)
+        .await;
+    s.settle().await;
+    let resp = s
+        .client
+        .get(format!("{}/v1/admin/webhooks/d1", s.url))
+        .header("Authorization", "Bearer none")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 403, "the admin token only");
+    let held = webhook_result(&s, "d1").await;
+    let orders = held["result"]["orders"].as_array().unwrap();
+    assert_eq!(orders.len(), 1, "{held}");
+    assert_eq!(orders[0]["order_id"], "1001");
+    assert_eq!(orders[0]["lines"].as_array().unwrap().len(), 2);
+
+    // Redacting Bob: his identifiers leave the orders, the baskets stay.
+    s.send("customers/redact", "x1", shop, &json!({"customer": {"id": 207119551, "email": "bob@example.com"}, "orders_to_redact": [1001]}), None).await;
+    s.settle().await;
+    assert_eq!(
+        count("SELECT COUNT(*) FROM orders WHERE customer_key IS NOT NULL").await,
+        0
+    );
+    assert_eq!(
+        count("SELECT COUNT(*) FROM order_lines WHERE order_id = '1001'").await,
+        2
+    );
+
+    // A deleted product is archived: never bundled again, past lines still join it.
+    s.send(
+        "products/delete",
+        "pd",
+        shop,
+        &json!({"id": 632910392}),
+        None,
+    )
+    .await;
+    s.settle().await;
+    assert_eq!(
+        count(
+            "SELECT COUNT(*) FROM products WHERE variant_id = '808950810' AND status = 'archived'"
+        )
+        .await,
+        1
+    );
+
+    // Uninstalled, then the shop's redaction: everything of the store goes.
+    s.send(
+        "app/uninstalled",
+        "u1",
+        shop,
+        &json!({"id": 1, "domain": shop}),
+        None,
+    )
+    .await;
+    s.settle().await;
+    assert_eq!(
+        count("SELECT COUNT(*) FROM stores WHERE store_id = 'mugs' AND uninstalled_at IS NOT NULL")
+            .await,
+        1
+    );
+    s.send(
+        "shop/redact",
+        "sr",
+        shop,
+        &json!({"shop_id": 1, "shop_domain": shop}),
+        None,
+    )
+    .await;
+    s.settle().await;
+    assert_eq!(s.outcome("sr").await.0, "applied");
+    for sql in [
+        "SELECT COUNT(*) FROM stores WHERE store_id = 'mugs'",
+        "SELECT COUNT(*) FROM products WHERE store_id = 'mugs'",
+        "SELECT COUNT(*) FROM orders WHERE store_id = 'mugs'",
+        "SELECT COUNT(*) FROM order_lines WHERE store_id = 'mugs'",
+        "SELECT COUNT(*) FROM resource_versions WHERE store_id = 'mugs'",
+        "SELECT COUNT(*) FROM webhooks WHERE store_id = 'mugs' AND length(body) > 0",
+    ] {
+        assert_eq!(s.db.count(sql).await, 0, "{sql}");
+    }
+    s.stop().await;
+}
+
+/// `GET /v1/admin/webhooks/{id}` with the admin token.
+async fn webhook_result(s: &Shop, id: &str) -> Value {
+    let resp = s
+        .client
+        .get(format!("{}/v1/admin/webhooks/{id}", s.url))
+        .header("Authorization", format!("Bearer {ADMIN}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    resp.json().await.unwrap()
 }
