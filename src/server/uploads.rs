@@ -83,7 +83,7 @@ async fn ingest_files(
                     StatusCode::UNPROCESSABLE_ENTITY,
                     "bad_input",
                     format!(
-                        "a {} file completes a catalog: upload the catalog first \
+                        "the {} file completes a catalog: upload the catalog first \
                          (PUT /v1/stores/{}/catalog), then this file",
                         upload.name(),
                         store_id.as_str()
