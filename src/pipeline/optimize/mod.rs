@@ -431,6 +431,23 @@ fn select(
                 }
                 continue;
             }
+            let nested = |other: &[u32]| {
+                let (small, large) = if other.len() < c.draft.products.len() {
+                    (other, c.draft.products.as_slice())
+                } else {
+                    (c.draft.products.as_slice(), other)
+                };
+                small.len() >= 2 && small.iter().all(|p| large.contains(p))
+            };
+            if order
+                .iter()
+                .any(|&j| nested(&offers[j].candidate.draft.products))
+            {
+                if pass == 2 {
+                    reject(report, Rejection::NestedSet);
+                }
+                continue;
+            }
             if pass < 2
                 && per_objective
                     .get(c.objective.as_str())

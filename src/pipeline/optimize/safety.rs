@@ -21,6 +21,9 @@ pub enum Rejection {
     MarginFloor,
     /// The product already is in `max_per_product` published bundles.
     ProductCap,
+    /// The set holds a published bundle's whole set, or is held by one (a pair and the
+    /// pair plus one more): the merchant would offer the same products twice.
+    NestedSet,
     /// The store's rules never bundle a product (or its category).
     NeverBundle,
     /// The store's rules never put two of the products together.
