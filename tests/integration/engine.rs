@@ -445,8 +445,11 @@ fn mock_settings(mock: &MockLlm, concurrency: usize) -> Settings {
         model: "mock".into(),
         concurrency,
         breaker_failures: 1000,
-        // Only the concurrency bound shapes these runs, not the account's token rate.
+        // Only the concurrency bound shapes these runs, not the account's token rate
+        // nor the command's budget (a loaded debug build can take longer than the
+        // default to reach the copy wave, which would then be answered offline).
         tokens_per_minute: 100_000_000,
+        task_budget_seconds: 3600.0,
         ..mock.settings()
     };
     settings
@@ -492,7 +495,8 @@ async fn a_run_cancelled_in_the_copy_wave_stops_at_once_and_saves_nothing() {
             result,
             Err(app::AppError::Pipeline(PipelineError::Cancelled(_)))
         ),
-        "expected Cancelled"
+        "expected Cancelled, got {:?}",
+        result.as_ref().map(|r| r.run.run_id.clone())
     );
     assert!(latency < Duration::from_millis(500), "{latency:?}");
     let copy_calls = mock
