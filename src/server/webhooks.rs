@@ -173,13 +173,18 @@ pub async fn apply_loop(state: Arc<AppState>, shutdown: CancelToken) {
     }
 }
 
-/// The id of a webhook's resource, as text (Shopify sends numbers).
-fn id_of(v: &Value) -> Option<String> {
-    match v.get("id")? {
+/// An id or key as text: Shopify sends ids as numbers, some as strings.
+fn text_of(v: Option<&Value>) -> Option<String> {
+    match v? {
         Value::Number(n) => Some(n.to_string()),
-        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
         _ => None,
     }
+}
+
+/// The id of a webhook's resource, as text.
+fn id_of(v: &Value) -> Option<String> {
+    text_of(v.get("id"))
 }
 
 /// `updated_at` (RFC 3339) as Unix ms.
@@ -317,20 +322,11 @@ async fn refund(
     store_id: &StoreId,
     body: &Value,
 ) -> Result<(WebhookOutcome, String), String> {
-    let order_id = match body.get("order_id") {
-        Some(Value::Number(n)) => n.to_string(),
-        Some(Value::String(s)) if !s.is_empty() => s.clone(),
-        _ => {
-            return Ok((
-                WebhookOutcome::Failed,
-                "the refund names no order_id".into(),
-            ));
-        }
-    };
-    let text = |v: Option<&Value>| match v {
-        Some(Value::Number(n)) => Some(n.to_string()),
-        Some(Value::String(s)) if !s.trim().is_empty() => Some(s.trim().to_owned()),
-        _ => None,
+    let Some(order_id) = text_of(body.get("order_id")) else {
+        return Ok((
+            WebhookOutcome::Failed,
+            "the refund names no order_id".into(),
+        ));
     };
     let lines: Vec<crate::store::RefundedLine> = body
         .get("refund_line_items")
@@ -339,8 +335,8 @@ async fn refund(
             items
                 .iter()
                 .map(|r| crate::store::RefundedLine {
-                    variant_id: text(r.pointer("/line_item/variant_id")),
-                    sku: text(r.pointer("/line_item/sku")),
+                    variant_id: text_of(r.pointer("/line_item/variant_id")),
+                    sku: text_of(r.pointer("/line_item/sku")),
                     quantity: r.get("quantity").and_then(Value::as_i64).unwrap_or(0),
                 })
                 .collect()
@@ -368,10 +364,8 @@ async fn inventory_level(
     store_id: &StoreId,
     body: &Value,
 ) -> Result<(WebhookOutcome, String), String> {
-    let item = match body.get("inventory_item_id") {
-        Some(Value::Number(n)) => n.to_string(),
-        Some(Value::String(s)) if !s.is_empty() => s.clone(),
-        _ => return Ok((WebhookOutcome::Failed, "no inventory_item_id".into())),
+    let Some(item) = text_of(body.get("inventory_item_id")) else {
+        return Ok((WebhookOutcome::Failed, "no inventory_item_id".into()));
     };
     let Some(available) = body.get("available").and_then(Value::as_i64) else {
         return Ok((
@@ -403,14 +397,9 @@ async fn inventory_level(
 
 /// A compliance request's customer keys (id, email) and order ids.
 fn customer_of(body: &Value) -> (Vec<String>, Vec<String>) {
-    let text = |v: Option<&Value>| match v {
-        Some(Value::Number(n)) => Some(n.to_string()),
-        Some(Value::String(s)) if !s.trim().is_empty() => Some(s.trim().to_owned()),
-        _ => None,
-    };
     let keys = [
-        text(body.pointer("/customer/id")),
-        text(body.pointer("/customer/email")),
+        text_of(body.pointer("/customer/id")),
+        text_of(body.pointer("/customer/email")),
     ]
     .into_iter()
     .flatten()
@@ -419,7 +408,7 @@ fn customer_of(body: &Value) -> (Vec<String>, Vec<String>) {
         .iter()
         .filter_map(|k| body.get(*k).and_then(Value::as_array))
         .flatten()
-        .filter_map(|v| text(Some(v)))
+        .filter_map(|v| text_of(Some(v)))
         .collect();
     (keys, orders)
 }

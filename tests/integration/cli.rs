@@ -293,19 +293,11 @@ async fn runs_stored(url: &str) -> i64 {
     n
 }
 
-fn run_id_in(dir: &std::path::Path) -> String {
-    let text = std::fs::read_to_string(dir.join("bundles.json")).unwrap();
-    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
-    v["run"]["run_id"].as_str().unwrap().to_owned()
-}
-
-#[tokio::test]
-async fn an_out_that_holds_files_needs_force_and_a_failed_write_stores_no_run() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = db_in(&dir);
+/// The small fixture's catalog and orders as store `small`.
+fn ingest_small(url: &str) {
     let small = repo_root().join("fixtures/stores/small");
     let ingest = cli(
-        &url,
+        url,
         &[
             "ingest",
             "--store",
@@ -316,7 +308,24 @@ async fn an_out_that_holds_files_needs_force_and_a_failed_write_stores_no_run() 
             small.join("orders.csv").to_str().unwrap(),
         ],
     );
-    assert!(ingest.status.success());
+    assert!(
+        ingest.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ingest.stderr)
+    );
+}
+
+fn run_id_in(dir: &std::path::Path) -> String {
+    let text = std::fs::read_to_string(dir.join("bundles.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    v["run"]["run_id"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn an_out_that_holds_files_needs_force_and_a_failed_write_stores_no_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = db_in(&dir);
+    ingest_small(&url);
     let out_dir = dir.path().join("run");
     let out_arg = out_dir.to_str().unwrap();
     let generate = |extra: &[&str]| {
@@ -618,20 +627,7 @@ fn ingest_check_stores_nothing_and_rejected_rows_come_back_fixable() {
 async fn approve_records_decisions_on_a_runs_bundles_and_refuses_ids_it_lacks() {
     let dir = tempfile::tempdir().unwrap();
     let url = db_in(&dir);
-    let small = repo_root().join("fixtures/stores/small");
-    let ingest = cli(
-        &url,
-        &[
-            "ingest",
-            "--store",
-            "small",
-            "--catalog",
-            small.join("products.csv").to_str().unwrap(),
-            "--orders",
-            small.join("orders.csv").to_str().unwrap(),
-        ],
-    );
-    assert!(ingest.status.success());
+    ingest_small(&url);
     let out_dir = dir.path().join("run");
     let generate = cli(
         &url,

@@ -413,9 +413,9 @@ async fn a_job_queued_behind_another_is_cancelled_at_once_and_never_runs() {
     s.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_running_job_cancelled_ends_cancelled_and_saves_no_run() {
-    // Shutdown cancels the next job (also slow) after a second, not twenty.
+/// A server whose embedder is slow, with one second of shutdown grace, and a job of
+/// store `small` that has started running.
+async fn slow_job_running() -> (Served, String) {
     let s = Served::start_with(
         &[("server.shutdown_seconds", "1")],
         Arc::new(SlowEmbedder(HashingEmbedder::new(64))),
@@ -425,6 +425,12 @@ async fn a_running_job_cancelled_ends_cancelled_and_saves_no_run() {
     let id = job["id"].as_str().unwrap().to_owned();
     let running = s.wait_for(&id, |j| state(j) == "running").await;
     assert!(is_api_time(&running["started_at"]), "{running}");
+    (s, id)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_job_cancelled_ends_cancelled_and_saves_no_run() {
+    let (s, id) = slow_job_running().await;
     let asked = Instant::now();
     let (status, _) = s.admin("DELETE", &format!("/v1/jobs/{id}"), "").await;
     assert_eq!(status, 202);
@@ -446,14 +452,7 @@ async fn a_running_job_cancelled_ends_cancelled_and_saves_no_run() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_graceful_shutdown_puts_a_running_job_back_in_the_queue_within_its_grace() {
-    let s = Served::start_with(
-        &[("server.shutdown_seconds", "1")],
-        Arc::new(SlowEmbedder(HashingEmbedder::new(64))),
-    )
-    .await;
-    let (_, job) = s.admin("POST", "/v1/stores/small/jobs", "").await;
-    let id = job["id"].as_str().unwrap().to_owned();
-    s.wait_for(&id, |j| state(j) == "running").await;
+    let (s, id) = slow_job_running().await;
     let asked = Instant::now();
     let db = s.stop().await;
     let store = &db.store;
