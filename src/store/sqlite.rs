@@ -715,12 +715,15 @@ impl Store for SqliteStore {
             .await?
             .ok_or_else(|| StoreError::UnknownStore(id.to_string()))?;
         let sid = id.as_str();
+        // One read transaction: WAL gives it one snapshot, so webhooks and uploads
+        // writing meanwhile cannot show it an order's lines without the order.
+        let mut tx = self.pool.begin().await?;
         let mut products = Vec::new();
         {
             let mut rows =
                 sqlx::query("SELECT * FROM products WHERE store_id = ? ORDER BY variant_id")
                     .bind(sid)
-                    .fetch(&self.pool);
+                    .fetch(&mut *tx);
             while let Some(row) = rows.try_next().await? {
                 products.push(product_from_row(&row)?);
             }
@@ -739,7 +742,7 @@ impl Store for SqliteStore {
                  WHERE store_id = ? ORDER BY order_id",
             )
             .bind(sid)
-            .fetch(&self.pool);
+            .fetch(&mut *tx);
             while let Some(row) = rows.try_next().await? {
                 let order_id: String = row.try_get(0)?;
                 let ts: i64 = row.try_get(1)?;
@@ -766,7 +769,7 @@ impl Store for SqliteStore {
                  WHERE store_id = ? GROUP BY order_id",
             )
             .bind(sid)
-            .fetch(&self.pool);
+            .fetch(&mut *tx);
             type LineRow = (Option<String>, i64, i64, i64);
             while let Some(row) = rows.try_next().await? {
                 let order_id: &str = row.try_get(0)?;
@@ -797,8 +800,9 @@ impl Store for SqliteStore {
         let first_ingest: Option<i64> =
             sqlx::query_scalar("SELECT created_at FROM stores WHERE store_id = ?")
                 .bind(sid)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&mut *tx)
                 .await?;
+        tx.commit().await?;
         Ok(StoreData {
             store,
             products,
