@@ -55,12 +55,11 @@ pub trait WebhookStore: Send + Sync {
     /// Webhooks not applied yet, oldest first.
     async fn pending_webhooks(&self, limit: u32) -> Result<Vec<WebhookRecord>, StoreError>;
 
-    /// Marks a webhook applied (or stale, ignored, failed) with a note.
-    async fn finish_webhook(
+    /// Marks webhooks applied (or stale, ignored, failed), each with a note, in one
+    /// write.
+    async fn finish_webhooks(
         &self,
-        webhook_id: &str,
-        outcome: WebhookOutcome,
-        message: &str,
+        done: &[(String, WebhookOutcome, String)],
         now: i64,
     ) -> Result<(), StoreError>;
 

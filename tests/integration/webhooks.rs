@@ -474,3 +474,87 @@ async fn webhook_result(s: &Shop, id: &str) -> Value {
     assert_eq!(resp.status().as_u16(), 200);
     resp.json().await.unwrap()
 }
+
+/// A burst: the applier takes what is pending as one batch where it can. Whatever
+/// the batches, each product ends at its newest update, an older one is stale, an
+/// order can name a product created in the same burst, and a bad row fails alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_updates_ends_at_each_resources_newest_and_a_bad_row_fails_alone() {
+    let s = Shop::start(SECRET).await;
+    let shop = "mugs.myshopify.com";
+    let mug = |n: u64, version: u64| {
+        json!({
+            "id": 7000 + n, "title": format!("Mug {n} v{version}"), "vendor": "Kiln",
+            "product_type": "Mugs", "status": "active",
+            "updated_at": format!("2026-03-01T10:{version:02}:00Z"),
+            "variants": [{"id": 8000 + n, "product_id": 7000 + n, "title": "Default Title",
+                          "price": "18.00", "sku": format!("MUG-{n}")}]
+        })
+    };
+    // Four products, five versions each, sent newest-first for odd products and
+    // oldest-first for even ones, all at once.
+    let mut sends = Vec::new();
+    for n in 0..4u64 {
+        for k in 0..5u64 {
+            let version = if n % 2 == 1 { 5 - k } else { k + 1 };
+            sends.push((
+                format!("b{n}-{version}"),
+                "products/update",
+                mug(n, version),
+            ));
+        }
+    }
+    let mut broken = mug(9, 1);
+    broken["variants"][0]["price"] = json!("eighteen");
+    sends.push(("bad".into(), "products/create", broken));
+    sends.push((
+        "order".into(),
+        "orders/create",
+        json!({
+            "id": 9100, "name": "#9100", "created_at": "2026-03-02T10:00:00Z",
+            "updated_at": "2026-03-02T10:00:00Z", "currency": "USD",
+            "line_items": [{"id": 1, "variant_id": 8000, "title": "Mug 0", "quantity": 1,
+                            "price": "18.00", "sku": "MUG-0"}]
+        }),
+    ));
+    let results = futures_util::future::join_all(
+        sends
+            .iter()
+            .map(|(id, topic, body)| s.send(topic, id, shop, body, None)),
+    )
+    .await;
+    assert!(
+        results.iter().all(|(status, _)| *status == 200),
+        "{results:?}"
+    );
+    s.settle().await;
+
+    for n in 0..4u64 {
+        assert_eq!(
+            s.title(&(8000 + n).to_string()).await,
+            Some(format!("Mug {n} v5")),
+            "product {n}"
+        );
+        let (outcome, message) = s.outcome(&format!("b{n}-5")).await;
+        assert_eq!(outcome, "applied", "{message}");
+        for version in 1..5 {
+            let (outcome, message) = s.outcome(&format!("b{n}-{version}")).await;
+            assert!(
+                outcome == "applied" || outcome == "stale",
+                "b{n}-{version}: {outcome} {message}"
+            );
+        }
+    }
+    let (outcome, message) = s.outcome("bad").await;
+    assert_eq!(outcome, "failed", "{message}");
+    assert!(message.contains("price"), "{message}");
+    assert_eq!(s.title("8009").await, None);
+    let (outcome, message) = s.outcome("order").await;
+    assert_eq!(outcome, "applied", "{message}");
+    assert_eq!(
+        s.db.count("SELECT COUNT(*) FROM order_lines WHERE store_id = 'mugs' AND order_id = '9100' AND item_id = '8000'")
+            .await,
+        1
+    );
+    s.stop().await;
+}

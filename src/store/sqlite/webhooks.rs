@@ -84,22 +84,24 @@ impl WebhookStore for SqliteStore {
             .collect()
     }
 
-    async fn finish_webhook(
+    async fn finish_webhooks(
         &self,
-        webhook_id: &str,
-        outcome: WebhookOutcome,
-        message: &str,
+        done: &[(String, WebhookOutcome, String)],
         now: i64,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE webhooks SET applied_at = ?, outcome = ?, message = ? WHERE webhook_id = ?",
-        )
-        .bind(now)
-        .bind(outcome.as_str())
-        .bind(message)
-        .bind(webhook_id)
-        .execute(&self.pool)
-        .await?;
+        let mut tx = self.pool.begin().await?;
+        for (webhook_id, outcome, message) in done {
+            sqlx::query(
+                "UPDATE webhooks SET applied_at = ?, outcome = ?, message = ? WHERE webhook_id = ?",
+            )
+            .bind(now)
+            .bind(outcome.as_str())
+            .bind(message)
+            .bind(webhook_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
@@ -335,6 +337,7 @@ impl WebhookStore for SqliteStore {
             "DELETE FROM resource_versions WHERE store_id = ?",
             "DELETE FROM api_tokens WHERE store_id = ?",
             "DELETE FROM jobs WHERE store_id = ?",
+            "DELETE FROM app_uploads WHERE store_id = ?",
             // The webhooks stay as a record that they came, without what they carried.
             "UPDATE webhooks SET body = X'' WHERE store_id = ?",
             "DELETE FROM stores WHERE store_id = ?",
