@@ -45,6 +45,9 @@ pub struct AppState {
     pub metrics: metrics::Metrics,
     /// Requests per token (keyed by the token's hash, or `admin`).
     limiter: governor::DefaultKeyedRateLimiter<String>,
+    /// Each store's latest run document as last answered, with what it was made of
+    /// ([`runs::latest`]).
+    pub latest_documents: Mutex<HashMap<String, (u64, axum::body::Bytes)>>,
 }
 
 impl AppState {
@@ -61,6 +64,7 @@ impl AppState {
             running: Mutex::new(HashMap::new()),
             metrics: metrics::Metrics::default(),
             limiter: governor::RateLimiter::keyed(quota),
+            latest_documents: Mutex::new(HashMap::new()),
             services,
         }
     }

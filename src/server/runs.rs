@@ -156,24 +156,26 @@ async fn values(
     store_id: &StoreId,
     bundles: &[Bundle],
 ) -> Result<Vec<Value>, ApiError> {
-    let decisions: HashMap<String, Approval> = state
-        .services
-        .store
-        .approvals(store_id)
-        .await?
-        .into_iter()
-        .map(|a| (a.bundle_id.clone(), a))
+    let approvals = state.services.store.approvals(store_id).await?;
+    Ok(with_decisions(bundles, &approvals))
+}
+
+/// Bundles as values, each with its decision (see [`values`]).
+fn with_decisions(bundles: &[Bundle], approvals: &[Approval]) -> Vec<Value> {
+    let decisions: HashMap<&str, &Approval> = approvals
+        .iter()
+        .map(|a| (a.bundle_id.as_str(), a))
         .collect();
-    Ok(bundles
+    bundles
         .iter()
         .filter_map(|b| {
             let mut v = serde_json::to_value(b).ok()?;
-            if let (Some(a), Some(map)) = (decisions.get(&b.id), v.as_object_mut()) {
+            if let (Some(a), Some(map)) = (decisions.get(b.id.as_str()), v.as_object_mut()) {
                 map.insert("decision".into(), decision_document(a));
             }
             Some(v)
         })
-        .collect())
+        .collect()
 }
 
 fn decision_document(a: &Approval) -> Value {
@@ -241,14 +243,82 @@ pub async fn one(
     Ok(Json(run_document(&stored, bundles)))
 }
 
-/// `GET /v1/stores/{store}/runs/latest`.
+/// `GET /v1/stores/{store}/runs/latest`. The hot read of a dashboard: unfiltered, it
+/// is answered from the document last made for the same run and the same decisions
+/// (a saved run never changes; a decision or a newer run makes a new document), so
+/// it costs two small queries instead of loading and rendering every bundle.
 pub async fn latest(
-    state: State<Arc<AppState>>,
+    State(state): State<Arc<AppState>>,
     Path(store): Path<String>,
-    filter: Query<BundleFilter>,
+    Query(filter): Query<BundleFilter>,
     headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
-    one(state, Path((store, "latest".to_owned())), filter, headers).await
+) -> Result<Response, ApiError> {
+    let unfiltered =
+        filter.objective.is_none() && filter.bundle_type.is_none() && filter.product.is_none();
+    if !unfiltered {
+        let doc = one(
+            State(state),
+            Path((store, "latest".to_owned())),
+            Query(filter),
+            headers,
+        )
+        .await?;
+        return Ok(doc.into_response());
+    }
+    let store_id = store_of(&state, &headers, &store).await?;
+    let services = &state.services;
+    let Some(run_id) = services.store.latest_run_id(&store_id).await? else {
+        return Err(ApiError::not_found(format!(
+            "store {:?} has no run yet: trigger a job",
+            store_id.as_str()
+        )));
+    };
+    let approvals = services.store.approvals(&store_id).await?;
+    let key = {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        run_id.hash(&mut h);
+        for a in &approvals {
+            (
+                &a.bundle_id,
+                a.decision.as_str(),
+                &a.run_id,
+                &a.decided_by,
+                &a.decided_at,
+            )
+                .hash(&mut h);
+        }
+        h.finish()
+    };
+    let cached = state.latest_documents.lock().ok().and_then(|c| {
+        c.get(store_id.as_str())
+            .filter(|(k, _)| *k == key)
+            .map(|(_, b)| b.clone())
+    });
+    let body = match cached {
+        Some(body) => body,
+        None => {
+            let stored = load_run(&state, &store_id, &run_id).await?;
+            let bundles = parse_bundles(&stored)?;
+            let values = with_decisions(&bundles, &approvals);
+            let bytes = serde_json::to_vec(&run_document(&stored, values)).map_err(|e| {
+                ApiError::from_kind(crate::error::ErrorKind::Internal, e.to_string())
+            })?;
+            let body = axum::body::Bytes::from(bytes);
+            if let Ok(mut c) = state.latest_documents.lock() {
+                c.insert(store_id.as_str().to_owned(), (key, body.clone()));
+            }
+            body
+        }
+    };
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response())
 }
 
 /// `GET /v1/stores/{store}/runs/{run}/bundles`: just the bundles, filtered.

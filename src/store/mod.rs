@@ -186,6 +186,10 @@ pub trait Store: JobQueue + TokenStore + WebhookStore + Send + Sync {
         limit: u64,
     ) -> Result<Page<RunListing>, StoreError>;
 
+    /// The id of the store's latest saved run (as [`Store::stored_run`] finds it),
+    /// without loading it.
+    async fn latest_run_id(&self, id: &StoreId) -> Result<Option<String>, StoreError>;
+
     /// A saved run of a store (`None`: its latest) with its bundles in published order.
     async fn stored_run(
         &self,

@@ -881,6 +881,15 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn latest_run_id(&self, id: &StoreId) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT run_id FROM runs WHERE store_id = ? ORDER BY finished_at DESC, run_id DESC LIMIT 1",
+        )
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
     async fn stored_run(
         &self,
         id: &StoreId,
