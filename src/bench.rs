@@ -26,6 +26,9 @@ use crate::rules::{self, Attempt, Fraction, MinSupport, MiningOptions, Target};
 use crate::services::ServicesError;
 use crate::store::StoreError;
 
+pub mod serve;
+pub use serve::{ServeOptions, ServeReport};
+
 #[derive(Debug, thiserror::Error)]
 pub enum BenchError {
     /// Options no measurement can be made with (no runs, nothing to search).
@@ -51,6 +54,11 @@ pub enum BenchError {
     },
     #[error("cannot render the report: {0}")]
     Render(#[from] serde_json::Error),
+    #[error("cannot find a free port on 127.0.0.1")]
+    Port(#[source] std::io::Error),
+    /// The measured server did not start or answer as it should.
+    #[error("bench serve: {0}")]
+    Serve(String),
 }
 
 fn write_file(path: &Path, bytes: impl AsRef<[u8]>) -> Result<(), BenchError> {

@@ -247,6 +247,11 @@ fn at_least_one(raw: &str) -> Result<usize, String> {
     at_least(raw, 1)
 }
 
+fn at_least_one_u32(raw: &str) -> Result<u32, String> {
+    let n = at_least(raw, 1)?;
+    u32::try_from(n).map_err(|_| format!("{raw} is too large"))
+}
+
 fn at_least_two(raw: &str) -> Result<usize, String> {
     at_least(raw, 2)
 }
@@ -409,6 +414,31 @@ enum BenchCommand {
     /// Whole `generate` runs on a stored store, repeated: median time per phase and
     /// task, with the LLM calls and tokens of a run.
     Generate(BenchGenerateArgs),
+    /// The service under load: a generated store behind `serve` on 127.0.0.1,
+    /// signed webhooks and `GET …/runs/latest` at fixed rates, first idle and then
+    /// while generate jobs run back to back with pipeline.threads = 1.
+    Serve(BenchServeArgs),
+}
+
+#[derive(Args, Debug)]
+struct BenchServeArgs {
+    /// The generated store: small, medium or large.
+    #[arg(long, default_value = "medium")]
+    size: String,
+    /// Seconds of load in each phase.
+    #[arg(long, default_value_t = 30.0)]
+    seconds: f64,
+    /// Webhooks per second.
+    #[arg(long, default_value_t = 200, value_parser = at_least_one_u32)]
+    webhook_rate: u32,
+    /// `GET …/runs/latest` requests per second.
+    #[arg(long, default_value_t = 100, value_parser = at_least_one_u32)]
+    get_rate: u32,
+    /// Keep the server's log (JSON lines) in this file.
+    #[arg(long, value_name = "FILE")]
+    server_log: Option<PathBuf>,
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -614,6 +644,9 @@ async fn dispatch(cli: Cli, settings: Settings) -> Result<ExitCode> {
         Command::Bench(BenchCommand::Embed(args)) => bench_embed(args, &settings).await,
         Command::Bench(BenchCommand::Rules(args)) => bench_rules(args, &settings),
         Command::Bench(BenchCommand::Generate(args)) => bench_generate(args, &settings).await,
+        Command::Bench(BenchCommand::Serve(args)) => {
+            bench_serve(args, cli.config.clone(), &settings).await
+        }
     }
 }
 
@@ -941,6 +974,31 @@ fn bench_failure(err: bench::BenchError) -> anyhow::Error {
         E::StoreId(e) => e.into(),
         other => other.into(),
     }
+}
+
+async fn bench_serve(
+    args: BenchServeArgs,
+    config: Option<PathBuf>,
+    settings: &Settings,
+) -> Result<ExitCode> {
+    let size: FixtureSize = args
+        .size
+        .parse()
+        .map_err(|e| anyhow::anyhow!("--size: {e}"))?;
+    let options = bench::ServeOptions {
+        program: std::env::current_exe().context("cannot find this program to run serve")?,
+        config,
+        size,
+        seconds: args.seconds,
+        webhook_rate: args.webhook_rate,
+        get_rate: args.get_rate,
+        server_log: args.server_log,
+    };
+    let spinner = terminal::Spinner::new("loading the service");
+    let report = bench::serve::serve(&options, settings).await;
+    drop(spinner);
+    let report = report.map_err(bench_failure)?;
+    print_result(args.json, &report, || report.text())
 }
 
 async fn bench_ingest(args: BenchIngestArgs, settings: &Settings) -> Result<ExitCode> {
