@@ -378,6 +378,18 @@ impl Columns {
         {
             return Some(Shape::OnlineRetail);
         }
+        // A catalog joined from the Admin API (one row per variant, with both its ids
+        // and a price) may carry a handle and a variant SKU too; its ids are what
+        // orders name, so it is read by them rather than as Shopify's own product
+        // export, which has neither id.
+        let joined_ids = has("variantid")
+            && has("productid")
+            && (has("price") || has("variantprice"))
+            && (has("producttitle") || has("title"))
+            && !(has("orderid") || has("name") || has("ordername"));
+        if joined_ids {
+            return Some(Shape::VariantCatalog);
+        }
         if has("handle") && (has("variantprice") || has("variantsku")) {
             return Some(Shape::ShopifyProductExport);
         }
@@ -667,6 +679,18 @@ mod tests {
             "status",
         ]);
         assert_eq!(flat.shape(), Some(Shape::VariantCatalog));
+        // An Admin API join with both ids beside a handle and a variant SKU.
+        let joined = columns(&[
+            "product_id",
+            "handle",
+            "product_title",
+            "id",
+            "sku",
+            "variant_id",
+            "variant_sku",
+            "price",
+        ]);
+        assert_eq!(joined.shape(), Some(Shape::VariantCatalog));
         let levels = columns(&["inventory_item_id", "location_id", "available"]);
         assert_eq!(levels.shape(), Some(Shape::InventoryLevels));
         assert_eq!(columns(&["a", "b"]).shape(), None);
