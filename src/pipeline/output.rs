@@ -151,7 +151,12 @@ pub fn csv(bundles: &[Bundle]) -> String {
 }
 
 fn decimal(minor: i64, b: &Bundle) -> String {
-    let exp = b.currency.exponent();
+    decimal_text(minor, b.currency)
+}
+
+/// An amount in minor units as its decimal text (`1250` USD → `12.50`).
+pub fn decimal_text(minor: i64, currency: crate::domain::Currency) -> String {
+    let exp = currency.exponent();
     if exp == 0 {
         return minor.to_string();
     }

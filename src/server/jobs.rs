@@ -92,7 +92,7 @@ pub fn job_document(job: &JobRecord) -> Value {
 
 /// A job's document with the freshest phases: this process's own, for a run it is
 /// working on (the database's copy is as old as the last heartbeat).
-fn current_document(state: &AppState, job: &JobRecord) -> Value {
+pub(super) fn current_document(state: &AppState, job: &JobRecord) -> Value {
     let mut doc = job_document(job);
     if job.state == crate::store::JobState::Running
         && let Some(phases) = state.running_phases(&job.job_id)

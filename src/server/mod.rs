@@ -9,6 +9,7 @@ pub mod jobs;
 pub mod metrics;
 pub mod routes;
 pub mod runs;
+pub mod shopify_app;
 pub mod uploads;
 pub mod webhooks;
 pub mod worker;
@@ -180,6 +181,32 @@ async fn authorize_store(
             "forbidden",
             format!("this token is not for store {:?}", store.as_str()),
         )),
+        None => Err(ApiError::unauthorized()),
+    }
+}
+
+/// Any valid token: the admin token, or some store's (for routes that find the store
+/// from what they are asked for, and check it with [`authorize_store`] then).
+async fn authorize_any(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    bearer_store(state, headers).await.map(|_| ())
+}
+
+/// The store a valid store token is for (`None` for the admin token); 401 without a
+/// valid token.
+async fn bearer_store(state: &AppState, headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(token) = bearer(headers) else {
+        return Err(ApiError::unauthorized());
+    };
+    if is_admin(state, token) {
+        state.spend_request(ADMIN_KEY)?;
+        return Ok(None);
+    }
+    let hash = token_hash(token);
+    match state.services.store.token_store(&hash).await? {
+        Some((own, _)) => {
+            state.spend_request(&hash)?;
+            Ok(Some(own))
+        }
         None => Err(ApiError::unauthorized()),
     }
 }

@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 
 use super::runs::RunFile;
 use super::uploads::Upload;
-use super::{AppState, catalog, jobs, runs, uploads};
+use super::{AppState, catalog, jobs, runs, shopify_app, uploads};
 use crate::domain::{BundleType, Objective};
 use crate::store::Decision;
 
@@ -249,6 +249,38 @@ pub fn table() -> Vec<(RouteDoc, Handler)> {
         (doc("get", "/v1/admin/webhooks/{id}", "admin", "A kept webhook and how it was applied (a data request's result: what we hold on the customer).", Admin), get(super::webhooks::inspect)),
         (doc("get", "/v1/admin/shops/{domain}", "admin", "Which store a shop is, as webhooks resolve it.", Admin), get(super::shop_store)),
     ];
+    // The predecessor's Shopify app, as its front end calls it.
+    t.extend([
+        (
+            doc("post", "/api/shopify/upload", "shopify-app", "The predecessor app's upload: one CSV as a string in JSON (`shopId`, `csvType`, `csvData`, `runId`); a run's orders upload with its catalog and variants done starts a job.", Store)
+                .body(Body::Json("AppUpload")),
+            post(shopify_app::upload),
+        ),
+        (
+            doc("post", "/api/shopify/upload-batch", "shopify-app", "The predecessor app's batch upload: catalog, variants, inventory and orders CSVs of one run, read in that order; starts the job.", Store)
+                .body(Body::Json("AppUploadBatch")),
+            post(shopify_app::upload_batch),
+        ),
+        (
+            doc("get", "/api/shopify/status/{id}", "shopify-app", "An app upload (or a run's orders upload) and its job: processing, generating_bundles, completed or failed.", Store),
+            get(shopify_app::status),
+        ),
+        (
+            doc("get", "/api/shopify/progress/{id}/stream", "shopify-app", "An app upload's progress as Server-Sent Events: `progress`, then `complete`; `error` when it never appears.", Store)
+                .ok(200, "text/event-stream", None),
+            get(shopify_app::progress_stream),
+        ),
+        (
+            doc("get", "/api/shopify/recommendations/{shop_id}", "shopify-app", "The shop's latest bundles as the app's recommendations, best first (`shop_id`: store id or shop domain).", Store)
+                .query(&[("approved", "true or false: only approved, or only not approved."), ("limit", "At most this many (default 20).")]),
+            get(shopify_app::recommendations),
+        ),
+        (
+            doc("post", "/api/shopify/recommendations/{id}/approve", "shopify-app", "Approve a recommendation of the shop's latest run.", Store)
+                .query(&[("shop_id", "The shop (store id or shop domain); required.")]),
+            post(shopify_app::approve),
+        ),
+    ]);
     for (u, path, summary) in uploads {
         t.push((
             doc("put", path, "uploads", summary, Store)
@@ -491,6 +523,31 @@ fn schemas() -> Value {
         "Webhook": {
             "type": "object",
             "description": "The resource Shopify sends for the topic (X-Shopify-Topic): a product, an order, an inventory level, …"
+        },
+        "AppUpload": {
+            "type": "object",
+            "required": ["shopId", "csvType", "csvData"],
+            "properties": {
+                "shopId": {"type": "string", "description": "Store id or shop domain."},
+                "csvType": {"enum": ["catalog_joined", "products", "catalog", "variants", "inventory_levels", "inventory", "orders"]},
+                "csvData": {"type": "string"},
+                "runId": {"type": "string"},
+                "triggerPipeline": {"type": "boolean", "description": "On an orders upload: start the job over the stored catalog even when the run lacks its catalog and variants."},
+                "currency": {"type": "string"}
+            }
+        },
+        "AppUploadBatch": {
+            "type": "object",
+            "required": ["shopId", "catalogCsv", "variantsCsv", "inventoryCsv", "ordersCsv"],
+            "properties": {
+                "shopId": {"type": "string"},
+                "runId": {"type": "string"},
+                "catalogCsv": {"type": "string"},
+                "variantsCsv": {"type": "string"},
+                "inventoryCsv": {"type": "string"},
+                "ordersCsv": {"type": "string"},
+                "currency": {"type": "string"}
+            }
         },
         "ShopDomain": {
             "type": "object",

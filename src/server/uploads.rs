@@ -163,25 +163,40 @@ pub async fn put(
         ));
     }
 
+    ingest_upload(&state, &store_id, upload, dir.path(), &path)
+        .await
+        .map(Json)
+}
+
+/// Ingests the upload kept at `path` (in `dir`, which also holds the stored parts of
+/// its catalog while it is read), keeping catalog parts for the next ones; the
+/// report and errors name the upload, not where it was kept.
+pub async fn ingest_upload(
+    state: &AppState,
+    store_id: &StoreId,
+    upload: Upload,
+    dir: &Path,
+    path: &Path,
+) -> Result<IngestOutcome, ApiError> {
     let services = &state.services;
     let store = services.store.as_ref();
-    let files = ingest_files(&state, &store_id, upload, dir.path(), &path).await?;
+    let files = ingest_files(state, store_id, upload, dir, path).await?;
     let body_bytes = if upload.is_catalog_part() {
-        Some(tokio::fs::read(&path).await.map_err(internal)?)
+        Some(tokio::fs::read(path).await.map_err(internal)?)
     } else {
         None
     };
     if let (Upload::Catalog, Some(bytes)) = (upload, &body_bytes) {
         for role in ["variants", "inventory"] {
-            store.put_catalog_upload(&store_id, role, None).await?;
+            store.put_catalog_upload(store_id, role, None).await?;
         }
         store
-            .put_catalog_upload(&store_id, "catalog", Some(bytes))
+            .put_catalog_upload(store_id, "catalog", Some(bytes))
             .await?;
     }
     let outcome = app::ingest(
         store,
-        &store_id,
+        store_id,
         files,
         &services.settings,
         Arc::new(NoProgress),
@@ -191,23 +206,22 @@ pub async fn put(
         (&outcome, upload, &body_bytes)
     {
         store
-            .put_catalog_upload(&store_id, upload.name(), Some(bytes))
+            .put_catalog_upload(store_id, upload.name(), Some(bytes))
             .await?;
     }
     // Errors and the report name the upload (`catalog:3: …`), not where it was kept.
-    let prefix = format!("{}/", dir.path().display());
+    let prefix = format!("{}/", dir.display());
     match outcome {
         Ok(mut outcome) => {
             outcome.report.strip_path_prefix(&prefix);
             tracing::info!(
                 store = %store_id,
                 upload = upload.name(),
-                bytes = received,
                 rows_kept = outcome.report.rows_kept,
                 rejected = outcome.report.rejected_total(),
                 "upload stored"
             );
-            Ok(Json(outcome))
+            Ok(outcome)
         }
         Err(e) => {
             let mut message = e.to_string().replace(&prefix, "");

@@ -4,6 +4,7 @@
 //! the service. Callers see plain domain data: an ingest batch goes in as one
 //! transaction, a [`StoreData`] snapshot comes out for statistics and runs.
 
+pub mod app_uploads;
 pub mod approvals;
 pub mod jobs;
 mod sqlite;
@@ -18,6 +19,7 @@ use chrono::{DateTime, Utc};
 use crate::domain::{self, StoreId};
 use crate::ingest::{CatalogKeys, IngestBatch};
 
+pub use app_uploads::{AppUpload, AppUploadStore};
 pub use approvals::{Approval, Decision};
 pub use jobs::{JobEnd, JobQueue, JobRecord, JobState, Lease, NewJob};
 pub use sqlite::SqliteStore;
@@ -66,7 +68,7 @@ pub use crate::domain::{HistoryLine, HistoryOrder, StoreData};
 
 /// The storage port. One implementation per database; tests use SQLite in a temp dir.
 #[async_trait]
-pub trait Store: JobQueue + TokenStore + WebhookStore + Send + Sync {
+pub trait Store: JobQueue + TokenStore + WebhookStore + AppUploadStore + Send + Sync {
     async fn get_store(&self, id: &StoreId) -> Result<Option<domain::Store>, StoreError>;
 
     /// The store's catalog keys, for joining order lines of a new ingest.

@@ -23,6 +23,7 @@ use crate::domain::{
 };
 use crate::ingest::{CatalogKeys, IngestBatch};
 
+mod app_uploads;
 mod jobs;
 mod tokens;
 mod webhooks;

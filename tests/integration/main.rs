@@ -23,6 +23,7 @@ mod reingest;
 mod rules;
 mod serve;
 mod shapes;
+mod shopify_app;
 mod stats;
 mod store_rules;
 mod support;
