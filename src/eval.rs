@@ -490,7 +490,8 @@ pub async fn evaluate(
         &train_baskets,
         data.products.len(),
         &picks_all,
-        options,
+        options.k,
+        options.seed,
     );
     if options.cold {
         baselines.nearest_in_meaning = Some(score_sets(&holdout, &nearest_pairs(&ctx, options.k)));
@@ -543,22 +544,28 @@ fn repeated(
     r
 }
 
-fn baselines(
-    holdout: &Holdout,
-    train: &[Vec<u32>],
-    products: usize,
-    ours: &[NeedSet],
-    options: &EvalOptions,
-) -> Baselines {
+/// The `k` pairs bought together most often in `train` (ties by product index).
+pub(crate) fn top_count_pairs(train: &[Vec<u32>], products: usize, k: usize) -> Vec<Vec<u32>> {
     let baskets = Baskets::from_ids(products as u32, train.to_vec());
     let pairs = count_pairs(&baskets, 1, crate::config::thread_count(0));
     let mut by_count: Vec<&crate::rules::PairCount> = pairs.pairs.iter().collect();
     by_count.sort_by(|a, b| b.count.cmp(&a.count).then((a.a, a.b).cmp(&(b.a, b.b))));
-    let top_count: Vec<Vec<u32>> = by_count
-        .iter()
-        .take(options.k)
-        .map(|p| vec![p.a, p.b])
-        .collect();
+    by_count.iter().take(k).map(|p| vec![p.a, p.b]).collect()
+}
+
+/// The baselines of `eval`: random sets of `ours`' sizes, the top-`k` pairs by count
+/// and by lift, all from the training baskets.
+pub(crate) fn baselines(
+    holdout: &Holdout,
+    train: &[Vec<u32>],
+    products: usize,
+    ours: &[NeedSet],
+    k: usize,
+    seed: u64,
+) -> Baselines {
+    let top_count = top_count_pairs(train, products, k);
+    let baskets = Baskets::from_ids(products as u32, train.to_vec());
+    let pairs = count_pairs(&baskets, 1, crate::config::thread_count(0));
     let mut by_lift: Vec<(&crate::rules::PairCount, f64)> = pairs
         .pairs
         .iter()
@@ -571,7 +578,7 @@ fn baselines(
     });
     let top_lift: Vec<Vec<u32>> = by_lift
         .iter()
-        .take(options.k)
+        .take(k)
         .map(|(p, _)| vec![p.a, p.b])
         .collect();
     // Random sets of our sets' sizes over the products bought in training.
@@ -591,7 +598,7 @@ fn baselines(
     } else {
         sizes
     };
-    let mut rng = Stream::new(Purpose::RandomSets, options.seed);
+    let mut rng = Stream::new(Purpose::RandomSets, seed);
     let random: Vec<Vec<u32>> = (0..2000)
         .map(|i| {
             let want = sizes[i % sizes.len()].0.min(sold.len());

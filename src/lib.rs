@@ -35,6 +35,7 @@
 pub mod app;
 pub mod bench;
 pub mod cancel;
+pub mod cohorts;
 pub mod config;
 pub mod cpu;
 pub mod destination;

@@ -24,6 +24,8 @@ pub enum Purpose {
     RandomSets,
     /// Evaluation's bootstrap resamples.
     Bootstrap,
+    /// A cohort comparison's paired resamples of orders and product sets.
+    CohortResamples,
 }
 
 impl Purpose {
@@ -35,6 +37,7 @@ impl Purpose {
             Purpose::SyntheticQueries => 0x0051_EA5C_0FFE,
             Purpose::RandomSets => 0x7a11,
             Purpose::Bootstrap => 0xb007,
+            Purpose::CohortResamples => 0xc0_4027,
         }
     }
 }

@@ -65,6 +65,37 @@ impl Drop for Spinner {
     }
 }
 
+/// A bar over the steps of a longer job (a cohort comparison's contexts and runs);
+/// cleared when dropped.
+pub struct StepBar(ProgressBar);
+
+impl StepBar {
+    pub fn new() -> Self {
+        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+        bar.set_style(style("[{bar:30}] {pos}/{len} {msg} ({elapsed})"));
+        StepBar(bar)
+    }
+
+    /// `done` of `total` steps; `what` is under way.
+    pub fn step(&self, done: usize, total: usize, what: &str) {
+        self.0.set_length(total as u64);
+        self.0.set_position(done as u64);
+        self.0.set_message(what.to_owned());
+    }
+}
+
+impl Default for StepBar {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for StepBar {
+    fn drop(&mut self) {
+        self.0.finish_and_clear();
+    }
+}
+
 /// A bar per phase of a run: cells, priced bundles, copy batches; a spinner for a
 /// phase without a total; each left as one line of time and counts when it finishes.
 pub struct PhaseBars {

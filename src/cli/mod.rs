@@ -60,6 +60,10 @@ enum Command {
     /// Bundle quality on a temporal holdout: generate on the store as it was at a
     /// cutoff and score against the orders after it, beside baselines.
     Eval(EvalArgs),
+    /// Offline A/B cohorts: the control and variants (the seed's six presets, or a
+    /// cohorts.toml) on one context per scenario, scored on held-out orders with
+    /// paired intervals against the control. `cohorts assign` shows a split.
+    Cohorts(CohortsArgs),
     /// Frequent itemsets and association rules (FP-Growth) of a baskets file or a
     /// store's orders. Exact by default: no length limit, no basket cap.
     Rules(RulesArgs),
@@ -239,6 +243,55 @@ struct EvalArgs {
     /// Replace what --out holds (without it, a non-empty --out is an error).
     #[arg(long, requires = "out")]
     force: bool,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+struct CohortsArgs {
+    #[command(subcommand)]
+    command: Option<CohortsCommand>,
+    #[arg(long, required = true)]
+    store: Option<String>,
+    /// Train on orders dated on or before this day; score against the rest.
+    #[arg(long, value_name = "DATE", required = true, allow_hyphen_values = true, value_parser = calendar_date)]
+    cutoff: Option<NaiveDate>,
+    /// The variants (default: cohorts.toml when the working directory has one, else
+    /// the seed's six presets).
+    #[arg(long, value_name = "FILE")]
+    variants: Option<PathBuf>,
+    #[arg(long, default_value_t = 42, allow_negative_numbers = true, value_parser = whole_number::<u64>)]
+    seed: u64,
+    /// Bootstrap resamples of the held-out orders.
+    #[arg(long, default_value_t = 1000, value_parser = at_least_one)]
+    resamples: usize,
+    /// Where cohorts.json and cohorts.html go (default: a new folder under ./runs).
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Replace what `--out DIR` holds.
+    #[arg(long, requires = "out")]
+    force: bool,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+enum CohortsCommand {
+    /// Assign the store's customers to the arms by a salted hash; prints the split
+    /// and its sample-ratio-mismatch check.
+    Assign(CohortsAssignArgs),
+}
+
+#[derive(Args, Debug)]
+struct CohortsAssignArgs {
+    #[arg(long)]
+    store: String,
+    /// The salt (default: the cohorts file's `salt`).
+    #[arg(long)]
+    salt: Option<String>,
+    #[arg(long, value_name = "FILE")]
+    variants: Option<PathBuf>,
     #[arg(long)]
     json: bool,
 }
@@ -632,6 +685,7 @@ async fn dispatch(cli: Cli, settings: Settings) -> Result<ExitCode> {
         Command::Classify(args) => classify(args, &settings).await,
         Command::Generate(args) => generate(args, settings).await,
         Command::Eval(args) => eval(args, settings).await,
+        Command::Cohorts(args) => cohorts(args, settings).await,
         Command::Rules(args) => rules(args, &settings).await,
         Command::StoreRules(args) => store_rules(args, &settings).await,
         Command::Approve(args) => approve(args, &settings).await,
@@ -821,6 +875,96 @@ async fn eval(args: EvalArgs, settings: Settings) -> Result<ExitCode> {
     let paths = eval::write_files(&dir, args.force, &report, &out)?;
     print_result(args.json, &report, || {
         eval::table(&report) + &render::paths("written to:", &paths)
+    })
+}
+
+/// The cohorts file asked for, else `./cohorts.toml` when there is one, else the presets.
+fn cohorts_file(path: Option<&PathBuf>) -> Result<bundleforge::cohorts::Cohorts> {
+    let default = PathBuf::from("cohorts.toml");
+    match path {
+        Some(p) => Ok(bundleforge::cohorts::Cohorts::from_file(p)?),
+        None if default.is_file() => Ok(bundleforge::cohorts::Cohorts::from_file(&default)?),
+        None => Ok(bundleforge::cohorts::Cohorts::presets()),
+    }
+}
+
+async fn cohorts(args: CohortsArgs, settings: Settings) -> Result<ExitCode> {
+    use bundleforge::cohorts;
+    if let Some(CohortsCommand::Assign(a)) = args.command {
+        let id = store_id(&a.store)?;
+        let file = cohorts_file(a.variants.as_ref())?;
+        let Some(salt) = a.salt.or(file.salt.clone()) else {
+            anyhow::bail!("--salt: give one (or `salt` in the cohorts file)");
+        };
+        let services = services(&settings).await?;
+        let data = services.store.load(&id).await?;
+        let customers: Vec<&str> = data
+            .orders
+            .iter()
+            .filter_map(|o| o.customer_key.as_deref())
+            .collect();
+        let (unit, ids): (&str, Vec<&str>) = if customers.is_empty() {
+            (
+                "order",
+                data.orders.iter().map(|o| o.order_id.as_str()).collect(),
+            )
+        } else {
+            ("customer", customers)
+        };
+        let split = cohorts::assign::assign(ids, &salt, unit, &file.arms());
+        return print_result(a.json, &split, || {
+            let mut t = format!(
+                "{} {}s of store {} under salt {:?}\n",
+                split.total, split.unit, id, split.salt
+            );
+            for arm in &split.arms {
+                t.push_str(&format!(
+                    "  {:<10} {:>8} {:>7.2} % (expected {:.2} %)\n",
+                    arm.name,
+                    arm.count,
+                    arm.share * 100.0,
+                    arm.expected_share * 100.0
+                ));
+            }
+            t.push_str(&format!(
+                "sample ratio: chi-square {:.2} ({} df), p = {:.4}{}\n",
+                split.srm.chi_square,
+                split.srm.degrees_of_freedom,
+                split.srm.p_value,
+                if split.srm.mismatch {
+                    ": MISMATCH"
+                } else {
+                    ": balanced"
+                }
+            ));
+            t
+        });
+    }
+    let (Some(store), Some(cutoff)) = (args.store, args.cutoff) else {
+        anyhow::bail!("--store and --cutoff are required");
+    };
+    let id = store_id(&store)?;
+    let file = cohorts_file(args.variants.as_ref())?;
+    if let Some(dir) = &args.out {
+        bundleforge::destination::check(dir, args.force)?;
+    }
+    let services = services(&settings).await?;
+    let options = cohorts::CohortOptions {
+        cutoff,
+        seed: args.seed,
+        scenarios: cohorts::Scenario::defaults(),
+        resamples: args.resamples,
+        k: 50,
+    };
+    let bar = terminal::StepBar::new();
+    let progress = |done: usize, total: usize, what: &str| bar.step(done, total, what);
+    let report = cohorts::run(&services, &id, &file.variants, &options, &progress).await?;
+    drop(bar);
+    let run_id = ulid::Ulid::new().to_string();
+    let dir = output::run_dir(args.out, &format!("{}-cohorts", id.as_str()), &run_id);
+    let paths = cohorts::write_files(&dir, args.force, &report)?;
+    print_result(args.json, &report, || {
+        cohorts::table(&report) + &render::paths("written to:", &paths)
     })
 }
 
