@@ -955,6 +955,7 @@ async fn cohorts(args: CohortsArgs, settings: Settings) -> Result<ExitCode> {
         scenarios: cohorts::Scenario::defaults(),
         resamples: args.resamples,
         k: 50,
+        concurrent_runs: settings.pipeline_threads().clamp(1, 4),
     };
     let bar = terminal::StepBar::new();
     let progress = |done: usize, total: usize, what: &str| bar.step(done, total, what);

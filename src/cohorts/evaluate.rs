@@ -34,6 +34,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
+use futures_util::StreamExt;
+
 use chrono::NaiveDate;
 use serde::Serialize;
 
@@ -88,6 +90,8 @@ pub struct CohortOptions {
     pub resamples: usize,
     /// Pairs in each top-K baseline (and what `novelty` is measured against).
     pub k: usize,
+    /// Variants run at once over a context.
+    pub concurrent_runs: usize,
 }
 
 /// A 90 % interval, `[low, high]`.
@@ -192,7 +196,20 @@ pub struct CohortsReport {
     pub variants: Vec<VariantReport>,
     pub baselines: BTreeMap<String, ScenarioBaselines>,
     pub verdict: Vec<Verdict>,
+    /// Where the time went, per scenario.
+    pub timings: Vec<ScenarioTiming>,
     pub seconds: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ScenarioTiming {
+    pub scenario: String,
+    /// Phase 0, once for every variant.
+    pub prepare_seconds: f64,
+    /// Phases 1–3 of every variant.
+    pub runs_seconds: f64,
+    /// Baselines, the bootstrap and the other measures.
+    pub scoring_seconds: f64,
 }
 
 /// A set prepared for repeated scoring: the held-out orders that count for it.
@@ -422,9 +439,11 @@ pub async fn run(
 
     let mut per_variant: Vec<Vec<VariantScenario>> = vec![Vec::new(); variants.len()];
     let mut baselines = BTreeMap::new();
+    let mut timings = Vec::with_capacity(options.scenarios.len());
     let never = CancelToken::never();
     for scenario in &options.scenarios {
         progress(step, total_steps, &format!("{}: phase 0", scenario.name));
+        let scenario_started = Instant::now();
         let prepare_options = PrepareOptions {
             as_of: Some(options.cutoff),
             seed: options.seed,
@@ -437,6 +456,7 @@ pub async fn run(
         ctx.rules.pins.clear();
         ctx.store_rules.pins.clear();
         let ctx = Arc::new(ctx);
+        let prepare_seconds = scenario_started.elapsed().as_secs_f64();
         step += 1;
         let train: Vec<Vec<u32>> = {
             let skip = match scenario.orders {
@@ -459,17 +479,27 @@ pub async fn run(
         // The distinct product sets every arm published, each scored once.
         let mut units: Vec<PreparedSet> = Vec::new();
         let mut unit_of: HashMap<Vec<u32>, usize> = HashMap::new();
+        // Runs at once: much of a run's CPU work keeps one core busy.
+        let runs_started = Instant::now();
+        let runs = futures_util::stream::iter(variants.iter().map(|v| {
+            let ctx = &ctx;
+            let never = &never;
+            async move {
+                let t = Instant::now();
+                let out =
+                    pipeline::run(ctx, &v.variant(options.seed), services, &NoObserver, never)
+                        .await;
+                (out, t.elapsed().as_secs_f64())
+            }
+        }))
+        .buffered(options.concurrent_runs.max(1));
+        futures_util::pin_mut!(runs);
         for v in variants {
             progress(step, total_steps, &format!("{}: {}", scenario.name, v.name));
-            let t = Instant::now();
-            let out = pipeline::run(
-                &ctx,
-                &v.variant(options.seed),
-                services,
-                &NoObserver,
-                &never,
-            )
-            .await?;
+            let Some((out, seconds)) = runs.next().await else {
+                break;
+            };
+            let out = out?;
             let sets: Vec<Vec<u32>> = out
                 .bundles
                 .iter()
@@ -510,11 +540,13 @@ pub async fn run(
                 members,
                 picks,
                 weights: [w.alpha, w.beta, w.gamma],
-                seconds: t.elapsed().as_secs_f64(),
+                seconds,
             });
             step += 1;
         }
 
+        let runs_seconds = runs_started.elapsed().as_secs_f64();
+        let scoring_started = Instant::now();
         // Baselines from the scenario's training orders; random sets of the sizes
         // every arm published.
         let pooled: Vec<NeedSet> = arms.iter().flat_map(|a| a.picks.clone()).collect();
@@ -655,6 +687,12 @@ pub async fn run(
                 seconds: arm.seconds,
             });
         }
+        timings.push(ScenarioTiming {
+            scenario: scenario.name.clone(),
+            prepare_seconds,
+            runs_seconds,
+            scoring_seconds: scoring_started.elapsed().as_secs_f64(),
+        });
     }
     progress(total_steps, total_steps, "done");
 
@@ -685,6 +723,7 @@ pub async fn run(
         variants: reports,
         baselines,
         verdict,
+        timings,
         seconds: started.elapsed().as_secs_f64(),
     })
 }

@@ -269,9 +269,9 @@ pub fn html(r: &CohortsReport) -> String {
     let _ = write!(
         html,
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>bundleforge cohorts: {store}</title>\
-         <style>body{{font:14px system-ui,sans-serif;margin:24px;color:#222;max-width:1200px}}\
+         <style>body{{font:14px system-ui,sans-serif;margin:24px;color:#222;max-width:1400px}}\
          table{{border-collapse:collapse;margin:8px 0 20px}}td,th{{border:1px solid #ddd;padding:4px 8px;text-align:left;vertical-align:top}}\
-         td.n{{text-align:right;white-space:nowrap}}tr.control td{{background:#f3f7ff}}tr.baseline td{{color:#666}}\
+         td.n{{text-align:right;white-space:nowrap}}td:first-child{{white-space:nowrap}}tr.control td{{background:#f3f7ff}}tr.baseline td{{color:#666}}\
          .ci{{color:#777;font-size:12px}}.up{{color:#0a7a2f;font-weight:600}}.down{{color:#b42318;font-weight:600}}.flat{{color:#444}}\
          .verdict li{{margin:4px 0}}</style></head><body>",
         store = esc(&r.store_id)

@@ -283,9 +283,16 @@ async fn run_gateway(ctx: &Context, services: &Services) -> Result<Gateway, Pipe
         services.embedder().await?,
         ctx.offline_vectors(),
     ));
-    // Counted from the context's start: one budget for the whole command.
+    // One budget for phase 0 and this run, as a lone `generate` has: counted from
+    // as long before now as phase 0 took, so each of several runs over one context
+    // (a cohort's variants) gets the same, not what the runs before it left.
+    let prepared = std::time::Duration::try_from_secs_f64(ctx.load_seconds + ctx.context_seconds)
+        .unwrap_or_default();
+    let started = std::time::Instant::now()
+        .checked_sub(prepared)
+        .unwrap_or(ctx.clock.0);
     Ok(Gateway::new(
-        services.model.for_run(ctx.clock.0),
+        services.model.for_run(started),
         offline,
         &services.settings.llm,
     ))

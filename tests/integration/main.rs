@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod cli;
+mod cohorts;
 mod cold_start;
 mod embed;
 mod engine;

@@ -110,6 +110,38 @@ pub fn cli(db_url: &str, args: &[&str]) -> Output {
     cmd.output().expect("run bundleforge")
 }
 
+/// The DOM headless Chromium renders for the page at `path` (scripts/test installs
+/// Debian's chromium).
+pub fn rendered_dom(path: &Path) -> String {
+    let chromium = ["chromium", "chromium-browser", "google-chrome"]
+        .into_iter()
+        .find(|c| {
+            Command::new(c)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+        .expect("headless Chromium is needed (scripts/test installs Debian's chromium)");
+    let url = format!("file://{}", path.display());
+    let rendered = Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--dump-dom",
+            &url,
+        ])
+        .output()
+        .expect("run chromium");
+    assert!(
+        rendered.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rendered.stderr)
+    );
+    String::from_utf8_lossy(&rendered.stdout).into_owned()
+}
+
 /// The repository's root, for fixtures and shared data.
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
