@@ -488,7 +488,7 @@ pub async fn evaluate(
     let mut baselines = baselines(
         &holdout,
         &train_baskets,
-        data.products.len(),
+        &training_pairs(&train_baskets, data.products.len()),
         &picks_all,
         options.k,
         options.seed,
@@ -544,28 +544,30 @@ fn repeated(
     r
 }
 
-/// The `k` pairs bought together most often in `train` (ties by product index).
-pub(crate) fn top_count_pairs(train: &[Vec<u32>], products: usize, k: usize) -> Vec<Vec<u32>> {
+/// Every pair of products the training baskets hold together, counted.
+pub(crate) fn training_pairs(train: &[Vec<u32>], products: usize) -> crate::rules::Pairs {
     let baskets = Baskets::from_ids(products as u32, train.to_vec());
-    let pairs = count_pairs(&baskets, 1, crate::config::thread_count(0));
+    count_pairs(&baskets, 1, crate::config::thread_count(0))
+}
+
+/// The `k` pairs bought together most often (ties by product index).
+pub(crate) fn top_count_pairs(pairs: &crate::rules::Pairs, k: usize) -> Vec<Vec<u32>> {
     let mut by_count: Vec<&crate::rules::PairCount> = pairs.pairs.iter().collect();
     by_count.sort_by(|a, b| b.count.cmp(&a.count).then((a.a, a.b).cmp(&(b.a, b.b))));
     by_count.iter().take(k).map(|p| vec![p.a, p.b]).collect()
 }
 
 /// The baselines of `eval`: random sets of `ours`' sizes, the top-`k` pairs by count
-/// and by lift, all from the training baskets.
+/// and by lift, all from the training baskets (`pairs`: [`training_pairs`] of them).
 pub(crate) fn baselines(
     holdout: &Holdout,
     train: &[Vec<u32>],
-    products: usize,
+    pairs: &crate::rules::Pairs,
     ours: &[NeedSet],
     k: usize,
     seed: u64,
 ) -> Baselines {
-    let top_count = top_count_pairs(train, products, k);
-    let baskets = Baskets::from_ids(products as u32, train.to_vec());
-    let pairs = count_pairs(&baskets, 1, crate::config::thread_count(0));
+    let top_count = top_count_pairs(pairs, k);
     let mut by_lift: Vec<(&crate::rules::PairCount, f64)> = pairs
         .pairs
         .iter()

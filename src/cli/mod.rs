@@ -261,11 +261,16 @@ struct CohortsArgs {
     /// the seed's six presets).
     #[arg(long, value_name = "FILE")]
     variants: Option<PathBuf>,
+    /// Seed of the runs, the random baselines and the resamples; same input + seed =
+    /// same report.
     #[arg(long, default_value_t = 42, allow_negative_numbers = true, value_parser = whole_number::<u64>)]
     seed: u64,
-    /// Bootstrap resamples of the held-out orders.
+    /// Bootstrap resamples (of the held-out orders and the published product sets).
     #[arg(long, default_value_t = 1000, value_parser = at_least_one)]
     resamples: usize,
+    /// Pairs in each top-K baseline (and what novelty is measured against).
+    #[arg(long, default_value_t = 50, allow_negative_numbers = true, value_parser = at_least_one)]
+    k: usize,
     /// Where cohorts.json and cohorts.html go (default: a new folder under ./runs).
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
@@ -285,8 +290,13 @@ enum CohortsCommand {
 
 #[derive(Args, Debug)]
 struct CohortsAssignArgs {
+    /// The store whose customers are assigned.
+    #[arg(long, required_unless_present = "stores", conflicts_with = "stores")]
+    store: Option<String>,
+    /// Assign the stores the database holds instead, by their ids (a split of
+    /// merchants rather than of one store's shoppers).
     #[arg(long)]
-    store: String,
+    stores: bool,
     /// The salt (default: the cohorts file's `salt`).
     #[arg(long)]
     salt: Option<String>,
@@ -891,54 +901,30 @@ fn cohorts_file(path: Option<&PathBuf>) -> Result<bundleforge::cohorts::Cohorts>
 async fn cohorts(args: CohortsArgs, settings: Settings) -> Result<ExitCode> {
     use bundleforge::cohorts;
     if let Some(CohortsCommand::Assign(a)) = args.command {
-        let id = store_id(&a.store)?;
         let file = cohorts_file(a.variants.as_ref())?;
         let Some(salt) = a.salt.or(file.salt.clone()) else {
             anyhow::bail!("--salt: give one (or `salt` in the cohorts file)");
         };
         let services = services(&settings).await?;
-        let data = services.store.load(&id).await?;
-        let customers: Vec<&str> = data
-            .orders
-            .iter()
-            .filter_map(|o| o.customer_key.as_deref())
-            .collect();
-        let (unit, ids): (&str, Vec<&str>) = if customers.is_empty() {
-            (
-                "order",
-                data.orders.iter().map(|o| o.order_id.as_str()).collect(),
-            )
-        } else {
-            ("customer", customers)
-        };
-        let split = cohorts::assign::assign(ids, &salt, unit, &file.arms());
-        return print_result(a.json, &split, || {
-            let mut t = format!(
-                "{} {}s of store {} under salt {:?}\n",
-                split.total, split.unit, id, split.salt
-            );
-            for arm in &split.arms {
-                t.push_str(&format!(
-                    "  {:<10} {:>8} {:>7.2} % (expected {:.2} %)\n",
-                    arm.name,
-                    arm.count,
-                    arm.share * 100.0,
-                    arm.expected_share * 100.0
-                ));
+        let (split, of) = match &a.store {
+            Some(store) => {
+                let id = store_id(store)?;
+                let data = services.store.load(&id).await?;
+                let split = cohorts::assign::assign_store(&data, &salt, &file.arms());
+                (split, format!("of store {id}"))
             }
-            t.push_str(&format!(
-                "sample ratio: chi-square {:.2} ({} df), p = {:.4}{}\n",
-                split.srm.chi_square,
-                split.srm.degrees_of_freedom,
-                split.srm.p_value,
-                if split.srm.mismatch {
-                    ": MISMATCH"
-                } else {
-                    ": balanced"
-                }
-            ));
-            t
-        });
+            None => {
+                let ids = services.store.store_ids().await?;
+                let split = cohorts::assign::assign(
+                    ids.iter().map(|id| id.as_str()),
+                    &salt,
+                    "store",
+                    &file.arms(),
+                );
+                (split, "in the database".to_owned())
+            }
+        };
+        return print_result(a.json, &split, || cohorts::assignment_text(&split, &of));
     }
     let (Some(store), Some(cutoff)) = (args.store, args.cutoff) else {
         anyhow::bail!("--store and --cutoff are required");
@@ -954,7 +940,7 @@ async fn cohorts(args: CohortsArgs, settings: Settings) -> Result<ExitCode> {
         seed: args.seed,
         scenarios: cohorts::Scenario::defaults(),
         resamples: args.resamples,
-        k: 50,
+        k: args.k,
         concurrent_runs: settings.pipeline_threads().clamp(1, 4),
     };
     let bar = terminal::StepBar::new();

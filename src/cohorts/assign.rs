@@ -78,6 +78,9 @@ pub struct Assignment {
     /// customer.
     pub unit: String,
     pub total: u64,
+    /// Orders naming no customer when customers are the unit: not assigned (a
+    /// storefront shows them the control).
+    pub orders_without_customer: u64,
     pub arms: Vec<ArmCount>,
     pub srm: Srm,
 }
@@ -117,6 +120,7 @@ pub fn assign<'a>(
         salt: salt.to_owned(),
         unit: unit.to_owned(),
         total,
+        orders_without_customer: 0,
         arms: arms
             .iter()
             .zip(&counts)
@@ -133,6 +137,29 @@ pub fn assign<'a>(
             })
             .collect(),
         srm: srm_check(&counts, &expected),
+    }
+}
+
+/// Assigns a store's customers (the orders' customer ids or e-mails), or its orders
+/// when none names a customer.
+pub fn assign_store(
+    data: &crate::domain::StoreData,
+    salt: &str,
+    arms: &[(String, f64)],
+) -> Assignment {
+    let customers: Vec<&str> = data
+        .orders
+        .iter()
+        .filter_map(|o| o.customer_key.as_deref())
+        .collect();
+    if customers.is_empty() {
+        let orders = data.orders.iter().map(|o| o.order_id.as_str());
+        return assign(orders, salt, "order", arms);
+    }
+    let without = data.orders.len() - customers.len();
+    Assignment {
+        orders_without_customer: without as u64,
+        ..assign(customers, salt, "customer", arms)
     }
 }
 

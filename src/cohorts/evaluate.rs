@@ -433,6 +433,7 @@ pub async fn run(
         )));
     }
     let heldout = Heldout::new(heldout_baskets);
+    let holdout = eval::Holdout::new(&heldout.baskets);
     let n_heldout = heldout.baskets.len();
     let total_steps = options.scenarios.len() * (variants.len() + 1);
     let mut step = 0usize;
@@ -550,15 +551,8 @@ pub async fn run(
         // Baselines from the scenario's training orders; random sets of the sizes
         // every arm published.
         let pooled: Vec<NeedSet> = arms.iter().flat_map(|a| a.picks.clone()).collect();
-        let holdout = eval::Holdout::new(&heldout.baskets);
-        let b = eval::baselines(
-            &holdout,
-            &train,
-            data.products.len(),
-            &pooled,
-            options.k,
-            options.seed,
-        );
+        let counted = eval::training_pairs(&train, data.products.len());
+        let b = eval::baselines(&holdout, &train, &counted, &pooled, options.k, options.seed);
         baselines.insert(
             scenario.name.clone(),
             ScenarioBaselines {
@@ -569,11 +563,11 @@ pub async fn run(
                 top_lift_pairs: b.top_lift_pairs,
             },
         );
-        let top_pairs: HashSet<(u32, u32)> =
-            eval::top_count_pairs(&train, data.products.len(), options.k)
-                .into_iter()
-                .map(|p| (p[0].min(p[1]), p[0].max(p[1])))
-                .collect();
+        let top_pairs: HashSet<(u32, u32)> = eval::top_count_pairs(&counted, options.k)
+            .into_iter()
+            .map(|p| (p[0].min(p[1]), p[0].max(p[1])))
+            .collect();
+        drop(counted);
         let anchors = anchors(&train, &heldout);
 
         // The paired bootstrap: every arm on the same draws of orders and sets.

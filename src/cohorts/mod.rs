@@ -24,7 +24,7 @@ pub use evaluate::{
     CohortOptions, CohortsReport, Difference, HitMargin, Intervals, Scenario, ScenarioBaselines,
     VariantReport, VariantScenario, Verdict, VsControl, run,
 };
-pub use report::{html, table, write_files};
+pub use report::{assignment_text, html, table, write_files};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CohortsError {

@@ -8,6 +8,7 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+use super::assign::Assignment;
 use super::{CohortsReport, VariantScenario};
 use crate::destination::{DestinationError, StagedDir};
 use crate::domain::Money;
@@ -96,6 +97,45 @@ pub fn table(r: &CohortsReport) -> String {
         out.push('\n');
     }
     out
+}
+
+/// A split as text: the units, each arm's count and share against its expected
+/// share, and the sample-ratio check. `of` says whose units they are.
+pub fn assignment_text(split: &Assignment, of: &str) -> String {
+    let mut t = format!(
+        "{} {}s {of} under salt {:?}\n",
+        split.total, split.unit, split.salt
+    );
+    if split.orders_without_customer > 0 {
+        let _ = writeln!(
+            t,
+            "  ({} orders name no customer: not assigned)",
+            split.orders_without_customer
+        );
+    }
+    for arm in &split.arms {
+        let _ = writeln!(
+            t,
+            "  {:<10} {:>8} {:>7.2} % (expected {:.2} %)",
+            arm.name,
+            arm.count,
+            arm.share * 100.0,
+            arm.expected_share * 100.0
+        );
+    }
+    let _ = writeln!(
+        t,
+        "sample ratio: chi-square {:.2} ({} df), p = {:.4}: {}",
+        split.srm.chi_square,
+        split.srm.degrees_of_freedom,
+        split.srm.p_value,
+        if split.srm.mismatch {
+            "MISMATCH (the split is not what its shares say)"
+        } else {
+            "balanced"
+        }
+    );
+    t
 }
 
 /// One row of a forest plot: a point and, where known, its interval.

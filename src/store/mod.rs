@@ -71,6 +71,9 @@ pub use crate::domain::{HistoryLine, HistoryOrder, StoreData};
 pub trait Store: JobQueue + TokenStore + WebhookStore + AppUploadStore + Send + Sync {
     async fn get_store(&self, id: &StoreId) -> Result<Option<domain::Store>, StoreError>;
 
+    /// Every store the database holds, by id.
+    async fn store_ids(&self) -> Result<Vec<StoreId>, StoreError>;
+
     /// The store's catalog keys, for joining order lines of a new ingest.
     async fn catalog_keys(&self, id: &StoreId) -> Result<CatalogKeys, StoreError>;
 

@@ -389,6 +389,17 @@ impl Store for SqliteStore {
         }))
     }
 
+    async fn store_ids(&self) -> Result<Vec<StoreId>, StoreError> {
+        let ids: Vec<String> = sqlx::query_scalar("SELECT store_id FROM stores ORDER BY store_id")
+            .fetch_all(&self.pool)
+            .await?;
+        ids.into_iter()
+            .map(|id| {
+                StoreId::parse(&id).map_err(|_| StoreError::Corrupt(format!("bad store id {id:?}")))
+            })
+            .collect()
+    }
+
     async fn store_rules(&self, id: &StoreId) -> Result<Option<String>, StoreError> {
         let row = sqlx::query("SELECT rules FROM stores WHERE store_id = ?")
             .bind(id.as_str())

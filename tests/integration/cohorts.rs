@@ -296,6 +296,7 @@ fn the_cli_prints_the_comparison_and_assigns_customers_reproducibly() {
     let split = assign(&[]);
     assert_eq!(split["salt"], "spring");
     assert_eq!(split["unit"], "customer");
+    assert_eq!(split["orders_without_customer"], 0);
     let arms = split["arms"].as_array().unwrap();
     assert_eq!(arms.len(), 2);
     assert_eq!(arms[1]["expected_share"], 0.75);
@@ -310,6 +311,25 @@ fn the_cli_prints_the_comparison_and_assigns_customers_reproducibly() {
     let other = assign(&["--salt", "autumn"]);
     assert_eq!(other["salt"], "autumn");
     assert_eq!(other["total"], split["total"]);
+    // Stores, by their ids, the same rule.
+    let out = cli(
+        &url,
+        &[
+            "cohorts", "assign", "--stores", "--salt", "autumn", "--json",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stores: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (stores["unit"].as_str(), stores["total"].as_u64()),
+        (Some("store"), Some(1))
+    );
+    let arm = bundleforge::cohorts::assign::arm("autumn", "small", &[1.0; 6]).unwrap();
+    assert_eq!(stores["arms"][arm]["count"], 1);
 
     // A bad cohorts file: one line naming the file, the variant and the field.
     std::fs::write(
