@@ -67,7 +67,10 @@ pub struct Srm {
     pub chi_square: f64,
     pub degrees_of_freedom: usize,
     pub p_value: f64,
-    /// p below [`SRM_ALPHA`].
+    /// Every arm expects at least 5 units: below that the χ² approximation does not
+    /// hold, and no mismatch is declared.
+    pub checkable: bool,
+    /// p below [`SRM_ALPHA`], on a checkable split.
     pub mismatch: bool,
 }
 
@@ -169,12 +172,14 @@ pub fn srm_check(counts: &[u64], expected: &[f64]) -> Srm {
     let total: u64 = counts.iter().sum();
     let mut chi = 0.0;
     let mut arms = 0usize;
+    let mut fewest = f64::INFINITY;
     for (&c, &e) in counts.iter().zip(expected) {
         if e <= 0.0 {
             continue;
         }
         arms += 1;
         let want = e * total as f64;
+        fewest = fewest.min(want);
         if want > 0.0 {
             chi += (c as f64 - want).powi(2) / want;
         }
@@ -185,11 +190,13 @@ pub fn srm_check(counts: &[u64], expected: &[f64]) -> Srm {
     } else {
         chi_square_survival(chi, dof as f64)
     };
+    let checkable = dof > 0 && fewest >= 5.0;
     Srm {
         chi_square: chi,
         degrees_of_freedom: dof,
         p_value,
-        mismatch: p_value < SRM_ALPHA,
+        checkable,
+        mismatch: checkable && p_value < SRM_ALPHA,
     }
 }
 
@@ -332,7 +339,11 @@ mod tests {
         let mut counts = vec![9_880u64; 6];
         counts[0] = 10_600;
         let srm = srm_check(&counts, &[1.0 / 6.0; 6]);
-        assert!(srm.mismatch, "{srm:?}");
+        assert!(srm.checkable && srm.mismatch, "{srm:?}");
+        // Twelve units in six arms: too few for the test, whatever the counts.
+        let few = srm_check(&[12, 0, 0, 0, 0, 0], &[1.0 / 6.0; 6]);
+        assert!(!few.checkable && !few.mismatch, "{few:?}");
+        assert!(few.p_value < SRM_ALPHA);
     }
 
     #[test]

@@ -129,7 +129,9 @@ pub fn assignment_text(split: &Assignment, of: &str) -> String {
         split.srm.chi_square,
         split.srm.degrees_of_freedom,
         split.srm.p_value,
-        if split.srm.mismatch {
+        if !split.srm.checkable {
+            "too few units for the check (every arm should expect 5 or more)"
+        } else if split.srm.mismatch {
             "MISMATCH (the split is not what its shares say)"
         } else {
             "balanced"

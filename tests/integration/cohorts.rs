@@ -307,6 +307,7 @@ fn the_cli_prints_the_comparison_and_assigns_customers_reproducibly() {
         total
     );
     assert_eq!(split["srm"]["mismatch"], false, "{split}");
+    assert_eq!(split["srm"]["checkable"], true, "{split}");
     assert_eq!(assign(&[]), split);
     let other = assign(&["--salt", "autumn"]);
     assert_eq!(other["salt"], "autumn");
@@ -330,6 +331,10 @@ fn the_cli_prints_the_comparison_and_assigns_customers_reproducibly() {
     );
     let arm = bundleforge::cohorts::assign::arm("autumn", "small", &[1.0; 6]).unwrap();
     assert_eq!(stores["arms"][arm]["count"], 1);
+    assert_eq!(
+        stores["srm"]["checkable"], false,
+        "one store can't be checked"
+    );
 
     // A bad cohorts file: one line naming the file, the variant and the field.
     std::fs::write(
