@@ -262,6 +262,55 @@ pub fn score_sets_at_least(holdout: &Holdout, sets: &[NeedSet]) -> Scores {
 
 static EMPTY: Vec<u32> = Vec::new();
 
+/// A store's orders split at a cutoff day: the training orders (on or before its end)
+/// and the held-out baskets after it, as catalog positions (`index` maps a variant id
+/// to its position).
+pub(crate) struct HoldoutSplit<'a> {
+    pub train: Vec<&'a crate::store::HistoryOrder>,
+    pub heldout: Vec<Vec<u32>>,
+    pub index: HashMap<&'a str, u32>,
+}
+
+impl<'a> HoldoutSplit<'a> {
+    /// The split, or what is missing: no order on either side of the cutoff.
+    pub fn new(
+        data: &'a crate::store::StoreData,
+        store_id: &StoreId,
+        cutoff: NaiveDate,
+    ) -> Result<HoldoutSplit<'a>, String> {
+        let end = end_of_day(cutoff);
+        let train: Vec<_> = data.orders.iter().filter(|o| o.created_at <= end).collect();
+        if train.is_empty() {
+            return Err(format!(
+                "store {store_id} has no orders on or before {cutoff}"
+            ));
+        }
+        let heldout: Vec<Vec<u32>> = data
+            .orders
+            .iter()
+            .filter(|o| o.created_at > end)
+            .map(|o| o.basket())
+            .filter(|b| !b.is_empty())
+            .collect();
+        if heldout.is_empty() {
+            return Err(format!(
+                "store {store_id} has no orders after {cutoff}: nothing to evaluate against"
+            ));
+        }
+        let index = data
+            .products
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.variant_id.as_str(), i as u32))
+            .collect();
+        Ok(HoldoutSplit {
+            train,
+            heldout,
+            index,
+        })
+    }
+}
+
 /// Scores sets of product indices (sets with fewer than two distinct products are left
 /// out).
 pub fn score_sets(holdout: &Holdout, sets: &[Vec<u32>]) -> Scores {
@@ -334,44 +383,21 @@ pub async fn evaluate(
     options: &EvalOptions,
 ) -> Result<(EvalReport, RunOutput), EvalError> {
     let data = services.store.load(store_id).await?;
-    let cutoff = end_of_day(options.cutoff);
+    let split = HoldoutSplit::new(&data, store_id, options.cutoff).map_err(EvalError::Data)?;
     let train: Vec<&crate::store::HistoryOrder> = {
-        let all: Vec<_> = data
-            .orders
-            .iter()
-            .filter(|o| o.created_at <= cutoff)
-            .collect();
         let skip = options
             .max_orders
-            .map_or(0, |m| all.len().saturating_sub(m));
-        all[skip..].to_vec()
+            .map_or(0, |m| split.train.len().saturating_sub(m));
+        split.train[skip..].to_vec()
     };
     let train_orders = train.len();
     if train_orders == 0 {
         return Err(EvalError::Data(format!(
-            "store {store_id} has no orders on or before {}",
-            options.cutoff
+            "store {store_id}: no training orders are left (--max-orders)"
         )));
     }
-    let index: HashMap<&str, u32> = data
-        .products
-        .iter()
-        .enumerate()
-        .map(|(i, p)| (p.variant_id.as_str(), i as u32))
-        .collect();
-    let heldout: Vec<Vec<u32>> = data
-        .orders
-        .iter()
-        .filter(|o| o.created_at > cutoff)
-        .map(|o| o.basket())
-        .filter(|b| !b.is_empty())
-        .collect();
-    if heldout.is_empty() {
-        return Err(EvalError::Data(format!(
-            "store {store_id} has no orders after {}: nothing to evaluate against",
-            options.cutoff
-        )));
-    }
+    let index = &split.index;
+    let heldout = &split.heldout;
     let holdout = Holdout::new(&heldout);
 
     let prepare_options = PrepareOptions {

@@ -47,7 +47,6 @@ use crate::pipeline::justify::at_least;
 use crate::pipeline::{self, NoObserver, OrderScope, PrepareOptions, PriorScope};
 use crate::rng::{Purpose, Stream};
 use crate::services::Services;
-use crate::stats::end_of_day;
 
 /// Ks of `recall_at`.
 pub const RECALL_KS: [usize; 3] = [5, 10, 50];
@@ -401,37 +400,11 @@ pub async fn run(
         .position(|v| v.control)
         .ok_or_else(|| CohortsError::Data("no variant is the control".into()))?;
     let data = services.store.load(store_id).await?;
-    let cutoff = end_of_day(options.cutoff);
-    let all_train: Vec<&crate::store::HistoryOrder> = data
-        .orders
-        .iter()
-        .filter(|o| o.created_at <= cutoff)
-        .collect();
-    if all_train.is_empty() {
-        return Err(CohortsError::Data(format!(
-            "store {store_id} has no orders on or before {}",
-            options.cutoff
-        )));
-    }
-    let index: HashMap<&str, u32> = data
-        .products
-        .iter()
-        .enumerate()
-        .map(|(i, p)| (p.variant_id.as_str(), i as u32))
-        .collect();
-    let heldout_baskets: Vec<Vec<u32>> = data
-        .orders
-        .iter()
-        .filter(|o| o.created_at > cutoff)
-        .map(|o| o.basket())
-        .filter(|b| !b.is_empty())
-        .collect();
-    if heldout_baskets.is_empty() {
-        return Err(CohortsError::Data(format!(
-            "store {store_id} has no orders after {}: nothing to evaluate against",
-            options.cutoff
-        )));
-    }
+    let eval::HoldoutSplit {
+        train: all_train,
+        heldout: heldout_baskets,
+        index,
+    } = eval::HoldoutSplit::new(&data, store_id, options.cutoff).map_err(CohortsError::Data)?;
     let heldout = Heldout::new(heldout_baskets);
     let holdout = eval::Holdout::new(&heldout.baskets);
     let n_heldout = heldout.baskets.len();

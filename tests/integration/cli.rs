@@ -294,7 +294,7 @@ async fn runs_stored(url: &str) -> i64 {
 }
 
 /// The small fixture's catalog and orders as store `small`.
-fn ingest_small(url: &str) {
+pub fn ingest_small(url: &str) {
     let small = repo_root().join("fixtures/stores/small");
     let ingest = cli(
         url,

@@ -9,7 +9,7 @@ use chrono::NaiveDate;
 use serde_json::Value;
 
 use crate::publish::small_store;
-use crate::support::{cli, repo_root};
+use crate::support::cli;
 
 fn cutoff() -> NaiveDate {
     NaiveDate::from_ymd_opt(2026, 4, 30).unwrap()
@@ -186,24 +186,7 @@ async fn every_variant_runs_on_every_scenario_and_is_compared_with_the_control_i
 fn the_cli_prints_the_comparison_and_assigns_customers_reproducibly() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("cli.sqlite").display());
-    let small = repo_root().join("fixtures/stores/small");
-    let out = cli(
-        &url,
-        &[
-            "ingest",
-            "--store",
-            "small",
-            "--catalog",
-            small.join("products.csv").to_str().unwrap(),
-            "--orders",
-            small.join("orders.csv").to_str().unwrap(),
-        ],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::cli::ingest_small(&url);
 
     // A comparison of the control and one custom variant, from a cohorts file.
     let toml = dir.path().join("cohorts.toml");
