@@ -398,7 +398,7 @@ pub async fn evaluate(
     }
     let index = &split.index;
     let heldout = &split.heldout;
-    let holdout = Holdout::new(&heldout);
+    let holdout = Holdout::new(heldout);
 
     let prepare_options = PrepareOptions {
         as_of: Some(options.cutoff),
@@ -481,7 +481,7 @@ pub async fn evaluate(
         by_pick: score_sets_at_least(&holdout, &picks_all),
         by_pick_by_objective: score_map(picks_by_objective),
         by_pick_by_type: score_map(picks_by_type),
-        repeated_sets: repeated(&data.products, &index, &out.bundles),
+        repeated_sets: repeated(&data.products, index, &out.bundles),
         unjustified_share: if out.bundles.is_empty() {
             0.0
         } else {
