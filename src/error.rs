@@ -18,30 +18,3 @@ pub enum ErrorKind {
     /// A bug or broken installation.
     Internal,
 }
-
-impl crate::store::StoreError {
-    pub fn kind(&self) -> ErrorKind {
-        use crate::store::StoreError::*;
-        match self {
-            UnsupportedUrl { .. } | ShopTaken { .. } => ErrorKind::BadInput,
-            UnknownStore(_) => ErrorKind::NotFound,
-            Connect { .. } | Database(_) | Lock { .. } => ErrorKind::Retryable,
-            Migrate(_) | Corrupt(_) => ErrorKind::Internal,
-        }
-    }
-}
-
-impl crate::embed::EmbedError {
-    pub fn kind(&self) -> ErrorKind {
-        use crate::embed::EmbedError::*;
-        match self {
-            Store(e) => e.kind(),
-            Cancelled => ErrorKind::Cancelled,
-            ModelMissing { .. }
-            | Runtime { .. }
-            | Model(_)
-            | WrongCount { .. }
-            | WrongDimension { .. } => ErrorKind::Internal,
-        }
-    }
-}

@@ -36,13 +36,13 @@ use serde::Serialize;
 
 use crate::cancel::CancelToken;
 use crate::domain::{self, Objective, StoreId};
-use crate::pipeline::justify::at_least;
 use crate::pipeline::{
     self, NoObserver, OrderScope, PrepareOptions, PriorScope, RunOutput, Variant,
 };
 use crate::rng::{Purpose, Stream};
 use crate::rules::{Baskets, count_pairs};
 use crate::services::Services;
+use crate::stats::at_least;
 use crate::stats::end_of_day;
 use crate::store::StoreError;
 
@@ -416,8 +416,15 @@ pub async fn evaluate(
         },
     };
     let never = CancelToken::never();
-    let mut ctx =
-        pipeline::prepare(services, store_id, &prepare_options, &NoObserver, &never).await?;
+    // The store as read above: phase 0 does not read it again.
+    let mut ctx = pipeline::prepare_loaded(
+        services,
+        data.clone(),
+        &prepare_options,
+        &NoObserver,
+        &never,
+    )
+    .await?;
     // Pins are the merchant's choice, not the engine's: eval scores the engine alone
     // (the never-bundle lists and the discount ceiling still hold).
     ctx.rules.pins.clear();
@@ -658,7 +665,7 @@ pub(crate) fn baselines(
 /// not a near-copy nor its own variant, the `k` such pairs of highest cosine (each
 /// pair once).
 fn nearest_pairs(ctx: &pipeline::Context, k: usize) -> Vec<Vec<u32>> {
-    use crate::pipeline::candidates::scoring::NEAR_COPY;
+    use crate::domain::similarity::NEAR_COPY;
     let mut pairs: Vec<(f32, u32, u32)> = Vec::new();
     for (a, list) in ctx.neighbours.iter().enumerate() {
         let a = a as u32;

@@ -544,6 +544,69 @@ pub fn compute(
     })
 }
 
+/// P(X ≥ k) for X ~ Poisson(λ), summed from k upward (the terms fall once past λ, and
+/// a tail sum keeps its precision where one minus the head would not).
+pub fn poisson_at_least(k: u32, lambda: f64) -> f64 {
+    if k == 0 {
+        return 1.0;
+    }
+    if lambda <= 0.0 {
+        return 0.0;
+    }
+    if f64::from(k) <= lambda {
+        // The head is the small side here.
+        let mut term = (-lambda).exp();
+        let mut head = term;
+        for i in 1..k {
+            term *= lambda / f64::from(i);
+            head += term;
+        }
+        return (1.0 - head).clamp(0.0, 1.0);
+    }
+    // ln P(X = k) = k ln λ − λ − ln k!
+    let ln_fact = ln_factorial(k);
+    let mut term = (f64::from(k) * lambda.ln() - lambda - ln_fact).exp();
+    let mut tail = 0.0;
+    let mut i = k;
+    while term > tail * 1e-12 && i < k + 10_000 {
+        tail += term;
+        i += 1;
+        term *= lambda / f64::from(i);
+    }
+    tail.min(1.0)
+}
+
+/// ln k!: summed up to 20, Stirling's series beyond (error under 1e-10 there).
+fn ln_factorial(k: u32) -> f64 {
+    if k <= 20 {
+        return (2..=k).map(|i| f64::from(i).ln()).sum();
+    }
+    let k = f64::from(k);
+    k * k.ln() - k + 0.5 * (2.0 * std::f64::consts::PI * k).ln() + 1.0 / (12.0 * k)
+        - 1.0 / (360.0 * k.powi(3))
+}
+
+/// P(at least `k` of independent events with probabilities `p`) (Poisson binomial).
+pub fn at_least(p: &[f64], k: usize) -> f64 {
+    // dist[j] = P(exactly j so far).
+    let mut dist = vec![0.0f64; p.len() + 1];
+    dist[0] = 1.0;
+    for (n, &q) in p.iter().enumerate() {
+        for j in (0..=n + 1).rev() {
+            let stay = dist[j] * (1.0 - q);
+            let step = if j > 0 { dist[j - 1] * q } else { 0.0 };
+            dist[j] = stay + step;
+        }
+    }
+    dist[k.min(p.len())..].iter().sum()
+}
+
+/// `x` rounded to `digits` decimals (for figures shown to people).
+pub fn round_to(x: f64, digits: i32) -> f64 {
+    let s = 10f64.powi(digits);
+    (x * s).round() / s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -572,5 +635,26 @@ mod tests {
                 gamma: 0.2
             }
         );
+    }
+
+    #[test]
+    fn the_poisson_tail_matches_its_sums() {
+        // P(X ≥ 4 | λ = 1.6) = 1 − e^−1.6 (1 + 1.6 + 1.28 + 0.682667)
+        let head = (-1.6f64).exp() * (1.0 + 1.6 + 1.28 + 1.6f64.powi(3) / 6.0);
+        assert!((poisson_at_least(4, 1.6) - (1.0 - head)).abs() < 1e-12);
+        // Far in the tail: P(X = 30 | λ = 2) = 2^30 e^−2 / 30! ≈ 5.48e-25, and the
+        // terms after it add about 7 %.
+        let p = poisson_at_least(30, 2.0);
+        assert!(p > 5.8e-25 && p < 5.9e-25, "{p}");
+        assert_eq!(poisson_at_least(0, 3.0), 1.0);
+        // Stirling beyond 20 matches the sum.
+        for k in [21u32, 50, 400] {
+            let sum: f64 = (2..=k).map(|i| f64::from(i).ln()).sum();
+            assert!((ln_factorial(k) - sum).abs() < 1e-8 * sum, "{k}");
+        }
+        assert_eq!(poisson_at_least(2, 0.0), 0.0);
+        // Below the mean the head is summed: P(X ≥ 1 | λ = 5) = 1 − e^−5.
+        assert!((poisson_at_least(1, 5.0) - (1.0 - (-5.0f64).exp())).abs() < 1e-12);
+        assert!((poisson_at_least(3, 5.0) - (1.0 - (-5.0f64).exp() * 18.5)).abs() < 1e-12);
     }
 }

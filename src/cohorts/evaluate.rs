@@ -43,10 +43,10 @@ use super::{CohortVariant, CohortsError};
 use crate::cancel::CancelToken;
 use crate::domain::{self, StoreId};
 use crate::eval::{self, NeedSet, Scores};
-use crate::pipeline::justify::at_least;
 use crate::pipeline::{self, NoObserver, OrderScope, PrepareOptions, PriorScope};
 use crate::rng::{Purpose, Stream};
 use crate::services::Services;
+use crate::stats::at_least;
 
 /// Ks of `recall_at`.
 pub const RECALL_KS: [usize; 3] = [5, 10, 50];
@@ -121,6 +121,8 @@ pub struct VsControl {
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct HitMargin {
     pub currency: domain::Currency,
+    /// Bundles that hit (whose margin this is).
+    pub bundles: usize,
     /// Expected margin of the hitting bundles, summed.
     pub total_minor: i64,
     pub mean_minor: i64,
@@ -424,8 +426,15 @@ pub async fn run(
             orders: scenario.orders,
             prior: PriorScope::All,
         };
-        let mut ctx =
-            pipeline::prepare(services, store_id, &prepare_options, &NoObserver, &never).await?;
+        // The store as read once above: each scenario's phase 0 takes a copy.
+        let mut ctx = pipeline::prepare_loaded(
+            services,
+            data.clone(),
+            &prepare_options,
+            &NoObserver,
+            &never,
+        )
+        .await?;
         // As in eval: the merchant's pins are not the engine's choice.
         ctx.rules.pins.clear();
         ctx.store_rules.pins.clear();
@@ -611,6 +620,7 @@ pub async fn run(
                 .count();
             let hit_margin = HitMargin {
                 currency,
+                bundles: hits.len(),
                 total_minor,
                 mean_minor: if hits.is_empty() {
                     0
@@ -671,11 +681,12 @@ pub async fn run(
             description: v.description.clone(),
             control: v.control,
             weights: v
+                .run
                 .weights
                 .map_or_else(|| serde_json::json!("tier"), |w| serde_json::json!(w)),
-            sources: v.sources,
-            objectives: v.objectives.clone(),
-            bundle_types: v.bundle_types.clone(),
+            sources: v.run.sources,
+            objectives: v.run.objectives.clone(),
+            bundle_types: v.run.bundle_types.clone(),
             scenarios,
         })
         .collect();

@@ -39,20 +39,14 @@ pub enum CohortsError {
     Data(String),
 }
 
-/// One arm of a comparison.
+/// One arm of a comparison: a named run of the engine.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct CohortVariant {
     pub name: String,
     pub description: String,
-    /// α, β, γ; `None` is the store's tier's.
-    pub weights: Option<[f64; 3]>,
-    pub sources: CandidateSources,
-    /// Only these objectives (all when empty).
-    pub objectives: Vec<Objective>,
-    /// Only these bundle types (all when empty).
-    pub bundle_types: Vec<BundleType>,
-    pub max_bundles: Option<usize>,
-    pub pricing: PricingKnobs,
+    /// What the arm's runs vary (weights — `None`: the tier's —, sources, objectives,
+    /// types, pricing); its seed is the comparison's.
+    pub run: Variant,
     /// The arm the others are compared with (exactly one).
     pub control: bool,
     /// Its share of customers when assigned (relative to the others').
@@ -63,13 +57,8 @@ impl CohortVariant {
     /// The run this arm is, with the comparison's seed.
     pub fn variant(&self, seed: u64) -> Variant {
         Variant {
-            weights: self.weights,
-            objectives: self.objectives.clone(),
-            bundle_types: self.bundle_types.clone(),
-            max_bundles: self.max_bundles,
-            pricing: self.pricing.clone(),
-            sources: self.sources,
             seed,
+            ..self.run.clone()
         }
     }
 
@@ -77,12 +66,10 @@ impl CohortVariant {
         CohortVariant {
             name: name.into(),
             description: description.into(),
-            weights: Some(weights),
-            sources: CandidateSources::ALL,
-            objectives: Vec::new(),
-            bundle_types: Vec::new(),
-            max_bundles: None,
-            pricing: PricingKnobs::default(),
+            run: Variant {
+                weights: Some(weights),
+                ..Variant::default()
+            },
             control: false,
             share: 1.0,
         }
@@ -96,8 +83,8 @@ pub fn presets() -> Vec<CohortVariant> {
         "FP-Growth only: the tier's weights, candidates from co-purchase alone",
         [0.0; 3],
     );
-    control.weights = None;
-    control.sources = CandidateSources::CO_PURCHASE_ONLY;
+    control.run.weights = None;
+    control.run.sources = CandidateSources::CO_PURCHASE_ONLY;
     control.control = true;
     vec![
         control,
@@ -220,22 +207,23 @@ impl Cohorts {
                     "{at}: share: {share} is not a share (0 or more)"
                 )));
             }
-            let cv = CohortVariant {
-                name,
-                description: v.description,
+            let run = Variant {
                 weights: v.weights,
                 sources: v.sources.unwrap_or(CandidateSources::ALL),
                 objectives: v.objectives,
                 bundle_types: v.bundle_types,
                 max_bundles: v.max_bundles,
                 pricing: v.pricing,
+                seed: 0,
+            };
+            run.validate().map_err(|e| bad(format!("{at}: {}", e.0)))?;
+            variants.push(CohortVariant {
+                name,
+                description: v.description,
+                run,
                 control: v.control,
                 share,
-            };
-            cv.variant(0)
-                .validate()
-                .map_err(|e| bad(format!("{at}: {}", e.0)))?;
-            variants.push(cv);
+            });
         }
         match variants.iter().filter(|v| v.control).count() {
             1 => {}
@@ -281,16 +269,16 @@ mod tests {
         let p = presets();
         let names: Vec<&str> = p.iter().map(|v| v.name.as_str()).collect();
         assert_eq!(names, ["control", "A", "B", "C", "D", "E"]);
-        assert!(p[0].control && p[0].weights.is_none());
-        assert_eq!(p[0].sources, CandidateSources::CO_PURCHASE_ONLY);
+        assert!(p[0].control && p[0].run.weights.is_none());
+        assert_eq!(p[0].run.sources, CandidateSources::CO_PURCHASE_ONLY);
         for v in &p[1..] {
-            let w = v.weights.unwrap();
+            let w = v.run.weights.unwrap();
             assert!((w.iter().sum::<f64>() - 1.0).abs() < 1e-12, "{}", v.name);
             assert_eq!(w[2], 0.2);
-            assert_eq!(v.sources, CandidateSources::ALL);
+            assert_eq!(v.run.sources, CandidateSources::ALL);
             assert!(v.variant(1).validate().is_ok());
         }
-        assert_eq!(p[3].weights, Some([0.56, 0.24, 0.2]));
+        assert_eq!(p[3].run.weights, Some([0.56, 0.24, 0.2]));
     }
 
     #[test]
@@ -312,9 +300,9 @@ share = 2.0
         assert_eq!(c.variants.len(), 7);
         assert_eq!(c.salt.as_deref(), Some("spring-2027"));
         let g = &c.variants[6];
-        assert_eq!(g.objectives, [Objective::Gift]);
-        assert!(!g.sources.model);
-        assert_eq!(g.pricing.bayesian_weight, Some(0.5));
+        assert_eq!(g.run.objectives, [Objective::Gift]);
+        assert!(!g.run.sources.model);
+        assert_eq!(g.run.pricing.bayesian_weight, Some(0.5));
         assert_eq!(c.arms()[6], ("gifts".to_string(), 2.0));
 
         for (text, want) in [

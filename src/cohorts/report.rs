@@ -287,7 +287,7 @@ fn difference_cell(d: &super::Difference) -> String {
 
 fn margin(s: &VariantScenario) -> String {
     let m = &s.hit_margin;
-    if s.bundles == 0 || m.mean_minor == 0 && m.total_minor == 0 {
+    if m.bundles == 0 {
         return "—".into();
     }
     let assumed = if m.cost_assumed_share > 0.0 {

@@ -8,6 +8,7 @@
 mod bundle;
 mod history;
 mod money;
+pub mod similarity;
 
 pub use history::{
     DerivedFields, HistoryLine, HistoryOrder, ObservedRow, ProductObservations, StoreData,
@@ -134,6 +135,16 @@ pub struct Product {
 }
 
 impl Product {
+    /// The merchant's own category: the product type, else the category, trimmed and
+    /// lower-cased; empty when the export gives neither.
+    pub fn own_category(&self) -> String {
+        self.product_type
+            .as_deref()
+            .or(self.category.as_deref())
+            .map(|c| c.trim().to_lowercase())
+            .unwrap_or_default()
+    }
+
     /// Title with the variant's name, as an order line shows it.
     pub fn display_title(&self) -> String {
         match &self.variant_title {

@@ -18,6 +18,7 @@ use std::path::PathBuf;
 use async_trait::async_trait;
 
 use crate::domain::Product;
+use crate::error::ErrorKind;
 use crate::index::Matrix;
 use crate::store::{Store, StoreError};
 
@@ -48,6 +49,21 @@ pub enum EmbedError {
     Store(#[from] StoreError),
     #[error("embedding was cancelled")]
     Cancelled,
+}
+
+impl EmbedError {
+    pub fn kind(&self) -> ErrorKind {
+        use EmbedError::*;
+        match self {
+            Store(e) => e.kind(),
+            Cancelled => ErrorKind::Cancelled,
+            ModelMissing { .. }
+            | Runtime { .. }
+            | Model(_)
+            | WrongCount { .. }
+            | WrongDimension { .. } => ErrorKind::Internal,
+        }
+    }
 }
 
 impl From<crate::cancel::Cancelled> for EmbedError {

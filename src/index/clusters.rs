@@ -1,56 +1,40 @@
-//! Categories for products that have none: spherical k-means over their embeddings.
-//! Complementarity needs categories ("a related product from another category"), and
-//! many exports (UCI Online Retail, flat product lists) have none. A derived category
-//! is a label (`cluster-07`) used only for that comparison; it is never embedded, so it
-//! never changes a product's content hash.
+//! Clusters of embeddings: spherical k-means. Complementarity needs categories ("a
+//! related product from another category"), and many exports (UCI Online Retail, flat
+//! product lists) have none; a derived category is a label (`cluster-07`) used only for
+//! that comparison.
 
-use crate::domain::Product;
-use crate::index::Matrix;
-use crate::index::metric::kernels;
+use super::Matrix;
+use super::metric::kernels;
 use crate::rng::{Purpose, Stream};
 
 const ITERATIONS: usize = 12;
 
-/// One category per product: the merchant's own (type, else category, lower-cased) or
-/// a derived cluster label. Deterministic for a given seed.
-pub fn categories(products: &[Product], vectors: &Matrix, seed: u64) -> Vec<String> {
-    categories_by(products, vectors, seed, |missing| {
-        ((missing as f64 / 2.0).sqrt().round() as usize).clamp(1, 64)
-    })
-}
+/// How a derived label begins (`cluster-07`), so a reader can tell it from a merchant's.
+pub const CLUSTER_PREFIX: &str = "cluster-";
 
-/// [`categories`] with `k(products without a category)` clusters.
-pub fn categories_by(
-    products: &[Product],
+/// `own` with every empty label replaced by a cluster of its row's vector, over
+/// `k(rows without a label)` clusters. Deterministic for a given seed.
+pub fn label_missing(
+    mut own: Vec<String>,
     vectors: &Matrix,
     seed: u64,
     k: impl Fn(usize) -> usize,
 ) -> Vec<String> {
-    let mut out: Vec<String> = products
-        .iter()
-        .map(|p| {
-            p.product_type
-                .as_deref()
-                .or(p.category.as_deref())
-                .map(|c| c.trim().to_lowercase())
-                .unwrap_or_default()
-        })
-        .collect();
-    let missing: Vec<usize> = (0..products.len()).filter(|&i| out[i].is_empty()).collect();
+    let missing: Vec<usize> = (0..own.len()).filter(|&i| own[i].is_empty()).collect();
     if missing.is_empty() {
-        return out;
+        return own;
     }
     let k = k(missing.len()).max(1);
     let labels = kmeans(vectors, &missing, k, seed);
     for (&i, label) in missing.iter().zip(labels) {
-        out[i] = format!("cluster-{label:02}");
+        own[i] = format!("{CLUSTER_PREFIX}{label:02}");
     }
-    out
+    own
 }
 
 /// Cluster of each of `rows` (indices into `vectors`): k-means++-style seeding (the
 /// farthest of a few seeded draws), then Lloyd iterations on the unit sphere.
-fn kmeans(vectors: &Matrix, rows: &[usize], k: usize, seed: u64) -> Vec<usize> {
+pub fn kmeans(vectors: &Matrix, rows: &[usize], k: usize, seed: u64) -> Vec<usize> {
     let dim = vectors.dim();
     let kern = kernels();
     let k = k.min(rows.len()).max(1);
@@ -100,7 +84,7 @@ fn kmeans(vectors: &Matrix, rows: &[usize], k: usize, seed: u64) -> Vec<usize> {
             if counts[c] == 0 {
                 continue;
             }
-            crate::index::metric::normalise(sum);
+            super::metric::normalise(sum);
             centres[c].copy_from_slice(sum);
         }
         if !changed {
@@ -115,7 +99,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn alike_vectors_share_a_cluster_and_merchant_categories_are_kept() {
+    fn alike_vectors_share_a_cluster_and_given_labels_are_kept() {
         let rows: Vec<Vec<f32>> = vec![
             vec![1.0, 0.0, 0.0],
             vec![0.99, 0.1, 0.0],
@@ -135,5 +119,11 @@ mod tests {
         assert_ne!(labels[0], labels[2]);
         assert_ne!(labels[2], labels[4]);
         assert_eq!(labels, kmeans(&m, &(0..8).collect::<Vec<_>>(), 3, 7));
+        let own: Vec<String> = (0..8)
+            .map(|i| if i == 0 { "mugs".into() } else { String::new() })
+            .collect();
+        let labelled = label_missing(own, &m, 7, |_| 3);
+        assert_eq!(labelled[0], "mugs");
+        assert!(labelled[1..].iter().all(|l| l.starts_with(CLUSTER_PREFIX)));
     }
 }

@@ -10,8 +10,10 @@
 //! - [`exact`]: batched exact search as blocked GEMM with top-k fused over blocks.
 //! - [`hnsw`]: approximate search for large catalogs (HNSW over the same kernels).
 //! - [`knn`]: the all-pairs kNN graph, computing only half the symmetric product.
+//! - [`clusters`]: spherical k-means, labels for rows that have none.
 //! - [`synthetic`]: seeded clustered vectors for tests and benchmarks.
 
+pub mod clusters;
 pub mod exact;
 pub mod hnsw;
 pub mod knn;

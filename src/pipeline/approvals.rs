@@ -13,36 +13,14 @@
 
 use std::collections::{HashMap, HashSet};
 
-use serde::Serialize;
-
-use super::RunOutput;
 use super::context::Context;
+use super::economics;
 use super::optimize::safety::{self, Rejection};
+use super::summary::{ApprovalsReport, DroppedApproval, RunOutput};
 use super::variant::Variant;
 use crate::config::OptimizeSettings;
-use crate::domain::{ApprovalMark, Bundle, BundleType, Money};
+use crate::domain::{ApprovalMark, Bundle, Money};
 use crate::store::{Approval, Decision};
-
-/// What a run did with the store's decisions.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct ApprovalsReport {
-    /// Approved bundles published as approved.
-    pub kept_unchanged: usize,
-    /// Approved bundles published at this run's price (their products' prices changed).
-    pub kept_repriced: usize,
-    /// Approved bundles no longer valid, with why.
-    pub dropped: Vec<DroppedApproval>,
-    /// Approved bundles of objectives or types this run was not asked for.
-    pub out_of_scope: usize,
-    /// Bundles this run would have published that the merchant rejected.
-    pub rejected_left_out: usize,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct DroppedApproval {
-    pub bundle_id: String,
-    pub reason: String,
-}
 
 /// Applies `approvals` (a store's, in the order they were made) to `out`.
 pub fn apply(
@@ -174,10 +152,8 @@ fn still_valid(
         };
         products.push(i);
     }
-    let units: Vec<u32> = match b.bundle_type {
-        BundleType::Volume => vec![b.tiers.iter().copied().max().unwrap_or(2)],
-        _ => b.products.iter().map(|i| i.quantity).collect(),
-    };
+    let quantities: Vec<u32> = b.products.iter().map(|i| i.quantity).collect();
+    let units = economics::units_sold(b.bundle_type, &quantities, &b.tiers);
     for (pos, &i) in products.iter().enumerate() {
         let title = &b.products[pos].title;
         let need = units.get(pos).copied().unwrap_or(1);
@@ -220,11 +196,12 @@ fn approved_at_current_prices(ctx: &Context, index: &HashMap<&str, u32>, b: &Bun
     for item in &mut now.products {
         item.unit_price_minor = ctx.product(index[item.product_id.as_str()]).price.minor;
     }
-    now.list_price_minor = now
+    let items: Vec<(i64, u32)> = now
         .products
         .iter()
-        .map(|i| i.unit_price_minor * i64::from(i.quantity))
-        .sum();
+        .map(|i| (i.unit_price_minor, i.quantity))
+        .collect();
+    now.list_price_minor = economics::as_sold(now.bundle_type, now.pick, &items);
     now
 }
 

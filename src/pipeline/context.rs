@@ -16,14 +16,14 @@ use std::time::Instant;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::clusters;
-use super::justify::{CategoryLinks, StoreEvidence};
-use super::observe::{Phase, PhaseScope, RunObserver};
-use super::{PipelineError, TaskTiming};
+use super::error::PipelineError;
+use super::evidence::{CategoryLinks, StoreEvidence, orders_holding};
+use super::model::{CoPurchase, DataTag, ProductSignals, co_purchase};
+use super::observe::{Clock, Phase, PhaseScope, RunObserver, TaskTiming};
 use crate::cancel::{CancelToken, Cancelled};
 use crate::config::Settings;
 use crate::domain::{Money, Objective, Product, ProductObservations, StoreId, TextSource};
-use crate::index::{GraphMethod, Matrix, Neighbour, neighbour_graph};
+use crate::index::{GraphMethod, Matrix, Neighbour, clusters, neighbour_graph};
 use crate::llm::gateway::{Gateway, LlmReport};
 use crate::llm::offline::OfflineLlm;
 use crate::llm::prompt::ProductDoc;
@@ -69,51 +69,6 @@ pub enum PriorScope {
     All,
     /// Not those mined from this store's own orders (an honest cold-start figure).
     NotFromThisStore,
-}
-
-/// Data-derived product tags.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DataTag {
-    Bestseller,
-    SlowMover,
-    Overstock,
-    NewLaunch,
-    HighMargin,
-    Consumable,
-}
-
-/// What the engine knows of one product at `as_of`.
-#[derive(Debug, Clone)]
-pub struct ProductSignals {
-    pub units_window: i64,
-    /// Units a day over the window.
-    pub velocity: f64,
-    /// `None` when inventory is not tracked.
-    pub days_of_cover: Option<f64>,
-    pub unit_cost_minor: i64,
-    pub cost_assumed: bool,
-    /// Price − cost, in minor units.
-    pub unit_margin_minor: i64,
-    pub age_days: Option<i64>,
-    /// Share of the product's buyers who bought it in two or more orders (customers
-    /// known), else of its orders with two or more units.
-    pub repeat_rate: f64,
-    /// Orders that contain it (before `as_of`).
-    pub orders: u32,
-    /// Of those, orders with two or more units of it.
-    pub multi_unit_orders: u32,
-    /// May appear in a bundle: active, not a gift card, not a restricted category.
-    pub eligible: bool,
-    pub data_tags: Vec<DataTag>,
-    /// The model's (or the offline provider's) objectives for it.
-    pub objectives: Vec<Objective>,
-}
-
-impl ProductSignals {
-    pub fn has(&self, tag: DataTag) -> bool {
-        self.data_tags.contains(&tag)
-    }
 }
 
 /// Everything Phase 1 reads. Item ids in `evidence` are product indices.
@@ -179,6 +134,21 @@ pub struct Context {
 impl Context {
     pub fn product(&self, i: u32) -> &Product {
         &self.data.products[i as usize]
+    }
+
+    /// Co-purchase evidence of a whole set: the pair count, or the itemset's count when it
+    /// is frequent (else 0: too rare to count).
+    pub fn co_purchase(&self, products: &[u32]) -> CoPurchase {
+        let counts: Vec<u32> = products.iter().map(|&i| self.item_count(i)).collect();
+        let count = match products {
+            [a, b] => self.pair_count(*a, *b),
+            _ => {
+                let mut key = products.to_vec();
+                key.sort_unstable();
+                self.itemset_counts.get(&key).copied().unwrap_or(0)
+            }
+        };
+        co_purchase(count, &counts, self.baskets, self.prior_count)
     }
 
     /// Co-purchase count of two products (0 below the pair threshold).
@@ -322,6 +292,15 @@ fn baskets_until(data: &StoreData, as_of: DateTime<Utc>) -> Baskets {
 /// start of a word of its category, type, tags or title ("alcohol" catches "Alcoholic
 /// Beverages"). The root of a taxonomy path is skipped: Shopify files all food under
 /// "Food, Beverages & Tobacco", which says nothing about tea.
+/// One category per product: the merchant's own, else a cluster of its embedding,
+/// about √(n/2) clusters for n products without one.
+fn categories(products: &[Product], vectors: &Matrix, seed: u64) -> Vec<String> {
+    let own = products.iter().map(Product::own_category).collect();
+    clusters::label_missing(own, vectors, seed, |missing| {
+        ((missing as f64 / 2.0).sqrt().round() as usize).clamp(1, 64)
+    })
+}
+
 fn restricted(p: &Product, settings: &Settings) -> bool {
     if p.gift_card {
         return true;
@@ -491,31 +470,6 @@ fn partners_of(pairs: &rules::Pairs, n: usize) -> Vec<Vec<(u32, u32)>> {
     out
 }
 
-/// A timing recorder: instants relative to the run's start.
-#[derive(Clone, Copy)]
-pub struct Clock(pub Instant);
-
-impl Clock {
-    pub fn ms(self) -> f64 {
-        self.0.elapsed().as_secs_f64() * 1000.0
-    }
-
-    /// A phase 0 task from `start_ms` until now.
-    pub fn task(self, name: &'static str, start_ms: f64) -> TaskTiming {
-        self.span("context", name, start_ms)
-    }
-
-    /// A task of any phase from `start_ms` until now.
-    pub fn span(self, phase: &'static str, name: &'static str, start_ms: f64) -> TaskTiming {
-        TaskTiming {
-            phase,
-            task: name,
-            start_ms,
-            end_ms: self.ms(),
-        }
-    }
-}
-
 /// The complement prior mapped onto the store's products: each used source's
 /// categories embedded (through the cache) and every product matched by meaning.
 async fn match_prior(
@@ -617,7 +571,6 @@ async fn ask_complements(
 
 /// Phase 0 for one store: the store as of `options.as_of`, read and prepared. The
 /// context is plain data: share it (`Arc`) between any number of runs.
-#[tracing::instrument(skip_all, fields(store = %store_id))]
 pub async fn prepare(
     services: &Services,
     store_id: &StoreId,
@@ -625,10 +578,38 @@ pub async fn prepare(
     observer: &dyn RunObserver,
     cancel: &CancelToken,
 ) -> Result<Context, PipelineError> {
+    prepare_from(services, store_id, None, options, observer, cancel).await
+}
+
+/// Phase 0 over a store already read (`Store::load`): a caller preparing several
+/// contexts of one store (`eval`, a cohort's scenarios) reads it once.
+pub async fn prepare_loaded(
+    services: &Services,
+    data: StoreData,
+    options: &PrepareOptions,
+    observer: &dyn RunObserver,
+    cancel: &CancelToken,
+) -> Result<Context, PipelineError> {
+    let store_id = data.store.id.clone();
+    prepare_from(services, &store_id, Some(data), options, observer, cancel).await
+}
+
+#[tracing::instrument(skip_all, fields(store = %store_id))]
+async fn prepare_from(
+    services: &Services,
+    store_id: &StoreId,
+    loaded: Option<StoreData>,
+    options: &PrepareOptions,
+    observer: &dyn RunObserver,
+    cancel: &CancelToken,
+) -> Result<Context, PipelineError> {
     let clock = Clock(Instant::now());
     let phase = PhaseScope::start(observer, Phase::Context, None);
     let settings = services.settings.clone();
-    let mut data = cancel.guard(services.store.load(store_id)).await??;
+    let mut data = match loaded {
+        Some(data) => data,
+        None => cancel.guard(services.store.load(store_id)).await??,
+    };
     let own_rules = match cancel.guard(services.store.store_rules(store_id)).await?? {
         Some(text) => StoreRules::parse(&text, &format!("store {store_id}'s stored rules"))
             .map_err(|e| crate::store::StoreError::Corrupt(e.to_string()))?,
@@ -711,7 +692,7 @@ pub async fn prepare(
                 settings.threads_for(settings.index.threads),
                 &cancel,
             )?;
-            let categories = clusters::categories(&data.products, &vectors, seed);
+            let categories = categories(&data.products, &vectors, seed);
             Ok::<_, Cancelled>((graph, categories, clock.task("similarity_graph", started)))
         })
     };
@@ -800,7 +781,7 @@ pub async fn prepare(
     }
     let itemset_counts = itemsets.iter().cloned().collect();
     let category_links = CategoryLinks::build(&data, as_of, &categories);
-    let orders_holding = super::justify::orders_holding(&data, as_of);
+    let orders_holding = orders_holding(&data, as_of);
     let store_evidence = StoreEvidence::of(&evidence.pairs);
     let median_price_minor = median_price(&data, &signals);
     let rules = ResolvedRules::resolve(&store_rules, &data.products, |i| {

@@ -18,258 +18,37 @@
 
 pub mod approvals;
 pub mod candidates;
-pub mod clusters;
 pub mod context;
 pub mod copy;
+pub mod document;
+pub mod economics;
+pub mod error;
+pub mod evidence;
 pub mod justify;
+pub mod model;
 pub mod observe;
 pub mod optimize;
 pub mod output;
 pub mod persist;
+pub mod summary;
 pub mod variant;
 
 use std::sync::Arc;
 
-use serde::Serialize;
-
-use crate::cancel::{CancelToken, Cancelled};
-use crate::domain::{Bundle, BundleItem, BundleType, Objective, ScoreBreakdown, TextSource};
-use crate::error::ErrorKind;
-use crate::llm::gateway::{Gateway, LlmReport};
+use crate::cancel::CancelToken;
+use crate::llm::gateway::Gateway;
 use crate::llm::offline::OfflineLlm;
 use crate::services::Services;
-use crate::stats::{Assumption, Tier, Weights};
-use candidates::{CellSummary, NeighbourEvidence, RuleEvidence, Source};
-pub use context::{Context, OrderScope, PrepareOptions, PriorScope, prepare};
-pub use observe::{NoObserver, Phase, Recorder, RunEvent, RunObserver};
+use crate::stats::Weights;
+pub use candidates::{CandidateOut, ProposalSummary};
+pub use context::{Context, OrderScope, PrepareOptions, PriorScope, prepare, prepare_loaded};
+pub use error::PipelineError;
+pub use observe::{NoObserver, Phase, Recorder, RunEvent, RunObserver, TaskTiming};
+pub use summary::{
+    ApprovalsReport, DroppedApproval, PhaseTimings, QualityReport, RunOutput, RunSummary,
+    StoreRulesReport,
+};
 pub use variant::{CandidateSources, PricingKnobs, Variant};
-
-#[derive(Debug, thiserror::Error)]
-pub enum PipelineError {
-    #[error(transparent)]
-    Store(#[from] crate::store::StoreError),
-    #[error(transparent)]
-    Embed(#[from] crate::embed::EmbedError),
-    #[error(transparent)]
-    Llm(#[from] crate::llm::gateway::GatewayError),
-    #[error(transparent)]
-    LlmSetup(#[from] crate::llm::provider::TaskError),
-    #[error(transparent)]
-    Prior(#[from] crate::prior::PriorError),
-    #[error("store {0} has no orders up to the run's date")]
-    NoOrders(String),
-    #[error(transparent)]
-    Invalid(#[from] variant::InvalidVariant),
-    #[error(transparent)]
-    Cancelled(#[from] Cancelled),
-    #[error("internal error: {0}")]
-    Internal(String),
-}
-
-impl PipelineError {
-    pub fn kind(&self) -> ErrorKind {
-        match self {
-            PipelineError::Store(e) => e.kind(),
-            PipelineError::Embed(e) => e.kind(),
-            PipelineError::Llm(_) | PipelineError::LlmSetup(_) => ErrorKind::Internal,
-            PipelineError::NoOrders(_) => ErrorKind::NotFound,
-            PipelineError::Prior(_) => ErrorKind::BadInput,
-            PipelineError::Invalid(_) => ErrorKind::BadInput,
-            PipelineError::Cancelled(_) => ErrorKind::Cancelled,
-            PipelineError::Internal(_) => ErrorKind::Internal,
-        }
-    }
-}
-
-/// When a task of a phase ran, in milliseconds from the context's start.
-#[derive(Debug, Clone, Serialize)]
-pub struct TaskTiming {
-    pub phase: &'static str,
-    pub task: &'static str,
-    pub start_ms: f64,
-    pub end_ms: f64,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct PhaseTimings {
-    pub load_seconds: f64,
-    pub context_seconds: f64,
-    pub candidates_seconds: f64,
-    pub optimize_seconds: f64,
-    pub copy_seconds: f64,
-    pub persist_seconds: f64,
-    pub total_seconds: f64,
-    pub tasks: Vec<TaskTiming>,
-}
-
-/// The run summary (`run` in the JSON).
-#[derive(Debug, Clone, Serialize)]
-pub struct RunSummary {
-    pub run_id: String,
-    /// When the run finished (the wall clock; nothing else in a run reads it).
-    pub created_at: String,
-    /// When phase 1 started.
-    pub started_at: String,
-    pub store_id: String,
-    pub locale: String,
-    pub as_of: String,
-    pub as_of_time: String,
-    /// Where the date came from: `given`, `latest_order`, or for a store without
-    /// orders `latest_product` or `first_ingest`.
-    pub as_of_source: crate::stats::AsOfSource,
-    pub seed: u64,
-    pub orders_in_window: u64,
-    pub tier: Tier,
-    pub weights: Weights,
-    pub weights_overridden: bool,
-    pub products: usize,
-    pub eligible_products: usize,
-    pub baskets: u64,
-    pub pairs: usize,
-    pub itemsets: usize,
-    pub classification: TextSource,
-    pub proposals: Vec<ProposalSummary>,
-    pub assumed: Vec<Assumption>,
-    pub timings: PhaseTimings,
-    pub cells: Vec<CellSummary>,
-    pub candidates: usize,
-    /// What the store's orders say about what goes together.
-    pub evidence: justify::StoreEvidence,
-    /// The complement prior's sources: which were used, onto how many products they
-    /// mapped, and why one was left out.
-    pub prior: Vec<crate::prior::SourceUse>,
-    /// The kinds of product shown to a configured model and the pairs it named as
-    /// going together (absent when no model was asked).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub model_complements: Option<crate::prior::named::NamedSummary>,
-    /// What was left out for quality and why (counts only).
-    pub quality: QualityReport,
-    /// The merchant's rules in force, what they removed, and each pin's fate.
-    pub store_rules: candidates::pinned::StoreRulesReport,
-    pub optimize: optimize::OptimizeReport,
-    pub bundles: usize,
-    /// The model's use by this run, with phase 0's classification calls (made once per
-    /// context).
-    pub llm: LlmReport,
-    /// What the run varied.
-    pub variant: Variant,
-    /// What the run did with the merchant's approvals and rejections (absent when the
-    /// store has none, and in `eval`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub approvals: Option<approvals::ApprovalsReport>,
-}
-
-/// What the quality rules did: every draft considered, how many were justified, and
-/// how many were left out, by reason (see [`justify`]). A run publishes fewer than
-/// `max_bundles` rather than fill with what is left out here.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct QualityReport {
-    pub considered: usize,
-    pub justified: usize,
-    pub left_out: std::collections::BTreeMap<justify::LeftOut, usize>,
-    /// Published bundles whose list is empty (never more than 0: the rules forbid it).
-    pub unjustified_published: usize,
-}
-
-impl QualityReport {
-    fn of(cells: &[CellSummary], bundles: &[Bundle]) -> QualityReport {
-        let mut q = QualityReport::default();
-        for c in cells {
-            q.justified += c.justified;
-            for (&why, &n) in &c.left_out {
-                *q.left_out.entry(why).or_default() += n;
-            }
-        }
-        q.considered = q.justified + q.left_out.values().sum::<usize>();
-        q.unjustified_published = bundles
-            .iter()
-            .filter(|b| b.explanation.justification.is_empty())
-            .count();
-        q
-    }
-}
-
-/// What the model proposed for one objective.
-#[derive(Debug, Clone, Serialize)]
-pub struct ProposalSummary {
-    pub objective: Objective,
-    /// Who answered; `null` when the objective had no anchors to ask about.
-    pub source: Option<TextSource>,
-    pub proposals: usize,
-    /// Proposals the store's orders contradict (well under chance), dropped.
-    pub contradicted: usize,
-}
-
-/// A scored candidate as `generate --json` prints it.
-#[derive(Debug, Clone, Serialize)]
-pub struct CandidateOut {
-    pub objective: Objective,
-    pub bundle_type: BundleType,
-    pub products: Vec<BundleItem>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub pick: Option<u32>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub tiers: Vec<u32>,
-    pub currency: String,
-    pub list_price_minor: i64,
-    pub score: ScoreBreakdown,
-    pub sources: Vec<Source>,
-    pub rules: Vec<RuleEvidence>,
-    pub neighbours: Vec<NeighbourEvidence>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub llm_reason: Option<String>,
-}
-
-/// A finished run: its summary and bundles (what `generate --json` prints).
-#[derive(Debug, Clone, Serialize)]
-pub struct RunOutput {
-    pub run: RunSummary,
-    pub bundles: Vec<Bundle>,
-    /// Every scored candidate of phase 1 (for inspection and evaluation; not part of
-    /// the printed document).
-    #[serde(skip)]
-    pub candidates: Vec<CandidateOut>,
-    /// A few candidates the quality rules left out, for the report.
-    #[serde(skip)]
-    pub left_out_examples: Vec<candidates::LeftOutExample>,
-    #[serde(skip)]
-    pub started_at: chrono::DateTime<chrono::Utc>,
-    #[serde(skip)]
-    pub finished_at: chrono::DateTime<chrono::Utc>,
-    #[serde(skip)]
-    pub as_of: chrono::DateTime<chrono::Utc>,
-}
-
-impl RunOutput {
-    /// The same run under the caller's id (a job's), instead of its fresh ULID.
-    pub fn with_id(mut self, run_id: impl Into<String>) -> RunOutput {
-        self.run.run_id = run_id.into();
-        self
-    }
-}
-
-/// Runs CPU work on a blocking thread. Its progress counts come back over a channel
-/// to `on_progress`, called on this task, so an observer never has to be `'static`.
-async fn blocking<T: Send + 'static>(
-    cancel: &CancelToken,
-    work: impl FnOnce(&(dyn Fn(u64) + Sync), &CancelToken) -> T + Send + 'static,
-    on_progress: impl Fn(u64),
-) -> Result<T, PipelineError> {
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<u64>();
-    let token = cancel.clone();
-    let handle = tokio::task::spawn_blocking(move || {
-        let progress = move |n: u64| {
-            let _ = tx.send(n);
-        };
-        work(&progress, &token)
-    });
-    while let Some(n) = rx.recv().await {
-        on_progress(n);
-    }
-    handle
-        .await
-        .map_err(|e| PipelineError::Internal(format!("a worker failed: {e}")))
-}
 
 /// A new globally unique run id.
 pub fn new_run_id() -> String {
@@ -395,12 +174,7 @@ pub async fn run(
         prior: ctx.prior.sources.clone(),
         model_complements: ctx.model_complements.summary(),
         quality: QualityReport::of(&found.cells, &bundles),
-        store_rules: candidates::pinned::StoreRulesReport::of(
-            ctx,
-            found.pins,
-            &priced.offers,
-            &priced.report,
-        ),
+        store_rules: StoreRulesReport::of(ctx, found.pins, &priced.offers, &priced.report),
         cells: found.cells.clone(),
         optimize: priced.report,
         bundles: bundles.len(),

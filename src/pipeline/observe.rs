@@ -3,7 +3,12 @@
 //! bars, the service stores them in the job). Observers are called from worker
 //! threads, so they must be quick and thread-safe.
 
+use std::time::Instant;
+
 use serde::Serialize;
+
+use super::error::PipelineError;
+use crate::cancel::CancelToken;
 
 /// The phases a caller can follow, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -114,4 +119,61 @@ impl<'a> PhaseScope<'a> {
             counts,
         });
     }
+}
+
+/// When a task of a phase ran, in milliseconds from the context's start.
+#[derive(Debug, Clone, Serialize)]
+pub struct TaskTiming {
+    pub phase: &'static str,
+    pub task: &'static str,
+    pub start_ms: f64,
+    pub end_ms: f64,
+}
+
+/// A timing recorder: instants relative to the run's start.
+#[derive(Clone, Copy)]
+pub struct Clock(pub Instant);
+
+impl Clock {
+    pub fn ms(self) -> f64 {
+        self.0.elapsed().as_secs_f64() * 1000.0
+    }
+
+    /// A phase 0 task from `start_ms` until now.
+    pub fn task(self, name: &'static str, start_ms: f64) -> TaskTiming {
+        self.span("context", name, start_ms)
+    }
+
+    /// A task of any phase from `start_ms` until now.
+    pub fn span(self, phase: &'static str, name: &'static str, start_ms: f64) -> TaskTiming {
+        TaskTiming {
+            phase,
+            task: name,
+            start_ms,
+            end_ms: self.ms(),
+        }
+    }
+}
+
+/// Runs CPU work on a blocking thread. Its progress counts come back over a channel
+/// to `on_progress`, called on this task, so an observer never has to be `'static`.
+pub async fn blocking<T: Send + 'static>(
+    cancel: &CancelToken,
+    work: impl FnOnce(&(dyn Fn(u64) + Sync), &CancelToken) -> T + Send + 'static,
+    on_progress: impl Fn(u64),
+) -> Result<T, PipelineError> {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<u64>();
+    let token = cancel.clone();
+    let handle = tokio::task::spawn_blocking(move || {
+        let progress = move |n: u64| {
+            let _ = tx.send(n);
+        };
+        work(&progress, &token)
+    });
+    while let Some(n) = rx.recv().await {
+        on_progress(n);
+    }
+    handle
+        .await
+        .map_err(|e| PipelineError::Internal(format!("a worker failed: {e}")))
 }

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
-use super::RunOutput;
+use super::summary::RunOutput;
 use crate::destination::{DestinationError, StagedDir};
 use crate::domain::{Bundle, BundleType, Justification, Money};
 

@@ -3,7 +3,7 @@
 //! under which id ([`RunOutput::with_id`]); [`records`] gives the rows for a caller
 //! that writes them inside a transaction of its own.
 
-use super::RunOutput;
+use super::summary::RunOutput;
 use crate::store::{BundleRecord, RunRecord, Store, StoreError};
 
 /// The rows of a run: its record and one per bundle.

@@ -40,8 +40,8 @@ impl CandidateSources {
     };
 
     /// Whether a candidate from `source` may be used.
-    pub fn allows(&self, source: super::candidates::Source) -> bool {
-        use super::candidates::Source;
+    pub fn allows(&self, source: super::model::Source) -> bool {
+        use super::model::Source;
         match source {
             Source::Pairs | Source::Itemsets | Source::Repeats => self.co_purchase,
             Source::Neighbours => self.meaning,

@@ -11,8 +11,8 @@ use super::{ComplementPrior, FORMAT_VERSION, PriorError, PriorSource};
 use crate::domain::StoreId;
 use crate::embed::{EmbedError, Embedder};
 use crate::index::Matrix;
+use crate::index::clusters::{self, CLUSTER_PREFIX};
 use crate::index::metric::kernels;
-use crate::pipeline::clusters;
 use crate::store::{Store, StoreError};
 
 /// Typical titles kept per category.
@@ -95,7 +95,8 @@ async fn store_source(
         crate::embed::embed_products(embedder, store, &data.products, description_chars).await?;
     // Finer than a run's clusters: a kind of product, not a department, so that what
     // goes with what shows (a department holds most of an order already).
-    let labels = clusters::categories_by(&data.products, &vectors, 0, |n| n / PRODUCTS_PER_KIND);
+    let own = data.products.iter().map(|p| p.own_category()).collect();
+    let labels = clusters::label_missing(own, &vectors, 0, |n| n / PRODUCTS_PER_KIND);
     let titles: Vec<String> = data.products.iter().map(|p| p.display_title()).collect();
     let names = describe(&labels, &titles, &vectors);
     let examples: HashMap<String, Vec<String>> = names
@@ -152,7 +153,7 @@ fn describe(
                 break;
             }
         }
-        let name = if label.starts_with("cluster-") {
+        let name = if label.starts_with(CLUSTER_PREFIX) {
             match examples.first() {
                 Some(t) => format!("{} and alike", t.to_lowercase()),
                 None => label.to_owned(),

@@ -17,6 +17,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::domain::{self, StoreId};
+use crate::error::ErrorKind;
 use crate::ingest::{CatalogKeys, IngestBatch};
 
 pub use app_uploads::{AppUpload, AppUploadStore};
@@ -49,6 +50,18 @@ pub enum StoreError {
     Corrupt(String),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+}
+
+impl StoreError {
+    pub fn kind(&self) -> ErrorKind {
+        use StoreError::*;
+        match self {
+            UnsupportedUrl { .. } | ShopTaken { .. } => ErrorKind::BadInput,
+            UnknownStore(_) => ErrorKind::NotFound,
+            Connect { .. } | Database(_) | Lock { .. } => ErrorKind::Retryable,
+            Migrate(_) | Corrupt(_) => ErrorKind::Internal,
+        }
+    }
 }
 
 /// What an ingest wrote.

@@ -55,7 +55,7 @@ async fn every_variant_runs_on_every_scenario_and_is_compared_with_the_control_i
     )
     .unwrap();
     let twin = file.variants[6].clone();
-    assert_eq!(twin.weights, None);
+    assert_eq!(twin.run.weights, None);
     let mut variants = file.variants[..6].to_vec();
     variants.push(twin);
     let mut steps = Vec::new();
@@ -99,6 +99,13 @@ async fn every_variant_runs_on_every_scenario_and_is_compared_with_the_control_i
             assert!((0.0..=1.0).contains(&s.novelty));
             assert!(s.novel_hits <= s.bundles);
             assert_eq!(s.hit_margin.currency.to_string(), "USD");
+            assert_eq!(
+                s.hit_margin.bundles,
+                (s.hit * s.bundles as f64).round() as usize,
+                "{} {}: hitting bundles",
+                v.name,
+                s.name
+            );
             let d = &s.vs_control.strong_hit;
             assert!(d.interval[0] <= d.interval[1]);
         }

@@ -4,7 +4,7 @@
 
 use bundleforge::app::{self, GenerateOptions};
 use bundleforge::domain::{BundleType, StoreId};
-use bundleforge::pipeline::justify::Verdict;
+use bundleforge::pipeline::evidence::Verdict;
 use bundleforge::stats::AsOfSource;
 
 use crate::support::{TestDb, catalog, local_model, repo_root, services_for};

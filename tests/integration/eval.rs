@@ -106,7 +106,7 @@ async fn a_cold_eval_generates_from_the_catalog_alone_beside_nearest_in_meaning(
     assert_eq!(out.run.baskets, 0);
     assert_eq!(
         out.run.evidence.verdict,
-        bundleforge::pipeline::justify::Verdict::None
+        bundleforge::pipeline::evidence::Verdict::None
     );
     assert!(report.train_orders > 500);
     let nearest = report

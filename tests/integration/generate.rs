@@ -297,7 +297,7 @@ async fn an_invented_id_from_the_model_never_reaches_a_candidate() {
     );
     assert!(out.candidates.iter().any(|c| {
         c.sources
-            .contains(&bundleforge::pipeline::candidates::Source::Llm)
+            .contains(&bundleforge::pipeline::model::Source::Llm)
     }));
     let dropped = &out.run.llm.tasks["propose_bundles.v1"].stats.dropped;
     assert!(dropped.unknown_ids >= 8, "{dropped:?}");

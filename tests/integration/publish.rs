@@ -327,7 +327,7 @@ async fn the_small_fixture_publishes_each_set_once_every_bundle_justified_and_mi
         .unwrap();
     assert_ne!(
         short.run.evidence.verdict,
-        pipeline::justify::Verdict::Strong,
+        pipeline::evidence::Verdict::Strong,
         "{:?}",
         short.run.evidence
     );

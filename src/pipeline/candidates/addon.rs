@@ -1,7 +1,8 @@
 //! Add-ons: the anchor plus one cheaper partner at a discount ("frequently bought
 //! together"). The add-on must cost less than the anchor, or it is not an add-on.
 
-use super::{CellInput, Draft};
+use super::CellInput;
+use crate::pipeline::model::Draft;
 
 pub fn generate(input: &CellInput<'_>) -> Vec<Draft> {
     let ctx = input.ctx;

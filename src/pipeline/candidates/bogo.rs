@@ -1,9 +1,9 @@
 //! Buy X, get Y: the same product again when shoppers buy it in multiples or come back
 //! for it, or a cheaper complement.
 
-use super::{CellInput, Draft, Source};
-use crate::pipeline::context::DataTag;
+use super::CellInput;
 use crate::pipeline::justify::MULTIPLES;
+use crate::pipeline::model::{DataTag, Draft, Source};
 
 pub fn generate(input: &CellInput<'_>) -> Vec<Draft> {
     let ctx = input.ctx;

@@ -1,7 +1,8 @@
 //! Fixed sets of 2–4 products sold together at one price: the anchor with its best
 //! partners, frequent itemsets holding the anchor, and the model's proposals.
 
-use super::{CellInput, Draft, Source};
+use super::CellInput;
+use crate::pipeline::model::{Draft, RELATED, Source};
 
 pub fn generate(input: &CellInput<'_>) -> Vec<Draft> {
     let ctx = input.ctx;
@@ -13,7 +14,7 @@ pub fn generate(input: &CellInput<'_>) -> Vec<Draft> {
         }
         // A trio of the two best partners when they go together too.
         if let [(b, sb), (c, sc), ..] = partners[..] {
-            let related = ctx.pair_count(b, c) > 0 || ctx.similarity(b, c) >= super::RELATED;
+            let related = ctx.pair_count(b, c) > 0 || ctx.similarity(b, c) >= RELATED;
             if related {
                 let mut d = Draft::new(vec![a, b, c], sb);
                 d.sources.insert(sc);

@@ -4,8 +4,9 @@
 //! more often than chance (or that have no orders yet), else 2. The group's rules are checked again, with the
 //! model's proposals, in [`crate::pipeline::justify::alike`].
 
-use super::{CellInput, Draft, Source};
+use super::CellInput;
 use crate::pipeline::justify::{normalised_title, pick_evidence};
+use crate::pipeline::model::{Draft, Source};
 
 /// The most products in a group: more is a catalog page, not an offer.
 pub const MAX_GROUP: usize = 6;

@@ -17,115 +17,34 @@ pub mod pinned;
 pub mod scoring;
 mod volume;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde::Serialize;
 
-use super::context::{Context, DataTag};
+use super::context::Context;
+use super::document;
+use super::economics;
+use super::error::PipelineError;
+use super::evidence::Verdict;
 use super::justify::{self, LeftOut};
-use super::observe::{Phase, PhaseScope, RunObserver};
+use super::model::{
+    ALIKE, Candidate, CoPurchase, DataTag, Draft, NEAR_COPY, NeighbourEvidence, RELATED,
+    RuleEvidence, Source, co_purchase,
+};
+use super::observe::{Phase, PhaseScope, RunObserver, TaskTiming, blocking};
 use super::variant::{CandidateSources, Variant};
-use super::{CandidateOut, PipelineError, ProposalSummary, TaskTiming};
 use crate::cancel::CancelToken;
 use crate::config::{PipelineSettings, QualitySettings, Settings};
-use crate::domain::{BundleType, Justification, Objective, ScoreBreakdown, TextSource};
+use crate::domain::{BundleItem, BundleType, Justification, Objective, ScoreBreakdown, TextSource};
 use crate::llm::gateway::Gateway;
 use crate::llm::prompt::ProductDoc;
 use crate::stats::Weights;
-use scoring::{CoPurchase, NEAR_COPY, ScoreInput, co_purchase};
+use scoring::ScoreInput;
 
-/// Related enough to be a complement.
-pub const RELATED: f32 = 0.25;
-/// Alike enough for a mix & match group.
-pub const ALIKE: f32 = 0.6;
 /// Categories searched for a complement beyond the similarity graph.
 const LINKED_CATEGORIES: usize = 3;
-
-/// Where a candidate came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Source {
-    /// Pair counts: the products are bought together.
-    Pairs,
-    /// A frequent itemset of three or four products.
-    Itemsets,
-    /// Embedding neighbours.
-    Neighbours,
-    /// One product, bought again or in multiples.
-    Repeats,
-    /// The language model's (or offline provider's) proposal.
-    Llm,
-    /// The merchant pinned it (see [`crate::store_rules`]).
-    Pinned,
-}
-
-/// A product set a generator proposes, before scoring.
-#[derive(Debug, Clone)]
-pub struct Draft {
-    /// Product indices, anchor first.
-    pub products: Vec<u32>,
-    pub quantities: Vec<u32>,
-    /// Mix & match: how many of the group the shopper picks.
-    pub pick: Option<u32>,
-    /// Volume: the quantity tiers.
-    pub tiers: Vec<u32>,
-    pub sources: BTreeSet<Source>,
-    pub llm_reason: Option<String>,
-    /// Who proposed the very set, when a model (or the offline provider) did.
-    pub proposed_by: Option<TextSource>,
-}
-
-impl Draft {
-    pub fn new(products: Vec<u32>, source: Source) -> Draft {
-        let quantities = vec![1; products.len()];
-        Draft {
-            products,
-            quantities,
-            pick: None,
-            tiers: Vec::new(),
-            sources: BTreeSet::from([source]),
-            llm_reason: None,
-            proposed_by: None,
-        }
-    }
-}
-
-/// Co-purchase statistics of a pair or itemset behind a candidate.
-#[derive(Debug, Clone, Serialize)]
-pub struct RuleEvidence {
-    pub products: Vec<String>,
-    pub count: u32,
-    pub expected: f64,
-    pub lift: f64,
-    pub shrunk_lift: f64,
-    /// Confidence of "first product → the rest": count ÷ orders of the first.
-    pub confidence: f64,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct NeighbourEvidence {
-    pub product_id: String,
-    pub neighbour_id: String,
-    pub score: f32,
-}
-
-/// A scored candidate with its provenance.
-#[derive(Debug, Clone)]
-pub struct Candidate {
-    pub objective: Objective,
-    pub bundle_type: BundleType,
-    pub draft: Draft,
-    pub co_purchase: Option<CoPurchase>,
-    pub rules: Vec<RuleEvidence>,
-    pub neighbours: Vec<NeighbourEvidence>,
-    pub score: ScoreBreakdown,
-    /// Why it may be published (see [`crate::pipeline::justify`]).
-    pub justification: Vec<Justification>,
-    /// The merchant pinned it: published ahead of the rest while valid.
-    pub pinned: bool,
-}
 
 /// One objective × bundle type cell of the run summary.
 #[derive(Debug, Clone, Serialize)]
@@ -371,9 +290,7 @@ pub fn anchors(ctx: &Context, objective: Objective, limit: usize) -> Vec<u32> {
         Objective::IncreaseAov => (0..n).filter(|&i| hubs(i) > 0).collect(),
         // Where the orders show no structure to follow, any product may lead to its
         // complements (by meaning and the prior), best known to the prior first.
-        Objective::CrossSell if ctx.store_evidence.verdict != justify::Verdict::Strong => {
-            (0..n).collect()
-        }
+        Objective::CrossSell if ctx.store_evidence.verdict != Verdict::Strong => (0..n).collect(),
         Objective::CrossSell => (0..n)
             .filter(|&i| hubs(i) > 0 || ctx.signals[i as usize].has(DataTag::Bestseller))
             .collect(),
@@ -517,7 +434,7 @@ pub async fn proposals(
             continue;
         }
         if products.len() >= 2 {
-            let cp = set_co_purchase(ctx, &products);
+            let cp = ctx.co_purchase(&products);
             // Enough orders to expect five co-purchases, and fewer than half of them.
             if cp.expected >= 5.0 && cp.lift < 0.5 {
                 contradicted += 1;
@@ -532,27 +449,12 @@ pub async fn proposals(
     Ok((out, Some(answer.source), contradicted))
 }
 
-/// Co-purchase evidence of a whole set: the pair count, or the itemset's count when it
-/// is frequent (else 0: too rare to count).
-pub fn set_co_purchase(ctx: &Context, products: &[u32]) -> CoPurchase {
-    let counts: Vec<u32> = products.iter().map(|&i| ctx.item_count(i)).collect();
-    let count = match products {
-        [a, b] => ctx.pair_count(*a, *b),
-        _ => {
-            let mut key = products.to_vec();
-            key.sort_unstable();
-            ctx.itemset_counts.get(&key).copied().unwrap_or(0)
-        }
-    };
-    co_purchase(count, &counts, ctx.baskets, ctx.prior_count)
-}
-
 fn evidence(ctx: &Context, draft: &Draft) -> (Vec<RuleEvidence>, Vec<NeighbourEvidence>) {
     let id = |i: u32| ctx.product(i).variant_id.clone();
     let mut rules = Vec::new();
     let p = &draft.products;
     let record = |set: &[u32]| {
-        let cp = set_co_purchase(ctx, set);
+        let cp = ctx.co_purchase(set);
         (cp.count > 0).then(|| RuleEvidence {
             products: set.iter().map(|&i| id(i)).collect(),
             count: cp.count,
@@ -591,7 +493,7 @@ fn score_draft(
     bundle_type: BundleType,
     draft: &Draft,
 ) -> (Option<CoPurchase>, ScoreBreakdown) {
-    let cp = (draft.products.len() >= 2).then(|| set_co_purchase(ctx, &draft.products));
+    let cp = (draft.products.len() >= 2).then(|| ctx.co_purchase(&draft.products));
     let score = scoring::score(
         ctx,
         weights,
@@ -861,7 +763,7 @@ pub async fn run(
         keep: p.candidates_per_cell,
         threads: settings.pipeline_threads(),
     };
-    let results = super::blocking(
+    let results = blocking(
         cancel,
         move |progress, cancel| job.run(progress, cancel),
         |done| phase.progress(done, total),
@@ -888,12 +790,12 @@ pub async fn run(
 }
 
 fn candidate_out(ctx: &Context, c: &Candidate) -> CandidateOut {
-    let products = super::copy::items(ctx, &c.draft);
+    let products = document::items(ctx, &c.draft);
     CandidateOut {
         objective: c.objective,
         bundle_type: c.bundle_type,
         currency: ctx.product(c.draft.products[0]).price.currency.to_string(),
-        list_price_minor: super::optimize::list_price(ctx, c),
+        list_price_minor: economics::list_price(ctx, c),
         products,
         pick: c.draft.pick,
         tiers: c.draft.tiers.clone(),
@@ -993,4 +895,35 @@ impl CellJob {
         }
         Ok(results)
     }
+}
+
+/// What the model proposed for one objective.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProposalSummary {
+    pub objective: Objective,
+    /// Who answered; `null` when the objective had no anchors to ask about.
+    pub source: Option<TextSource>,
+    pub proposals: usize,
+    /// Proposals the store's orders contradict (well under chance), dropped.
+    pub contradicted: usize,
+}
+
+/// A scored candidate as `generate --json` prints it.
+#[derive(Debug, Clone, Serialize)]
+pub struct CandidateOut {
+    pub objective: Objective,
+    pub bundle_type: BundleType,
+    pub products: Vec<BundleItem>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pick: Option<u32>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tiers: Vec<u32>,
+    pub currency: String,
+    pub list_price_minor: i64,
+    pub score: ScoreBreakdown,
+    pub sources: Vec<Source>,
+    pub rules: Vec<RuleEvidence>,
+    pub neighbours: Vec<NeighbourEvidence>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub llm_reason: Option<String>,
 }

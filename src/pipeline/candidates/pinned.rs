@@ -3,18 +3,16 @@
 //! while valid. A pin the catalog cannot hold (an unknown id, a product that is not
 //! sellable, one of the store's lists against it) is reported, not generated.
 
-use std::collections::BTreeMap;
-
 use serde::Serialize;
 
-use super::{Candidate, Draft, Source, score_draft, volume};
+use super::{score_draft, volume};
 use crate::config::QualitySettings;
 use crate::domain::{BundleType, Justification, Objective};
 use crate::pipeline::context::Context;
 use crate::pipeline::justify;
-use crate::pipeline::optimize::{Offer, OptimizeReport, Rejection};
+use crate::pipeline::model::{Candidate, Draft, Source};
 use crate::stats::Weights;
-use crate::store_rules::{RuleBroken, StoreRules};
+use crate::store_rules::RuleBroken;
 
 /// What became of a pin, for the run summary.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -84,64 +82,6 @@ pub fn candidates(
         outcomes.push(outcome);
     }
     (out, outcomes)
-}
-
-/// What the merchant's rules did in a run (`run.store_rules`).
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct StoreRulesReport {
-    /// The rules in force: the configuration's and the store's own, merged.
-    pub rules: StoreRules,
-    /// Bundles the lists removed, by rule (`never_bundle`, `never_together`).
-    pub removed: BTreeMap<String, usize>,
-    pub pins: Vec<PinOutcome>,
-}
-
-impl StoreRulesReport {
-    /// Settles each pin's state once phase 2 has chosen: `published`, or why not.
-    pub fn of(
-        ctx: &Context,
-        mut pins: Vec<PinOutcome>,
-        published: &[Offer],
-        report: &OptimizeReport,
-    ) -> StoreRulesReport {
-        for (outcome, resolved) in pins.iter_mut().zip(&ctx.rules.pins) {
-            let Ok(products) = &resolved.products else {
-                continue;
-            };
-            if outcome.state != "candidate" {
-                continue;
-            }
-            let shown = published
-                .iter()
-                .any(|o| o.candidate.pinned && &o.candidate.draft.products == products);
-            outcome.state = if shown {
-                "published".to_owned()
-            } else if let Some((_, r)) = report.pin_rejections.iter().find(|(p, _)| p == products) {
-                match r {
-                    Rejection::OutOfStock => "left out: not enough stock",
-                    Rejection::MarginFloor => {
-                        "left out: its smallest discount breaks the margin floor"
-                    }
-                    _ => "left out by the guard",
-                }
-                .to_owned()
-            } else {
-                "left out: another pin of the same products, or max_bundles reached by pins"
-                    .to_owned()
-            };
-        }
-        let removed = report
-            .rejected
-            .iter()
-            .filter(|(k, _)| k.as_str() == "never_bundle" || k.as_str() == "never_together")
-            .map(|(k, &v)| (k.clone(), v))
-            .collect();
-        StoreRulesReport {
-            rules: ctx.store_rules.clone(),
-            removed,
-            pins,
-        }
-    }
 }
 
 fn draft(products: Vec<u32>, bundle_type: BundleType, pick: Option<u32>) -> Draft {

@@ -25,38 +25,9 @@
 //!   the ratio is the point, so it stays 1).
 
 use crate::domain::{BundleType, Objective, ScoreBreakdown};
-use crate::pipeline::context::{Context, DataTag};
+use crate::pipeline::context::Context;
+use crate::pipeline::model::{CoPurchase, DataTag, NEAR_COPY};
 use crate::stats::Weights;
-
-/// Cosine at and above which two products are near-copies, not complements.
-pub const NEAR_COPY: f32 = 0.9;
-
-/// What co-purchase data says about a set of products.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct CoPurchase {
-    /// Orders with every product of the set (0 when not counted).
-    pub count: u32,
-    /// What independence predicts.
-    pub expected: f64,
-    /// count / expected (0 when nothing is expected).
-    pub lift: f64,
-    /// (count + κ) / (expected + κ).
-    pub shrunk_lift: f64,
-}
-
-pub fn co_purchase(count: u32, item_counts: &[u32], baskets: u64, prior: f64) -> CoPurchase {
-    let (expected, lift) = crate::rules::set_lift(
-        u64::from(count),
-        item_counts.iter().map(|&c| u64::from(c)),
-        baskets,
-    );
-    CoPurchase {
-        count,
-        expected,
-        lift,
-        shrunk_lift: (f64::from(count) + prior) / (expected + prior),
-    }
-}
 
 /// f(l) = 1 − 1/l for l > 1, else 0.
 fn lift_signal(l: f64) -> f64 {
@@ -173,7 +144,7 @@ pub fn score(
     // cross-selling: the anchor and each partner the prior or the model links with it.
     let prior_linked = |i: u32| {
         c.objective == Objective::CrossSell
-            && ctx.store_evidence.verdict != crate::pipeline::justify::Verdict::Strong
+            && ctx.store_evidence.verdict != crate::pipeline::evidence::Verdict::Strong
             && c.products.split_first().is_some_and(|(&anchor, partners)| {
                 let linked = |b: u32| {
                     ctx.prior
@@ -229,6 +200,7 @@ pub fn score(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pipeline::model::co_purchase;
 
     #[test]
     fn a_pair_seen_twice_does_not_outrank_one_seen_two_hundred_times() {

@@ -1,9 +1,9 @@
 //! Volume breaks: one product in quantity tiers (2 / 3 / 5) for products bought in
 //! multiples or again and again.
 
-use super::{CellInput, Draft, Source};
-use crate::pipeline::context::DataTag;
+use super::CellInput;
 use crate::pipeline::justify::MULTIPLES;
+use crate::pipeline::model::{DataTag, Draft, Source};
 
 pub const TIERS: [u32; 3] = [2, 3, 5];
 

@@ -18,7 +18,7 @@ use std::collections::HashSet;
 use crate::pipeline::context::Context;
 
 use crate::domain::BundleType;
-use crate::pipeline::candidates::Candidate;
+use crate::pipeline::model::Candidate;
 
 fn jaccard(a: &[u32], b: &[u32]) -> f64 {
     let a: HashSet<u32> = a.iter().copied().collect();

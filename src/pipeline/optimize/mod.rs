@@ -18,47 +18,19 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use super::candidates::Candidate;
-use super::context::{Context, DataTag};
-use super::observe::{Phase, PhaseScope, RunObserver};
-use super::{PipelineError, TaskTiming};
+use super::context::Context;
+use super::document::{bundle_doc, bundle_id};
+use super::economics::{list_and_cost, units};
+use super::error::PipelineError;
+use super::evidence::Verdict;
+use super::model::{Candidate, DataTag, Demand, FinalPrice, Offer};
+use super::observe::{Phase, PhaseScope, RunObserver, TaskTiming, blocking};
 use crate::cancel::CancelToken;
 use crate::config::OptimizeSettings;
 use crate::domain::BundleType;
 use crate::llm::gateway::Gateway;
 use crate::store_rules::RuleBroken;
-use pricing::Demand;
-pub use pricing::FinalPrice;
 pub use safety::Rejection;
-
-/// A candidate that passed the guard, with its economics at the Bayesian price.
-#[derive(Debug, Clone)]
-pub struct Offer {
-    pub candidate: Candidate,
-    /// Units of each product the bundle sells at its list price.
-    pub units: Vec<u32>,
-    pub list_minor: i64,
-    pub cost_minor: i64,
-    pub cost_assumed: bool,
-    pub inventory_untracked: bool,
-    /// The objective's range, whole percent, under the store's ceiling.
-    pub range: (u32, u32),
-    /// The store's discount ceiling when it narrowed the range.
-    pub ceiling: Option<u32>,
-    /// The largest discount the margin floor allows (≥ range.0); for a BOGO or
-    /// add-on also at most what the shopper gets is worth.
-    pub floor_max: u32,
-    pub demand: Demand,
-    pub bayesian_pct: u32,
-    /// BOGO and add-on: the list value of what the shopper gets at the offer's
-    /// percentage (the second unit of one product, else every product after the
-    /// first). The offer is stated as that percentage off that value.
-    pub gets_minor: Option<i64>,
-    /// Expected revenue, expected margin, clearance value, confidence, novelty.
-    pub objectives: Vec<f64>,
-    pub pareto_rank: u32,
-    pub crowding: f64,
-}
 
 /// What phase 2 did.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -105,58 +77,6 @@ pub fn discount_uplift(ctx: &Context) -> f64 {
     }
     let ratio = (with_lines as f64 / with as f64) / (without_lines as f64 / without as f64);
     ratio.clamp(0.5, 2.0)
-}
-
-/// Units each product sells in the bundle (its largest tier for volume breaks).
-fn units(c: &Candidate) -> Vec<u32> {
-    match c.bundle_type {
-        BundleType::Volume => vec![c.draft.tiers.iter().copied().max().unwrap_or(2)],
-        _ => c.draft.quantities.clone(),
-    }
-}
-
-/// The list price of a candidate as sold (see [`economics`]): the one definition the
-/// output, the prompts and pricing share.
-pub fn list_price(ctx: &Context, c: &Candidate) -> i64 {
-    economics(ctx, c).0
-}
-
-/// List price, cost and whether a cost was assumed, for the bundle as sold: mix & match
-/// as `pick` items at the group's mean price and cost.
-fn economics(ctx: &Context, c: &Candidate) -> (i64, i64, bool) {
-    let assumed = c
-        .draft
-        .products
-        .iter()
-        .any(|&i| ctx.signals[i as usize].cost_assumed);
-    if c.bundle_type == BundleType::MixMatch {
-        let n = c.draft.products.len().max(1) as i64;
-        let pick = i64::from(c.draft.pick.unwrap_or(2));
-        let price: i64 = c
-            .draft
-            .products
-            .iter()
-            .map(|&i| ctx.product(i).price.minor)
-            .sum();
-        let cost: i64 = c
-            .draft
-            .products
-            .iter()
-            .map(|&i| ctx.signals[i as usize].unit_cost_minor)
-            .sum();
-        return (
-            (price * pick + n - 1) / n,
-            (cost * pick + n - 1) / n,
-            assumed,
-        );
-    }
-    let mut list = 0;
-    let mut cost = 0;
-    for (&i, &q) in c.draft.products.iter().zip(&c.draft.quantities) {
-        list += ctx.product(i).price.minor * i64::from(q);
-        cost += ctx.signals[i as usize].unit_cost_minor * i64::from(q);
-    }
-    (list, cost, assumed)
 }
 
 /// See [`Offer::gets_minor`].
@@ -242,7 +162,7 @@ pub fn optimize(
                 continue;
             }
         };
-        let (list, cost, cost_assumed) = economics(ctx, &c);
+        let (list, cost, cost_assumed) = list_and_cost(ctx, &c);
         let objective_range = s.range(c.objective);
         let range = ctx.rules.ceiling(objective_range);
         let ceiling = ctx
@@ -354,7 +274,7 @@ pub fn optimize(
     report.pareto_front = offers.iter().filter(|o| o.pareto_rank == 1).count();
     // Where the orders show little or no structure, a run spreads over the objectives
     // and does not fill their slots with more of the same.
-    let thin = ctx.store_evidence.verdict != super::justify::Verdict::Strong;
+    let thin = ctx.store_evidence.verdict != Verdict::Strong;
     let selected = select(offers, s, thin, &mut report);
     report.published = selected.len();
     (selected, report)
@@ -495,7 +415,7 @@ pub async fn run(
     let phase = PhaseScope::start(observer, Phase::Optimize, None);
     let started = ctx.clock.ms();
     let (job_ctx, job_settings) = (ctx.clone(), s.clone());
-    let (offers, report) = super::blocking(
+    let (offers, report) = blocking(
         cancel,
         move |_, _| optimize(&job_ctx, candidates, &job_settings),
         |_| {},
@@ -505,14 +425,11 @@ pub async fn run(
     cancel.check()?;
 
     let started = ctx.clock.ms();
-    let ids: Vec<String> = offers
-        .iter()
-        .map(|o| super::copy::bundle_id(ctx, o))
-        .collect();
+    let ids: Vec<String> = offers.iter().map(|o| bundle_id(ctx, o)).collect();
     let docs: Vec<_> = offers
         .iter()
         .zip(&ids)
-        .map(|(o, id)| super::copy::bundle_doc(ctx, id, o, None, None))
+        .map(|(o, id)| bundle_doc(ctx, id, o, None, None))
         .collect();
     let total = offers.len() as u64;
     let advice = cancel

@@ -15,11 +15,11 @@
 //! *up* so rounding can never push it under the floor, and an optional .99 ending only
 //! ever raises it (never above the list price).
 
-use super::Offer;
 use crate::config::OptimizeSettings;
 use crate::domain::TextSource;
 use crate::llm::answer::PriceAdvice;
 use crate::llm::gateway::Sourced;
+use crate::pipeline::model::{Demand, FinalPrice, Offer};
 
 /// The margin floor, as the largest whole-percent discount that keeps
 /// `(final − cost) / final ≥ floor`; `None` when even no discount does.
@@ -86,36 +86,6 @@ pub fn ninety_nine(minor: i64, list_minor: i64) -> i64 {
     if up <= list_minor { up } else { minor }
 }
 
-fn sigmoid(x: f64) -> f64 {
-    1.0 / (1.0 + (-x).exp())
-}
-
-/// The demand model of one bundle.
-#[derive(Debug, Clone, Copy)]
-pub struct Demand {
-    /// Posterior mean take rate at no discount.
-    pub base: f64,
-    /// Logit change per percent point of discount.
-    pub elasticity: f64,
-}
-
-impl Demand {
-    /// Beta(a, b) prior updated with s successes in n trials.
-    pub fn new(prior: [f64; 2], successes: f64, trials: f64, elasticity: f64) -> Demand {
-        let s = successes.clamp(0.0, trials.max(0.0));
-        let base = (prior[0] + s) / (prior[0] + prior[1] + trials.max(0.0));
-        Demand {
-            base: base.clamp(1e-6, 1.0 - 1e-6),
-            elasticity,
-        }
-    }
-
-    pub fn take_rate(&self, discount_pct: f64) -> f64 {
-        let logit = (self.base / (1.0 - self.base)).ln();
-        sigmoid(logit + self.elasticity * discount_pct)
-    }
-}
-
 /// The Bayesian choice: the whole-percent discount in `lo..=hi` with the highest
 /// expected profit (the smaller discount on ties).
 pub fn bayesian_discount(
@@ -135,76 +105,7 @@ pub fn bayesian_discount(
     best.1
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    #[test]
-    fn prices_round_up_and_endings_only_raise() {
-        assert_eq!(price_at(1999, 10), 1800); // 1799.1 → 1800
-        assert_eq!(price_at(1000, 0), 1000);
-        assert_eq!(ninety_nine(1800, 1999), 1899);
-        assert_eq!(ninety_nine(1899, 1999), 1899);
-        assert_eq!(ninety_nine(1950, 1960), 1950, "never above the list price");
-    }
-
-    #[test]
-    fn the_floor_discount_counts_the_price_rounding_up() {
-        // 55 % off 83.36 is 37.512, charged 37.52: still above the floor at cost 34.19.
-        let d = max_discount_for_floor(8336, 3419, 8.858826916091555).unwrap();
-        assert!(keeps_floor(8336, 3419, d, 8.858826916091555));
-        assert!(!keeps_floor(8336, 3419, d + 1, 8.858826916091555));
-    }
-
-    #[test]
-    fn a_bigger_discount_wins_only_where_demand_responds() {
-        let flat = Demand::new([2.0, 38.0], 0.0, 0.0, 0.0);
-        assert_eq!(bayesian_discount(&flat, 10_000, 5_000, 5, 20), 5);
-        let keen = Demand::new([2.0, 38.0], 0.0, 0.0, 0.2);
-        assert!(bayesian_discount(&keen, 10_000, 2_000, 5, 40) > 5);
-    }
-
-    proptest! {
-        #[test]
-        fn price_never_falls_below_margin_floor(
-            list in 1i64..10_000_000,
-            cost_share in 0.0f64..1.2,
-            floor in 0.0f64..60.0,
-        ) {
-            let cost = (list as f64 * cost_share) as i64;
-            if let Some(d) = max_discount_for_floor(list, cost, floor) {
-                let p = price_at(list, d);
-                prop_assert!((p - cost) as f64 >= floor / 100.0 * p as f64 - 1e-6);
-                let p99 = ninety_nine(p, list);
-                prop_assert!((p99 - cost) as f64 >= floor / 100.0 * p99 as f64 - 1e-6);
-                prop_assert!(p99 <= list);
-                // One percent more would break it (or it is the whole range).
-                if d < 100 && keeps_floor(list, cost, d + 1, floor) {
-                    prop_assert!(false, "d = {} is not the largest", d);
-                }
-            } else {
-                prop_assert!(!keeps_floor(list, cost, 0, floor));
-            }
-        }
-    }
-}
-
-/// The final price of an offer: the Bayesian discount blended with the model's
-/// suggestion (the middle of its range), clamped to the objective's range and the
-/// margin floor, with the reason.
-#[derive(Debug, Clone)]
-pub struct FinalPrice {
-    pub discount_pct: u32,
-    pub final_minor: i64,
-    /// BOGO and add-on: the whole percentage off what the shopper gets, which the copy
-    /// states and the Shopify discount applies; `final_minor` is exactly that offer.
-    pub gets_pct: Option<u32>,
-    pub llm_pct: Option<f64>,
-    pub reason: String,
-    pub source: TextSource,
-}
-
+/// The final price of an offer (see [`FinalPrice`]).
 pub fn final_price(
     o: &Offer,
     advice: Option<&Sourced<PriceAdvice>>,
@@ -267,5 +168,60 @@ pub fn final_price(
         llm_pct,
         reason,
         source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn prices_round_up_and_endings_only_raise() {
+        assert_eq!(price_at(1999, 10), 1800); // 1799.1 → 1800
+        assert_eq!(price_at(1000, 0), 1000);
+        assert_eq!(ninety_nine(1800, 1999), 1899);
+        assert_eq!(ninety_nine(1899, 1999), 1899);
+        assert_eq!(ninety_nine(1950, 1960), 1950, "never above the list price");
+    }
+
+    #[test]
+    fn the_floor_discount_counts_the_price_rounding_up() {
+        // 55 % off 83.36 is 37.512, charged 37.52: still above the floor at cost 34.19.
+        let d = max_discount_for_floor(8336, 3419, 8.858826916091555).unwrap();
+        assert!(keeps_floor(8336, 3419, d, 8.858826916091555));
+        assert!(!keeps_floor(8336, 3419, d + 1, 8.858826916091555));
+    }
+
+    #[test]
+    fn a_bigger_discount_wins_only_where_demand_responds() {
+        let flat = Demand::new([2.0, 38.0], 0.0, 0.0, 0.0);
+        assert_eq!(bayesian_discount(&flat, 10_000, 5_000, 5, 20), 5);
+        let keen = Demand::new([2.0, 38.0], 0.0, 0.0, 0.2);
+        assert!(bayesian_discount(&keen, 10_000, 2_000, 5, 40) > 5);
+    }
+
+    proptest! {
+        #[test]
+        fn price_never_falls_below_margin_floor(
+            list in 1i64..10_000_000,
+            cost_share in 0.0f64..1.2,
+            floor in 0.0f64..60.0,
+        ) {
+            let cost = (list as f64 * cost_share) as i64;
+            if let Some(d) = max_discount_for_floor(list, cost, floor) {
+                let p = price_at(list, d);
+                prop_assert!((p - cost) as f64 >= floor / 100.0 * p as f64 - 1e-6);
+                let p99 = ninety_nine(p, list);
+                prop_assert!((p99 - cost) as f64 >= floor / 100.0 * p99 as f64 - 1e-6);
+                prop_assert!(p99 <= list);
+                // One percent more would break it (or it is the whole range).
+                if d < 100 && keeps_floor(list, cost, d + 1, floor) {
+                    prop_assert!(false, "d = {} is not the largest", d);
+                }
+            } else {
+                prop_assert!(!keeps_floor(list, cost, 0, floor));
+            }
+        }
     }
 }
