@@ -11,11 +11,11 @@ use serde::Serialize;
 use crate::cancel::CancelToken;
 use crate::config::Settings;
 use crate::destination::DestinationError;
-use crate::domain::{self, Objective, StoreId};
+use crate::domain::{self, StoreId};
 use crate::ingest::{
     self, CatalogKeys, IngestBatch, IngestContext, IngestFiles, IngestReport, Progress,
 };
-use crate::pipeline::{self, PrepareOptions, RunObserver, RunOutput, Variant};
+use crate::pipeline::{self, RunObserver, RunOutput, RunRequest};
 use crate::rules;
 pub use crate::services::Services;
 use crate::stats::{self, StoreStats};
@@ -69,54 +69,14 @@ impl AppError {
     }
 }
 
-/// A `generate` as a merchant asks for it: the store as of a day, one variant.
-#[derive(Debug, Clone, Default)]
-pub struct GenerateOptions {
-    /// End every window on this day instead of the latest order.
-    pub as_of: Option<NaiveDate>,
-    /// The seed of phase 0 and of the run.
-    pub seed: u64,
-    /// α, β, γ instead of the tier's.
-    pub weights: Option<[f64; 3]>,
-    /// Only these objectives (all when empty).
-    pub objectives: Vec<Objective>,
-    /// Only these bundle types (all when empty).
-    pub bundle_types: Vec<crate::domain::BundleType>,
-    /// Publish at most this many bundles instead of `optimize.max_bundles`.
-    pub max_bundles: Option<usize>,
-    /// The run's id (a job's); a fresh ULID when `None`.
-    pub run_id: Option<String>,
-}
-
-impl GenerateOptions {
-    pub fn prepare_options(&self) -> PrepareOptions {
-        PrepareOptions {
-            as_of: self.as_of,
-            seed: self.seed,
-            ..PrepareOptions::default()
-        }
-    }
-
-    pub fn variant(&self) -> Variant {
-        Variant {
-            weights: self.weights,
-            objectives: self.objectives.clone(),
-            bundle_types: self.bundle_types.clone(),
-            max_bundles: self.max_bundles,
-            seed: self.seed,
-            ..Variant::default()
-        }
-    }
-}
-
 /// `generate` with nobody watching and no cancel button.
 pub async fn generate(
     services: &Services,
     store_id: &StoreId,
-    options: &GenerateOptions,
+    request: &RunRequest,
 ) -> Result<RunOutput, AppError> {
     let never = CancelToken::never();
-    generate_with(services, store_id, options, &pipeline::NoObserver, &never).await
+    generate_with(services, store_id, request, &pipeline::NoObserver, &never).await
 }
 
 /// `generate`: phase 0, one run, and the run saved (only once it finished).
@@ -124,11 +84,11 @@ pub async fn generate(
 pub async fn generate_with(
     services: &Services,
     store_id: &StoreId,
-    options: &GenerateOptions,
+    request: &RunRequest,
     observer: &dyn RunObserver,
     cancel: &CancelToken,
 ) -> Result<RunOutput, AppError> {
-    let (ctx, mut out) = produce(services, store_id, options, observer, cancel).await?;
+    let (ctx, mut out) = produce(services, store_id, request, observer, cancel).await?;
     save_run(services, &ctx, &mut out).await?;
     Ok(out)
 }
@@ -140,12 +100,12 @@ pub async fn generate_with(
 pub async fn generate_placed(
     services: &Services,
     store_id: &StoreId,
-    options: &GenerateOptions,
+    request: &RunRequest,
     observer: &dyn RunObserver,
     cancel: &CancelToken,
     place: impl FnOnce(&RunOutput) -> Result<crate::destination::Placed, DestinationError>,
 ) -> Result<RunOutput, AppError> {
-    let (ctx, mut out) = produce(services, store_id, options, observer, cancel).await?;
+    let (ctx, mut out) = produce(services, store_id, request, observer, cancel).await?;
     let placed = place(&out)?;
     // Dropped on an error, `placed` puts back what was there.
     save_run(services, &ctx, &mut out).await?;
@@ -158,11 +118,11 @@ pub async fn generate_placed(
 pub async fn produce_run(
     services: &Services,
     store_id: &StoreId,
-    options: &GenerateOptions,
+    request: &RunRequest,
     observer: &dyn RunObserver,
     cancel: &CancelToken,
 ) -> Result<RunOutput, AppError> {
-    Ok(produce(services, store_id, options, observer, cancel)
+    Ok(produce(services, store_id, request, observer, cancel)
         .await?
         .1)
 }
@@ -171,31 +131,15 @@ pub async fn produce_run(
 async fn produce(
     services: &Services,
     store_id: &StoreId,
-    options: &GenerateOptions,
+    request: &RunRequest,
     observer: &dyn RunObserver,
     cancel: &CancelToken,
 ) -> Result<(Arc<pipeline::Context>, RunOutput), AppError> {
-    let variant = options.variant();
-    variant.validate().map_err(pipeline::PipelineError::from)?;
-    let ctx = Arc::new(
-        pipeline::prepare(
-            services,
-            store_id,
-            &options.prepare_options(),
-            observer,
-            cancel,
-        )
-        .await?,
-    );
-    let mut out = pipeline::run(&ctx, &variant, services, observer, cancel).await?;
-    // What the merchant decided on earlier runs' bundles.
-    let approvals = services.store.approvals(store_id).await?;
-    if !approvals.is_empty() {
-        let settings =
-            variant.optimize_settings(&services.settings.optimize, variant.objectives().len());
-        pipeline::approvals::apply(&ctx, &variant, &settings, &approvals, &mut out);
-    }
-    if let Some(id) = &options.run_id {
+    request.validate().map_err(pipeline::PipelineError::from)?;
+    let ctx =
+        Arc::new(pipeline::prepare(services, store_id, &request.prepare, observer, cancel).await?);
+    let mut out = pipeline::run(&ctx, &request.variant, services, observer, cancel).await?;
+    if let Some(id) = &request.run_id {
         out = out.with_id(id.clone());
     }
     cancel.check().map_err(pipeline::PipelineError::from)?;

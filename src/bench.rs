@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use chrono::NaiveDate;
+use crate::pipeline::RunRequest;
 use serde::Serialize;
 
 use crate::app::{self, AppError, Services};
@@ -621,8 +621,8 @@ pub struct GenerateOptions {
     pub store: StoreId,
     /// At least one run is made; the report shows the number asked for.
     pub runs: usize,
-    pub as_of: Option<NaiveDate>,
-    pub seed: u64,
+    /// The run each of them is.
+    pub request: RunRequest,
 }
 
 /// Fields in sorted order (see the module note).
@@ -648,15 +648,10 @@ pub async fn generate(
     services: &Services,
     options: &GenerateOptions,
 ) -> Result<GenerateReport, BenchError> {
-    let generate = app::GenerateOptions {
-        as_of: options.as_of,
-        seed: options.seed,
-        ..app::GenerateOptions::default()
-    };
     let mut phases: BTreeMap<&'static str, Vec<f64>> = BTreeMap::new();
-    let first = generate_once(services, options, &generate, 0, &mut phases).await?;
+    let first = generate_once(services, options, 0, &mut phases).await?;
     for run in 1..options.runs {
-        generate_once(services, options, &generate, run, &mut phases).await?;
+        generate_once(services, options, run, &mut phases).await?;
     }
     let median_seconds = phases
         .into_iter()
@@ -681,11 +676,10 @@ pub async fn generate(
 async fn generate_once(
     services: &Services,
     options: &GenerateOptions,
-    generate: &app::GenerateOptions,
     run: usize,
     phases: &mut BTreeMap<&'static str, Vec<f64>>,
 ) -> Result<crate::pipeline::RunSummary, BenchError> {
-    let out = app::generate(services, &options.store, generate).await?;
+    let out = app::generate(services, &options.store, &options.request).await?;
     let t = &out.run.timings;
     for (name, seconds) in [
         ("load", t.load_seconds),

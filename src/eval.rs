@@ -35,9 +35,9 @@ use chrono::NaiveDate;
 use serde::Serialize;
 
 use crate::cancel::CancelToken;
-use crate::domain::{self, Objective, StoreId};
+use crate::domain::{self, StoreId};
 use crate::pipeline::{
-    self, NoObserver, OrderScope, PrepareOptions, PriorScope, RunOutput, Variant,
+    self, MerchantInputs, NoObserver, OrderScope, PrepareOptions, RunOutput, RunRequest, Variant,
 };
 use crate::rng::{Purpose, Stream};
 use crate::rules::{Baskets, count_pairs};
@@ -60,17 +60,26 @@ pub enum EvalError {
 
 #[derive(Debug, Clone)]
 pub struct EvalOptions {
+    /// The last day of training: the store as it was then; every later order is held
+    /// out.
     pub cutoff: NaiveDate,
-    pub max_orders: Option<usize>,
-    pub objectives: Vec<Objective>,
-    pub max_bundles: Option<usize>,
-    pub seed: u64,
+    /// The run scored. Phase 0 is prepared as of the cutoff whatever `as_of` says;
+    /// `orders: last N` trains the engine and the baselines on the last N training
+    /// orders; `orders: none` generates from the catalog alone (what a new store
+    /// would get: the baselines still see the training orders, and the
+    /// nearest-in-meaning baseline joins them). The merchant's pins and approvals are
+    /// never honoured: eval scores the engine alone (the never-bundle lists and the
+    /// discount ceiling still hold).
+    pub run: RunRequest,
     /// Pairs in each top-K baseline.
     pub k: usize,
-    /// Generate from the catalog alone (the training orders withheld from the engine):
-    /// what a new store would get. The baselines still see the training orders, and
-    /// the nearest-in-meaning baseline joins them.
-    pub cold: bool,
+}
+
+impl EvalOptions {
+    /// Whether the run sees the catalog alone.
+    pub fn cold(&self) -> bool {
+        self.run.prepare.orders == OrderScope::None
+    }
 }
 
 /// One row of the report.
@@ -384,16 +393,18 @@ pub async fn evaluate(
 ) -> Result<(EvalReport, RunOutput), EvalError> {
     let data = services.store.load(store_id).await?;
     let split = HoldoutSplit::new(&data, store_id, options.cutoff).map_err(EvalError::Data)?;
+    let seed = options.run.variant.seed;
     let train: Vec<&crate::store::HistoryOrder> = {
-        let skip = options
-            .max_orders
-            .map_or(0, |m| split.train.len().saturating_sub(m));
+        let skip = match options.run.prepare.orders {
+            OrderScope::Last(m) => split.train.len().saturating_sub(m),
+            OrderScope::All | OrderScope::None => 0,
+        };
         split.train[skip..].to_vec()
     };
     let train_orders = train.len();
     if train_orders == 0 {
         return Err(EvalError::Data(format!(
-            "store {store_id}: no training orders are left (--max-orders)"
+            "store {store_id}: no training orders are left (none before the cutoff, or the last 0 asked for)"
         )));
     }
     let index = &split.index;
@@ -402,40 +413,24 @@ pub async fn evaluate(
 
     let prepare_options = PrepareOptions {
         as_of: Some(options.cutoff),
-        seed: options.seed,
-        orders: if options.cold {
-            OrderScope::None
-        } else {
-            options.max_orders.map_or(OrderScope::All, OrderScope::Last)
-        },
-        // A new store has none of its own orders in the prior either.
-        prior: if options.cold {
-            PriorScope::NotFromThisStore
-        } else {
-            PriorScope::All
-        },
+        ..options.run.prepare.clone()
+    };
+    let variant = Variant {
+        merchant: MerchantInputs::NONE,
+        ..options.run.variant.clone()
     };
     let never = CancelToken::never();
     // The store as read above: phase 0 does not read it again.
-    let mut ctx = pipeline::prepare_loaded(
-        services,
-        data.clone(),
-        &prepare_options,
-        &NoObserver,
-        &never,
-    )
-    .await?;
-    // Pins are the merchant's choice, not the engine's: eval scores the engine alone
-    // (the never-bundle lists and the discount ceiling still hold).
-    ctx.rules.pins.clear();
-    ctx.store_rules.pins.clear();
-    let ctx = Arc::new(ctx);
-    let variant = Variant {
-        objectives: options.objectives.clone(),
-        max_bundles: options.max_bundles,
-        seed: options.seed,
-        ..Variant::default()
-    };
+    let ctx = Arc::new(
+        pipeline::prepare_loaded(
+            services,
+            data.clone(),
+            &prepare_options,
+            &NoObserver,
+            &never,
+        )
+        .await?,
+    );
     let out = pipeline::run(&ctx, &variant, services, &NoObserver, &never).await?;
 
     // Our bundles as product-index sets.
@@ -498,9 +493,9 @@ pub async fn evaluate(
                 .count() as f64
                 / out.bundles.len() as f64
         },
-        hit_ci90: bootstrap(&holdout, &ours_sets, options.seed, |s| s.hit),
-        strong_hit_ci90: bootstrap(&holdout, &ours_sets, options.seed ^ 1, |s| s.strong_hit),
-        median_lift_ci90: bootstrap(&holdout, &ours_sets, options.seed ^ 2, |s| s.median_lift),
+        hit_ci90: bootstrap(&holdout, &ours_sets, seed, |s| s.hit),
+        strong_hit_ci90: bootstrap(&holdout, &ours_sets, seed ^ 1, |s| s.strong_hit),
+        median_lift_ci90: bootstrap(&holdout, &ours_sets, seed ^ 2, |s| s.median_lift),
         scores,
         by_objective: by_objective
             .into_iter()
@@ -524,9 +519,9 @@ pub async fn evaluate(
         &training_pairs(&train_baskets, data.products.len()),
         &picks_all,
         options.k,
-        options.seed,
+        seed,
     );
-    if options.cold {
+    if options.cold() {
         baselines.nearest_in_meaning = Some(score_sets(&holdout, &nearest_pairs(&ctx, options.k)));
     }
     let report = EvalReport {
@@ -535,7 +530,7 @@ pub async fn evaluate(
         train_orders,
         heldout_orders: heldout.len(),
         k: options.k,
-        seed: options.seed,
+        seed,
         ours,
         baselines,
     };

@@ -17,7 +17,7 @@ use bundleforge::domain::StoreId;
 use bundleforge::eval::{self, EvalOptions};
 use bundleforge::fixtures::FixtureSize;
 use bundleforge::ingest::IngestFiles;
-use bundleforge::pipeline::{NoObserver, RunObserver, output};
+use bundleforge::pipeline::{NoObserver, OrderScope, PriorScope, RunObserver, RunRequest, output};
 use bundleforge::rules::{self, Fraction, MinSupport, MiningOptions, Separator, Target};
 use bundleforge::{render, store, terminal};
 
@@ -868,14 +868,20 @@ async fn classify(args: ClassifyArgs, settings: &Settings) -> Result<ExitCode> {
 async fn eval(args: EvalArgs, settings: Settings) -> Result<ExitCode> {
     let id = store_id(&args.store)?;
     let services = services(&settings).await?;
+    let mut run = RunRequest::seeded(args.seed);
+    run.variant.objectives = args.objectives;
+    run.variant.max_bundles = args.max_bundles;
+    if args.cold {
+        // A new store: no orders of its own, in the engine or in the prior.
+        run.prepare.orders = OrderScope::None;
+        run.prepare.prior = PriorScope::NotFromThisStore;
+    } else if let Some(n) = args.max_orders {
+        run.prepare.orders = OrderScope::Last(n);
+    }
     let options = EvalOptions {
         cutoff: args.cutoff,
-        max_orders: args.max_orders,
-        objectives: args.objectives,
-        max_bundles: args.max_bundles,
-        seed: args.seed,
+        run,
         k: args.k.max(1),
-        cold: args.cold,
     };
     if let Some(dir) = &args.out {
         bundleforge::destination::check(dir, args.force)?;
@@ -1007,15 +1013,11 @@ async fn stop_signal() {
 async fn generate(args: GenerateArgs, settings: Settings) -> Result<ExitCode> {
     let id = store_id(&args.store)?;
     let services = services(&settings).await?;
-    let options = app::GenerateOptions {
-        as_of: args.as_of,
-        seed: args.seed,
-        weights: args.weights,
-        objectives: args.objectives,
-        max_bundles: args.max_bundles,
-        run_id: None,
-        ..app::GenerateOptions::default()
-    };
+    let mut options = RunRequest::seeded(args.seed);
+    options.prepare.as_of = args.as_of;
+    options.variant.weights = args.weights;
+    options.variant.objectives = args.objectives;
+    options.variant.max_bundles = args.max_bundles;
     let cancel = CancelToken::new();
     cancel.cancel_on_interrupt();
     let bars = terminal::PhaseBars::new();
@@ -1225,11 +1227,12 @@ fn bench_rules(args: BenchRulesArgs, settings: &Settings) -> Result<ExitCode> {
 }
 
 async fn bench_generate(args: BenchGenerateArgs, settings: &Settings) -> Result<ExitCode> {
+    let mut request = RunRequest::seeded(args.seed);
+    request.prepare.as_of = args.as_of;
     let options = bench::GenerateOptions {
         store: store_id(&args.store)?,
         runs: args.runs,
-        as_of: args.as_of,
-        seed: args.seed,
+        request,
     };
     let services = services(settings).await?;
     let report = bench::generate(&services, &options)

@@ -426,19 +426,18 @@ pub async fn run(
             orders: scenario.orders,
             prior: PriorScope::All,
         };
-        // The store as read once above: each scenario's phase 0 takes a copy.
-        let mut ctx = pipeline::prepare_loaded(
-            services,
-            data.clone(),
-            &prepare_options,
-            &NoObserver,
-            &never,
-        )
-        .await?;
-        // As in eval: the merchant's pins are not the engine's choice.
-        ctx.rules.pins.clear();
-        ctx.store_rules.pins.clear();
-        let ctx = Arc::new(ctx);
+        // The store as read once above: each scenario's phase 0 takes a copy. The
+        // arms' variants honour no pins or approvals (the engine alone).
+        let ctx = Arc::new(
+            pipeline::prepare_loaded(
+                services,
+                data.clone(),
+                &prepare_options,
+                &NoObserver,
+                &never,
+            )
+            .await?,
+        );
         let prepare_seconds = scenario_started.elapsed().as_secs_f64();
         step += 1;
         let train: Vec<Vec<u32>> = {

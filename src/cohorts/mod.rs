@@ -18,7 +18,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{BundleType, Objective};
-use crate::pipeline::{CandidateSources, PricingKnobs, Variant};
+use crate::pipeline::{CandidateSources, MerchantInputs, PricingKnobs, Variant};
 
 pub use evaluate::{
     CohortOptions, CohortsReport, Difference, HitMargin, Intervals, Scenario, ScenarioBaselines,
@@ -54,10 +54,12 @@ pub struct CohortVariant {
 }
 
 impl CohortVariant {
-    /// The run this arm is, with the comparison's seed.
+    /// The run this arm is, with the comparison's seed: the engine alone (a cohort
+    /// compares configurations, not a merchant's pins and approvals).
     pub fn variant(&self, seed: u64) -> Variant {
         Variant {
             seed,
+            merchant: MerchantInputs::NONE,
             ..self.run.clone()
         }
     }
@@ -215,6 +217,7 @@ impl Cohorts {
                 max_bundles: v.max_bundles,
                 pricing: v.pricing,
                 seed: 0,
+                merchant: MerchantInputs::NONE,
             };
             run.validate().map_err(|e| bad(format!("{at}: {}", e.0)))?;
             variants.push(CohortVariant {

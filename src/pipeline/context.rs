@@ -13,13 +13,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use chrono::{DateTime, Duration, NaiveDate, Utc};
-use serde::{Deserialize, Serialize};
+use chrono::{DateTime, Duration, Utc};
 
 use super::error::PipelineError;
 use super::evidence::{CategoryLinks, StoreEvidence, orders_holding};
 use super::model::{CoPurchase, DataTag, ProductSignals, co_purchase};
 use super::observe::{Clock, Phase, PhaseScope, RunObserver, TaskTiming};
+use super::request::{OrderScope, PrepareOptions, PriorScope};
 use crate::cancel::{CancelToken, Cancelled};
 use crate::config::Settings;
 use crate::domain::{Money, Objective, Product, ProductObservations, StoreId, TextSource};
@@ -32,44 +32,8 @@ use crate::prior::{ComplementPrior, PriorMatch};
 use crate::rules::{self, Baskets, Evidence};
 use crate::services::Services;
 use crate::stats::{self, Assumption, Tier, Weights};
-use crate::store::StoreData;
+use crate::store::{Approval, StoreData};
 use crate::store_rules::{ResolvedRules, StoreRules};
-
-/// Which of the store's orders a context counts.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OrderScope {
-    /// Every order up to `as_of`.
-    #[default]
-    All,
-    /// The last N orders up to `as_of` (a small shop's history).
-    Last(usize),
-    /// None: the catalog alone (a cold start).
-    None,
-}
-
-/// What phase 0 is prepared for.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PrepareOptions {
-    /// The day the store is seen as of (its end); `None`: the latest order, with the
-    /// catalog as it is now.
-    pub as_of: Option<NaiveDate>,
-    /// Seed of phase 0's own randomness (category clustering).
-    pub seed: u64,
-    pub orders: OrderScope,
-    pub prior: PriorScope,
-}
-
-/// Which of the complement prior's sources a context may use.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PriorScope {
-    /// Every source `prior` settings allow.
-    #[default]
-    All,
-    /// Not those mined from this store's own orders (an honest cold-start figure).
-    NotFromThisStore,
-}
 
 /// Everything Phase 1 reads. Item ids in `evidence` are product indices.
 pub struct Context {
@@ -117,6 +81,8 @@ pub struct Context {
     /// written, and over the catalog.
     pub store_rules: StoreRules,
     pub rules: ResolvedRules,
+    /// The store's decisions on earlier runs' bundles, in the order they were made.
+    pub approvals: Vec<Approval>,
     /// Shrinkage settings of the transactional signal (see `candidates::scoring`).
     pub prior_count: f64,
     pub support_half: f64,
@@ -616,6 +582,8 @@ async fn prepare_from(
         None => StoreRules::default(),
     };
     let store_rules = settings.store_rules.merged(&own_rules);
+    // The merchant's decisions on earlier runs' bundles, for a run that honours them.
+    let approvals = cancel.guard(services.store.approvals(store_id)).await??;
     let as_of_day = options.as_of;
     let bound = as_of_day.map(stats::end_of_day);
     if let Some(bound) = bound {
@@ -830,6 +798,7 @@ async fn prepare_from(
         median_price_minor,
         store_rules,
         rules,
+        approvals,
         prior_count: settings.pipeline.prior_count,
         support_half: settings.pipeline.support_half,
         low_cover_days: settings.stats.low_cover_days,

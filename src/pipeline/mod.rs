@@ -9,12 +9,21 @@
 //! 2. [`optimize::run`]: dedup, safety guard, Pareto front, the published choice,
 //!    prices (Bayesian, blended with the model's advice);
 //! 3. [`copy::run`]: copy and explanation, batched through the language model, and
-//!    the published bundles assembled;
+//!    the published bundles assembled; then the merchant's approvals
+//!    ([`approvals::apply`]) over them, when the [`Variant`] honours them;
 //! 4. [`persist::save`]: the run and its bundles in one transaction ([`output`] writes
 //!    the files).
 //!
-//! Every phase reports to a [`RunObserver`] and stops at a [`CancelToken`]; a
-//! cancelled or failed run returns an error and persists nothing.
+//! A [`RunRequest`] says what to prepare and what the run varies. The context is
+//! plain data, never changed after `prepare`: what a run may vary (the merchant's pins
+//! and approvals included) is the variant's. Every phase reports to a
+//! [`RunObserver`] and stops at a [`CancelToken`]; a cancelled or failed run returns
+//! an error and persists nothing.
+//!
+//! The files below read bottom-up (`docs/architecture.md` draws them): [`model`] the
+//! shared vocabulary, then [`variant`] and [`request`], [`evidence`], [`context`],
+//! [`justify`] / [`economics`] / [`document`], [`candidates`], [`optimize`],
+//! [`copy`], [`summary`] and [`approvals`], this file, and [`output`] / [`persist`].
 
 pub mod approvals;
 pub mod candidates;
@@ -30,6 +39,7 @@ pub mod observe;
 pub mod optimize;
 pub mod output;
 pub mod persist;
+pub mod request;
 pub mod summary;
 pub mod variant;
 
@@ -41,14 +51,15 @@ use crate::llm::offline::OfflineLlm;
 use crate::services::Services;
 use crate::stats::Weights;
 pub use candidates::{CandidateOut, ProposalSummary};
-pub use context::{Context, OrderScope, PrepareOptions, PriorScope, prepare, prepare_loaded};
+pub use context::{Context, prepare, prepare_loaded};
 pub use error::PipelineError;
 pub use observe::{NoObserver, Phase, Recorder, RunEvent, RunObserver, TaskTiming};
+pub use request::{FlatRequest, OrderScope, PrepareOptions, PriorScope, RunRequest};
 pub use summary::{
     ApprovalsReport, DroppedApproval, PhaseTimings, QualityReport, RunOutput, RunSummary,
     StoreRulesReport,
 };
-pub use variant::{CandidateSources, PricingKnobs, Variant};
+pub use variant::{CandidateSources, MerchantInputs, PricingKnobs, Variant};
 
 /// A new globally unique run id.
 pub fn new_run_id() -> String {
@@ -174,7 +185,13 @@ pub async fn run(
         prior: ctx.prior.sources.clone(),
         model_complements: ctx.model_complements.summary(),
         quality: QualityReport::of(&found.cells, &bundles),
-        store_rules: StoreRulesReport::of(ctx, found.pins, &priced.offers, &priced.report),
+        store_rules: StoreRulesReport::of(
+            ctx,
+            variant.merchant.pins,
+            found.pins,
+            &priced.offers,
+            &priced.report,
+        ),
         cells: found.cells.clone(),
         optimize: priced.report,
         bundles: bundles.len(),
@@ -188,7 +205,7 @@ pub async fn run(
         .flat_map(|c| c.examples)
         .take(40)
         .collect();
-    Ok(RunOutput {
+    let mut out = RunOutput {
         run,
         bundles,
         candidates: found.outs,
@@ -196,5 +213,10 @@ pub async fn run(
         started_at,
         finished_at,
         as_of: ctx.as_of,
-    })
+    };
+    // Last: the merchant's earlier decisions over what the engine chose.
+    if variant.merchant.approvals && !ctx.approvals.is_empty() {
+        approvals::apply(ctx, variant, &optimize_settings, &ctx.approvals, &mut out);
+    }
+    Ok(out)
 }

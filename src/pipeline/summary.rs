@@ -158,9 +158,11 @@ pub struct StoreRulesReport {
 }
 
 impl StoreRulesReport {
-    /// Settles each pin's state once phase 2 has chosen: `published`, or why not.
+    /// Settles each pin's state once phase 2 has chosen: `published`, or why not. A
+    /// run that does not honour pins shows the rules without them.
     pub fn of(
         ctx: &Context,
+        honours_pins: bool,
         mut pins: Vec<PinOutcome>,
         published: &[Offer],
         report: &OptimizeReport,
@@ -197,8 +199,12 @@ impl StoreRulesReport {
             .filter(|(k, _)| k.as_str() == "never_bundle" || k.as_str() == "never_together")
             .map(|(k, &v)| (k.clone(), v))
             .collect();
+        let mut rules = ctx.store_rules.clone();
+        if !honours_pins {
+            rules.pins.clear();
+        }
         StoreRulesReport {
-            rules: ctx.store_rules.clone(),
+            rules,
             removed,
             pins,
         }

@@ -51,6 +51,40 @@ impl CandidateSources {
     }
 }
 
+/// The merchant's own inputs a run honours. Both are on for a merchant's run; `eval`
+/// and cohorts turn them off, since they measure the engine, not a merchant's choices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MerchantInputs {
+    /// The store rules' pins, as candidates published ahead of the rest while valid.
+    pub pins: bool,
+    /// Earlier decisions: a rejected bundle is never published, an approved one is
+    /// kept while it is valid (applied as the run's last step).
+    pub approvals: bool,
+}
+
+impl Default for MerchantInputs {
+    fn default() -> Self {
+        MerchantInputs::ALL
+    }
+}
+
+impl MerchantInputs {
+    pub const ALL: MerchantInputs = MerchantInputs {
+        pins: true,
+        approvals: true,
+    };
+    /// The engine alone.
+    pub const NONE: MerchantInputs = MerchantInputs {
+        pins: false,
+        approvals: false,
+    };
+
+    fn is_all(&self) -> bool {
+        *self == MerchantInputs::ALL
+    }
+}
+
 /// Pricing knobs a variant may change (the rest is `optimize` settings).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -76,6 +110,9 @@ pub struct Variant {
     pub sources: CandidateSources,
     /// Seed of phases 1–3 (recorded with the run; phase 0 has its own).
     pub seed: u64,
+    /// The merchant's pins and approvals (both honoured unless said otherwise).
+    #[serde(skip_serializing_if = "MerchantInputs::is_all")]
+    pub merchant: MerchantInputs,
 }
 
 impl Default for Variant {
@@ -88,6 +125,7 @@ impl Default for Variant {
             pricing: PricingKnobs::default(),
             sources: CandidateSources::ALL,
             seed: 0,
+            merchant: MerchantInputs::ALL,
         }
     }
 }

@@ -10,52 +10,15 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use chrono::{NaiveDate, SecondsFormat, TimeZone, Utc};
-use serde::{Deserialize, Serialize};
+use chrono::{SecondsFormat, TimeZone, Utc};
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::error::ApiError;
 use super::{AppState, authorize_store, now_ms};
-use crate::app::GenerateOptions;
-use crate::domain::{BundleType, Objective, StoreId};
+use crate::domain::StoreId;
+use crate::pipeline::{FlatRequest, RunRequest};
 use crate::store::{JobRecord, NewJob};
-
-/// What a job runs: every field optional, as `generate`'s flags are.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct JobRequest {
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub objectives: Vec<Objective>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub bundle_types: Vec<BundleType>,
-    /// α, β, γ instead of the tier's.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub weights: Option<[f64; 3]>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_bundles: Option<usize>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub seed: Option<u64>,
-    /// End every window on this day (YYYY-MM-DD) instead of the latest order.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub as_of: Option<NaiveDate>,
-}
-
-/// `generate`'s default seed, so a job and the CLI give the same run.
-const DEFAULT_SEED: u64 = 42;
-
-impl JobRequest {
-    pub fn options(&self, run_id: &str) -> GenerateOptions {
-        GenerateOptions {
-            as_of: self.as_of,
-            seed: self.seed.unwrap_or(DEFAULT_SEED),
-            weights: self.weights,
-            objectives: self.objectives.clone(),
-            bundle_types: self.bundle_types.clone(),
-            max_bundles: self.max_bundles,
-            run_id: Some(run_id.to_owned()),
-        }
-    }
-}
 
 /// A time as the API writes it: RFC 3339, UTC, milliseconds.
 pub fn rfc3339_ms(ms: i64) -> Option<String> {
@@ -67,7 +30,11 @@ pub fn rfc3339_ms(ms: i64) -> Option<String> {
 /// The job document of `GET /v1/jobs/{id}`.
 pub fn job_document(job: &JobRecord) -> Value {
     let phases: Value = serde_json::from_str(&job.phases).unwrap_or_else(|_| json!([]));
-    let request: Value = serde_json::from_str(&job.request).unwrap_or(Value::Null);
+    // As the worker reads it (a request stored before RunRequest in its new shape).
+    let request = RunRequest::from_stored(&job.request)
+        .ok()
+        .and_then(|r| serde_json::to_value(r).ok())
+        .unwrap_or(Value::Null);
     let error = match (&job.error_kind, &job.error_message) {
         (Some(kind), message) => json!({"kind": kind, "message": message}),
         _ => Value::Null,
@@ -128,11 +95,13 @@ pub async fn trigger(
 ) -> Result<Response, ApiError> {
     let store_id = StoreId::parse(&store).map_err(|e| ApiError::bad_request(e.to_string()))?;
     authorize_store(&state, &headers, &store_id).await?;
-    let request: JobRequest = super::parse_json_body(&state, &body, "the job's")?;
+    let body: FlatRequest = super::parse_json_body(&state, &body, "the job's")?;
     let job_id = ulid::Ulid::new().to_string();
-    let options = request.options(&job_id);
-    options
-        .variant()
+    let request = RunRequest {
+        run_id: Some(job_id.clone()),
+        ..body.into_run_request()
+    };
+    request
         .validate()
         .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "bad_input", e.to_string()))?;
     let services = &state.services;

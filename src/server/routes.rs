@@ -469,6 +469,29 @@ fn schemas() -> Value {
                 "as_of": {"type": "string", "format": "date"}
             }
         },
+        "RunRequest": {
+            "type": "object",
+            "description": "The run a job asked for: phase 0 (`prepare`), what the run varies (`variant`) and the run's id (the job's).",
+            "properties": {
+                "prepare": {"type": "object", "properties": {
+                    "as_of": {"type": ["string", "null"], "format": "date"},
+                    "seed": {"type": "integer", "minimum": 0},
+                    "orders": {"description": "`all`, `none`, or `{\"last\": N}`."},
+                    "prior": {"enum": ["all", "not_from_this_store"]}
+                }},
+                "variant": {"type": "object", "properties": {
+                    "weights": {"type": ["array", "null"], "items": {"type": "number"}},
+                    "objectives": {"type": "array", "items": {"enum": objectives}},
+                    "bundle_types": {"type": "array", "items": {"enum": types}},
+                    "max_bundles": {"type": ["integer", "null"]},
+                    "pricing": {"type": "object"},
+                    "sources": {"type": "object"},
+                    "seed": {"type": "integer", "minimum": 0},
+                    "merchant": {"type": "object", "description": "Whether the store's pins and approvals are honoured (both, when absent)."}
+                }},
+                "run_id": {"type": "string"}
+            }
+        },
         "Job": {
             "type": "object",
             "required": ["id", "store", "state", "phases", "attempts", "created_at", "run_id"],
@@ -476,7 +499,7 @@ fn schemas() -> Value {
                 "id": {"type": "string"},
                 "store": {"type": "string"},
                 "state": {"enum": ["queued", "running", "succeeded", "failed", "cancelled"]},
-                "request": {"$ref": "#/components/schemas/JobRequest"},
+                "request": {"$ref": "#/components/schemas/RunRequest"},
                 "phases": {"type": "array", "items": {"type": "object", "properties": {
                     "phase": {"type": "string"}, "state": {"type": "string"},
                     "done": {"type": "integer"}, "total": {"type": ["integer", "null"]},

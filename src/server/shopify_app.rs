@@ -447,10 +447,20 @@ async fn maybe_generate(
         return Ok(Some(orders));
     }
     let job_id = ulid::Ulid::new().to_string();
+    // A default run, as an empty trigger asks for.
+    let request = crate::pipeline::RunRequest {
+        run_id: Some(job_id.clone()),
+        ..crate::pipeline::FlatRequest::default().into_run_request()
+    };
     let new = NewJob {
         job_id: job_id.clone(),
         store_id: store_id.as_str().to_owned(),
-        request: "{}".into(),
+        request: serde_json::to_string(&request).map_err(|e| {
+            AppApiError::from(ApiError::from_kind(
+                crate::error::ErrorKind::Internal,
+                e.to_string(),
+            ))
+        })?,
         max_attempts: state.services.settings.server.max_attempts,
         created_at: now_ms(),
         // The new data gets its own run, even behind one that is running.

@@ -6,11 +6,10 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::jobs::JobRequest;
 use super::{AppState, now_ms};
 use crate::cancel::CancelToken;
 use crate::error::ErrorKind;
-use crate::pipeline::{Phase, RunEvent, RunObserver};
+use crate::pipeline::{Phase, RunEvent, RunObserver, RunRequest};
 use crate::store::{JobEnd, JobRecord, Lease};
 
 /// How long an idle worker waits before it looks at the queue again (a trigger in
@@ -223,20 +222,16 @@ async fn run_job(state: &Arc<AppState>, job: JobRecord, shutdown: &CancelToken) 
         let runtime = tokio::runtime::Handle::current();
         tokio::task::spawn_blocking(move || {
             runtime.block_on(async move {
-                let request: JobRequest = serde_json::from_str(&request).map_err(|e| {
+                let mut request = RunRequest::from_stored(&request).map_err(|e| {
                     crate::app::AppError::Internal(format!("stored job request does not read: {e}"))
                 })?;
+                // A job's run is saved under the job's id.
+                request.run_id = Some(job_id);
                 let store_id = crate::domain::StoreId::parse(&store).map_err(|e| {
                     crate::app::AppError::Internal(format!("stored job names store {e}"))
                 })?;
-                crate::app::produce_run(
-                    &services,
-                    &store_id,
-                    &request.options(&job_id),
-                    progress.as_ref(),
-                    &cancel,
-                )
-                .await
+                crate::app::produce_run(&services, &store_id, &request, progress.as_ref(), &cancel)
+                    .await
             })
         })
     };

@@ -2,8 +2,9 @@
 //! justified by meaning, dated by its stored data (never the wall clock), and no
 //! multi-unit offer on what shoppers buy one of.
 
-use bundleforge::app::{self, GenerateOptions};
+use bundleforge::app;
 use bundleforge::domain::{BundleType, StoreId};
+use bundleforge::pipeline::RunRequest;
 use bundleforge::pipeline::evidence::Verdict;
 use bundleforge::stats::AsOfSource;
 
@@ -18,7 +19,7 @@ async fn a_catalog_only_store_gets_justified_bundles_dated_by_its_first_ingest()
     let deps = services_for(&db, local_model(), settings).await;
     let id = StoreId::parse("new").unwrap();
 
-    let out = app::generate(&deps, &id, &GenerateOptions::default())
+    let out = app::generate(&deps, &id, &RunRequest::default())
         .await
         .unwrap();
     let run = &out.run;
@@ -49,7 +50,7 @@ async fn a_catalog_only_store_gets_justified_bundles_dated_by_its_first_ingest()
 
     // The same store again: the same date and the same bundles (nothing read the
     // clock).
-    let again = app::generate(&deps, &id, &GenerateOptions::default())
+    let again = app::generate(&deps, &id, &RunRequest::default())
         .await
         .unwrap();
     assert_eq!(again.run.as_of, run.as_of);

@@ -5,7 +5,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bundleforge::app::{self, GenerateOptions};
+use bundleforge::app;
 use bundleforge::cancel::CancelToken;
 use bundleforge::config::Settings;
 use bundleforge::domain::{self, Order, OrderLine, ProductRef, StoreId};
@@ -13,7 +13,8 @@ use bundleforge::embed::HashingEmbedder;
 use bundleforge::eval::{self, EvalOptions};
 use bundleforge::ingest::IngestBatch;
 use bundleforge::pipeline::{
-    self, Phase, PipelineError, PrepareOptions, Recorder, RunEvent, RunObserver, Variant,
+    self, Phase, PipelineError, PrepareOptions, Recorder, RunEvent, RunObserver, RunRequest,
+    Variant,
 };
 use bundleforge::store::{Store, StoreData};
 use chrono::NaiveDate;
@@ -54,10 +55,12 @@ async fn three_variants_share_one_context_and_each_equals_its_own_generate() {
         let alone = app::generate(
             &services,
             &id,
-            &GenerateOptions {
-                weights,
-                seed,
-                ..GenerateOptions::default()
+            &RunRequest {
+                variant: Variant {
+                    weights,
+                    ..RunRequest::seeded(seed).variant
+                },
+                ..RunRequest::seeded(seed)
             },
         )
         .await
@@ -161,12 +164,8 @@ async fn eval_at_a_cutoff_gives_what_generate_gives_on_the_store_as_it_was_then(
     let cutoff = NaiveDate::from_ymd_opt(2026, 4, 30).unwrap();
     let options = EvalOptions {
         cutoff,
-        max_orders: None,
-        objectives: vec![],
-        max_bundles: None,
-        seed: 42,
+        run: RunRequest::seeded(42),
         k: 50,
-        cold: false,
     };
     let (_, evaluated) = eval::evaluate(&services, &id, &options).await.unwrap();
 
@@ -187,10 +186,12 @@ async fn eval_at_a_cutoff_gives_what_generate_gives_on_the_store_as_it_was_then(
     let generated = app::generate(
         &fresh_services,
         &id,
-        &GenerateOptions {
-            as_of: Some(cutoff),
-            seed: 42,
-            ..GenerateOptions::default()
+        &RunRequest {
+            prepare: PrepareOptions {
+                as_of: Some(cutoff),
+                ..RunRequest::seeded(42).prepare
+            },
+            ..RunRequest::seeded(42)
         },
     )
     .await
@@ -392,7 +393,7 @@ async fn a_run_cancelled_in_phase_1_stops_at_once_and_saves_nothing() {
     let result = app::generate_with(
         &services,
         &StoreId::parse("large").unwrap(),
-        &GenerateOptions::default(),
+        &RunRequest::default(),
         &observer,
         &observer.token,
     )
@@ -474,10 +475,7 @@ async fn a_run_cancelled_in_the_copy_wave_stops_at_once_and_saves_nothing() {
     // Cancel a little after the copy calls went out.
     let token = observer.token.clone();
     let delayed = CancelToken::new();
-    let (id, options) = (
-        StoreId::parse("medium").unwrap(),
-        GenerateOptions::default(),
-    );
+    let (id, options) = (StoreId::parse("medium").unwrap(), RunRequest::default());
     let result = {
         let run = app::generate_with(&services, &id, &options, &observer, &delayed);
         let trigger = async {
@@ -516,14 +514,8 @@ async fn two_runs_at_once_share_the_model_accounts_concurrency() {
     let (db, _) = crate::support::small_fixture(local_model(), None).await;
     let services = services_for(&db, local_model(), mock_settings(&mock, 4)).await;
     let id = StoreId::parse("small").unwrap();
-    let a = GenerateOptions {
-        seed: 1,
-        ..GenerateOptions::default()
-    };
-    let b = GenerateOptions {
-        seed: 2,
-        ..GenerateOptions::default()
-    };
+    let a = RunRequest::seeded(1);
+    let b = RunRequest::seeded(2);
     let (ra, rb) = tokio::join!(
         app::generate(&services, &id, &a),
         app::generate(&services, &id, &b)
@@ -547,7 +539,7 @@ async fn a_run_whose_files_cannot_be_written_is_not_stored() {
     let result = app::generate_placed(
         &services,
         &id,
-        &GenerateOptions::default(),
+        &RunRequest::default(),
         &bundleforge::pipeline::NoObserver,
         &never,
         |_| {
@@ -569,7 +561,7 @@ async fn a_run_whose_files_cannot_be_written_is_not_stored() {
     let result = app::generate_placed(
         &services,
         &id,
-        &GenerateOptions::default(),
+        &RunRequest::default(),
         &bundleforge::pipeline::NoObserver,
         &never,
         |out| {
@@ -641,7 +633,7 @@ async fn an_endpoint_that_never_answers_costs_the_budget_not_minutes() {
     );
 
     let started = Instant::now();
-    let out = app::generate(&services, &id, &GenerateOptions::default())
+    let out = app::generate(&services, &id, &RunRequest::default())
         .await
         .unwrap();
     let took = started.elapsed();

@@ -2,8 +2,10 @@
 //! there, the store's data is never written (only the embedding and classification
 //! caches fill, once), and a seed repeats the report.
 
+use crate::support::eval_run;
 use bundleforge::domain::{Objective, StoreId};
 use bundleforge::eval::{self, EvalOptions};
+use bundleforge::pipeline::{OrderScope, PrepareOptions, RunRequest};
 use chrono::NaiveDate;
 
 use crate::publish::small_store;
@@ -30,12 +32,13 @@ async fn eval_scores_ours_and_the_baselines_without_touching_the_store() {
     let before = counts(&db).await;
     let options = EvalOptions {
         cutoff: NaiveDate::from_ymd_opt(2026, 4, 30).unwrap(),
-        max_orders: None,
-        objectives: vec![Objective::CrossSell, Objective::IncreaseAov],
-        max_bundles: Some(30),
-        seed: 5,
+        run: eval_run(
+            5,
+            vec![Objective::CrossSell, Objective::IncreaseAov],
+            Some(30),
+            false,
+        ),
         k: 20,
-        cold: false,
     };
     let id = StoreId::parse("small").unwrap();
     let (report, out) = eval::evaluate(&deps, &id, &options).await.unwrap();
@@ -49,7 +52,7 @@ async fn eval_scores_ours_and_the_baselines_without_touching_the_store() {
     assert!(
         out.bundles
             .iter()
-            .all(|b| options.objectives.contains(&b.objective))
+            .all(|b| options.run.variant.objectives.contains(&b.objective))
     );
     let o = &report.ours.scores;
     assert!(o.bundles > 0 && o.products >= 2);
@@ -67,7 +70,13 @@ async fn eval_scores_ours_and_the_baselines_without_touching_the_store() {
         &deps,
         &id,
         &EvalOptions {
-            max_orders: Some(300),
+            run: RunRequest {
+                prepare: PrepareOptions {
+                    orders: OrderScope::Last(300),
+                    ..options.run.prepare.clone()
+                },
+                ..options.run.clone()
+            },
             ..options.clone()
         },
     )
@@ -93,12 +102,8 @@ async fn a_cold_eval_generates_from_the_catalog_alone_beside_nearest_in_meaning(
     let id = StoreId::parse("small").unwrap();
     let options = EvalOptions {
         cutoff: NaiveDate::from_ymd_opt(2026, 4, 30).unwrap(),
-        max_orders: None,
-        objectives: Vec::new(),
-        max_bundles: Some(40),
-        seed: 3,
+        run: eval_run(3, Vec::new(), Some(40), true),
         k: 20,
-        cold: true,
     };
     let (report, out) = eval::evaluate(&deps, &id, &options).await.unwrap();
     assert_eq!(counts(&db).await[..5], before[..5]);

@@ -7,10 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bundleforge::app::{self, GenerateOptions, Services};
+use bundleforge::app::{self, Services};
 use bundleforge::domain::{BundleType, Objective, StoreId};
 use bundleforge::embed::{EmbedError, Embedder};
 use bundleforge::pipeline::RunOutput;
+use bundleforge::pipeline::{RunRequest, Variant};
 use serde_json::{Value, json};
 
 use crate::mock_llm::{MockLlm, Reply};
@@ -23,7 +24,7 @@ async fn small_store(embedder: Arc<dyn Embedder>) -> (TestDb, Services) {
     crate::support::small_fixture(embedder, None).await
 }
 
-async fn run(deps: &Services, options: &GenerateOptions) -> RunOutput {
+async fn run(deps: &Services, options: &RunRequest) -> RunOutput {
     match app::generate(deps, &StoreId::parse("small").unwrap(), options).await {
         Ok(out) => out,
         Err(e) => panic!("generate failed: {e}"),
@@ -43,7 +44,7 @@ fn ids(c: &bundleforge::pipeline::CandidateOut) -> HashSet<&str> {
 #[tokio::test]
 async fn the_generators_find_the_planted_structure() {
     let (_db, deps) = small_store(local_model()).await;
-    let out = run(&deps, &GenerateOptions::default()).await;
+    let out = run(&deps, &RunRequest::default()).await;
     let planted = planted();
     let of = |o: Objective, t: BundleType| {
         out.candidates
@@ -156,10 +157,7 @@ async fn the_generators_find_the_planted_structure() {
 #[tokio::test]
 async fn the_same_input_and_seed_give_the_same_candidates_and_weights_can_be_overridden() {
     let (_db, deps) = small_store(local_model()).await;
-    let options = GenerateOptions {
-        seed: 7,
-        ..GenerateOptions::default()
-    };
+    let options = RunRequest::seeded(7);
     let a = run(&deps, &options).await;
     let b = run(&deps, &options).await;
     assert_eq!(
@@ -168,10 +166,13 @@ async fn the_same_input_and_seed_give_the_same_candidates_and_weights_can_be_ove
     );
     let c = run(
         &deps,
-        &GenerateOptions {
-            weights: Some([0.1, 0.8, 0.1]),
-            objectives: vec![Objective::CrossSell],
-            ..options
+        &RunRequest {
+            variant: Variant {
+                weights: Some([0.1, 0.8, 0.1]),
+                objectives: vec![Objective::CrossSell],
+                ..options.variant.clone()
+            },
+            ..options.clone()
         },
     )
     .await;
@@ -206,7 +207,7 @@ impl Embedder for Slow {
 #[tokio::test]
 async fn phase_0_tasks_run_beside_the_embeddings() {
     let (_db, deps) = small_store(Arc::new(Slow(local_model()))).await;
-    let out = run(&deps, &GenerateOptions::default()).await;
+    let out = run(&deps, &RunRequest::default()).await;
     let task = |name: &str| {
         out.run
             .timings
@@ -263,7 +264,7 @@ async fn an_invented_id_from_the_model_never_reaches_a_candidate() {
         ..mock.settings()
     };
     let deps = crate::support::services_for(&db, local_model(), settings).await;
-    let out = run(&deps, &GenerateOptions::default()).await;
+    let out = run(&deps, &RunRequest::default()).await;
     let catalog: HashSet<String> = {
         let text = std::fs::read_to_string(repo_root().join("fixtures/stores/small/products.csv"))
             .unwrap();

@@ -11,8 +11,9 @@
 
 use std::path::PathBuf;
 
-use bundleforge::app::{self, GenerateOptions, Services};
+use bundleforge::app::{self, Services};
 use bundleforge::domain::{Bundle, StoreId};
+use bundleforge::pipeline::RunRequest;
 
 use crate::support::{TestDb, local_model, repo_root, shared_data};
 
@@ -99,11 +100,8 @@ pub async fn deps_for(db: &TestDb) -> Services {
     crate::support::services_for(db, local_model(), db.settings.clone()).await
 }
 
-pub fn golden_options() -> GenerateOptions {
-    GenerateOptions {
-        seed: 42,
-        ..GenerateOptions::default()
-    }
+pub fn golden_options() -> RunRequest {
+    RunRequest::seeded(42)
 }
 
 async fn golden_run(name: &str) {

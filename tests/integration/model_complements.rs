@@ -3,10 +3,11 @@
 //! model's reason; the store's own orders, where they can tell, overrule the model; and
 //! what the model invents never reaches a bundle.
 
-use bundleforge::app::{self, GenerateOptions};
+use bundleforge::app;
 use bundleforge::config::Settings;
 use bundleforge::domain::{Justification, StoreId};
 use bundleforge::pipeline::RunOutput;
+use bundleforge::pipeline::RunRequest;
 use serde_json::{Value, json};
 
 use crate::mock_llm::{MockLlm, Reply};
@@ -70,7 +71,7 @@ fn settings(mock: &MockLlm) -> Settings {
 async fn generate(db: &TestDb, settings: Settings) -> RunOutput {
     let deps = services_for(db, local_model(), settings).await;
     let id = StoreId::parse("new").unwrap();
-    app::generate(&deps, &id, &GenerateOptions::default())
+    app::generate(&deps, &id, &RunRequest::default())
         .await
         .unwrap()
 }

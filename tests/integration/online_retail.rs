@@ -2,6 +2,7 @@
 
 use bundleforge::app;
 use bundleforge::domain::StoreId;
+use bundleforge::pipeline::RunRequest;
 
 use crate::support::{TestDb, orders, shared_data};
 
@@ -81,7 +82,7 @@ async fn online_retail_ingest_matches_the_reference_counts() {
     let out = app::generate(
         &deps,
         &StoreId::parse("online-retail").unwrap(),
-        &app::GenerateOptions::default(),
+        &RunRequest::default(),
     )
     .await
     .unwrap();

@@ -2,10 +2,11 @@
 //! stores' shoppers buy together, each naming its data set; without the prior it gets
 //! none of them; and a store's own orders, where they can tell, overrule it.
 
-use bundleforge::app::{self, GenerateOptions};
+use bundleforge::app;
 use bundleforge::config::Settings;
 use bundleforge::domain::{Justification, StoreId};
 use bundleforge::pipeline::RunOutput;
+use bundleforge::pipeline::RunRequest;
 
 use crate::support::{TestDb, catalog, local_model, orders, repo_root, services_for};
 
@@ -37,7 +38,7 @@ fn prior_pairs(out: &RunOutput) -> Vec<Vec<String>> {
 async fn generate(db: &TestDb, settings: Settings) -> RunOutput {
     let deps = services_for(db, local_model(), settings).await;
     let id = StoreId::parse("grocer").unwrap();
-    app::generate(&deps, &id, &GenerateOptions::default())
+    app::generate(&deps, &id, &RunRequest::default())
         .await
         .unwrap()
 }

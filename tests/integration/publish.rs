@@ -5,7 +5,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use bundleforge::app::{self, GenerateOptions, Services};
+use bundleforge::app::{self, Services};
 use bundleforge::config::Settings;
 use bundleforge::domain::{
     self, BundleType, Currency, Money, Order, OrderLine, Product, ProductRef, ProductStatus,
@@ -13,7 +13,7 @@ use bundleforge::domain::{
 };
 use bundleforge::embed::HashingEmbedder;
 use bundleforge::ingest::IngestBatch;
-use bundleforge::pipeline::{self, RunOutput};
+use bundleforge::pipeline::{self, RunOutput, RunRequest, Variant};
 use bundleforge::store::{SqliteStore, Store};
 use chrono::{Duration, TimeZone, Utc};
 use proptest::prelude::*;
@@ -155,7 +155,7 @@ async fn run_on(batch: &IngestBatch, settings: Settings) -> (RunOutput, tempfile
     let deps = Services::with_store(Arc::new(store), settings)
         .unwrap()
         .with_embedder(Arc::new(HashingEmbedder::new(64)));
-    let out = app::generate(&deps, &meta.id, &GenerateOptions::default())
+    let out = app::generate(&deps, &meta.id, &RunRequest::default())
         .await
         .unwrap();
     (out, dir)
@@ -233,7 +233,7 @@ async fn small(extra_catalog: Option<&str>) -> (TestDb, Services) {
     crate::support::small_fixture(crate::support::local_model(), extra_catalog).await
 }
 
-async fn generate(deps: &Services, options: &GenerateOptions) -> RunOutput {
+async fn generate(deps: &Services, options: &RunRequest) -> RunOutput {
     match app::generate(deps, &StoreId::parse("small").unwrap(), options).await {
         Ok(out) => out,
         Err(e) => panic!("generate failed: {e}"),
@@ -243,10 +243,7 @@ async fn generate(deps: &Services, options: &GenerateOptions) -> RunOutput {
 #[tokio::test]
 async fn the_same_input_and_seed_give_a_byte_identical_bundles_array_and_it_is_stored() {
     let (db, deps) = small(None).await;
-    let options = GenerateOptions {
-        seed: 11,
-        ..GenerateOptions::default()
-    };
+    let options = RunRequest::seeded(11);
     let a = generate(&deps, &options).await;
     let b = generate(&deps, &options).await;
     // No filler: fewer than max_bundles (50) when the rest would be weak, and still
@@ -284,9 +281,12 @@ async fn the_same_input_and_seed_give_a_byte_identical_bundles_array_and_it_is_s
     // --max-bundles narrows the run.
     let few = generate(
         &deps,
-        &GenerateOptions {
-            max_bundles: Some(7),
-            ..options
+        &RunRequest {
+            variant: Variant {
+                max_bundles: Some(7),
+                ..options.variant.clone()
+            },
+            ..options.clone()
         },
     )
     .await;
@@ -301,7 +301,7 @@ async fn the_same_input_and_seed_give_a_byte_identical_bundles_array_and_it_is_s
 async fn the_small_fixture_publishes_each_set_once_every_bundle_justified_and_mix_and_match_names_its_pick()
  {
     let (_db, deps) = small(None).await;
-    let out = generate(&deps, &GenerateOptions::default()).await;
+    let out = generate(&deps, &RunRequest::default()).await;
     let default_groups = check_publishable(&out);
     // This store's strong co-purchase evidence shows no group mixed: none is published.
     assert_eq!(default_groups, 0);
@@ -522,7 +522,7 @@ async fn a_faulty_model_leaves_labelled_fallbacks_and_nothing_it_invented() {
         ..mock.settings()
     };
     let deps = crate::support::services_for(&db, crate::support::local_model(), settings).await;
-    let out = generate(&deps, &GenerateOptions::default()).await;
+    let out = generate(&deps, &RunRequest::default()).await;
     assert!(!out.bundles.is_empty());
     let data = db
         .store
@@ -572,7 +572,7 @@ async fn a_faulty_model_leaves_labelled_fallbacks_and_nothing_it_invented() {
 #[tokio::test]
 async fn the_report_renders_in_a_browser_with_every_bundle() {
     let (db, deps) = small(None).await;
-    let out = generate(&deps, &GenerateOptions::default()).await;
+    let out = generate(&deps, &RunRequest::default()).await;
     let dir = db.dir.path().join("run");
     let paths = pipeline::output::write_all(&dir, &out).unwrap();
     assert_eq!(paths.len(), 4);
@@ -689,7 +689,7 @@ async fn copy_with_markup_or_links_is_replaced_by_the_template_and_published_as_
         ..mock.settings()
     };
     let deps = crate::support::services_for(&db, crate::support::local_model(), settings).await;
-    let out = generate(&deps, &GenerateOptions::default()).await;
+    let out = generate(&deps, &RunRequest::default()).await;
     assert!(!out.bundles.is_empty());
     for b in &out.bundles {
         assert_eq!(

@@ -10,6 +10,7 @@ use bundleforge::domain::{BundleType, Objective};
 use bundleforge::llm::client::ChatClient;
 use bundleforge::llm::prompt::{BundleDoc, ProductDoc};
 use bundleforge::llm::provider::{Llm, OpenAiLlm};
+use bundleforge::pipeline::RunRequest;
 
 fn product(id: &str, title: &str, category: &str, price: &str) -> ProductDoc {
     ProductDoc {
@@ -152,7 +153,7 @@ async fn every_prompt_answers_valid_json_through_a_real_model() {
 #[tokio::test]
 #[ignore = "needs a model endpoint: run scripts/test --llm"]
 async fn a_whole_generate_runs_against_a_real_model() {
-    use bundleforge::app::{self, GenerateOptions};
+    use bundleforge::app;
     use bundleforge::domain::{StoreId, TextSource};
 
     let Ok(url) = std::env::var("BUNDLEFORGE_TEST_LLM_URL") else {
@@ -183,7 +184,7 @@ async fn a_whole_generate_runs_against_a_real_model() {
     let out = app::generate(
         &deps,
         &StoreId::parse("small").unwrap(),
-        &GenerateOptions::default(),
+        &RunRequest::default(),
     )
     .await
     .expect("generate");

@@ -381,6 +381,38 @@ async fn a_job_runs_once_per_store_reports_its_phases_and_saves_its_run_under_it
     s.stop().await;
 }
 
+/// Issue #40: jobs queued before the one run request, stored in the trigger's flat
+/// shape, still run as that body asked; the job shows the run request it became.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_queued_in_the_old_flat_shape_still_runs_as_it_asked() {
+    let s = Served::start(&[]).await;
+    let id = "01OLDSHAPE0000000000000000".to_owned();
+    let old = NewJob {
+        job_id: id.clone(),
+        store_id: "small".into(),
+        request: r#"{"max_bundles":3,"seed":7}"#.into(),
+        max_attempts: 3,
+        created_at: chrono::Utc::now().timestamp_millis(),
+        behind_others: false,
+    };
+    s._db.store.enqueue_job(&old).await.unwrap();
+    let done = s
+        .wait_for(&id, |j| state(j) == "succeeded" || state(j) == "failed")
+        .await;
+    assert_eq!(state(&done), "succeeded", "{done}");
+    let request = &done["request"];
+    assert_eq!(request["variant"]["max_bundles"], 3, "{done}");
+    assert_eq!(request["variant"]["seed"], 7, "{done}");
+    assert_eq!(request["prepare"]["seed"], 7, "{done}");
+    let (status, run) = s
+        .admin("GET", &format!("/v1/stores/small/runs/{id}"), "")
+        .await;
+    assert_eq!(status, 200, "{run}");
+    let bundles = run["bundles"].as_array().unwrap().len();
+    assert!((1..=3).contains(&bundles), "{bundles} bundles");
+    assert_eq!(run["run"]["seed"], 7);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_queued_behind_another_is_cancelled_at_once_and_never_runs() {
     let s = Served::start(&[

@@ -4,11 +4,13 @@
 
 use std::collections::HashSet;
 
-use bundleforge::app::{self, GenerateOptions, RulesChange};
+use crate::support::eval_run;
+use bundleforge::app::{self, RulesChange};
 use bundleforge::domain::{
     BundleType, Justification, JustificationKind, Objective, ProductStatus, StoreId,
 };
 use bundleforge::eval::{self, EvalOptions};
+use bundleforge::pipeline::RunRequest;
 use chrono::NaiveDate;
 
 use crate::publish::small_store;
@@ -25,7 +27,7 @@ fn kinds(b: &bundleforge::domain::Bundle) -> Vec<JustificationKind> {
 async fn the_store_rules_hold_in_a_run_and_pins_are_published_but_not_evaluated() {
     let (db, deps) = small_store().await;
     let id = StoreId::parse("small").unwrap();
-    let before = app::generate(&deps, &id, &GenerateOptions::default())
+    let before = app::generate(&deps, &id, &RunRequest::default())
         .await
         .unwrap();
     let multi: Vec<_> = before
@@ -93,7 +95,7 @@ async fn the_store_rules_hold_in_a_run_and_pins_are_published_but_not_evaluated(
     .unwrap();
     assert_eq!(set.unknown_ids, vec!["NOT-IN-THE-CATALOG".to_owned()]);
 
-    let after = app::generate(&deps, &id, &GenerateOptions::default())
+    let after = app::generate(&deps, &id, &RunRequest::default())
         .await
         .unwrap();
     for b in &after.bundles {
@@ -145,12 +147,13 @@ async fn the_store_rules_hold_in_a_run_and_pins_are_published_but_not_evaluated(
     // eval scores the engine alone: the lists hold, the pin is not there.
     let options = EvalOptions {
         cutoff: NaiveDate::from_ymd_opt(2026, 4, 30).unwrap(),
-        max_orders: None,
-        objectives: vec![Objective::CrossSell, Objective::IncreaseAov],
-        max_bundles: Some(30),
-        seed: 5,
+        run: eval_run(
+            5,
+            vec![Objective::CrossSell, Objective::IncreaseAov],
+            Some(30),
+            false,
+        ),
         k: 20,
-        cold: false,
     };
     let (_, evaluated) = eval::evaluate(&deps, &id, &options).await.unwrap();
     assert!(
@@ -165,7 +168,7 @@ async fn the_store_rules_hold_in_a_run_and_pins_are_published_but_not_evaluated(
     app::store_rules(&db.store, &id, RulesChange::Clear)
         .await
         .unwrap();
-    let cleared = app::generate(&deps, &id, &GenerateOptions::default())
+    let cleared = app::generate(&deps, &id, &RunRequest::default())
         .await
         .unwrap();
     assert_eq!(cleared.bundles.len(), before.bundles.len());

@@ -231,3 +231,22 @@ pub async fn services_for(
         .expect("services")
         .with_embedder(embedder)
 }
+
+/// The run `eval` scores, as `bundleforge eval`'s flags build it (`--cold`: the catalog
+/// alone, and no prior mined from the store's own orders).
+pub fn eval_run(
+    seed: u64,
+    objectives: Vec<bundleforge::domain::Objective>,
+    max_bundles: Option<usize>,
+    cold: bool,
+) -> bundleforge::pipeline::RunRequest {
+    use bundleforge::pipeline::{OrderScope, PriorScope, RunRequest};
+    let mut run = RunRequest::seeded(seed);
+    run.variant.objectives = objectives;
+    run.variant.max_bundles = max_bundles;
+    if cold {
+        run.prepare.orders = OrderScope::None;
+        run.prepare.prior = PriorScope::NotFromThisStore;
+    }
+    run
+}

@@ -772,7 +772,13 @@ pub async fn run(
     let cells_timing = ctx.clock.span("candidates", "generators", generated);
     let mut cell_summaries = Vec::with_capacity(results.len());
     let weights = variant.weights.map_or(ctx.weights, Weights::from_array);
-    let (mut all, pins) = pinned::candidates(ctx, weights, &settings.quality);
+    // The merchant's pins first (when the run honours them): they go through phase 2
+    // like any candidate, so they absorb their near-copies and share its caps.
+    let (mut all, pins) = if variant.merchant.pins {
+        pinned::candidates(ctx, weights, &settings.quality)
+    } else {
+        (Vec::new(), Vec::new())
+    };
     for (found, summary) in results {
         all.extend(found);
         cell_summaries.push(summary);

@@ -1,0 +1,159 @@
+//! One run request: what phase 0 prepares (the store as of a day, which of its orders,
+//! which prior), what the run varies ([`Variant`], the merchant's own inputs
+//! included), and the id it is saved under. The CLI's flags, a queued job, the HTTP
+//! trigger, a cohort's arms and a bench case all build (or read back) this one shape.
+
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+
+use super::variant::{InvalidVariant, Variant};
+use crate::domain::{BundleType, Objective};
+
+/// A run of the engine.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RunRequest {
+    /// Phase 0: the store as of when, and what of it.
+    pub prepare: PrepareOptions,
+    /// Phases 1–3: what the run varies.
+    pub variant: Variant,
+    /// The id the run is saved under (a job's id); a fresh ULID when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
+}
+
+impl RunRequest {
+    /// A default run with one seed for phase 0 and the run, as every front end sets
+    /// them.
+    pub fn seeded(seed: u64) -> RunRequest {
+        let mut r = RunRequest::default();
+        r.prepare.seed = seed;
+        r.variant.seed = seed;
+        r
+    }
+
+    pub fn validate(&self) -> Result<(), InvalidVariant> {
+        self.variant.validate()
+    }
+
+    /// A queued job's request as stored: a `RunRequest`, or the flat shape jobs were
+    /// queued in before (`{}` is a default run with [`FlatRequest::DEFAULT_SEED`]).
+    pub fn from_stored(text: &str) -> Result<RunRequest, serde_json::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Stored {
+            // First: `{}` and every flat body are flat, and a stored RunRequest
+            // (it always has `prepare` and `variant`) never is.
+            Flat(FlatRequest),
+            Run(RunRequest),
+        }
+        Ok(match serde_json::from_str::<Stored>(text)? {
+            Stored::Flat(flat) => flat.into_run_request(),
+            Stored::Run(run) => run,
+        })
+    }
+}
+
+/// The flat request of `POST /v1/stores/{store}/jobs` (every `generate` option, all
+/// optional), and the shape jobs were stored in before [`RunRequest`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlatRequest {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub objectives: Vec<Objective>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bundle_types: Vec<BundleType>,
+    /// α, β, γ instead of the tier's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weights: Option<[f64; 3]>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_bundles: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+    /// End every window on this day (YYYY-MM-DD) instead of the latest order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub as_of: Option<NaiveDate>,
+}
+
+impl FlatRequest {
+    /// `generate`'s default seed, so a job and the CLI give the same run.
+    pub const DEFAULT_SEED: u64 = 42;
+
+    pub fn into_run_request(self) -> RunRequest {
+        let mut r = RunRequest::seeded(self.seed.unwrap_or(Self::DEFAULT_SEED));
+        r.prepare.as_of = self.as_of;
+        r.variant.weights = self.weights;
+        r.variant.objectives = self.objectives;
+        r.variant.bundle_types = self.bundle_types;
+        r.variant.max_bundles = self.max_bundles;
+        r
+    }
+}
+
+/// Which of the store's orders a context counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderScope {
+    /// Every order up to `as_of`.
+    #[default]
+    All,
+    /// The last N orders up to `as_of` (a small shop's history).
+    Last(usize),
+    /// None: the catalog alone (a cold start).
+    None,
+}
+
+/// What phase 0 is prepared for.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PrepareOptions {
+    /// The day the store is seen as of (its end); `None`: the latest order, with the
+    /// catalog as it is now.
+    pub as_of: Option<NaiveDate>,
+    /// Seed of phase 0's own randomness (category clustering).
+    pub seed: u64,
+    pub orders: OrderScope,
+    pub prior: PriorScope,
+}
+
+/// Which of the complement prior's sources a context may use.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PriorScope {
+    /// Every source `prior` settings allow.
+    #[default]
+    All,
+    /// Not those mined from this store's own orders (an honest cold-start figure).
+    NotFromThisStore,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_job_stored_flat_still_runs_and_an_empty_one_is_a_default_run_with_seed_42() {
+        let empty = RunRequest::from_stored("{}").unwrap();
+        assert_eq!(empty, RunRequest::seeded(42));
+        let old = RunRequest::from_stored(
+            r#"{"objectives":["cross_sell"],"max_bundles":8,"seed":7,"as_of":"2026-04-30"}"#,
+        )
+        .unwrap();
+        assert_eq!(old.variant.objectives, [Objective::CrossSell]);
+        assert_eq!(old.variant.max_bundles, Some(8));
+        assert_eq!((old.prepare.seed, old.variant.seed), (7, 7));
+        assert_eq!(old.prepare.as_of, NaiveDate::from_ymd_opt(2026, 4, 30));
+    }
+
+    #[test]
+    fn a_stored_run_request_reads_back_as_itself() {
+        let mut r = RunRequest::seeded(9);
+        r.prepare.orders = OrderScope::Last(300);
+        r.variant.merchant.pins = false;
+        r.run_id = Some("01J".into());
+        let text = serde_json::to_string(&r).unwrap();
+        assert_eq!(RunRequest::from_stored(&text).unwrap(), r);
+        assert!(RunRequest::from_stored(r#"{"seed":1,"prepare":{}}"#).is_err());
+        assert!(RunRequest::from_stored(r#"{"max_bundle":3}"#).is_err());
+    }
+}
