@@ -11,6 +11,7 @@
 
 pub mod assign;
 mod evaluate;
+mod measures;
 mod report;
 
 use std::path::Path;
@@ -166,7 +167,7 @@ impl Cohorts {
         }
     }
 
-    /// Reads a cohorts file (see the README for its keys).
+    /// Reads a cohorts file (its keys: docs/cohorts.md).
     pub fn from_file(path: &Path) -> Result<Cohorts, CohortsError> {
         let name = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|e| CohortsError::File {

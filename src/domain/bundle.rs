@@ -1,6 +1,6 @@
 //! What a run produces: objectives, bundle types, and the bundle output shape.
 //!
-//! The JSON form of [`Bundle`] is a published schema (README, "Bundle JSON"): merchants'
+//! The JSON form of [`Bundle`] is a published schema (docs/generate-and-eval.md, "Bundle JSON"): merchants'
 //! scripts read it, so fields are added, never renamed. Money fields end in `_minor`
 //! and are integer minor units of `currency`.
 
