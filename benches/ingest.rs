@@ -11,35 +11,33 @@ use std::sync::Arc;
 use bundleforge::app;
 use bundleforge::config::Settings;
 use bundleforge::domain::{Currency, StoreId};
-use bundleforge::ingest::{self, CatalogKeys, IngestContext, IngestFiles, NoProgress};
+use bundleforge::ingest::{self, CatalogKeys, IngestContext, IngestSources, NoProgress};
 use bundleforge::store::SqliteStore;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
-fn inputs() -> Vec<(&'static str, IngestFiles)> {
+fn inputs() -> Vec<(&'static str, IngestSources)> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let medium = root.join("fixtures/stores/medium");
     let mut v = vec![(
         "fixture_medium",
-        IngestFiles {
-            catalog: Some(medium.join("products.csv")),
-            orders: Some(medium.join("orders.csv")),
-            ..Default::default()
-        },
+        IngestSources::from_paths(
+            Some(medium.join("orders.csv")),
+            Some(medium.join("products.csv")),
+            None,
+            None,
+        ),
     )];
     let uci = root.join("../shared/data/online_retail/online_retail.csv.gz");
     if uci.exists() {
         v.push((
             "online_retail",
-            IngestFiles {
-                orders: Some(uci),
-                ..Default::default()
-            },
+            IngestSources::from_paths(Some(uci), None, None, None),
         ));
     }
     v
 }
 
-fn parse(files: &IngestFiles) -> u64 {
+fn parse(files: &IngestSources) -> u64 {
     let ctx = IngestContext {
         default_currency: Currency::USD,
         currency_fixed: false,

@@ -13,7 +13,7 @@ use crate::config::Settings;
 use crate::destination::DestinationError;
 use crate::domain::{self, StoreId};
 use crate::ingest::{
-    self, CatalogKeys, IngestBatch, IngestContext, IngestFiles, IngestReport, Progress,
+    self, CatalogKeys, IngestBatch, IngestContext, IngestReport, IngestSources, Progress,
 };
 use crate::pipeline::{self, RunObserver, RunOutput, RunRequest};
 use crate::rules;
@@ -249,12 +249,12 @@ pub struct IngestOutcome {
 pub async fn ingest(
     store: &dyn Store,
     store_id: &StoreId,
-    files: IngestFiles,
+    sources: IngestSources,
     settings: &Settings,
     progress: Arc<dyn Progress>,
 ) -> Result<IngestOutcome, AppError> {
     let (batch, store_record, read_seconds) =
-        read_ingest(Some(store), store_id, files, settings, progress).await?;
+        read_ingest(Some(store), store_id, sources, settings, progress).await?;
     let started = Instant::now();
     let WriteSummary {
         lines_joined_later,
@@ -288,12 +288,12 @@ pub async fn ingest(
 pub async fn check_ingest(
     store: Option<&dyn Store>,
     store_id: &StoreId,
-    files: IngestFiles,
+    sources: IngestSources,
     settings: &Settings,
     progress: Arc<dyn Progress>,
 ) -> Result<IngestOutcome, AppError> {
     let (batch, store_record, read_seconds) =
-        read_ingest(store, store_id, files, settings, progress).await?;
+        read_ingest(store, store_id, sources, settings, progress).await?;
     Ok(IngestOutcome {
         store_id: store_id.to_string(),
         currency: store_record.currency.to_string(),
@@ -307,11 +307,11 @@ pub async fn check_ingest(
     })
 }
 
-/// The read half of an ingest: files read, validated and joined to the catalog.
+/// The read half of an ingest: sources read, validated and joined to the catalog.
 async fn read_ingest(
     store: Option<&dyn Store>,
     store_id: &StoreId,
-    files: IngestFiles,
+    sources: IngestSources,
     settings: &Settings,
     progress: Arc<dyn Progress>,
 ) -> Result<(IngestBatch, domain::Store, f64), AppError> {
@@ -333,7 +333,7 @@ async fn read_ingest(
     let started = Instant::now();
     // Parsing is CPU work: keep it off the async workers.
     let batch: IngestBatch = tokio::task::spawn_blocking(move || {
-        let mut batch = ingest::read(&files, &ctx, progress.as_ref())?;
+        let mut batch = ingest::read(&sources, &ctx, progress.as_ref())?;
         let mut keys = known;
         keys.add_products(&batch.products);
         ingest::resolve_lines(&mut batch, &keys);

@@ -20,7 +20,7 @@ use crate::config::Settings;
 use crate::domain::{InvalidStoreId, StoreId};
 use crate::embed::EmbedError;
 use crate::index::{self, ExactIndex, HnswIndex, HnswParams, Matrix, recall_at_k, synthetic};
-use crate::ingest::IngestFiles;
+use crate::ingest::IngestSources;
 use crate::rules::synthetic::StressSpec;
 use crate::rules::{self, Attempt, Fraction, MinSupport, MiningOptions, Target};
 use crate::services::ServicesError;
@@ -474,16 +474,13 @@ pub async fn ingest(
         let dir = tempfile::tempdir().map_err(BenchError::TempDir)?;
         let url = format!("sqlite://{}", dir.path().join("bench.sqlite").display());
         let db = crate::store::open(&url).await?;
-        let files = IngestFiles {
-            orders: options.orders.clone(),
-            catalog: options.catalog.clone(),
-            ..Default::default()
-        };
+        let sources =
+            IngestSources::from_paths(options.orders.clone(), options.catalog.clone(), None, None);
         let started = Instant::now();
         let outcome = app::ingest(
             db.as_ref(),
             &id,
-            files,
+            sources,
             settings,
             Arc::new(crate::ingest::NoProgress),
         )

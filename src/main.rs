@@ -51,7 +51,12 @@ fn hint(err: &anyhow::Error) -> Option<String> {
         Some(IngestError::WrongRole { expected, .. }) => {
             return Some(format!(" (pass it with --{expected})"));
         }
-        Some(IngestError::Usage(_)) => {
+        Some(
+            IngestError::Usage(_)
+            | IngestError::NeedsVariants { .. }
+            | IngestError::VariantsAlreadyGiven { .. }
+            | IngestError::RoleGivenTwice { .. },
+        ) => {
             return Some(" (bundleforge ingest --store ID --orders FILE --catalog FILE; --variants and --inventory join a split catalog)".into());
         }
         _ => {}

@@ -27,7 +27,7 @@ use crate::cancel::CancelToken;
 use crate::config::Settings;
 use crate::domain::StoreId;
 use crate::fixtures::FixtureSize;
-use crate::ingest::IngestFiles;
+use crate::ingest::IngestSources;
 
 /// The store the bench generates and loads, and the shop it is.
 const STORE: &str = "bench";
@@ -571,11 +571,12 @@ pub async fn serve(options: &ServeOptions, settings: &Settings) -> Result<ServeR
         let outcome = app::ingest(
             db.as_ref(),
             &StoreId::parse(STORE)?,
-            IngestFiles {
-                catalog: Some(store_dir.join("products.csv")),
-                orders: Some(store_dir.join("orders.csv")),
-                ..Default::default()
-            },
+            IngestSources::from_paths(
+                Some(store_dir.join("orders.csv")),
+                Some(store_dir.join("products.csv")),
+                None,
+                None,
+            ),
             settings,
             Arc::new(crate::ingest::NoProgress),
         )

@@ -16,7 +16,7 @@ use bundleforge::config::{Settings, SettingsBuilder};
 use bundleforge::domain::StoreId;
 use bundleforge::eval::{self, EvalOptions};
 use bundleforge::fixtures::FixtureSize;
-use bundleforge::ingest::IngestFiles;
+use bundleforge::ingest::IngestSources;
 use bundleforge::pipeline::{NoObserver, OrderScope, PriorScope, RunObserver, RunRequest, output};
 use bundleforge::rules::{self, Fraction, MinSupport, MiningOptions, Separator, Target};
 use bundleforge::{render, store, terminal};
@@ -756,20 +756,18 @@ async fn ingest(args: IngestArgs, settings: &Settings) -> Result<ExitCode> {
     if let Some(path) = &args.rejected {
         bundleforge::destination::check(path, args.force)?;
     }
-    let files = IngestFiles {
-        orders: args.orders,
-        catalog: args.catalog,
-        variants: args.variants,
-        inventory: args.inventory,
-    };
+    let sources =
+        IngestSources::from_paths(args.orders, args.catalog, args.variants, args.inventory);
+    // The ingest takes its sources; `--rejected` reads the files again afterwards.
+    let reread = sources.clone();
     let progress = Arc::new(terminal::ByteBar::new());
     let mut outcome = if args.check {
         // Nothing is written, not even a new database file.
         let db = store::open_existing(&settings.database.url).await?;
-        app::check_ingest(db.as_deref(), &id, files, settings, progress).await?
+        app::check_ingest(db.as_deref(), &id, sources, settings, progress).await?
     } else {
         let db = store::open(&settings.database.url).await?;
-        let outcome = app::ingest(db.as_ref(), &id, files, settings, progress).await?;
+        let outcome = app::ingest(db.as_ref(), &id, sources, settings, progress).await?;
         if let Some(domain) = &args.shop_domain {
             db.set_shop_domain(&id, domain).await?;
         }
@@ -777,7 +775,7 @@ async fn ingest(args: IngestArgs, settings: &Settings) -> Result<ExitCode> {
     };
     if let Some(path) = &args.rejected {
         outcome.rejected_files =
-            bundleforge::ingest::rejected::write(&outcome.report, path, args.force)?;
+            bundleforge::ingest::rejected::write(&outcome.report, &reread, path, args.force)?;
     }
     if !args.json {
         eprint!("{}", outcome.errors_text(20));

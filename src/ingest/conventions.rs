@@ -4,12 +4,10 @@
 //! one way in one row and another way in the next would corrupt prices and dates
 //! without a message.
 
-use std::path::Path;
-
 use serde::Serialize;
 
 use super::dates::{DateOrder, date_order_evidence, is_slash_date};
-use super::source::{self, Columns};
+use super::source::{self, Columns, IngestSource};
 use super::{IngestError, csv_error, csv_reader};
 use crate::domain::{DecimalMark, decimal_mark_evidence};
 
@@ -67,22 +65,26 @@ impl Votes {
     }
 }
 
-/// Reads the amount and date columns of a CSV file and decides its conventions.
-/// Files that cannot be read twice (a pipe) keep the defaults.
+/// Reads the amount and date columns of a CSV source and decides its conventions, in
+/// a pass of its own before the real read. Sources that cannot be read twice (a pipe)
+/// keep the defaults.
 pub fn scan(
-    path: &Path,
+    source: &IngestSource,
     amount_columns: &[Option<usize>],
     date_columns: &[Option<usize>],
 ) -> Result<FileConventions, IngestError> {
-    let regular = std::fs::metadata(path).is_ok_and(|m| m.is_file());
-    if !regular {
+    if !source.rereadable() {
         return Ok(FileConventions::default());
     }
-    let opened = source::open(path, &super::NoProgress)?;
+    let opened = source::open(source, &super::NoProgress)?;
     let separator = char::from(opened.delimiter).to_string();
     let mut csv = csv_reader(opened.reader, opened.delimiter);
     // The header row, read as the real read reads it.
-    let _ = Columns::new(&csv.byte_headers().map_err(|e| csv_error(path, e))?.clone());
+    let _ = Columns::new(
+        &csv.byte_headers()
+            .map_err(|e| csv_error(&source.name, e))?
+            .clone(),
+    );
     let amounts: Vec<usize> = amount_columns.iter().flatten().copied().collect();
     let dates: Vec<usize> = date_columns.iter().flatten().copied().collect();
     let mut marks = Votes::default();

@@ -19,18 +19,16 @@ pub mod rejected;
 mod shopify_json;
 mod source;
 
+use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
-use std::path::{Path, PathBuf};
-
-use serde::Serialize;
 
 use crate::domain::{Currency, Order, OrderLine, Product, ProductObservations};
 
 pub use conventions::FileConventions;
 pub use dates::{DateOrder, parse_checked, parse_checked_in, parse_datetime, parse_datetime_in};
 pub use html::strip_html;
-pub use source::{FileRole, Shape, normalise_header};
+pub use source::{FileRole, IngestSource, IngestSources, Shape, normalise_header};
 
 /// How many row errors a report keeps verbatim (all are counted).
 pub const MAX_REPORTED_ERRORS: usize = 100;
@@ -75,60 +73,78 @@ pub(crate) fn parse_quantity(text: &str, ceiling: i64) -> Result<i64, QuantityEr
     }
 }
 
+/// Why an ingest stopped. Each names its source as errors and the report do (a file's
+/// path as given, an upload's name).
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
-    #[error("{path}: {source}")]
+    #[error("{name}: {source}")]
     Io {
-        path: PathBuf,
+        name: String,
         source: std::io::Error,
     },
-    #[error("{path}: the file is empty")]
-    Empty { path: PathBuf },
-    #[error("{path}: not a format bundleforge reads (its columns: {columns}); {catalogue}")]
+    #[error("{name}: the file is empty")]
+    Empty { name: String },
+    #[error("{name}: not a format bundleforge reads (its columns: {columns}); {catalogue}")]
     Unrecognised {
-        path: PathBuf,
+        name: String,
         columns: String,
         catalogue: String,
     },
-    #[error("{path}: is a {shape}, read as the {expected} file, but was given as the {given} file")]
+    #[error("{name}: is a {shape}, read as the {expected} file, but was given as the {given} file")]
     WrongRole {
-        path: PathBuf,
+        name: String,
         shape: &'static str,
         expected: FileRole,
         given: FileRole,
     },
-    #[error("{path}: missing required column {field} for a {shape}; accepted names: {accepted}")]
+    #[error("{name}: missing required column {field} for a {shape}; accepted names: {accepted}")]
     MissingColumn {
-        path: PathBuf,
+        name: String,
         shape: &'static str,
         field: &'static str,
         accepted: String,
     },
-    #[error("{path}:{line}: {message}")]
+    #[error("{name}:{line}: {message}")]
     Malformed {
-        path: PathBuf,
+        name: String,
         line: u64,
         message: String,
     },
     #[error(
-        "{path}: the column {name:?} appears twice (columns {first} and {second}): rename or remove one"
+        "{name}: the column {column:?} appears twice (columns {first} and {second}): rename or remove one"
     )]
     DuplicatedColumn {
-        path: PathBuf,
         name: String,
+        column: String,
         first: usize,
         second: usize,
+    },
+    /// A split products file (no prices) given without its variants.
+    #[error(
+        "{name}: a products file without prices needs its variants file (columns id, product_id, price, …)"
+    )]
+    NeedsVariants { name: String },
+    /// A variants file given beside a catalog that holds its variants itself.
+    #[error(
+        "{name}: a {shape} has its variants already; a variants file completes a split products file only"
+    )]
+    VariantsAlreadyGiven { name: String, shape: &'static str },
+    #[error("{second}: a second {role} file (the first: {first}); an ingest reads one of each")]
+    RoleGivenTwice {
+        role: FileRole,
+        first: String,
+        second: String,
     },
     #[error("{0}")]
     Usage(String),
 }
 
 /// Refuses a header that names a column we read twice.
-pub(crate) fn check_header(path: &Path, columns: &source::Columns) -> Result<(), IngestError> {
+pub(crate) fn check_header(name: &str, columns: &source::Columns) -> Result<(), IngestError> {
     match columns.duplicated() {
-        Some((name, first, second)) => Err(IngestError::DuplicatedColumn {
-            path: path.to_owned(),
-            name,
+        Some((column, first, second)) => Err(IngestError::DuplicatedColumn {
+            name: name.to_owned(),
+            column,
             first,
             second,
         }),
@@ -225,20 +241,6 @@ pub struct FileSummary {
 }
 
 impl IngestReport {
-    /// Names files without `prefix` (an upload's temporary directory).
-    pub fn strip_path_prefix(&mut self, prefix: &str) {
-        let strip = |s: &mut String| {
-            if let Some(rest) = s.strip_prefix(prefix) {
-                *s = rest.to_owned();
-            }
-        };
-        self.errors.iter_mut().for_each(|e| strip(&mut e.file));
-        self.files.iter_mut().for_each(|f| strip(&mut f.path));
-        self.rejected_rows
-            .iter_mut()
-            .for_each(|r| strip(&mut r.file));
-    }
-
     fn record(&mut self, err: RowError) {
         self.error_count += 1;
         if self.errors.len() < MAX_REPORTED_ERRORS {
@@ -315,7 +317,7 @@ impl IngestReport {
     }
 }
 
-/// Progress of a long read, in bytes of the file on disk.
+/// Progress of a long read, in bytes of the source (a file's on disk).
 pub trait Progress: Send + Sync {
     fn start(&self, label: &str, total_bytes: u64);
     fn advance(&self, bytes: u64);
@@ -329,15 +331,6 @@ impl Progress for NoProgress {
     fn start(&self, _: &str, _: u64) {}
     fn advance(&self, _: u64) {}
     fn finish(&self) {}
-}
-
-/// The files of one ingest, by role. Orders alone, catalog alone, or both.
-#[derive(Debug, Clone, Default)]
-pub struct IngestFiles {
-    pub orders: Option<PathBuf>,
-    pub catalog: Option<PathBuf>,
-    pub variants: Option<PathBuf>,
-    pub inventory: Option<PathBuf>,
 }
 
 /// What the reader needs to know about the store.
@@ -366,19 +359,23 @@ pub struct IngestBatch {
     pub report: IngestReport,
 }
 
-/// Reads and validates every file of an ingest. Lines are not yet joined to the
+/// Reads and validates every source of an ingest. Lines are not yet joined to the
 /// catalog: see [`resolve_lines`].
 pub fn read(
-    files: &IngestFiles,
+    sources: &IngestSources,
     ctx: &IngestContext,
     progress: &dyn Progress,
 ) -> Result<IngestBatch, IngestError> {
-    if files.orders.is_none() && files.catalog.is_none() {
+    let orders = sources.get(FileRole::Orders);
+    let catalog = sources.get(FileRole::Catalog);
+    if orders.is_none() && catalog.is_none() {
         return Err(IngestError::Usage(
             "nothing to ingest: give an orders file, a catalog file, or both".into(),
         ));
     }
-    if (files.variants.is_some() || files.inventory.is_some()) && files.catalog.is_none() {
+    let parts =
+        sources.get(FileRole::Variants).is_some() || sources.get(FileRole::Inventory).is_some();
+    if parts && catalog.is_none() {
         return Err(IngestError::Usage(
             "variants and inventory files complete a catalog: give the products file as the catalog too"
                 .into(),
@@ -386,13 +383,13 @@ pub fn read(
     }
     let mut batch = IngestBatch::default();
     // Orders first: they may state the currency the catalog's prices are in.
-    if let Some(path) = &files.orders {
-        read_orders(path, ctx, &mut batch, progress)?;
+    if let Some(source) = orders {
+        read_orders(source, ctx, &mut batch, progress)?;
         if batch.data_currency.is_none() {
             batch.data_currency = stated_currency(&batch.orders);
         }
     }
-    if let Some(path) = &files.catalog {
+    if let Some(source) = catalog {
         let ctx = IngestContext {
             default_currency: match batch.data_currency {
                 Some(c) if !ctx.currency_fixed => c,
@@ -400,7 +397,7 @@ pub fn read(
             },
             currency_fixed: ctx.currency_fixed,
         };
-        products::read_catalog(path, files, &ctx, &mut batch, progress)?;
+        products::read_catalog(source, sources, &ctx, &mut batch, progress)?;
     }
     // One place for every shape: no control or bidi-override character is stored.
     let mut cleaned = 0usize;
@@ -435,14 +432,14 @@ fn stated_currency(orders: &[Order]) -> Option<Currency> {
 }
 
 fn read_orders(
-    path: &Path,
+    source: &IngestSource,
     ctx: &IngestContext,
     batch: &mut IngestBatch,
     progress: &dyn Progress,
 ) -> Result<(), IngestError> {
     let first_new = batch.orders.len();
-    read_order_file(path, ctx, batch, progress)?;
-    reject_far_future(path, batch, first_new);
+    read_order_file(source, ctx, batch, progress)?;
+    reject_far_future(&source.name, batch, first_new);
     Ok(())
 }
 
@@ -456,7 +453,7 @@ const MAX_DAYS_AHEAD_OF_FILE: i64 = 366;
 /// such as 2204 for 2024 would move `as_of` and every window): the latest orders,
 /// at most one in a hundred, that come more than [`MAX_DAYS_AHEAD_OF_FILE`] after
 /// the next earlier one.
-fn reject_far_future(path: &Path, batch: &mut IngestBatch, first_new: usize) {
+fn reject_far_future(file: &str, batch: &mut IngestBatch, first_new: usize) {
     let mut dates: Vec<(chrono::DateTime<chrono::Utc>, usize)> = batch.orders[first_new..]
         .iter()
         .enumerate()
@@ -476,7 +473,6 @@ fn reject_far_future(path: &Path, batch: &mut IngestBatch, first_new: usize) {
     };
     let latest_rest = dates[gap].0;
     let far: std::collections::HashSet<usize> = dates[gap + 1..].iter().map(|d| d.1).collect();
-    let file = path.display().to_string();
     let mut i = 0;
     let report = &mut batch.report;
     batch.orders.retain(|o| {
@@ -488,7 +484,7 @@ fn reject_far_future(path: &Path, batch: &mut IngestBatch, first_new: usize) {
                 report.count_rejection(
                     "date_far_ahead_of_file",
                     RowError {
-                        file: file.clone(),
+                        file: file.to_owned(),
                         line: 0,
                         column: "created_at".into(),
                         value: o.created_at.format("%Y-%m-%d").to_string(),
@@ -506,41 +502,45 @@ fn reject_far_future(path: &Path, batch: &mut IngestBatch, first_new: usize) {
 }
 
 fn read_order_file(
-    path: &Path,
+    source: &IngestSource,
     ctx: &IngestContext,
     batch: &mut IngestBatch,
     progress: &dyn Progress,
 ) -> Result<(), IngestError> {
-    let opened = source::open(path, progress)?;
+    let name = source.name.as_str();
+    if let Some(doc) = source.document() {
+        return shopify_json::read_document(doc, name, FileRole::Orders, ctx, batch);
+    }
+    let opened = source::open(source, progress)?;
     if opened.is_json {
         return shopify_json::read(opened, FileRole::Orders, ctx, batch);
     }
     let mut csv = csv_reader(opened.reader, opened.delimiter);
     let columns =
-        source::Columns::new(&csv.byte_headers().map_err(|e| csv_error(path, e))?.clone());
-    let shape = shape_for(path, &columns, FileRole::Orders)?;
+        source::Columns::new(&csv.byte_headers().map_err(|e| csv_error(name, e))?.clone());
+    let shape = shape_for(name, &columns, FileRole::Orders)?;
     use source::Field;
     match shape {
         Shape::OnlineRetail => {
             let conv = conventions::scan(
-                path,
+                source,
                 &[columns.find(Field::UnitPrice)],
                 &[columns.find(Field::InvoiceDate)],
             )?;
-            online_retail::read(path, &mut csv, &columns, &conv, batch)
+            online_retail::read(name, &mut csv, &columns, &conv, batch)
         }
         Shape::ShopifyOrderExport | Shape::OrderRows => {
             let conv = conventions::scan(
-                path,
+                source,
                 &[
                     columns.find(Field::UnitPrice),
                     columns.find(Field::LineDiscount),
                 ],
                 &[columns.find(Field::CreatedAt)],
             )?;
-            order_rows::read(path, shape, &mut csv, &columns, &conv, ctx, batch)
+            order_rows::read(name, shape, &mut csv, &columns, &conv, ctx, batch)
         }
-        _ => Err(wrong_role(path, shape, FileRole::Orders)),
+        _ => Err(wrong_role(name, shape, FileRole::Orders)),
     }
 }
 
@@ -729,15 +729,15 @@ impl<R: std::io::Read> std::io::Read for CrlfAsLf<R> {
     }
 }
 
-pub(crate) fn csv_error(path: &Path, e: csv::Error) -> IngestError {
+pub(crate) fn csv_error(name: &str, e: csv::Error) -> IngestError {
     let line = e.position().map(|p| p.line()).unwrap_or(0);
     match e.into_kind() {
         csv::ErrorKind::Io(source) => IngestError::Io {
-            path: path.to_owned(),
+            name: name.to_owned(),
             source,
         },
         other => IngestError::Malformed {
-            path: path.to_owned(),
+            name: name.to_owned(),
             line,
             message: format!("{other:?}"),
         },
@@ -746,27 +746,27 @@ pub(crate) fn csv_error(path: &Path, e: csv::Error) -> IngestError {
 
 /// Recognises a CSV's shape and checks it was given in the right role.
 pub(crate) fn shape_for(
-    path: &Path,
+    name: &str,
     columns: &source::Columns,
     given: FileRole,
 ) -> Result<Shape, IngestError> {
-    check_header(path, columns)?;
+    check_header(name, columns)?;
     let Some(shape) = columns.shape() else {
         return Err(IngestError::Unrecognised {
-            path: path.to_owned(),
+            name: name.to_owned(),
             columns: columns.describe(),
             catalogue: Shape::catalogue(),
         });
     };
     if shape.role() != given {
-        return Err(wrong_role(path, shape, given));
+        return Err(wrong_role(name, shape, given));
     }
     Ok(shape)
 }
 
-pub(crate) fn wrong_role(path: &Path, shape: Shape, given: FileRole) -> IngestError {
+pub(crate) fn wrong_role(name: &str, shape: Shape, given: FileRole) -> IngestError {
     IngestError::WrongRole {
-        path: path.to_owned(),
+        name: name.to_owned(),
         shape: shape.name(),
         expected: shape.role(),
         given,
@@ -1155,6 +1155,77 @@ mod crlf_tests {
                 "chunk {chunk}"
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod source_tests {
+    use super::*;
+
+    fn ctx() -> IngestContext {
+        IngestContext {
+            default_currency: Currency::USD,
+            currency_fixed: false,
+        }
+    }
+
+    /// Semicolons, decimal commas and day-first dates: only the conventions pass
+    /// reads `12,50` and `13/01/2025` right, so it must run for bytes as for a file.
+    const ORDERS: &str = "order_id;created_at;quantity;unit_price;sku\n\
+        1;13/01/2025;1;12,50;A\n\
+        2;02/03/2025;2;4,75;B\n\
+        3;bad;1;3,00;A\n";
+
+    #[test]
+    fn bytes_read_as_the_same_file_would_conventions_included() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("orders.csv");
+        std::fs::write(&path, ORDERS).unwrap();
+        let name = path.display().to_string();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, ORDERS.as_bytes()).unwrap();
+        let read = |source: IngestSource| read(&source.into(), &ctx(), &NoProgress).unwrap();
+        let from_file = read(IngestSource::file(FileRole::Orders, &path));
+        let plain = read(IngestSource::bytes(FileRole::Orders, name.clone(), ORDERS));
+        let gzipped = read(IngestSource::bytes(
+            FileRole::Orders,
+            name.clone(),
+            gz.finish().unwrap(),
+        ));
+        let conventions = |b: &IngestBatch| serde_json::to_value(&b.report.files).unwrap();
+        assert_eq!(from_file.report.files[0].path, name);
+        assert_eq!(
+            from_file.report.files[0].conventions.decimal_mark,
+            crate::domain::DecimalMark::Comma
+        );
+        assert_eq!(from_file.orders[1].lines[0].unit_price_minor, 475);
+        for other in [&plain, &gzipped] {
+            assert_eq!(other.orders, from_file.orders);
+            assert_eq!(conventions(other), conventions(&from_file));
+            assert_eq!(other.report.errors, from_file.report.errors);
+            assert_eq!(other.report.rejected_rows, from_file.report.rejected_rows);
+        }
+    }
+
+    #[test]
+    fn a_role_given_twice_is_refused_and_a_json_document_is_read_as_it_is() {
+        let a = IngestSource::bytes(FileRole::Catalog, "a", "x");
+        let b = IngestSource::bytes(FileRole::Catalog, "b", "y");
+        let err = IngestSources::new([a, b]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "b: a second catalog file (the first: a); an ingest reads one of each"
+        );
+        let doc = serde_json::json!({"product": {"id": 1, "title": "Mug",
+            "variants": [{"id": 2, "price": "abc"}]}});
+        let sources =
+            IngestSources::from(IngestSource::json(FileRole::Catalog, "product.json", doc));
+        let batch = read(&sources, &ctx(), &NoProgress).unwrap();
+        assert_eq!(
+            batch.report.errors[0].to_string(),
+            "product.json: products[0].variants[0].price \"abc\": not a decimal amount"
+        );
+        assert_eq!(batch.report.files[0].path, "product.json");
     }
 }
 

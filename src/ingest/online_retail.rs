@@ -10,7 +10,6 @@
 
 use std::collections::{HashMap, HashSet};
 use std::io::Read;
-use std::path::Path;
 
 use chrono::{DateTime, Utc};
 
@@ -55,13 +54,12 @@ struct OrderAcc {
 }
 
 pub fn read<R: Read>(
-    path: &Path,
+    file: &str,
     csv: &mut csv::Reader<R>,
     columns: &Columns,
     conv: &FileConventions,
     batch: &mut IngestBatch,
 ) -> Result<(), IngestError> {
-    let file = path.display().to_string();
     let col_invoice = columns.find(Field::InvoiceNo);
     let col_code = columns.find(Field::StockCode);
     let col_desc = columns.find(Field::Description);
@@ -88,12 +86,12 @@ pub fn read<R: Read>(
         match csv.read_byte_record(&mut record) {
             Ok(true) => {}
             Ok(false) => break,
-            Err(e) => return Err(csv_error(path, e)),
+            Err(e) => return Err(csv_error(file, e)),
         }
         rows_read += 1;
         current_invoice.clear();
         let row = Row {
-            file: &file,
+            file,
             line: record.position().map(|p| p.line()).unwrap_or(0),
             record: &record,
             columns,
@@ -247,7 +245,7 @@ pub fn read<R: Read>(
     report.lines_merged += merged;
     batch.report.files.push(super::FileSummary {
         conventions: conv.clone(),
-        path: file.clone(),
+        path: file.to_owned(),
         shape: super::Shape::OnlineRetail.name(),
         rows_read,
     });

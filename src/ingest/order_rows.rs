@@ -8,7 +8,6 @@
 
 use std::collections::HashMap;
 use std::io::Read;
-use std::path::Path;
 
 use chrono::{DateTime, Utc};
 
@@ -41,7 +40,7 @@ struct PendingLine {
 }
 
 pub fn read<R: Read>(
-    path: &Path,
+    file: &str,
     shape: Shape,
     csv: &mut csv::Reader<R>,
     columns: &Columns,
@@ -49,7 +48,6 @@ pub fn read<R: Read>(
     ctx: &IngestContext,
     batch: &mut IngestBatch,
 ) -> Result<(), IngestError> {
-    let file = path.display().to_string();
     let col_order_id = if columns.has("orderid") {
         columns.find(Field::OrderId)
     } else if shape == Shape::ShopifyOrderExport {
@@ -77,7 +75,7 @@ pub fn read<R: Read>(
     ] {
         if col.is_none() {
             return Err(IngestError::MissingColumn {
-                path: path.to_owned(),
+                name: file.to_owned(),
                 shape: shape.name(),
                 field,
                 accepted: super::source::aliases(accepted).join(", "),
@@ -97,12 +95,12 @@ pub fn read<R: Read>(
         match csv.read_byte_record(&mut record) {
             Ok(true) => {}
             Ok(false) => break,
-            Err(e) => return Err(csv_error(path, e)),
+            Err(e) => return Err(csv_error(file, e)),
         }
         rows_read += 1;
         let line = record.position().map(|p| p.line()).unwrap_or(0);
         let row = Row {
-            file: &file,
+            file,
             line,
             record: &record,
             columns,
@@ -249,7 +247,7 @@ pub fn read<R: Read>(
     }
     report.rows_read += rows_read;
     report.files.push(super::FileSummary {
-        path: file.clone(),
+        path: file.to_owned(),
         shape: shape.name(),
         rows_read,
         conventions: conv.clone(),
@@ -265,7 +263,7 @@ pub fn read<R: Read>(
                 report.reject(
                     "missing_date",
                     RowError {
-                        file: file.clone(),
+                        file: file.to_owned(),
                         line: *line,
                         column: col_created
                             .and_then(|i| columns.original.get(i).cloned())
@@ -286,7 +284,7 @@ pub fn read<R: Read>(
         let mut kept_lines: Vec<u64> = Vec::new();
         for (line, p) in acc.lines {
             let located = |column: Option<usize>, value: &str, reason: &str| RowError {
-                file: file.clone(),
+                file: file.to_owned(),
                 line,
                 column: column
                     .and_then(|i| columns.original.get(i).cloned())
@@ -341,7 +339,7 @@ pub fn read<R: Read>(
         if incomplete {
             batch.incomplete_orders.insert(acc.order_id.clone());
             for &line in &kept_lines {
-                report.send_along(&file, line);
+                report.send_along(file, line);
             }
         }
         batch.orders.push(Order {

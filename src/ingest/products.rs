@@ -9,80 +9,83 @@
 
 use std::collections::HashMap;
 use std::io::Read;
-use std::path::Path;
 
 use chrono::{DateTime, Utc};
 
 use super::catalog_entries::{Located, push_deduplicated};
-use super::source::{self, Columns, Field, FileRole, Shape};
+use super::source::{self, Columns, Field, FileRole, IngestSource, IngestSources, Shape};
 use super::{
-    DateOrder, FileConventions, IngestBatch, IngestContext, IngestError, IngestFiles, NOT_UTF8,
-    Progress, Rejection, Row, RowError, csv_error, csv_reader, parse_checked_in, shape_for,
-    strip_html,
+    DateOrder, FileConventions, IngestBatch, IngestContext, IngestError, NOT_UTF8, Progress,
+    Rejection, Row, RowError, csv_error, csv_reader, parse_checked_in, shape_for, strip_html,
 };
 use crate::domain::{Currency, DecimalMark, Money, Product, ProductStatus};
 
 pub fn read_catalog(
-    path: &Path,
-    files: &IngestFiles,
+    source: &IngestSource,
+    sources: &IngestSources,
     ctx: &IngestContext,
     batch: &mut IngestBatch,
     progress: &dyn Progress,
 ) -> Result<(), IngestError> {
-    let opened = source::open(path, progress)?;
+    let name = source.name.as_str();
+    if let Some(doc) = source.document() {
+        return super::shopify_json::read_document(doc, name, FileRole::Catalog, ctx, batch);
+    }
+    let opened = source::open(source, progress)?;
     if opened.is_json {
         return super::shopify_json::read(opened, FileRole::Catalog, ctx, batch);
     }
+    let variants = sources.get(FileRole::Variants);
     let mut csv = csv_reader(opened.reader, opened.delimiter);
-    let columns = Columns::new(&csv.byte_headers().map_err(|e| csv_error(path, e))?.clone());
-    super::check_header(path, &columns)?;
+    let columns = Columns::new(&csv.byte_headers().map_err(|e| csv_error(name, e))?.clone());
+    super::check_header(name, &columns)?;
     // A variants-shaped file on its own is a flat catalog: one sellable item per row.
     let shape = match columns.shape() {
-        Some(Shape::SplitVariants) if files.variants.is_none() => Shape::SplitProducts,
-        _ => shape_for(path, &columns, FileRole::Catalog)?,
+        Some(Shape::SplitVariants) if variants.is_none() => Shape::SplitProducts,
+        _ => shape_for(name, &columns, FileRole::Catalog)?,
     };
-    let conv = catalog_conventions(path, &columns)?;
+    let conv = catalog_conventions(source, &columns)?;
     let mut located = match shape {
         Shape::ShopifyProductExport => {
-            read_product_export(path, &mut csv, &columns, &conv, ctx, batch)?
+            read_product_export(name, &mut csv, &columns, &conv, ctx, batch)?
         }
         Shape::SplitProducts => {
-            read_split_products(path, &mut csv, &columns, &conv, ctx, files, batch)?
+            read_split_products(name, &mut csv, &columns, &conv, ctx, variants, batch)?
         }
-        Shape::VariantCatalog => read_variant_catalog(path, &mut csv, &columns, &conv, ctx, batch)?,
+        Shape::VariantCatalog => read_variant_catalog(name, &mut csv, &columns, &conv, ctx, batch)?,
         _ => {
-            return Err(super::wrong_role(path, shape, FileRole::Catalog));
+            return Err(super::wrong_role(name, shape, FileRole::Catalog));
         }
     };
-    if files.variants.is_some() && shape != Shape::SplitProducts {
-        return Err(IngestError::Usage(format!(
-            "{}: a {} has its variants already; a variants file completes a split products file only",
-            path.display(),
-            shape.name()
-        )));
+    if variants.is_some() && shape != Shape::SplitProducts {
+        return Err(IngestError::VariantsAlreadyGiven {
+            name: name.to_owned(),
+            shape: shape.name(),
+        });
     }
-    if let Some(inv) = &files.inventory {
+    if let Some(inv) = sources.get(FileRole::Inventory) {
         if !located
             .iter()
             .any(|e| e.product.inventory_item_id.is_some())
         {
             return Err(IngestError::Usage(format!(
-                "{}: inventory levels join the catalog on inventory_item_id, and this {} has none",
-                path.display(),
+                "{name}: inventory levels join the catalog on inventory_item_id, and this {} has none",
                 shape.name()
             )));
         }
         apply_inventory_levels(inv, &mut located, ctx, batch, progress)?;
     }
-    let file = path.display().to_string();
-    push_deduplicated(&file, located, batch);
+    push_deduplicated(name, located, batch);
     Ok(())
 }
 
 /// A catalog file's conventions, from its amount and date columns.
-fn catalog_conventions(path: &Path, columns: &Columns) -> Result<FileConventions, IngestError> {
+fn catalog_conventions(
+    source: &IngestSource,
+    columns: &Columns,
+) -> Result<FileConventions, IngestError> {
     super::conventions::scan(
-        path,
+        source,
         &[
             columns.find(Field::Price),
             columns.find(Field::CompareAtPrice),
@@ -406,7 +409,7 @@ enum Outcome<T> {
 /// located [`Row`], books the outcome in the report (kept, dropped or rejected), and
 /// records the file. Returns the entries with the line each came from.
 fn read_rows<R: Read, T>(
-    path: &Path,
+    file: &str,
     shape: Shape,
     csv: &mut csv::Reader<R>,
     columns: &Columns,
@@ -414,18 +417,17 @@ fn read_rows<R: Read, T>(
     report: &mut super::IngestReport,
     mut handle: impl FnMut(&Row<'_>, &mut super::IngestReport) -> RowResult<Outcome<T>>,
 ) -> Result<Vec<(u64, T)>, IngestError> {
-    let file = path.display().to_string();
     let mut out = Vec::new();
     let mut record = csv::ByteRecord::new();
     let mut rows_read = 0;
     while csv
         .read_byte_record(&mut record)
-        .map_err(|e| csv_error(path, e))?
+        .map_err(|e| csv_error(file, e))?
     {
         rows_read += 1;
         let line = record.position().map(|p| p.line()).unwrap_or(0);
         let row = Row {
-            file: &file,
+            file,
             line,
             record: &record,
             columns,
@@ -446,7 +448,7 @@ fn read_rows<R: Read, T>(
     }
     report.rows_read += rows_read;
     report.files.push(super::FileSummary {
-        path: file,
+        path: file.to_owned(),
         shape: shape.name(),
         rows_read,
         conventions: conv.clone(),
@@ -461,7 +463,7 @@ fn located(rows: Vec<(u64, Product)>) -> Vec<Located> {
 }
 
 fn read_product_export<R: Read>(
-    path: &Path,
+    file: &str,
     csv: &mut csv::Reader<R>,
     columns: &Columns,
     conv: &FileConventions,
@@ -474,7 +476,7 @@ fn read_product_export<R: Read>(
     let mut products: HashMap<String, (ProductFields, u32)> = HashMap::new();
     let shape = Shape::ShopifyProductExport;
     let rows = read_rows(
-        path,
+        file,
         shape,
         csv,
         columns,
@@ -525,12 +527,12 @@ fn read_product_export<R: Read>(
 /// A split products file: one row per product (joined to a variants file), or, when it
 /// has price columns itself, one row per sellable item.
 fn read_split_products<R: Read>(
-    path: &Path,
+    file: &str,
     csv: &mut csv::Reader<R>,
     columns: &Columns,
     conv: &FileConventions,
     ctx: &IngestContext,
-    files: &IngestFiles,
+    variants: Option<&IngestSource>,
     batch: &mut IngestBatch,
 ) -> Result<Vec<Located>, IngestError> {
     let cols = CatalogColumns::new(columns, conv);
@@ -538,18 +540,17 @@ fn read_split_products<R: Read>(
     let col_variant_id = columns.find(Field::VariantId);
     let col_product_id = columns.find(Field::ProductId);
     let self_priced = cols.price.is_some();
-    if !self_priced && files.variants.is_none() {
-        return Err(IngestError::Usage(format!(
-            "{}: a products file without prices needs its variants file (columns id, product_id, price, …)",
-            path.display()
-        )));
+    if !self_priced && variants.is_none() {
+        return Err(IngestError::NeedsVariants {
+            name: file.to_owned(),
+        });
     }
     let currency = ctx.default_currency;
     // Product rows awaiting their variants: (id, product-level fields, handle).
     let mut products: Vec<SplitProduct> = Vec::new();
     let shape = Shape::SplitProducts;
     let rows = read_rows(
-        path,
+        file,
         shape,
         csv,
         columns,
@@ -587,8 +588,8 @@ fn read_split_products<R: Read>(
         },
     )?;
     let mut out = located(rows);
-    if let Some(vpath) = &files.variants {
-        out.extend(read_split_variants(vpath, &products, ctx, batch)?);
+    if let Some(variants) = variants {
+        out.extend(read_split_variants(variants, &products, ctx, batch)?);
     }
     Ok(out)
 }
@@ -596,7 +597,7 @@ fn read_split_products<R: Read>(
 /// A flat, variant-level catalog as apps export it: one row per variant keyed by
 /// `variant_id`, its product's fields repeated on every row.
 fn read_variant_catalog<R: Read>(
-    path: &Path,
+    file: &str,
     csv: &mut csv::Reader<R>,
     columns: &Columns,
     conv: &FileConventions,
@@ -612,7 +613,7 @@ fn read_variant_catalog<R: Read>(
         .filter(|i| Some(*i) != cols.title);
     let currency = ctx.default_currency;
     let rows = read_rows(
-        path,
+        file,
         Shape::VariantCatalog,
         csv,
         columns,
@@ -656,16 +657,17 @@ fn read_variant_catalog<R: Read>(
 type SplitProduct = (String, ProductFields, Option<String>);
 
 fn read_split_variants(
-    path: &Path,
+    source: &IngestSource,
     products: &[SplitProduct],
     ctx: &IngestContext,
     batch: &mut IngestBatch,
 ) -> Result<Vec<Located>, IngestError> {
-    let opened = source::open(path, &super::NoProgress)?;
+    let name = source.name.as_str();
+    let opened = source::open(source, &super::NoProgress)?;
     let mut csv = csv_reader(opened.reader, opened.delimiter);
-    let columns = Columns::new(&csv.byte_headers().map_err(|e| csv_error(path, e))?.clone());
-    shape_for(path, &columns, FileRole::Variants)?;
-    let conv = catalog_conventions(path, &columns)?;
+    let columns = Columns::new(&csv.byte_headers().map_err(|e| csv_error(name, e))?.clone());
+    shape_for(name, &columns, FileRole::Variants)?;
+    let conv = catalog_conventions(source, &columns)?;
     let mut cols = CatalogColumns::new(&columns, &conv);
     // In a variants file, `title` is the variant's name ("Large / Blue").
     let col_variant_title = columns.find(Field::VariantTitle);
@@ -679,7 +681,7 @@ fn read_split_variants(
         .collect();
     let shape = Shape::SplitVariants;
     let rows = read_rows(
-        path,
+        name,
         shape,
         &mut csv,
         &columns,
@@ -731,17 +733,18 @@ fn read_split_variants(
 /// Inventory levels: quantities summed over locations per inventory item, joined to
 /// the variants by `inventory_item_id`; a cost column there fills a missing cost.
 fn apply_inventory_levels(
-    path: &Path,
+    source: &IngestSource,
     entries: &mut [Located],
     ctx: &IngestContext,
     batch: &mut IngestBatch,
     progress: &dyn Progress,
 ) -> Result<(), IngestError> {
-    let opened = source::open(path, progress)?;
+    let name = source.name.as_str();
+    let opened = source::open(source, progress)?;
     let mut csv = csv_reader(opened.reader, opened.delimiter);
-    let columns = Columns::new(&csv.byte_headers().map_err(|e| csv_error(path, e))?.clone());
-    shape_for(path, &columns, FileRole::Inventory)?;
-    let conv = super::conventions::scan(path, &[columns.find(Field::Cost)], &[])?;
+    let columns = Columns::new(&csv.byte_headers().map_err(|e| csv_error(name, e))?.clone());
+    shape_for(name, &columns, FileRole::Inventory)?;
+    let conv = super::conventions::scan(source, &[columns.find(Field::Cost)], &[])?;
     let col_item = columns.find(Field::InventoryItemId);
     let col_qty = columns.find(Field::InventoryQty);
     let col_cost = columns.find(Field::Cost);
@@ -756,7 +759,7 @@ fn apply_inventory_levels(
     let mut levels: HashMap<(usize, Option<String>), (i64, u64)> = HashMap::new();
     let shape = Shape::InventoryLevels;
     read_rows::<_, ()>(
-        path,
+        name,
         shape,
         &mut csv,
         &columns,

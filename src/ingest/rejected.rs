@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::{IngestError, IngestReport, csv_error, csv_reader, source};
+use super::{IngestError, IngestReport, IngestSources, csv_error, csv_reader, source};
 use crate::destination::{self, DestinationError};
 
 /// The column the reasons go in (empty for rows sent along with their order).
@@ -59,10 +59,12 @@ fn destination_for(dest: &Path, source: &Path, several: bool) -> PathBuf {
     dest.with_file_name(format!("{stem}.{input}.{ext}"))
 }
 
-/// Writes the rejected rows of every CSV input that has some. JSON inputs name their
-/// rejected records by path in the report and are not written here.
+/// Writes the rejected rows of every CSV input that has some, reading each again from
+/// `sources` (the ingest's, found by the name the report gives them). JSON inputs name
+/// their rejected records by path in the report and are not written here.
 pub fn write(
     report: &IngestReport,
+    sources: &IngestSources,
     dest: &Path,
     force: bool,
 ) -> Result<Vec<RejectedFile>, RejectedError> {
@@ -91,17 +93,26 @@ pub fn write(
     let mut written = Vec::new();
     for (file, target) in targets {
         let lines = &by_file[file];
-        let path = Path::new(file);
-        let opened = source::open(path, &super::NoProgress)?;
+        let Some(input) = sources.named(file) else {
+            return Err(IngestError::Io {
+                name: file.to_owned(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "not a source of this ingest",
+                ),
+            }
+            .into());
+        };
+        let opened = source::open(input, &super::NoProgress)?;
         let mut csv = csv_reader(opened.reader, opened.delimiter);
-        let mut header = csv.byte_headers().map_err(|e| csv_error(path, e))?.clone();
+        let mut header = csv.byte_headers().map_err(|e| csv_error(file, e))?.clone();
         let width = header.len();
         header.push_field(REASON_COLUMN.as_bytes());
         let mut record = csv::ByteRecord::new();
         let mut rows = Vec::with_capacity(lines.len());
         while csv
             .read_byte_record(&mut record)
-            .map_err(|e| csv_error(path, e))?
+            .map_err(|e| csv_error(file, e))?
         {
             let line = record.position().map(|p| p.line()).unwrap_or(0);
             if let Some(reasons) = lines.get(&line) {

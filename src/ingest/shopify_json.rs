@@ -10,37 +10,48 @@ use super::source::{FileRole, Opened, Shape};
 use super::{IngestBatch, IngestContext, IngestError, RowError, strip_html};
 use crate::domain::{Currency, Money, Order, OrderLine, Product, ProductRef, ProductStatus};
 
+/// Reads a Shopify JSON document from an opened file.
 pub fn read(
     opened: Opened<'_>,
     given: FileRole,
     ctx: &IngestContext,
     batch: &mut IngestBatch,
 ) -> Result<(), IngestError> {
-    let path = opened.path.clone();
-    let file = path.display().to_string();
+    let name = opened.name;
     let doc: Value =
         serde_json::from_reader(opened.reader).map_err(|e| match e.io_error_kind() {
             // A read that failed (or passed the size limit) is not a syntax error.
             Some(kind) => IngestError::Io {
-                path: path.clone(),
+                name: name.clone(),
                 source: std::io::Error::new(kind, e.to_string()),
             },
             None => IngestError::Malformed {
-                path: path.clone(),
+                name: name.clone(),
                 line: e.line() as u64,
                 message: format!("not valid JSON: {e}"),
             },
         })?;
+    read_document(&doc, &name, given, ctx, batch)
+}
+
+/// Reads a parsed Shopify JSON document; errors and the report call it `name`.
+pub fn read_document(
+    doc: &Value,
+    name: &str,
+    given: FileRole,
+    ctx: &IngestContext,
+    batch: &mut IngestBatch,
+) -> Result<(), IngestError> {
     let (shape, records) = classify(doc).ok_or_else(|| IngestError::Unrecognised {
-        path: path.clone(),
+        name: name.to_owned(),
         columns: "a JSON document without \"products\" or \"orders\"".into(),
         catalogue: Shape::catalogue(),
     })?;
     if shape.role() != given {
-        return Err(super::wrong_role(&path, shape, given));
+        return Err(super::wrong_role(name, shape, given));
     }
     let mut reader = JsonReader {
-        file: file.clone(),
+        file: name.to_owned(),
         ctx,
         batch,
     };
@@ -51,7 +62,7 @@ pub fn read(
             for (i, p) in records.iter().enumerate() {
                 located.extend(reader.product(&format!("products[{i}]"), p));
             }
-            push_deduplicated(&file, located, reader.batch);
+            push_deduplicated(name, located, reader.batch);
         }
         _ => {
             for (i, o) in records.iter().enumerate() {
@@ -61,28 +72,29 @@ pub fn read(
     }
     batch.report.files.push(super::FileSummary {
         conventions: Default::default(),
-        path: file,
+        path: name.to_owned(),
         shape: shape.name(),
         rows_read: rows,
     });
     Ok(())
 }
 
-fn classify(doc: Value) -> Option<(Shape, Vec<Value>)> {
+/// The document's shape and its records, borrowed from it.
+fn classify(doc: &Value) -> Option<(Shape, &[Value])> {
     let looks_like_order = |v: &Value| v.get("line_items").is_some();
     match doc {
-        Value::Object(mut map) => {
-            if let Some(Value::Array(a)) = map.remove("products") {
+        Value::Object(map) => {
+            if let Some(Value::Array(a)) = map.get("products") {
                 return Some((Shape::ShopifyJsonProducts, a));
             }
-            if let Some(Value::Array(a)) = map.remove("orders") {
+            if let Some(Value::Array(a)) = map.get("orders") {
                 return Some((Shape::ShopifyJsonOrders, a));
             }
-            if let Some(p) = map.remove("product") {
-                return Some((Shape::ShopifyJsonProducts, vec![p]));
+            if let Some(p) = map.get("product") {
+                return Some((Shape::ShopifyJsonProducts, std::slice::from_ref(p)));
             }
-            if let Some(o) = map.remove("order") {
-                return Some((Shape::ShopifyJsonOrders, vec![o]));
+            if let Some(o) = map.get("order") {
+                return Some((Shape::ShopifyJsonOrders, std::slice::from_ref(o)));
             }
             None
         }

@@ -1,11 +1,14 @@
-//! Opening input files: gzip or plain, JSON or CSV, and recognising a CSV's shape from
-//! its headers through one alias table.
+//! The sources of an ingest (a file, bytes held in memory, a parsed JSON document),
+//! opening them (gzip or plain, JSON or CSV), and recognising a CSV's shape from its
+//! headers through one alias table.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
-use std::path::{Path, PathBuf};
+use std::io::{BufRead, BufReader, Cursor, Read};
+use std::path::PathBuf;
 
+use bytes::Bytes;
 use flate2::read::MultiGzDecoder;
+use serde_json::Value;
 
 use super::{IngestError, Progress};
 
@@ -194,8 +197,7 @@ pub enum Shape {
     ShopifyJsonProducts,
 }
 
-/// The part of an ingest a file is given as: the fields of
-/// [`IngestFiles`](super::IngestFiles), named as they are.
+/// The part of an ingest a file is given as: the roles of [`IngestSources`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FileRole {
     Orders,
@@ -218,6 +220,172 @@ impl FileRole {
 impl std::fmt::Display for FileRole {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// One input of an ingest: where its bytes come from, the part it is given as, and the
+/// name errors and the report give it.
+#[derive(Debug, Clone)]
+pub struct IngestSource {
+    /// A file's path as given; an upload's or a document's name.
+    pub name: String,
+    pub role: FileRole,
+    input: Input,
+}
+
+#[derive(Clone)]
+enum Input {
+    File(PathBuf),
+    /// Held in memory (an upload, a stored catalog part): read as a file's bytes are,
+    /// and as often.
+    Bytes(Bytes),
+    /// A parsed Shopify Admin REST document: read as it is, never written out again.
+    Json(Value),
+}
+
+// By hand: a derived Debug would print every byte of an upload.
+impl std::fmt::Debug for Input {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Input::File(path) => f.debug_tuple("File").field(path).finish(),
+            Input::Bytes(b) => write!(f, "Bytes({} bytes)", b.len()),
+            Input::Json(_) => f.write_str("Json(..)"),
+        }
+    }
+}
+
+impl IngestSource {
+    /// A file on disk, named by its path as given.
+    pub fn file(role: FileRole, path: impl Into<PathBuf>) -> Self {
+        let path = path.into();
+        IngestSource {
+            name: path.display().to_string(),
+            role,
+            input: Input::File(path),
+        }
+    }
+
+    /// Bytes held in memory, read as a file's would be: gzip or plain, CSV or JSON.
+    pub fn bytes(role: FileRole, name: impl Into<String>, bytes: impl Into<Bytes>) -> Self {
+        IngestSource {
+            name: name.into(),
+            role,
+            input: Input::Bytes(bytes.into()),
+        }
+    }
+
+    /// A parsed Shopify Admin REST document (`{"products": [...]}`, `{"order": {...}}`,
+    /// …), read without writing it out as text again.
+    pub fn json(role: FileRole, name: impl Into<String>, doc: Value) -> Self {
+        IngestSource {
+            name: name.into(),
+            role,
+            input: Input::Json(doc),
+        }
+    }
+
+    /// The document of a JSON source, which is read without [`open`].
+    pub(crate) fn document(&self) -> Option<&Value> {
+        match &self.input {
+            Input::Json(doc) => Some(doc),
+            _ => None,
+        }
+    }
+
+    /// Whether a second pass may read the source again: bytes in memory can; a path
+    /// only when it is a regular file (a pipe is gone once read).
+    pub(crate) fn rereadable(&self) -> bool {
+        match &self.input {
+            Input::File(path) => std::fs::metadata(path).is_ok_and(|m| m.is_file()),
+            Input::Bytes(_) => true,
+            Input::Json(_) => false,
+        }
+    }
+}
+
+/// The sources of one ingest, at most one per role: orders alone, a catalog alone
+/// (with its variants and inventory levels), or both.
+#[derive(Debug, Clone, Default)]
+pub struct IngestSources {
+    orders: Option<IngestSource>,
+    catalog: Option<IngestSource>,
+    variants: Option<IngestSource>,
+    inventory: Option<IngestSource>,
+}
+
+/// One source alone, in its role.
+impl From<IngestSource> for IngestSources {
+    fn from(source: IngestSource) -> Self {
+        let mut out = IngestSources::default();
+        let role = source.role;
+        *out.slot(role) = Some(source);
+        out
+    }
+}
+
+impl IngestSources {
+    /// Files by role, as a command line gives them.
+    pub fn from_paths(
+        orders: Option<PathBuf>,
+        catalog: Option<PathBuf>,
+        variants: Option<PathBuf>,
+        inventory: Option<PathBuf>,
+    ) -> Self {
+        let file = |role, path: Option<PathBuf>| path.map(|p| IngestSource::file(role, p));
+        IngestSources {
+            orders: file(FileRole::Orders, orders),
+            catalog: file(FileRole::Catalog, catalog),
+            variants: file(FileRole::Variants, variants),
+            inventory: file(FileRole::Inventory, inventory),
+        }
+    }
+
+    /// Sources each given with its role; a role given twice is refused.
+    pub fn new(sources: impl IntoIterator<Item = IngestSource>) -> Result<Self, IngestError> {
+        let mut out = IngestSources::default();
+        for source in sources {
+            let slot = out.slot(source.role);
+            if let Some(first) = slot {
+                return Err(IngestError::RoleGivenTwice {
+                    role: source.role,
+                    first: first.name.clone(),
+                    second: source.name,
+                });
+            }
+            *slot = Some(source);
+        }
+        Ok(out)
+    }
+
+    fn slot(&mut self, role: FileRole) -> &mut Option<IngestSource> {
+        match role {
+            FileRole::Orders => &mut self.orders,
+            FileRole::Catalog => &mut self.catalog,
+            FileRole::Variants => &mut self.variants,
+            FileRole::Inventory => &mut self.inventory,
+        }
+    }
+
+    /// The source given as `role`, if any.
+    pub fn get(&self, role: FileRole) -> Option<&IngestSource> {
+        match role {
+            FileRole::Orders => self.orders.as_ref(),
+            FileRole::Catalog => self.catalog.as_ref(),
+            FileRole::Variants => self.variants.as_ref(),
+            FileRole::Inventory => self.inventory.as_ref(),
+        }
+    }
+
+    /// Every source, in the order of the roles.
+    pub fn iter(&self) -> impl Iterator<Item = &IngestSource> {
+        [&self.orders, &self.catalog, &self.variants, &self.inventory]
+            .into_iter()
+            .flatten()
+    }
+
+    /// The source errors and the report name `name`.
+    pub fn named(&self, name: &str) -> Option<&IngestSource> {
+        self.iter().find(|s| s.name == name)
     }
 }
 
@@ -512,9 +680,9 @@ impl<R: Read> Read for Limited<R> {
     }
 }
 
-/// An opened input: its path, whether it is JSON, and a reader over its decoded bytes.
+/// An opened input: its name, whether it is JSON, and a reader over its decoded bytes.
 pub struct Opened<'p> {
-    pub path: PathBuf,
+    pub name: String,
     pub is_json: bool,
     /// A CSV's field separator, from its header line: `,`, `;` or tab.
     pub delimiter: u8,
@@ -546,27 +714,46 @@ fn sniff_delimiter(head: &[u8]) -> u8 {
     }
 }
 
-/// Opens a file, gzip or plain (by its magic bytes, not its name), and peeks at its
-/// first non-blank byte to tell JSON from CSV.
-pub fn open<'p>(path: &Path, progress: &'p dyn Progress) -> Result<Opened<'p>, IngestError> {
+/// Opens a source's bytes, gzip or plain (by its magic bytes, not its name), and peeks
+/// at its first non-blank byte to tell JSON from CSV. A JSON source has no bytes: it
+/// is read as a document (see [`IngestSource::document`]).
+pub fn open<'p>(
+    source: &IngestSource,
+    progress: &'p dyn Progress,
+) -> Result<Opened<'p>, IngestError> {
+    let name = &source.name;
     let io_err = |source| IngestError::Io {
-        path: path.to_owned(),
+        name: name.clone(),
         source,
     };
-    let file = File::open(path).map_err(io_err)?;
-    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
-    progress.start(&path.display().to_string(), len);
+    let (input, len): (Box<dyn Read>, u64) = match &source.input {
+        Input::File(path) => {
+            let file = File::open(path).map_err(io_err)?;
+            let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+            (Box::new(file), len)
+        }
+        Input::Bytes(bytes) => (Box::new(Cursor::new(bytes.clone())), bytes.len() as u64),
+        Input::Json(_) => {
+            return Err(IngestError::Unrecognised {
+                name: name.clone(),
+                columns: format!(
+                    "a JSON document, where the {} file is read as a CSV",
+                    source.role
+                ),
+                catalogue: Shape::catalogue(),
+            });
+        }
+    };
+    progress.start(name, len);
     let counting = CountingReader {
-        inner: file,
+        inner: input,
         progress,
         pending: 0,
     };
     let mut raw = BufReader::with_capacity(1 << 16, counting);
     let head = raw.fill_buf().map_err(io_err)?;
     if head.is_empty() {
-        return Err(IngestError::Empty {
-            path: path.to_owned(),
-        });
+        return Err(IngestError::Empty { name: name.clone() });
     }
     let gz = head.starts_with(&[0x1f, 0x8b]);
     let mut reader: Box<dyn BufRead + 'p> = if gz {
@@ -581,9 +768,7 @@ pub fn open<'p>(path: &Path, progress: &'p dyn Progress) -> Result<Opened<'p>, I
         .copied()
         .next();
     match first {
-        None => Err(IngestError::Empty {
-            path: path.to_owned(),
-        }),
+        None => Err(IngestError::Empty { name: name.clone() }),
         Some(b) => {
             let is_json = b == b'{' || b == b'[';
             let delimiter = sniff_delimiter(head);
@@ -599,7 +784,7 @@ pub fn open<'p>(path: &Path, progress: &'p dyn Progress) -> Result<Opened<'p>, I
                 what,
             };
             Ok(Opened {
-                path: path.to_owned(),
+                name: name.clone(),
                 is_json,
                 delimiter,
                 reader: Box::new(BufReader::with_capacity(1 << 16, limited)),

@@ -28,6 +28,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use futures_util::StreamExt;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -36,6 +37,7 @@ use super::error::ApiError;
 use super::uploads::{self, Upload};
 use super::{AppState, authorize_store, now_ms};
 use crate::domain::{Bundle, BundleItem, BundleType, Currency, Objective, Product, StoreId};
+use crate::ingest::IngestError;
 use crate::store::{AppUpload, Decision, JobRecord, JobState, NewJob};
 
 /// The CSV types an upload names, and their aliases.
@@ -277,13 +279,14 @@ async fn uploader(
     })
 }
 
-/// Reads one CSV as an upload of `csv_type` and records how it went.
+/// Reads one CSV as an upload of `csv_type` (its name in the report and errors) and
+/// records how it went.
 async fn ingest_csv(
     state: &AppState,
     who: &mut Uploader,
     run_key: &str,
     (csv_type, upload): (&'static str, Upload),
-    csv: &str,
+    csv: String,
 ) -> Result<AppUpload, AppApiError> {
     let created_at = now_ms();
     let mut record = AppUpload {
@@ -302,13 +305,8 @@ async fn ingest_csv(
     };
     let store = &state.services.store;
     store.put_app_upload(&record).await?;
-    let dir = tempfile::tempdir()
-        .map_err(|e| ApiError::from_kind(crate::error::ErrorKind::Internal, e.to_string()))?;
-    let path = dir.path().join(csv_type);
-    tokio::fs::write(&path, csv.as_bytes())
-        .await
-        .map_err(|e| ApiError::from_kind(crate::error::ErrorKind::Internal, e.to_string()))?;
-    match uploads::ingest_upload(state, &who.store_id, upload, dir.path(), &path).await {
+    let csv = Bytes::from(csv);
+    match uploads::ingest_upload(state, &who.store_id, upload, csv_type, csv.clone()).await {
         Ok(outcome) => {
             let report = &outcome.report;
             record.status = "completed".into();
@@ -324,13 +322,13 @@ async fn ingest_csv(
         }
         Err(e)
             if matches!(upload, Upload::Variants)
-                && e.message.contains("has its variants already") =>
+                && matches!(e.refused, Some(IngestError::VariantsAlreadyGiven { .. })) =>
         {
             // The app sends the variants beside a catalog that holds them already
             // (its `catalog_joined` is one row per variant): nothing to add, so the
             // upload counts the rows the catalog knows.
             let keys = store.catalog_keys(&who.store_id).await?;
-            let check = known_variants(&keys, csv);
+            let check = known_variants(&keys, &csv);
             record.status = "completed".into();
             record.total_rows = check.rows as i64;
             record.processed_rows = check.known as i64;
@@ -344,7 +342,7 @@ async fn ingest_csv(
         }
         Err(e) => {
             record.status = "failed".into();
-            record.error_message = Some(e.message);
+            record.error_message = Some(e.answer.message);
         }
     }
     if record.status == "completed"
@@ -371,15 +369,13 @@ struct VariantCheck {
 
 /// Checks each row of a variants CSV against the catalog by its variant id (as
 /// given or as a Shopify gid), SKU or product id.
-fn known_variants(keys: &crate::ingest::CatalogKeys, csv: &str) -> VariantCheck {
+fn known_variants(keys: &crate::ingest::CatalogKeys, csv: &[u8]) -> VariantCheck {
     let mut check = VariantCheck {
         rows: 0,
         known: 0,
         first_unknown: None,
     };
-    let mut reader = csv::ReaderBuilder::new()
-        .flexible(true)
-        .from_reader(csv.as_bytes());
+    let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(csv);
     let Ok(headers) = reader.headers().cloned() else {
         return check;
     };
@@ -500,7 +496,7 @@ pub async fn upload(
     }
     let run_key = run_key(request.run_id.as_deref())?;
     let mut who = uploader(&state, &headers, &request.shop_id).await?;
-    let mut record = ingest_csv(&state, &mut who, &run_key, kind, &request.csv_data).await?;
+    let mut record = ingest_csv(&state, &mut who, &run_key, kind, request.csv_data).await?;
     if kind.0 == "orders"
         && let Some(orders) =
             maybe_generate(&state, &who.store_id, &run_key, request.trigger_pipeline).await?
@@ -534,10 +530,10 @@ pub async fn upload_batch(
     .await?;
     let request: BatchRequest = parse_body(&state, &bytes)?;
     let parts = [
-        ("catalogCsv", "catalog_joined", &request.catalog_csv),
-        ("variantsCsv", "variants", &request.variants_csv),
-        ("inventoryCsv", "inventory_levels", &request.inventory_csv),
-        ("ordersCsv", "orders", &request.orders_csv),
+        ("catalogCsv", "catalog_joined", request.catalog_csv),
+        ("variantsCsv", "variants", request.variants_csv),
+        ("inventoryCsv", "inventory_levels", request.inventory_csv),
+        ("ordersCsv", "orders", request.orders_csv),
     ];
     if let Some((field, _, _)) = parts.iter().find(|(_, _, csv)| csv.trim().is_empty()) {
         return Err(AppApiError::validation(format!(

@@ -1,8 +1,10 @@
 //! Uploads: a store's catalog, variants, inventory or orders, in any shape `ingest`
 //! reads (CSV or JSON, gzip or plain), answered with the report `ingest --json` prints.
 //!
-//! The body streams to a temporary file (never whole in memory) and is counted as it
-//! comes: past `server.max_body_mb` the upload stops with a 413 that names the limit.
+//! The body is collected in memory, counted as it comes: a declared length over
+//! `server.max_body_mb` is refused before it is read, and a streamed body stops with
+//! the same 413 once it passes the limit. The reader takes the bytes as they came,
+//! named by the upload (`catalog:3: …`).
 //!
 //! A catalog may come in parts (a split products file, its variants, its inventory
 //! levels), each its own upload. The parts are kept: `catalog` starts a new set (the
@@ -11,22 +13,21 @@
 //! `inventory` are read with the stored catalog (and each other) and kept when that
 //! ingest succeeds.
 
-use std::path::Path;
 use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Body;
 use axum::http::{HeaderMap, StatusCode, header};
+use bytes::Bytes;
 use futures_util::StreamExt;
 use serde_json::json;
-use tokio::io::AsyncWriteExt;
 
 use super::error::ApiError;
 use super::{AppState, authorize_store};
 use crate::app::{self, AppError, IngestOutcome};
 use crate::domain::StoreId;
 use crate::error::ErrorKind;
-use crate::ingest::{IngestFiles, NoProgress};
+use crate::ingest::{FileRole, IngestError, IngestSource, IngestSources, NoProgress};
 
 /// Which file of an ingest a body is.
 #[derive(Debug, Clone, Copy)]
@@ -39,11 +40,15 @@ pub enum Upload {
 
 impl Upload {
     fn name(self) -> &'static str {
+        self.role().as_str()
+    }
+
+    fn role(self) -> FileRole {
         match self {
-            Upload::Catalog => "catalog",
-            Upload::Variants => "variants",
-            Upload::Inventory => "inventory",
-            Upload::Orders => "orders",
+            Upload::Catalog => FileRole::Catalog,
+            Upload::Variants => FileRole::Variants,
+            Upload::Inventory => FileRole::Inventory,
+            Upload::Orders => FileRole::Orders,
         }
     }
 
@@ -52,54 +57,71 @@ impl Upload {
     }
 }
 
-/// The files of the ingest an upload starts: the body, with the stored parts of its
-/// catalog beside it in `dir`.
-async fn ingest_files(
+/// An upload that was not ingested: the answer for the client, and the reader's error
+/// when it refused the data, for callers that act on its kind.
+#[derive(Debug)]
+pub struct UploadError {
+    pub answer: ApiError,
+    pub refused: Option<IngestError>,
+}
+
+impl From<ApiError> for UploadError {
+    fn from(answer: ApiError) -> Self {
+        UploadError {
+            answer,
+            refused: None,
+        }
+    }
+}
+
+impl From<crate::store::StoreError> for UploadError {
+    fn from(e: crate::store::StoreError) -> Self {
+        ApiError::from(e).into()
+    }
+}
+
+impl From<UploadError> for ApiError {
+    fn from(e: UploadError) -> Self {
+        e.answer
+    }
+}
+
+/// The sources of the ingest an upload starts: the body (named `name`), with the
+/// stored parts of its catalog, each named by its role.
+async fn ingest_sources(
     state: &AppState,
     store_id: &StoreId,
     upload: Upload,
-    dir: &Path,
-    body: &Path,
-) -> Result<IngestFiles, ApiError> {
+    name: &str,
+    body: Bytes,
+) -> Result<IngestSources, ApiError> {
     let store = &state.services.store;
-    let mut files = IngestFiles::default();
-    let stored = |role: &'static str| async move {
-        match store.catalog_upload(store_id, role).await? {
-            Some(bytes) => {
-                let path = dir.join(role);
-                tokio::fs::write(&path, bytes).await.map_err(internal)?;
-                Ok::<_, ApiError>(Some(path))
-            }
-            None => Ok(None),
-        }
+    let stored = |role: FileRole| async move {
+        let bytes = store.catalog_upload(store_id, role.as_str()).await?;
+        Ok::<_, ApiError>(bytes.map(|b| IngestSource::bytes(role, role.as_str(), b)))
     };
-    match upload {
-        Upload::Orders => files.orders = Some(body.to_owned()),
-        Upload::Catalog => files.catalog = Some(body.to_owned()),
-        Upload::Variants | Upload::Inventory => {
-            files.catalog = stored("catalog").await?;
-            if files.catalog.is_none() {
-                return Err(ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "bad_input",
-                    format!(
-                        "the {} file completes a catalog: upload the catalog first \
-                         (PUT /v1/stores/{}/catalog), then this file",
-                        upload.name(),
-                        store_id.as_str()
-                    ),
-                ));
-            }
-            if let Upload::Variants = upload {
-                files.variants = Some(body.to_owned());
-                files.inventory = stored("inventory").await?;
-            } else {
-                files.variants = stored("variants").await?;
-                files.inventory = Some(body.to_owned());
-            }
-        }
+    let mut sources = vec![IngestSource::bytes(upload.role(), name, body)];
+    if let Upload::Variants | Upload::Inventory = upload {
+        let Some(catalog) = stored(FileRole::Catalog).await? else {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "bad_input",
+                format!(
+                    "the {} file completes a catalog: upload the catalog first \
+                     (PUT /v1/stores/{}/catalog), then this file",
+                    upload.name(),
+                    store_id.as_str()
+                ),
+            ));
+        };
+        sources.push(catalog);
+        let other = match upload {
+            Upload::Variants => FileRole::Inventory,
+            _ => FileRole::Variants,
+        };
+        sources.extend(stored(other).await?);
     }
-    Ok(files)
+    IngestSources::new(sources).map_err(internal)
 }
 
 fn too_large(limit_mb: usize) -> ApiError {
@@ -138,24 +160,20 @@ pub async fn put(
         return Err(too_large(limit_mb));
     }
 
-    let dir = tempfile::tempdir().map_err(internal)?;
-    let path = dir.path().join(upload.name());
-    let mut file = tokio::fs::File::create(&path).await.map_err(internal)?;
-    let mut received: u64 = 0;
+    // The declared length (within the limit) is room enough for an honest body.
+    let mut received =
+        Vec::with_capacity(declared.and_then(|n| usize::try_from(n).ok()).unwrap_or(0));
     let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| {
             ApiError::bad_request(format!("the {} body was cut off: {e}", upload.name()))
         })?;
-        received += chunk.len() as u64;
-        if received > limit {
+        if (received.len() + chunk.len()) as u64 > limit {
             return Err(too_large(limit_mb));
         }
-        file.write_all(&chunk).await.map_err(internal)?;
+        received.extend_from_slice(&chunk);
     }
-    file.flush().await.map_err(internal)?;
-    drop(file);
-    if received == 0 {
+    if received.is_empty() {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "bad_input",
@@ -163,30 +181,27 @@ pub async fn put(
         ));
     }
 
-    ingest_upload(&state, &store_id, upload, dir.path(), &path)
+    ingest_upload(&state, &store_id, upload, upload.name(), received.into())
         .await
         .map(Json)
+        .map_err(ApiError::from)
 }
 
-/// Ingests the upload kept at `path` (in `dir`, which also holds the stored parts of
-/// its catalog while it is read), keeping catalog parts for the next ones; the
-/// report and errors name the upload, not where it was kept.
+/// Ingests an upload's body, named `name` in the report and errors, keeping catalog
+/// parts for the next ones.
 pub async fn ingest_upload(
     state: &AppState,
     store_id: &StoreId,
     upload: Upload,
-    dir: &Path,
-    path: &Path,
-) -> Result<IngestOutcome, ApiError> {
+    name: &str,
+    body: Bytes,
+) -> Result<IngestOutcome, UploadError> {
     let services = &state.services;
     let store = services.store.as_ref();
-    let files = ingest_files(state, store_id, upload, dir, path).await?;
-    let body_bytes = if upload.is_catalog_part() {
-        Some(tokio::fs::read(path).await.map_err(internal)?)
-    } else {
-        None
-    };
-    if let (Upload::Catalog, Some(bytes)) = (upload, &body_bytes) {
+    // A cheap handle on the same bytes, kept once the ingest has read them.
+    let kept = upload.is_catalog_part().then(|| body.clone());
+    let sources = ingest_sources(state, store_id, upload, name, body).await?;
+    if let (Upload::Catalog, Some(bytes)) = (upload, &kept) {
         for role in ["variants", "inventory"] {
             store.put_catalog_upload(store_id, role, None).await?;
         }
@@ -197,23 +212,18 @@ pub async fn ingest_upload(
     let outcome = app::ingest(
         store,
         store_id,
-        files,
+        sources,
         &services.settings,
         Arc::new(NoProgress),
     )
     .await;
-    if let (Ok(_), Upload::Variants | Upload::Inventory, Some(bytes)) =
-        (&outcome, upload, &body_bytes)
-    {
+    if let (Ok(_), Upload::Variants | Upload::Inventory, Some(bytes)) = (&outcome, upload, &kept) {
         store
             .put_catalog_upload(store_id, upload.name(), Some(bytes))
             .await?;
     }
-    // Errors and the report name the upload (`catalog:3: …`), not where it was kept.
-    let prefix = format!("{}/", dir.display());
     match outcome {
-        Ok(mut outcome) => {
-            outcome.report.strip_path_prefix(&prefix);
+        Ok(outcome) => {
             tracing::info!(
                 store = %store_id,
                 upload = upload.name(),
@@ -224,9 +234,9 @@ pub async fn ingest_upload(
             Ok(outcome)
         }
         Err(e) => {
-            let mut message = e.to_string().replace(&prefix, "");
-            if let Upload::Catalog = upload
-                && message.contains("needs its variants file")
+            let mut message = e.to_string();
+            if let (Upload::Catalog, AppError::Ingest(IngestError::NeedsVariants { .. })) =
+                (upload, &e)
             {
                 message.push_str(&format!(
                     "; it is kept: upload the variants next (PUT /v1/stores/{}/variants)",
@@ -234,10 +244,11 @@ pub async fn ingest_upload(
                 ));
             }
             Err(match e {
-                AppError::Ingest(_) => {
-                    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "bad_input", message)
-                }
-                other => ApiError::from_kind(other.kind(), message),
+                AppError::Ingest(refused) => UploadError {
+                    answer: ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "bad_input", message),
+                    refused: Some(refused),
+                },
+                other => ApiError::from_kind(other.kind(), message).into(),
             })
         }
     }

@@ -24,7 +24,7 @@ use super::error::ApiError;
 use super::{AppState, metrics, now_ms};
 use crate::cancel::CancelToken;
 use crate::domain::StoreId;
-use crate::ingest::{IngestFiles, NoProgress};
+use crate::ingest::{FileRole, IngestSource, IngestSources, NoProgress};
 use crate::store::{WebhookOutcome, WebhookRecord};
 
 /// Whether `signature` (the `X-Shopify-Hmac-Sha256` header: base64) signs `body`.
@@ -309,7 +309,7 @@ async fn apply_upserts(state: &AppState, run: &[WebhookRecord]) -> Vec<(WebhookO
     let together = match live.len() {
         0 => Some(0),
         1 => None,
-        _ => ingest_together(state, &store_id, &bodies).await,
+        _ => ingest_together(state, &store_id, &mut bodies).await,
     };
     match together {
         Some(kept) => {
@@ -364,46 +364,47 @@ struct Upsert {
     kind: &'static str,
     id: String,
     updated_at: Option<i64>,
+    /// Taken by the batch's one ingest (a failed one applies each webhook from its
+    /// record again).
     body: Value,
 }
 
-/// One ingest of the live bodies: products as one catalog document, orders as one
-/// orders document. `Some(rows kept)` when every row was kept, else `None`.
+/// `{key: value}`, built around the value itself (`json!` would copy it).
+fn document(key: &str, value: Value) -> Value {
+    Value::Object(serde_json::Map::from_iter([(key.to_owned(), value)]))
+}
+
+/// One ingest of the live bodies, taken from them: products as one catalog document,
+/// orders as one orders document. `Some(rows kept)` when every row was kept, else
+/// `None`.
 async fn ingest_together(
     state: &AppState,
     store_id: &StoreId,
-    bodies: &[Option<Upsert>],
+    bodies: &mut [Option<Upsert>],
 ) -> Option<u64> {
-    let of = |kind: &str| -> Vec<&Value> {
-        bodies
-            .iter()
-            .flatten()
-            .filter(|b| b.kind == kind)
-            .map(|b| &b.body)
-            .collect()
-    };
-    let (products, orders) = (of("product"), of("order"));
-    let dir = tempfile::tempdir().ok()?;
-    let mut files = IngestFiles::default();
+    let (mut products, mut orders) = (Vec::new(), Vec::new());
+    for b in bodies.iter_mut().flatten() {
+        match b.kind {
+            "product" => products.push(std::mem::take(&mut b.body)),
+            "order" => orders.push(std::mem::take(&mut b.body)),
+            _ => {}
+        }
+    }
+    let mut sources = Vec::new();
     if !products.is_empty() {
-        let path = dir.path().join("products.json");
-        tokio::fs::write(&path, json!({ "products": products }).to_string())
-            .await
-            .ok()?;
-        files.catalog = Some(path);
+        let doc = document("products", Value::Array(products));
+        sources.push(IngestSource::json(FileRole::Catalog, "products.json", doc));
     }
     if !orders.is_empty() {
-        let path = dir.path().join("orders.json");
-        tokio::fs::write(&path, json!({ "orders": orders }).to_string())
-            .await
-            .ok()?;
-        files.orders = Some(path);
+        let doc = document("orders", Value::Array(orders));
+        sources.push(IngestSource::json(FileRole::Orders, "orders.json", doc));
     }
+    let sources = IngestSources::new(sources).ok()?;
     let services = &state.services;
     let outcome = crate::app::ingest(
         services.store.as_ref(),
         store_id,
-        files,
+        sources,
         &services.settings,
         Arc::new(NoProgress),
     )
@@ -454,16 +455,10 @@ async fn apply(state: &AppState, w: &WebhookRecord) -> (WebhookOutcome, String) 
     };
     let result = match w.topic.as_str() {
         "products/create" | "products/update" => {
-            upsert(state, &store_id, "product", &body, |files, path| {
-                files.catalog = Some(path)
-            })
-            .await
+            upsert(state, &store_id, "product", FileRole::Catalog, body).await
         }
         "orders/create" | "orders/updated" => {
-            upsert(state, &store_id, "order", &body, |files, path| {
-                files.orders = Some(path)
-            })
-            .await
+            upsert(state, &store_id, "order", FileRole::Orders, body).await
         }
         "products/delete" => product_deleted(state, &store_id, &body).await,
         "orders/cancelled" => order_cancelled(state, &store_id, &body).await,
@@ -692,21 +687,21 @@ async fn redact_customer(
     ))
 }
 
-/// A product or order created or updated: read as `ingest` reads Shopify's JSON, when
-/// newer than what was applied.
+/// A product or order created or updated: read as `ingest` reads Shopify's JSON (the
+/// document `{kind}.json`, as in `{"product": …}`), when newer than what was applied.
 async fn upsert(
     state: &AppState,
     store_id: &StoreId,
     kind: &str,
-    body: &Value,
-    place: impl FnOnce(&mut IngestFiles, std::path::PathBuf),
+    role: FileRole,
+    body: Value,
 ) -> Result<(WebhookOutcome, String), String> {
-    let Some(id) = id_of(body) else {
+    let Some(id) = id_of(&body) else {
         return Ok((WebhookOutcome::Failed, format!("the {kind} has no id")));
     };
     let services = &state.services;
     let resource = format!("{kind}:{id}");
-    let at = updated_at(body);
+    let at = updated_at(&body);
     let stale = || {
         Ok((
             WebhookOutcome::Stale,
@@ -723,35 +718,22 @@ async fn upsert(
             return stale();
         }
     }
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let path = dir.path().join(format!("{kind}.json"));
-    let doc = json!({ kind: body });
-    tokio::fs::write(&path, doc.to_string())
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut files = IngestFiles::default();
-    place(&mut files, path);
+    let source = IngestSource::json(role, format!("{kind}.json"), document(kind, body));
     let outcome = crate::app::ingest(
         services.store.as_ref(),
         store_id,
-        files,
+        IngestSources::from(source),
         &services.settings,
         Arc::new(NoProgress),
     )
     .await
-    .map_err(|e| {
-        e.to_string()
-            .replace(&format!("{}/", dir.path().display()), "")
-    })?;
+    .map_err(|e| e.to_string())?;
     let report = &outcome.report;
     if report.rows_kept == 0 {
         let first = report
             .errors
             .first()
-            .map(|e| {
-                e.to_string()
-                    .replace(&format!("{}/", dir.path().display()), "")
-            })
+            .map(|e| e.to_string())
             .unwrap_or_else(|| "nothing in it could be kept".into());
         return Ok((WebhookOutcome::Failed, format!("{kind} {id}: {first}")));
     }

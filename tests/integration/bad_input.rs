@@ -1,7 +1,7 @@
 //! Bad input: a clear message naming file, row and field; every valid row kept.
 
 use bundleforge::app::AppError;
-use bundleforge::ingest::{IngestError, IngestFiles};
+use bundleforge::ingest::{FileRole, IngestError, IngestSource, IngestSources};
 use bundleforge::store::Store;
 
 use crate::support::{TestDb, catalog, error_line, orders};
@@ -214,7 +214,7 @@ async fn json_records_with_bad_fields_are_named_by_path() {
 #[tokio::test]
 async fn usage_errors_say_what_to_pass() {
     let db = TestDb::new().await;
-    let msg = ingest_error(db.ingest("s", IngestFiles::default()).await);
+    let msg = ingest_error(db.ingest("s", IngestSources::default()).await);
     assert!(
         msg.contains("orders file") && msg.contains("catalog file") && !msg.contains("--"),
         "{msg}"
@@ -223,11 +223,14 @@ async fn usage_errors_say_what_to_pass() {
     let msg = ingest_error(
         db.ingest(
             "s",
-            IngestFiles {
-                variants: Some(variants),
-                orders: Some(db.file("o.csv", "order_id,created_at,quantity,unit_price,sku\n")),
-                ..Default::default()
-            },
+            IngestSources::new([
+                IngestSource::file(FileRole::Variants, variants),
+                IngestSource::file(
+                    FileRole::Orders,
+                    db.file("o.csv", "order_id,created_at,quantity,unit_price,sku\n"),
+                ),
+            ])
+            .unwrap(),
         )
         .await,
     );
@@ -457,11 +460,12 @@ order_id,created_at,quantity,unit_price,sku
 5,2025-01-13,1000000,9999999999.99,A
 6,2025-01-13,1000000,9999999999.99,A
 ";
-    let files = IngestFiles {
-        orders: Some(db.file("big.csv", csv)),
-        catalog: Some(db.file("catalog.csv", "sku,title,price\nA,Thing,5.00\n")),
-        ..Default::default()
-    };
+    let files = IngestSources::from_paths(
+        Some(db.file("big.csv", csv)),
+        Some(db.file("catalog.csv", "sku,title,price\nA,Thing,5.00\n")),
+        None,
+        None,
+    );
     let out = db.ingest_ok("s", files).await;
     let r = &out.report;
     assert_eq!(
@@ -504,11 +508,12 @@ async fn non_utf8_bytes_in_an_optional_column_are_ignored_and_the_row_kept() {
         b"Handle,Title,Body (HTML),Vendor,Variant SKU,Variant Price\nmug,Mug,<p>Caf".to_vec();
     catalog_csv.push(0xE9);
     catalog_csv.extend_from_slice(b"</p>,Potter,MUG-1,5.00\n");
-    let files = IngestFiles {
-        orders: Some(db.bytes_file("orders.csv", &orders_csv)),
-        catalog: Some(db.bytes_file("products.csv", &catalog_csv)),
-        ..Default::default()
-    };
+    let files = IngestSources::from_paths(
+        Some(db.bytes_file("orders.csv", &orders_csv)),
+        Some(db.bytes_file("products.csv", &catalog_csv)),
+        None,
+        None,
+    );
     let out = db.ingest_ok("s", files).await;
     let r = &out.report;
     assert_eq!(r.rejected_total(), 0, "{:?}", r.errors);
@@ -615,11 +620,12 @@ async fn a_line_naming_a_title_two_products_share_stays_unjoined_and_says_so() {
         .await;
     db.ingest_ok("later", catalog(db.file("c.csv", catalog_csv)))
         .await;
-    let files = IngestFiles {
-        orders: Some(db.file("o2.csv", orders_csv)),
-        catalog: Some(db.file("c2.csv", catalog_csv)),
-        ..Default::default()
-    };
+    let files = IngestSources::from_paths(
+        Some(db.file("o2.csv", orders_csv)),
+        Some(db.file("c2.csv", catalog_csv)),
+        None,
+        None,
+    );
     let out = db.ingest_ok("once", files).await;
     assert_eq!(out.report.lines_with_ambiguous_title, 1);
     assert!(

@@ -10,7 +10,7 @@ use bundleforge::embed::{
     EmbedError, Embedder, HashingEmbedder, LocalEmbedder, LocalModelPaths, embed_products,
 };
 use bundleforge::index::metric::dot_scalar;
-use bundleforge::ingest::IngestFiles;
+use bundleforge::ingest::IngestSources;
 use bundleforge::store::Store;
 
 use crate::support::{TestDb, catalog, orders, repo_root, shared_data};
@@ -115,10 +115,7 @@ async fn similar_leaves_out_the_product_and_its_own_variants() {
     let small = repo_root().join("fixtures/stores/small");
     db.ingest_ok(
         "small",
-        IngestFiles {
-            catalog: Some(small.join("products.csv")),
-            ..Default::default()
-        },
+        IngestSources::from_paths(None, Some(small.join("products.csv")), None, None),
     )
     .await;
     let id = StoreId::parse("small").unwrap();

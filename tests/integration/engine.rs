@@ -310,10 +310,7 @@ async fn at_a_cutoff_catalog_fields_derived_from_orders_come_from_the_orders_up_
     whole
         .ingest_ok(
             "retail",
-            bundleforge::ingest::IngestFiles {
-                catalog: Some(catalog),
-                ..Default::default()
-            },
+            bundleforge::ingest::IngestSources::from_paths(None, Some(catalog), None, None),
         )
         .await;
     let again = pipeline::prepare(&whole_services, &id, &at, none, never)

@@ -1,7 +1,7 @@
 //! Re-ingesting the same data changes nothing; a changed order replaces its lines.
 
 use crate::support::{TestDb, catalog, orders, repo_root};
-use bundleforge::ingest::IngestFiles;
+use bundleforge::ingest::IngestSources;
 
 async fn table_counts(db: &TestDb) -> (i64, i64, i64, i64) {
     (
@@ -16,11 +16,12 @@ async fn table_counts(db: &TestDb) -> (i64, i64, i64, i64) {
 async fn re_ingesting_the_same_files_is_idempotent() {
     let db = TestDb::new().await;
     let small = repo_root().join("fixtures/stores/small");
-    let files = IngestFiles {
-        catalog: Some(small.join("products.csv")),
-        orders: Some(small.join("orders.csv")),
-        ..Default::default()
-    };
+    let files = IngestSources::from_paths(
+        Some(small.join("orders.csv")),
+        Some(small.join("products.csv")),
+        None,
+        None,
+    );
     let first = db.ingest_ok("small", files.clone()).await;
     let after_first = table_counts(&db).await;
     assert_eq!(after_first.1 as u64, first.report.products);

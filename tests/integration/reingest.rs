@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use bundleforge::ingest::IngestFiles;
+use bundleforge::ingest::IngestSources;
 use proptest::prelude::*;
 
 use crate::support::TestDb;
@@ -151,24 +151,14 @@ proptest! {
         let (before, after, report) = rt.block_on(async {
             let db = TestDb::new().await;
             let (orders, catalog) = (orders_csv(&shop), catalog_csv(&shop));
-            let files = IngestFiles {
-                orders: Some(db.file("orders.csv", &orders)),
-                catalog: Some(db.file("catalog.csv", &catalog)),
-                ..Default::default()
-            };
+            let files = IngestSources::from_paths(Some(db.file("orders.csv", &orders)), Some(db.file("catalog.csv", &catalog)), None, None);
             let first = db.ingest_ok("s", files).await;
             assert_eq!(first.report.rejected_total(), 0, "{:?}", first.report.errors);
             let before = stored_rows(&db).await;
             let files = if in_orders {
-                IngestFiles {
-                    orders: Some(db.file("orders2.csv", &corrupt(&orders, &c))),
-                    ..Default::default()
-                }
+                IngestSources::from_paths(Some(db.file("orders2.csv", &corrupt(&orders, &c))), None, None, None)
             } else {
-                IngestFiles {
-                    catalog: Some(db.file("catalog2.csv", &corrupt(&catalog, &c))),
-                    ..Default::default()
-                }
+                IngestSources::from_paths(None, Some(db.file("catalog2.csv", &corrupt(&catalog, &c))), None, None)
             };
             // A file may now be unreadable as a whole (a header lost): also fine.
             let report = db.ingest("s", files).await.map(|o| o.report.rejected);

@@ -1,7 +1,7 @@
 //! Each input shape, from small files in its real column layout.
 
 use bundleforge::domain::{Currency, ProductStatus, StoreId};
-use bundleforge::ingest::IngestFiles;
+use bundleforge::ingest::{FileRole, IngestSource, IngestSources};
 use bundleforge::store::Store;
 
 use crate::support::{TestDb, catalog, gzip, orders};
@@ -131,12 +131,12 @@ gid://shopify/InventoryItem/111,gid://shopify/Location/1,5,3.00
 gid://shopify/InventoryItem/111,gid://shopify/Location/2,7,
 gid://shopify/InventoryItem/211,gid://shopify/Location/1,2,
 ";
-    let files = IngestFiles {
-        catalog: Some(db.file("products.csv", products)),
-        variants: Some(db.file("variants.csv", variants)),
-        inventory: Some(db.file("inventory_levels.csv", levels)),
-        orders: None,
-    };
+    let files = IngestSources::new([
+        IngestSource::file(FileRole::Catalog, db.file("products.csv", products)),
+        IngestSource::file(FileRole::Variants, db.file("variants.csv", variants)),
+        IngestSource::file(FileRole::Inventory, db.file("inventory_levels.csv", levels)),
+    ])
+    .unwrap();
     let out = db.ingest_ok("shop", files).await;
     assert_eq!(out.report.products, 3);
     assert_eq!(out.report.rejected.get("unknown_product"), Some(&1));
@@ -422,11 +422,11 @@ loc-1,2,ii-21
 loc-2,1,ii-21
 loc-2,3,ii-21
 ";
-    let files = IngestFiles {
-        catalog: Some(db.file("variants_export.csv", flat)),
-        inventory: Some(db.file("inventory_levels.csv", levels)),
-        ..Default::default()
-    };
+    let files = IngestSources::new([
+        IngestSource::file(FileRole::Catalog, db.file("variants_export.csv", flat)),
+        IngestSource::file(FileRole::Inventory, db.file("inventory_levels.csv", levels)),
+    ])
+    .unwrap();
     let out = db.ingest_ok("shop", files).await;
     let r = &out.report;
     assert_eq!(r.files[0].shape, "variant-level catalog (app export)");

@@ -41,11 +41,12 @@ async fn the_window_ends_at_as_of_and_never_the_wall_clock() {
     let small = repo_root().join("fixtures/stores/small");
     db.ingest_ok(
         "small",
-        bundleforge::ingest::IngestFiles {
-            catalog: Some(small.join("products.csv")),
-            orders: Some(small.join("orders.csv")),
-            ..Default::default()
-        },
+        bundleforge::ingest::IngestSources::from_paths(
+            Some(small.join("orders.csv")),
+            Some(small.join("products.csv")),
+            None,
+            None,
+        ),
     )
     .await;
     let id = StoreId::parse("small").unwrap();

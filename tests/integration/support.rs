@@ -8,7 +8,7 @@ use std::sync::Arc;
 use bundleforge::app::{self, IngestOutcome};
 use bundleforge::config::Settings;
 use bundleforge::domain::StoreId;
-use bundleforge::ingest::{IngestFiles, NoProgress};
+use bundleforge::ingest::{FileRole, IngestSource, IngestSources, NoProgress};
 use bundleforge::store::SqliteStore;
 
 /// A temp dir with a SQLite database in it; both vanish with the value.
@@ -42,21 +42,21 @@ impl TestDb {
     pub async fn ingest(
         &self,
         store_id: &str,
-        files: IngestFiles,
+        sources: IngestSources,
     ) -> Result<IngestOutcome, app::AppError> {
         let id = StoreId::parse(store_id).expect("store id");
         app::ingest(
             &self.store,
             &id,
-            files,
+            sources,
             &self.settings,
             Arc::new(NoProgress),
         )
         .await
     }
 
-    pub async fn ingest_ok(&self, store_id: &str, files: IngestFiles) -> IngestOutcome {
-        match self.ingest(store_id, files).await {
+    pub async fn ingest_ok(&self, store_id: &str, sources: IngestSources) -> IngestOutcome {
+        match self.ingest(store_id, sources).await {
             Ok(o) => o,
             Err(e) => panic!("ingest failed: {e}"),
         }
@@ -77,18 +77,12 @@ pub fn write_file(dir: &Path, name: &str, content: &[u8]) -> PathBuf {
     path
 }
 
-pub fn orders(path: PathBuf) -> IngestFiles {
-    IngestFiles {
-        orders: Some(path),
-        ..Default::default()
-    }
+pub fn orders(path: PathBuf) -> IngestSources {
+    IngestSource::file(FileRole::Orders, path).into()
 }
 
-pub fn catalog(path: PathBuf) -> IngestFiles {
-    IngestFiles {
-        catalog: Some(path),
-        ..Default::default()
-    }
+pub fn catalog(path: PathBuf) -> IngestSources {
+    IngestSource::file(FileRole::Catalog, path).into()
 }
 
 pub fn gzip(data: &[u8]) -> Vec<u8> {
@@ -190,11 +184,12 @@ pub async fn small_fixture(
     let dir = repo_root().join("fixtures/stores/small");
     db.ingest_ok(
         "small",
-        IngestFiles {
-            catalog: Some(dir.join("products.csv")),
-            orders: Some(dir.join("orders.csv")),
-            ..Default::default()
-        },
+        IngestSources::from_paths(
+            Some(dir.join("orders.csv")),
+            Some(dir.join("products.csv")),
+            None,
+            None,
+        ),
     )
     .await;
     if let Some(csv) = extra_catalog {
@@ -209,11 +204,12 @@ pub async fn small_fixture(
 pub async fn ingest_dir(db: &TestDb, store: &str, dir: &Path) {
     db.ingest_ok(
         store,
-        IngestFiles {
-            catalog: Some(dir.join("products.csv")),
-            orders: Some(dir.join("orders.csv")),
-            ..Default::default()
-        },
+        IngestSources::from_paths(
+            Some(dir.join("orders.csv")),
+            Some(dir.join("products.csv")),
+            None,
+            None,
+        ),
     )
     .await;
 }

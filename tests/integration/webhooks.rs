@@ -558,3 +558,51 @@ async fn a_burst_of_updates_ends_at_each_resources_newest_and_a_bad_row_fails_al
     );
     s.stop().await;
 }
+
+/// A product the reader refuses: the failure the merchant can read names the
+/// webhook's document and the value, and no file of ours (none is written).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_product_names_its_document_and_no_file_of_ours() {
+    let s = Shop::start(SECRET).await;
+    let shop = "mugs.myshopify.com";
+    let mut priced_wrong = product("Stoneware Mug", "2026-03-01T10:00:00Z");
+    priced_wrong["variants"][0]["price"] = json!("abc");
+    s.send("products/create", "bad-price", shop, &priced_wrong, None)
+        .await;
+    s.settle().await;
+    let mut no_variants = product("Teapot", "2026-03-01T11:00:00Z");
+    no_variants["id"] = json!(632910393);
+    no_variants["variants"] = json!([]);
+    s.send("products/create", "no-variants", shop, &no_variants, None)
+        .await;
+    s.settle().await;
+
+    let temp = std::env::temp_dir().display().to_string();
+    for (id, wants) in [
+        (
+            "bad-price",
+            [
+                "product 632910392",
+                "product.json",
+                "products[0].variants[0].price \"abc\"",
+            ],
+        ),
+        (
+            "no-variants",
+            ["product 632910393", "product.json", "at least one variant"],
+        ),
+    ] {
+        let seen = webhook_result(&s, id).await;
+        assert_eq!(seen["outcome"], "failed", "{seen}");
+        let message = seen["message"].as_str().unwrap_or_default();
+        for want in wants {
+            assert!(message.contains(want), "{id}: {message}");
+        }
+        assert!(
+            !message.contains(&temp) && !message.contains('/'),
+            "{id} names a file of ours: {message}"
+        );
+    }
+    assert_eq!(s.title("808950810").await, None);
+    s.stop().await;
+}
