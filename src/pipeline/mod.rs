@@ -53,7 +53,10 @@ use crate::stats::Weights;
 pub use candidates::{CandidateOut, ProposalSummary};
 pub use context::{Context, prepare, prepare_loaded};
 pub use error::PipelineError;
-pub use observe::{NoObserver, Phase, Recorder, RunEvent, RunObserver, TaskTiming};
+pub use observe::{
+    NoObserver, Phase, PhaseProgress, PhaseState, Recorder, RunEvent, RunObserver, RunProgress,
+    TaskTiming,
+};
 pub use request::{FlatRequest, OrderScope, PrepareOptions, PriorScope, RunRequest};
 pub use summary::{
     ApprovalsReport, DroppedApproval, PhaseTimings, QualityReport, RunOutput, RunSummary,

@@ -3,15 +3,16 @@
 //! bars, the service stores them in the job). Observers are called from worker
 //! threads, so they must be quick and thread-safe.
 
+use std::collections::BTreeMap;
 use std::time::Instant;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::error::PipelineError;
 use crate::cancel::CancelToken;
 
 /// The phases a caller can follow, in order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Phase {
     /// Phase 0: the store is read and its context prepared (embeddings, graph, rules,
@@ -56,6 +57,98 @@ pub enum RunEvent {
         /// What the phase produced, e.g. `candidates`, `bundles`, `batches`.
         counts: Vec<(&'static str, u64)>,
     },
+}
+
+/// Where a phase stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PhaseState {
+    Running,
+    Finished,
+}
+
+/// One phase's progress, as a job shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PhaseProgress {
+    pub phase: Phase,
+    pub state: PhaseState,
+    pub done: u64,
+    pub total: Option<u64>,
+    pub seconds: Option<f64>,
+    /// What the phase produced once finished (`candidates`, `published`, …).
+    #[serde(default)]
+    pub counts: BTreeMap<String, u64>,
+}
+
+impl PhaseProgress {
+    /// The share done: done ÷ total while the total is known, all of it once finished.
+    pub fn fraction(&self) -> f64 {
+        match (self.state, self.total) {
+            (PhaseState::Finished, _) => 1.0,
+            (PhaseState::Running, Some(total)) if total > 0 => {
+                (self.done as f64 / total as f64).clamp(0.0, 1.0)
+            }
+            (PhaseState::Running, _) => 0.0,
+        }
+    }
+}
+
+/// A run's progress so far: each phase it reached, in order. What a job stores and
+/// shows; it folds [`RunEvent`]s.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RunProgress(pub Vec<PhaseProgress>);
+
+impl RunProgress {
+    pub fn record(&mut self, event: &RunEvent) {
+        let phase = match event {
+            RunEvent::Started { phase, .. }
+            | RunEvent::Progress { phase, .. }
+            | RunEvent::Finished { phase, .. } => *phase,
+        };
+        let i = match self.0.iter().position(|p| p.phase == phase) {
+            Some(i) => i,
+            None => {
+                self.0.push(PhaseProgress {
+                    phase,
+                    state: PhaseState::Running,
+                    done: 0,
+                    total: None,
+                    seconds: None,
+                    counts: BTreeMap::new(),
+                });
+                self.0.len() - 1
+            }
+        };
+        let p = &mut self.0[i];
+        match event {
+            RunEvent::Started { total, .. } => p.total = *total,
+            RunEvent::Progress { done, total, .. } => {
+                p.done = *done;
+                p.total = Some(*total);
+            }
+            RunEvent::Finished {
+                seconds, counts, ..
+            } => {
+                p.state = PhaseState::Finished;
+                p.seconds = Some(*seconds);
+                if let Some(total) = p.total {
+                    p.done = total;
+                }
+                p.counts = counts.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect();
+            }
+        }
+    }
+
+    /// The phase reached last.
+    pub fn last(&self) -> Option<&PhaseProgress> {
+        self.0.last()
+    }
+
+    /// Progress as stored with a job; an unreadable text reads as none.
+    pub fn from_stored(text: &str) -> RunProgress {
+        serde_json::from_str(text).unwrap_or_default()
+    }
 }
 
 pub trait RunObserver: Send + Sync {
@@ -176,4 +269,41 @@ pub async fn blocking<T: Send + 'static>(
     handle
         .await
         .map_err(|e| PipelineError::Internal(format!("a worker failed: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_folds_events_and_reads_back_as_the_job_stored_it() {
+        let mut p = RunProgress::default();
+        p.record(&RunEvent::Started {
+            phase: Phase::Candidates,
+            total: Some(40),
+        });
+        p.record(&RunEvent::Progress {
+            phase: Phase::Candidates,
+            done: 10,
+            total: 40,
+        });
+        assert_eq!(p.last().map(PhaseProgress::fraction), Some(0.25));
+        p.record(&RunEvent::Finished {
+            phase: Phase::Candidates,
+            seconds: 1.5,
+            counts: vec![("candidates", 7)],
+        });
+        let last = p.last().unwrap();
+        assert_eq!(
+            (last.state, last.done, last.fraction()),
+            (PhaseState::Finished, 40, 1.0)
+        );
+        let text = serde_json::to_string(&p).unwrap();
+        assert_eq!(
+            text,
+            r#"[{"phase":"candidates","state":"finished","done":40,"total":40,"seconds":1.5,"counts":{"candidates":7}}]"#
+        );
+        assert_eq!(RunProgress::from_stored(&text), p);
+        assert_eq!(RunProgress::from_stored("not json"), RunProgress::default());
+    }
 }

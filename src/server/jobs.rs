@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use super::error::ApiError;
 use super::{AppState, authorize_store, now_ms};
 use crate::domain::StoreId;
-use crate::pipeline::{FlatRequest, RunRequest};
+use crate::pipeline::{FlatRequest, RunProgress, RunRequest};
 use crate::store::{JobRecord, NewJob};
 
 /// A time as the API writes it: RFC 3339, UTC, milliseconds.
@@ -27,9 +27,8 @@ pub fn rfc3339_ms(ms: i64) -> Option<String> {
         .map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true))
 }
 
-/// The job document of `GET /v1/jobs/{id}`.
-pub fn job_document(job: &JobRecord) -> Value {
-    let phases: Value = serde_json::from_str(&job.phases).unwrap_or_else(|_| json!([]));
+/// The job document of `GET /v1/jobs/{id}`, with its phases as they stand.
+pub fn job_document(job: &JobRecord, phases: &RunProgress) -> Value {
     // As the worker reads it (a request stored before RunRequest in its new shape).
     let request = RunRequest::from_stored(&job.request)
         .ok()
@@ -57,17 +56,18 @@ pub fn job_document(job: &JobRecord) -> Value {
     })
 }
 
-/// A job's document with the freshest phases: this process's own, for a run it is
-/// working on (the database's copy is as old as the last heartbeat).
-pub(super) fn current_document(state: &AppState, job: &JobRecord) -> Value {
-    let mut doc = job_document(job);
-    if job.state == crate::store::JobState::Running
-        && let Some(phases) = state.running_phases(&job.job_id)
-        && let Ok(phases) = serde_json::from_str::<Value>(&phases)
-    {
-        doc["phases"] = phases;
+/// A job's freshest phases: this process's own, for a run it is working on (the
+/// database's copy is as old as the last heartbeat).
+pub(super) fn current_phases(state: &AppState, job: &JobRecord) -> RunProgress {
+    match state.running_phases(&job.job_id) {
+        Some(phases) if job.state == crate::store::JobState::Running => phases,
+        _ => RunProgress::from_stored(&job.phases),
     }
-    doc
+}
+
+/// A job's document with its freshest phases.
+pub(super) fn current_document(state: &AppState, job: &JobRecord) -> Value {
+    job_document(job, &current_phases(state, job))
 }
 
 fn job_response(state: &AppState, status: StatusCode, job: &JobRecord) -> Response {

@@ -103,8 +103,8 @@ impl AppState {
 
     /// The phases so far of a run this process is working on (fresher than the
     /// heartbeat's copy in the database).
-    pub fn running_phases(&self, job_id: &str) -> Option<String> {
-        Some(self.running.lock().ok()?.get(job_id)?.1.json())
+    pub fn running_phases(&self, job_id: &str) -> Option<crate::pipeline::RunProgress> {
+        Some(self.running.lock().ok()?.get(job_id)?.1.snapshot())
     }
 }
 

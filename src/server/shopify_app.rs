@@ -38,6 +38,7 @@ use super::uploads::{self, Upload};
 use super::{AppState, authorize_store, now_ms};
 use crate::domain::{Bundle, BundleItem, BundleType, Currency, Objective, Product, StoreId};
 use crate::ingest::IngestError;
+use crate::pipeline::{Phase, PhaseState, RunProgress};
 use crate::store::{AppUpload, Decision, JobRecord, JobState, NewJob};
 
 /// The CSV types an upload names, and their aliases.
@@ -607,57 +608,43 @@ impl Snapshot {
 
 /// A running job's step and percentage from its phases: each phase a share of the
 /// way, in proportion to its progress.
-fn job_step(phases: &Value) -> (&'static str, u32, String) {
-    let spans = [
-        (
-            "context",
+fn job_step(phases: &RunProgress) -> (&'static str, u32, String) {
+    let Some(last) = phases.last() else {
+        return ("initializing", 8, "Starting the run".into());
+    };
+    // The app's step name, and the share of the way the phase spans.
+    let (step, lo, hi, message) = match last.phase {
+        Phase::Context => (
             "enrichment",
             10.0,
             40.0,
             "Reading the store: embeddings, rules, statistics",
         ),
-        (
-            "candidates",
+        Phase::Candidates => (
             "ml_generation",
             40.0,
             70.0,
             "Generating and scoring candidate bundles",
         ),
-        (
-            "optimize",
+        Phase::Optimize => (
             "optimization",
             70.0,
             80.0,
             "Deduplicating, optimizing and pricing",
         ),
-        (
-            "copy",
+        Phase::Copy if last.state == PhaseState::Finished => {
+            return ("staged_publish", 95, "Saving the bundles".into());
+        }
+        Phase::Copy => (
             "ai_descriptions",
             80.0,
             95.0,
             "Writing bundle copy and explanations",
         ),
-    ];
-    let list = phases.as_array().cloned().unwrap_or_default();
-    let Some(last) = list.last() else {
-        return ("initializing", 8, "Starting the run".into());
-    };
-    let name = last["phase"].as_str().unwrap_or("");
-    let Some(&(_, step, lo, hi, message)) = spans.iter().find(|s| s.0 == name) else {
-        return ("initializing", 8, "Starting the run".into());
-    };
-    if name == "copy" && last["state"] == "finished" {
-        return ("staged_publish", 95, "Saving the bundles".into());
-    }
-    let done = last["done"].as_f64().unwrap_or(0.0);
-    let fraction = match last["total"].as_f64() {
-        Some(t) if t > 0.0 => (done / t).clamp(0.0, 1.0),
-        _ if last["state"] == "finished" => 1.0,
-        _ => 0.0,
     };
     (
         step,
-        (lo + (hi - lo) * fraction).round() as u32,
+        (lo + (hi - lo) * last.fraction()).round() as u32,
         message.into(),
     )
 }
@@ -716,12 +703,12 @@ async fn apply_job(state: &AppState, job: &JobRecord, s: &mut Snapshot) -> Resul
             s.message = "Queued: waiting for a worker".into();
         }
         JobState::Running => {
-            let doc = super::jobs::current_document(state, job);
-            let (step, progress, message) = job_step(&doc["phases"]);
+            let phases = super::jobs::current_phases(state, job);
+            let (step, progress, message) = job_step(&phases);
             s.step = step;
             s.progress = progress;
             s.message = message;
-            s.metadata["phases"] = doc["phases"].clone();
+            s.metadata["phases"] = serde_json::to_value(&phases).unwrap_or_default();
         }
         JobState::Succeeded => {
             let run_id = job.run_id.clone().unwrap_or_else(|| job.job_id.clone());
@@ -1248,14 +1235,16 @@ mod tests {
 
     #[test]
     fn a_running_job_reports_its_phase_as_a_step_and_share_of_the_way() {
-        let phases = json!([
+        let read = |v: Value| serde_json::from_value::<RunProgress>(v).unwrap();
+        let phases = read(json!([
             {"phase": "context", "state": "finished", "done": 5, "total": 5},
             {"phase": "candidates", "state": "running", "done": 20, "total": 40}
-        ]);
+        ]));
         assert_eq!(job_step(&phases).0, "ml_generation");
         assert_eq!(job_step(&phases).1, 55);
-        let copy_done = json!([{"phase": "copy", "state": "finished", "done": 3, "total": 3}]);
+        let copy_done =
+            read(json!([{"phase": "copy", "state": "finished", "done": 3, "total": 3}]));
         assert_eq!(job_step(&copy_done).0, "staged_publish");
-        assert_eq!(job_step(&json!([])).0, "initializing");
+        assert_eq!(job_step(&RunProgress::default()).0, "initializing");
     }
 }

@@ -4,90 +4,37 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde::Serialize;
-
 use super::{AppState, now_ms};
 use crate::cancel::CancelToken;
 use crate::error::ErrorKind;
-use crate::pipeline::{Phase, RunEvent, RunObserver, RunRequest};
+use crate::pipeline::{RunEvent, RunObserver, RunProgress, RunRequest};
 use crate::store::{JobEnd, JobRecord, Lease};
 
 /// How long an idle worker waits before it looks at the queue again (a trigger in
 /// this process wakes it at once).
 const IDLE_POLL: Duration = Duration::from_millis(500);
 
-/// A phase's progress as a job shows it.
-#[derive(Debug, Clone, Serialize)]
-struct PhaseProgress {
-    phase: Phase,
-    state: &'static str,
-    done: u64,
-    total: Option<u64>,
-    seconds: Option<f64>,
-    counts: serde_json::Map<String, serde_json::Value>,
-}
-
 /// The run observer of a job: the phases so far, for the heartbeat to store.
 #[derive(Default)]
 pub struct JobProgress {
-    phases: Mutex<Vec<PhaseProgress>>,
+    progress: Mutex<RunProgress>,
 }
 
 impl JobProgress {
-    pub fn json(&self) -> String {
-        let phases = self.phases.lock().map(|p| p.clone()).unwrap_or_default();
-        serde_json::to_string(&phases).unwrap_or_else(|_| "[]".into())
+    pub fn snapshot(&self) -> RunProgress {
+        self.progress.lock().map(|p| p.clone()).unwrap_or_default()
+    }
+
+    /// As the job stores it.
+    fn json(&self) -> String {
+        serde_json::to_string(&self.snapshot()).unwrap_or_else(|_| "[]".into())
     }
 }
 
 impl RunObserver for JobProgress {
     fn event(&self, event: &RunEvent) {
-        let Ok(mut phases) = self.phases.lock() else {
-            return;
-        };
-        let entry = |phases: &mut Vec<PhaseProgress>, phase: Phase| -> usize {
-            match phases.iter().position(|p| p.phase == phase) {
-                Some(i) => i,
-                None => {
-                    phases.push(PhaseProgress {
-                        phase,
-                        state: "running",
-                        done: 0,
-                        total: None,
-                        seconds: None,
-                        counts: serde_json::Map::new(),
-                    });
-                    phases.len() - 1
-                }
-            }
-        };
-        match event {
-            RunEvent::Started { phase, total } => {
-                let i = entry(&mut phases, *phase);
-                phases[i].total = *total;
-            }
-            RunEvent::Progress { phase, done, total } => {
-                let i = entry(&mut phases, *phase);
-                phases[i].done = *done;
-                phases[i].total = Some(*total);
-            }
-            RunEvent::Finished {
-                phase,
-                seconds,
-                counts,
-            } => {
-                let i = entry(&mut phases, *phase);
-                let p = &mut phases[i];
-                p.state = "finished";
-                p.seconds = Some(*seconds);
-                if let Some(total) = p.total {
-                    p.done = total;
-                }
-                p.counts = counts
-                    .iter()
-                    .map(|(k, v)| ((*k).to_owned(), serde_json::Value::from(*v)))
-                    .collect();
-            }
+        if let Ok(mut progress) = self.progress.lock() {
+            progress.record(event);
         }
     }
 }
@@ -319,11 +266,9 @@ fn record_end(state: &AppState, how: &str, claimed: std::time::Instant, progress
     let m = &state.metrics;
     m.add(JOBS_ENDED, &[how], 1.0);
     m.observe(RUN_DURATION, &[], claimed.elapsed().as_secs_f64());
-    if let Ok(phases) = progress.phases.lock() {
-        for p in phases.iter() {
-            if let Some(seconds) = p.seconds {
-                m.observe(PHASE_DURATION, &[p.phase.as_str()], seconds);
-            }
+    for p in &progress.snapshot().0 {
+        if let Some(seconds) = p.seconds {
+            m.observe(PHASE_DURATION, &[p.phase.as_str()], seconds);
         }
     }
 }
