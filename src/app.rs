@@ -179,22 +179,12 @@ pub async fn decide(
             run: run_id.unwrap_or("latest").to_owned(),
         });
     };
-    let mut by_id: Vec<(String, String)> = Vec::with_capacity(run.bundles.len());
-    for body in &run.bundles {
-        let id = serde_json::from_str::<serde_json::Value>(body)
-            .ok()
-            .and_then(|v| v["id"].as_str().map(str::to_owned))
-            .ok_or_else(|| {
-                AppError::Internal(format!("run {}: a bundle without an id", run.run_id))
-            })?;
-        by_id.push((id, body.clone()));
-    }
-    let chosen: Vec<&(String, String)> = if bundles.is_empty() {
-        by_id.iter().collect()
+    let chosen: Vec<&domain::Bundle> = if bundles.is_empty() {
+        run.bundles.iter().collect()
     } else {
         let mut chosen = Vec::with_capacity(bundles.len());
         for wanted in bundles {
-            match by_id.iter().find(|(id, _)| id == wanted) {
+            match run.bundles.iter().find(|b| &b.id == wanted) {
                 Some(b) => chosen.push(b),
                 None => {
                     return Err(AppError::UnknownBundle {
@@ -208,13 +198,13 @@ pub async fn decide(
     };
     let decided_at = chrono::Utc::now().timestamp_millis();
     let mut out = Vec::with_capacity(chosen.len());
-    for (id, body) in chosen {
+    for bundle in chosen {
         let approval = crate::store::Approval {
             store_id: store_id.to_string(),
-            bundle_id: id.clone(),
+            bundle_id: bundle.id.clone(),
             decision,
             run_id: run.run_id.clone(),
-            bundle: body.clone(),
+            bundle: bundle.clone(),
             decided_by: decided_by.to_owned(),
             decided_at,
         };

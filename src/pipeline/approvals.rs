@@ -60,16 +60,7 @@ pub fn apply(
                 reason,
             })
         };
-        let approved: Bundle = match serde_json::from_str(&a.bundle) {
-            Ok(b) => b,
-            Err(e) => {
-                drop(
-                    &mut report,
-                    format!("the approved bundle does not read back: {e}"),
-                );
-                continue;
-            }
-        };
+        let approved = &a.bundle;
         if !objectives.contains(&approved.objective) || !types.contains(&approved.bundle_type) {
             report.out_of_scope += 1;
             continue;
@@ -77,7 +68,7 @@ pub fn apply(
         if kept.iter().any(|k| k.id == approved.id) {
             continue;
         }
-        if let Err(reason) = still_valid(ctx, settings, &index, &approved) {
+        if let Err(reason) = still_valid(ctx, settings, &index, approved) {
             drop(&mut report, reason);
             continue;
         }
@@ -96,14 +87,14 @@ pub fn apply(
         let repriced = out.bundles.iter().find(|b| b.id == approved.id);
         match (prices_stand, repriced) {
             (true, _) => {
-                let mut b = approved;
+                let mut b = approved.clone();
                 b.approval = Some(mark("unchanged", Vec::new()));
                 report.kept_unchanged += 1;
                 kept.push(b);
             }
             (false, Some(fresh)) => {
                 let mut b = fresh.clone();
-                b.approval = Some(mark("repriced", changes(&approved, &b)));
+                b.approval = Some(mark("repriced", changes(approved, &b)));
                 report.kept_repriced += 1;
                 kept.push(b);
             }
@@ -113,8 +104,8 @@ pub fn apply(
                     "its products' prices changed ({}) and this run does not offer it again: \
                      approve a bundle of this run instead",
                     changes(
-                        &approved,
-                        &approved_at_current_prices(ctx, &index, &approved)
+                        approved,
+                        &approved_at_current_prices(ctx, &index, approved)
                     )
                     .join("; ")
                 ),

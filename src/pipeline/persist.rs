@@ -4,10 +4,11 @@
 //! that writes them inside a transaction of its own.
 
 use super::summary::RunOutput;
-use crate::store::{BundleRecord, RunRecord, Store, StoreError};
+use crate::domain::Bundle;
+use crate::store::{RunRecord, Store, StoreError};
 
 /// The rows of a run: its record and one per bundle.
-pub fn records(out: &RunOutput) -> (RunRecord, Vec<BundleRecord>) {
+pub fn records(out: &RunOutput) -> (RunRecord, Vec<Bundle>) {
     let run = &out.run;
     let json = |v: serde_json::Value| v.to_string();
     let record = RunRecord {
@@ -37,24 +38,11 @@ pub fn records(out: &RunOutput) -> (RunRecord, Vec<BundleRecord>) {
         summary: serde_json::to_string(run).unwrap_or_default(),
         report_html: super::output::report(out),
     };
-    let rows = out
-        .bundles
-        .iter()
-        .enumerate()
-        .map(|(i, b)| BundleRecord {
-            position: i as u32,
-            bundle_id: b.id.clone(),
-            objective: b.objective.as_str().to_owned(),
-            bundle_type: b.bundle_type.as_str().to_owned(),
-            score: b.score.total,
-            body: serde_json::to_string(b).unwrap_or_default(),
-        })
-        .collect();
-    (record, rows)
+    (record, out.bundles.clone())
 }
 
 /// Stores a finished run under its id, with its bundles, in one transaction.
 pub async fn save(store: &dyn Store, out: &RunOutput) -> Result<(), StoreError> {
-    let (record, rows) = records(out);
-    store.save_run(&record, &rows).await
+    let (record, _) = records(out);
+    store.save_run(&record, &out.bundles).await
 }

@@ -115,25 +115,6 @@ pub async fn load_run(
     })
 }
 
-/// A stored run's bundles, parsed (a body that does not parse is a corrupt row).
-pub fn parse_bundles(stored: &StoredRun) -> Result<Vec<Bundle>, ApiError> {
-    stored
-        .bundles
-        .iter()
-        .map(|b| {
-            serde_json::from_str::<Bundle>(b).map_err(|e| {
-                ApiError::from_kind(
-                    crate::error::ErrorKind::Internal,
-                    format!(
-                        "run {}: a stored bundle does not read back: {e}",
-                        stored.run_id
-                    ),
-                )
-            })
-        })
-        .collect()
-}
-
 async fn filtered(
     state: &AppState,
     headers: &HeaderMap,
@@ -143,8 +124,8 @@ async fn filtered(
 ) -> Result<(StoreId, StoredRun, Vec<Bundle>), ApiError> {
     let filter = filter.check()?;
     let store_id = store_of(state, headers, store).await?;
-    let stored = load_run(state, &store_id, run).await?;
-    let mut bundles = parse_bundles(&stored)?;
+    let mut stored = load_run(state, &store_id, run).await?;
+    let mut bundles = std::mem::take(&mut stored.bundles);
     bundles.retain(|b| filter.keeps(b));
     Ok((store_id, stored, bundles))
 }
@@ -299,8 +280,7 @@ pub async fn latest(
         Some(body) => body,
         None => {
             let stored = load_run(&state, &store_id, &run_id).await?;
-            let bundles = parse_bundles(&stored)?;
-            let values = with_decisions(&bundles, &approvals);
+            let values = with_decisions(&stored.bundles, &approvals);
             let bytes = serde_json::to_vec(&run_document(&stored, values)).map_err(|e| {
                 ApiError::from_kind(crate::error::ErrorKind::Internal, e.to_string())
             })?;
@@ -409,19 +389,18 @@ pub async fn file(
         RunFile::Csv => file_response(
             "text/csv; charset=utf-8",
             "bundles.csv",
-            output::csv(&parse_bundles(&stored)?),
+            output::csv(&stored.bundles),
         ),
         RunFile::Shopify => file_response(
             "application/json",
             "shopify.json",
-            serde_json::to_string_pretty(&output::shopify(&parse_bundles(&stored)?))
-                .unwrap_or_default(),
+            serde_json::to_string_pretty(&output::shopify(&stored.bundles)).unwrap_or_default(),
         ),
         RunFile::Json => {
             let bundles = stored
                 .bundles
                 .iter()
-                .filter_map(|b| serde_json::from_str(b).ok())
+                .filter_map(|b| serde_json::to_value(b).ok())
                 .collect();
             file_response(
                 "application/json",

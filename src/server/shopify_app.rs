@@ -1106,7 +1106,7 @@ pub async fn recommendations(
     let created_at = chrono::DateTime::from_timestamp(run.finished_at.unwrap_or(run.started_at), 0)
         .map(|t| t.naive_utc().format("%Y-%m-%dT%H:%M:%S%.6f").to_string())
         .unwrap_or_default();
-    let mut bundles = super::runs::parse_bundles(&run)?;
+    let mut bundles = run.bundles.clone();
     bundles.sort_by(|a, b| {
         b.score
             .total

@@ -35,9 +35,9 @@ pub struct Approval {
     pub decision: Decision,
     /// The run it was decided in.
     pub run_id: String,
-    /// The bundle's JSON as that run published it.
+    /// The bundle as that run published it.
     #[serde(skip)]
-    pub bundle: String,
+    pub bundle: crate::domain::Bundle,
     pub decided_by: String,
     /// Unix milliseconds.
     pub decided_at: i64,

@@ -6,7 +6,7 @@
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use super::{BundleRecord, RunRecord, StoreError};
+use super::{RunRecord, StoreError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -160,7 +160,7 @@ pub trait JobQueue: Send + Sync {
         phases: &str,
         now: i64,
         run: &RunRecord,
-        bundles: &[BundleRecord],
+        bundles: &[crate::domain::Bundle],
     ) -> Result<bool, StoreError>;
 
     /// Cancels a queued job at once; marks a running one for its worker to cancel.

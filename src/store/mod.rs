@@ -150,7 +150,8 @@ pub trait Store: JobQueue + TokenStore + WebhookStore + AppUploadStore + Send + 
     async fn put_store_rules(&self, id: &StoreId, rules: Option<&str>) -> Result<(), StoreError>;
 
     /// Writes a finished run and its bundles in one transaction.
-    async fn save_run(&self, run: &RunRecord, bundles: &[BundleRecord]) -> Result<(), StoreError>;
+    async fn save_run(&self, run: &RunRecord, bundles: &[domain::Bundle])
+    -> Result<(), StoreError>;
 
     /// The latest catalog file of a role (`catalog`, `variants`, `inventory`) that a
     /// store uploaded through the API.
@@ -244,7 +245,8 @@ pub struct StoredRun {
     pub status: String,
     pub started_at: i64,
     pub finished_at: Option<i64>,
-    pub bundles: Vec<String>,
+    /// In published order.
+    pub bundles: Vec<domain::Bundle>,
     /// Absent for runs saved before reports were kept.
     pub report_html: Option<String>,
 }
@@ -266,18 +268,6 @@ pub struct RunListing {
 pub struct Page<T> {
     pub items: Vec<T>,
     pub total: u64,
-}
-
-/// A published bundle as stored; `body` is its JSON document.
-#[derive(Debug, Clone)]
-pub struct BundleRecord {
-    /// Its place in the run's published order, from 0.
-    pub position: u32,
-    pub bundle_id: String,
-    pub objective: String,
-    pub bundle_type: String,
-    pub score: f64,
-    pub body: String,
 }
 
 /// Opens the store a database URL names (SQLite now; PostgreSQL with the service).

@@ -117,8 +117,8 @@ fn now() -> i64 {
 async fn insert_run(
     conn: &mut SqliteConnection,
     run: &super::RunRecord,
-    bundles: &[super::BundleRecord],
-) -> Result<(), sqlx::Error> {
+    bundles: &[domain::Bundle],
+) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO runs (run_id, store_id, status, started_at, finished_at, as_of, config, timings, counts, summary, report_html) \
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -136,23 +136,36 @@ async fn insert_run(
     .bind(&run.report_html)
     .execute(&mut *conn)
     .await?;
-    for b in bundles {
+    for (position, b) in bundles.iter().enumerate() {
         sqlx::query(
             "INSERT INTO bundles (run_id, bundle_id, store_id, objective, bundle_type, score, body, position) \
              VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&run.run_id)
-        .bind(&b.bundle_id)
+        .bind(&b.id)
         .bind(&run.store_id)
-        .bind(&b.objective)
-        .bind(&b.bundle_type)
-        .bind(b.score)
-        .bind(&b.body)
-        .bind(i64::from(b.position))
+        .bind(b.objective.as_str())
+        .bind(b.bundle_type.as_str())
+        .bind(b.score.total)
+        .bind(bundle_json(b)?)
+        .bind(position as i64)
         .execute(&mut *conn)
         .await?;
     }
     Ok(())
+}
+
+/// A bundle's stored document.
+fn bundle_json(b: &domain::Bundle) -> Result<String, StoreError> {
+    serde_json::to_string(b)
+        .map_err(|e| StoreError::Corrupt(format!("bundle {} does not serialise: {e}", b.id)))
+}
+
+/// A stored bundle document, read back.
+fn bundle_from(body: &str, whose: &str) -> Result<domain::Bundle, StoreError> {
+    serde_json::from_str(body).map_err(|e| {
+        StoreError::Corrupt(format!("{whose}: a stored bundle does not read back: {e}"))
+    })
 }
 
 fn placeholders(cols: usize, rows: usize) -> String {
@@ -885,7 +898,7 @@ impl Store for SqliteStore {
     async fn save_run(
         &self,
         run: &super::RunRecord,
-        bundles: &[super::BundleRecord],
+        bundles: &[domain::Bundle],
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         insert_run(&mut tx, run, bundles).await?;
@@ -928,12 +941,16 @@ impl Store for SqliteStore {
             return Ok(None);
         };
         let run_id: String = row.try_get("run_id")?;
-        let bundles: Vec<String> = sqlx::query_scalar(
+        let bodies: Vec<String> = sqlx::query_scalar(
             "SELECT body FROM bundles WHERE run_id = ? ORDER BY position, rowid",
         )
         .bind(&run_id)
         .fetch_all(&self.pool)
         .await?;
+        let bundles = bodies
+            .iter()
+            .map(|body| bundle_from(body, &format!("run {run_id}")))
+            .collect::<Result<_, _>>()?;
         Ok(Some(super::StoredRun {
             run_id,
             summary: row.try_get("summary")?,
@@ -998,7 +1015,7 @@ impl Store for SqliteStore {
         .bind(&a.bundle_id)
         .bind(a.decision.as_str())
         .bind(&a.run_id)
-        .bind(&a.bundle)
+        .bind(bundle_json(&a.bundle)?)
         .bind(&a.decided_by)
         .bind(a.decided_at)
         .execute(&self.pool)
@@ -1017,14 +1034,19 @@ impl Store for SqliteStore {
         rows.iter()
             .map(|row| {
                 let decision: String = row.try_get("decision")?;
+                let bundle_id: String = row.try_get("bundle_id")?;
+                let bundle = bundle_from(
+                    &row.try_get::<String, _>("bundle")?,
+                    &format!("the approval of bundle {bundle_id}"),
+                )?;
                 Ok(super::Approval {
                     store_id: row.try_get("store_id")?,
-                    bundle_id: row.try_get("bundle_id")?,
+                    bundle_id,
                     decision: super::Decision::parse(&decision).ok_or_else(|| {
                         StoreError::Corrupt(format!("bad decision {decision:?} in approvals"))
                     })?,
                     run_id: row.try_get("run_id")?,
-                    bundle: row.try_get("bundle")?,
+                    bundle,
                     decided_by: row.try_get("decided_by")?,
                     decided_at: row.try_get("decided_at")?,
                 })

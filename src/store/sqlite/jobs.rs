@@ -8,7 +8,7 @@ use sqlx::sqlite::SqliteRow;
 
 use super::{SqliteStore, insert_run};
 use crate::store::jobs::{JobEnd, JobQueue, JobRecord, JobState, Lease, NewJob};
-use crate::store::{BundleRecord, RunRecord, StoreError};
+use crate::store::{RunRecord, StoreError};
 
 const COLUMNS: &str = "job_id, store_id, state, request, phases, attempts, max_attempts, \
      error_kind, error_message, worker, lease_until, cancel_requested, created_at, \
@@ -191,7 +191,7 @@ impl JobQueue for SqliteStore {
         phases: &str,
         now: i64,
         run: &RunRecord,
-        bundles: &[BundleRecord],
+        bundles: &[crate::domain::Bundle],
     ) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
         let ended = sqlx::query(
