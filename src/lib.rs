@@ -8,7 +8,8 @@
 //! stock). How much each signal counts follows how much order data a store has (see
 //! [`stats::tier_for`]).
 //!
-//! The crate is organised by stage. Data flows forward through plain structs:
+//! The crate is organised by stage, in floors (`docs/architecture.md`; a test holds the
+//! code to them). Data flows forward through plain structs:
 //!
 //! - [`domain`]: the data model (products, orders, money, bundles); no I/O.
 //! - [`ingest`]: merchants' exports in (Shopify CSV/JSON, order rows, UCI Online
@@ -25,7 +26,10 @@
 //! - [`eval`]: bundle quality on a temporal holdout, beside baselines.
 //! - [`bench`]: whole-operation benchmarks (`bundleforge bench`): options in, a report out.
 //! - [`services`]: the process's ports, built once ([`app::Services`]).
-//! - [`app`]: the use cases the CLI, the service (and later cohorts) call.
+//! - [`app`]: the use cases the CLI, the service and cohorts call.
+//! - [`sync`]: Shopify webhooks applied to a store (last write wins, refunds,
+//!   cancellations, redaction).
+//! - [`cohorts`]: offline A/B cohorts over one context per scenario.
 //! - [`server`]: `bundleforge serve`: the HTTP API and its durable job workers.
 //! - [`render`], [`terminal`]: results as text, progress bars (what the CLI prints).
 //! - [`rng`]: every seeded random stream.
@@ -58,4 +62,5 @@ pub mod services;
 pub mod stats;
 pub mod store;
 pub mod store_rules;
+pub mod sync;
 pub mod terminal;

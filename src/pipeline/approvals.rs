@@ -103,11 +103,8 @@ pub fn apply(
                 format!(
                     "its products' prices changed ({}) and this run does not offer it again: \
                      approve a bundle of this run instead",
-                    changes(
-                        approved,
-                        &approved_at_current_prices(ctx, &index, approved)
-                    )
-                    .join("; ")
+                    changes(approved, &approved_at_current_prices(ctx, &index, approved))
+                        .join("; ")
                 ),
             ),
         }

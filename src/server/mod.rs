@@ -41,7 +41,7 @@ pub struct AppState {
     /// Wakes idle workers when a job is queued here.
     pub work_queued: Notify,
     /// Wakes the webhook applier when one is kept here.
-    pub webhook_received: Notify,
+    pub webhook_received: Arc<Notify>,
     running: Mutex<HashMap<String, (CancelToken, Arc<worker::JobProgress>)>>,
     pub metrics: metrics::Metrics,
     /// Requests per token (keyed by the token's hash, or `admin`).
@@ -61,7 +61,7 @@ impl AppState {
         AppState {
             worker_id: format!("{}:{}:{port}", host_name(), std::process::id()),
             work_queued: Notify::new(),
-            webhook_received: Notify::new(),
+            webhook_received: Arc::new(Notify::new()),
             running: Mutex::new(HashMap::new()),
             metrics: metrics::Metrics::default(),
             limiter: governor::RateLimiter::keyed(quota),
@@ -599,7 +599,19 @@ pub fn start(services: Arc<Services>, listener: TcpListener) -> Result<Running, 
     for _ in 0..state.services.settings.server.workers {
         tasks.spawn(worker::work(state.clone(), shutdown.clone()));
     }
-    tasks.spawn(webhooks::apply_loop(state.clone(), shutdown.clone()));
+    tasks.spawn({
+        let counted = state.clone();
+        crate::sync::run(
+            state.services.clone(),
+            state.webhook_received.clone(),
+            shutdown.clone(),
+            move |topic, outcome| {
+                counted
+                    .metrics
+                    .add(metrics::WEBHOOKS, &[topic, outcome.as_str()], 1.0)
+            },
+        )
+    });
     let app = router(state.clone());
     let stop = shutdown.clone();
     tasks.spawn(async move {
