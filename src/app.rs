@@ -64,7 +64,9 @@ impl AppError {
             AppError::Store(e) => e.kind(),
             AppError::Pipeline(e) => e.kind(),
             AppError::Output(e) => e.kind(),
-            AppError::Llm(_) | AppError::LlmSetup(_) | AppError::Internal(_) => ErrorKind::Internal,
+            AppError::Llm(e) => e.kind(),
+            AppError::LlmSetup(e) => e.kind(),
+            AppError::Internal(_) => ErrorKind::Internal,
         }
     }
 }

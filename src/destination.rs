@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DestinationError {
-    #[error("{} exists and is not empty: pass --force to replace it", path.display())]
+    #[error("{} exists and is not empty", path.display())]
     NotEmpty { path: PathBuf },
     #[error("cannot write {}: {source}", path.display())]
     Io {

@@ -5,8 +5,10 @@ mod cli;
 
 use std::process::ExitCode;
 
-use bundleforge::app::AppError;
+use bundleforge::app::{AppError, RulesError};
+use bundleforge::destination::DestinationError;
 use bundleforge::ingest::IngestError;
+use bundleforge::ingest::rejected::RejectedError;
 use bundleforge::pipeline::PipelineError;
 use bundleforge::store::StoreError;
 
@@ -38,6 +40,26 @@ fn message(err: &anyhow::Error) -> String {
     out.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// An `--out` that exists and is not empty, however the error reached us (the library
+/// wraps it transparently, so the chain does not list it on its own).
+fn refuses_a_full_destination(cause: &(dyn std::error::Error + 'static)) -> bool {
+    let destination = if let Some(e) = cause.downcast_ref::<DestinationError>() {
+        Some(e)
+    } else if let Some(AppError::Output(e)) = cause.downcast_ref::<AppError>() {
+        Some(e)
+    } else if let Some(e) = cause.downcast_ref::<RulesError>() {
+        match e {
+            RulesError::Output(e) | RulesError::App(AppError::Output(e)) => Some(e),
+            _ => None,
+        }
+    } else if let Some(RejectedError::Write(e)) = cause.downcast_ref::<RejectedError>() {
+        Some(e)
+    } else {
+        None
+    };
+    matches!(destination, Some(DestinationError::NotEmpty { .. }))
+}
+
 /// What to type next, for the errors a command line can fix. Library errors wrap each
 /// other transparently, so each shape is matched where it can stand.
 fn hint(err: &anyhow::Error) -> Option<String> {
@@ -60,6 +82,9 @@ fn hint(err: &anyhow::Error) -> Option<String> {
             return Some(" (bundleforge ingest --store ID --orders FILE --catalog FILE; --variants and --inventory join a split catalog)".into());
         }
         _ => {}
+    }
+    if err.chain().any(refuses_a_full_destination) {
+        return Some(" (pass --force to replace it)".into());
     }
     let unknown_store = |e: &StoreError| matches!(e, StoreError::UnknownStore(_));
     let pipeline = |e: &PipelineError| match e {

@@ -41,6 +41,7 @@ use tokio::sync::Semaphore;
 use super::answer::{AnswerError, parse_json};
 use super::prompt::{Rendered, Task};
 use crate::config::{JsonMode, LlmSettings};
+use crate::error::ErrorKind;
 
 const OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
 
@@ -73,6 +74,27 @@ pub enum LlmError {
     AnswerTooLarge(usize),
     #[error("invalid LLM setting: {0}")]
     Setting(String),
+}
+
+impl LlmError {
+    /// Whether asking again later may help: an endpoint down, slow or over its rate
+    /// is retryable; a bad answer, a spent budget or a wrong setting is not.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            LlmError::BreakerOpen(_) | LlmError::Timeout(_) | LlmError::Transport(_) => {
+                ErrorKind::Retryable
+            }
+            LlmError::Http { status, .. } if *status == 429 || *status >= 500 => {
+                ErrorKind::Retryable
+            }
+            LlmError::Http { .. }
+            | LlmError::InvalidJson(_)
+            | LlmError::Refused(_)
+            | LlmError::BudgetSpent(_)
+            | LlmError::AnswerTooLarge(_)
+            | LlmError::Setting(_) => ErrorKind::Internal,
+        }
+    }
 }
 
 /// The most bytes read of one answer. A chat answer of `max_tokens` tokens is a few

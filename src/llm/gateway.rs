@@ -23,6 +23,7 @@ use super::provider::{Llm, TaskError};
 use crate::config::LlmSettings;
 use crate::domain::{Objective, TextSource};
 use crate::embed::content_hash;
+use crate::error::ErrorKind;
 use crate::store::{Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +33,16 @@ pub enum GatewayError {
     /// The offline provider failed too (it cannot embed): nothing is left to ask.
     #[error("offline fallback failed: {0}")]
     Offline(TaskError),
+}
+
+impl GatewayError {
+    /// A busy cache stays retryable; the offline provider failing is a bug.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            GatewayError::Store(e) => e.kind(),
+            GatewayError::Offline(_) => ErrorKind::Internal,
+        }
+    }
 }
 
 /// An answer and who wrote it.

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use super::client::{ChatClient, LlmError, UsageBook};
 use super::prompt::{BundleDoc, KindDoc, ProductDoc, PromptError, Prompts, Task};
 use crate::domain::{BundleType, Objective};
+use crate::error::ErrorKind;
 
 /// A task's validated items, and what validation left out.
 #[derive(Debug, Clone, PartialEq)]
@@ -30,6 +31,19 @@ pub enum TaskError {
     /// The offline provider could not embed what it was given.
     #[error("offline provider: {0}")]
     Offline(String),
+}
+
+impl TaskError {
+    /// The endpoint's kind for a failed call; a prompt or answer that does not fit is a
+    /// bug (ours or the model's), not the caller's.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            TaskError::Llm(e) => e.kind(),
+            TaskError::Prompt(_) | TaskError::Answer(_) | TaskError::Offline(_) => {
+                ErrorKind::Internal
+            }
+        }
+    }
 }
 
 #[async_trait]

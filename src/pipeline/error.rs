@@ -31,9 +31,10 @@ impl PipelineError {
         match self {
             PipelineError::Store(e) => e.kind(),
             PipelineError::Embed(e) => e.kind(),
-            PipelineError::Llm(_) | PipelineError::LlmSetup(_) => ErrorKind::Internal,
+            PipelineError::Llm(e) => e.kind(),
+            PipelineError::LlmSetup(e) => e.kind(),
             PipelineError::NoOrders(_) => ErrorKind::NotFound,
-            PipelineError::Prior(_) => ErrorKind::BadInput,
+            PipelineError::Prior(e) => e.kind(),
             PipelineError::Invalid(_) => ErrorKind::BadInput,
             PipelineError::Cancelled(_) => ErrorKind::Cancelled,
             PipelineError::Internal(_) => ErrorKind::Internal,

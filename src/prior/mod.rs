@@ -20,6 +20,7 @@ use std::sync::{Arc, OnceLock};
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::ErrorKind;
 use crate::index::Matrix;
 use crate::index::metric::kernels;
 
@@ -42,6 +43,18 @@ pub enum PriorError {
         file: String,
         source: std::io::Error,
     },
+}
+
+impl PriorError {
+    /// The prior is the installation's file, not the caller's input: one that does not
+    /// read is a broken installation; one that reads but does not validate was given
+    /// wrong (`prior.file`).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            PriorError::Invalid { .. } => ErrorKind::BadInput,
+            PriorError::Read { .. } => ErrorKind::Internal,
+        }
+    }
 }
 
 /// The whole file.

@@ -1,11 +1,31 @@
 //! One error shape for every route: `{"error": {"kind", "message", "details"}}`, with
 //! the status its kind calls for. A client never sees a panic or a stack trace.
+//!
+//! Errors are split by audience: what the caller can fix (bad input, not found) is
+//! said in full; an internal or retryable error may hold database or file-system text
+//! that is ours, so its body is a fixed message and the request id, and the detail is
+//! logged under that id.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use crate::error::ErrorKind;
+
+tokio::task_local! {
+    /// The id of the request being answered, set around every handler.
+    pub static REQUEST_ID: String;
+}
+
+/// The request being answered, if any (a worker or the applier answers none).
+pub fn current_request_id() -> Option<String> {
+    REQUEST_ID.try_with(Clone::clone).ok()
+}
+
+/// What the caller of an internal or retryable failure is told, whatever the cause.
+pub const INTERNAL_MESSAGE: &str = "an internal error occurred; the server log has the detail";
+pub const RETRYABLE_MESSAGE: &str =
+    "a service this request needs is unavailable for now: retry later";
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -57,7 +77,9 @@ impl ApiError {
         ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
     }
 
-    /// From the engine's error kinds.
+    /// From the engine's error kinds. `message` is the caller's when the kind is theirs
+    /// to fix; for an internal or retryable kind it is logged here and the caller gets
+    /// a fixed message and the request id.
     pub fn from_kind(kind: ErrorKind, message: impl Into<String>) -> Self {
         let (status, name) = match kind {
             ErrorKind::BadInput => (StatusCode::UNPROCESSABLE_ENTITY, "bad_input"),
@@ -66,23 +88,29 @@ impl ApiError {
             ErrorKind::Cancelled => (StatusCode::CONFLICT, "cancelled"),
             ErrorKind::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         };
-        ApiError::new(status, name, message)
+        let public = match kind {
+            ErrorKind::Internal => INTERNAL_MESSAGE,
+            ErrorKind::Retryable => RETRYABLE_MESSAGE,
+            _ => return ApiError::new(status, name, message),
+        };
+        let id = current_request_id();
+        tracing::warn!(kind = name, error = %message.into(), "answered with a fixed message");
+        let message = match &id {
+            Some(id) => format!("{public} (request id {id})"),
+            None => public.to_owned(),
+        };
+        ApiError::new(status, name, message).with_details(json!({"request_id": id}))
     }
 }
 
 impl From<crate::app::AppError> for ApiError {
     fn from(e: crate::app::AppError) -> Self {
-        let kind = e.kind();
-        if kind == ErrorKind::Internal {
-            tracing::warn!(error = %e, "internal error answering a request");
-        }
-        ApiError::from_kind(kind, e.to_string())
+        ApiError::from_kind(e.kind(), e.to_string())
     }
 }
 
 impl From<crate::store::StoreError> for ApiError {
     fn from(e: crate::store::StoreError) -> Self {
-        tracing::warn!(error = %e, "storage error answering a request");
         ApiError::from_kind(e.kind(), e.to_string())
     }
 }

@@ -442,7 +442,9 @@ async fn observe_request(
             .into_response(),
         }
     } else {
-        next.run(request).instrument(span.clone()).await
+        error::REQUEST_ID
+            .scope(id.clone(), next.run(request).instrument(span.clone()))
+            .await
     };
     let headers = response.headers_mut();
     if let Some(origin) = &origin
@@ -534,11 +536,19 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     let ready = database.is_ok() && missing.is_empty();
     let body = json!({
         "status": if ready { "ready" } else { "not_ready" },
+        // The probe's caller learns whether, not why: the why is the log's.
         "database": match &database {
-            Ok(_) => "ok".to_owned(),
-            Err(e) => e.to_string(),
+            Ok(_) => "ok",
+            Err(e) => {
+                tracing::warn!(error = %e, "readiness: the database does not answer");
+                "unavailable"
+            }
         },
-        "model_files_missing": missing.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
+        // Open to anyone: the files' names, not where this server keeps them.
+        "model_files_missing": missing
+            .iter()
+            .map(|p| p.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned()))
+            .collect::<Vec<_>>(),
     });
     let status = if ready {
         StatusCode::OK

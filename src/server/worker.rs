@@ -217,7 +217,24 @@ async fn run_job(state: &Arc<AppState>, job: JobRecord, shutdown: &CancelToken) 
             } else {
                 e.kind()
             };
-            let message = e.to_string();
+            // The job document is read over HTTP: a failure of ours is told there as
+            // a fixed message, its detail logged under the job.
+            let message = match kind {
+                ErrorKind::Internal | ErrorKind::Retryable => {
+                    tracing::warn!(error = %e, "the run failed");
+                    match kind {
+                        ErrorKind::Internal => format!(
+                            "an internal error ended the run; the server log has the detail under job {}",
+                            job.job_id
+                        ),
+                        _ => format!(
+                            "a service the run needs was unavailable; the server log has the detail under job {}",
+                            job.job_id
+                        ),
+                    }
+                }
+                _ => e.to_string(),
+            };
             let end = match (kind, stopped) {
                 (ErrorKind::Cancelled, Some(Stop::Shutdown)) => JobEnd::Retry {
                     kind: "retryable".into(),
