@@ -715,17 +715,8 @@ pub async fn llm_gateway(
         services.settings.embed.description_chars,
     )
     .await?;
-    let vectors = products
-        .iter()
-        .enumerate()
-        .map(|(i, p)| (p.variant_id.clone(), Arc::from(matrix.row(i))))
-        .collect();
-    let offline = Arc::new(crate::llm::offline::OfflineLlm::new(embedder, vectors));
-    Ok(crate::llm::gateway::Gateway::new(
-        services.model.for_run(started),
-        offline,
-        &services.settings.llm,
-    ))
+    let offline = crate::llm::offline::OfflineLlm::over_catalog(embedder, products, &matrix);
+    Ok(services.gateway(offline, started))
 }
 
 /// `classify`: every product's objectives through the configured provider and the

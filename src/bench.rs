@@ -74,10 +74,6 @@ fn write_f32(path: &Path, values: &[f32]) -> Result<(), BenchError> {
     write_file(path, bytes)
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
-    crate::stats::median(&mut values).unwrap_or(0.0)
-}
-
 /// The vectors a search bench searches.
 #[derive(Debug, Clone)]
 pub enum SearchVectors {
@@ -185,7 +181,7 @@ pub fn search(options: &SearchOptions) -> Result<SearchReport, BenchError> {
         truth = exact.search_batch(&queries, k, threads);
         times.push(started.elapsed().as_secs_f64());
     }
-    let secs = median(times);
+    let secs = crate::stats::median(&mut times).unwrap_or(0.0);
     let mut results = vec![SearchResult {
         method: "exact",
         ef: None,
@@ -207,7 +203,7 @@ pub fn search(options: &SearchOptions) -> Result<SearchReport, BenchError> {
                 got = hnsw.search_batch(&queries, k, ef, threads);
                 times.push(started.elapsed().as_secs_f64());
             }
-            let secs = median(times);
+            let secs = crate::stats::median(&mut times).unwrap_or(0.0);
             results.push(SearchResult {
                 method: "approximate",
                 ef: Some(ef),
@@ -349,7 +345,7 @@ pub fn graph(options: &GraphOptions) -> Result<GraphReport, BenchError> {
         k,
         kernels: index::metric::kernels().name,
         n,
-        seconds: median(times),
+        seconds: crate::stats::median(&mut times).unwrap_or(0.0),
         threads,
     })
 }
@@ -418,7 +414,7 @@ pub async fn embed(services: &Services, options: &EmbedOptions) -> Result<EmbedR
         embedder.embed(&titles).await?;
         times.push(started.elapsed().as_secs_f64());
     }
-    let secs = median(times);
+    let secs = crate::stats::median(&mut times).unwrap_or(0.0);
     let settings = &services.settings.embed;
     Ok(EmbedReport {
         batch_size: settings.batch_size,
@@ -502,9 +498,9 @@ pub async fn ingest(
         products: last.products,
         seconds_min: total.iter().copied().fold(f64::INFINITY, f64::min),
         seconds_max: total.iter().copied().fold(0.0, f64::max),
-        seconds_median: median(total),
-        read_seconds_median: median(read),
-        write_seconds_median: median(write),
+        seconds_median: crate::stats::median(&mut total).unwrap_or(0.0),
+        read_seconds_median: crate::stats::median(&mut read).unwrap_or(0.0),
+        write_seconds_median: crate::stats::median(&mut write).unwrap_or(0.0),
     })
 }
 
@@ -652,7 +648,7 @@ pub async fn generate(
     }
     let median_seconds = phases
         .into_iter()
-        .map(|(name, seconds)| (name, median(seconds)))
+        .map(|(name, mut seconds)| (name, crate::stats::median(&mut seconds).unwrap_or(0.0)))
         .collect();
     Ok(GenerateReport {
         baskets: first.baskets,

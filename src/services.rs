@@ -12,6 +12,8 @@ use tokio::sync::OnceCell;
 
 use crate::config::Settings;
 use crate::embed::{EmbedError, Embedder};
+use crate::llm::gateway::Gateway;
+use crate::llm::offline::OfflineLlm;
 use crate::llm::provider::{ModelClient, TaskError};
 use crate::store::{Store, StoreError};
 
@@ -49,6 +51,17 @@ impl Services {
             settings: Arc::new(settings),
             embedder: OnceCell::new(),
         })
+    }
+
+    /// The language model as one command sees it: the process's client with a usage
+    /// book of its own, its calls within the budget from `started`, and `offline` for
+    /// whatever the model does not answer.
+    pub fn gateway(&self, offline: OfflineLlm, started: std::time::Instant) -> Gateway {
+        Gateway::new(
+            self.model.for_run(started),
+            Arc::new(offline),
+            &self.settings.llm,
+        )
     }
 
     /// With a given embedder instead of the configured one (tests, benches).

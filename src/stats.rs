@@ -166,10 +166,7 @@ pub fn product_metrics(
 ) -> Vec<ProductMetrics> {
     let start = as_of - Duration::days(i64::from(window_days));
     let mut m = vec![ProductMetrics::default(); data.products.len()];
-    for order in &data.orders {
-        if order.created_at > as_of {
-            continue;
-        }
+    for order in data.orders_until(as_of) {
         let in_window = order.created_at > start;
         for line in &order.lines {
             let Some(i) = line.item else { continue };
@@ -326,7 +323,7 @@ pub fn compute(
     let mut multi = 0u64;
     let mut in_window = 0u64;
     let mut currency_assumed = 0u64;
-    for o in data.orders.iter().filter(|o| o.created_at <= as_of) {
+    for o in data.orders_until(as_of) {
         orders += 1;
         lines += o.lines.len() as u64;
         baskets += u64::from(!o.lines.is_empty());

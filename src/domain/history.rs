@@ -19,6 +19,22 @@ pub struct StoreData {
     pub first_ingest: Option<DateTime<Utc>>,
 }
 
+impl StoreData {
+    /// The orders placed by `as_of`: the window every phase reads, so a run dated in
+    /// the past never sees what came after.
+    pub fn orders_until(&self, as_of: DateTime<Utc>) -> impl Iterator<Item = &HistoryOrder> {
+        self.orders.iter().filter(move |o| o.created_at <= as_of)
+    }
+
+    /// Their baskets: each order's distinct catalog items, ascending; an order with no
+    /// item of the catalog is no basket.
+    pub fn baskets_until(&self, as_of: DateTime<Utc>) -> impl Iterator<Item = Vec<u32>> {
+        self.orders_until(as_of)
+            .map(HistoryOrder::basket)
+            .filter(|b| !b.is_empty())
+    }
+}
+
 /// An order, compactly: lines point into [`StoreData::products`].
 #[derive(Debug, Clone)]
 pub struct HistoryOrder {

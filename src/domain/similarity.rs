@@ -10,3 +10,10 @@ pub const NEAR_COPY: f32 = 0.9;
 pub const RELATED: f32 = 0.25;
 /// Alike enough for a mix & match group.
 pub const ALIKE: f32 = 0.6;
+
+/// The offline provider's bounds for the bundles it proposes: looser than [`RELATED`]
+/// and [`ALIKE`], from before those were shared. Moving them onto the shared ones
+/// changes the bundles of every run without a model, so they stay apart until a
+/// measurement on held-out stores decides between them.
+pub const OFFLINE_RELATED: f32 = 0.2;
+pub const OFFLINE_ALIKE: f32 = 0.55;

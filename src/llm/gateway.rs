@@ -141,16 +141,6 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    /// The configured provider (`openai` or `offline`) with the offline fallback.
-    pub fn from_settings(
-        settings: &LlmSettings,
-        offline: Arc<OfflineLlm>,
-    ) -> Result<Gateway, TaskError> {
-        let primary = super::provider::ModelClient::from_settings(settings)?
-            .for_run(std::time::Instant::now());
-        Ok(Gateway::new(primary, offline, settings))
-    }
-
     /// Any primary provider (a test double, say) with the offline fallback.
     pub fn new(
         primary: Option<Arc<dyn Llm>>,

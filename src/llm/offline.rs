@@ -31,8 +31,10 @@ use super::answer::{
 use super::answer::{MAX_BADGE_CHARS, MAX_DESCRIPTION_CHARS, MAX_REASON_CHARS, MAX_TITLE_CHARS};
 use super::prompt::{BundleDoc, KindDoc, ProductDoc};
 use super::provider::{Answer, Llm, TaskError};
-use crate::domain::{BundleType, Objective};
+use crate::domain::similarity::{NEAR_COPY, OFFLINE_ALIKE, OFFLINE_RELATED};
+use crate::domain::{BundleType, Objective, Product};
 use crate::embed::Embedder;
+use crate::index::Matrix;
 use crate::index::metric::kernels;
 
 /// Cosine of two unit vectors; 0 when a caller's vectors do not match the embedder's.
@@ -51,13 +53,6 @@ pub const OFFLINE_VERSION: &str = "offline.v1";
 /// measured on the fixture stores and Online Retail titles: related phrases score
 /// 0.45–0.7, unrelated ones below 0.3).
 const ZERO_SHOT_THRESHOLD: f32 = 0.42;
-
-/// Above this cosine two products are near-copies (variants, colours), not complements.
-const NEAR_COPY: f32 = 0.9;
-/// Complements must be at least this related.
-const RELATED: f32 = 0.2;
-/// Mix & match groups alike products: at least this close to the anchor.
-const ALIKE: f32 = 0.55;
 
 /// What each objective looks like, for zero-shot classification. Objectives that only
 /// data can tell have none.
@@ -213,6 +208,20 @@ pub struct OfflineLlm {
 }
 
 impl OfflineLlm {
+    /// Over a catalog and its embeddings (row `i` of `vectors` is `products[i]`).
+    pub fn over_catalog(
+        embedder: Arc<dyn Embedder>,
+        products: &[Product],
+        vectors: &Matrix,
+    ) -> OfflineLlm {
+        let by_id = products
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.variant_id.clone(), Arc::from(vectors.row(i))))
+            .collect();
+        OfflineLlm::new(embedder, by_id)
+    }
+
     /// `vectors`: the catalog's embeddings by product id (may be empty).
     pub fn new(embedder: Arc<dyn Embedder>, vectors: HashMap<String, Arc<[f32]>>) -> OfflineLlm {
         OfflineLlm {
@@ -381,13 +390,13 @@ impl Llm for OfflineLlm {
             let complements: Vec<usize> = near
                 .iter()
                 .filter(|&&(j, s)| {
-                    (RELATED..NEAR_COPY).contains(&s) && !same_category(all[a], all[j])
+                    (OFFLINE_RELATED..NEAR_COPY).contains(&s) && !same_category(all[a], all[j])
                 })
                 .map(|&(j, _)| j)
                 .collect();
             let alike: Vec<usize> = near
                 .iter()
-                .filter(|&&(_, s)| s >= ALIKE)
+                .filter(|&&(_, s)| s >= OFFLINE_ALIKE)
                 .map(|&(j, _)| j)
                 .take(5)
                 .collect();

@@ -9,7 +9,7 @@ use super::answer::{self, Appeal, Classified, Copy, Dropped, KindPair, PriceAdvi
 use std::sync::Arc;
 
 use super::client::{ChatClient, LlmError, UsageBook};
-use super::prompt::{BundleDoc, KindDoc, ProductDoc, PromptError, Prompts, Task};
+use super::prompt::{BundleDoc, KindDoc, ProductDoc, PromptError, Prompts, Rendered, Task};
 use crate::domain::{BundleType, Objective};
 use crate::error::ErrorKind;
 
@@ -134,6 +134,25 @@ impl OpenAiLlm {
     pub fn client(&self) -> &ChatClient {
         &self.client
     }
+
+    /// One task's call: the prompt sent with the schema of its `{key: [item, …]}`
+    /// answer (at most `max_items` entries), and the answer validated against what
+    /// was offered.
+    async fn ask<T>(
+        &self,
+        task: Task,
+        prompt: &Rendered,
+        (key, item, max_items): (&str, Value, usize),
+        validate: impl FnOnce(&Value) -> Result<(Vec<T>, Dropped), answer::AnswerError>,
+    ) -> Result<Answer<T>, TaskError> {
+        let schema = schema(key, item, max_items);
+        let value = self
+            .client
+            .json_into(task, prompt, Some(&schema), &self.book)
+            .await?;
+        let (items, dropped) = validate(&value)?;
+        Ok(Answer { items, dropped })
+    }
 }
 
 /// The process's one connection to the configured model: a single client, so the
@@ -238,17 +257,13 @@ impl Llm for OpenAiLlm {
             },
             "required": ["id", "tags"],
         });
-        let value = self
-            .client
-            .json_into(
-                Task::ClassifyObjectives,
-                &prompt,
-                Some(&schema("products", item, products.len())),
-                &self.book,
-            )
-            .await?;
-        let (items, dropped) = answer::classification(&value, &ids(products, |p| &p.id))?;
-        Ok(Answer { items, dropped })
+        self.ask(
+            Task::ClassifyObjectives,
+            &prompt,
+            ("products", item, products.len()),
+            |answer| answer::classification(answer, &ids(products, |p| &p.id)),
+        )
+        .await
     }
 
     async fn propose(
@@ -275,17 +290,13 @@ impl Llm for OpenAiLlm {
             },
             "required": ["type", "products", "reason"],
         });
-        let value = self
-            .client
-            .json_into(
-                Task::ProposeBundles,
-                &prompt,
-                Some(&schema("bundles", item, max_bundles)),
-                &self.book,
-            )
-            .await?;
-        let (items, dropped) = answer::proposals(&value, &offered)?;
-        Ok(Answer { items, dropped })
+        self.ask(
+            Task::ProposeBundles,
+            &prompt,
+            ("bundles", item, max_bundles),
+            |answer| answer::proposals(answer, &offered),
+        )
+        .await
     }
 
     async fn advise_price(&self, bundles: &[BundleDoc]) -> Result<Answer<PriceAdvice>, TaskError> {
@@ -300,18 +311,14 @@ impl Llm for OpenAiLlm {
             },
             "required": ["id", "min_pct", "max_pct", "reason"],
         });
-        let value = self
-            .client
-            .json_into(
-                Task::AdvisePrice,
-                &prompt,
-                Some(&schema("bundles", item, bundles.len())),
-                &self.book,
-            )
-            .await?;
         let caps: Vec<u8> = bundles.iter().map(|b| b.cap_pct).collect();
-        let (items, dropped) = answer::price_advice(&value, &ids(bundles, |b| &b.id), &caps)?;
-        Ok(Answer { items, dropped })
+        self.ask(
+            Task::AdvisePrice,
+            &prompt,
+            ("bundles", item, bundles.len()),
+            |answer| answer::price_advice(answer, &ids(bundles, |b| &b.id), &caps),
+        )
+        .await
     }
 
     async fn write_copy(
@@ -331,17 +338,13 @@ impl Llm for OpenAiLlm {
             },
             "required": ["id", "title", "description", "badge", "explanation"],
         });
-        let value = self
-            .client
-            .json_into(
-                Task::WriteCopy,
-                &prompt,
-                Some(&schema("bundles", item, bundles.len())),
-                &self.book,
-            )
-            .await?;
-        let (items, dropped) = answer::copy(&value, &ids(bundles, |b| &b.id))?;
-        Ok(Answer { items, dropped })
+        self.ask(
+            Task::WriteCopy,
+            &prompt,
+            ("bundles", item, bundles.len()),
+            |answer| answer::copy(answer, &ids(bundles, |b| &b.id)),
+        )
+        .await
     }
 
     async fn rate_appeal(&self, bundles: &[BundleDoc]) -> Result<Answer<Appeal>, TaskError> {
@@ -355,17 +358,13 @@ impl Llm for OpenAiLlm {
             },
             "required": ["id", "score", "reason"],
         });
-        let value = self
-            .client
-            .json_into(
-                Task::RateAppeal,
-                &prompt,
-                Some(&schema("bundles", item, bundles.len())),
-                &self.book,
-            )
-            .await?;
-        let (items, dropped) = answer::appeal(&value, &ids(bundles, |b| &b.id))?;
-        Ok(Answer { items, dropped })
+        self.ask(
+            Task::RateAppeal,
+            &prompt,
+            ("bundles", item, bundles.len()),
+            |answer| answer::appeal(answer, &ids(bundles, |b| &b.id)),
+        )
+        .await
     }
 
     async fn name_complements(
@@ -384,16 +383,12 @@ impl Llm for OpenAiLlm {
             },
             "required": ["a", "b", "reason"],
         });
-        let value = self
-            .client
-            .json_into(
-                Task::NameComplements,
-                &prompt,
-                Some(&schema("pairs", item, max_pairs)),
-                &self.book,
-            )
-            .await?;
-        let (items, dropped) = answer::kind_pairs(&value, &offered, max_pairs)?;
-        Ok(Answer { items, dropped })
+        self.ask(
+            Task::NameComplements,
+            &prompt,
+            ("pairs", item, max_pairs),
+            |answer| answer::kind_pairs(answer, &offered, max_pairs),
+        )
+        .await
     }
 }

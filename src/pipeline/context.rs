@@ -140,16 +140,6 @@ impl Context {
         crate::index::metric::kernels()
             .dot(self.vectors.row(a as usize), self.vectors.row(b as usize))
     }
-
-    /// Each product's vector by variant id, for the offline provider.
-    pub fn offline_vectors(&self) -> HashMap<String, Arc<[f32]>> {
-        self.data
-            .products
-            .iter()
-            .enumerate()
-            .map(|(i, p)| (p.variant_id.clone(), Arc::from(self.vectors.row(i))))
-            .collect()
-    }
 }
 
 /// Catalog fields derived from orders (Online Retail's title and price), derived
@@ -244,20 +234,12 @@ fn median_price(data: &StoreData, signals: &[ProductSignals]) -> i64 {
 
 /// The baskets of the orders up to `as_of`, one per order, items by product index.
 fn baskets_until(data: &StoreData, as_of: DateTime<Utc>) -> Baskets {
-    let lists: Vec<Vec<u32>> = data
-        .orders
-        .iter()
-        .filter(|o| o.created_at <= as_of)
-        .map(|o| o.basket())
-        .filter(|b| !b.is_empty())
-        .collect();
-    Baskets::from_ids(data.products.len() as u32, lists)
+    Baskets::from_ids(
+        data.products.len() as u32,
+        data.baskets_until(as_of).collect(),
+    )
 }
 
-/// Whether a product may never be in a bundle: a gift card, or a restricted term at the
-/// start of a word of its category, type, tags or title ("alcohol" catches "Alcoholic
-/// Beverages"). The root of a taxonomy path is skipped: Shopify files all food under
-/// "Food, Beverages & Tobacco", which says nothing about tea.
 /// One category per product: the merchant's own, else a cluster of its embedding,
 /// about √(n/2) clusters for n products without one.
 fn categories(products: &[Product], vectors: &Matrix, seed: u64) -> Vec<String> {
@@ -267,6 +249,10 @@ fn categories(products: &[Product], vectors: &Matrix, seed: u64) -> Vec<String> 
     })
 }
 
+/// Whether a product may never be in a bundle: a gift card, or a restricted term at the
+/// start of a word of its category, type, tags or title ("alcohol" catches "Alcoholic
+/// Beverages"). The root of a taxonomy path is skipped: Shopify files all food under
+/// "Food, Beverages & Tobacco", which says nothing about tea.
 fn restricted(p: &Product, settings: &Settings) -> bool {
     if p.gift_card {
         return true;
@@ -316,10 +302,7 @@ fn product_signals(
     let metrics = stats::product_metrics(data, as_of, window);
     let start = as_of - Duration::days(i64::from(window));
     // Without orders in the window nothing is known to sell slowly (a new store).
-    let selling = data
-        .orders
-        .iter()
-        .any(|o| o.created_at > start && o.created_at <= as_of);
+    let selling = data.orders_until(as_of).any(|o| o.created_at > start);
     let ratio = settings.assumptions.cost_ratio;
 
     // Repeat purchase: per product, buyers with ≥ 2 orders (when customers are known).
@@ -327,7 +310,7 @@ fn product_signals(
     let mut buyers: Vec<HashMap<&str, u32>> = vec![HashMap::new(); n];
     let mut orders = vec![0u32; n];
     let mut multi_unit = vec![0u32; n];
-    for o in data.orders.iter().filter(|o| o.created_at <= as_of) {
+    for o in data.orders_until(as_of) {
         for l in &o.lines {
             let Some(i) = l.item else { continue };
             let i = i as usize;
@@ -666,15 +649,9 @@ async fn prepare_from(
     };
 
     let started = clock.ms();
-    let offline_vectors = data
-        .products
-        .iter()
-        .enumerate()
-        .map(|(i, p)| (p.variant_id.clone(), Arc::from(vectors.row(i))))
-        .collect();
-    let offline = Arc::new(OfflineLlm::new(embedder.clone(), offline_vectors));
+    let offline = OfflineLlm::over_catalog(embedder.clone(), &data.products, &vectors);
     // The command's model budget runs from the start of phase 0.
-    let gateway = Gateway::new(services.model.for_run(clock.0), offline, &settings.llm);
+    let gateway = services.gateway(offline, clock.0);
     let docs: Vec<ProductDoc> = data.products.iter().map(ProductDoc::from_product).collect();
     let classification = cancel
         .guard(gateway.classify(services.store.as_ref(), &docs))

@@ -145,13 +145,9 @@ impl CategoryLinks {
             links.members[c as usize].push(i as u32);
         }
         let mut present: Vec<u32> = Vec::new();
-        for o in data.orders.iter().filter(|o| o.created_at <= as_of) {
+        for basket in data.baskets_until(as_of) {
             present.clear();
-            present.extend(
-                o.lines
-                    .iter()
-                    .filter_map(|l| l.item.and_then(|i| ids.get(i as usize).copied())),
-            );
+            present.extend(basket.iter().filter_map(|&i| ids.get(i as usize).copied()));
             if present.is_empty() {
                 continue;
             }
@@ -250,18 +246,12 @@ impl CategoryLinks {
 /// Basket indices holding each product (up to `as_of`), ascending.
 pub fn orders_holding(data: &StoreData, as_of: DateTime<Utc>) -> Vec<Vec<u32>> {
     let mut holding: Vec<Vec<u32>> = vec![Vec::new(); data.products.len()];
-    let mut k = 0u32;
-    for o in data.orders.iter().filter(|o| o.created_at <= as_of) {
-        let mut any = false;
-        for l in &o.lines {
-            if let Some(list) = l.item.and_then(|i| holding.get_mut(i as usize)) {
-                if list.last() != Some(&k) {
-                    list.push(k);
-                }
-                any = true;
+    for (k, basket) in data.baskets_until(as_of).enumerate() {
+        for i in basket {
+            if let Some(list) = holding.get_mut(i as usize) {
+                list.push(k as u32);
             }
         }
-        k += u32::from(any);
     }
     holding
 }

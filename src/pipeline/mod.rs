@@ -72,10 +72,8 @@ pub fn new_run_id() -> String {
 /// The language model as one run sees it: the process's client with a usage book of
 /// its own, and the offline provider over the context's vectors.
 async fn run_gateway(ctx: &Context, services: &Services) -> Result<Gateway, PipelineError> {
-    let offline = Arc::new(OfflineLlm::new(
-        services.embedder().await?,
-        ctx.offline_vectors(),
-    ));
+    let offline =
+        OfflineLlm::over_catalog(services.embedder().await?, &ctx.data.products, &ctx.vectors);
     // One budget for phase 0 and this run, as a lone `generate` has: counted from
     // as long before now as phase 0 took, so each of several runs over one context
     // (a cohort's variants) gets the same, not what the runs before it left.
@@ -84,11 +82,7 @@ async fn run_gateway(ctx: &Context, services: &Services) -> Result<Gateway, Pipe
     let started = std::time::Instant::now()
         .checked_sub(prepared)
         .unwrap_or(ctx.clock.0);
-    Ok(Gateway::new(
-        services.model.for_run(started),
-        offline,
-        &services.settings.llm,
-    ))
+    Ok(services.gateway(offline, started))
 }
 
 /// Phases 1–3 of one variant over a prepared context. Persists nothing: the caller

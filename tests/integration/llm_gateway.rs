@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bundleforge::config::LlmSettings;
 use bundleforge::domain::{BundleType, Objective, TextSource};
@@ -11,6 +11,7 @@ use bundleforge::embed::HashingEmbedder;
 use bundleforge::llm::gateway::Gateway;
 use bundleforge::llm::offline::OfflineLlm;
 use bundleforge::llm::prompt::{BundleDoc, KindDoc, ProductDoc};
+use bundleforge::llm::provider::ModelClient;
 use serde_json::{Value, json};
 
 use crate::mock_llm::{MockLlm, Reply};
@@ -39,7 +40,8 @@ fn gateway(settings: &LlmSettings) -> Gateway {
         Arc::new(HashingEmbedder::new(64)),
         HashMap::new(),
     ));
-    Gateway::from_settings(settings, offline).unwrap()
+    let model = ModelClient::from_settings(settings).unwrap();
+    Gateway::new(model.for_run(Instant::now()), offline, settings)
 }
 
 /// The ids of the JSON lines between `<tag>` and `</tag>` of the user prompt.
