@@ -530,7 +530,7 @@ pub async fn prepare(
     prepare_from(services, store_id, None, options, observer, cancel).await
 }
 
-/// Phase 0 over a store already read (`Store::load`): a caller preparing several
+/// Phase 0 over a store already read (`CatalogStore::load`): a caller preparing several
 /// contexts of one store (`eval`, a cohort's scenarios) reads it once.
 pub async fn prepare_loaded(
     services: &Services,

@@ -1,6 +1,10 @@
 //! Merchants' decisions on bundles: approved or rejected, per store and bundle id.
 
+use async_trait::async_trait;
 use serde::Serialize;
+
+use super::StoreError;
+use crate::domain::StoreId;
 
 /// A merchant's decision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -41,4 +45,13 @@ pub struct Approval {
     pub decided_by: String,
     /// Unix milliseconds.
     pub decided_at: i64,
+}
+
+#[async_trait]
+pub trait ApprovalStore: Send + Sync {
+    /// Records a decision, replacing the store's earlier one on the same bundle id.
+    async fn put_approval(&self, approval: &Approval) -> Result<(), StoreError>;
+
+    /// A store's decisions, in the order they were made.
+    async fn approvals(&self, id: &StoreId) -> Result<Vec<Approval>, StoreError>;
 }

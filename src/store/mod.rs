@@ -6,24 +6,25 @@
 
 pub mod app_uploads;
 pub mod approvals;
+pub mod caches;
+pub mod catalog;
 pub mod jobs;
+pub mod runs;
 mod sqlite;
+pub mod stores;
 pub mod tokens;
 pub mod webhooks;
 
-use std::collections::HashMap;
-
-use async_trait::async_trait;
-use chrono::{DateTime, Utc};
-
-use crate::domain::{self, StoreId};
 use crate::error::ErrorKind;
-use crate::ingest::{CatalogKeys, IngestBatch};
 
 pub use app_uploads::{AppUpload, AppUploadStore};
-pub use approvals::{Approval, Decision};
+pub use approvals::{Approval, ApprovalStore, Decision};
+pub use caches::CacheStore;
+pub use catalog::{CatalogStore, WriteSummary};
 pub use jobs::{JobEnd, JobQueue, JobRecord, JobState, Lease, NewJob};
+pub use runs::{RunListing, RunRecord, RunStore, StoredRun};
 pub use sqlite::SqliteStore;
+pub use stores::StoreRegistry;
 pub use tokens::TokenStore;
 pub use webhooks::{
     CustomerOrder, CustomerOrderLine, RefundedLine, WebhookOutcome, WebhookRecord, WebhookStore,
@@ -64,203 +65,23 @@ impl StoreError {
     }
 }
 
-/// What an ingest wrote.
-#[derive(Debug, Clone, Default)]
-pub struct WriteSummary {
-    pub products: u64,
-    pub orders: u64,
-    pub order_lines: u64,
-    /// Lines stored earlier without a catalog product that this ingest's catalog joined.
-    pub lines_joined_later: u64,
-    /// Orders of this ingest with a rejected line that the store had already: kept
-    /// as stored, not replaced.
-    pub stored_orders_kept: u64,
-}
-
 pub use crate::domain::{HistoryLine, HistoryOrder, StoreData};
 
-/// The storage port. One implementation per database; tests use SQLite in a temp dir.
-#[async_trait]
-pub trait Store: JobQueue + TokenStore + WebhookStore + AppUploadStore + Send + Sync {
-    async fn get_store(&self, id: &StoreId) -> Result<Option<domain::Store>, StoreError>;
-
-    /// Every store the database holds, by id.
-    async fn store_ids(&self) -> Result<Vec<StoreId>, StoreError>;
-
-    /// The store's catalog keys, for joining order lines of a new ingest.
-    async fn catalog_keys(&self, id: &StoreId) -> Result<CatalogKeys, StoreError>;
-
-    /// Writes an ingest in one transaction: upserts by id, so re-ingesting the same
-    /// data changes nothing; an order's lines are replaced whole, except that an order
-    /// with a rejected line ([`IngestBatch::incomplete_orders`]) never replaces a
-    /// stored one.
-    async fn write_ingest(
-        &self,
-        store: &domain::Store,
-        batch: &IngestBatch,
-    ) -> Result<WriteSummary, StoreError>;
-
-    async fn load(&self, id: &StoreId) -> Result<StoreData, StoreError>;
-
-    /// The source rows of the store's products derived from orders, by variant id (see
-    /// [`domain::ProductObservations`]); empty for a store with a catalog.
-    async fn product_observations(
-        &self,
-        id: &StoreId,
-    ) -> Result<Vec<domain::ProductObservations>, StoreError>;
-
-    /// Cached embedding vectors of `model_id` for those content hashes that have one.
-    async fn cached_embeddings(
-        &self,
-        model_id: &str,
-        hashes: &[String],
-    ) -> Result<HashMap<String, Vec<f32>>, StoreError>;
-
-    /// Stores vectors by (model id, content hash); an existing entry is replaced.
-    async fn put_embeddings(
-        &self,
-        model_id: &str,
-        dim: usize,
-        items: &[(String, Vec<f32>)],
-    ) -> Result<(), StoreError>;
-
-    /// Cached objective tags of `model_id` and `prompt_version` for those content
-    /// hashes that have them.
-    async fn cached_classifications(
-        &self,
-        model_id: &str,
-        prompt_version: &str,
-        hashes: &[String],
-    ) -> Result<HashMap<String, Vec<String>>, StoreError>;
-
-    /// Stores tags by (model id, prompt version, content hash); an existing entry is
-    /// replaced.
-    async fn put_classifications(
-        &self,
-        model_id: &str,
-        prompt_version: &str,
-        items: &[(String, Vec<String>)],
-    ) -> Result<(), StoreError>;
-
-    /// The store's own rules (see [`crate::store_rules`]) as the merchant wrote them;
-    /// `None`: none set.
-    async fn store_rules(&self, id: &StoreId) -> Result<Option<String>, StoreError>;
-
-    /// Replaces the store's rules (`None` clears them); the store must exist.
-    async fn put_store_rules(&self, id: &StoreId, rules: Option<&str>) -> Result<(), StoreError>;
-
-    /// Writes a finished run and its bundles in one transaction.
-    async fn save_run(&self, run: &RunRecord, bundles: &[domain::Bundle])
-    -> Result<(), StoreError>;
-
-    /// The latest catalog file of a role (`catalog`, `variants`, `inventory`) that a
-    /// store uploaded through the API.
-    async fn catalog_upload(&self, id: &StoreId, role: &str)
-    -> Result<Option<Vec<u8>>, StoreError>;
-
-    /// Keeps a catalog file a store uploaded, replacing the one of its role (`None`:
-    /// forgets it).
-    async fn put_catalog_upload(
-        &self,
-        id: &StoreId,
-        role: &str,
-        body: Option<&[u8]>,
-    ) -> Result<(), StoreError>;
-
-    /// Records a decision, replacing the store's earlier one on the same bundle id.
-    async fn put_approval(&self, approval: &Approval) -> Result<(), StoreError>;
-
-    /// A store's decisions, in the order they were made.
-    async fn approvals(&self, id: &StoreId) -> Result<Vec<Approval>, StoreError>;
-
-    /// Sets the shop a store is (a valid [`shop_domain`]); another store's shop is
-    /// refused.
-    async fn set_shop_domain(&self, id: &StoreId, domain: &str) -> Result<(), StoreError>;
-
-    /// The store a shop is: the one whose shop domain it is set to, else store NAME
-    /// for `NAME.myshopify.com` when that store has no domain set.
-    async fn store_for_shop(&self, domain: &str) -> Result<Option<StoreId>, StoreError>;
-
-    /// A page of a store's catalog, in variant id order.
-    async fn products_page(
-        &self,
-        id: &StoreId,
-        offset: u64,
-        limit: u64,
-    ) -> Result<Page<domain::Product>, StoreError>;
-
-    /// A store's product by variant id, else SKU, else product id (its first
-    /// variant), as `similar --product` takes it.
-    async fn find_product(
-        &self,
-        id: &StoreId,
-        key: &str,
-    ) -> Result<Option<domain::Product>, StoreError>;
-
-    /// A page of a store's saved runs, latest first.
-    async fn runs_page(
-        &self,
-        id: &StoreId,
-        offset: u64,
-        limit: u64,
-    ) -> Result<Page<RunListing>, StoreError>;
-
-    /// The id of the store's latest saved run (as [`Store::stored_run`] finds it),
-    /// without loading it.
-    async fn latest_run_id(&self, id: &StoreId) -> Result<Option<String>, StoreError>;
-
-    /// A saved run of a store (`None`: its latest) with its bundles in published order.
-    async fn stored_run(
-        &self,
-        id: &StoreId,
-        run_id: Option<&str>,
-    ) -> Result<Option<StoredRun>, StoreError>;
-}
-
-/// A finished run as stored: JSON documents as text.
-#[derive(Debug, Clone)]
-pub struct RunRecord {
-    pub run_id: String,
-    pub store_id: String,
-    pub status: String,
-    pub started_at: DateTime<Utc>,
-    pub finished_at: DateTime<Utc>,
-    pub as_of: DateTime<Utc>,
-    pub config: String,
-    pub timings: String,
-    pub counts: String,
-    /// The run's summary as `generate --json` prints it under `"run"`.
-    pub summary: String,
-    /// The run's `report.html`.
-    pub report_html: String,
-}
-
-/// A saved run as documents: its summary (absent for runs saved before summaries
-/// were kept) and its bundles' JSON, in published order.
-#[derive(Debug, Clone)]
-pub struct StoredRun {
-    pub run_id: String,
-    pub summary: Option<String>,
-    /// The run's columns, for runs without a summary.
-    pub status: String,
-    pub started_at: i64,
-    pub finished_at: Option<i64>,
-    /// In published order.
-    pub bundles: Vec<domain::Bundle>,
-    /// Absent for runs saved before reports were kept.
-    pub report_html: Option<String>,
-}
-
-/// A run in a store's list of runs: when, and how many bundles.
-#[derive(Debug, Clone)]
-pub struct RunListing {
-    pub run_id: String,
-    pub status: String,
-    /// Unix seconds.
-    pub started_at: i64,
-    pub finished_at: Option<i64>,
-    pub as_of: Option<i64>,
-    pub bundles: u64,
+/// The storage port: every area's operations, each on the sub-trait of its area. One
+/// implementation per database; tests use SQLite in a temp dir.
+pub trait Store:
+    StoreRegistry
+    + CatalogStore
+    + CacheStore
+    + RunStore
+    + ApprovalStore
+    + JobQueue
+    + TokenStore
+    + WebhookStore
+    + AppUploadStore
+    + Send
+    + Sync
+{
 }
 
 /// One page of a list, and how many there are in all.

@@ -2,7 +2,7 @@
 
 use bundleforge::app::AppError;
 use bundleforge::ingest::{FileRole, IngestError, IngestSource, IngestSources};
-use bundleforge::store::Store;
+use bundleforge::store::CatalogStore;
 
 use crate::support::{TestDb, catalog, error_line, orders};
 

@@ -11,7 +11,7 @@ use bundleforge::embed::{
 };
 use bundleforge::index::metric::dot_scalar;
 use bundleforge::ingest::IngestSources;
-use bundleforge::store::Store;
+use bundleforge::store::CatalogStore;
 
 use crate::support::{TestDb, catalog, orders, repo_root, shared_data};
 

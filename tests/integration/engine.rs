@@ -16,7 +16,7 @@ use bundleforge::pipeline::{
     self, Phase, PipelineError, PrepareOptions, Recorder, RunEvent, RunObserver, RunRequest,
     Variant,
 };
-use bundleforge::store::{Store, StoreData};
+use bundleforge::store::{CatalogStore, StoreData};
 use chrono::NaiveDate;
 use serde_json::{Value, json};
 

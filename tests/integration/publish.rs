@@ -14,7 +14,7 @@ use bundleforge::domain::{
 use bundleforge::embed::HashingEmbedder;
 use bundleforge::ingest::IngestBatch;
 use bundleforge::pipeline::{self, RunOutput, RunRequest, Variant};
-use bundleforge::store::{SqliteStore, Store};
+use bundleforge::store::{CatalogStore, SqliteStore};
 use chrono::{Duration, TimeZone, Utc};
 use proptest::prelude::*;
 use serde_json::{Value, json};

@@ -9,7 +9,7 @@ use bundleforge::rules::{self, Baskets, Mined, MiningOptions, Separator, Target}
 use serde_json::Value;
 
 use bundleforge::domain::StoreId;
-use bundleforge::store::Store;
+use bundleforge::store::CatalogStore;
 
 use crate::support::{TestDb, cli, orders, shared_data};
 

@@ -2,7 +2,7 @@
 
 use bundleforge::domain::{Currency, ProductStatus, StoreId};
 use bundleforge::ingest::{FileRole, IngestSource, IngestSources};
-use bundleforge::store::Store;
+use bundleforge::store::CatalogStore;
 
 use crate::support::{TestDb, catalog, gzip, orders};
 

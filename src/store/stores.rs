@@ -1,0 +1,31 @@
+//! The stores the database holds: each one's currency and locale, the shop it is, and
+//! its own rules. An ingest writes a store's row
+//! ([`CatalogStore::write_ingest`](super::CatalogStore::write_ingest)).
+
+use async_trait::async_trait;
+
+use super::StoreError;
+use crate::domain::{self, StoreId};
+
+#[async_trait]
+pub trait StoreRegistry: Send + Sync {
+    async fn get_store(&self, id: &StoreId) -> Result<Option<domain::Store>, StoreError>;
+
+    /// Every store the database holds, by id.
+    async fn store_ids(&self) -> Result<Vec<StoreId>, StoreError>;
+
+    /// The store's own rules (see [`crate::store_rules`]) as the merchant wrote them;
+    /// `None`: none set.
+    async fn store_rules(&self, id: &StoreId) -> Result<Option<String>, StoreError>;
+
+    /// Replaces the store's rules (`None` clears them); the store must exist.
+    async fn put_store_rules(&self, id: &StoreId, rules: Option<&str>) -> Result<(), StoreError>;
+
+    /// Sets the shop a store is (a valid [`shop_domain`](super::shop_domain)); another
+    /// store's shop is refused.
+    async fn set_shop_domain(&self, id: &StoreId, domain: &str) -> Result<(), StoreError>;
+
+    /// The store a shop is: the one whose shop domain it is set to, else store NAME
+    /// for `NAME.myshopify.com` when that store has no domain set.
+    async fn store_for_shop(&self, domain: &str) -> Result<Option<StoreId>, StoreError>;
+}
