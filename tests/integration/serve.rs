@@ -4,22 +4,14 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bundleforge::config::SettingsBuilder;
 use bundleforge::embed::{EmbedError, Embedder, HashingEmbedder};
-use bundleforge::server;
 use bundleforge::store::{JobEnd, JobQueue, JobState, Lease, NewJob, RunRecord, SqliteStore};
 use serde_json::Value;
 
-use crate::support::{TestDb, ingest_dir, repo_root, services_for};
+use crate::support::{AppOptions, TestApp, TestDb, ingest_dir, repo_root, spawn_app};
 
-const TOKEN: &str = "test-admin-token";
-
-struct Served {
-    _db: TestDb,
-    url: String,
-    running: Option<server::Running>,
-    client: reqwest::Client,
-}
+/// The harness's admin token; the `serve` processes below are given it too.
+const TOKEN: &str = crate::support::ADMIN_TOKEN;
 
 /// Embeds as the hashing embedder does, after a long wait: a run that is still
 /// working when the test acts on it.
@@ -39,107 +31,39 @@ impl Embedder for SlowEmbedder {
     }
 }
 
-impl Served {
-    async fn start(overrides: &[(&str, &str)]) -> Served {
-        Served::start_with(overrides, Arc::new(HashingEmbedder::new(64))).await
-    }
+/// Our server over the small fixture store, with `overrides` and the hashing
+/// embedder.
+async fn start(overrides: &[(&str, &str)]) -> TestApp {
+    start_with(overrides, Arc::new(HashingEmbedder::new(64))).await
+}
 
-    async fn start_with(overrides: &[(&str, &str)], embedder: Arc<dyn Embedder>) -> Served {
-        let db = TestDb::new().await;
-        ingest_dir(&db, "small", &repo_root().join("fixtures/stores/small")).await;
-        let mut builder = SettingsBuilder::new()
-            .unwrap()
-            .flag("server.admin_token", TOKEN)
-            .unwrap();
-        for (k, v) in overrides {
-            builder = builder.flag(k, v).unwrap();
+/// As [`start`], with `embedder`.
+async fn start_with(overrides: &[(&str, &str)], embedder: Arc<dyn Embedder>) -> TestApp {
+    let db = TestDb::new().await;
+    ingest_dir(&db, "small", &repo_root().join("fixtures/stores/small")).await;
+    spawn_app(
+        AppOptions::default()
+            .db(db)
+            .settings(overrides)
+            .embedder(embedder),
+    )
+    .await
+}
+
+/// Polls a job until `done` says so, or panics after a minute.
+async fn wait_for(s: &TestApp, id: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let start = Instant::now();
+    loop {
+        let (status, job) = s.admin("GET", &format!("/v1/jobs/{id}"), "").await;
+        assert_eq!(status, 200, "{job}");
+        if done(&job) {
+            return job;
         }
-        let settings = builder.build().unwrap();
-        let services = services_for(&db, embedder, settings).await;
-        // Port 0: the system picks a free one, so parallel tests never collide.
-        let listener = server::bind("127.0.0.1:0").await.unwrap();
-        let running = server::start(Arc::new(services), listener).unwrap();
-        Served {
-            url: format!("http://{}", running.addr),
-            _db: db,
-            running: Some(running),
-            client: reqwest::Client::new(),
-        }
-    }
-
-    async fn call(
-        &self,
-        method: &str,
-        path: &str,
-        token: Option<&str>,
-        body: &str,
-    ) -> (u16, Value, reqwest::header::HeaderMap) {
-        self.call_bytes(method, path, token, body.as_bytes().to_vec())
-            .await
-    }
-
-    async fn call_bytes(
-        &self,
-        method: &str,
-        path: &str,
-        token: Option<&str>,
-        body: Vec<u8>,
-    ) -> (u16, Value, reqwest::header::HeaderMap) {
-        let (status, bytes, headers) = self.raw(method, path, token, body).await;
-        let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        (status, json, headers)
-    }
-
-    async fn raw(
-        &self,
-        method: &str,
-        path: &str,
-        token: Option<&str>,
-        body: Vec<u8>,
-    ) -> (u16, Vec<u8>, reqwest::header::HeaderMap) {
-        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-        let mut req = self
-            .client
-            .request(method, format!("{}{path}", self.url))
-            .body(body);
-        if let Some(t) = token {
-            req = req.header("Authorization", format!("Bearer {t}"));
-        }
-        let resp = req.send().await.unwrap();
-        let status = resp.status().as_u16();
-        let headers = resp.headers().clone();
-        let bytes = resp.bytes().await.unwrap();
-        (status, bytes.to_vec(), headers)
-    }
-
-    async fn admin(&self, method: &str, path: &str, body: &str) -> (u16, Value) {
-        let (s, v, _) = self.call(method, path, Some(TOKEN), body).await;
-        (s, v)
-    }
-
-    /// Polls a job until `done` says so, or panics after a minute.
-    async fn wait_for(&self, id: &str, done: impl Fn(&Value) -> bool) -> Value {
-        let start = Instant::now();
-        loop {
-            let (status, job) = self.admin("GET", &format!("/v1/jobs/{id}"), "").await;
-            assert_eq!(status, 200, "{job}");
-            if done(&job) {
-                return job;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(60),
-                "job stuck: {job}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// Stops the server; its database stays readable through the returned handle.
-    async fn stop(mut self) -> TestDb {
-        if let Some(r) = self.running.take() {
-            r.shutdown().await;
-        }
-        self._db
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "job stuck: {job}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -161,7 +85,7 @@ fn is_api_time(v: &Value) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auth_health_and_errors_have_one_shape() {
-    let s = Served::start(&[]).await;
+    let s = start(&[]).await;
     let (status, body) = s.admin("GET", "/healthz", "").await;
     assert_eq!((status, body["status"].as_str()), (200, Some("ok")));
     let (status, body, _) = s.call("GET", "/readyz", None, "").await;
@@ -208,7 +132,7 @@ async fn auth_health_and_errors_have_one_shape() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_runs_once_per_store_reports_its_phases_and_saves_its_run_under_its_id() {
-    let s = Served::start(&[]).await;
+    let s = start(&[]).await;
     let (status, job, headers) = s
         .call(
             "POST",
@@ -234,9 +158,7 @@ async fn a_job_runs_once_per_store_reports_its_phases_and_saves_its_run_under_it
         "{again}"
     );
 
-    let done = s
-        .wait_for(&id, |j| state(j) == "succeeded" || state(j) == "failed")
-        .await;
+    let done = wait_for(&s, &id, |j| state(j) == "succeeded" || state(j) == "failed").await;
     assert_eq!(state(&done), "succeeded", "{done}");
     assert_eq!(done["run_id"].as_str(), Some(id.as_str()));
     assert_eq!(done["attempts"], 1);
@@ -264,7 +186,7 @@ async fn a_job_runs_once_per_store_reports_its_phases_and_saves_its_run_under_it
     let published = done["phases"][2]["counts"]["published"].as_u64().unwrap();
     assert!((1..=8).contains(&published), "{done}");
 
-    let db = &s._db;
+    let db = &s.db;
     let runs = db
         .count(&format!("SELECT COUNT(*) FROM runs WHERE run_id = '{id}'"))
         .await;
@@ -385,7 +307,7 @@ async fn a_job_runs_once_per_store_reports_its_phases_and_saves_its_run_under_it
 /// shape, still run as that body asked; the job shows the run request it became.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_queued_in_the_old_flat_shape_still_runs_as_it_asked() {
-    let s = Served::start(&[]).await;
+    let s = start(&[]).await;
     let id = "01OLDSHAPE0000000000000000".to_owned();
     let old = NewJob {
         job_id: id.clone(),
@@ -395,10 +317,8 @@ async fn a_job_queued_in_the_old_flat_shape_still_runs_as_it_asked() {
         created_at: chrono::Utc::now().timestamp_millis(),
         behind_others: false,
     };
-    s._db.store.enqueue_job(&old).await.unwrap();
-    let done = s
-        .wait_for(&id, |j| state(j) == "succeeded" || state(j) == "failed")
-        .await;
+    s.db.store.enqueue_job(&old).await.unwrap();
+    let done = wait_for(&s, &id, |j| state(j) == "succeeded" || state(j) == "failed").await;
     assert_eq!(state(&done), "succeeded", "{done}");
     let request = &done["request"];
     assert_eq!(request["variant"]["max_bundles"], 3, "{done}");
@@ -415,7 +335,7 @@ async fn a_job_queued_in_the_old_flat_shape_still_runs_as_it_asked() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_queued_behind_another_is_cancelled_at_once_and_never_runs() {
-    let s = Served::start(&[
+    let s = start(&[
         ("server.heartbeat_seconds", "1"),
         ("server.lease_seconds", "5"),
     ])
@@ -434,10 +354,9 @@ async fn a_job_queued_behind_another_is_cancelled_at_once_and_never_runs() {
     assert!(is_api_time(&cancelled["finished_at"]));
 
     // The first ends as it would have anyway (this run is quick).
-    s.wait_for(&first, |j| state(j) == "succeeded").await;
-    let never = s
-        ._db
-        .count(&format!(
+    wait_for(&s, &first, |j| state(j) == "succeeded").await;
+    let never =
+        s.db.count(&format!(
             "SELECT COUNT(*) FROM runs WHERE run_id = '{second}'"
         ))
         .await;
@@ -447,15 +366,15 @@ async fn a_job_queued_behind_another_is_cancelled_at_once_and_never_runs() {
 
 /// A server whose embedder is slow, with one second of shutdown grace, and a job of
 /// store `small` that has started running.
-async fn slow_job_running() -> (Served, String) {
-    let s = Served::start_with(
+async fn slow_job_running() -> (TestApp, String) {
+    let s = start_with(
         &[("server.shutdown_seconds", "1")],
         Arc::new(SlowEmbedder(HashingEmbedder::new(64))),
     )
     .await;
     let (_, job) = s.admin("POST", "/v1/stores/small/jobs", "").await;
     let id = job["id"].as_str().unwrap().to_owned();
-    let running = s.wait_for(&id, |j| state(j) == "running").await;
+    let running = wait_for(&s, &id, |j| state(j) == "running").await;
     assert!(is_api_time(&running["started_at"]), "{running}");
     (s, id)
 }
@@ -466,15 +385,14 @@ async fn a_running_job_cancelled_ends_cancelled_and_saves_no_run() {
     let asked = Instant::now();
     let (status, _) = s.admin("DELETE", &format!("/v1/jobs/{id}"), "").await;
     assert_eq!(status, 202);
-    let ended = s.wait_for(&id, |j| state(j) != "running").await;
+    let ended = wait_for(&s, &id, |j| state(j) != "running").await;
     assert_eq!(state(&ended), "cancelled", "{ended}");
     assert_eq!(ended["error"]["kind"], "cancelled", "{ended}");
     // The cancel token stops the embedding wait, not the minute it would take.
     assert!(asked.elapsed() < Duration::from_secs(30));
-    let runs = s
-        ._db
-        .count(&format!("SELECT COUNT(*) FROM runs WHERE run_id = '{id}'"))
-        .await;
+    let runs =
+        s.db.count(&format!("SELECT COUNT(*) FROM runs WHERE run_id = '{id}'"))
+            .await;
     assert_eq!(runs, 0);
     // The store is free for the next trigger.
     let (status, _) = s.admin("POST", "/v1/stores/small/jobs", "").await;
@@ -511,14 +429,13 @@ async fn a_graceful_shutdown_puts_a_running_job_back_in_the_queue_within_its_gra
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_token_acts_for_its_store_only_until_revoked() {
-    let s = Served::start(&[]).await;
+    let s = start(&[]).await;
     let csv = "variant_id,product_id,title,price\nv1,p1,Mug,12.00\n";
-    s._db
-        .ingest_ok(
-            "other",
-            crate::support::catalog(s._db.file("other.csv", csv)),
-        )
-        .await;
+    s.db.ingest_ok(
+        "other",
+        crate::support::catalog(s.db.file("other.csv", csv)),
+    )
+    .await;
     let (status, _, _) = s
         .call("POST", "/v1/admin/stores/small/tokens", None, "")
         .await;
@@ -529,9 +446,8 @@ async fn a_store_token_acts_for_its_store_only_until_revoked() {
     let token_id = created["id"].as_str().unwrap().to_owned();
     assert_eq!(created["store"], "small");
     // Only its hash is stored.
-    let stored = s
-        ._db
-        .count(&format!(
+    let stored =
+        s.db.count(&format!(
             "SELECT COUNT(*) FROM api_tokens WHERE token_hash = '{token}'"
         ))
         .await;
@@ -563,7 +479,7 @@ async fn a_store_token_acts_for_its_store_only_until_revoked() {
         .call("POST", "/v1/admin/stores/small/tokens", Some(&token), "")
         .await;
     assert_eq!(status, 403);
-    s.wait_for(&id, |j| state(j) == "succeeded").await;
+    wait_for(&s, &id, |j| state(j) == "succeeded").await;
 
     let (status, _) = s
         .admin("DELETE", &format!("/v1/admin/tokens/{token_id}"), "")
@@ -582,7 +498,7 @@ async fn a_store_token_acts_for_its_store_only_until_revoked() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_over_its_rate_gets_429_with_retry_after_and_other_tokens_do_not() {
-    let s = Served::start(&[
+    let s = start(&[
         ("server.rate_limit_per_minute", "1"),
         ("server.rate_limit_burst", "3"),
     ])
@@ -617,7 +533,7 @@ async fn a_token_over_its_rate_gets_429_with_retry_after_and_other_tokens_do_not
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn uploads_report_bad_rows_keep_the_valid_ones_and_refuse_an_oversized_body() {
-    let s = Served::start(&[("server.max_body_mb", "1")]).await;
+    let s = start(&[("server.max_body_mb", "1")]).await;
     let catalog = "\
 variant_id,product_id,title,price,sku
 v1,p1,Stoneware Mug,12.00,MUG-1
@@ -772,7 +688,7 @@ order_id,created_at,quantity,unit_price,sku
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_split_catalog_uploads_in_parts_each_read_with_the_stored_others() {
-    let s = Served::start(&[]).await;
+    let s = start(&[]).await;
     let products = "\
 id,title,handle,body_html,vendor,productType,tags,status,createdAt
 gid://shopify/Product/1,Green Tea,green-tea,<p>Sencha</p>,Leafy,Tea,\"organic\",ACTIVE,2024-01-10T10:00:00Z
@@ -825,34 +741,28 @@ gid://shopify/InventoryItem/111,gid://shopify/Location/2,7,
     s.stop().await;
 }
 
-impl Served {
-    /// Triggers a job and waits for it to succeed; its run's bundles.
-    async fn run_job(&self, body: &str) -> (String, Vec<Value>) {
-        let (status, job) = self.admin("POST", "/v1/stores/small/jobs", body).await;
-        assert_eq!(status, 202, "{job}");
-        let id = job["id"].as_str().unwrap().to_owned();
-        let done = self
-            .wait_for(&id, |j| matches!(state(j), "succeeded" | "failed"))
-            .await;
-        assert_eq!(state(&done), "succeeded", "{done}");
-        let (_, run) = self
-            .admin("GET", &format!("/v1/stores/small/runs/{id}"), "")
-            .await;
-        (id, run["bundles"].as_array().unwrap().clone())
-    }
+/// Triggers a job and waits for it to succeed; its run's bundles.
+async fn run_job(s: &TestApp, body: &str) -> (String, Vec<Value>) {
+    let (status, job) = s.admin("POST", "/v1/stores/small/jobs", body).await;
+    assert_eq!(status, 202, "{job}");
+    let id = job["id"].as_str().unwrap().to_owned();
+    let done = wait_for(s, &id, |j| matches!(state(j), "succeeded" | "failed")).await;
+    assert_eq!(state(&done), "succeeded", "{done}");
+    let (_, run) = s
+        .admin("GET", &format!("/v1/stores/small/runs/{id}"), "")
+        .await;
+    (id, run["bundles"].as_array().unwrap().clone())
+}
 
-    async fn sql(&self, sql: &str) {
-        sqlx::query(sql)
-            .execute(self._db.store.pool())
-            .await
-            .unwrap();
-    }
+/// Runs `sql` on the served database, behind the server's back.
+async fn sql(s: &TestApp, sql: &str) {
+    sqlx::query(sql).execute(s.db.store.pool()).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_approved_bundle_is_kept_by_the_next_run_and_a_rejected_one_never_comes_back() {
-    let s = Served::start(&[]).await;
-    let (first_run, first) = s.run_job("{\"max_bundles\": 8, \"seed\": 7}").await;
+    let s = start(&[]).await;
+    let (first_run, first) = run_job(&s, "{\"max_bundles\": 8, \"seed\": 7}").await;
     assert!(first.len() >= 4, "{} bundles", first.len());
     let top = first[0]["id"].as_str().unwrap().to_owned();
     let last = first[first.len() - 1]["id"].as_str().unwrap().to_owned();
@@ -898,7 +808,7 @@ async fn an_approved_bundle_is_kept_by_the_next_run_and_a_rejected_one_never_com
 
     // A run of three: the approved bundle (eighth before) is kept, first; the rejected
     // one is not published.
-    let (_, second) = s.run_job("{\"max_bundles\": 3, \"seed\": 7}").await;
+    let (_, second) = run_job(&s, "{\"max_bundles\": 3, \"seed\": 7}").await;
     assert!(second.len() <= 3);
     assert_eq!(
         second[0]["id"].as_str(),
@@ -936,11 +846,12 @@ async fn an_approved_bundle_is_kept_by_the_next_run_and_a_rejected_one_never_com
         .as_str()
         .unwrap()
         .to_owned();
-    s.sql(&format!(
-        "UPDATE products SET price_minor = price_minor + 100 WHERE variant_id = '{item}'"
-    ))
+    sql(
+        &s,
+        &format!("UPDATE products SET price_minor = price_minor + 100 WHERE variant_id = '{item}'"),
+    )
     .await;
-    let (_, third) = s.run_job("{\"max_bundles\": 8, \"seed\": 7}").await;
+    let (_, third) = run_job(&s, "{\"max_bundles\": 8, \"seed\": 7}").await;
     let (_, latest) = s.admin("GET", "/v1/stores/small/runs/latest", "").await;
     let report = &latest["run"]["approvals"];
     match third.iter().find(|b| b["id"] == last.as_str()) {
@@ -962,11 +873,11 @@ async fn an_approved_bundle_is_kept_by_the_next_run_and_a_rejected_one_never_com
     }
 
     // Out of stock: dropped, with the reason.
-    s.sql(&format!(
+    sql(&s, &format!(
         "UPDATE products SET price_minor = price_minor - 100, inventory = 0 WHERE variant_id = '{item}'"
     ))
     .await;
-    let (_, fourth) = s.run_job("{\"max_bundles\": 8, \"seed\": 7}").await;
+    let (_, fourth) = run_job(&s, "{\"max_bundles\": 8, \"seed\": 7}").await;
     assert!(fourth.iter().all(|b| b["id"] != last.as_str()));
     let (_, latest) = s.admin("GET", "/v1/stores/small/runs/latest", "").await;
     let report = &latest["run"]["approvals"];
@@ -987,7 +898,7 @@ async fn an_approved_bundle_is_kept_by_the_next_run_and_a_rejected_one_never_com
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn job_events_stream_the_job_in_order_until_it_ends() {
-    let s = Served::start(&[]).await;
+    let s = start(&[]).await;
     let (status, job) = s
         .admin("POST", "/v1/stores/small/jobs", "{\"seed\": 7}")
         .await;
@@ -1065,7 +976,7 @@ async fn job_events_stream_the_job_in_order_until_it_ends() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_openapi_document_is_valid_and_names_every_route_the_server_answers() {
-    let s = Served::start(&[]).await;
+    let s = start(&[]).await;
     let (status, doc, _) = s.call("GET", "/openapi.json", None, "").await;
     assert_eq!(status, 200);
     let spec = oas3::from_json(doc.to_string()).expect("a valid OpenAPI document");
@@ -1113,8 +1024,8 @@ async fn the_openapi_document_is_valid_and_names_every_route_the_server_answers(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_request_ids_and_cors() {
-    let s = Served::start(&[("server.cors_origins", "[\"https://admin.example.com\"]")]).await;
-    let (id, _) = s.run_job("{\"max_bundles\": 4}").await;
+    let s = start(&[("server.cors_origins", "[\"https://admin.example.com\"]")]).await;
+    let (id, _) = run_job(&s, "{\"max_bundles\": 4}").await;
     assert!(!id.is_empty());
     let (status, body, _) = s.raw("GET", "/metrics", None, Vec::new()).await;
     assert_eq!(status, 200);
@@ -1213,14 +1124,13 @@ async fn metrics_request_ids_and_cors() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_is_its_shop_by_the_domain_set_else_by_its_myshopify_name() {
-    let s = Served::start(&[]).await;
+    let s = start(&[]).await;
     let csv = "variant_id,product_id,title,price\nv1,p1,Mug,12.00\n";
-    s._db
-        .ingest_ok(
-            "other",
-            crate::support::catalog(s._db.file("other.csv", csv)),
-        )
-        .await;
+    s.db.ingest_ok(
+        "other",
+        crate::support::catalog(s.db.file("other.csv", csv)),
+    )
+    .await;
     let (status, found) = s
         .admin("GET", "/v1/admin/shops/small.myshopify.com", "")
         .await;

@@ -4,15 +4,11 @@
 //! its front end sends and reads.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Duration;
 
-use bundleforge::config::SettingsBuilder;
-use bundleforge::embed::HashingEmbedder;
-use bundleforge::server;
 use serde_json::{Value, json};
 
-use crate::support::{TestDb, services_for};
+use crate::support::{AppOptions, TestApp, spawn_app};
 
 const ADMIN: &str = "app-admin-token";
 const SHOP: &str = "kiln-and-co.myshopify.com";
@@ -181,130 +177,103 @@ fn orders_csv() -> String {
     lines.join("\n") + "\n"
 }
 
-struct App {
-    _db: TestDb,
-    url: String,
-    running: Option<server::Running>,
-    client: reqwest::Client,
+/// A request with a JSON `body` (none if `Null`), as the app's front end sends it:
+/// the status and the answer's JSON (`Null` if it is not).
+async fn call_json(
+    app: &TestApp,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Value,
+) -> (u16, Value) {
+    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+    let mut req = app.client.request(method, format!("{}{path}", app.url));
+    if !body.is_null() {
+        req = req.json(&body);
+    }
+    if let Some(t) = token {
+        req = req.header("Authorization", format!("Bearer {t}"));
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
 }
 
-impl App {
-    async fn start() -> App {
-        let db = TestDb::new().await;
-        let settings = SettingsBuilder::new()
-            .unwrap()
-            .flag("server.admin_token", ADMIN)
-            .unwrap()
-            .build()
-            .unwrap();
-        let services = services_for(&db, Arc::new(HashingEmbedder::new(64)), settings).await;
-        let listener = server::bind("127.0.0.1:0").await.unwrap();
-        let running = server::start(Arc::new(services), listener).unwrap();
-        App {
-            url: format!("http://{}", running.addr),
-            _db: db,
-            running: Some(running),
-            client: reqwest::Client::new(),
-        }
-    }
+/// [`call_json`] with the admin token.
+async fn admin_json(app: &TestApp, method: &str, path: &str, body: Value) -> (u16, Value) {
+    call_json(app, method, path, Some(ADMIN), body).await
+}
 
-    async fn call(
-        &self,
-        method: &str,
-        path: &str,
-        token: Option<&str>,
-        body: Value,
-    ) -> (u16, Value) {
-        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-        let mut req = self.client.request(method, format!("{}{path}", self.url));
-        if !body.is_null() {
-            req = req.json(&body);
-        }
-        if let Some(t) = token {
-            req = req.header("Authorization", format!("Bearer {t}"));
-        }
-        let resp = req.send().await.unwrap();
-        let status = resp.status().as_u16();
-        (status, resp.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn admin(&self, method: &str, path: &str, body: Value) -> (u16, Value) {
-        self.call(method, path, Some(ADMIN), body).await
-    }
-
-    /// The whole progress stream (it ends after `complete` or `error`), as
-    /// (event, data) pairs.
-    async fn events(&self, id: &str) -> Vec<(String, Value)> {
-        let resp = self
-            .client
-            .get(format!("{}/api/shopify/progress/{id}/stream", self.url))
-            .header("Authorization", format!("Bearer {ADMIN}"))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status().as_u16(), 200);
-        assert_eq!(
-            resp.headers()["content-type"].to_str().unwrap(),
-            "text/event-stream"
-        );
-        let text = tokio::time::timeout(Duration::from_secs(180), resp.text())
-            .await
-            .expect("the progress stream never ended")
-            .unwrap();
-        text.split("\n\n")
-            .filter(|block| !block.trim().is_empty())
-            .map(|block| {
-                let field = |name: &str| {
-                    block
-                        .lines()
-                        .find_map(|l| l.strip_prefix(name))
-                        .map(|v| v.trim().to_owned())
-                        .unwrap_or_default()
-                };
-                let data = serde_json::from_str(&field("data:")).unwrap_or(Value::Null);
-                (field("event:"), data)
-            })
-            .collect()
-    }
-
-    async fn stop(mut self) {
-        if let Some(r) = self.running.take() {
-            r.shutdown().await;
-        }
-    }
+/// The whole progress stream (it ends after `complete` or `error`), as
+/// (event, data) pairs.
+async fn events(app: &TestApp, id: &str) -> Vec<(String, Value)> {
+    let resp = app
+        .client
+        .get(format!("{}/api/shopify/progress/{id}/stream", app.url))
+        .header("Authorization", format!("Bearer {ADMIN}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(
+        resp.headers()["content-type"].to_str().unwrap(),
+        "text/event-stream"
+    );
+    let text = tokio::time::timeout(Duration::from_secs(180), resp.text())
+        .await
+        .expect("the progress stream never ended")
+        .unwrap();
+    text.split("\n\n")
+        .filter(|block| !block.trim().is_empty())
+        .map(|block| {
+            let field = |name: &str| {
+                block
+                    .lines()
+                    .find_map(|l| l.strip_prefix(name))
+                    .map(|v| v.trim().to_owned())
+                    .unwrap_or_default()
+            };
+            let data = serde_json::from_str(&field("data:")).unwrap_or(Value::Null);
+            (field("event:"), data)
+        })
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_predecessors_app_uploads_follows_progress_and_approves_recommendations() {
-    let app = App::start().await;
+    let app = spawn_app(AppOptions::default().admin_token(ADMIN)).await;
 
     // What the app gets wrong, answered in its error shape.
     let single = |csv_type: &str, csv: String| json!({"shopId": SHOP, "csvType": csv_type, "csvData": csv, "runId": "run-0"});
-    let (status, body) = app
-        .call(
-            "POST",
-            "/api/shopify/upload",
-            None,
-            single("orders", orders_csv()),
-        )
-        .await;
+    let (status, body) = call_json(
+        &app,
+        "POST",
+        "/api/shopify/upload",
+        None,
+        single("orders", orders_csv()),
+    )
+    .await;
     assert_eq!(status, 401, "{body}");
     assert!(body["error"].is_string(), "{body}");
-    let (status, body) = app
-        .admin(
-            "POST",
-            "/api/shopify/upload",
-            single("customers", "a,b\n1,2\n".into()),
-        )
-        .await;
+    let (status, body) = admin_json(
+        &app,
+        "POST",
+        "/api/shopify/upload",
+        single("customers", "a,b\n1,2\n".into()),
+    )
+    .await;
     assert_eq!(status, 400, "{body}");
     assert!(
         body["error"].as_str().unwrap().contains("Must be one of"),
         "{body}"
     );
-    let (status, body) = app
-        .admin("POST", "/api/shopify/upload", single("orders", "  ".into()))
-        .await;
+    let (status, body) = admin_json(
+        &app,
+        "POST",
+        "/api/shopify/upload",
+        single("orders", "  ".into()),
+    )
+    .await;
     assert_eq!(status, 422, "{body}");
     assert!(
         body["detail"][0]["msg"]
@@ -315,37 +284,36 @@ async fn the_predecessors_app_uploads_follows_progress_and_approves_recommendati
     );
 
     // The batch: all four CSVs of one run; the shop becomes a store on its way in.
-    let (status, batch) = app
-        .admin(
-            "POST",
-            "/api/shopify/upload-batch",
-            json!({
-                "shopId": SHOP, "runId": "run-1", "currency": "USD",
-                "catalogCsv": catalog_csv(), "variantsCsv": variants_csv(),
-                "inventoryCsv": inventory_csv(), "ordersCsv": orders_csv(),
-            }),
-        )
-        .await;
+    let (status, batch) = admin_json(
+        &app,
+        "POST",
+        "/api/shopify/upload-batch",
+        json!({
+            "shopId": SHOP, "runId": "run-1", "currency": "USD",
+            "catalogCsv": catalog_csv(), "variantsCsv": variants_csv(),
+            "inventoryCsv": inventory_csv(), "ordersCsv": orders_csv(),
+        }),
+    )
+    .await;
     assert_eq!(status, 200, "{batch}");
     assert_eq!(batch["runId"], "run-1");
     assert_eq!(batch["shopId"], SHOP);
     assert_eq!(batch["status"], "processing", "{batch}");
     let orders_id = batch["ordersUploadId"].as_str().unwrap().to_owned();
     assert_eq!(batch["uploadId"], orders_id.as_str());
-    let (status, store) = app
-        .admin("GET", "/v1/stores/kiln-and-co/stats", Value::Null)
-        .await;
+    let (status, store) =
+        admin_json(&app, "GET", "/v1/stores/kiln-and-co/stats", Value::Null).await;
     assert_eq!(status, 200, "{store}");
 
     // Each part's own status: rows read and kept.
     let part = |key: &str| batch[key].as_str().unwrap().to_owned();
-    let (_, catalog) = app
-        .admin(
-            "GET",
-            &format!("/api/shopify/status/{}", part("catalogUploadId")),
-            Value::Null,
-        )
-        .await;
+    let (_, catalog) = admin_json(
+        &app,
+        "GET",
+        &format!("/api/shopify/status/{}", part("catalogUploadId")),
+        Value::Null,
+    )
+    .await;
     assert_eq!(
         (
             catalog["status"].as_str(),
@@ -357,13 +325,13 @@ async fn the_predecessors_app_uploads_follows_progress_and_approves_recommendati
     );
     assert_eq!(catalog["shop_id"], SHOP);
     // The variants the joined catalog holds already: counted, the stranger named.
-    let (_, variants) = app
-        .admin(
-            "GET",
-            &format!("/api/shopify/status/{}", part("variantsUploadId")),
-            Value::Null,
-        )
-        .await;
+    let (_, variants) = admin_json(
+        &app,
+        "GET",
+        &format!("/api/shopify/status/{}", part("variantsUploadId")),
+        Value::Null,
+    )
+    .await;
     assert_eq!(
         (
             variants["status"].as_str(),
@@ -378,17 +346,17 @@ async fn the_predecessors_app_uploads_follows_progress_and_approves_recommendati
         message.contains("variants:10") && message.contains("2999"),
         "{message}"
     );
-    let (_, inventory) = app
-        .admin(
-            "GET",
-            &format!("/api/shopify/status/{}", part("inventoryUploadId")),
-            Value::Null,
-        )
-        .await;
+    let (_, inventory) = admin_json(
+        &app,
+        "GET",
+        &format!("/api/shopify/status/{}", part("inventoryUploadId")),
+        Value::Null,
+    )
+    .await;
     assert_eq!(inventory["status"], "completed", "{inventory}");
 
     // The progress stream: progress events, moving forward, then complete.
-    let events = app.events(&orders_id).await;
+    let events = events(&app, &orders_id).await;
     let (last_name, last) = events.last().unwrap();
     assert_eq!(last_name, "complete", "{events:?}");
     assert_eq!(
@@ -409,29 +377,37 @@ async fn the_predecessors_app_uploads_follows_progress_and_approves_recommendati
 
     // Status, by the upload id and by the run id.
     for id in [orders_id.as_str(), "run-1"] {
-        let (status, body) = app
-            .admin("GET", &format!("/api/shopify/status/{id}"), Value::Null)
-            .await;
+        let (status, body) = admin_json(
+            &app,
+            "GET",
+            &format!("/api/shopify/status/{id}"),
+            Value::Null,
+        )
+        .await;
         assert_eq!(status, 200, "{body}");
         assert_eq!(body["upload_id"], orders_id.as_str());
         assert_eq!(body["status"], "completed", "{body}");
         assert_eq!(body["bundle_count"].as_u64(), Some(bundle_count));
         assert_eq!(body["total_rows"].as_i64(), Some(140), "{body}");
     }
-    let (status, body) = app
-        .admin("GET", "/api/shopify/status/no-such-upload", Value::Null)
-        .await;
+    let (status, body) = admin_json(
+        &app,
+        "GET",
+        "/api/shopify/status/no-such-upload",
+        Value::Null,
+    )
+    .await;
     assert_eq!(status, 404, "{body}");
     assert!(body["error"].is_string());
 
     // Recommendations, best first, in the app's shape; by domain or by store id.
-    let (status, recs) = app
-        .admin(
-            "GET",
-            &format!("/api/shopify/recommendations/{SHOP}"),
-            Value::Null,
-        )
-        .await;
+    let (status, recs) = admin_json(
+        &app,
+        "GET",
+        &format!("/api/shopify/recommendations/{SHOP}"),
+        Value::Null,
+    )
+    .await;
     assert_eq!(status, 200, "{recs}");
     assert_eq!(recs["shop_id"], SHOP);
     let list = recs["recommendations"].as_array().unwrap();
@@ -478,13 +454,13 @@ async fn the_predecessors_app_uploads_follows_progress_and_approves_recommendati
         assert_eq!(r["is_approved"], false);
         assert!(r["created_at"].as_str().unwrap().starts_with("20"), "{r}");
     }
-    let (_, by_id) = app
-        .admin(
-            "GET",
-            "/api/shopify/recommendations/kiln-and-co?limit=2",
-            Value::Null,
-        )
-        .await;
+    let (_, by_id) = admin_json(
+        &app,
+        "GET",
+        "/api/shopify/recommendations/kiln-and-co?limit=2",
+        Value::Null,
+    )
+    .await;
     assert_eq!(
         by_id["count"].as_u64(),
         Some(2.min(bundle_count)),
@@ -494,101 +470,105 @@ async fn the_predecessors_app_uploads_follows_progress_and_approves_recommendati
 
     // Approve one: it comes back approved, and alone under approved=true.
     let chosen = list[0]["id"].as_str().unwrap().to_owned();
-    let (status, body) = app
-        .admin(
-            "POST",
-            &format!("/api/shopify/recommendations/{chosen}/approve?shop_id={SHOP}"),
-            Value::Null,
-        )
-        .await;
+    let (status, body) = admin_json(
+        &app,
+        "POST",
+        &format!("/api/shopify/recommendations/{chosen}/approve?shop_id={SHOP}"),
+        Value::Null,
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(
         body,
         json!({"recommendationId": chosen, "status": "approved", "shopId": SHOP})
     );
-    let (_, approved) = app
-        .admin(
-            "GET",
-            &format!("/api/shopify/recommendations/{SHOP}?approved=true"),
-            Value::Null,
-        )
-        .await;
+    let (_, approved) = admin_json(
+        &app,
+        "GET",
+        &format!("/api/shopify/recommendations/{SHOP}?approved=true"),
+        Value::Null,
+    )
+    .await;
     assert_eq!(approved["count"], 1, "{approved}");
     assert_eq!(approved["recommendations"][0]["id"], chosen.as_str());
     assert_eq!(approved["recommendations"][0]["is_approved"], true);
-    let (_, rest) = app
-        .admin(
-            "GET",
-            &format!("/api/shopify/recommendations/{SHOP}?approved=false&limit=100"),
-            Value::Null,
-        )
-        .await;
+    let (_, rest) = admin_json(
+        &app,
+        "GET",
+        &format!("/api/shopify/recommendations/{SHOP}?approved=false&limit=100"),
+        Value::Null,
+    )
+    .await;
     assert_eq!(rest["count"].as_u64(), Some(bundle_count - 1), "{rest}");
-    let (status, body) = app
-        .admin(
-            "POST",
-            &format!("/api/shopify/recommendations/nope/approve?shop_id={SHOP}"),
-            Value::Null,
-        )
-        .await;
+    let (status, body) = admin_json(
+        &app,
+        "POST",
+        &format!("/api/shopify/recommendations/nope/approve?shop_id={SHOP}"),
+        Value::Null,
+    )
+    .await;
     assert_eq!(
         (status, body["error"].as_str()),
         (404, Some("Recommendation not found")),
         "{body}"
     );
-    let (status, body) = app
-        .admin(
-            "POST",
-            &format!("/api/shopify/recommendations/{chosen}/approve"),
-            Value::Null,
-        )
-        .await;
+    let (status, body) = admin_json(
+        &app,
+        "POST",
+        &format!("/api/shopify/recommendations/{chosen}/approve"),
+        Value::Null,
+    )
+    .await;
     assert_eq!(status, 422, "{body}");
 
     // A shop's own token sees its shop only.
-    let (status, other) = app
-        .admin(
-            "POST",
-            "/api/shopify/upload",
-            json!({"shop_id": "other-shop", "csv_type": "products", "csv_data": catalog_csv()}),
-        )
-        .await;
+    let (status, other) = admin_json(
+        &app,
+        "POST",
+        "/api/shopify/upload",
+        json!({"shop_id": "other-shop", "csv_type": "products", "csv_data": catalog_csv()}),
+    )
+    .await;
     assert_eq!(
         (status, other["status"].as_str()),
         (200, Some("completed")),
         "{other}"
     );
-    let (status, created) = app
-        .admin("POST", "/v1/admin/stores/other-shop/tokens", Value::Null)
-        .await;
+    let (status, created) = admin_json(
+        &app,
+        "POST",
+        "/v1/admin/stores/other-shop/tokens",
+        Value::Null,
+    )
+    .await;
     assert_eq!(status, 201, "{created}");
     let token = created["token"].as_str().unwrap().to_owned();
-    let (status, _) = app
-        .call(
-            "GET",
-            &format!("/api/shopify/recommendations/{SHOP}"),
-            Some(&token),
-            Value::Null,
-        )
-        .await;
+    let (status, _) = call_json(
+        &app,
+        "GET",
+        &format!("/api/shopify/recommendations/{SHOP}"),
+        Some(&token),
+        Value::Null,
+    )
+    .await;
     assert_eq!(status, 403);
-    let (status, _) = app
-        .call(
-            "GET",
-            &format!("/api/shopify/status/{orders_id}"),
-            Some(&token),
-            Value::Null,
-        )
-        .await;
+    let (status, _) = call_json(
+        &app,
+        "GET",
+        &format!("/api/shopify/status/{orders_id}"),
+        Some(&token),
+        Value::Null,
+    )
+    .await;
     assert_eq!(status, 403);
-    let (status, own) = app
-        .call(
-            "GET",
-            "/api/shopify/recommendations/other-shop",
-            Some(&token),
-            Value::Null,
-        )
-        .await;
+    let (status, own) = call_json(
+        &app,
+        "GET",
+        "/api/shopify/recommendations/other-shop",
+        Some(&token),
+        Value::Null,
+    )
+    .await;
     assert_eq!((status, own["count"].as_u64()), (200, Some(0)), "{own}");
     app.stop().await;
 }

@@ -1,4 +1,5 @@
-//! Shared helpers: a fresh database per test, input files on disk, the CLI binary.
+//! Shared helpers: a fresh database per test, input files on disk, the CLI binary, our
+//! HTTP server on a free port.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -6,10 +7,13 @@ use std::process::{Command, Output};
 use std::sync::Arc;
 
 use bundleforge::app::{self, IngestOutcome};
-use bundleforge::config::Settings;
+use bundleforge::config::{Settings, SettingsBuilder};
 use bundleforge::domain::StoreId;
+use bundleforge::embed::{Embedder, HashingEmbedder};
 use bundleforge::ingest::{FileRole, IngestSource, IngestSources, NoProgress};
+use bundleforge::server;
 use bundleforge::store::SqliteStore;
+use serde_json::Value;
 
 /// A temp dir with a SQLite database in it; both vanish with the value.
 pub struct TestDb {
@@ -245,4 +249,170 @@ pub fn eval_run(
         run.prepare.prior = PriorScope::NotFromThisStore;
     }
     run
+}
+
+/// The admin token of a server [`spawn_app`] starts, unless the test names its own.
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+
+/// What differs between the servers tests start. The default: a fresh, empty
+/// database, [`ADMIN_TOKEN`], the default settings and a 64-dimension hashing
+/// embedder.
+pub struct AppOptions {
+    db: Option<TestDb>,
+    admin_token: String,
+    settings: Vec<(String, String)>,
+    embedder: Arc<dyn Embedder>,
+}
+
+impl Default for AppOptions {
+    fn default() -> Self {
+        AppOptions {
+            db: None,
+            admin_token: ADMIN_TOKEN.to_owned(),
+            settings: Vec::new(),
+            embedder: Arc::new(HashingEmbedder::new(64)),
+        }
+    }
+}
+
+impl AppOptions {
+    /// Serves `db`, filled by the test before the server opens it.
+    pub fn db(mut self, db: TestDb) -> Self {
+        self.db = Some(db);
+        self
+    }
+
+    pub fn admin_token(mut self, token: &str) -> Self {
+        self.admin_token = token.to_owned();
+        self
+    }
+
+    /// Settings as command-line flags give them: `("server.max_body_mb", "1")`.
+    pub fn settings(mut self, overrides: &[(&str, &str)]) -> Self {
+        self.settings.extend(
+            overrides
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
+        self
+    }
+
+    /// The secret Shopify signs webhooks with; empty: webhooks are refused.
+    pub fn webhook_secret(self, secret: &str) -> Self {
+        self.settings(&[("shopify.webhook_secret", secret)])
+    }
+
+    pub fn embedder(mut self, embedder: Arc<dyn Embedder>) -> Self {
+        self.embedder = embedder;
+        self
+    }
+}
+
+/// Our HTTP server, running in this process on a free port, over a test database.
+pub struct TestApp {
+    pub db: TestDb,
+    /// `http://127.0.0.1:PORT`, without a trailing slash.
+    pub url: String,
+    pub admin_token: String,
+    running: Option<server::Running>,
+    pub client: reqwest::Client,
+}
+
+/// Starts our server (API, job workers, webhook applier) as `options` say.
+pub async fn spawn_app(options: AppOptions) -> TestApp {
+    let AppOptions {
+        db,
+        admin_token,
+        settings,
+        embedder,
+    } = options;
+    let db = match db {
+        Some(db) => db,
+        None => TestDb::new().await,
+    };
+    let mut builder = SettingsBuilder::new()
+        .unwrap()
+        .flag("server.admin_token", &admin_token)
+        .unwrap();
+    for (key, value) in &settings {
+        builder = builder.flag(key, value).unwrap();
+    }
+    let settings = builder.build().unwrap();
+    let services = services_for(&db, embedder, settings).await;
+    // Port 0: the system picks a free one, so parallel tests never collide.
+    let listener = server::bind("127.0.0.1:0").await.unwrap();
+    let running = server::start(Arc::new(services), listener).unwrap();
+    TestApp {
+        url: format!("http://{}", running.addr),
+        db,
+        admin_token,
+        running: Some(running),
+        client: reqwest::Client::new(),
+    }
+}
+
+impl TestApp {
+    /// A request with `body` and, if given, `token` as its bearer: the status, the
+    /// body as JSON (`Null` if it is not) and the headers.
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: &str,
+    ) -> (u16, Value, reqwest::header::HeaderMap) {
+        self.call_bytes(method, path, token, body.as_bytes().to_vec())
+            .await
+    }
+
+    pub async fn call_bytes(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Vec<u8>,
+    ) -> (u16, Value, reqwest::header::HeaderMap) {
+        let (status, bytes, headers) = self.raw(method, path, token, body).await;
+        let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        (status, json, headers)
+    }
+
+    /// As [`TestApp::call_bytes`], with the answer's body as bytes.
+    pub async fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Vec<u8>,
+    ) -> (u16, Vec<u8>, reqwest::header::HeaderMap) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut req = self
+            .client
+            .request(method, format!("{}{path}", self.url))
+            .body(body);
+        if let Some(t) = token {
+            req = req.header("Authorization", format!("Bearer {t}"));
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let bytes = resp.bytes().await.unwrap();
+        (status, bytes.to_vec(), headers)
+    }
+
+    /// [`TestApp::call`] with the admin token.
+    pub async fn admin(&self, method: &str, path: &str, body: &str) -> (u16, Value) {
+        let (s, v, _) = self
+            .call(method, path, Some(self.admin_token.as_str()), body)
+            .await;
+        (s, v)
+    }
+
+    /// Stops the server; its database stays readable through the returned handle.
+    pub async fn stop(mut self) -> TestDb {
+        if let Some(r) = self.running.take() {
+            r.shutdown().await;
+        }
+        self.db
+    }
 }

@@ -4,115 +4,93 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bundleforge::config::SettingsBuilder;
 use bundleforge::embed::HashingEmbedder;
-use bundleforge::server::{self, webhooks::sign};
+use bundleforge::server::webhooks::sign;
 use serde_json::{Value, json};
 
-use crate::support::{TestDb, services_for};
+use crate::support::{AppOptions, TestApp, TestDb, spawn_app};
 
 const SECRET: &str = "shpss_test_secret";
 const ADMIN: &str = "admin-token";
 
-struct Shop {
-    db: TestDb,
-    url: String,
-    running: Option<server::Running>,
-    client: reqwest::Client,
+/// Our server over the store `mugs`, taking webhooks signed with `secret`.
+async fn start(secret: &str) -> TestApp {
+    let db = TestDb::new().await;
+    // The store, known by its myshopify name.
+    let csv = "variant_id,product_id,title,price\nv0,p0,Gift Card Holder,5.00\n";
+    db.ingest_ok("mugs", crate::support::catalog(db.file("c.csv", csv)))
+        .await;
+    spawn_app(
+        AppOptions::default()
+            .db(db)
+            .admin_token(ADMIN)
+            .webhook_secret(secret)
+            .embedder(Arc::new(HashingEmbedder::new(32))),
+    )
+    .await
 }
 
-impl Shop {
-    async fn start(secret: &str) -> Shop {
-        let db = TestDb::new().await;
-        // The store, known by its myshopify name.
-        let csv = "variant_id,product_id,title,price\nv0,p0,Gift Card Holder,5.00\n";
-        db.ingest_ok("mugs", crate::support::catalog(db.file("c.csv", csv)))
-            .await;
-        let settings = SettingsBuilder::new()
-            .unwrap()
-            .flag("shopify.webhook_secret", secret)
-            .unwrap()
-            .flag("server.admin_token", ADMIN)
-            .unwrap()
-            .build()
-            .unwrap();
-        let services = services_for(&db, Arc::new(HashingEmbedder::new(32)), settings).await;
-        let listener = server::bind("127.0.0.1:0").await.unwrap();
-        let running = server::start(Arc::new(services), listener).unwrap();
-        Shop {
-            url: format!("http://{}", running.addr),
-            db,
-            running: Some(running),
-            client: reqwest::Client::new(),
-        }
-    }
+/// Posts a webhook as Shopify does, signed with [`SECRET`] unless `signature` is given.
+async fn send(
+    s: &TestApp,
+    topic: &str,
+    id: &str,
+    shop: &str,
+    body: &Value,
+    signature: Option<String>,
+) -> (u16, Value) {
+    let raw = body.to_string();
+    let signature = signature.unwrap_or_else(|| sign(SECRET, raw.as_bytes()));
+    let resp = s
+        .client
+        .post(format!("{}/webhooks/shopify", s.url))
+        .header("X-Shopify-Topic", topic)
+        .header("X-Shopify-Shop-Domain", shop)
+        .header("X-Shopify-Webhook-Id", id)
+        .header("X-Shopify-Hmac-Sha256", signature)
+        .header("Content-Type", "application/json")
+        .body(raw)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
 
-    async fn send(
-        &self,
-        topic: &str,
-        id: &str,
-        shop: &str,
-        body: &Value,
-        signature: Option<String>,
-    ) -> (u16, Value) {
-        let raw = body.to_string();
-        let signature = signature.unwrap_or_else(|| sign(SECRET, raw.as_bytes()));
-        let resp = self
-            .client
-            .post(format!("{}/webhooks/shopify", self.url))
-            .header("X-Shopify-Topic", topic)
-            .header("X-Shopify-Shop-Domain", shop)
-            .header("X-Shopify-Webhook-Id", id)
-            .header("X-Shopify-Hmac-Sha256", signature)
-            .header("Content-Type", "application/json")
-            .body(raw)
-            .send()
-            .await
-            .unwrap();
-        let status = resp.status().as_u16();
-        (status, resp.json().await.unwrap_or(Value::Null))
-    }
-
-    /// Waits until every kept webhook is applied.
-    async fn settle(&self) {
-        let start = Instant::now();
-        loop {
-            let pending = self
-                .db
-                .count("SELECT COUNT(*) FROM webhooks WHERE applied_at IS NULL")
+/// Waits until every kept webhook is applied.
+async fn settle(s: &TestApp) {
+    let start = Instant::now();
+    loop {
+        let pending =
+            s.db.count("SELECT COUNT(*) FROM webhooks WHERE applied_at IS NULL")
                 .await;
-            if pending == 0 {
-                return;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "webhooks not applied"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        if pending == 0 {
+            return;
         }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "webhooks not applied"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
 
-    async fn outcome(&self, id: &str) -> (String, String) {
-        sqlx::query_as("SELECT outcome, message FROM webhooks WHERE webhook_id = ?")
-            .bind(id)
-            .fetch_one(self.db.store.pool())
-            .await
-            .unwrap()
-    }
+/// A kept webhook's outcome and message.
+async fn outcome_of(s: &TestApp, id: &str) -> (String, String) {
+    sqlx::query_as("SELECT outcome, message FROM webhooks WHERE webhook_id = ?")
+        .bind(id)
+        .fetch_one(s.db.store.pool())
+        .await
+        .unwrap()
+}
 
-    async fn title(&self, variant: &str) -> Option<String> {
-        sqlx::query_scalar("SELECT title FROM products WHERE store_id = 'mugs' AND variant_id = ?")
-            .bind(variant)
-            .fetch_optional(self.db.store.pool())
-            .await
-            .unwrap()
-    }
-
-    async fn stop(mut self) {
-        if let Some(r) = self.running.take() {
-            r.shutdown().await;
-        }
-    }
+/// The stored title of a variant of `mugs`, if it is held.
+async fn title_of(s: &TestApp, variant: &str) -> Option<String> {
+    sqlx::query_scalar("SELECT title FROM products WHERE store_id = 'mugs' AND variant_id = ?")
+        .bind(variant)
+        .fetch_optional(s.db.store.pool())
+        .await
+        .unwrap()
 }
 
 fn product(title: &str, updated_at: &str) -> Value {
@@ -126,66 +104,72 @@ fn product(title: &str, updated_at: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_signed_webhook_is_kept_once_and_applied_in_order_with_last_write_winning() {
-    let s = Shop::start(SECRET).await;
+    let s = start(SECRET).await;
     let shop = "mugs.myshopify.com";
     let v1 = product("Stoneware Mug", "2026-03-01T10:00:00-05:00");
 
     // A wrong or missing signature: 401, nothing kept.
-    let (status, body) = s
-        .send(
-            "products/create",
-            "w0",
-            shop,
-            &v1,
-            Some(sign("another secret", v1.to_string().as_bytes())),
-        )
-        .await;
+    let (status, body) = send(
+        &s,
+        "products/create",
+        "w0",
+        shop,
+        &v1,
+        Some(sign("another secret", v1.to_string().as_bytes())),
+    )
+    .await;
     assert_eq!(status, 401, "{body}");
-    let (status, _) = s
-        .send(
-            "products/create",
-            "w0",
-            shop,
-            &v1,
-            Some("not base64!".into()),
-        )
-        .await;
+    let (status, _) = send(
+        &s,
+        "products/create",
+        "w0",
+        shop,
+        &v1,
+        Some("not base64!".into()),
+    )
+    .await;
     assert_eq!(status, 401);
     assert_eq!(s.db.count("SELECT COUNT(*) FROM webhooks").await, 0);
 
     // An update for a product we do not hold creates it.
-    let (status, body) = s.send("products/create", "w1", shop, &v1, None).await;
+    let (status, body) = send(&s, "products/create", "w1", shop, &v1, None).await;
     assert_eq!(
         (status, body["status"].as_str()),
         (200, Some("accepted")),
         "{body}"
     );
-    s.settle().await;
-    assert_eq!(s.outcome("w1").await.0, "applied");
-    assert_eq!(s.title("808950810").await.as_deref(), Some("Stoneware Mug"));
+    settle(&s).await;
+    assert_eq!(outcome_of(&s, "w1").await.0, "applied");
+    assert_eq!(
+        title_of(&s, "808950810").await.as_deref(),
+        Some("Stoneware Mug")
+    );
 
     // A replay of the same webhook id: acknowledged, nothing changes.
     let renamed = product("Renamed By A Replay", "2026-03-09T10:00:00-05:00");
-    let (status, body) = s.send("products/update", "w1", shop, &renamed, None).await;
+    let (status, body) = send(&s, "products/update", "w1", shop, &renamed, None).await;
     assert_eq!(
         (status, body["status"].as_str()),
         (200, Some("duplicate")),
         "{body}"
     );
-    s.settle().await;
-    assert_eq!(s.title("808950810").await.as_deref(), Some("Stoneware Mug"));
+    settle(&s).await;
+    assert_eq!(
+        title_of(&s, "808950810").await.as_deref(),
+        Some("Stoneware Mug")
+    );
 
     // Out of order: the newer update first, then an older retry, which changes nothing.
     let newer = product("Speckled Stoneware Mug", "2026-03-05T10:00:00-05:00");
     let older = product("An Older Title", "2026-03-03T10:00:00-05:00");
-    s.send("products/update", "w2", shop, &newer, None).await;
-    s.send("products/update", "w3", shop, &older, None).await;
-    s.settle().await;
-    assert_eq!(s.outcome("w2").await.0, "applied");
-    let (outcome, message) = s.outcome("w3").await;
+    send(&s, "products/update", "w2", shop, &newer, None).await;
+    send(&s, "products/update", "w3", shop, &older, None).await;
+    settle(&s).await;
+    assert_eq!(outcome_of(&s, "w2").await.0, "applied");
+    let (outcome, message) = outcome_of(&s, "w3").await;
     assert_eq!(outcome, "stale", "{message}");
     assert_eq!(
-        s.title("808950810").await.as_deref(),
+        title_of(&s, "808950810").await.as_deref(),
         Some("Speckled Stoneware Mug")
     );
 
@@ -196,10 +180,10 @@ async fn a_signed_webhook_is_kept_once_and_applied_in_order_with_last_write_winn
         "line_items": [{"id": 1, "variant_id": 808950810, "product_id": 632910392,
                         "title": "Speckled Stoneware Mug", "quantity": 2, "price": "18.00", "sku": "MUG-1"}]
     });
-    let (status, _) = s.send("orders/create", "w4", shop, &order, None).await;
+    let (status, _) = send(&s, "orders/create", "w4", shop, &order, None).await;
     assert_eq!(status, 200);
-    s.settle().await;
-    assert_eq!(s.outcome("w4").await.0, "applied");
+    settle(&s).await;
+    assert_eq!(outcome_of(&s, "w4").await.0, "applied");
     let lines =
         s.db.count(
             "SELECT COUNT(*) FROM order_lines WHERE store_id = 'mugs' AND order_id = '450789469'",
@@ -208,16 +192,22 @@ async fn a_signed_webhook_is_kept_once_and_applied_in_order_with_last_write_winn
     assert_eq!(lines, 1);
 
     // A shop no store is: acknowledged and logged, nothing applied.
-    let (status, body) = s
-        .send("products/create", "w5", "stranger.myshopify.com", &v1, None)
-        .await;
+    let (status, body) = send(
+        &s,
+        "products/create",
+        "w5",
+        "stranger.myshopify.com",
+        &v1,
+        None,
+    )
+    .await;
     assert_eq!(
         (status, body["status"].as_str()),
         (200, Some("unknown_shop")),
         "{body}"
     );
-    s.settle().await;
-    assert_eq!(s.outcome("w5").await.0, "ignored");
+    settle(&s).await;
+    assert_eq!(outcome_of(&s, "w5").await.0, "ignored");
 
     // The metrics count webhooks by topic and outcome.
     let text = s
@@ -244,16 +234,16 @@ async fn a_signed_webhook_is_kept_once_and_applied_in_order_with_last_write_winn
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_webhook_secret_webhooks_are_refused_and_the_server_still_starts() {
-    let s = Shop::start("").await;
-    let (status, body) = s
-        .send(
-            "products/create",
-            "w1",
-            "mugs.myshopify.com",
-            &product("Mug", "2026-03-01T10:00:00Z"),
-            None,
-        )
-        .await;
+    let s = start("").await;
+    let (status, body) = send(
+        &s,
+        "products/create",
+        "w1",
+        "mugs.myshopify.com",
+        &product("Mug", "2026-03-01T10:00:00Z"),
+        None,
+    )
+    .await;
     assert_eq!(status, 401, "{body}");
     assert!(
         body["error"]["message"]
@@ -267,11 +257,11 @@ async fn without_a_webhook_secret_webhooks_are_refused_and_the_server_still_star
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_topic_changes_exactly_what_it_names() {
-    let s = Shop::start(SECRET).await;
+    let s = start(SECRET).await;
     let shop = "mugs.myshopify.com";
     let mut mug = product("Stoneware Mug", "2026-03-01T10:00:00Z");
     mug["variants"][0]["inventory_item_id"] = json!(4242);
-    s.send("products/create", "p1", shop, &mug, None).await;
+    send(&s, "products/create", "p1", shop, &mug, None).await;
     let order = |id: u64, qty: u64, at: &str| {
         json!({
             "id": id, "name": format!("#{id}"), "created_at": at, "updated_at": at,
@@ -282,7 +272,8 @@ async fn each_topic_changes_exactly_what_it_names() {
             ]
         })
     };
-    s.send(
+    send(
+        &s,
         "orders/create",
         "o1",
         shop,
@@ -290,7 +281,8 @@ async fn each_topic_changes_exactly_what_it_names() {
         None,
     )
     .await;
-    s.send(
+    send(
+        &s,
         "orders/create",
         "o2",
         shop,
@@ -298,7 +290,7 @@ async fn each_topic_changes_exactly_what_it_names() {
         None,
     )
     .await;
-    s.settle().await;
+    settle(&s).await;
     let count = |sql: &'static str| s.db.count(sql);
     assert_eq!(
         count("SELECT COUNT(*) FROM orders WHERE store_id = 'mugs'").await,
@@ -307,7 +299,8 @@ async fn each_topic_changes_exactly_what_it_names() {
 
     // Inventory: the newer level wins, an older one changes nothing.
     let level = |n: i64, at: &str| json!({"inventory_item_id": 4242, "location_id": 1, "available": n, "updated_at": at});
-    s.send(
+    send(
+        &s,
         "inventory_levels/update",
         "i1",
         shop,
@@ -315,7 +308,8 @@ async fn each_topic_changes_exactly_what_it_names() {
         None,
     )
     .await;
-    s.send(
+    send(
+        &s,
         "inventory_levels/update",
         "i2",
         shop,
@@ -323,19 +317,19 @@ async fn each_topic_changes_exactly_what_it_names() {
         None,
     )
     .await;
-    s.settle().await;
+    settle(&s).await;
     assert_eq!(
         count("SELECT inventory FROM products WHERE variant_id = '808950810'").await,
         3
     );
-    assert_eq!(s.outcome("i2").await.0, "stale");
+    assert_eq!(outcome_of(&s, "i2").await.0, "stale");
 
     // A refund of one mug of order 1001: the line keeps one.
     let refund = json!({"id": 9, "order_id": 1001, "refund_line_items": [
         {"id": 1, "line_item_id": 1, "quantity": 1, "line_item": {"id": 1, "variant_id": 808950810, "sku": "MUG-1"}}
     ]});
-    s.send("refunds/create", "r1", shop, &refund, None).await;
-    s.settle().await;
+    send(&s, "refunds/create", "r1", shop, &refund, None).await;
+    settle(&s).await;
     assert_eq!(
         count("SELECT quantity FROM order_lines WHERE order_id = '1001' AND item_id = '808950810'")
             .await,
@@ -349,9 +343,9 @@ async fn each_topic_changes_exactly_what_it_names() {
     // A cancellation removes order 1002; an older update retried later cannot bring it back.
     let mut cancelled = order(1002, 1, "2026-03-04T10:00:00Z");
     cancelled["cancelled_at"] = json!("2026-03-04T10:00:00Z");
-    s.send("orders/cancelled", "c1", shop, &cancelled, None)
-        .await;
-    s.send(
+    send(&s, "orders/cancelled", "c1", shop, &cancelled, None).await;
+    send(
+        &s,
         "orders/updated",
         "c2",
         shop,
@@ -359,7 +353,7 @@ async fn each_topic_changes_exactly_what_it_names() {
         None,
     )
     .await;
-    s.settle().await;
+    settle(&s).await;
     assert_eq!(
         count("SELECT COUNT(*) FROM orders WHERE order_id = '1002'").await,
         0
@@ -368,7 +362,7 @@ async fn each_topic_changes_exactly_what_it_names() {
         count("SELECT COUNT(*) FROM order_lines WHERE order_id = '1002'").await,
         0
     );
-    assert_eq!(s.outcome("c2").await.0, "stale");
+    assert_eq!(outcome_of(&s, "c2").await.0, "stale");
     assert_eq!(
         count("SELECT COUNT(*) FROM orders WHERE order_id = '1001'").await,
         1
@@ -377,9 +371,8 @@ async fn each_topic_changes_exactly_what_it_names() {
     // A data request: what we hold on Bob, kept for the merchant.
     let who = json!({"shop_domain": shop, "customer": {"id": 207119551, "email": "bob@example.com"},
                      "orders_requested": [1001], "data_request": {"id": 7}});
-    s.send("customers/data_request", "d1", shop, &who, None)
-        .await;
-    s.settle().await;
+    send(&s, "customers/data_request", "d1", shop, &who, None).await;
+    settle(&s).await;
     let resp = s
         .client
         .get(format!("{}/v1/admin/webhooks/d1", s.url))
@@ -395,8 +388,8 @@ async fn each_topic_changes_exactly_what_it_names() {
     assert_eq!(orders[0]["lines"].as_array().unwrap().len(), 2);
 
     // Redacting Bob: his identifiers leave the orders, the baskets stay.
-    s.send("customers/redact", "x1", shop, &json!({"customer": {"id": 207119551, "email": "bob@example.com"}, "orders_to_redact": [1001]}), None).await;
-    s.settle().await;
+    send(&s, "customers/redact", "x1", shop, &json!({"customer": {"id": 207119551, "email": "bob@example.com"}, "orders_to_redact": [1001]}), None).await;
+    settle(&s).await;
     assert_eq!(
         count("SELECT COUNT(*) FROM orders WHERE customer_key IS NOT NULL").await,
         0
@@ -407,7 +400,8 @@ async fn each_topic_changes_exactly_what_it_names() {
     );
 
     // A deleted product is archived: never bundled again, past lines still join it.
-    s.send(
+    send(
+        &s,
         "products/delete",
         "pd",
         shop,
@@ -415,7 +409,7 @@ async fn each_topic_changes_exactly_what_it_names() {
         None,
     )
     .await;
-    s.settle().await;
+    settle(&s).await;
     assert_eq!(
         count(
             "SELECT COUNT(*) FROM products WHERE variant_id = '808950810' AND status = 'archived'"
@@ -425,7 +419,8 @@ async fn each_topic_changes_exactly_what_it_names() {
     );
 
     // Uninstalled, then the shop's redaction: everything of the store goes.
-    s.send(
+    send(
+        &s,
         "app/uninstalled",
         "u1",
         shop,
@@ -433,13 +428,14 @@ async fn each_topic_changes_exactly_what_it_names() {
         None,
     )
     .await;
-    s.settle().await;
+    settle(&s).await;
     assert_eq!(
         count("SELECT COUNT(*) FROM stores WHERE store_id = 'mugs' AND uninstalled_at IS NOT NULL")
             .await,
         1
     );
-    s.send(
+    send(
+        &s,
         "shop/redact",
         "sr",
         shop,
@@ -447,8 +443,8 @@ async fn each_topic_changes_exactly_what_it_names() {
         None,
     )
     .await;
-    s.settle().await;
-    assert_eq!(s.outcome("sr").await.0, "applied");
+    settle(&s).await;
+    assert_eq!(outcome_of(&s, "sr").await.0, "applied");
     for sql in [
         "SELECT COUNT(*) FROM stores WHERE store_id = 'mugs'",
         "SELECT COUNT(*) FROM products WHERE store_id = 'mugs'",
@@ -463,7 +459,7 @@ async fn each_topic_changes_exactly_what_it_names() {
 }
 
 /// `GET /v1/admin/webhooks/{id}` with the admin token.
-async fn webhook_result(s: &Shop, id: &str) -> Value {
+async fn webhook_result(s: &TestApp, id: &str) -> Value {
     let resp = s
         .client
         .get(format!("{}/v1/admin/webhooks/{id}", s.url))
@@ -480,7 +476,7 @@ async fn webhook_result(s: &Shop, id: &str) -> Value {
 /// order can name a product created in the same burst, and a bad row fails alone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_of_updates_ends_at_each_resources_newest_and_a_bad_row_fails_alone() {
-    let s = Shop::start(SECRET).await;
+    let s = start(SECRET).await;
     let shop = "mugs.myshopify.com";
     let mug = |n: u64, version: u64| {
         json!({
@@ -520,36 +516,36 @@ async fn a_burst_of_updates_ends_at_each_resources_newest_and_a_bad_row_fails_al
     let results = futures_util::future::join_all(
         sends
             .iter()
-            .map(|(id, topic, body)| s.send(topic, id, shop, body, None)),
+            .map(|(id, topic, body)| send(&s, topic, id, shop, body, None)),
     )
     .await;
     assert!(
         results.iter().all(|(status, _)| *status == 200),
         "{results:?}"
     );
-    s.settle().await;
+    settle(&s).await;
 
     for n in 0..4u64 {
         assert_eq!(
-            s.title(&(8000 + n).to_string()).await,
+            title_of(&s, &(8000 + n).to_string()).await,
             Some(format!("Mug {n} v5")),
             "product {n}"
         );
-        let (outcome, message) = s.outcome(&format!("b{n}-5")).await;
+        let (outcome, message) = outcome_of(&s, &format!("b{n}-5")).await;
         assert_eq!(outcome, "applied", "{message}");
         for version in 1..5 {
-            let (outcome, message) = s.outcome(&format!("b{n}-{version}")).await;
+            let (outcome, message) = outcome_of(&s, &format!("b{n}-{version}")).await;
             assert!(
                 outcome == "applied" || outcome == "stale",
                 "b{n}-{version}: {outcome} {message}"
             );
         }
     }
-    let (outcome, message) = s.outcome("bad").await;
+    let (outcome, message) = outcome_of(&s, "bad").await;
     assert_eq!(outcome, "failed", "{message}");
     assert!(message.contains("price"), "{message}");
-    assert_eq!(s.title("8009").await, None);
-    let (outcome, message) = s.outcome("order").await;
+    assert_eq!(title_of(&s, "8009").await, None);
+    let (outcome, message) = outcome_of(&s, "order").await;
     assert_eq!(outcome, "applied", "{message}");
     assert_eq!(
         s.db.count("SELECT COUNT(*) FROM order_lines WHERE store_id = 'mugs' AND order_id = '9100' AND item_id = '8000'")
@@ -563,19 +559,33 @@ async fn a_burst_of_updates_ends_at_each_resources_newest_and_a_bad_row_fails_al
 /// webhook's document and the value, and no file of ours (none is written).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_product_names_its_document_and_no_file_of_ours() {
-    let s = Shop::start(SECRET).await;
+    let s = start(SECRET).await;
     let shop = "mugs.myshopify.com";
     let mut priced_wrong = product("Stoneware Mug", "2026-03-01T10:00:00Z");
     priced_wrong["variants"][0]["price"] = json!("abc");
-    s.send("products/create", "bad-price", shop, &priced_wrong, None)
-        .await;
-    s.settle().await;
+    send(
+        &s,
+        "products/create",
+        "bad-price",
+        shop,
+        &priced_wrong,
+        None,
+    )
+    .await;
+    settle(&s).await;
     let mut no_variants = product("Teapot", "2026-03-01T11:00:00Z");
     no_variants["id"] = json!(632910393);
     no_variants["variants"] = json!([]);
-    s.send("products/create", "no-variants", shop, &no_variants, None)
-        .await;
-    s.settle().await;
+    send(
+        &s,
+        "products/create",
+        "no-variants",
+        shop,
+        &no_variants,
+        None,
+    )
+    .await;
+    settle(&s).await;
 
     let temp = std::env::temp_dir().display().to_string();
     for (id, wants) in [
@@ -603,6 +613,6 @@ async fn a_refused_product_names_its_document_and_no_file_of_ours() {
             "{id} names a file of ours: {message}"
         );
     }
-    assert_eq!(s.title("808950810").await, None);
+    assert_eq!(title_of(&s, "808950810").await, None);
     s.stop().await;
 }

@@ -1,0 +1,102 @@
+//! Where the process keeps its data and how it serves: `[database]`, `[server]`,
+//! `[shopify]`.
+
+use serde::Deserialize;
+
+use super::error::{ConfigError, invalid};
+use super::options::Secret;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    pub url: String,
+}
+
+impl DatabaseSettings {
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        if self.url.trim().is_empty() {
+            return Err(invalid("database.url", "must not be empty".into()));
+        }
+        Ok(())
+    }
+}
+
+/// `bundleforge serve`: the HTTP service and its job workers.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    /// Address and port to listen on.
+    pub bind: String,
+    /// Jobs run at once in this process.
+    pub workers: usize,
+    /// Accepted on every route, for every store; empty: no admin token.
+    pub admin_token: Secret,
+    /// A claimed job's lease; a worker renews it every `heartbeat_seconds`.
+    pub lease_seconds: u64,
+    pub heartbeat_seconds: u64,
+    /// Attempts of a job before it fails (retryable errors and lost leases).
+    pub max_attempts: u32,
+    /// On SIGTERM, how long running jobs may take to finish before they are cancelled
+    /// and released to the queue.
+    pub shutdown_seconds: u64,
+    /// Largest request body, in MiB.
+    pub max_body_mb: usize,
+    /// Browser origins allowed to call the API (CORS); empty: none.
+    pub cors_origins: Vec<String>,
+    /// Requests a token may make per minute, on average (429 beyond, with
+    /// `Retry-After`), and how many it may make at once before that rate applies.
+    pub rate_limit_per_minute: u32,
+    pub rate_limit_burst: u32,
+    /// Deepest nesting a JSON request body may have (a job request, an upload's JSON).
+    pub max_json_depth: usize,
+}
+
+impl ServerSettings {
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        if self.bind.parse::<std::net::SocketAddr>().is_err() {
+            return Err(invalid(
+                "server.bind",
+                format!(
+                    "{:?} is not an address and port (127.0.0.1:8080)",
+                    self.bind
+                ),
+            ));
+        }
+        for (key, zero) in [
+            ("server.workers", self.workers == 0),
+            ("server.lease_seconds", self.lease_seconds == 0),
+            ("server.heartbeat_seconds", self.heartbeat_seconds == 0),
+            ("server.max_attempts", self.max_attempts == 0),
+            ("server.max_body_mb", self.max_body_mb == 0),
+            (
+                "server.rate_limit_per_minute",
+                self.rate_limit_per_minute == 0,
+            ),
+            ("server.rate_limit_burst", self.rate_limit_burst == 0),
+            ("server.max_json_depth", self.max_json_depth == 0),
+        ] {
+            if zero {
+                return Err(invalid(key, "must be at least 1".into()));
+            }
+        }
+        if self.heartbeat_seconds >= self.lease_seconds {
+            return Err(invalid(
+                "server.heartbeat_seconds",
+                format!(
+                    "{} must be shorter than server.lease_seconds ({}), or leases run out between beats",
+                    self.heartbeat_seconds, self.lease_seconds
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// What the service needs of Shopify.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShopifySettings {
+    /// The app's secret: webhooks are signed with it (HMAC-SHA256). Empty: webhooks
+    /// are refused (401).
+    pub webhook_secret: Secret,
+}
