@@ -179,6 +179,17 @@ impl Money {
         }
         Ok(Money::new(minor, currency))
     }
+
+    /// [`Money::parse`] for an amount that may not be below zero (a price, a cost): a
+    /// negative one is refused as [`MoneyError::Negative`], so callers tell it apart
+    /// from an unreadable one by its variant.
+    pub fn parse_non_negative(text: &str, currency: Currency) -> Result<Self, MoneyError> {
+        let money = Money::parse(text, currency)?;
+        if money.minor < 0 {
+            return Err(MoneyError::Negative);
+        }
+        Ok(money)
+    }
 }
 
 impl fmt::Display for Money {
@@ -485,6 +496,15 @@ mod tests {
                 .minor,
             1234
         );
+    }
+
+    #[test]
+    fn a_negative_amount_is_refused_by_its_own_variant() {
+        let usd = |t: &str| Money::parse_non_negative(t, Currency::USD).map(|m| m.minor);
+        assert_eq!(usd("3.50"), Ok(350));
+        assert_eq!(usd("-0"), Ok(0));
+        assert_eq!(usd("-3.5"), Err(MoneyError::Negative));
+        assert_eq!(usd("abc"), Err(MoneyError::NotANumber));
     }
 
     #[test]

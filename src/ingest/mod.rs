@@ -16,6 +16,7 @@ mod order_rows;
 pub mod plain;
 mod products;
 pub mod rejected;
+mod rows;
 mod shopify_json;
 mod source;
 
@@ -508,13 +509,10 @@ fn read_order_file(
     progress: &dyn Progress,
 ) -> Result<(), IngestError> {
     let name = source.name.as_str();
-    if let Some(doc) = source.document() {
-        return shopify_json::read_document(doc, name, FileRole::Orders, ctx, batch);
-    }
-    let opened = source::open(source, progress)?;
-    if opened.is_json {
-        return shopify_json::read(opened, FileRole::Orders, ctx, batch);
-    }
+    let Some(opened) = shopify_json::read_if_json(source, FileRole::Orders, ctx, batch, progress)?
+    else {
+        return Ok(());
+    };
     let mut csv = csv_reader(opened.reader, opened.delimiter);
     let columns =
         source::Columns::new(&csv.byte_headers().map_err(|e| csv_error(name, e))?.clone());

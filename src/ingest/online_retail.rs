@@ -13,13 +13,15 @@ use std::io::Read;
 
 use chrono::{DateTime, Utc};
 
-use super::source::{Columns, Field};
+use super::rows::{Outcome, RowResult, read_rows_unchecked, utf8};
+use super::source::{Columns, Field, Shape};
 use super::{
-    FileConventions, IngestBatch, IngestError, NOT_UTF8, Row, csv_error, parse_checked_in,
+    DateOrder, FileConventions, IngestBatch, IngestError, IngestReport, Rejection, Row,
+    parse_checked_in,
 };
 use crate::domain::{
-    Currency, Money, ObservedRow, Order, OrderLine, Product, ProductObservations, ProductRef,
-    micros_to_minor, parse_micros_in,
+    Currency, DecimalMark, Money, ObservedRow, Order, OrderLine, Product, ProductObservations,
+    ProductRef, micros_to_minor, parse_micros_in,
 };
 
 /// Stock codes that are postage, fees and manual adjustments, not products.
@@ -60,201 +62,264 @@ pub fn read<R: Read>(
     conv: &FileConventions,
     batch: &mut IngestBatch,
 ) -> Result<(), IngestError> {
-    let col_invoice = columns.find(Field::InvoiceNo);
-    let col_code = columns.find(Field::StockCode);
-    let col_desc = columns.find(Field::Description);
-    let col_qty = columns.find(Field::Quantity);
-    let col_date = columns.find(Field::InvoiceDate);
-    let col_price = columns.find(Field::UnitPrice);
-    let col_customer = columns.find(Field::Customer);
+    let cols = RetailColumns::new(columns, conv);
+    let mut acc = Accumulated::new();
+    read_rows_unchecked::<_, ()>(
+        file,
+        Shape::OnlineRetail,
+        csv,
+        columns,
+        conv,
+        &mut batch.report,
+        |row, report| acc.row(row, &cols, report),
+    )?;
+    batch.report.lines_merged += acc.merged;
+    acc.finish(batch);
+    Ok(())
+}
 
-    let mut products: Vec<ProductAcc> = Vec::with_capacity(4096);
-    let mut product_index: HashMap<String, u32> = HashMap::with_capacity(4096);
-    let mut orders: Vec<OrderAcc> = Vec::with_capacity(32_768);
-    let mut order_index: HashMap<String, u32> = HashMap::with_capacity(32_768);
-    let mut line_index: HashMap<(u32, u32), u32> = HashMap::with_capacity(600_000);
-    let mut merged = 0u64;
-    let report = &mut batch.report;
-    let mut rows_read = 0u64;
-    let mut record = csv::ByteRecord::new();
-    let mut code_upper = String::new();
-    // The invoice of the row being read, once known: a rejected row marks it incomplete.
-    let mut current_invoice = String::new();
-    let mut incomplete: HashSet<String> = HashSet::new();
+/// The columns the file is read by, and its conventions.
+struct RetailColumns {
+    mark: DecimalMark,
+    dates: DateOrder,
+    invoice: Option<usize>,
+    code: Option<usize>,
+    desc: Option<usize>,
+    qty: Option<usize>,
+    date: Option<usize>,
+    price: Option<usize>,
+    customer: Option<usize>,
+}
 
-    loop {
-        match csv.read_byte_record(&mut record) {
-            Ok(true) => {}
-            Ok(false) => break,
-            Err(e) => return Err(csv_error(file, e)),
+impl RetailColumns {
+    fn new(columns: &Columns, conv: &FileConventions) -> Self {
+        RetailColumns {
+            mark: conv.decimal_mark,
+            dates: conv.date_order(),
+            invoice: columns.find(Field::InvoiceNo),
+            code: columns.find(Field::StockCode),
+            desc: columns.find(Field::Description),
+            qty: columns.find(Field::Quantity),
+            date: columns.find(Field::InvoiceDate),
+            price: columns.find(Field::UnitPrice),
+            customer: columns.find(Field::Customer),
         }
-        rows_read += 1;
-        current_invoice.clear();
-        let row = Row {
-            file,
-            line: record.position().map(|p| p.line()).unwrap_or(0),
-            record: &record,
-            columns,
-        };
-        macro_rules! field {
-            ($col:expr) => {
-                match row.get($col) {
-                    Ok(v) => v,
-                    Err(e) => {
-                        if !current_invoice.is_empty() {
-                            incomplete.insert(current_invoice.clone());
-                        }
-                        report.reject(NOT_UTF8, e);
-                        continue;
-                    }
-                }
-            };
-        }
-        macro_rules! reject {
-            ($key:expr, $col:expr, $value:expr, $reason:expr) => {{
-                if !current_invoice.is_empty() {
-                    incomplete.insert(current_invoice.clone());
-                }
-                report.reject($key, row.error($col, $value, $reason));
-                continue;
-            }};
-        }
+    }
+}
 
-        let Some(invoice) = field!(col_invoice) else {
-            reject!(
+/// The values of a row the filter keeps (its stock code is in `code_upper`).
+struct KeptRow<'r> {
+    invoice: &'r str,
+    created_at: DateTime<Utc>,
+    quantity: i64,
+    price_micros: i64,
+    description: &'r str,
+    customer: Option<&'r str>,
+}
+
+/// Products, invoices and their lines as the rows arrive.
+struct Accumulated {
+    products: Vec<ProductAcc>,
+    product_index: HashMap<String, u32>,
+    orders: Vec<OrderAcc>,
+    order_index: HashMap<String, u32>,
+    line_index: HashMap<(u32, u32), u32>,
+    /// Rows of a product its invoice had already, merged into that line.
+    merged: u64,
+    /// The upper-cased stock code of the row being read: one buffer for every row.
+    code_upper: String,
+    /// Invoices with a rejected row.
+    incomplete: HashSet<String>,
+}
+
+impl Accumulated {
+    fn new() -> Self {
+        Accumulated {
+            products: Vec::with_capacity(4096),
+            product_index: HashMap::with_capacity(4096),
+            orders: Vec::with_capacity(32_768),
+            order_index: HashMap::with_capacity(32_768),
+            line_index: HashMap::with_capacity(600_000),
+            merged: 0,
+            code_upper: String::new(),
+            incomplete: HashSet::new(),
+        }
+    }
+
+    /// One row: rejected, dropped by the filter, or added to its invoice.
+    fn row(
+        &mut self,
+        row: &Row<'_>,
+        cols: &RetailColumns,
+        report: &mut IngestReport,
+    ) -> RowResult<Outcome<()>> {
+        let Some(invoice) = row.get(cols.invoice).map_err(utf8)? else {
+            return Err(Rejection::new(
                 "missing_value",
-                col_invoice,
-                "",
-                "an invoice number is required"
-            )
+                row.error(cols.invoice, "", "an invoice number is required"),
+            ));
         };
-        current_invoice.push_str(invoice);
+        match self.filter(invoice, row, cols, report) {
+            Ok(Outcome::Entry(kept)) => {
+                self.absorb(&kept);
+                Ok(Outcome::Absorbed)
+            }
+            Ok(Outcome::Absorbed) => Ok(Outcome::Absorbed),
+            Ok(Outcome::Dropped(reason)) => Ok(Outcome::Dropped(reason)),
+            Err(r) => {
+                // Once its invoice is known, a rejected row marks it incomplete.
+                self.incomplete.insert(invoice.to_owned());
+                Err(r)
+            }
+        }
+    }
+
+    /// The canonical filter on a row of `invoice`, its checks in the README's order:
+    /// a valid row it leaves out is dropped under the first that applies.
+    fn filter<'r>(
+        &mut self,
+        invoice: &'r str,
+        row: &Row<'r>,
+        cols: &RetailColumns,
+        report: &mut IngestReport,
+    ) -> RowResult<Outcome<KeptRow<'r>>> {
         if let Some((key, e)) = row.malformed() {
-            incomplete.insert(current_invoice.clone());
-            report.reject(key, e);
-            continue;
+            return Err(Rejection::new(key, e));
         }
         if invoice.starts_with(['C', 'c']) {
-            report.drop_row("cancellation");
-            continue;
+            return Ok(Outcome::Dropped("cancellation"));
         }
-        let qty_text = field!(col_qty).unwrap_or("");
-        let quantity = match super::parse_quantity(qty_text, super::MAX_LINE_QUANTITY) {
-            Ok(q) => q,
-            Err(e) => reject!(e.key, col_qty, qty_text, &e.reason),
-        };
+        let qty_text = row.get(cols.qty).map_err(utf8)?.unwrap_or("");
+        let quantity = super::parse_quantity(qty_text, super::MAX_LINE_QUANTITY)
+            .map_err(|e| Rejection::new(e.key, row.error(cols.qty, qty_text, &e.reason)))?;
         if quantity <= 0 {
-            report.drop_row("quantity_not_positive");
-            continue;
+            return Ok(Outcome::Dropped("quantity_not_positive"));
         }
-        let price_text = field!(col_price).unwrap_or("");
-        let price_micros = match parse_micros_in(price_text, conv.decimal_mark) {
-            Ok(m) => m,
-            Err(e) => reject!("bad_price", col_price, price_text, &e.to_string()),
-        };
+        let price_text = row.get(cols.price).map_err(utf8)?.unwrap_or("");
+        let price_micros = parse_micros_in(price_text, cols.mark).map_err(|e| {
+            Rejection::new(
+                "bad_price",
+                row.error(cols.price, price_text, &e.to_string()),
+            )
+        })?;
         if price_micros <= 0 {
-            report.drop_row("price_not_positive");
-            continue;
+            return Ok(Outcome::Dropped("price_not_positive"));
         }
         if invoice.starts_with(['A', 'a']) {
-            report.drop_row("adjustment_invoice");
-            continue;
+            return Ok(Outcome::Dropped("adjustment_invoice"));
         }
-        let Some(code) = field!(col_code) else {
-            reject!("missing_value", col_code, "", "a stock code is required")
+        let Some(code) = row.get(cols.code).map_err(utf8)? else {
+            return Err(Rejection::new(
+                "missing_value",
+                row.error(cols.code, "", "a stock code is required"),
+            ));
         };
-        code_upper.clear();
-        code_upper.extend(code.chars().flat_map(char::to_uppercase));
-        if let Some(service) = SERVICE_CODES.iter().find(|s| **s == code_upper) {
-            report.drop_row("service_code");
+        self.code_upper.clear();
+        self.code_upper
+            .extend(code.chars().flat_map(char::to_uppercase));
+        if let Some(service) = SERVICE_CODES.iter().find(|s| **s == self.code_upper) {
             *report
                 .dropped_service_codes
                 .entry((*service).to_owned())
                 .or_default() += 1;
-            continue;
+            return Ok(Outcome::Dropped("service_code"));
         }
-        let date_text = field!(col_date).unwrap_or("");
-        let created_at = match parse_checked_in(date_text, conv.date_order()) {
-            Ok(t) => t,
-            Err(reason) => reject!("bad_date", col_date, date_text, &reason),
-        };
+        let date_text = row.get(cols.date).map_err(utf8)?.unwrap_or("");
+        let created_at = parse_checked_in(date_text, cols.dates).map_err(|reason| {
+            Rejection::new("bad_date", row.error(cols.date, date_text, &reason))
+        })?;
         // Optional: a description or customer that is not UTF-8 is ignored, row kept.
-        let description = row.optional(col_desc, report).unwrap_or("");
-        let customer = row.optional(col_customer, report);
+        Ok(Outcome::Entry(KeptRow {
+            invoice,
+            created_at,
+            quantity,
+            price_micros,
+            description: row.optional(cols.desc, report).unwrap_or(""),
+            customer: row.optional(cols.customer, report),
+        }))
+    }
 
-        report.rows_kept += 1;
-        let pidx = match product_index.get(code_upper.as_str()) {
+    /// Adds a kept row to its product (stock code `code_upper`) and its invoice; a
+    /// product the invoice has already merges into that line.
+    fn absorb(&mut self, kept: &KeptRow<'_>) {
+        let pidx = match self.product_index.get(self.code_upper.as_str()) {
             Some(&i) => i,
             None => {
-                let i = products.len() as u32;
-                product_index.insert(code_upper.clone(), i);
-                products.push(ProductAcc {
-                    code: code_upper.clone(),
+                let i = self.products.len() as u32;
+                self.product_index.insert(self.code_upper.clone(), i);
+                self.products.push(ProductAcc {
+                    code: self.code_upper.clone(),
                     descriptions: Vec::with_capacity(1),
                     rows: Vec::new(),
                 });
                 i
             }
         };
-        let p = &mut products[pidx as usize];
-        let didx = match p.descriptions.iter().position(|d| d == description) {
+        let p = &mut self.products[pidx as usize];
+        let didx = match p.descriptions.iter().position(|d| d == kept.description) {
             Some(i) => i,
             None => {
-                p.descriptions.push(description.to_owned());
+                p.descriptions.push(kept.description.to_owned());
                 p.descriptions.len() - 1
             }
         };
-
-        let oidx = match order_index.get(invoice) {
+        let oidx = match self.order_index.get(kept.invoice) {
             Some(&i) => i,
             None => {
-                let i = orders.len() as u32;
-                order_index.insert(invoice.to_owned(), i);
-                orders.push(OrderAcc {
-                    invoice: invoice.to_owned(),
-                    created_at,
+                let i = self.orders.len() as u32;
+                self.order_index.insert(kept.invoice.to_owned(), i);
+                self.orders.push(OrderAcc {
+                    invoice: kept.invoice.to_owned(),
+                    created_at: kept.created_at,
                     customer: None,
                     lines: Vec::new(),
                 });
                 i
             }
         };
-        p.rows.push((oidx, didx as u32, price_micros));
-        let o = &mut orders[oidx as usize];
-        if created_at < o.created_at {
-            o.created_at = created_at;
+        p.rows.push((oidx, didx as u32, kept.price_micros));
+        let o = &mut self.orders[oidx as usize];
+        if kept.created_at < o.created_at {
+            o.created_at = kept.created_at;
         }
         if o.customer.is_none() {
-            o.customer = customer.map(str::to_owned);
+            o.customer = kept.customer.map(str::to_owned);
         }
-        let value = i128::from(quantity) * i128::from(price_micros);
-        match line_index.get(&(oidx, pidx)) {
+        let value = i128::from(kept.quantity) * i128::from(kept.price_micros);
+        match self.line_index.get(&(oidx, pidx)) {
             Some(&li) => {
                 let l = &mut o.lines[li as usize];
-                l.1 += quantity;
+                l.1 += kept.quantity;
                 l.2 += value;
-                merged += 1;
+                self.merged += 1;
             }
             None => {
-                line_index.insert((oidx, pidx), o.lines.len() as u32);
-                o.lines.push((pidx, quantity, value));
+                self.line_index.insert((oidx, pidx), o.lines.len() as u32);
+                o.lines.push((pidx, kept.quantity, value));
             }
         }
     }
-    report.rows_read += rows_read;
-    report.lines_merged += merged;
-    batch.report.files.push(super::FileSummary {
-        conventions: conv.clone(),
-        path: file.to_owned(),
-        shape: super::Shape::OnlineRetail.name(),
-        rows_read,
-    });
 
+    /// The derived catalog and the invoices as orders, in GBP.
+    fn finish(self, batch: &mut IngestBatch) {
+        let Accumulated {
+            mut products,
+            orders,
+            incomplete,
+            ..
+        } = self;
+        batch.data_currency = Some(Currency::GBP);
+        push_products(&mut products, &orders, batch);
+        push_orders(orders, &products, &incomplete, batch);
+    }
+}
+
+/// One product per stock code, derived from its rows' observations.
+fn push_products(products: &mut [ProductAcc], orders: &[OrderAcc], batch: &mut IngestBatch) {
     let gbp = Currency::GBP;
-    batch.data_currency = Some(gbp);
     batch.products.reserve(products.len());
     batch.observations.reserve(products.len());
-    for p in &mut products {
+    for p in products {
         let observations = ProductObservations {
             variant_id: p.code.clone(),
             descriptions: std::mem::take(&mut p.descriptions),
@@ -273,6 +338,16 @@ pub fn read<R: Read>(
             .push(derive_product(&p.code, &observations, gbp));
         batch.observations.push(observations);
     }
+}
+
+/// Each invoice as an order, its merged lines priced at their weighted mean.
+fn push_orders(
+    orders: Vec<OrderAcc>,
+    products: &[ProductAcc],
+    incomplete: &HashSet<String>,
+    batch: &mut IngestBatch,
+) {
+    let gbp = Currency::GBP;
     batch.orders.reserve(orders.len());
     for o in orders {
         let lines = o
@@ -312,7 +387,6 @@ pub fn read<R: Read>(
             lines,
         });
     }
-    Ok(())
 }
 
 fn derive_product(code: &str, observations: &ProductObservations, currency: Currency) -> Product {

@@ -13,10 +13,11 @@ use std::io::Read;
 use chrono::{DateTime, Utc};
 
 use super::catalog_entries::{Located, push_deduplicated};
+use super::rows::{Outcome, RowResult, read_rows, utf8};
 use super::source::{self, Columns, Field, FileRole, IngestSource, IngestSources, Shape};
 use super::{
-    DateOrder, FileConventions, IngestBatch, IngestContext, IngestError, NOT_UTF8, Progress,
-    Rejection, Row, RowError, csv_error, csv_reader, parse_checked_in, shape_for, strip_html,
+    DateOrder, FileConventions, IngestBatch, IngestContext, IngestError, Progress, Rejection, Row,
+    RowError, csv_error, csv_reader, parse_checked_in, shape_for, strip_html,
 };
 use crate::domain::{Currency, DecimalMark, Money, Product, ProductStatus};
 
@@ -28,13 +29,11 @@ pub fn read_catalog(
     progress: &dyn Progress,
 ) -> Result<(), IngestError> {
     let name = source.name.as_str();
-    if let Some(doc) = source.document() {
-        return super::shopify_json::read_document(doc, name, FileRole::Catalog, ctx, batch);
-    }
-    let opened = source::open(source, progress)?;
-    if opened.is_json {
-        return super::shopify_json::read(opened, FileRole::Catalog, ctx, batch);
-    }
+    let Some(opened) =
+        super::shopify_json::read_if_json(source, FileRole::Catalog, ctx, batch, progress)?
+    else {
+        return Ok(());
+    };
     let variants = sources.get(FileRole::Variants);
     let mut csv = csv_reader(opened.reader, opened.delimiter);
     let columns = Columns::new(&csv.byte_headers().map_err(|e| csv_error(name, e))?.clone());
@@ -173,12 +172,6 @@ struct VariantFields {
     inventory: Option<i64>,
     variant_title: Option<String>,
     inventory_item_id: Option<String>,
-}
-
-type RowResult<T> = Result<T, Rejection>;
-
-fn utf8(e: RowError) -> Rejection {
-    Rejection::new(NOT_UTF8, e)
 }
 
 fn opt(row: &Row<'_>, col: Option<usize>) -> RowResult<Option<String>> {
@@ -393,67 +386,6 @@ fn product(
         gift_card: p.gift_card,
         inventory_item_id: v.inventory_item_id,
     }
-}
-
-/// What a row handler made of one row.
-enum Outcome<T> {
-    /// A kept row that produced a catalog entry.
-    Entry(T),
-    /// A kept row whose data was absorbed elsewhere (a product row awaiting variants).
-    Absorbed,
-    /// A valid row a documented rule leaves out, counted under this reason.
-    Dropped(&'static str),
-}
-
-/// The loop every catalog reader shares: reads each record, hands it to `handle` as a
-/// located [`Row`], books the outcome in the report (kept, dropped or rejected), and
-/// records the file. Returns the entries with the line each came from.
-fn read_rows<R: Read, T>(
-    file: &str,
-    shape: Shape,
-    csv: &mut csv::Reader<R>,
-    columns: &Columns,
-    conv: &FileConventions,
-    report: &mut super::IngestReport,
-    mut handle: impl FnMut(&Row<'_>, &mut super::IngestReport) -> RowResult<Outcome<T>>,
-) -> Result<Vec<(u64, T)>, IngestError> {
-    let mut out = Vec::new();
-    let mut record = csv::ByteRecord::new();
-    let mut rows_read = 0;
-    while csv
-        .read_byte_record(&mut record)
-        .map_err(|e| csv_error(file, e))?
-    {
-        rows_read += 1;
-        let line = record.position().map(|p| p.line()).unwrap_or(0);
-        let row = Row {
-            file,
-            line,
-            record: &record,
-            columns,
-        };
-        if let Some((key, e)) = row.malformed() {
-            report.reject(key, e);
-            continue;
-        }
-        match handle(&row, report) {
-            Ok(Outcome::Entry(t)) => {
-                report.rows_kept += 1;
-                out.push((line, t));
-            }
-            Ok(Outcome::Absorbed) => report.rows_kept += 1,
-            Ok(Outcome::Dropped(reason)) => report.drop_row(reason),
-            Err(r) => report.reject(r.key, *r.error),
-        }
-    }
-    report.rows_read += rows_read;
-    report.files.push(super::FileSummary {
-        path: file.to_owned(),
-        shape: shape.name(),
-        rows_read,
-        conventions: conv.clone(),
-    });
-    Ok(out)
 }
 
 fn located(rows: Vec<(u64, Product)>) -> Vec<Located> {

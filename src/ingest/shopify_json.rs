@@ -3,12 +3,36 @@
 //! either, is accepted too). Ids may be numbers or strings (`gid://…` kept as given).
 //! Errors name the record by its JSON path.
 
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::catalog_entries::{Located, push_deduplicated};
-use super::source::{FileRole, Opened, Shape};
-use super::{IngestBatch, IngestContext, IngestError, RowError, strip_html};
-use crate::domain::{Currency, Money, Order, OrderLine, Product, ProductRef, ProductStatus};
+use super::source::{self, FileRole, IngestSource, Opened, Shape};
+use super::{IngestBatch, IngestContext, IngestError, Progress, RowError, strip_html};
+use crate::domain::{
+    Currency, Money, MoneyError, Order, OrderLine, Product, ProductRef, ProductStatus,
+};
+
+/// Tells JSON from CSV, for every role: a parsed document, or a file whose first byte
+/// opens JSON, is read here as Shopify JSON (`None`); a CSV comes back opened.
+pub(super) fn read_if_json<'p>(
+    source: &IngestSource,
+    given: FileRole,
+    ctx: &IngestContext,
+    batch: &mut IngestBatch,
+    progress: &'p dyn Progress,
+) -> Result<Option<Opened<'p>>, IngestError> {
+    if let Some(doc) = source.document() {
+        read_document(doc, &source.name, given, ctx, batch)?;
+        return Ok(None);
+    }
+    let opened = source::open(source, progress)?;
+    if opened.is_json {
+        read(opened, given, ctx, batch)?;
+        return Ok(None);
+    }
+    Ok(Some(opened))
+}
 
 /// Reads a Shopify JSON document from an opened file.
 pub fn read(
@@ -135,40 +159,321 @@ impl JsonReader<'_> {
         }
     }
 
+    /// An amount at `key`, parsed in `currency`; absent when the key is.
     fn money(
-        &mut self,
+        &self,
         v: &Value,
         path: &str,
         key: &str,
         currency: Currency,
-    ) -> Result<Option<Money>, RowError> {
+    ) -> Result<Option<Money>, BadAmount> {
         let Some(t) = text(v, key) else {
             return Ok(None);
         };
-        match Money::parse(&t, currency) {
-            Ok(m) if m.minor >= 0 => Ok(Some(m)),
-            Ok(_) => Err(self.error(path, key, &t, "cannot be negative")),
-            Err(_) => Err(self.error(path, key, &t, "not a decimal amount")),
+        Money::parse_non_negative(&t, currency)
+            .map(Some)
+            .map_err(|cause| {
+                let reason = match cause {
+                    MoneyError::Negative => "cannot be negative",
+                    _ => "not a decimal amount",
+                };
+                BadAmount {
+                    error: Box::new(self.error(path, key, &t, reason)),
+                    cause,
+                }
+            })
+    }
+
+    /// One product's catalog entries, one per variant with a price.
+    fn product(&mut self, path: &str, p: &Value) -> Vec<Located> {
+        let Some(fields) = ProductLevel::read(p) else {
+            self.batch.report.rows_read += 1;
+            let e = self.error(path, "id", "", "a product id is required");
+            self.batch.report.reject("missing_value", e);
+            return Vec::new();
+        };
+        let empty = Vec::new();
+        let variants = p
+            .get("variants")
+            .and_then(Value::as_array)
+            .unwrap_or(&empty);
+        let mut out = Vec::new();
+        for (vi, v) in variants.iter().enumerate() {
+            if let Some(product) = self.variant(path, vi, v, &fields) {
+                out.push(Located { line: 0, product });
+            }
+        }
+        if variants.is_empty() {
+            self.batch.report.rows_read += 1;
+            let e = self.error(
+                path,
+                "variants",
+                "",
+                "a product needs at least one variant with a price",
+            );
+            self.batch.report.reject("missing_value", e);
+        }
+        out
+    }
+
+    /// Variant `vi` of the product at `path` as a catalog entry: one row read, kept
+    /// or rejected (`None`).
+    fn variant(&mut self, path: &str, vi: usize, v: &Value, p: &ProductLevel) -> Option<Product> {
+        let vpath = format!("{path}.variants[{vi}]");
+        self.batch.report.rows_read += 1;
+        if p.title.is_empty() {
+            let e = self.error(path, "title", "", "a title is required");
+            self.batch.report.reject("missing_value", e);
+            return None;
+        }
+        let currency = self.ctx.default_currency;
+        let price = match self.money(v, &vpath, "price", currency) {
+            Ok(Some(m)) => m,
+            Ok(None) => {
+                let e = self.error(&vpath, "price", "", "a price is required");
+                self.batch.report.reject("missing_value", e);
+                return None;
+            }
+            Err(e) => {
+                self.batch.report.reject(e.price_key(), *e.error);
+                return None;
+            }
+        };
+        let compare_at = self
+            .money(v, &vpath, "compare_at_price", currency)
+            .unwrap_or_else(|e| {
+                self.batch
+                    .report
+                    .ignore_value("bad_compare_at_price", *e.error);
+                None
+            });
+        let cost = self.money(v, &vpath, "cost", currency).unwrap_or_else(|e| {
+            self.batch.report.ignore_value("bad_cost", *e.error);
+            None
+        });
+        let variant_id = text(v, "id").unwrap_or_else(|| format!("{}#{}", p.product_id, vi + 1));
+        let inventory = match v.get("inventory_quantity") {
+            Some(Value::Number(n)) => n.as_i64(),
+            _ => None,
+        };
+        // Shopify reports untracked variants with inventory_management = null.
+        let tracked = !matches!(v.get("inventory_management"), Some(Value::Null));
+        let variant_title = text(v, "title").filter(|t| t != "Default Title");
+        self.batch.report.rows_kept += 1;
+        Some(Product {
+            variant_id,
+            product_id: p.product_id.clone(),
+            sku: text(v, "sku"),
+            handle: p.handle.clone(),
+            title: p.title.clone(),
+            variant_title,
+            description: p.description.clone(),
+            category: p.category.clone(),
+            product_type: p.product_type.clone(),
+            vendor: p.vendor.clone(),
+            tags: p.tags.clone(),
+            price,
+            compare_at_price: compare_at,
+            cost,
+            inventory: if tracked { inventory } else { None },
+            status: p.status,
+            created_at: p.created_at,
+            gift_card: p.gift_card,
+            inventory_item_id: text(v, "inventory_item_id"),
+        })
+    }
+
+    /// One order: its order-level fields, then each line item as a row.
+    fn order(&mut self, path: &str, o: &Value) {
+        let empty = Vec::new();
+        let items = o
+            .get("line_items")
+            .and_then(Value::as_array)
+            .unwrap_or(&empty);
+        let rows = items.len().max(1) as u64;
+        self.batch.report.rows_read += rows;
+        let Some(head) = self.order_head(path, o, rows) else {
+            return;
+        };
+        let mut lines = Vec::new();
+        let rejected_before = self.batch.report.rejected_total();
+        for (li, item) in items.iter().enumerate() {
+            let lpath = format!("{path}.line_items[{li}]");
+            lines.extend(self.line_item(&lpath, item, head.currency));
+        }
+        if items.is_empty() {
+            self.batch.report.drop_row("order_without_lines");
+        }
+        if lines.is_empty() {
+            return;
+        }
+        if self.batch.report.rejected_total() > rejected_before {
+            self.batch.incomplete_orders.insert(head.order_id.clone());
+        }
+        self.batch.orders.push(Order {
+            order_id: head.order_id,
+            name: text(o, "name"),
+            created_at: head.created_at,
+            customer_key: head.customer,
+            currency: head.currency,
+            currency_assumed: head.currency_assumed,
+            lines,
+        });
+    }
+
+    /// An order's id, date, currency and customer; `None` when one that is required
+    /// is missing or bad, every row of the order rejected for it.
+    fn order_head(&mut self, path: &str, o: &Value, rows: u64) -> Option<OrderHead> {
+        let Some(order_id) = text(o, "id").or_else(|| text(o, "name")) else {
+            let e = self.error(path, "id", "", "an order id is required");
+            self.reject_all(rows, "missing_order_id", e);
+            return None;
+        };
+        let created_text = text(o, "created_at").or_else(|| text(o, "processed_at"));
+        let parsed = created_text.as_deref().map(super::parse_checked);
+        let Some(Ok(created_at)) = parsed else {
+            let value = created_text.unwrap_or_default();
+            let reason = match parsed {
+                Some(Err(reason)) => reason,
+                _ => "not a date and time".to_owned(),
+            };
+            let key = if value.is_empty() {
+                "missing_date"
+            } else {
+                "bad_date"
+            };
+            let e = self.error(path, "created_at", &value, &reason);
+            self.reject_all(rows, key, e);
+            return None;
+        };
+        let (currency, currency_assumed) = match text(o, "currency").map(|c| Currency::parse(&c)) {
+            Some(Ok(c)) => (c, false),
+            Some(Err(_)) => {
+                let value = text(o, "currency").unwrap_or_default();
+                let e = self.error(path, "currency", &value, "not a currency code (e.g. USD)");
+                self.reject_all(rows, "bad_currency", e);
+                return None;
+            }
+            None => (self.ctx.default_currency, true),
+        };
+        let customer = o
+            .get("customer")
+            .and_then(|c| text(c, "id").or_else(|| text(c, "email")))
+            .or_else(|| text(o, "email"));
+        Some(OrderHead {
+            order_id,
+            created_at,
+            currency,
+            currency_assumed,
+            customer,
+        })
+    }
+
+    /// Rejects every row an order stands for: each line item, or the one row of an
+    /// order without any.
+    fn reject_all(&mut self, rows: u64, key: &str, err: RowError) {
+        for _ in 0..rows {
+            self.batch.report.reject(key, err.clone());
         }
     }
 
-    fn product(&mut self, path: &str, p: &Value) -> Vec<Located> {
-        let report_reject =
-            |me: &mut Self, key: &str, err: RowError| me.batch.report.reject(key, err);
-        let Some(product_id) = text(p, "id").or_else(|| text(p, "handle")) else {
-            self.batch.report.rows_read += 1;
-            report_reject(
-                self,
-                "missing_value",
-                self.error(path, "id", "", "a product id is required"),
-            );
-            return Vec::new();
+    /// One line item as an order line: kept, dropped or rejected (`None`).
+    fn line_item(&mut self, lpath: &str, item: &Value, currency: Currency) -> Option<OrderLine> {
+        let product = ProductRef {
+            variant_id: text(item, "variant_id"),
+            sku: text(item, "sku"),
+            product_id: text(item, "product_id"),
+            title: text(item, "name").or_else(|| text(item, "title")),
         };
-        let title = text(p, "title").unwrap_or_default();
-        let description = text(p, "body_html")
-            .or_else(|| text(p, "descriptionHtml"))
-            .map(|h| strip_html(&h))
-            .unwrap_or_default();
+        if product.is_empty() {
+            let e = self.error(
+                lpath,
+                "variant_id",
+                "",
+                "the line names no product (variant id, SKU, product id or title)",
+            );
+            self.batch.report.reject("no_product_reference", e);
+            return None;
+        }
+        let qty_text = text(item, "quantity").unwrap_or_default();
+        let quantity = match super::parse_quantity(&qty_text, super::MAX_LINE_QUANTITY) {
+            Ok(q) => q,
+            Err(q) => {
+                let e = self.error(lpath, "quantity", &qty_text, &q.reason);
+                self.batch.report.reject(q.key, e);
+                return None;
+            }
+        };
+        if quantity <= 0 {
+            self.batch.report.drop_row("quantity_not_positive");
+            return None;
+        }
+        let price = match self.money(item, lpath, "price", currency) {
+            Ok(Some(m)) => m.minor,
+            Ok(None) => {
+                let e = self.error(lpath, "price", "", "a unit price is required");
+                self.batch.report.reject("missing_value", e);
+                return None;
+            }
+            Err(e) => {
+                self.batch.report.reject(e.price_key(), *e.error);
+                return None;
+            }
+        };
+        let discount = match self.money(item, lpath, "total_discount", currency) {
+            Ok(d) => d.map(|m| m.minor).unwrap_or(0),
+            Err(e) => {
+                self.batch.report.ignore_value("bad_discount", *e.error);
+                0
+            }
+        };
+        self.batch.report.rows_kept += 1;
+        Some(OrderLine {
+            product,
+            item_id: None,
+            quantity,
+            unit_price_minor: price,
+            discount_minor: discount,
+        })
+    }
+}
+
+/// An amount refused: its cause, typed (a negative price is counted apart from an
+/// unreadable one), and the error that names it (boxed: most amounts pass).
+struct BadAmount {
+    cause: MoneyError,
+    error: Box<RowError>,
+}
+
+impl BadAmount {
+    /// The key a refused price is counted under.
+    fn price_key(&self) -> &'static str {
+        match self.cause {
+            MoneyError::Negative => "negative_price",
+            _ => "bad_price",
+        }
+    }
+}
+
+/// A product's own fields, which each of its variants repeats.
+struct ProductLevel {
+    product_id: String,
+    handle: Option<String>,
+    title: String,
+    description: String,
+    category: Option<String>,
+    product_type: Option<String>,
+    vendor: Option<String>,
+    tags: Vec<String>,
+    status: Option<ProductStatus>,
+    created_at: Option<DateTime<Utc>>,
+    gift_card: bool,
+}
+
+impl ProductLevel {
+    /// `None` when the product has neither an id nor a handle.
+    fn read(p: &Value) -> Option<Self> {
+        let product_id = text(p, "id").or_else(|| text(p, "handle"))?;
         let tags: Vec<String> = match p.get("tags") {
             Some(Value::String(s)) => s
                 .split(',')
@@ -182,252 +487,36 @@ impl JsonReader<'_> {
                 .collect(),
             _ => Vec::new(),
         };
-        let status = text(p, "status").and_then(|s| ProductStatus::parse(&s));
-        let created_at = text(p, "published_at")
-            .or_else(|| text(p, "created_at"))
-            .and_then(|t| super::parse_checked(&t).ok());
         let product_type = text(p, "product_type");
         let gift_card = product_type
             .as_deref()
             .is_some_and(|t| t.eq_ignore_ascii_case("gift card"));
-        let empty = Vec::new();
-        let variants = p
-            .get("variants")
-            .and_then(Value::as_array)
-            .unwrap_or(&empty);
-        let mut out = Vec::new();
-        for (vi, v) in variants.iter().enumerate() {
-            let vpath = format!("{path}.variants[{vi}]");
-            self.batch.report.rows_read += 1;
-            if title.is_empty() {
-                report_reject(
-                    self,
-                    "missing_value",
-                    self.error(path, "title", "", "a title is required"),
-                );
-                continue;
-            }
-            let currency = self.ctx.default_currency;
-            let price = match self.money(v, &vpath, "price", currency) {
-                Ok(Some(m)) => m,
-                Ok(None) => {
-                    report_reject(
-                        self,
-                        "missing_value",
-                        self.error(&vpath, "price", "", "a price is required"),
-                    );
-                    continue;
-                }
-                Err(e) => {
-                    let key = if e.reason.contains("negative") {
-                        "negative_price"
-                    } else {
-                        "bad_price"
-                    };
-                    report_reject(self, key, e);
-                    continue;
-                }
-            };
-            let compare_at = self
-                .money(v, &vpath, "compare_at_price", currency)
-                .unwrap_or_else(|e| {
-                    self.batch.report.ignore_value("bad_compare_at_price", e);
-                    None
-                });
-            let cost = self.money(v, &vpath, "cost", currency).unwrap_or_else(|e| {
-                self.batch.report.ignore_value("bad_cost", e);
-                None
-            });
-            let variant_id = text(v, "id").unwrap_or_else(|| format!("{product_id}#{}", vi + 1));
-            let inventory = match v.get("inventory_quantity") {
-                Some(Value::Number(n)) => n.as_i64(),
-                _ => None,
-            };
-            // Shopify reports untracked variants with inventory_management = null.
-            let tracked = !matches!(v.get("inventory_management"), Some(Value::Null));
-            let variant_title = text(v, "title").filter(|t| t != "Default Title");
-            self.batch.report.rows_kept += 1;
-            out.push(Located {
-                line: 0,
-                product: Product {
-                    variant_id,
-                    product_id: product_id.clone(),
-                    sku: text(v, "sku"),
-                    handle: text(p, "handle"),
-                    title: title.clone(),
-                    variant_title,
-                    description: description.clone(),
-                    category: text(p, "product_category").or_else(|| text(p, "category")),
-                    product_type: product_type.clone(),
-                    vendor: text(p, "vendor"),
-                    tags: tags.clone(),
-                    price,
-                    compare_at_price: compare_at,
-                    cost,
-                    inventory: if tracked { inventory } else { None },
-                    status,
-                    created_at,
-                    gift_card,
-                    inventory_item_id: text(v, "inventory_item_id"),
-                },
-            });
-        }
-        if variants.is_empty() {
-            self.batch.report.rows_read += 1;
-            report_reject(
-                self,
-                "missing_value",
-                self.error(
-                    path,
-                    "variants",
-                    "",
-                    "a product needs at least one variant with a price",
-                ),
-            );
-        }
-        out
+        Some(ProductLevel {
+            product_id,
+            handle: text(p, "handle"),
+            title: text(p, "title").unwrap_or_default(),
+            description: text(p, "body_html")
+                .or_else(|| text(p, "descriptionHtml"))
+                .map(|h| strip_html(&h))
+                .unwrap_or_default(),
+            category: text(p, "product_category").or_else(|| text(p, "category")),
+            product_type,
+            vendor: text(p, "vendor"),
+            tags,
+            status: text(p, "status").and_then(|s| ProductStatus::parse(&s)),
+            created_at: text(p, "published_at")
+                .or_else(|| text(p, "created_at"))
+                .and_then(|t| super::parse_checked(&t).ok()),
+            gift_card,
+        })
     }
+}
 
-    fn order(&mut self, path: &str, o: &Value) {
-        let empty = Vec::new();
-        let items = o
-            .get("line_items")
-            .and_then(Value::as_array)
-            .unwrap_or(&empty);
-        let rows = items.len().max(1) as u64;
-        self.batch.report.rows_read += rows;
-        let reject_all = |me: &mut Self, key: &str, err: RowError| {
-            for _ in 0..rows {
-                me.batch.report.reject(key, err.clone());
-            }
-        };
-        let Some(order_id) = text(o, "id").or_else(|| text(o, "name")) else {
-            reject_all(
-                self,
-                "missing_order_id",
-                self.error(path, "id", "", "an order id is required"),
-            );
-            return;
-        };
-        let created_text = text(o, "created_at").or_else(|| text(o, "processed_at"));
-        let parsed = created_text.as_deref().map(super::parse_checked);
-        let Some(Ok(created_at)) = parsed else {
-            let value = created_text.unwrap_or_default();
-            let reason = match parsed {
-                Some(Err(reason)) => reason,
-                _ => "not a date and time".to_owned(),
-            };
-            reject_all(
-                self,
-                if value.is_empty() {
-                    "missing_date"
-                } else {
-                    "bad_date"
-                },
-                self.error(path, "created_at", &value, &reason),
-            );
-            return;
-        };
-        let (currency, currency_assumed) = match text(o, "currency").map(|c| Currency::parse(&c)) {
-            Some(Ok(c)) => (c, false),
-            Some(Err(_)) => {
-                let value = text(o, "currency").unwrap_or_default();
-                reject_all(
-                    self,
-                    "bad_currency",
-                    self.error(path, "currency", &value, "not a currency code (e.g. USD)"),
-                );
-                return;
-            }
-            None => (self.ctx.default_currency, true),
-        };
-        let customer = o
-            .get("customer")
-            .and_then(|c| text(c, "id").or_else(|| text(c, "email")))
-            .or_else(|| text(o, "email"));
-        let mut lines = Vec::new();
-        let rejected_before = self.batch.report.rejected_total();
-        for (li, item) in items.iter().enumerate() {
-            let lpath = format!("{path}.line_items[{li}]");
-            let product = ProductRef {
-                variant_id: text(item, "variant_id"),
-                sku: text(item, "sku"),
-                product_id: text(item, "product_id"),
-                title: text(item, "name").or_else(|| text(item, "title")),
-            };
-            if product.is_empty() {
-                let e = self.error(
-                    &lpath,
-                    "variant_id",
-                    "",
-                    "the line names no product (variant id, SKU, product id or title)",
-                );
-                self.batch.report.reject("no_product_reference", e);
-                continue;
-            }
-            let qty_text = text(item, "quantity").unwrap_or_default();
-            let quantity = match super::parse_quantity(&qty_text, super::MAX_LINE_QUANTITY) {
-                Ok(q) => q,
-                Err(q) => {
-                    let e = self.error(&lpath, "quantity", &qty_text, &q.reason);
-                    self.batch.report.reject(q.key, e);
-                    continue;
-                }
-            };
-            if quantity <= 0 {
-                self.batch.report.drop_row("quantity_not_positive");
-                continue;
-            }
-            let price = match self.money(item, &lpath, "price", currency) {
-                Ok(Some(m)) => m.minor,
-                Ok(None) => {
-                    let e = self.error(&lpath, "price", "", "a unit price is required");
-                    self.batch.report.reject("missing_value", e);
-                    continue;
-                }
-                Err(e) => {
-                    let key = if e.reason.contains("negative") {
-                        "negative_price"
-                    } else {
-                        "bad_price"
-                    };
-                    self.batch.report.reject(key, e);
-                    continue;
-                }
-            };
-            let discount = match self.money(item, &lpath, "total_discount", currency) {
-                Ok(d) => d.map(|m| m.minor).unwrap_or(0),
-                Err(e) => {
-                    self.batch.report.ignore_value("bad_discount", e);
-                    0
-                }
-            };
-            self.batch.report.rows_kept += 1;
-            lines.push(OrderLine {
-                product,
-                item_id: None,
-                quantity,
-                unit_price_minor: price,
-                discount_minor: discount,
-            });
-        }
-        if items.is_empty() {
-            self.batch.report.drop_row("order_without_lines");
-        }
-        if lines.is_empty() {
-            return;
-        }
-        if self.batch.report.rejected_total() > rejected_before {
-            self.batch.incomplete_orders.insert(order_id.clone());
-        }
-        self.batch.orders.push(Order {
-            order_id,
-            name: text(o, "name"),
-            created_at,
-            customer_key: customer,
-            currency,
-            currency_assumed,
-            lines,
-        });
-    }
+/// An order's fields that every line shares.
+struct OrderHead {
+    order_id: String,
+    created_at: DateTime<Utc>,
+    currency: Currency,
+    currency_assumed: bool,
+    customer: Option<String>,
 }
