@@ -4,12 +4,12 @@
 //! cancel tokens of the runs it is working on).
 
 pub mod catalog;
+pub mod compat;
 pub mod error;
 pub mod jobs;
 pub mod metrics;
 pub mod routes;
 pub mod runs;
-pub mod shopify_app;
 pub mod uploads;
 pub mod webhooks;
 pub mod worker;

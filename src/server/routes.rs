@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 
 use super::runs::RunFile;
 use super::uploads::Upload;
-use super::{AppState, catalog, jobs, runs, shopify_app, uploads};
+use super::{AppState, catalog, compat, jobs, runs, uploads};
 use crate::domain::{BundleType, Objective};
 use crate::store::Decision;
 
@@ -254,31 +254,31 @@ pub fn table() -> Vec<(RouteDoc, Handler)> {
         (
             doc("post", "/api/shopify/upload", "shopify-app", "The predecessor app's upload: one CSV as a string in JSON (`shopId`, `csvType`, `csvData`, `runId`); a run's orders upload with its catalog and variants done starts a job.", Store)
                 .body(Body::Json("AppUpload")),
-            post(shopify_app::upload),
+            post(compat::upload),
         ),
         (
             doc("post", "/api/shopify/upload-batch", "shopify-app", "The predecessor app's batch upload: catalog, variants, inventory and orders CSVs of one run, read in that order; starts the job.", Store)
                 .body(Body::Json("AppUploadBatch")),
-            post(shopify_app::upload_batch),
+            post(compat::upload_batch),
         ),
         (
             doc("get", "/api/shopify/status/{id}", "shopify-app", "An app upload (or a run's orders upload) and its job: processing, generating_bundles, completed or failed.", Store),
-            get(shopify_app::status),
+            get(compat::status),
         ),
         (
             doc("get", "/api/shopify/progress/{id}/stream", "shopify-app", "An app upload's progress as Server-Sent Events: `progress`, then `complete`; `error` when it never appears.", Store)
                 .ok(200, "text/event-stream", None),
-            get(shopify_app::progress_stream),
+            get(compat::progress_stream),
         ),
         (
             doc("get", "/api/shopify/recommendations/{shop_id}", "shopify-app", "The shop's latest bundles as the app's recommendations, best first (`shop_id`: store id or shop domain).", Store)
                 .query(&[("approved", "true or false: only approved, or only not approved."), ("limit", "At most this many (default 20).")]),
-            get(shopify_app::recommendations),
+            get(compat::recommendations),
         ),
         (
             doc("post", "/api/shopify/recommendations/{id}/approve", "shopify-app", "Approve a recommendation of the shop's latest run.", Store)
                 .query(&[("shop_id", "The shop (store id or shop domain); required.")]),
-            post(shopify_app::approve),
+            post(compat::approve),
         ),
     ]);
     for (u, path, summary) in uploads {
