@@ -302,22 +302,28 @@ impl Weighting {
     }
 }
 
+/// Eight held-out orders over products 0–4 (4 is never bought), worked by hand: the
+/// unit tests' holdout here and in `score`.
+#[cfg(test)]
+pub(super) fn worked_holdout() -> Holdout {
+    Holdout::new(vec![
+        vec![0, 1],
+        vec![0, 1, 2],
+        vec![0, 1, 3],
+        vec![0],
+        vec![2, 3],
+        vec![2],
+        vec![3],
+        vec![1, 2],
+    ])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// Eight held-out orders over products 0–4 (4 is never bought), worked by hand.
     fn holdout() -> Holdout {
-        Holdout::new(vec![
-            vec![0, 1],
-            vec![0, 1, 2],
-            vec![0, 1, 3],
-            vec![0],
-            vec![2, 3],
-            vec![2],
-            vec![3],
-            vec![1, 2],
-        ])
+        worked_holdout()
     }
 
     #[test]

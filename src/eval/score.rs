@@ -154,16 +154,7 @@ mod tests {
     use super::*;
 
     fn holdout() -> Holdout {
-        Holdout::new(vec![
-            vec![0, 1],
-            vec![0, 1, 2],
-            vec![0, 1, 3],
-            vec![0],
-            vec![2, 3],
-            vec![2],
-            vec![3],
-            vec![1, 2],
-        ])
+        super::super::holdout::worked_holdout()
     }
 
     #[test]

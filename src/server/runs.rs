@@ -115,19 +115,20 @@ pub async fn load_run(
     })
 }
 
+/// A run and the bundles the filter keeps, as the API shows them (see [`values`]).
 async fn filtered(
     state: &AppState,
     headers: &HeaderMap,
-    store: &str,
-    run: &str,
+    (store, run): (&str, &str),
     filter: &BundleFilter,
-) -> Result<(StoreId, StoredRun, Vec<Bundle>), ApiError> {
+) -> Result<(StoredRun, Vec<Value>), ApiError> {
     let filter = filter.check()?;
     let store_id = store_of(state, headers, store).await?;
     let mut stored = load_run(state, &store_id, run).await?;
     let mut bundles = std::mem::take(&mut stored.bundles);
     bundles.retain(|b| filter.keeps(b));
-    Ok((store_id, stored, bundles))
+    let shown = values(state, &store_id, &bundles).await?;
+    Ok((stored, shown))
 }
 
 /// Bundles as the API shows them: each with the merchant's decision on its id, if any
@@ -219,8 +220,7 @@ pub async fn one(
     Query(filter): Query<BundleFilter>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    let (store_id, stored, bundles) = filtered(&state, &headers, &store, &run, &filter).await?;
-    let bundles = values(&state, &store_id, &bundles).await?;
+    let (stored, bundles) = filtered(&state, &headers, (&store, &run), &filter).await?;
     Ok(Json(run_document(&stored, bundles)))
 }
 
@@ -308,8 +308,7 @@ pub async fn bundles(
     Query(filter): Query<BundleFilter>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    let (store_id, stored, bundles) = filtered(&state, &headers, &store, &run, &filter).await?;
-    let bundles = values(&state, &store_id, &bundles).await?;
+    let (stored, bundles) = filtered(&state, &headers, (&store, &run), &filter).await?;
     Ok(Json(json!({"run_id": stored.run_id, "bundles": bundles})))
 }
 
