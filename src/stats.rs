@@ -9,7 +9,7 @@
 use chrono::{DateTime, Duration, NaiveDate, NaiveTime, TimeZone, Utc};
 use serde::Serialize;
 
-use crate::config::Settings;
+use crate::config::{Settings, StatsSettings};
 use crate::domain::ProductStatus;
 use crate::domain::StoreData;
 
@@ -317,22 +317,86 @@ pub fn compute(
     let start = as_of - Duration::days(i64::from(window));
     let metrics = product_metrics(data, as_of, window);
 
-    let mut orders = 0u64;
-    let mut lines = 0u64;
-    let mut baskets = 0u64;
-    let mut multi = 0u64;
-    let mut in_window = 0u64;
-    let mut currency_assumed = 0u64;
-    for o in data.orders_until(as_of) {
-        orders += 1;
-        lines += o.lines.len() as u64;
-        baskets += u64::from(!o.lines.is_empty());
-        multi += u64::from(o.lines.len() >= 2);
-        in_window += u64::from(o.created_at > start);
-        currency_assumed += u64::from(o.currency_assumed);
-    }
-    let (tier, weights) = tier_for(in_window, settings);
+    let counts = OrderCounts::tally(data, as_of, start);
+    let (tier, weights) = tier_for(counts.in_window, settings);
+    let top_sellers = top_sellers(data, &metrics, st.list_limit);
+    let slow_movers = slow_movers(data, &metrics, start, counts.in_window, st);
+    let new_launches = new_launches(data, &metrics, as_of, st);
+    let cover = stock_cover(data, &metrics, counts.in_window, st);
+    let assumed = assumptions(data, &metrics, counts.currency_assumed, settings);
 
+    Some(StoreStats {
+        store_id: data.store.id.to_string(),
+        currency: data.store.currency.to_string(),
+        orders: counts.orders,
+        order_lines: counts.lines,
+        products: data.products.len() as u64,
+        baskets: counts.baskets,
+        multi_item_baskets: counts.multi,
+        avg_basket_size: if counts.baskets == 0 {
+            0.0
+        } else {
+            (counts.lines as f64 / counts.baskets as f64 * 100.0).round() / 100.0
+        },
+        as_of: date(as_of),
+        as_of_time: as_of.to_rfc3339(),
+        as_of_source,
+        window_days: window,
+        orders_60d: counts.in_window,
+        tier,
+        weights,
+        top_sellers,
+        slow_movers,
+        new_launches,
+        stock_cover: cover,
+        assumed,
+    })
+}
+
+/// The order counts `compute` reports, tallied in one pass over the orders up to
+/// `as_of`.
+struct OrderCounts {
+    orders: u64,
+    lines: u64,
+    baskets: u64,
+    multi: u64,
+    /// Orders after the window's start: what sets the tier.
+    in_window: u64,
+    /// Orders whose currency was assumed (an assumption to report).
+    currency_assumed: u64,
+}
+
+impl OrderCounts {
+    /// One pass over the orders placed by `as_of`; `start` opens the window.
+    fn tally(data: &StoreData, as_of: DateTime<Utc>, start: DateTime<Utc>) -> Self {
+        let mut orders = 0u64;
+        let mut lines = 0u64;
+        let mut baskets = 0u64;
+        let mut multi = 0u64;
+        let mut in_window = 0u64;
+        let mut currency_assumed = 0u64;
+        for o in data.orders_until(as_of) {
+            orders += 1;
+            lines += o.lines.len() as u64;
+            baskets += u64::from(!o.lines.is_empty());
+            multi += u64::from(o.lines.len() >= 2);
+            in_window += u64::from(o.created_at > start);
+            currency_assumed += u64::from(o.currency_assumed);
+        }
+        OrderCounts {
+            orders,
+            lines,
+            baskets,
+            multi,
+            in_window,
+            currency_assumed,
+        }
+    }
+}
+
+/// The best sellers of the window (units, then revenue, then variant id), the first
+/// `limit` of them.
+fn top_sellers(data: &StoreData, metrics: &[ProductMetrics], limit: usize) -> Vec<SellerEntry> {
     let mut sellers: Vec<usize> = (0..data.products.len())
         .filter(|&i| metrics[i].units_window > 0)
         .collect();
@@ -351,9 +415,9 @@ pub fn compute(
                     .cmp(&data.products[b].variant_id),
             )
     });
-    let top_sellers = sellers
+    sellers
         .iter()
-        .take(st.list_limit)
+        .take(limit)
         .map(|&i| SellerEntry {
             product_id: data.products[i].variant_id.clone(),
             title: data.products[i].display_title(),
@@ -361,13 +425,24 @@ pub fn compute(
             orders: metrics[i].orders_window,
             revenue_minor: metrics[i].revenue_window_minor,
         })
-        .collect();
+        .collect()
+}
 
-    let sellable = |i: usize| sellable(&data.products[i]);
+/// Sellable products on sale since before the window that sold little in it, the
+/// most stock first.
+fn slow_movers(
+    data: &StoreData,
+    metrics: &[ProductMetrics],
+    start: DateTime<Utc>,
+    in_window: u64,
+    st: &StatsSettings,
+) -> ProductList<SlowMoverEntry> {
     // Without orders in the window nothing is known to sell slowly (a new store).
     let mut slow: Vec<usize> = (0..data.products.len())
         .filter(|&i| {
-            in_window > 0 && sellable(i) && metrics[i].is_slow_mover(start, st.slow_mover_max_units)
+            in_window > 0
+                && sellable(&data.products[i])
+                && metrics[i].is_slow_mover(start, st.slow_mover_max_units)
         })
         .collect();
     slow.sort_by(|&a, &b| {
@@ -382,7 +457,7 @@ pub fn compute(
                     .cmp(&data.products[b].variant_id),
             )
     });
-    let slow_movers = ProductList {
+    ProductList {
         count: slow.len() as u64,
         products: slow
             .iter()
@@ -395,10 +470,20 @@ pub fn compute(
                 inventory: data.products[i].inventory,
             })
             .collect(),
-    };
+    }
+}
 
+/// Sellable products launched in the last `new_launch_days`, the newest first.
+fn new_launches(
+    data: &StoreData,
+    metrics: &[ProductMetrics],
+    as_of: DateTime<Utc>,
+    st: &StatsSettings,
+) -> ProductList<LaunchEntry> {
     let mut launches: Vec<usize> = (0..data.products.len())
-        .filter(|&i| sellable(i) && metrics[i].is_new_launch(as_of, st.new_launch_days))
+        .filter(|&i| {
+            sellable(&data.products[i]) && metrics[i].is_new_launch(as_of, st.new_launch_days)
+        })
         .collect();
     launches.sort_by(|&a, &b| {
         metrics[b].launched.cmp(&metrics[a].launched).then(
@@ -407,7 +492,7 @@ pub fn compute(
                 .cmp(&data.products[b].variant_id),
         )
     });
-    let new_launches = ProductList {
+    ProductList {
         count: launches.len() as u64,
         products: launches
             .iter()
@@ -420,8 +505,17 @@ pub fn compute(
                 units_in_window: metrics[i].units_window,
             })
             .collect(),
-    };
+    }
+}
 
+/// Stock cover over the tracked products: out of stock, low, overstocked, and the
+/// median days of cover of those in stock that sold.
+fn stock_cover(
+    data: &StoreData,
+    metrics: &[ProductMetrics],
+    in_window: u64,
+    st: &StatsSettings,
+) -> StockCover {
     let mut cover = StockCover {
         tracked: 0,
         untracked: 0,
@@ -433,7 +527,7 @@ pub fn compute(
         median_days: None,
     };
     let mut days: Vec<f64> = Vec::new();
-    for (p, m) in data.products.iter().zip(&metrics) {
+    for (p, m) in data.products.iter().zip(metrics) {
         match (p.inventory, m.days_of_cover) {
             (Some(inv), Some(d)) => {
                 cover.tracked += 1;
@@ -453,7 +547,17 @@ pub fn compute(
         }
     }
     cover.median_days = median(&mut days);
+    cover
+}
 
+/// Every assumption in force, in a fixed order: each fact the data did not give, how
+/// often, and the rule that stands in for it (none listed that applies to nothing).
+fn assumptions(
+    data: &StoreData,
+    metrics: &[ProductMetrics],
+    currency_assumed: u64,
+    settings: &Settings,
+) -> Vec<Assumption> {
     let count =
         |f: &dyn Fn(usize) -> bool| (0..data.products.len()).filter(|&i| f(i)).count() as u64;
     let mut assumed = Vec::new();
@@ -512,33 +616,7 @@ pub fn compute(
         "orders",
         format!("the store's currency, {}", data.store.currency),
     );
-
-    Some(StoreStats {
-        store_id: data.store.id.to_string(),
-        currency: data.store.currency.to_string(),
-        orders,
-        order_lines: lines,
-        products: data.products.len() as u64,
-        baskets,
-        multi_item_baskets: multi,
-        avg_basket_size: if baskets == 0 {
-            0.0
-        } else {
-            (lines as f64 / baskets as f64 * 100.0).round() / 100.0
-        },
-        as_of: date(as_of),
-        as_of_time: as_of.to_rfc3339(),
-        as_of_source,
-        window_days: window,
-        orders_60d: in_window,
-        tier,
-        weights,
-        top_sellers,
-        slow_movers,
-        new_launches,
-        stock_cover: cover,
-        assumed,
-    })
+    assumed
 }
 
 /// P(X ≥ k) for X ~ Poisson(λ), summed from k upward (the terms fall once past λ, and

@@ -548,41 +548,10 @@ async fn start_serve(
 
 /// The whole bench: set-up, the first job, then the idle and the busy phase.
 pub async fn serve(options: &ServeOptions, settings: &Settings) -> Result<ServeReport, BenchError> {
-    if !(options.seconds > 0.0 && options.seconds <= 3600.0) {
-        return Err(BenchError::BadOptions(
-            "seconds must be above 0 and at most 3600",
-        ));
-    }
-    if options.webhook_rate == 0 || options.get_rate == 0 {
-        return Err(BenchError::BadOptions(
-            "rates must be at least 1 per second",
-        ));
-    }
+    check_options(options)?;
     let dir = tempfile::tempdir().map_err(BenchError::TempDir)?;
     let db_url = format!("sqlite://{}", dir.path().join("serve.sqlite").display());
-
-    // The store: a generated catalog and a year of orders.
-    let generated = crate::fixtures::generate(options.size, 42);
-    let store_dir = dir.path().join("store");
-    crate::fixtures::write_store(&generated, &store_dir, true)
-        .map_err(|e| BenchError::Serve(format!("cannot write the store: {e}")))?;
-    let (products, orders) = {
-        let db = crate::store::open(&db_url).await?;
-        let outcome = app::ingest(
-            db.as_ref(),
-            &StoreId::parse(STORE)?,
-            IngestSources::from_paths(
-                Some(store_dir.join("orders.csv")),
-                Some(store_dir.join("products.csv")),
-                None,
-                None,
-            ),
-            settings,
-            Arc::new(crate::ingest::NoProgress),
-        )
-        .await?;
-        (outcome.report.products, outcome.report.orders)
-    };
+    let (products, orders) = load_store(options, settings, dir.path(), &db_url).await?;
 
     let admin = format!("bench-admin-{}", ulid::Ulid::new());
     let secret = format!("bench-secret-{}", ulid::Ulid::new());
@@ -600,72 +569,13 @@ pub async fn serve(options: &ServeOptions, settings: &Settings) -> Result<ServeR
 
     // The webhook products exist before the load updates them.
     let seq = Arc::new(AtomicU64::new(0));
-    for k in 0..WEBHOOK_PRODUCTS {
-        let n = seq.fetch_add(1, Ordering::Relaxed);
-        let at = chrono::DateTime::from_timestamp(1_767_225_600 + n as i64, 0)
-            .unwrap_or_default()
-            .to_rfc3339();
-        if !client
-            .webhook(n, "products/create", &bench_product(k, n, &at))
-            .await
-        {
-            return Err(fail(format!("products/create {k} was not acknowledged")));
-        }
-    }
-    settle(&client, &Default::default()).await.map_err(fail)?;
-
-    // The first job loads the model and embeds every product; its run is what the
-    // GETs read.
-    let started = Instant::now();
-    let first = client.trigger_job().await.map_err(fail)?;
-    let end = client
-        .job_end(&first, Duration::from_secs(1800))
-        .await
-        .map_err(fail)?;
-    if end != "succeeded" {
-        return Err(fail(format!("the first job ended {end}")));
-    }
-    let first_job_seconds = started.elapsed().as_secs_f64();
+    create_webhook_products(&client, &seq).await.map_err(fail)?;
+    let first_job_seconds = first_job(&client).await.map_err(fail)?;
     tracing::info!(first_job_seconds, "bench store ready");
 
     let mut phases = Vec::new();
     for busy in [false, true] {
-        let before = client.webhook_outcomes().await.map_err(fail)?;
-        let stop = CancelToken::new();
-        let keeper = if busy {
-            let (running, is_running) = tokio::sync::oneshot::channel();
-            let keeper = tokio::spawn(keep_jobs_running(client.clone(), running, stop.clone()));
-            // Load only once the phase's first job runs.
-            if is_running.await.is_err() {
-                let why = match keeper.await {
-                    Ok(Err(e)) => e,
-                    _ => "the job keeper stopped".into(),
-                };
-                return Err(fail(why));
-            }
-            Some(keeper)
-        } else {
-            None
-        };
-        let (webhooks, get_latest) = load(&client, options, &seq).await;
-        stop.cancel();
-        let jobs = match keeper {
-            Some(keeper) => keeper
-                .await
-                .map_err(|e| fail(format!("the job keeper: {e}")))?
-                .map_err(fail)?,
-            None => JobsDuring::default(),
-        };
-        let applied = settle(&client, &before).await.map_err(fail)?;
-        let name = if busy { "job_running" } else { "idle" };
-        tracing::info!(phase = name, "bench phase done");
-        phases.push(PhaseReport {
-            name: name.to_owned(),
-            webhooks,
-            get_latest,
-            applied,
-            jobs,
-        });
+        phases.push(phase(&client, options, &seq, busy).await.map_err(fail)?);
     }
     drop(process);
     Ok(ServeReport {
@@ -679,6 +589,124 @@ pub async fn serve(options: &ServeOptions, settings: &Settings) -> Result<ServeR
         get_rate: options.get_rate,
         first_job_seconds,
         phases,
+    })
+}
+
+/// Refuses options no load can be run with, before anything is set up.
+fn check_options(options: &ServeOptions) -> Result<(), BenchError> {
+    if !(options.seconds > 0.0 && options.seconds <= 3600.0) {
+        return Err(BenchError::BadOptions(
+            "seconds must be above 0 and at most 3600",
+        ));
+    }
+    if options.webhook_rate == 0 || options.get_rate == 0 {
+        return Err(BenchError::BadOptions(
+            "rates must be at least 1 per second",
+        ));
+    }
+    Ok(())
+}
+
+/// The store: a generated catalog and a year of orders, written under `dir` and
+/// ingested into the scratch database; returns its products and orders.
+async fn load_store(
+    options: &ServeOptions,
+    settings: &Settings,
+    dir: &Path,
+    db_url: &str,
+) -> Result<(u64, u64), BenchError> {
+    let generated = crate::fixtures::generate(options.size, 42);
+    let store_dir = dir.join("store");
+    crate::fixtures::write_store(&generated, &store_dir, true)
+        .map_err(|e| BenchError::Serve(format!("cannot write the store: {e}")))?;
+    let db = crate::store::open(db_url).await?;
+    let outcome = app::ingest(
+        db.as_ref(),
+        &StoreId::parse(STORE)?,
+        IngestSources::from_paths(
+            Some(store_dir.join("orders.csv")),
+            Some(store_dir.join("products.csv")),
+            None,
+            None,
+        ),
+        settings,
+        Arc::new(crate::ingest::NoProgress),
+    )
+    .await?;
+    Ok((outcome.report.products, outcome.report.orders))
+}
+
+/// Creates the products the load's webhooks then update, and waits until the server
+/// has applied them.
+async fn create_webhook_products(client: &Client, seq: &AtomicU64) -> Result<(), String> {
+    for k in 0..WEBHOOK_PRODUCTS {
+        let n = seq.fetch_add(1, Ordering::Relaxed);
+        let at = chrono::DateTime::from_timestamp(1_767_225_600 + n as i64, 0)
+            .unwrap_or_default()
+            .to_rfc3339();
+        if !client
+            .webhook(n, "products/create", &bench_product(k, n, &at))
+            .await
+        {
+            return Err(format!("products/create {k} was not acknowledged"));
+        }
+    }
+    settle(client, &Default::default()).await?;
+    Ok(())
+}
+
+/// The first job loads the model and embeds every product; its run is what the GETs
+/// read. Returns its seconds.
+async fn first_job(client: &Client) -> Result<f64, String> {
+    let started = Instant::now();
+    let first = client.trigger_job().await?;
+    let end = client.job_end(&first, Duration::from_secs(1800)).await?;
+    if end != "succeeded" {
+        return Err(format!("the first job ended {end}"));
+    }
+    Ok(started.elapsed().as_secs_f64())
+}
+
+/// One load phase: with `busy`, generate jobs run back to back under the load (which
+/// starts once the first of them runs); then the wait until the webhooks are applied.
+async fn phase(
+    client: &Arc<Client>,
+    options: &ServeOptions,
+    seq: &Arc<AtomicU64>,
+    busy: bool,
+) -> Result<PhaseReport, String> {
+    let before = client.webhook_outcomes().await?;
+    let stop = CancelToken::new();
+    let keeper = if busy {
+        let (running, is_running) = tokio::sync::oneshot::channel();
+        let keeper = tokio::spawn(keep_jobs_running(client.clone(), running, stop.clone()));
+        // Load only once the phase's first job runs.
+        if is_running.await.is_err() {
+            let why = match keeper.await {
+                Ok(Err(e)) => e,
+                _ => "the job keeper stopped".into(),
+            };
+            return Err(why);
+        }
+        Some(keeper)
+    } else {
+        None
+    };
+    let (webhooks, get_latest) = load(client, options, seq).await;
+    stop.cancel();
+    let jobs = match keeper {
+        Some(keeper) => keeper.await.map_err(|e| format!("the job keeper: {e}"))??,
+        None => JobsDuring::default(),
+    };
+    let applied = settle(client, &before).await?;
+    let name = if busy { "job_running" } else { "idle" };
+    tracing::info!(phase = name, "bench phase done");
+    Ok(PhaseReport {
+        name: name.to_owned(),
+        webhooks,
+        get_latest,
+        applied,
+        jobs,
     })
 }
 

@@ -251,6 +251,15 @@ pub async fn run(
     let data = services.store.load(store_id).await?;
     let split = HoldoutSplit::new(&data, store_id, options.cutoff).map_err(CohortsError::Data)?;
     let holdout = Holdout::new(split.heldout.clone());
+    let comparison = Comparison {
+        services,
+        data: &data,
+        split: &split,
+        holdout: &holdout,
+        variants,
+        options,
+        control,
+    };
     // Per scenario: its phase 0, then each variant.
     let steps_each = variants.len() + 1;
     let total_steps = options.scenarios.len() * steps_each;
@@ -260,42 +269,128 @@ pub async fn run(
     let mut timings = Vec::with_capacity(options.scenarios.len());
     for (s, scenario) in options.scenarios.iter().enumerate() {
         let step = s * steps_each;
-        progress(step, total_steps, &format!("{}: phase 0", scenario.name));
+        let outcome = comparison
+            .scenario(scenario, |offset, what| {
+                progress(
+                    step + offset,
+                    total_steps,
+                    &format!("{}: {what}", scenario.name),
+                );
+            })
+            .await?;
+        for (a, row) in outcome.rows.into_iter().enumerate() {
+            per_variant[a].push(row);
+        }
+        baselines.insert(scenario.name.clone(), outcome.baselines);
+        timings.push(outcome.timing);
+    }
+    progress(total_steps, total_steps, "done");
+
+    let reports = variant_reports(variants, per_variant);
+    let verdict = verdicts(&reports, &options.scenarios);
+    Ok(CohortsReport {
+        store_id: store_id.to_string(),
+        cutoff: options.cutoff.to_string(),
+        seed: options.seed,
+        heldout_orders: holdout.len(),
+        resamples: options.resamples,
+        k: options.k,
+        variants: reports,
+        baselines,
+        verdict,
+        timings,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// What every scenario of one comparison shares: the store as read once, its split at
+/// the cutoff and the held-out orders, the variants and the options.
+struct Comparison<'a> {
+    services: &'a Services,
+    data: &'a domain::StoreData,
+    split: &'a HoldoutSplit<'a>,
+    holdout: &'a Holdout,
+    variants: &'a [CohortVariant],
+    options: &'a CohortOptions,
+    /// The control's position in `variants`.
+    control: usize,
+}
+
+/// What one scenario adds to the report: a row per arm, its baselines, its timings.
+struct ScenarioOutcome {
+    rows: Vec<VariantScenario>,
+    baselines: ScenarioBaselines,
+    timing: ScenarioTiming,
+}
+
+impl Comparison<'_> {
+    /// One scenario: its phase 0 once, every variant over that context, then the
+    /// scoring. `progress` hears the step within the scenario (0: phase 0, then one
+    /// per variant) and what it is.
+    async fn scenario(
+        &self,
+        scenario: &Scenario,
+        progress: impl Fn(usize, &str),
+    ) -> Result<ScenarioOutcome, CohortsError> {
+        progress(0, "phase 0");
         let scenario_started = Instant::now();
         // The store as read once above: each scenario's phase 0 takes a copy.
         let prepare = PrepareOptions {
-            seed: options.seed,
+            seed: self.options.seed,
             orders: scenario.orders,
             ..PrepareOptions::default()
         };
-        let ctx = eval::prepare_at(services, data.clone(), options.cutoff, &prepare).await?;
+        let ctx = eval::prepare_at(
+            self.services,
+            self.data.clone(),
+            self.options.cutoff,
+            &prepare,
+        )
+        .await?;
         let prepare_seconds = scenario_started.elapsed().as_secs_f64();
-        let train = eval::baskets(split.train_in(scenario.orders));
+        let train = eval::baskets(self.split.train_in(scenario.orders));
         let train_orders = match scenario.orders {
             OrderScope::None => 0,
-            scope => split.train_in(scope).len(),
+            scope => self.split.train_in(scope).len(),
         };
 
         let runs_started = Instant::now();
         let arms = run_arms(
-            services,
+            self.services,
             &ctx,
-            &split,
-            &holdout,
-            variants,
-            options,
-            |v, name| {
-                progress(
-                    step + 1 + v,
-                    total_steps,
-                    &format!("{}: {name}", scenario.name),
-                );
-            },
+            self.split,
+            self.holdout,
+            self.variants,
+            self.options,
+            |v, name| progress(1 + v, name),
         )
         .await?;
         let runs_seconds = runs_started.elapsed().as_secs_f64();
 
         let scoring_started = Instant::now();
+        let (baselines, rows) = self.score(&scenario.name, &train, train_orders, &arms);
+        Ok(ScenarioOutcome {
+            rows,
+            baselines,
+            timing: ScenarioTiming {
+                scenario: scenario.name.clone(),
+                prepare_seconds,
+                runs_seconds,
+                scoring_seconds: scoring_started.elapsed().as_secs_f64(),
+            },
+        })
+    }
+
+    /// A scenario's baselines from its training orders, then each arm's row: the
+    /// bootstrap draws every arm's intervals on the same resamples.
+    fn score(
+        &self,
+        scenario: &str,
+        train: &[Vec<u32>],
+        train_orders: usize,
+        arms: &Arms,
+    ) -> (ScenarioBaselines, Vec<VariantScenario>) {
+        let options = self.options;
         // Baselines from the scenario's training orders; random sets of the sizes
         // every arm published.
         let pooled: Vec<NeedSet> = arms
@@ -303,49 +398,58 @@ pub async fn run(
             .iter()
             .flat_map(|a| a.sets.picks.clone())
             .collect();
-        let counted = eval::training_pairs(&train, data.products.len());
-        let b = eval::baselines(&holdout, &train, &counted, &pooled, options.k, options.seed);
-        baselines.insert(
-            scenario.name.clone(),
-            ScenarioBaselines {
-                orders: train_orders,
-                random: b.random,
-                random_by_pick: b.random_by_pick,
-                top_count_pairs: b.top_count_pairs,
-                top_lift_pairs: b.top_lift_pairs,
-            },
+        let counted = eval::training_pairs(train, self.data.products.len());
+        let b = eval::baselines(
+            self.holdout,
+            train,
+            &counted,
+            &pooled,
+            options.k,
+            options.seed,
         );
+        let baselines = ScenarioBaselines {
+            orders: train_orders,
+            random: b.random,
+            random_by_pick: b.random_by_pick,
+            top_count_pairs: b.top_count_pairs,
+            top_lift_pairs: b.top_lift_pairs,
+        };
         let top_pairs: HashSet<(u32, u32)> = eval::top_count_pairs(&counted, options.k)
             .into_iter()
             .map(|p| (p[0].min(p[1]), p[0].max(p[1])))
             .collect();
         drop(counted);
         let measured = Measured {
-            anchors: anchors(&train, &holdout),
+            anchors: anchors(train, self.holdout),
             top_pairs,
-            boot: paired_bootstrap(&holdout, &arms, options),
+            boot: paired_bootstrap(self.holdout, arms, options),
         };
-        for (a, arm) in arms.arms.iter().enumerate() {
-            per_variant[a].push(variant_scenario(
-                &holdout,
-                &arms.units,
-                arm,
-                (a, control),
-                &measured,
-                (&scenario.name, train_orders),
-                data.store.currency,
-            ));
-        }
-        timings.push(ScenarioTiming {
-            scenario: scenario.name.clone(),
-            prepare_seconds,
-            runs_seconds,
-            scoring_seconds: scoring_started.elapsed().as_secs_f64(),
-        });
+        let rows = arms
+            .arms
+            .iter()
+            .enumerate()
+            .map(|(a, arm)| {
+                variant_scenario(
+                    self.holdout,
+                    &arms.units,
+                    arm,
+                    (a, self.control),
+                    &measured,
+                    (scenario, train_orders),
+                    self.data.store.currency,
+                )
+            })
+            .collect();
+        (baselines, rows)
     }
-    progress(total_steps, total_steps, "done");
+}
 
-    let reports: Vec<VariantReport> = variants
+/// Each variant's report: how it is configured, and its row of every scenario.
+fn variant_reports(
+    variants: &[CohortVariant],
+    per_variant: Vec<Vec<VariantScenario>>,
+) -> Vec<VariantReport> {
+    variants
         .iter()
         .zip(per_variant)
         .map(|(v, scenarios)| VariantReport {
@@ -361,21 +465,7 @@ pub async fn run(
             bundle_types: v.run.bundle_types.clone(),
             scenarios,
         })
-        .collect();
-    let verdict = verdicts(&reports, &options.scenarios);
-    Ok(CohortsReport {
-        store_id: store_id.to_string(),
-        cutoff: options.cutoff.to_string(),
-        seed: options.seed,
-        heldout_orders: holdout.len(),
-        resamples: options.resamples,
-        k: options.k,
-        variants: reports,
-        baselines,
-        verdict,
-        timings,
-        seconds: started.elapsed().as_secs_f64(),
-    })
+        .collect()
 }
 
 /// Every variant over one context, `concurrent_runs` at a time (much of a run's CPU

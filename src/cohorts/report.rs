@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use super::assign::Assignment;
-use super::{CohortsReport, VariantScenario};
+use super::{CohortsReport, ScenarioBaselines, VariantReport, VariantScenario};
 use crate::destination::{DestinationError, StagedDir};
 use crate::domain::Money;
 use crate::pipeline::output::esc;
@@ -308,6 +308,22 @@ fn margin(s: &VariantScenario) -> String {
 /// The self-contained HTML page of a comparison.
 pub fn html(r: &CohortsReport) -> String {
     let mut html = String::new();
+    write_head(&mut html, r);
+    write_intro(&mut html, r);
+    write_verdict(&mut html, r);
+    write_variants(&mut html, r);
+    let names = scenario_names(r);
+    write_plots(&mut html, r, &names);
+    for (i, name) in names.iter().enumerate() {
+        write_scenario_table(&mut html, r, i, name);
+    }
+    write_legend(&mut html);
+    html.push_str("</body></html>");
+    html
+}
+
+/// The page's head: its title and the one style sheet (the page loads nothing).
+fn write_head(html: &mut String, r: &CohortsReport) {
     let _ = write!(
         html,
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>bundleforge cohorts: {store}</title>\
@@ -318,6 +334,10 @@ pub fn html(r: &CohortsReport) -> String {
          .verdict li{{margin:4px 0}}</style></head><body>",
         store = esc(&r.store_id)
     );
+}
+
+/// The heading and what the comparison was: cutoff, held-out orders, resamples, seed.
+fn write_intro(html: &mut String, r: &CohortsReport) {
     let _ = write!(
         html,
         "<h1>Offline A/B cohorts for {}</h1>\
@@ -331,6 +351,10 @@ pub fn html(r: &CohortsReport) -> String {
         r.seed,
         r.k
     );
+}
+
+/// The verdict first, one line per scenario: what a reader came for.
+fn write_verdict(html: &mut String, r: &CohortsReport) {
     html.push_str("<h2>Verdict</h2><ul class=\"verdict\">");
     for v in &r.verdict {
         let _ = write!(
@@ -341,7 +365,10 @@ pub fn html(r: &CohortsReport) -> String {
         );
     }
     html.push_str("</ul>");
+}
 
+/// What each variant is: its weights, candidate sources, objectives and bundle types.
+fn write_variants(html: &mut String, r: &CohortsReport) {
     html.push_str(
         "<h2>Variants</h2><table><tr><th>variant</th><th>what it is</th><th>weights α β γ</th>\
          <th>candidate sources</th><th>objectives</th><th>bundle types</th></tr>",
@@ -385,9 +412,42 @@ pub fn html(r: &CohortsReport) -> String {
         );
     }
     html.push_str("</table>");
+}
 
-    // The plots.
-    let names = scenario_names(r);
+/// The two forest plots: strong hit with its interval, then the paired difference
+/// from the control on an axis symmetric about zero.
+fn write_plots(html: &mut String, r: &CohortsReport, names: &[&str]) {
+    let (strong, diffs) = plot_points(r, names);
+    html.push_str("<h2>Strong hit per variant and scenario</h2>");
+    html.push_str(&forest(
+        "strong hit, 90 % interval (squares: baselines)",
+        &strong,
+        0.0,
+        1.0,
+        false,
+    ));
+    let reach = diffs
+        .iter()
+        .flat_map(|p| {
+            let [a, b] = p.interval.unwrap_or([p.value, p.value]);
+            [a.abs(), b.abs(), p.value.abs()]
+        })
+        .fold(0.05_f64, f64::max);
+    let step = tick_step(2.0 * reach);
+    let reach = (reach / step).ceil() * step;
+    html.push_str("<h2>Difference from the control</h2>");
+    html.push_str(&forest(
+        "strong hit minus the control's, paired 90 % interval",
+        &diffs,
+        -reach,
+        reach,
+        true,
+    ));
+}
+
+/// The plots' points, scenario by scenario: every variant's strong hit (then the
+/// baselines'), and every non-control variant's difference from the control.
+fn plot_points(r: &CohortsReport, names: &[&str]) -> (Vec<Point>, Vec<Point>) {
     let mut strong = Vec::new();
     let mut diffs = Vec::new();
     for (i, name) in names.iter().enumerate() {
@@ -427,109 +487,100 @@ pub fn html(r: &CohortsReport) -> String {
             }
         }
     }
-    html.push_str("<h2>Strong hit per variant and scenario</h2>");
-    html.push_str(&forest(
-        "strong hit, 90 % interval (squares: baselines)",
-        &strong,
-        0.0,
-        1.0,
-        false,
-    ));
-    let reach = diffs
-        .iter()
-        .flat_map(|p| {
-            let [a, b] = p.interval.unwrap_or([p.value, p.value]);
-            [a.abs(), b.abs(), p.value.abs()]
-        })
-        .fold(0.05_f64, f64::max);
-    let step = tick_step(2.0 * reach);
-    let reach = (reach / step).ceil() * step;
-    html.push_str("<h2>Difference from the control</h2>");
-    html.push_str(&forest(
-        "strong hit minus the control's, paired 90 % interval",
-        &diffs,
-        -reach,
-        reach,
-        true,
-    ));
+    (strong, diffs)
+}
 
-    // The tables.
-    for (i, name) in names.iter().enumerate() {
-        let orders = r.variants.first().map_or(0, |v| v.scenarios[i].orders);
+/// One scenario's table: a row per variant, then the baselines.
+fn write_scenario_table(html: &mut String, r: &CohortsReport, i: usize, name: &str) {
+    let orders = r.variants.first().map_or(0, |v| v.scenarios[i].orders);
+    let _ = write!(
+        html,
+        "<h2>Scenario {} <span class=\"ci\">{} training orders</span></h2>\
+         <table data-scenario=\"{}\"><tr><th>variant</th><th>weights α β γ</th><th>bundles</th><th>hit</th>\
+         <th>strong hit</th><th>median lift</th><th>by pick: strong hit</th><th>recall@5 / 10 / 50</th>\
+         <th>novelty</th><th>margin of hits</th><th>vs control: hit</th><th>vs control: strong hit</th>\
+         <th>vs control: median lift</th></tr>",
+        esc(name),
+        orders,
+        esc(name)
+    );
+    for v in &r.variants {
+        write_scenario_row(html, v, i);
+    }
+    if let Some(b) = r.baselines.get(name) {
+        write_baseline_rows(html, r, b);
+    }
+    html.push_str("</table>");
+}
+
+/// One variant's row of scenario `i`: its scores with their intervals, and its
+/// paired differences from the control ("control" on the control's own row).
+fn write_scenario_row(html: &mut String, v: &VariantReport, i: usize) {
+    let s = &v.scenarios[i];
+    let recall = |k: &str| s.recall_at.get(k).copied().unwrap_or(0.0);
+    let vs = |d: &super::Difference| {
+        if v.control {
+            "control".to_owned()
+        } else {
+            difference_cell(d)
+        }
+    };
+    let _ = write!(
+        html,
+        "<tr data-variant=\"{}\"{}><td><b>{}</b></td>\
+         <td class=\"n\">{:.2} {:.2} {:.2}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>\
+         <td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{:.3}</td>\
+         <td class=\"n\">{:.3} / {:.3} / {:.3}</td><td class=\"n\">{:.3} <span class=\"ci\">{} hits</span></td>\
+         <td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
+        esc(&v.name),
+        if v.control { " class=\"control\"" } else { "" },
+        esc(&v.name),
+        s.weights[0],
+        s.weights[1],
+        s.weights[2],
+        s.bundles,
+        cell(s.hit, s.intervals.hit),
+        cell(s.strong_hit, s.intervals.strong_hit),
+        format_args!(
+            "{:.2} <span class=\"ci\">{:.2}–{:.2}</span>",
+            s.median_lift, s.intervals.median_lift[0], s.intervals.median_lift[1]
+        ),
+        s.by_pick.strong_hit,
+        recall("5"),
+        recall("10"),
+        recall("50"),
+        s.novelty,
+        s.novel_hits,
+        margin(s),
+        vs(&s.vs_control.hit),
+        vs(&s.vs_control.strong_hit),
+        vs(&s.vs_control.median_lift),
+    );
+}
+
+/// The baselines' rows of a scenario table (greyed; no intervals, no comparison).
+fn write_baseline_rows(html: &mut String, r: &CohortsReport, b: &ScenarioBaselines) {
+    for (label, sc) in [
+        ("random sets", &b.random),
+        ("random sets, by pick", &b.random_by_pick),
+        (&*format!("top-{} pairs by count", r.k), &b.top_count_pairs),
+        (&*format!("top-{} pairs by lift", r.k), &b.top_lift_pairs),
+    ] {
         let _ = write!(
             html,
-            "<h2>Scenario {} <span class=\"ci\">{} training orders</span></h2>\
-             <table data-scenario=\"{}\"><tr><th>variant</th><th>weights α β γ</th><th>bundles</th><th>hit</th>\
-             <th>strong hit</th><th>median lift</th><th>by pick: strong hit</th><th>recall@5 / 10 / 50</th>\
-             <th>novelty</th><th>margin of hits</th><th>vs control: hit</th><th>vs control: strong hit</th>\
-             <th>vs control: median lift</th></tr>",
-            esc(name),
-            orders,
-            esc(name)
+            "<tr class=\"baseline\"><td>{}</td><td></td><td class=\"n\">{}</td><td class=\"n\">{:.3}</td>\
+         <td class=\"n\">{:.3}</td><td class=\"n\">{:.2}</td><td colspan=\"7\"></td></tr>",
+            esc(label),
+            sc.bundles,
+            sc.hit,
+            sc.strong_hit,
+            sc.median_lift
         );
-        for v in &r.variants {
-            let s = &v.scenarios[i];
-            let recall = |k: &str| s.recall_at.get(k).copied().unwrap_or(0.0);
-            let vs = |d: &super::Difference| {
-                if v.control {
-                    "control".to_owned()
-                } else {
-                    difference_cell(d)
-                }
-            };
-            let _ = write!(
-                html,
-                "<tr data-variant=\"{}\"{}><td><b>{}</b></td>\
-                 <td class=\"n\">{:.2} {:.2} {:.2}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>\
-                 <td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{:.3}</td>\
-                 <td class=\"n\">{:.3} / {:.3} / {:.3}</td><td class=\"n\">{:.3} <span class=\"ci\">{} hits</span></td>\
-                 <td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
-                esc(&v.name),
-                if v.control { " class=\"control\"" } else { "" },
-                esc(&v.name),
-                s.weights[0],
-                s.weights[1],
-                s.weights[2],
-                s.bundles,
-                cell(s.hit, s.intervals.hit),
-                cell(s.strong_hit, s.intervals.strong_hit),
-                format_args!(
-                    "{:.2} <span class=\"ci\">{:.2}–{:.2}</span>",
-                    s.median_lift, s.intervals.median_lift[0], s.intervals.median_lift[1]
-                ),
-                s.by_pick.strong_hit,
-                recall("5"),
-                recall("10"),
-                recall("50"),
-                s.novelty,
-                s.novel_hits,
-                margin(s),
-                vs(&s.vs_control.hit),
-                vs(&s.vs_control.strong_hit),
-                vs(&s.vs_control.median_lift),
-            );
-        }
-        if let Some(b) = r.baselines.get(*name) {
-            for (label, sc) in [
-                ("random sets", &b.random),
-                ("random sets, by pick", &b.random_by_pick),
-                (&*format!("top-{} pairs by count", r.k), &b.top_count_pairs),
-                (&*format!("top-{} pairs by lift", r.k), &b.top_lift_pairs),
-            ] {
-                let _ = write!(
-                    html,
-                    "<tr class=\"baseline\"><td>{}</td><td></td><td class=\"n\">{}</td><td class=\"n\">{:.3}</td>\
-                     <td class=\"n\">{:.3}</td><td class=\"n\">{:.2}</td><td colspan=\"7\"></td></tr>",
-                    esc(label),
-                    sc.bundles,
-                    sc.hit,
-                    sc.strong_hit,
-                    sc.median_lift
-                );
-            }
-        }
-        html.push_str("</table>");
     }
+}
+
+/// What the columns mean, for a reader who has not read `eval`.
+fn write_legend(html: &mut String) {
     html.push_str(
         "<h2>What the columns mean</h2><p>A bundle <b>hits</b> when all its products appear together in a \
          held-out order; it <b>strongly hits</b> when they do in at least two and its held-out lift is at \
@@ -540,8 +591,6 @@ pub fn html(r: &CohortsReport) -> String {
          pairs, which any \"frequently bought together\" widget would show anyway. <b>Margin of hits</b>: \
          the expected margin of the bundles that hit, at their published price.</p>",
     );
-    html.push_str("</body></html>");
-    html
 }
 
 /// Writes `cohorts.json` and `cohorts.html` into a folder staged for `dest` and places
