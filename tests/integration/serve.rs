@@ -1441,3 +1441,80 @@ async fn a_server_killed_mid_run_finishes_the_job_after_a_restart_with_one_run()
         other => panic!("{other}: {ended}"),
     }
 }
+
+/// What an error of ours tells the caller: a fixed message and the request id, never
+/// the database's or the file system's text (that goes to the log).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_internal_or_retryable_error_answers_a_fixed_message_and_the_request_id_only() {
+    let s = start(&[]).await;
+    let (run, _) = run_job(&s, "{\"max_bundles\": 4}").await;
+    let path = format!("/v1/stores/small/runs/{run}");
+    let ask = |id: &'static str| {
+        let url = format!("{}{path}", s.url);
+        let request = s
+            .client
+            .get(url)
+            .bearer_auth(TOKEN)
+            .header("x-request-id", id);
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            (status, response.text().await.unwrap())
+        }
+    };
+    let ours = |body: &str| {
+        let lower = body.to_lowercase();
+        [
+            "sqlx",
+            "sqlite",
+            "no such table",
+            "does not read back",
+            "bundle_id",
+            ".sqlite",
+            s.db.dir.path().to_str().unwrap(),
+            "expected",
+        ]
+        .iter()
+        .find(|t| lower.contains(&t.to_lowercase()))
+        .map(|t| (*t).to_owned())
+    };
+
+    // A stored bundle that no longer reads: corrupt data is an internal error.
+    sql(
+        &s,
+        &format!("UPDATE bundles SET body = '{{not json' WHERE run_id = '{run}'"),
+    )
+    .await;
+    let (status, body) = ask("probe-internal").await;
+    assert_eq!(status, 500, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["error"]["kind"], "internal", "{body}");
+    assert_eq!(
+        v["error"]["details"]["request_id"], "probe-internal",
+        "{body}"
+    );
+    assert_eq!(
+        v["error"]["message"],
+        "an internal error occurred; the server log has the detail (request id probe-internal)"
+    );
+    assert_eq!(ours(&body), None, "{body}");
+
+    // A database that fails under us is retryable: the same, with 503 and a retry.
+    sql(&s, "DROP TABLE bundles").await;
+    let (status, body) = ask("probe-retryable").await;
+    assert_eq!(status, 503, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["error"]["kind"], "retryable", "{body}");
+    assert_eq!(
+        v["error"]["details"]["request_id"], "probe-retryable",
+        "{body}"
+    );
+    assert!(
+        v["error"]["message"].as_str().is_some_and(|m| m
+            .starts_with("a service this request needs is unavailable")
+            && m.ends_with("(request id probe-retryable)")),
+        "{body}"
+    );
+    assert_eq!(ours(&body), None, "{body}");
+    s.stop().await;
+}
