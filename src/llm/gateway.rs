@@ -15,11 +15,11 @@ use std::sync::{Arc, Mutex};
 use futures_util::StreamExt;
 use serde::Serialize;
 
-use super::answer::{Copy, Dropped, KindPair, PriceAdvice, Proposal};
+use super::answer::{Classified, Copy, Dropped, KindPair, PriceAdvice, Proposal};
 use super::client::Usage;
 use super::offline::{OFFLINE_VERSION, OfflineLlm};
 use super::prompt::{BundleDoc, KindDoc, ProductDoc, Task};
-use super::provider::{Llm, TaskError};
+use super::provider::{Answer, Llm, TaskError};
 use crate::config::LlmSettings;
 use crate::domain::{Objective, TextSource};
 use crate::embed::content_hash;
@@ -198,77 +198,20 @@ impl Gateway {
         } else {
             OFFLINE_VERSION
         };
-        let cached = store
-            .cached_classifications(&primary_id, primary_version, &hashes)
+        let out = self
+            .cached_tags(store, &primary_id, primary_version, &hashes)
             .await?;
-        let mut out: Vec<Option<Tagged>> = hashes
-            .iter()
-            .map(|h| {
-                cached.get(h).map(|tags| Tagged {
-                    tags: tags.iter().filter_map(|t| t.parse().ok()).collect(),
-                    source: if self.primary.is_some() {
-                        TextSource::Llm
-                    } else {
-                        TextSource::Offline
-                    },
-                })
-            })
-            .collect();
         let from_cache = out.iter().filter(|t| t.is_some()).count();
-        // Each distinct missing content is asked once.
-        let mut seen = HashSet::new();
-        let missing: Vec<usize> = (0..docs.len())
-            .filter(|&i| out[i].is_none() && seen.insert(hashes[i].as_str()))
-            .collect();
+        let missing = missing_once(&out, &hashes);
 
         let mut fallback = 0;
         let mut dropped_ids = 0;
         let mut fresh: HashMap<&str, Tagged> = HashMap::new();
         if let Some(primary) = &self.primary {
-            let batches: Vec<Vec<ProductDoc>> = missing
-                .chunks(self.classify_batch)
-                .map(|c| c.iter().map(|&i| docs[i].clone()).collect())
-                .collect();
-            let answers: Vec<_> = futures_util::stream::iter(batches.iter())
-                .map(|batch| primary.classify(batch))
-                .buffered(self.parallel)
-                .collect()
+            let (llm_rows, dropped) = self
+                .classify_by_model(primary, docs, &hashes, &missing, &mut fresh)
                 .await;
-            let mut llm_rows: Vec<(String, Vec<String>)> = Vec::new();
-            for (chunk, answer) in missing.chunks(self.classify_batch).zip(answers) {
-                match answer {
-                    Ok(answer) => {
-                        dropped_ids += answer.dropped.unknown_ids;
-                        let left_out = chunk.len() - answer.items.len();
-                        self.note(
-                            Task::ClassifyObjectives,
-                            1,
-                            (left_out > 0).then_some(left_out as u64),
-                            &answer.dropped,
-                        );
-                        for c in answer.items {
-                            let i = chunk[c.product];
-                            llm_rows.push((hashes[i].clone(), tag_names(&c.tags)));
-                            fresh.insert(
-                                hashes[i].as_str(),
-                                Tagged {
-                                    tags: c.tags,
-                                    source: TextSource::Llm,
-                                },
-                            );
-                        }
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, products = chunk.len(), "Classification batch failed; classifying it offline");
-                        self.note(
-                            Task::ClassifyObjectives,
-                            1,
-                            Some(chunk.len() as u64),
-                            &Dropped::default(),
-                        );
-                    }
-                }
-            }
+            dropped_ids = dropped;
             store
                 .put_classifications(&primary_id, version, &llm_rows)
                 .await?;
@@ -280,78 +223,181 @@ impl Gateway {
             .filter(|&i| !fresh.contains_key(hashes[i].as_str()))
             .collect();
         if !rest.is_empty() {
-            let offline_id = self.offline.model_id();
-            let offline_cached = if self.primary.is_some() {
-                let wanted: Vec<String> = rest.iter().map(|&i| hashes[i].clone()).collect();
-                store
-                    .cached_classifications(&offline_id, OFFLINE_VERSION, &wanted)
-                    .await?
-            } else {
-                HashMap::new()
-            };
-            let to_run: Vec<usize> = rest
-                .iter()
-                .copied()
-                .filter(|&i| !offline_cached.contains_key(&hashes[i]))
-                .collect();
-            let batch: Vec<ProductDoc> = to_run.iter().map(|&i| docs[i].clone()).collect();
-            let answer = self
-                .offline
-                .classify(&batch)
-                .await
-                .map_err(GatewayError::Offline)?;
-            let mut rows = Vec::with_capacity(answer.items.len());
-            for c in &answer.items {
-                rows.push((hashes[to_run[c.product]].clone(), tag_names(&c.tags)));
-            }
-            store
-                .put_classifications(&offline_id, OFFLINE_VERSION, &rows)
+            self.classify_offline(store, docs, &hashes, &rest, &mut fresh)
                 .await?;
-            for c in answer.items {
-                fresh.insert(
-                    hashes[to_run[c.product]].as_str(),
-                    Tagged {
-                        tags: c.tags,
-                        source: TextSource::Offline,
-                    },
-                );
-            }
-            for &i in &rest {
-                if let Some(tags) = offline_cached.get(&hashes[i]) {
-                    fresh.insert(
-                        hashes[i].as_str(),
-                        Tagged {
-                            tags: tags.iter().filter_map(|t| t.parse().ok()).collect(),
-                            source: TextSource::Offline,
-                        },
-                    );
-                }
-            }
             if self.primary.is_some() {
                 fallback = rest.len();
             }
         }
-        let mut products = Vec::with_capacity(docs.len());
-        for (i, slot) in out.iter_mut().enumerate() {
-            let tagged = match slot.take() {
-                Some(t) => t,
-                None => fresh
-                    .get(hashes[i].as_str())
-                    .cloned()
-                    .unwrap_or_else(|| Tagged {
-                        tags: Vec::new(),
-                        source: TextSource::Offline,
-                    }),
-            };
-            products.push(tagged);
-        }
         Ok(Classification {
-            products,
+            products: in_doc_order(out, &hashes, &fresh),
             classified: missing.len(),
             from_cache,
             fallback,
             dropped_ids,
         })
+    }
+
+    /// Each product's cached objectives, in order (`None` when not cached), read
+    /// under the model that answers first, so a new model or prompt asks again.
+    async fn cached_tags(
+        &self,
+        store: &dyn Store,
+        primary_id: &str,
+        primary_version: &str,
+        hashes: &[String],
+    ) -> Result<Vec<Option<Tagged>>, GatewayError> {
+        let cached = store
+            .cached_classifications(primary_id, primary_version, hashes)
+            .await?;
+        Ok(hashes
+            .iter()
+            .map(|h| {
+                cached.get(h).map(|tags| Tagged {
+                    tags: tags.iter().filter_map(|t| t.parse().ok()).collect(),
+                    source: if self.primary.is_some() {
+                        TextSource::Llm
+                    } else {
+                        TextSource::Offline
+                    },
+                })
+            })
+            .collect())
+    }
+
+    /// Asks the model for the missing products, `parallel` batches at a time with
+    /// answers kept in batch order; returns the rows to cache and the ids answers
+    /// named that the prompt had not offered.
+    async fn classify_by_model<'h>(
+        &self,
+        primary: &Arc<dyn Llm>,
+        docs: &[ProductDoc],
+        hashes: &'h [String],
+        missing: &[usize],
+        fresh: &mut HashMap<&'h str, Tagged>,
+    ) -> (Vec<(String, Vec<String>)>, usize) {
+        let batches: Vec<Vec<ProductDoc>> = missing
+            .chunks(self.classify_batch)
+            .map(|c| c.iter().map(|&i| docs[i].clone()).collect())
+            .collect();
+        let answers: Vec<_> = futures_util::stream::iter(batches.iter())
+            .map(|batch| primary.classify(batch))
+            .buffered(self.parallel)
+            .collect()
+            .await;
+        let mut dropped_ids = 0;
+        let mut llm_rows: Vec<(String, Vec<String>)> = Vec::new();
+        for (chunk, answer) in missing.chunks(self.classify_batch).zip(answers) {
+            dropped_ids += self.take_model_batch(chunk, answer, hashes, fresh, &mut llm_rows);
+        }
+        (llm_rows, dropped_ids)
+    }
+
+    /// One batch's answer into `fresh` and the rows to cache, noted in the task's
+    /// stats (a failed batch whole as fallback, so the offline provider takes it);
+    /// returns the ids it named that the prompt had not offered.
+    fn take_model_batch<'h>(
+        &self,
+        chunk: &[usize],
+        answer: Result<Answer<Classified>, TaskError>,
+        hashes: &'h [String],
+        fresh: &mut HashMap<&'h str, Tagged>,
+        llm_rows: &mut Vec<(String, Vec<String>)>,
+    ) -> usize {
+        match answer {
+            Ok(answer) => {
+                let dropped_ids = answer.dropped.unknown_ids;
+                let left_out = chunk.len() - answer.items.len();
+                self.note(
+                    Task::ClassifyObjectives,
+                    1,
+                    (left_out > 0).then_some(left_out as u64),
+                    &answer.dropped,
+                );
+                for c in answer.items {
+                    let i = chunk[c.product];
+                    llm_rows.push((hashes[i].clone(), tag_names(&c.tags)));
+                    fresh.insert(
+                        hashes[i].as_str(),
+                        Tagged {
+                            tags: c.tags,
+                            source: TextSource::Llm,
+                        },
+                    );
+                }
+                dropped_ids
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, products = chunk.len(), "Classification batch failed; classifying it offline");
+                self.note(
+                    Task::ClassifyObjectives,
+                    1,
+                    Some(chunk.len() as u64),
+                    &Dropped::default(),
+                );
+                0
+            }
+        }
+    }
+
+    /// Classifies `rest` offline into `fresh`, through the offline provider's own
+    /// cache (consulted only beside a model: without one it was the first lookup).
+    async fn classify_offline<'h>(
+        &self,
+        store: &dyn Store,
+        docs: &[ProductDoc],
+        hashes: &'h [String],
+        rest: &[usize],
+        fresh: &mut HashMap<&'h str, Tagged>,
+    ) -> Result<(), GatewayError> {
+        let offline_id = self.offline.model_id();
+        let offline_cached = if self.primary.is_some() {
+            let wanted: Vec<String> = rest.iter().map(|&i| hashes[i].clone()).collect();
+            store
+                .cached_classifications(&offline_id, OFFLINE_VERSION, &wanted)
+                .await?
+        } else {
+            HashMap::new()
+        };
+        let to_run: Vec<usize> = rest
+            .iter()
+            .copied()
+            .filter(|&i| !offline_cached.contains_key(&hashes[i]))
+            .collect();
+        let batch: Vec<ProductDoc> = to_run.iter().map(|&i| docs[i].clone()).collect();
+        let answer = self
+            .offline
+            .classify(&batch)
+            .await
+            .map_err(GatewayError::Offline)?;
+        let mut rows = Vec::with_capacity(answer.items.len());
+        for c in &answer.items {
+            rows.push((hashes[to_run[c.product]].clone(), tag_names(&c.tags)));
+        }
+        store
+            .put_classifications(&offline_id, OFFLINE_VERSION, &rows)
+            .await?;
+        for c in answer.items {
+            fresh.insert(
+                hashes[to_run[c.product]].as_str(),
+                Tagged {
+                    tags: c.tags,
+                    source: TextSource::Offline,
+                },
+            );
+        }
+        for &i in rest {
+            if let Some(tags) = offline_cached.get(&hashes[i]) {
+                fresh.insert(
+                    hashes[i].as_str(),
+                    Tagged {
+                        tags: tags.iter().filter_map(|t| t.parse().ok()).collect(),
+                        source: TextSource::Offline,
+                    },
+                );
+            }
+        }
+        Ok(())
     }
 
     /// Bundle proposals for one objective (one call covering its five types); offline
@@ -700,6 +746,39 @@ pub fn doc_hash(doc: &ProductDoc) -> String {
 
 fn tag_names(tags: &[Objective]) -> Vec<String> {
     tags.iter().map(|t| t.as_str().to_owned()).collect()
+}
+
+/// Positions of the products the cache did not hold. Each distinct missing content is
+/// asked once, so identical products cost one answer.
+fn missing_once(out: &[Option<Tagged>], hashes: &[String]) -> Vec<usize> {
+    let mut seen = HashSet::new();
+    (0..hashes.len())
+        .filter(|&i| out[i].is_none() && seen.insert(hashes[i].as_str()))
+        .collect()
+}
+
+/// Every product's objectives in the order asked: cached, else this call's answer,
+/// else none (offline), so each product keeps its place.
+fn in_doc_order(
+    out: Vec<Option<Tagged>>,
+    hashes: &[String],
+    fresh: &HashMap<&str, Tagged>,
+) -> Vec<Tagged> {
+    let mut products = Vec::with_capacity(out.len());
+    for (i, slot) in out.into_iter().enumerate() {
+        let tagged = match slot {
+            Some(t) => t,
+            None => fresh
+                .get(hashes[i].as_str())
+                .cloned()
+                .unwrap_or_else(|| Tagged {
+                    tags: Vec::new(),
+                    source: TextSource::Offline,
+                }),
+        };
+        products.push(tagged);
+    }
+    products
 }
 
 /// What in model-written copy is not plain text, unless the batch's own product data

@@ -648,141 +648,186 @@ fn badge(lang: Language, t: BundleType, discount: u8) -> String {
     }
 }
 
-/// What the bundle does for a shopper (description) and for the merchant (the first
-/// sentence of the explanation), by objective.
-fn pitch(lang: Language, o: Objective) -> (&'static str, &'static str) {
-    use Language::*;
-    use Objective::*;
-    match (o, lang) {
-        (IncreaseAov, En) => (
+/// What a bundle does for a shopper (description) and for the merchant (the first
+/// sentence of the explanation): a row per objective, in the order `pitch` numbers
+/// them, each row in English, German, French and Spanish.
+const PITCHES: [[(&str, &str); 4]; 8] = [
+    // IncreaseAov
+    [
+        (
             "Everything you need in one go, for less than buying each on its own.",
             "These products are often bought together, so the bundle raises the order value.",
         ),
-        (IncreaseAov, De) => (
+        (
             "Alles, was Sie brauchen, auf einmal und günstiger als einzeln.",
             "Diese Produkte werden oft zusammen gekauft; das Bundle hebt den Bestellwert.",
         ),
-        (IncreaseAov, Fr) => (
+        (
             "Tout ce qu'il vous faut en une fois, pour moins cher qu'à l'unité.",
             "Ces produits s'achètent souvent ensemble : le lot augmente le panier moyen.",
         ),
-        (IncreaseAov, Es) => (
+        (
             "Todo lo que necesitas de una vez, por menos que por separado.",
             "Estos productos se compran a menudo juntos: el pack sube el valor del pedido.",
         ),
-        (ClearSlowMovers, En) => (
+    ],
+    // ClearSlowMovers
+    [
+        (
             "A great pairing at a price that won't last.",
             "It pairs a slow-selling product with a popular one to move its stock.",
         ),
-        (ClearSlowMovers, De) => (
+        (
             "Eine tolle Kombination zu einem Preis, der nicht lange bleibt.",
             "Es kombiniert ein langsam verkauftes Produkt mit einem beliebten, um Bestand abzubauen.",
         ),
-        (ClearSlowMovers, Fr) => (
+        (
             "Une belle association à un prix qui ne durera pas.",
             "Il associe un produit qui se vend lentement à un produit populaire pour écouler le stock.",
         ),
-        (ClearSlowMovers, Es) => (
+        (
             "Una gran combinación a un precio que no durará.",
             "Combina un producto de venta lenta con uno popular para mover su stock.",
         ),
-        (ProtectMargin, En) => (
+    ],
+    // ProtectMargin
+    [
+        (
             "Our premium picks, together.",
             "It bundles high-margin products, so a small discount still earns well.",
         ),
-        (ProtectMargin, De) => (
+        (
             "Unsere Premium-Auswahl, zusammen.",
             "Es bündelt margenstarke Produkte, sodass ein kleiner Rabatt gut verdient.",
         ),
-        (ProtectMargin, Fr) => (
+        (
             "Nos produits premium, réunis.",
             "Il réunit des produits à forte marge : une petite remise reste rentable.",
         ),
-        (ProtectMargin, Es) => (
+        (
             "Nuestra selección premium, junta.",
             "Agrupa productos de alto margen, así un pequeño descuento sigue siendo rentable.",
         ),
-        (LaunchNew, En) => (
+    ],
+    // LaunchNew
+    [
+        (
             "Discover something new alongside a favourite.",
             "It introduces a new product next to a proven seller.",
         ),
-        (LaunchNew, De) => (
+        (
             "Entdecken Sie Neues zusammen mit einem Favoriten.",
             "Es stellt ein neues Produkt neben einen bewährten Bestseller.",
         ),
-        (LaunchNew, Fr) => (
+        (
             "Découvrez une nouveauté avec un favori.",
             "Il présente un nouveau produit à côté d'une valeur sûre.",
         ),
-        (LaunchNew, Es) => (
+        (
             "Descubre una novedad junto a un favorito.",
             "Presenta un producto nuevo junto a uno de eficacia probada.",
         ),
-        (Seasonal, En) => (
+    ],
+    // Seasonal
+    [
+        (
             "Ready for the season, all in one bundle.",
             "Its products suit the season, when shoppers look for them.",
         ),
-        (Seasonal, De) => (
+        (
             "Bereit für die Saison, alles in einem Bundle.",
             "Die Produkte passen zur Saison, in der Kunden danach suchen.",
         ),
-        (Seasonal, Fr) => (
+        (
             "Prêt pour la saison, tout en un lot.",
             "Ses produits sont de saison, quand les clients les cherchent.",
         ),
-        (Seasonal, Es) => (
+        (
             "Listo para la temporada, todo en un pack.",
             "Sus productos son de temporada, cuando los clientes los buscan.",
         ),
-        (Gift, En) => (
+    ],
+    // Gift
+    [
+        (
             "A gift that's ready to give.",
             "Its products are bought as presents and make a complete gift together.",
         ),
-        (Gift, De) => (
+        (
             "Ein Geschenk, fertig zum Verschenken.",
             "Die Produkte werden gern verschenkt und ergeben zusammen ein komplettes Geschenk.",
         ),
-        (Gift, Fr) => (
+        (
             "Un cadeau prêt à offrir.",
             "Ses produits s'offrent volontiers et forment ensemble un cadeau complet.",
         ),
-        (Gift, Es) => (
+        (
             "Un regalo listo para regalar.",
             "Sus productos se compran para regalar y juntos forman un regalo completo.",
         ),
-        (CrossSell, En) => (
+    ],
+    // CrossSell
+    [
+        (
             "Made to go together.",
             "It combines complementary products from different categories that are used together.",
         ),
-        (CrossSell, De) => (
+        (
             "Wie füreinander gemacht.",
             "Es kombiniert sich ergänzende Produkte aus verschiedenen Kategorien.",
         ),
-        (CrossSell, Fr) => (
+        (
             "Faits pour aller ensemble.",
             "Il combine des produits complémentaires de catégories différentes.",
         ),
-        (CrossSell, Es) => (
+        (
             "Hechos para ir juntos.",
             "Combina productos complementarios de categorías distintas.",
         ),
-        (Replenish, En) => (
+    ],
+    // Replenish
+    [
+        (
             "Stock up on what you use every day.",
             "Customers buy these again and again, so a multi-buy brings them back sooner.",
         ),
-        (Replenish, De) => (
+        (
             "Vorrat für den täglichen Bedarf.",
             "Kunden kaufen diese Produkte immer wieder; ein Mehrfachkauf bindet sie.",
         ),
-        (Replenish, Fr) => (
+        (
             "Faites le plein de l'essentiel.",
             "Les clients les rachètent souvent : un achat groupé les fait revenir.",
         ),
-        (Replenish, Es) => (
+        (
             "Abastécete de lo que usas cada día.",
             "Los clientes los compran una y otra vez: un multipack los fideliza.",
         ),
-    }
+    ],
+];
+
+/// What the bundle does for a shopper (description) and for the merchant (the first
+/// sentence of the explanation), by objective.
+fn pitch(lang: Language, o: Objective) -> (&'static str, &'static str) {
+    use Objective::*;
+    // A row per objective: a new objective does not compile without its own.
+    let row = match o {
+        IncreaseAov => 0,
+        ClearSlowMovers => 1,
+        ProtectMargin => 2,
+        LaunchNew => 3,
+        Seasonal => 4,
+        Gift => 5,
+        CrossSell => 6,
+        Replenish => 7,
+    };
+    let column = match lang {
+        Language::En => 0,
+        Language::De => 1,
+        Language::Fr => 2,
+        Language::Es => 3,
+    };
+    PITCHES[row][column]
 }
 
 /// The second sentence of an explanation: the numbers a merchandiser checks.
