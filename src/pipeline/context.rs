@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::{DateTime, Duration, Utc};
+use tokio::task::JoinHandle;
 
 use super::error::PipelineError;
 use super::evidence::{CategoryLinks, StoreEvidence, orders_holding};
@@ -24,7 +25,7 @@ use crate::cancel::{CancelToken, Cancelled};
 use crate::config::Settings;
 use crate::domain::{Money, Objective, Product, ProductObservations, StoreId, TextSource};
 use crate::index::{GraphMethod, Matrix, Neighbour, clusters, neighbour_graph};
-use crate::llm::gateway::{Gateway, LlmReport};
+use crate::llm::gateway::{Classification, Gateway, LlmReport};
 use crate::llm::offline::OfflineLlm;
 use crate::llm::prompt::ProductDoc;
 use crate::prior::named::{self, NamedComplements};
@@ -543,47 +544,87 @@ pub async fn prepare_loaded(
     prepare_from(services, &store_id, Some(data), options, observer, cancel).await
 }
 
-#[tracing::instrument(skip_all, fields(store = %store_id))]
-async fn prepare_from(
-    services: &Services,
-    store_id: &StoreId,
-    loaded: Option<StoreData>,
-    options: &PrepareOptions,
-    observer: &dyn RunObserver,
-    cancel: &CancelToken,
-) -> Result<Context, PipelineError> {
-    let clock = Clock(Instant::now());
-    let phase = PhaseScope::start(observer, Phase::Context, None);
-    let settings = services.settings.clone();
-    let mut data = match loaded {
-        Some(data) => data,
-        None => cancel.guard(services.store.load(store_id)).await??,
-    };
-    let own_rules = match cancel.guard(services.store.store_rules(store_id)).await?? {
-        Some(text) => StoreRules::parse(&text, &format!("store {store_id}'s stored rules"))
-            .map_err(|e| crate::store::StoreError::Corrupt(e.to_string()))?,
-        None => StoreRules::default(),
-    };
-    let store_rules = settings.store_rules.merged(&own_rules);
-    // The merchant's decisions on earlier runs' bundles, for a run that honours them.
-    let approvals = cancel.guard(services.store.approvals(store_id)).await??;
-    let as_of_day = options.as_of;
-    let bound = as_of_day.map(stats::end_of_day);
-    if let Some(bound) = bound {
-        let observed = services.store.product_observations(store_id);
-        derive_catalog_at(&mut data, &cancel.guard(observed).await??, bound);
-    }
-    let data = scoped(data, bound, options.orders);
-    let load_seconds = clock.ms() / 1000.0;
-    let seed = options.seed;
-    let (as_of, as_of_source) = stats::resolve_as_of_with_source(&data, as_of_day)
-        .ok_or_else(|| PipelineError::NoOrders(data.store.id.to_string()))?;
-    let data = Arc::new(data);
-    let embedder = services.embedder().await?;
+/// What phase 0's steps share: the services and settings, what to prepare, the clock
+/// every task is timed by and the token that stops them.
+struct Prep<'a> {
+    services: &'a Services,
+    settings: Arc<Settings>,
+    options: &'a PrepareOptions,
+    clock: Clock,
+    cancel: &'a CancelToken,
+}
 
-    // Orders only: co-purchase evidence and statistics, on blocking threads.
-    let rules_task = {
-        let (data, settings, cancel) = (data.clone(), settings.clone(), cancel.clone());
+/// The store as phase 0 reads it: its data as of the bound, the merchant's rules in
+/// force and their decisions on earlier runs' bundles.
+struct Loaded {
+    data: StoreData,
+    store_rules: StoreRules,
+    approvals: Vec<Approval>,
+}
+
+/// The co-purchase task's result: baskets, evidence (unless cancelled) and timing.
+type RulesOut = (u64, Result<Evidence, Cancelled>, TaskTiming);
+/// The statistics task's result: the store's summary, per-product signals and timing.
+type StatsOut = (Option<stats::StoreStats>, Vec<ProductSignals>, TaskTiming);
+/// The graph task's result: neighbours, categories and timing.
+type GraphOut = (Vec<Vec<Neighbour>>, Vec<String>, TaskTiming);
+
+/// What phase 0's parallel tasks produced, each task's timing beside it.
+struct Gathered {
+    embedder: Arc<dyn crate::embed::Embedder>,
+    gateway: Gateway,
+    vectors: Matrix,
+    classification: Classification,
+    baskets: u64,
+    evidence: Evidence,
+    summary: Option<stats::StoreStats>,
+    signals: Vec<ProductSignals>,
+    neighbours: Vec<Vec<Neighbour>>,
+    categories: Vec<String>,
+    embed_timing: TaskTiming,
+    classify_timing: TaskTiming,
+    rules_timing: TaskTiming,
+    stats_timing: TaskTiming,
+    graph_timing: TaskTiming,
+}
+
+impl Prep<'_> {
+    /// The store read (or taken as loaded) with the merchant's rules and decisions,
+    /// then cut to the day it is prepared as of.
+    async fn load(
+        &self,
+        store_id: &StoreId,
+        loaded: Option<StoreData>,
+    ) -> Result<Loaded, PipelineError> {
+        let (services, cancel) = (self.services, self.cancel);
+        let mut data = match loaded {
+            Some(data) => data,
+            None => cancel.guard(services.store.load(store_id)).await??,
+        };
+        let own_rules = match cancel.guard(services.store.store_rules(store_id)).await?? {
+            Some(text) => StoreRules::parse(&text, &format!("store {store_id}'s stored rules"))
+                .map_err(|e| crate::store::StoreError::Corrupt(e.to_string()))?,
+            None => StoreRules::default(),
+        };
+        let store_rules = self.settings.store_rules.merged(&own_rules);
+        // The merchant's decisions on earlier runs' bundles, for a run that honours them.
+        let approvals = cancel.guard(services.store.approvals(store_id)).await??;
+        let bound = self.options.as_of.map(stats::end_of_day);
+        if let Some(bound) = bound {
+            let observed = services.store.product_observations(store_id);
+            derive_catalog_at(&mut data, &cancel.guard(observed).await??, bound);
+        }
+        Ok(Loaded {
+            data: scoped(data, bound, self.options.orders),
+            store_rules,
+            approvals,
+        })
+    }
+
+    /// Co-purchase evidence from the orders, on a blocking thread.
+    fn spawn_rules(&self, data: &Arc<StoreData>, as_of: DateTime<Utc>) -> JoinHandle<RulesOut> {
+        let clock = self.clock;
+        let (data, settings, cancel) = (data.clone(), self.settings.clone(), self.cancel.clone());
         tokio::task::spawn_blocking(move || {
             let started = clock.ms();
             let baskets = baskets_until(&data, as_of);
@@ -591,32 +632,34 @@ async fn prepare_from(
             let evidence = rules::evidence(&baskets, &settings.rules, threads, &cancel);
             (baskets.len() as u64, evidence, clock.task("rules", started))
         })
-    };
-    let stats_task = {
-        let (data, settings) = (data.clone(), settings.clone());
+    }
+
+    /// Store statistics and per-product signals, on a blocking thread.
+    fn spawn_statistics(
+        &self,
+        data: &Arc<StoreData>,
+        as_of: DateTime<Utc>,
+    ) -> JoinHandle<StatsOut> {
+        let (clock, as_of_day) = (self.clock, self.options.as_of);
+        let (data, settings) = (data.clone(), self.settings.clone());
         tokio::task::spawn_blocking(move || {
             let started = clock.ms();
             let summary = stats::compute(&data, as_of_day, &settings);
             let signals = product_signals(&data, as_of, &settings);
             (summary, signals, clock.task("statistics", started))
         })
-    };
+    }
 
-    // Embeddings, then the graph and clusters (blocking) and classification.
-    let started = clock.ms();
-    let (vectors, _) = crate::embed::embed_products_until(
-        embedder.as_ref(),
-        services.store.as_ref(),
-        &data.products,
-        settings.embed.description_chars,
-        cancel,
-    )
-    .await?;
-    let embed_timing = clock.task("embeddings", started);
-
-    let graph_task = {
-        let (data, settings, vectors) = (data.clone(), settings.clone(), vectors.clone());
-        let cancel = cancel.clone();
+    /// The similarity graph and each product's category (its own or a cluster's), on a
+    /// blocking thread.
+    fn spawn_graph(
+        &self,
+        data: &Arc<StoreData>,
+        vectors: &Matrix,
+    ) -> JoinHandle<Result<GraphOut, Cancelled>> {
+        let (clock, seed) = (self.clock, self.options.seed);
+        let (data, settings, vectors) = (data.clone(), self.settings.clone(), vectors.clone());
+        let cancel = self.cancel.clone();
         tokio::task::spawn_blocking(move || {
             let started = clock.ms();
             // A product's own variants are not its neighbours.
@@ -646,47 +689,131 @@ async fn prepare_from(
             let categories = categories(&data.products, &vectors, seed);
             Ok::<_, Cancelled>((graph, categories, clock.task("similarity_graph", started)))
         })
-    };
+    }
 
-    let started = clock.ms();
-    let offline = OfflineLlm::over_catalog(embedder.clone(), &data.products, &vectors);
-    // The command's model budget runs from the start of phase 0.
-    let gateway = services.gateway(offline, clock.0);
-    let docs: Vec<ProductDoc> = data.products.iter().map(ProductDoc::from_product).collect();
-    let classification = cancel
-        .guard(gateway.classify(services.store.as_ref(), &docs))
-        .await??;
-    let classify_timing = clock.task("classification", started);
+    /// Phase 0's gateway to the model and the products classified by objective.
+    async fn classify(
+        &self,
+        embedder: &Arc<dyn crate::embed::Embedder>,
+        data: &StoreData,
+        vectors: &Matrix,
+    ) -> Result<(Gateway, Classification, TaskTiming), PipelineError> {
+        let started = self.clock.ms();
+        let offline = OfflineLlm::over_catalog(embedder.clone(), &data.products, vectors);
+        // The command's model budget runs from the start of phase 0.
+        let gateway = self.services.gateway(offline, self.clock.0);
+        let docs: Vec<ProductDoc> = data.products.iter().map(ProductDoc::from_product).collect();
+        let classification = self
+            .cancel
+            .guard(gateway.classify(self.services.store.as_ref(), &docs))
+            .await??;
+        Ok((
+            gateway,
+            classification,
+            self.clock.task("classification", started),
+        ))
+    }
 
-    let join = |e: tokio::task::JoinError| PipelineError::Internal(format!("a task failed: {e}"));
-    let (baskets, evidence, rules_timing) = rules_task.await.map_err(join)?;
-    let (summary, mut signals, stats_timing) = stats_task.await.map_err(join)?;
-    let (neighbours, categories, graph_timing) = graph_task.await.map_err(join)??;
-    let evidence = evidence?;
-    cancel.check()?;
-    let started = clock.ms();
-    let prior = async {
-        let prior = match_prior(
-            services,
+    /// The parallel part of phase 0: co-purchase evidence and statistics on blocking
+    /// threads beside the embeddings; then the graph (blocking) beside classification;
+    /// then every task awaited.
+    async fn gather(
+        &self,
+        data: &Arc<StoreData>,
+        as_of: DateTime<Utc>,
+    ) -> Result<Gathered, PipelineError> {
+        let embedder = self.services.embedder().await?;
+
+        // Orders only: co-purchase evidence and statistics, on blocking threads.
+        let rules_task = self.spawn_rules(data, as_of);
+        let stats_task = self.spawn_statistics(data, as_of);
+
+        // Embeddings, then the graph and clusters (blocking) and classification.
+        let started = self.clock.ms();
+        let (vectors, _) = crate::embed::embed_products_until(
             embedder.as_ref(),
-            (&data, &categories),
-            &vectors,
-            options.prior,
-            cancel,
+            self.services.store.as_ref(),
+            &data.products,
+            self.settings.embed.description_chars,
+            self.cancel,
         )
-        .await;
-        (prior, clock.task("prior", started))
-    };
-    let named = async {
-        let named =
-            ask_complements(&gateway, &settings, &data, &categories, &signals, cancel).await;
-        (named, clock.task("model_complements", started))
-    };
-    let ((prior, prior_timing), (model_complements, named_timing)) = tokio::join!(prior, named);
-    let prior = prior?;
-    let model_complements = model_complements?;
-    let summary = summary.ok_or_else(|| PipelineError::NoOrders(data.store.id.to_string()))?;
+        .await?;
+        let embed_timing = self.clock.task("embeddings", started);
+        let graph_task = self.spawn_graph(data, &vectors);
+        let (gateway, classification, classify_timing) =
+            self.classify(&embedder, data, &vectors).await?;
 
+        let join =
+            |e: tokio::task::JoinError| PipelineError::Internal(format!("a task failed: {e}"));
+        let (baskets, evidence, rules_timing) = rules_task.await.map_err(join)?;
+        let (summary, signals, stats_timing) = stats_task.await.map_err(join)?;
+        let (neighbours, categories, graph_timing) = graph_task.await.map_err(join)??;
+        let evidence = evidence?;
+        self.cancel.check()?;
+        Ok(Gathered {
+            embedder,
+            gateway,
+            vectors,
+            classification,
+            baskets,
+            evidence,
+            summary,
+            signals,
+            neighbours,
+            categories,
+            embed_timing,
+            classify_timing,
+            rules_timing,
+            stats_timing,
+            graph_timing,
+        })
+    }
+
+    /// The complement prior mapped onto the store and the configured model's
+    /// complements, both at once; with the prior's and the model's timings.
+    async fn prior_and_complements(
+        &self,
+        data: &StoreData,
+        g: &Gathered,
+    ) -> Result<(PriorMatch, NamedComplements, TaskTiming, TaskTiming), PipelineError> {
+        let clock = self.clock;
+        let started = clock.ms();
+        let prior = async {
+            let prior = match_prior(
+                self.services,
+                g.embedder.as_ref(),
+                (data, &g.categories),
+                &g.vectors,
+                self.options.prior,
+                self.cancel,
+            )
+            .await;
+            (prior, clock.task("prior", started))
+        };
+        let named = async {
+            let named = ask_complements(
+                &g.gateway,
+                &self.settings,
+                data,
+                &g.categories,
+                &g.signals,
+                self.cancel,
+            )
+            .await;
+            (named, clock.task("model_complements", started))
+        };
+        let ((prior, prior_timing), (model_complements, named_timing)) = tokio::join!(prior, named);
+        Ok((prior?, model_complements?, prior_timing, named_timing))
+    }
+}
+
+/// Each product's objectives from its classification (a consumable by its words or by
+/// the model is one, even without repeat data); returns who classified: the model when
+/// it classified any product.
+fn apply_classification(
+    signals: &mut [ProductSignals],
+    classification: Classification,
+) -> TextSource {
     let source = if classification
         .products
         .iter()
@@ -703,7 +830,19 @@ async fn prepare_from(
             s.data_tags.push(DataTag::Consumable);
         }
     }
-    let partners = partners_of(&evidence.pairs, data.products.len());
+    source
+}
+
+/// The frequent itemsets of three or more products, as the context keeps them.
+struct FrequentSets {
+    itemsets: Vec<(Vec<u32>, u32)>,
+    itemsets_of: Vec<Vec<usize>>,
+    itemset_counts: HashMap<Vec<u32>, u32>,
+}
+
+/// The evidence's frequent itemsets of three or more products (sorted ids), most
+/// frequent first, indexed by the products of `n` they hold.
+fn frequent_sets(evidence: &Evidence, n: usize) -> FrequentSets {
     let mut itemsets: Vec<(Vec<u32>, u32)> = evidence
         .itemsets
         .frequent
@@ -716,7 +855,7 @@ async fn prepare_from(
         })
         .collect();
     itemsets.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    let mut itemsets_of: Vec<Vec<usize>> = vec![Vec::new(); data.products.len()];
+    let mut itemsets_of: Vec<Vec<usize>> = vec![Vec::new(); n];
     for (k, (items, _)) in itemsets.iter().enumerate() {
         for &i in items {
             if let Some(list) = itemsets_of.get_mut(i as usize) {
@@ -725,30 +864,77 @@ async fn prepare_from(
         }
     }
     let itemset_counts = itemsets.iter().cloned().collect();
-    let category_links = CategoryLinks::build(&data, as_of, &categories);
+    FrequentSets {
+        itemsets,
+        itemsets_of,
+        itemset_counts,
+    }
+}
+
+/// Phase 0 itself: the store read (unless `loaded`) and scoped, the parallel tasks
+/// gathered, the prior and the model's complements, then the context assembled.
+#[tracing::instrument(skip_all, fields(store = %store_id))]
+async fn prepare_from(
+    services: &Services,
+    store_id: &StoreId,
+    loaded: Option<StoreData>,
+    options: &PrepareOptions,
+    observer: &dyn RunObserver,
+    cancel: &CancelToken,
+) -> Result<Context, PipelineError> {
+    let clock = Clock(Instant::now());
+    let phase = PhaseScope::start(observer, Phase::Context, None);
+    let prep = Prep {
+        services,
+        settings: services.settings.clone(),
+        options,
+        clock,
+        cancel,
+    };
+    let Loaded {
+        data,
+        store_rules,
+        approvals,
+    } = prep.load(store_id, loaded).await?;
+    let load_seconds = clock.ms() / 1000.0;
+    let (as_of, as_of_source) = stats::resolve_as_of_with_source(&data, options.as_of)
+        .ok_or_else(|| PipelineError::NoOrders(data.store.id.to_string()))?;
+    let data = Arc::new(data);
+    let mut g = prep.gather(&data, as_of).await?;
+    let (prior, model_complements, prior_timing, named_timing) =
+        prep.prior_and_complements(&data, &g).await?;
+    let summary = g
+        .summary
+        .ok_or_else(|| PipelineError::NoOrders(data.store.id.to_string()))?;
+
+    let source = apply_classification(&mut g.signals, g.classification);
+    let partners = partners_of(&g.evidence.pairs, data.products.len());
+    let sets = frequent_sets(&g.evidence, data.products.len());
+    let category_links = CategoryLinks::build(&data, as_of, &g.categories);
     let orders_holding = orders_holding(&data, as_of);
-    let store_evidence = StoreEvidence::of(&evidence.pairs);
-    let median_price_minor = median_price(&data, &signals);
+    let store_evidence = StoreEvidence::of(&g.evidence.pairs);
+    let median_price_minor = median_price(&data, &g.signals);
     let rules = ResolvedRules::resolve(&store_rules, &data.products, |i| {
-        signals.get(i).is_some_and(|s| s.eligible)
+        g.signals.get(i).is_some_and(|s| s.eligible)
     });
     let data = Arc::try_unwrap(data).unwrap_or_else(|shared| (*shared).clone());
     let mut timings = vec![
-        embed_timing,
+        g.embed_timing,
         prior_timing,
         named_timing,
-        classify_timing,
-        rules_timing,
-        stats_timing,
-        graph_timing,
+        g.classify_timing,
+        g.rules_timing,
+        g.stats_timing,
+        g.graph_timing,
     ];
     timings.sort_by(|a, b| a.start_ms.total_cmp(&b.start_ms));
     let context_seconds = clock.ms() / 1000.0 - load_seconds;
     phase.finish(vec![
         ("products", data.products.len() as u64),
-        ("baskets", baskets),
-        ("pairs", evidence.pairs.pairs.len() as u64),
+        ("baskets", g.baskets),
+        ("pairs", g.evidence.pairs.pairs.len() as u64),
     ]);
+    let settings = &prep.settings;
     Ok(Context {
         as_of,
         as_of_source,
@@ -756,16 +942,16 @@ async fn prepare_from(
         tier: summary.tier,
         weights: summary.weights,
         assumed: summary.assumed,
-        signals,
-        categories,
-        vectors,
-        neighbours,
-        evidence,
+        signals: g.signals,
+        categories: g.categories,
+        vectors: g.vectors,
+        neighbours: g.neighbours,
+        evidence: g.evidence,
         partners,
-        baskets,
-        itemsets,
-        itemsets_of,
-        itemset_counts,
+        baskets: g.baskets,
+        itemsets: sets.itemsets,
+        itemsets_of: sets.itemsets_of,
+        itemset_counts: sets.itemset_counts,
         category_links,
         prior,
         prior_min_lift: settings.prior.min_lift,
@@ -780,7 +966,7 @@ async fn prepare_from(
         support_half: settings.pipeline.support_half,
         low_cover_days: settings.stats.low_cover_days,
         classification_source: source,
-        llm: gateway.report(),
+        llm: g.gateway.report(),
         clock,
         load_seconds,
         context_seconds,

@@ -46,10 +46,12 @@ pub mod variant;
 use std::sync::Arc;
 
 use crate::cancel::CancelToken;
+use crate::domain::Bundle;
 use crate::llm::gateway::Gateway;
 use crate::llm::offline::OfflineLlm;
 use crate::services::Services;
 use crate::stats::Weights;
+use candidates::Found;
 pub use candidates::{CandidateOut, ProposalSummary};
 pub use context::{Context, prepare, prepare_loaded};
 pub use error::PipelineError;
@@ -57,6 +59,7 @@ pub use observe::{
     NoObserver, Phase, PhaseProgress, PhaseState, Recorder, RunEvent, RunObserver, RunProgress,
     TaskTiming,
 };
+use optimize::Priced;
 pub use request::{FlatRequest, OrderScope, PrepareOptions, PriorScope, RunRequest};
 pub use summary::{
     ApprovalsReport, DroppedApproval, PhaseTimings, QualityReport, RunOutput, RunSummary,
@@ -85,56 +88,28 @@ async fn run_gateway(ctx: &Context, services: &Services) -> Result<Gateway, Pipe
     Ok(services.gateway(offline, started))
 }
 
-/// Phases 1–3 of one variant over a prepared context. Persists nothing: the caller
-/// saves the output ([`persist::save`]) if it wants it kept.
-#[tracing::instrument(skip_all, fields(store = %ctx.data.store.id))]
-pub async fn run(
-    ctx: &Arc<Context>,
+/// When a run started and finished, and where its phases ended on the context's clock
+/// (milliseconds).
+struct RunTimes {
+    started_at: chrono::DateTime<chrono::Utc>,
+    finished_at: chrono::DateTime<chrono::Utc>,
+    started: f64,
+    candidates_done: f64,
+    optimize_done: f64,
+    copy_done: f64,
+}
+
+/// A run's output from what its phases produced: the summary (counts, timings, the
+/// model's use, the reports), the published bundles, every candidate and a few left out.
+fn run_output(
+    ctx: &Context,
     variant: &Variant,
-    services: &Services,
-    observer: &dyn RunObserver,
-    cancel: &CancelToken,
-) -> Result<RunOutput, PipelineError> {
-    variant.validate()?;
-    cancel.check()?;
-    let started_at = chrono::Utc::now();
-    let started = ctx.clock.ms();
-    let settings = &services.settings;
-    let gateway = run_gateway(ctx, services).await?;
-
-    // Phase 1.
-    let found = candidates::run(ctx, variant, settings, &gateway, observer, cancel).await?;
-    let candidates_done = ctx.clock.ms();
-    cancel.check()?;
-
-    // Phase 2.
-    let optimize_settings =
-        variant.optimize_settings(&settings.optimize, variant.objectives().len());
-    let priced = optimize::run(
-        ctx,
-        found.candidates,
-        &optimize_settings,
-        &gateway,
-        observer,
-        cancel,
-    )
-    .await?;
-    let optimize_done = ctx.clock.ms();
-    cancel.check()?;
-
-    // Phase 3.
-    let bundles = copy::run(
-        ctx,
-        &priced.offers,
-        &priced.prices,
-        &gateway,
-        observer,
-        cancel,
-    )
-    .await?;
-    let copy_done = ctx.clock.ms();
-    let finished_at = chrono::Utc::now();
-
+    gateway: &Gateway,
+    found: Found,
+    priced: Priced,
+    bundles: Vec<Bundle>,
+    times: RunTimes,
+) -> RunOutput {
     let mut llm = ctx.llm.clone();
     llm.merge(&gateway.report());
     let mut tasks = ctx.timings.clone();
@@ -142,13 +117,13 @@ pub async fn run(
     tasks.extend(priced.timings);
     tasks.push(
         ctx.clock
-            .span("copy", "copy_and_explanation", optimize_done),
+            .span("copy", "copy_and_explanation", times.optimize_done),
     );
     let weights = variant.weights.map_or(ctx.weights, Weights::from_array);
     let run = RunSummary {
         run_id: new_run_id(),
-        created_at: finished_at.to_rfc3339(),
-        started_at: started_at.to_rfc3339(),
+        created_at: times.finished_at.to_rfc3339(),
+        started_at: times.started_at.to_rfc3339(),
         store_id: ctx.data.store.id.to_string(),
         locale: ctx.data.store.locale.clone(),
         as_of: ctx.as_of.date_naive().to_string(),
@@ -170,11 +145,13 @@ pub async fn run(
         timings: PhaseTimings {
             load_seconds: ctx.load_seconds,
             context_seconds: ctx.context_seconds,
-            candidates_seconds: (candidates_done - started) / 1000.0,
-            optimize_seconds: (optimize_done - candidates_done) / 1000.0,
-            copy_seconds: (copy_done - optimize_done) / 1000.0,
+            candidates_seconds: (times.candidates_done - times.started) / 1000.0,
+            optimize_seconds: (times.optimize_done - times.candidates_done) / 1000.0,
+            copy_seconds: (times.copy_done - times.optimize_done) / 1000.0,
             persist_seconds: 0.0,
-            total_seconds: ctx.load_seconds + ctx.context_seconds + (copy_done - started) / 1000.0,
+            total_seconds: ctx.load_seconds
+                + ctx.context_seconds
+                + (times.copy_done - times.started) / 1000.0,
             tasks,
         },
         candidates: found.outs.len(),
@@ -202,15 +179,76 @@ pub async fn run(
         .flat_map(|c| c.examples)
         .take(40)
         .collect();
-    let mut out = RunOutput {
+    RunOutput {
         run,
         bundles,
         candidates: found.outs,
         left_out_examples,
+        started_at: times.started_at,
+        finished_at: times.finished_at,
+        as_of: ctx.as_of,
+    }
+}
+
+/// Phases 1–3 of one variant over a prepared context. Persists nothing: the caller
+/// saves the output ([`persist::save`]) if it wants it kept.
+#[tracing::instrument(skip_all, fields(store = %ctx.data.store.id))]
+pub async fn run(
+    ctx: &Arc<Context>,
+    variant: &Variant,
+    services: &Services,
+    observer: &dyn RunObserver,
+    cancel: &CancelToken,
+) -> Result<RunOutput, PipelineError> {
+    variant.validate()?;
+    cancel.check()?;
+    let started_at = chrono::Utc::now();
+    let started = ctx.clock.ms();
+    let settings = &services.settings;
+    let gateway = run_gateway(ctx, services).await?;
+
+    // Phase 1.
+    let mut found = candidates::run(ctx, variant, settings, &gateway, observer, cancel).await?;
+    let candidates_done = ctx.clock.ms();
+    cancel.check()?;
+
+    // Phase 2 (it takes the candidates; the rest of `found` goes into the output).
+    let optimize_settings =
+        variant.optimize_settings(&settings.optimize, variant.objectives().len());
+    let priced = optimize::run(
+        ctx,
+        std::mem::take(&mut found.candidates),
+        &optimize_settings,
+        &gateway,
+        observer,
+        cancel,
+    )
+    .await?;
+    let optimize_done = ctx.clock.ms();
+    cancel.check()?;
+
+    // Phase 3.
+    let bundles = copy::run(
+        ctx,
+        &priced.offers,
+        &priced.prices,
+        &gateway,
+        observer,
+        cancel,
+    )
+    .await?;
+    let copy_done = ctx.clock.ms();
+    let finished_at = chrono::Utc::now();
+
+    let times = RunTimes {
         started_at,
         finished_at,
-        as_of: ctx.as_of,
+        started,
+        candidates_done,
+        optimize_done,
+        copy_done,
     };
+    let mut out = run_output(ctx, variant, &gateway, found, priced, bundles, times);
     // Last: the merchant's earlier decisions over what the engine chose.
     if variant.merchant.approvals && !ctx.approvals.is_empty() {
         approvals::apply(ctx, variant, &optimize_settings, &ctx.approvals, &mut out);

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
-use super::summary::RunOutput;
+use super::summary::{RunOutput, RunSummary};
 use crate::destination::{DestinationError, StagedDir};
 use crate::domain::{Bundle, BundleType, Justification, Money};
 
@@ -409,10 +409,8 @@ fn left_out_section(html: &mut String, out: &RunOutput) {
     }
 }
 
-/// The self-contained HTML report of a run.
-pub fn report(out: &RunOutput) -> String {
-    let r = &out.run;
-    let mut html = String::new();
+/// The page's head: its title and style sheet; opens the body.
+fn head(html: &mut String, r: &RunSummary) {
     let _ = write!(
         html,
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>bundleforge run {}</title>\
@@ -425,6 +423,11 @@ pub fn report(out: &RunOutput) -> String {
          .bar span{{position:relative;z-index:1;font-size:11px;padding-left:4px}}.src{{color:#666;font-size:12px}}</style></head><body>",
         esc(&r.run_id)
     );
+}
+
+/// The heading and the run in a few words: store, date, tier, weights, counts and the
+/// orders' evidence.
+fn overview_section(html: &mut String, r: &RunSummary) {
     let _ = write!(
         html,
         "<h1>Bundles for {}</h1><p>Run <code>{}</code>, as of {}{}, {} orders in the last window: \
@@ -443,12 +446,12 @@ pub fn report(out: &RunOutput) -> String {
         r.bundles,
         esc(&r.evidence.summary())
     );
-    html.push_str("<h2>Pareto front</h2>");
-    html.push_str(&scatter(&out.bundles));
+}
 
-    // Counts per objective and type.
+/// Counts per objective and type, every objective and type shown.
+fn counts_section(html: &mut String, bundles: &[Bundle]) {
     let mut counts: BTreeMap<(&str, &str), usize> = BTreeMap::new();
-    for b in &out.bundles {
+    for b in bundles {
         *counts
             .entry((b.objective.as_str(), b.bundle_type.as_str()))
             .or_default() += 1;
@@ -470,7 +473,10 @@ pub fn report(out: &RunOutput) -> String {
         html.push_str("</tr>");
     }
     html.push_str("</table>");
+}
 
+/// Each phase's duration, and the total.
+fn timings_section(html: &mut String, r: &RunSummary) {
     let t = &r.timings;
     let _ = write!(
         html,
@@ -485,6 +491,10 @@ pub fn report(out: &RunOutput) -> String {
         t.persist_seconds,
         t.total_seconds
     );
+}
+
+/// The model's use: calls, tokens and estimated cost.
+fn llm_section(html: &mut String, r: &RunSummary) {
     let l = &r.llm;
     let _ = write!(
         html,
@@ -500,57 +510,75 @@ pub fn report(out: &RunOutput) -> String {
             ""
         }
     );
+}
 
+/// One bundle's card: copy, products, prices, score bars, explanation, justifications
+/// and the pricing reason.
+fn bundle_card(html: &mut String, b: &Bundle) {
+    let products: Vec<String> = b
+        .products
+        .iter()
+        .map(|p| {
+            format!(
+                "<li>{} × {} <span class=\"src\">{} · {}</span></li>",
+                p.quantity,
+                esc(&p.title),
+                esc(&p.product_id),
+                esc(&Money::new(p.unit_price_minor, b.currency).to_string())
+            )
+        })
+        .collect();
+    let _ = write!(
+        html,
+        "<div class=\"bundle\" data-bundle-id=\"{}\"><h3>{} <span class=\"badge\">{}</span></h3>\
+         <p class=\"src\">{} · {} · Pareto rank {} · copy: {}</p><p>{}</p><ul>{}</ul>\
+         <p><s>{}</s> <b>{}</b> ({:.2}% off; expected margin {}{})</p>{}{}{}\
+         <p><i>{}</i></p><ul class=\"why\">{}</ul><p class=\"src\">Pricing: {}</p></div>",
+        esc(&b.id),
+        esc(&b.copy.title),
+        esc(&b.copy.badge),
+        b.objective.as_str(),
+        b.bundle_type.as_str(),
+        b.pareto_rank,
+        if b.copy.source == crate::domain::TextSource::Llm {
+            "model"
+        } else {
+            "offline template"
+        },
+        esc(&b.copy.description),
+        products.join(""),
+        esc(&money(b.list_price_minor, b)),
+        esc(&money(b.final_price_minor, b)),
+        b.discount_pct,
+        esc(&money(b.expected_margin_minor, b)),
+        if b.cost_assumed { ", cost assumed" } else { "" },
+        bar("llm", b.score.llm, b.score.alpha),
+        bar("transactional", b.score.transactional, b.score.beta),
+        bar("business", b.score.business, b.score.gamma),
+        esc(&b.explanation.text),
+        b.explanation
+            .justification
+            .iter()
+            .map(|j| format!("<li>{}</li>", esc(&justification_text(j, b))))
+            .collect::<String>(),
+        esc(&b.pricing.reason),
+    );
+}
+
+/// The self-contained HTML report of a run.
+pub fn report(out: &RunOutput) -> String {
+    let r = &out.run;
+    let mut html = String::new();
+    head(&mut html, r);
+    overview_section(&mut html, r);
+    html.push_str("<h2>Pareto front</h2>");
+    html.push_str(&scatter(&out.bundles));
+    counts_section(&mut html, &out.bundles);
+    timings_section(&mut html, r);
+    llm_section(&mut html, r);
     html.push_str("<h2>Bundles</h2>");
     for b in &out.bundles {
-        let products: Vec<String> = b
-            .products
-            .iter()
-            .map(|p| {
-                format!(
-                    "<li>{} × {} <span class=\"src\">{} · {}</span></li>",
-                    p.quantity,
-                    esc(&p.title),
-                    esc(&p.product_id),
-                    esc(&Money::new(p.unit_price_minor, b.currency).to_string())
-                )
-            })
-            .collect();
-        let _ = write!(
-            html,
-            "<div class=\"bundle\" data-bundle-id=\"{}\"><h3>{} <span class=\"badge\">{}</span></h3>\
-             <p class=\"src\">{} · {} · Pareto rank {} · copy: {}</p><p>{}</p><ul>{}</ul>\
-             <p><s>{}</s> <b>{}</b> ({:.2}% off; expected margin {}{})</p>{}{}{}\
-             <p><i>{}</i></p><ul class=\"why\">{}</ul><p class=\"src\">Pricing: {}</p></div>",
-            esc(&b.id),
-            esc(&b.copy.title),
-            esc(&b.copy.badge),
-            b.objective.as_str(),
-            b.bundle_type.as_str(),
-            b.pareto_rank,
-            if b.copy.source == crate::domain::TextSource::Llm {
-                "model"
-            } else {
-                "offline template"
-            },
-            esc(&b.copy.description),
-            products.join(""),
-            esc(&money(b.list_price_minor, b)),
-            esc(&money(b.final_price_minor, b)),
-            b.discount_pct,
-            esc(&money(b.expected_margin_minor, b)),
-            if b.cost_assumed { ", cost assumed" } else { "" },
-            bar("llm", b.score.llm, b.score.alpha),
-            bar("transactional", b.score.transactional, b.score.beta),
-            bar("business", b.score.business, b.score.gamma),
-            esc(&b.explanation.text),
-            b.explanation
-                .justification
-                .iter()
-                .map(|j| format!("<li>{}</li>", esc(&justification_text(j, b))))
-                .collect::<String>(),
-            esc(&b.pricing.reason),
-        );
+        bundle_card(&mut html, b);
     }
     left_out_section(&mut html, out);
     html.push_str("</body></html>\n");

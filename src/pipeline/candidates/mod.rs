@@ -535,44 +535,40 @@ impl Candidate {
     }
 }
 
-/// Runs one cell's generator, scores its drafts, merges duplicates (keeping every
-/// source) and keeps the best.
-pub fn run_cell(
-    input: &CellInput<'_>,
+/// The summary of a cell whose bundle type no kind of evidence the objective accepts
+/// (`quality.evidence`) can justify; `None` when some kind can.
+fn unjustifiable_cell(
+    objective: Objective,
     bundle_type: BundleType,
-    weights: Weights,
     quality: &QualitySettings,
-    keep: usize,
-) -> (Vec<Candidate>, CellSummary) {
-    let ctx = input.ctx;
-    let accepted = quality.evidence.of(input.objective);
-    if !bundle_type
+) -> Option<CellSummary> {
+    let accepted = quality.evidence.of(objective);
+    if bundle_type
         .justified_by()
         .iter()
         .any(|k| accepted.contains(k))
     {
-        let summary = CellSummary {
-            objective: input.objective,
-            bundle_type,
-            candidates: 0,
-            justified: 0,
-            why: Some(format!(
-                "quality.evidence.{} accepts none of the kinds a {} bundle is justified by",
-                input.objective.as_str(),
-                bundle_type.as_str()
-            )),
-            left_out: BTreeMap::new(),
-            examples: Vec::new(),
-        };
-        return (Vec::new(), summary);
+        return None;
     }
-    let drafts = match bundle_type {
-        BundleType::Fixed => fixed::generate(input),
-        BundleType::MixMatch => mix_match::generate(input),
-        BundleType::Volume => volume::generate(input),
-        BundleType::Bogo => bogo::generate(input),
-        BundleType::Addon => addon::generate(input),
-    };
+    Some(CellSummary {
+        objective,
+        bundle_type,
+        candidates: 0,
+        justified: 0,
+        why: Some(format!(
+            "quality.evidence.{} accepts none of the kinds a {} bundle is justified by",
+            objective.as_str(),
+            bundle_type.as_str()
+        )),
+        left_out: BTreeMap::new(),
+        examples: Vec::new(),
+    })
+}
+
+/// The drafts a cell may use (its type's product count, eligible products, a source
+/// the run allows), drafts of one product set and quantities merged into the first
+/// (every source kept).
+fn merge_drafts(input: &CellInput<'_>, bundle_type: BundleType, drafts: Vec<Draft>) -> Vec<Draft> {
     let mut merged: Vec<Draft> = Vec::new();
     let mut at: HashMap<(Vec<u32>, Vec<u32>), usize> = HashMap::new();
     for d in drafts {
@@ -607,50 +603,106 @@ pub fn run_cell(
             }
         }
     }
-    let mut left_out: BTreeMap<LeftOut, usize> = BTreeMap::new();
-    let mut examples: Vec<LeftOutExample> = Vec::new();
+    merged
+}
+
+/// A cell's drafts left out for quality: counts by reason, and the first few of each
+/// reason as examples.
+#[derive(Default)]
+struct LeftOutTally {
+    left_out: BTreeMap<LeftOut, usize>,
+    examples: Vec<LeftOutExample>,
+}
+
+impl LeftOutTally {
+    /// Counts a draft left out, kept as an example while its reason has few.
+    fn note(
+        &mut self,
+        input: &CellInput<'_>,
+        bundle_type: BundleType,
+        why: LeftOut,
+        draft: &Draft,
+        score: f64,
+    ) {
+        let seen = self.left_out.entry(why).or_default();
+        *seen += 1;
+        if *seen <= EXAMPLES_PER_REASON {
+            self.examples.push(LeftOutExample {
+                objective: input.objective,
+                bundle_type,
+                reason: why,
+                titles: draft
+                    .products
+                    .iter()
+                    .map(|&i| input.ctx.product(i).display_title())
+                    .collect(),
+                score,
+            });
+        }
+    }
+}
+
+/// A draft scored and justified as a candidate; `None` (tallied) when the quality rules
+/// or the minimum score leave it out.
+fn judge(
+    input: &CellInput<'_>,
+    bundle_type: BundleType,
+    weights: Weights,
+    quality: &QualitySettings,
+    draft: Draft,
+    tally: &mut LeftOutTally,
+) -> Option<Candidate> {
+    let ctx = input.ctx;
+    let (cp, score) = score_draft(ctx, weights, input.objective, bundle_type, &draft);
+    let verdict =
+        justify::justify(ctx, quality, input.objective, bundle_type, &draft).and_then(|j| {
+            if score.total < quality.min_score {
+                Err(LeftOut::BelowMinScore)
+            } else {
+                Ok(j)
+            }
+        });
+    let justification = match verdict {
+        Ok(j) => j,
+        Err(why) => {
+            tally.note(input, bundle_type, why, &draft, score.total);
+            return None;
+        }
+    };
+    Some(Candidate::new(
+        ctx,
+        (input.objective, bundle_type),
+        draft,
+        (cp, score),
+        justification,
+        false,
+    ))
+}
+
+/// Runs one cell's generator, scores its drafts, merges duplicates (keeping every
+/// source) and keeps the best.
+pub fn run_cell(
+    input: &CellInput<'_>,
+    bundle_type: BundleType,
+    weights: Weights,
+    quality: &QualitySettings,
+    keep: usize,
+) -> (Vec<Candidate>, CellSummary) {
+    if let Some(summary) = unjustifiable_cell(input.objective, bundle_type, quality) {
+        return (Vec::new(), summary);
+    }
+    let drafts = match bundle_type {
+        BundleType::Fixed => fixed::generate(input),
+        BundleType::MixMatch => mix_match::generate(input),
+        BundleType::Volume => volume::generate(input),
+        BundleType::Bogo => bogo::generate(input),
+        BundleType::Addon => addon::generate(input),
+    };
+    let merged = merge_drafts(input, bundle_type, drafts);
+    let mut tally = LeftOutTally::default();
     let mut out: Vec<Candidate> = merged
         .into_iter()
-        .filter_map(|draft| {
-            let (cp, score) = score_draft(ctx, weights, input.objective, bundle_type, &draft);
-            let verdict = justify::justify(ctx, quality, input.objective, bundle_type, &draft)
-                .and_then(|j| {
-                    if score.total < quality.min_score {
-                        Err(LeftOut::BelowMinScore)
-                    } else {
-                        Ok(j)
-                    }
-                });
-            let justification = match verdict {
-                Ok(j) => j,
-                Err(why) => {
-                    let seen = left_out.entry(why).or_default();
-                    *seen += 1;
-                    if *seen <= EXAMPLES_PER_REASON {
-                        examples.push(LeftOutExample {
-                            objective: input.objective,
-                            bundle_type,
-                            reason: why,
-                            titles: draft
-                                .products
-                                .iter()
-                                .map(|&i| ctx.product(i).display_title())
-                                .collect(),
-                            score: score.total,
-                        });
-                    }
-                    return None;
-                }
-            };
-            Some(Candidate::new(
-                ctx,
-                (input.objective, bundle_type),
-                draft,
-                (cp, score),
-                justification,
-                false,
-            ))
-        })
+        .filter_map(|draft| judge(input, bundle_type, weights, quality, draft, &mut tally))
         .collect();
     out.sort_by(|a, b| {
         b.score
@@ -666,14 +718,14 @@ pub fn run_cell(
         candidates: out.len(),
         justified,
         why: out.is_empty().then(|| {
-            if left_out.is_empty() {
+            if tally.left_out.is_empty() {
                 why_empty(input.objective, bundle_type, input.anchors.len())
             } else {
                 "every candidate was left out for quality (see left_out)".to_owned()
             }
         }),
-        left_out,
-        examples,
+        left_out: tally.left_out,
+        examples: tally.examples,
     };
     (out, summary)
 }

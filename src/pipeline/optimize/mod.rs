@@ -116,6 +116,185 @@ fn floor_max(ctx: &Context, c: &Candidate, list: i64, cost: i64, floor: f64) -> 
     }
 }
 
+/// Counts a rejection and, for a merchant's pin, keeps it for the report.
+fn reject_candidate(report: &mut OptimizeReport, c: &Candidate, r: Rejection) {
+    reject(report, r);
+    if c.pinned {
+        report.pin_rejections.push((c.draft.products.clone(), r));
+    }
+}
+
+/// The discounts a candidate may get: the objective's range under the merchant's
+/// ceiling, that ceiling when it binds, the largest discount allowed, and what the
+/// shopper gets (a BOGO's or add-on's).
+struct Bounds {
+    range: (u32, u32),
+    ceiling: Option<u32>,
+    floor_max: u32,
+    gets_minor: Option<i64>,
+}
+
+/// A candidate's discount bounds; `None` (the rejection counted) when the margin floor
+/// or what the shopper gets leaves no discount in the objective's range.
+fn discount_bounds(
+    ctx: &Context,
+    s: &OptimizeSettings,
+    c: &Candidate,
+    list: i64,
+    cost: i64,
+    report: &mut OptimizeReport,
+) -> Option<Bounds> {
+    let objective_range = s.range(c.objective);
+    let range = ctx.rules.ceiling(objective_range);
+    let ceiling = ctx
+        .rules
+        .max_discount_pct
+        .filter(|_| range != objective_range);
+    let Some(floor_max) =
+        floor_max(ctx, c, list, cost, s.margin_floor_pct).filter(|&m| m >= range.0)
+    else {
+        reject_candidate(report, c, Rejection::MarginFloor);
+        return None;
+    };
+    // A BOGO or add-on is stated as a percentage off what the shopper gets: its
+    // discount can be at most all of that (a BOGO's "second one free"), and an
+    // add-on's at most `addon_max_gets_pct` of it, so it reads as a deal on the
+    // add-on, not a gift the bundle gives away.
+    let gets_minor = gets_minor(ctx, c);
+    let gets_share = match c.bundle_type {
+        BundleType::Addon => i128::from(s.addon_max_gets_pct.min(100)),
+        _ => 100,
+    };
+    let floor_max = match gets_minor {
+        Some(g) => {
+            let most = (range.0..=floor_max).rev().find(|&d| {
+                i128::from(list - pricing::price_at(list, d)) * 100 <= i128::from(g) * gets_share
+            });
+            let Some(most) = most else {
+                reject_candidate(report, c, Rejection::GetsTooSmall);
+                return None;
+            };
+            most
+        }
+        None => floor_max,
+    };
+    Some(Bounds {
+        range,
+        ceiling,
+        floor_max,
+        gets_minor,
+    })
+}
+
+/// The candidate's demand model. Trials: orders holding the anchor; successes: orders
+/// already holding the whole set (or, for one product, buying it again or in
+/// multiples).
+fn demand_of(ctx: &Context, c: &Candidate, conversion_prior: [f64; 2], elasticity: f64) -> Demand {
+    let anchor = c.draft.products[0];
+    let trials = f64::from(ctx.item_count(anchor));
+    let successes = match (&c.co_purchase, c.draft.products.len()) {
+        (Some(cp), n) if n >= 2 => f64::from(cp.count),
+        _ => ctx.signals[anchor as usize].repeat_rate * trials,
+    };
+    Demand::new(conversion_prior, successes, trials, elasticity)
+}
+
+/// The candidate's point on the Pareto objectives at its price: expected revenue,
+/// expected margin, clearance value, confidence and novelty.
+fn pareto_point(
+    ctx: &Context,
+    c: &Candidate,
+    units: &[u32],
+    take: f64,
+    price: i64,
+    cost: i64,
+) -> Vec<f64> {
+    let clearance_units: u32 = c
+        .draft
+        .products
+        .iter()
+        .zip(units)
+        .filter(|&(&i, _)| {
+            let t = &ctx.signals[i as usize];
+            t.has(DataTag::SlowMover) || t.has(DataTag::Overstock)
+        })
+        .map(|(_, &u)| u)
+        .sum();
+    let novelty = match &c.co_purchase {
+        Some(cp) if c.draft.products.len() >= 2 => {
+            1.0 - f64::from(cp.count) / (f64::from(cp.count) + ctx.support_half)
+        }
+        _ => 0.0,
+    };
+    vec![
+        take * price as f64,
+        take * (price - cost) as f64,
+        take * f64::from(clearance_units),
+        c.score.transactional,
+        novelty,
+    ]
+}
+
+/// A candidate through the merchant's rules, the safety guard and its discount bounds,
+/// priced (Bayesian) and placed on the Pareto objectives; `None` when rejected (counted
+/// in the report).
+fn price_candidate(
+    ctx: &Context,
+    s: &OptimizeSettings,
+    elasticity: f64,
+    c: Candidate,
+    report: &mut OptimizeReport,
+) -> Option<Offer> {
+    if let Some(broken) = ctx.rules.breaks(&c.draft.products) {
+        reject(
+            report,
+            match broken {
+                RuleBroken::NeverProduct => Rejection::NeverBundle,
+                RuleBroken::NeverPair => Rejection::NeverTogether,
+            },
+        );
+        return None;
+    }
+    let units = units(&c);
+    let stock = match safety::check_products(ctx, &c.draft.products, &units) {
+        Ok(s) => s,
+        Err(r) => {
+            reject_candidate(report, &c, r);
+            return None;
+        }
+    };
+    let (list, cost, cost_assumed) = list_and_cost(ctx, &c);
+    let Bounds {
+        range,
+        ceiling,
+        floor_max,
+        gets_minor,
+    } = discount_bounds(ctx, s, &c, list, cost, report)?;
+    let hi = range.1.min(floor_max);
+    let demand = demand_of(ctx, &c, s.conversion_prior, elasticity);
+    let bayesian_pct = pricing::bayesian_discount(&demand, list, cost, range.0, hi);
+    let price = pricing::price_at(list, bayesian_pct);
+    let take = demand.take_rate(f64::from(bayesian_pct));
+    let objectives = pareto_point(ctx, &c, &units, take, price, cost);
+    Some(Offer {
+        candidate: c,
+        units,
+        list_minor: list,
+        cost_minor: cost,
+        cost_assumed,
+        inventory_untracked: stock.untracked,
+        range,
+        ceiling,
+        floor_max,
+        demand,
+        bayesian_pct,
+        gets_minor,
+        objectives,
+        pareto_rank: 0,
+        crowding: 0.0,
+    })
+}
+
 /// Dedup, guard, Bayesian prices and Pareto ranks for every candidate; then the
 /// published selection (best first).
 pub fn optimize(
@@ -141,127 +320,9 @@ pub fn optimize(
 
     let mut offers: Vec<Offer> = Vec::new();
     for c in kept {
-        if let Some(broken) = ctx.rules.breaks(&c.draft.products) {
-            reject(
-                &mut report,
-                match broken {
-                    RuleBroken::NeverProduct => Rejection::NeverBundle,
-                    RuleBroken::NeverPair => Rejection::NeverTogether,
-                },
-            );
-            continue;
+        if let Some(offer) = price_candidate(ctx, s, elasticity, c, &mut report) {
+            offers.push(offer);
         }
-        let units = units(&c);
-        let stock = match safety::check_products(ctx, &c.draft.products, &units) {
-            Ok(s) => s,
-            Err(r) => {
-                reject(&mut report, r);
-                if c.pinned {
-                    report.pin_rejections.push((c.draft.products.clone(), r));
-                }
-                continue;
-            }
-        };
-        let (list, cost, cost_assumed) = list_and_cost(ctx, &c);
-        let objective_range = s.range(c.objective);
-        let range = ctx.rules.ceiling(objective_range);
-        let ceiling = ctx
-            .rules
-            .max_discount_pct
-            .filter(|_| range != objective_range);
-        let Some(floor_max) =
-            floor_max(ctx, &c, list, cost, s.margin_floor_pct).filter(|&m| m >= range.0)
-        else {
-            reject(&mut report, Rejection::MarginFloor);
-            if c.pinned {
-                report
-                    .pin_rejections
-                    .push((c.draft.products.clone(), Rejection::MarginFloor));
-            }
-            continue;
-        };
-        // A BOGO or add-on is stated as a percentage off what the shopper gets: its
-        // discount can be at most all of that (a BOGO's "second one free"), and an
-        // add-on's at most `addon_max_gets_pct` of it, so it reads as a deal on the
-        // add-on, not a gift the bundle gives away.
-        let gets_minor = gets_minor(ctx, &c);
-        let gets_share = match c.bundle_type {
-            BundleType::Addon => i128::from(s.addon_max_gets_pct.min(100)),
-            _ => 100,
-        };
-        let floor_max = match gets_minor {
-            Some(g) => {
-                let most = (range.0..=floor_max).rev().find(|&d| {
-                    i128::from(list - pricing::price_at(list, d)) * 100
-                        <= i128::from(g) * gets_share
-                });
-                let Some(most) = most else {
-                    reject(&mut report, Rejection::GetsTooSmall);
-                    if c.pinned {
-                        report
-                            .pin_rejections
-                            .push((c.draft.products.clone(), Rejection::GetsTooSmall));
-                    }
-                    continue;
-                };
-                most
-            }
-            None => floor_max,
-        };
-        let hi = range.1.min(floor_max);
-        // Trials: orders holding the anchor; successes: orders already holding the
-        // whole set (or, for one product, buying it again or in multiples).
-        let anchor = c.draft.products[0];
-        let trials = f64::from(ctx.item_count(anchor));
-        let successes = match (&c.co_purchase, c.draft.products.len()) {
-            (Some(cp), n) if n >= 2 => f64::from(cp.count),
-            _ => ctx.signals[anchor as usize].repeat_rate * trials,
-        };
-        let demand = Demand::new(s.conversion_prior, successes, trials, elasticity);
-        let bayesian_pct = pricing::bayesian_discount(&demand, list, cost, range.0, hi);
-        let price = pricing::price_at(list, bayesian_pct);
-        let take = demand.take_rate(f64::from(bayesian_pct));
-        let clearance_units: u32 = c
-            .draft
-            .products
-            .iter()
-            .zip(&units)
-            .filter(|&(&i, _)| {
-                let t = &ctx.signals[i as usize];
-                t.has(DataTag::SlowMover) || t.has(DataTag::Overstock)
-            })
-            .map(|(_, &u)| u)
-            .sum();
-        let novelty = match &c.co_purchase {
-            Some(cp) if c.draft.products.len() >= 2 => {
-                1.0 - f64::from(cp.count) / (f64::from(cp.count) + ctx.support_half)
-            }
-            _ => 0.0,
-        };
-        let objectives = vec![
-            take * price as f64,
-            take * (price - cost) as f64,
-            take * f64::from(clearance_units),
-            c.score.transactional,
-            novelty,
-        ];
-        offers.push(Offer {
-            candidate: c,
-            units,
-            list_minor: list,
-            cost_minor: cost,
-            cost_assumed,
-            inventory_untracked: stock.untracked,
-            range,
-            ceiling,
-            floor_max,
-            demand,
-            bayesian_pct,
-            gets_minor,
-            objectives,
-            pareto_rank: 0,
-            crowding: 0.0,
-        });
     }
     report.priced = offers.len();
     let points: Vec<Vec<f64>> = offers.iter().map(|o| o.objectives.clone()).collect();
