@@ -51,11 +51,6 @@ pub fn tier_for(orders_in_window: u64, settings: &Settings) -> (Tier, Weights) {
     }
 }
 
-/// The end of the named day (its last second), or the latest order's instant.
-pub fn resolve_as_of(data: &StoreData, as_of: Option<NaiveDate>) -> Option<DateTime<Utc>> {
-    resolve_as_of_with_source(data, as_of).map(|(t, _)| t)
-}
-
 /// Where a run's date came from (`run.as_of_source`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]

@@ -26,8 +26,8 @@ impl StoreData {
         self.orders.iter().filter(move |o| o.created_at <= as_of)
     }
 
-    /// Their baskets: each order's distinct catalog items, ascending; an order with no
-    /// item of the catalog is no basket.
+    /// The baskets of the orders placed by `as_of`: each order's distinct catalog
+    /// items, ascending; an order with no item of the catalog is no basket.
     pub fn baskets_until(&self, as_of: DateTime<Utc>) -> impl Iterator<Item = Vec<u32>> {
         self.orders_until(as_of)
             .map(HistoryOrder::basket)

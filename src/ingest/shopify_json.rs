@@ -35,7 +35,7 @@ pub(super) fn read_if_json<'p>(
 }
 
 /// Reads a Shopify JSON document from an opened file.
-pub fn read(
+fn read(
     opened: Opened<'_>,
     given: FileRole,
     ctx: &IngestContext,
@@ -59,7 +59,7 @@ pub fn read(
 }
 
 /// Reads a parsed Shopify JSON document; errors and the report call it `name`.
-pub fn read_document(
+fn read_document(
     doc: &Value,
     name: &str,
     given: FileRole,

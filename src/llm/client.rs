@@ -203,11 +203,6 @@ impl UsageBook {
         }
     }
 
-    /// Whether the budget ran out for some call booked here.
-    pub fn budget_spent(&self) -> bool {
-        self.spent.load(Ordering::Relaxed)
-    }
-
     fn note_spent(&self, budget: Duration) {
         if !self.spent.swap(true, Ordering::Relaxed) {
             tracing::warn!(

@@ -198,11 +198,11 @@ impl Gateway {
         } else {
             OFFLINE_VERSION
         };
-        let out = self
+        let cached = self
             .cached_tags(store, &primary_id, primary_version, &hashes)
             .await?;
-        let from_cache = out.iter().filter(|t| t.is_some()).count();
-        let missing = missing_once(&out, &hashes);
+        let from_cache = cached.iter().filter(|t| t.is_some()).count();
+        let missing = missing_once(&cached, &hashes);
 
         let mut fallback = 0;
         let mut dropped_ids = 0;
@@ -230,7 +230,7 @@ impl Gateway {
             }
         }
         Ok(Classification {
-            products: in_doc_order(out, &hashes, &fresh),
+            products: in_doc_order(cached, &hashes, &fresh),
             classified: missing.len(),
             from_cache,
             fallback,
@@ -750,22 +750,22 @@ fn tag_names(tags: &[Objective]) -> Vec<String> {
 
 /// Positions of the products the cache did not hold. Each distinct missing content is
 /// asked once, so identical products cost one answer.
-fn missing_once(out: &[Option<Tagged>], hashes: &[String]) -> Vec<usize> {
+fn missing_once(cached: &[Option<Tagged>], hashes: &[String]) -> Vec<usize> {
     let mut seen = HashSet::new();
     (0..hashes.len())
-        .filter(|&i| out[i].is_none() && seen.insert(hashes[i].as_str()))
+        .filter(|&i| cached[i].is_none() && seen.insert(hashes[i].as_str()))
         .collect()
 }
 
 /// Every product's objectives in the order asked: cached, else this call's answer,
 /// else none (offline), so each product keeps its place.
 fn in_doc_order(
-    out: Vec<Option<Tagged>>,
+    cached: Vec<Option<Tagged>>,
     hashes: &[String],
     fresh: &HashMap<&str, Tagged>,
 ) -> Vec<Tagged> {
-    let mut products = Vec::with_capacity(out.len());
-    for (i, slot) in out.into_iter().enumerate() {
+    let mut products = Vec::with_capacity(cached.len());
+    for (i, slot) in cached.into_iter().enumerate() {
         let tagged = match slot {
             Some(t) => t,
             None => fresh

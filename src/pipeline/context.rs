@@ -234,7 +234,7 @@ fn median_price(data: &StoreData, signals: &[ProductSignals]) -> i64 {
 }
 
 /// The baskets of the orders up to `as_of`, one per order, items by product index.
-fn baskets_until(data: &StoreData, as_of: DateTime<Utc>) -> Baskets {
+fn basket_index(data: &StoreData, as_of: DateTime<Utc>) -> Baskets {
     Baskets::from_ids(
         data.products.len() as u32,
         data.baskets_until(as_of).collect(),
@@ -627,7 +627,7 @@ impl Prep<'_> {
         let (data, settings, cancel) = (data.clone(), self.settings.clone(), self.cancel.clone());
         tokio::task::spawn_blocking(move || {
             let started = clock.ms();
-            let baskets = baskets_until(&data, as_of);
+            let baskets = basket_index(&data, as_of);
             let threads = settings.threads_for(settings.rules.threads);
             let evidence = rules::evidence(&baskets, &settings.rules, threads, &cancel);
             (baskets.len() as u64, evidence, clock.task("rules", started))

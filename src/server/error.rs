@@ -22,10 +22,10 @@ pub fn current_request_id() -> Option<String> {
     REQUEST_ID.try_with(Clone::clone).ok()
 }
 
-/// What the caller of an internal or retryable failure is told, whatever the cause.
-pub const INTERNAL_MESSAGE: &str = "an internal error occurred; the server log has the detail";
-pub const RETRYABLE_MESSAGE: &str =
-    "a service this request needs is unavailable for now: retry later";
+/// What the caller of an internal failure is told, whatever the cause.
+const INTERNAL_MESSAGE: &str = "an internal error occurred; the server log has the detail";
+/// What the caller of a retryable failure is told, whatever the cause.
+const RETRYABLE_MESSAGE: &str = "a service this request needs is unavailable for now: retry later";
 
 #[derive(Debug)]
 pub struct ApiError {

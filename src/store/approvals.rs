@@ -47,6 +47,7 @@ pub struct Approval {
     pub decided_at: i64,
 }
 
+/// The merchant's decisions on bundles, latest per bundle id.
 #[async_trait]
 pub trait ApprovalStore: Send + Sync {
     /// Records a decision, replacing the store's earlier one on the same bundle id.

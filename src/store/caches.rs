@@ -7,6 +7,8 @@ use async_trait::async_trait;
 
 use super::StoreError;
 
+/// What the models answered, kept by content hash so a re-run asks again only for
+/// what changed: embeddings and objective tags.
 #[async_trait]
 pub trait CacheStore: Send + Sync {
     /// Cached embedding vectors of `model_id` for those content hashes that have one.

@@ -21,6 +21,7 @@ pub struct WriteSummary {
     pub stored_orders_kept: u64,
 }
 
+/// A store's catalog and orders: ingests written, read back whole or by page.
 #[async_trait]
 pub trait CatalogStore: Send + Sync {
     /// The store's catalog keys, for joining order lines of a new ingest.

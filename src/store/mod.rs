@@ -91,7 +91,6 @@ pub struct Page<T> {
     pub total: u64,
 }
 
-/// Opens the store a database URL names (SQLite now; PostgreSQL with the service).
 /// Opens a store that exists already, `None` when its database file does not: for
 /// commands that must write nothing (`ingest --check`).
 pub async fn open_existing(url: &str) -> Result<Option<Box<dyn Store>>, StoreError> {
@@ -103,6 +102,7 @@ pub async fn open_existing(url: &str) -> Result<Option<Box<dyn Store>>, StoreErr
     open(url).await.map(Some)
 }
 
+/// Opens the store a database URL names (SQLite now; PostgreSQL with the service).
 pub async fn open(url: &str) -> Result<Box<dyn Store>, StoreError> {
     if url.starts_with("sqlite:") {
         Ok(Box::new(SqliteStore::open(url).await?))

@@ -53,6 +53,7 @@ pub struct RunListing {
     pub bundles: u64,
 }
 
+/// Finished runs and their bundles: saved whole, listed, read back typed.
 #[async_trait]
 pub trait RunStore: Send + Sync {
     /// Writes a finished run and its bundles in one transaction.

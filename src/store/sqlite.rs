@@ -105,6 +105,7 @@ async fn migration_lock(db: &std::path::Path) -> Result<Option<std::fs::File>, S
     })
 }
 
+/// Seconds since the epoch: how the tables date what they keep.
 fn now() -> i64 {
     Utc::now().timestamp()
 }
@@ -164,6 +165,7 @@ fn bundle_from(body: &str, whose: &str) -> Result<domain::Bundle, StoreError> {
     })
 }
 
+/// `(?,?,…),(?,?,…)…`: the values of a multi-row insert of `rows` rows of `cols`.
 fn placeholders(cols: usize, rows: usize) -> String {
     let one = format!("({})", vec!["?"; cols].join(","));
     vec![one; rows].join(",")

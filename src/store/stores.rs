@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use super::StoreError;
 use crate::domain::{self, StoreId};
 
+/// The stores the database holds: their ids, shop domains and own rules.
 #[async_trait]
 pub trait StoreRegistry: Send + Sync {
     async fn get_store(&self, id: &StoreId) -> Result<Option<domain::Store>, StoreError>;

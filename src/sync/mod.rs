@@ -29,7 +29,7 @@ use crate::store::{StoreError, WebhookOutcome, WebhookRecord};
 
 /// Why a webhook could not be applied. Its text is the note the webhook keeps.
 #[derive(Debug, thiserror::Error)]
-pub enum SyncError {
+enum SyncError {
     #[error("the body is not JSON: {0}")]
     NotJson(#[from] serde_json::Error),
     #[error("the {0} has no id")]
@@ -75,7 +75,7 @@ impl SyncError {
 
 /// How a webhook was applied, with the note it keeps.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Applied {
+struct Applied {
     pub outcome: WebhookOutcome,
     pub note: String,
 }
@@ -189,12 +189,22 @@ async fn finish(
 ) {
     let mut done = Vec::with_capacity(batch.len());
     for (w, result) in batch.iter().zip(results) {
-        let Applied { outcome, note } = result.unwrap_or_else(|e| {
-            tracing::warn!(webhook = %w.webhook_id, topic = %w.topic, kind = ?e.kind(), error = %e, "webhook not applied");
-            Applied::new(WebhookOutcome::Failed, e.to_string())
-        });
+        let (Applied { outcome, note }, kind) = match result {
+            Ok(a) => (a, None),
+            Err(e) => (
+                Applied::new(WebhookOutcome::Failed, e.to_string()),
+                Some(e.kind()),
+            ),
+        };
         applied(&w.topic, outcome);
-        tracing::info!(webhook = %w.webhook_id, topic = %w.topic, outcome = outcome.as_str(), %note, "webhook applied");
+        match kind {
+            None => {
+                tracing::info!(webhook = %w.webhook_id, topic = %w.topic, outcome = outcome.as_str(), %note, "webhook applied")
+            }
+            Some(kind) => {
+                tracing::warn!(webhook = %w.webhook_id, topic = %w.topic, ?kind, error = %note, "webhook not applied")
+            }
+        }
         done.push((w.webhook_id.clone(), outcome, note));
     }
     if let Err(e) = services.store.finish_webhooks(&done, now_ms()).await {

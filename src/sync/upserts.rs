@@ -28,6 +28,8 @@ struct Upsert {
 /// Each webhook's result so far, and its parsed upsert while it is still to apply.
 type Slots = (Vec<Option<Result<Applied, SyncError>>>, Vec<Option<Upsert>>);
 
+/// An upsert older than (or as old as) what was applied to its resource: kept, not
+/// applied (Shopify retries and delivers out of order).
 fn stale(kind: &str, id: &str) -> Applied {
     Applied::new(
         WebhookOutcome::Stale,

@@ -25,7 +25,6 @@ mod shop;
 mod status;
 mod uploads;
 
-pub use error::AppApiError;
-pub use recommendations::{ApproveQuery, RecommendationsQuery, approve, recommendations};
+pub use recommendations::{approve, recommendations};
 pub use status::{progress_stream, status};
-pub use uploads::{BatchRequest, UploadRequest, upload, upload_batch};
+pub use uploads::{upload, upload_batch};

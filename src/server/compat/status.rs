@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use super::error::AppApiError;
 use crate::domain::StoreId;
 use crate::pipeline::{Phase, PhaseState, RunProgress};
-use crate::server::error::ApiError;
+use crate::server::error::{ApiError, REQUEST_ID, current_request_id};
 use crate::server::{AppState, authorize_store};
 use crate::store::{AppUpload, JobRecord, JobState};
 
@@ -251,7 +251,7 @@ pub async fn progress_stream(
         authorize_store(&state, &headers, &store_id).await?;
     }
     let allowed = crate::server::bearer_store(&state, &headers).await?;
-    let stream = async_stream(state, id, allowed);
+    let stream = progress_events(state, id, allowed);
     let mut response = Sse::new(stream).into_response();
     let h = response.headers_mut();
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
@@ -260,28 +260,32 @@ pub async fn progress_stream(
 }
 
 /// Where the progress stream stands: still going (the ticks it has waited for the
-/// upload to appear, and the snapshot it last sent with its upload's id), or done.
+/// upload to appear, and the snapshot it last sent), or done.
 enum Step {
-    Go(u32, Option<(Snapshot, String)>),
+    Go(u32, Option<Snapshot>),
     Done,
 }
 
 /// The stream behind [`progress_stream`]; `allowed` is the one store a store token
-/// may follow (`None` for the admin token).
-fn async_stream(
+/// may follow (`None` for the admin token). It outlives the handler, so each look
+/// runs under the request's id again: an error of ours it meets names that id.
+fn progress_events(
     state: Arc<AppState>,
     id: String,
     allowed: Option<String>,
 ) -> impl futures_util::Stream<Item = Result<Event, Infallible>> {
+    let request_id = current_request_id().unwrap_or_default();
     futures_util::stream::unfold(Step::Go(0, None), move |step| {
         let state = state.clone();
         let id = id.clone();
         let allowed = allowed.clone();
+        let request_id = request_id.clone();
         async move {
             let Step::Go(tries, last) = step else {
                 return None;
             };
-            Some(tick(&state, &id, allowed.as_deref(), tries, last).await)
+            let look = tick(&state, &id, allowed.as_deref(), tries, last);
+            Some(REQUEST_ID.scope(request_id, look).await)
         }
     })
     .flat_map(futures_util::stream::iter)
@@ -293,7 +297,7 @@ async fn tick(
     id: &str,
     allowed: Option<&str>,
     tries: u32,
-    last: Option<(Snapshot, String)>,
+    last: Option<Snapshot>,
 ) -> (Vec<Result<Event, Infallible>>, Step) {
     if tries > 0 || last.is_some() {
         tokio::time::sleep(STREAM_TICK).await;
@@ -320,11 +324,11 @@ async fn tick(
             return (vec![event("error", &data)], Step::Done);
         }
     };
-    let events = snapshot_events(&upload.upload_id, &s, last.as_ref().map(|(l, _)| l));
+    let events = snapshot_events(&upload.upload_id, &s, last.as_ref());
     if s.is_final() {
         return (events, Step::Done);
     }
-    (events, Step::Go(tries, Some((s, upload.upload_id))))
+    (events, Step::Go(tries, Some(s)))
 }
 
 /// A snapshot's events: `progress` when its status, percentage or step moved since
