@@ -385,6 +385,24 @@ pub fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
+/// A method as a metric label: the verbs HTTP defines, else `other` (a client may
+/// invent any token, and a label lives as long as the process).
+fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    [
+        (Method::GET, "GET"),
+        (Method::POST, "POST"),
+        (Method::PUT, "PUT"),
+        (Method::DELETE, "DELETE"),
+        (Method::PATCH, "PATCH"),
+        (Method::HEAD, "HEAD"),
+        (Method::OPTIONS, "OPTIONS"),
+    ]
+    .into_iter()
+    .find(|(m, _)| m == method)
+    .map_or("other", |(_, label)| label)
+}
+
 /// A request's id: the caller's `x-request-id` when it is a sensible one, else a new
 /// ULID. Logged with everything the request does and sent back.
 fn request_id(headers: &HeaderMap) -> String {
@@ -478,7 +496,7 @@ async fn observe_request(
     let seconds = started.elapsed().as_secs_f64();
     state.metrics.add(
         metrics::HTTP_REQUESTS,
-        &[&route, method.as_str(), status.as_str()],
+        &[&route, method_label(&method), status.as_str()],
         1.0,
     );
     state
@@ -616,9 +634,11 @@ pub fn start(services: Arc<Services>, listener: TcpListener) -> Result<Running, 
             state.webhook_received.clone(),
             shutdown.clone(),
             move |topic, outcome| {
-                counted
-                    .metrics
-                    .add(metrics::WEBHOOKS, &[topic, outcome.as_str()], 1.0)
+                counted.metrics.add(
+                    metrics::WEBHOOKS,
+                    &[crate::sync::topic_label(topic), outcome.as_str()],
+                    1.0,
+                )
             },
         )
     });

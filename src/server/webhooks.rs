@@ -19,6 +19,7 @@ use serde_json::{Value, json};
 use super::error::ApiError;
 use super::{AppState, metrics, now_ms};
 use crate::store::WebhookRecord;
+use crate::sync::topic_label;
 
 /// Whether `signature` (the `X-Shopify-Hmac-Sha256` header: base64) signs `body`.
 pub fn signed(secret: &str, body: &[u8], signature: &str) -> bool {
@@ -67,7 +68,7 @@ pub async fn receive(
     let count = |outcome: &str| {
         state
             .metrics
-            .add(metrics::WEBHOOKS, &[&topic, outcome], 1.0);
+            .add(metrics::WEBHOOKS, &[topic_label(&topic), outcome], 1.0);
     };
     let secret = &state.services.settings.shopify.webhook_secret;
     if secret.is_empty() {

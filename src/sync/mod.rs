@@ -213,6 +213,33 @@ async fn finish(
     }
 }
 
+/// Every topic the applier reads; anything else is kept and ignored.
+pub const TOPICS: &[&str] = &[
+    "products/create",
+    "products/update",
+    "products/delete",
+    "orders/create",
+    "orders/updated",
+    "orders/cancelled",
+    "refunds/create",
+    "inventory_levels/update",
+    "app/uninstalled",
+    "customers/data_request",
+    "customers/redact",
+    "shop/redact",
+];
+
+/// A topic as a metric label: one of [`TOPICS`], else `other`. The header is the
+/// sender's to choose (before the signature is checked, anyone's), so a label kept for
+/// the process's life comes from a closed set.
+pub fn topic_label(topic: &str) -> &'static str {
+    TOPICS
+        .iter()
+        .find(|t| **t == topic)
+        .copied()
+        .unwrap_or("other")
+}
+
 /// The resource kind of an upsert topic: these go through `ingest`.
 fn upsert_kind(topic: &str) -> Option<&'static str> {
     match topic {

@@ -11,6 +11,7 @@ mod eval;
 mod fixtures;
 mod generate;
 mod golden;
+mod hardening;
 mod house;
 mod idempotent;
 mod llm_client;
