@@ -49,6 +49,9 @@ pub struct ServerSettings {
     pub rate_limit_burst: u32,
     /// Deepest nesting a JSON request body may have (a job request, an upload's JSON).
     pub max_json_depth: usize,
+    /// Days a webhook's body is kept after it was applied; its id, topic and outcome
+    /// stay. 0: the body goes as soon as it is applied.
+    pub webhook_retention_days: u32,
 }
 
 impl ServerSettings {

@@ -111,6 +111,7 @@ pub async fn trigger(
             store_id.as_str()
         )));
     }
+    refuse_uninstalled(&state, &store_id).await?;
     let behind_others = matches!(query.queue.as_deref(), Some("1" | "true"));
     let new = NewJob {
         job_id,
@@ -129,6 +130,23 @@ pub async fn trigger(
     } else {
         Ok(job_response(&state, StatusCode::OK, &job))
     }
+}
+
+/// A 409 for a store whose app was uninstalled: it runs no jobs until an admin
+/// creates a token for it again (its installation).
+pub(super) async fn refuse_uninstalled(state: &AppState, store: &StoreId) -> Result<(), ApiError> {
+    if state.services.store.uninstalled_at(store).await?.is_none() {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::CONFLICT,
+        "uninstalled",
+        format!(
+            "store {:?}'s app was uninstalled: it runs no jobs until it is installed again (a new token from POST /v1/admin/stores/{}/tokens)",
+            store.as_str(),
+            store.as_str()
+        ),
+    ))
 }
 
 async fn load_job(state: &AppState, headers: &HeaderMap, id: &str) -> Result<JobRecord, ApiError> {

@@ -224,7 +224,9 @@ fn authorize_admin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError
     }
 }
 
-/// `POST /v1/admin/stores/{store}/tokens`: a new token for one store, shown once.
+/// `POST /v1/admin/stores/{store}/tokens`: a new token for one store, shown once. For
+/// a store whose app was uninstalled this is its installation again: the uninstall is
+/// lifted (its jobs and webhooks are taken again).
 async fn create_token(
     State(state): State<Arc<AppState>>,
     axum::extract::Path(store): axum::extract::Path<String>,
@@ -247,8 +249,14 @@ async fn create_token(
         .store
         .create_token(&token_id, &store_id, &token_hash(&token), now_ms())
         .await?;
+    let reinstated = state.services.store.reinstate_store(&store_id).await?;
+    if reinstated {
+        tracing::info!(store = %store_id, "store installed again: its uninstall is lifted");
+    }
     tracing::info!(store = %store_id, token = %token_id, "token created");
-    let body = json!({"id": token_id, "store": store_id.as_str(), "token": token});
+    let body = json!({
+        "id": token_id, "store": store_id.as_str(), "token": token, "reinstated": reinstated
+    });
     Ok((StatusCode::CREATED, axum::Json(body)).into_response())
 }
 

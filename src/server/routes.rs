@@ -184,7 +184,7 @@ pub fn table() -> Vec<(RouteDoc, Handler)> {
     let mut t: Vec<(RouteDoc, Handler)> = vec![
         (doc("get", "/healthz", "service", "The process is up.", Open), get(super::healthz)),
         (
-            doc("post", "/webhooks/shopify", "webhooks", "A Shopify webhook, signed with X-Shopify-Hmac-Sha256: kept, acknowledged, applied in the background (a replay of its X-Shopify-Webhook-Id changes nothing).", ShopifySignature)
+            doc("post", "/webhooks/shopify", "webhooks", "A Shopify webhook, signed with X-Shopify-Hmac-Sha256: kept, acknowledged, applied in the background (a replay of its X-Shopify-Webhook-Id changes nothing). Once the store's app was uninstalled, only the compliance topics are taken (others: 200 `refused`).", ShopifySignature)
                 .body(Body::Json("Webhook")),
             post(super::webhooks::receive),
         ),
@@ -203,7 +203,7 @@ pub fn table() -> Vec<(RouteDoc, Handler)> {
             get(api_page),
         ),
         (
-            doc("post", "/v1/stores/{store}/jobs", "jobs", "Trigger a run of the store's bundles. One job per store at a time: while one is queued or running it is returned (200), unless `queue=1`.", Store)
+            doc("post", "/v1/stores/{store}/jobs", "jobs", "Trigger a run of the store's bundles. One job per store at a time: while one is queued or running it is returned (200), unless `queue=1`. 409 once the store's app was uninstalled.", Store)
                 .body(Body::Json("JobRequest"))
                 .query(&[("queue", "1: queue behind the store's running job instead of returning it.")])
                 .ok(202, JSON, Some("Job")),
@@ -239,7 +239,7 @@ pub fn table() -> Vec<(RouteDoc, Handler)> {
                 .ok(200, JSON, Some("Decision")),
             decision(Decision::Rejected),
         ),
-        (doc("post", "/v1/admin/stores/{store}/tokens", "admin", "Create a token for one store; the token is shown once.", Admin).ok(201, JSON, None), post(super::create_token)),
+        (doc("post", "/v1/admin/stores/{store}/tokens", "admin", "Create a token for one store; the token is shown once. For a store whose app was uninstalled this is its installation again (`reinstated`: true).", Admin).ok(201, JSON, None), post(super::create_token)),
         (doc("delete", "/v1/admin/tokens/{id}", "admin", "Revoke a store token.", Admin).ok(204, JSON, None), delete(super::revoke_token)),
         (
             doc("put", "/v1/admin/stores/{store}/shop-domain", "admin", "Set the shop a store is (example.myshopify.com), for webhooks.", Admin)
@@ -450,7 +450,7 @@ fn schemas() -> Value {
                 "type": "object",
                 "required": ["kind", "message"],
                 "properties": {
-                    "kind": {"type": "string", "examples": ["bad_input", "not_found", "unauthorized", "forbidden", "rate_limited", "too_large", "retryable", "internal"]},
+                    "kind": {"type": "string", "examples": ["bad_input", "not_found", "unauthorized", "forbidden", "rate_limited", "too_large", "uninstalled", "retryable", "internal"]},
                     "message": {"type": "string"},
                     "details": {}
                 }

@@ -4,7 +4,11 @@
 //! signature on the raw body (HMAC-SHA256 with the app's secret, compared in constant
 //! time, before anything is parsed), keeps the webhook by its id (a replay is
 //! acknowledged and changes nothing) and answers. The applier ([`crate::sync`]) then
-//! applies kept webhooks in the order they came.
+//! applies kept webhooks in the order they came. Only what applying reads of a body is
+//! kept, and nothing of one for a shop no store is.
+//!
+//! Once a store's app is uninstalled its webhooks are refused, but for the compliance
+//! topics: those are verified, kept, applied and acknowledged as ever.
 
 use std::sync::Arc;
 
@@ -103,15 +107,35 @@ pub async fn receive(
         )));
     };
     let store = state.services.store.store_for_shop(&shop).await?;
-    if store.is_none() {
-        tracing::warn!(%shop, %topic, webhook = webhook_id, "webhook for a shop no store is");
-    }
+    let kept = match &store {
+        Some(id) => {
+            if !crate::sync::is_compliance_topic(&topic)
+                && state.services.store.uninstalled_at(id).await?.is_some()
+            {
+                count("uninstalled");
+                tracing::info!(%shop, %topic, webhook = webhook_id, "webhook refused: the app was uninstalled");
+                // 200 all the same: Shopify would retry anything else for hours, and
+                // nothing of it is kept or applied.
+                return Ok(Json(json!({
+                    "status": "refused",
+                    "webhook_id": webhook_id,
+                    "reason": format!("store {}'s app was uninstalled: only the compliance topics are taken", id.as_str()),
+                })));
+            }
+            crate::sync::kept_body(&topic, &body)
+        }
+        None => {
+            tracing::warn!(%shop, %topic, webhook = webhook_id, "webhook for a shop no store is");
+            // Applying it reads nothing: its id and shop are kept, not what it carried.
+            Vec::new()
+        }
+    };
     let record = WebhookRecord {
         webhook_id: webhook_id.to_owned(),
         shop_domain: shop,
         store_id: store.map(|s| s.as_str().to_owned()),
         topic: topic.clone(),
-        body: body.to_vec(),
+        body: kept,
         received_at: now_ms(),
     };
     let fresh = state.services.store.record_webhook(&record).await?;

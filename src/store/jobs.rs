@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use super::{RunRecord, StoreError};
+use crate::domain::StoreId;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -102,6 +103,14 @@ pub enum JobEnd {
     },
 }
 
+/// A store's jobs stopped at once: the queued ones cancelled, the running ones
+/// marked for their workers to cancel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StoreJobsStopped {
+    pub cancelled: u64,
+    pub stopping: u64,
+}
+
 /// What a lease renewal found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lease {
@@ -167,6 +176,16 @@ pub trait JobQueue: Send + Sync {
     /// `None` for an unknown job.
     async fn request_cancel(&self, job_id: &str, now: i64)
     -> Result<Option<JobRecord>, StoreError>;
+
+    /// Stops every job of a store (its app was uninstalled): a queued one is
+    /// cancelled at once with `message`, a running one is marked for its worker to
+    /// cancel. Returns how many of each.
+    async fn cancel_store_jobs(
+        &self,
+        store: &StoreId,
+        now: i64,
+        message: &str,
+    ) -> Result<StoreJobsStopped, StoreError>;
 
     /// Jobs whose lease ran out (their worker died): back to the queue, or `failed`
     /// after their last attempt. Returns how many.

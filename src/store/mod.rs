@@ -21,13 +21,14 @@ pub use app_uploads::{AppUpload, AppUploadStore};
 pub use approvals::{Approval, ApprovalStore, Decision};
 pub use caches::CacheStore;
 pub use catalog::{CatalogStore, WriteSummary};
-pub use jobs::{JobEnd, JobQueue, JobRecord, JobState, Lease, NewJob};
+pub use jobs::{JobEnd, JobQueue, JobRecord, JobState, Lease, NewJob, StoreJobsStopped};
 pub use runs::{RunListing, RunRecord, RunStore, StoredRun};
 pub use sqlite::SqliteStore;
 pub use stores::StoreRegistry;
 pub use tokens::TokenStore;
 pub use webhooks::{
-    CustomerOrder, CustomerOrderLine, RefundedLine, WebhookOutcome, WebhookRecord, WebhookStore,
+    CustomerOrder, CustomerOrderLine, FinishedWebhook, RefundedLine, WebhookOutcome, WebhookRecord,
+    WebhookStore,
 };
 
 #[derive(Debug, thiserror::Error)]

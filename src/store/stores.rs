@@ -29,4 +29,12 @@ pub trait StoreRegistry: Send + Sync {
     /// The store a shop is: the one whose shop domain it is set to, else store NAME
     /// for `NAME.myshopify.com` when that store has no domain set.
     async fn store_for_shop(&self, domain: &str) -> Result<Option<StoreId>, StoreError>;
+
+    /// When the store's app was uninstalled (Unix ms); `None` while it is installed
+    /// (or the store is unknown).
+    async fn uninstalled_at(&self, id: &StoreId) -> Result<Option<i64>, StoreError>;
+
+    /// The store's app installed again: the uninstall is lifted. `false` when it was
+    /// not uninstalled.
+    async fn reinstate_store(&self, id: &StoreId) -> Result<bool, StoreError>;
 }

@@ -22,4 +22,8 @@ pub trait TokenStore: Send + Sync {
 
     /// Revokes a token; `false` when there is no such live token.
     async fn revoke_token(&self, token_id: &str, now: i64) -> Result<bool, StoreError>;
+
+    /// Revokes every live token of a store (its app was uninstalled). Returns how
+    /// many.
+    async fn revoke_store_tokens(&self, store: &StoreId, now: i64) -> Result<u64, StoreError>;
 }

@@ -56,12 +56,21 @@ pub trait WebhookStore: Send + Sync {
     async fn pending_webhooks(&self, limit: u32) -> Result<Vec<WebhookRecord>, StoreError>;
 
     /// Marks webhooks applied (or stale, ignored, failed), each with a note, in one
-    /// write.
-    async fn finish_webhooks(
+    /// write; the bodies of those that say so go in the same write.
+    async fn finish_webhooks(&self, done: &[FinishedWebhook], now: i64) -> Result<(), StoreError>;
+
+    /// Erases the bodies of a store's applied webhooks that hold any of `needles`
+    /// (a redacted customer's id, email, phone), byte for byte. Ids, topics and
+    /// outcomes stay, so a replay is still recognised. Returns the bodies erased.
+    async fn redact_webhook_bodies(
         &self,
-        done: &[(String, WebhookOutcome, String)],
-        now: i64,
-    ) -> Result<(), StoreError>;
+        store: &StoreId,
+        needles: &[String],
+    ) -> Result<u64, StoreError>;
+
+    /// Erases the bodies of webhooks applied before `applied_before` (Unix ms): the
+    /// retention. Ids, topics and outcomes stay. Returns the bodies erased.
+    async fn expire_webhook_bodies(&self, applied_before: i64) -> Result<u64, StoreError>;
 
     /// The `updated_at` (Unix ms) of the last update applied to `resource`.
     async fn resource_version(
@@ -131,6 +140,17 @@ pub trait WebhookStore: Send + Sync {
     /// Erases everything a store holds: catalog, orders, runs and bundles, decisions,
     /// tokens, jobs, uploads, versions, its webhooks' bodies; the store itself last.
     async fn erase_store(&self, store: &StoreId) -> Result<(), StoreError>;
+}
+
+/// A webhook as the applier marks it done.
+#[derive(Debug, Clone)]
+pub struct FinishedWebhook {
+    pub webhook_id: String,
+    pub outcome: WebhookOutcome,
+    pub note: String,
+    /// Its body is erased now: nothing will read it again and it may name a person
+    /// (a compliance request, a shop no store is, no retention set).
+    pub drop_body: bool,
 }
 
 /// A refunded line of an order.

@@ -8,13 +8,20 @@
 //! write wins), and an update for a resource we do not hold creates it
 //! ([`upserts`]). Cancellations, refunds, inventory levels, deletions, uninstalls and
 //! the compliance topics change exactly what they name ([`topics`]).
+//!
+//! A body is kept only as long as applying needs it: only the fields applying reads
+//! are stored ([`kept_body`]); a compliance request's body, and one of a shop no store
+//! is, goes once applied; a redacted customer's go with the redaction; every other
+//! goes `server.webhook_retention_days` after it was applied. A webhook's id, topic
+//! and outcome stay, so a late replay is still recognised.
 
+mod kept;
 mod payload;
 mod topics;
 mod upserts;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tokio::sync::Notify;
@@ -25,7 +32,18 @@ use crate::domain::StoreId;
 use crate::error::ErrorKind;
 use crate::ingest::FileRole;
 use crate::services::Services;
-use crate::store::{StoreError, WebhookOutcome, WebhookRecord};
+use crate::store::{FinishedWebhook, StoreError, WebhookOutcome, WebhookRecord};
+
+pub use kept::kept_body;
+
+/// The topics Shopify's privacy law compliance sends. They are applied even after the
+/// app was uninstalled (`shop/redact` comes 48 hours after).
+pub fn is_compliance_topic(topic: &str) -> bool {
+    matches!(
+        topic,
+        "customers/data_request" | "customers/redact" | "shop/redact"
+    )
+}
 
 /// Why a webhook could not be applied. Its text is the note the webhook keeps.
 #[derive(Debug, thiserror::Error)]
@@ -98,6 +116,13 @@ async fn apply(services: &Services, w: &WebhookRecord) -> Result<Applied, SyncEr
         ));
     };
     let store_id = StoreId::parse(store).map_err(|_| SyncError::StoredStoreId(store.to_owned()))?;
+    if w.body.is_empty() {
+        // Its store was erased (shop/redact) while it waited.
+        return Ok(body_erased());
+    }
+    if let Some(refused) = refused_after_uninstall(services, &store_id, &w.topic).await? {
+        return Ok(refused);
+    }
     let body: Value = serde_json::from_slice(&w.body)?;
     match w.topic.as_str() {
         "products/create" | "products/update" => {
@@ -110,13 +135,7 @@ async fn apply(services: &Services, w: &WebhookRecord) -> Result<Applied, SyncEr
         "orders/cancelled" => topics::order_cancelled(services, &store_id, &body).await,
         "refunds/create" => topics::refund(services, &store_id, &body).await,
         "inventory_levels/update" => topics::inventory_level(services, &store_id, &body).await,
-        "app/uninstalled" => {
-            services.store.mark_uninstalled(&store_id, now_ms()).await?;
-            Ok(Applied::new(
-                WebhookOutcome::Applied,
-                "the app was uninstalled: the store's data stays until shop/redact",
-            ))
-        }
+        "app/uninstalled" => topics::uninstalled(services, &store_id).await,
         "customers/data_request" => topics::data_request(services, &store_id, &body).await,
         "customers/redact" => topics::redact_customer(services, &store_id, &body).await,
         "shop/redact" => {
@@ -133,19 +152,55 @@ async fn apply(services: &Services, w: &WebhookRecord) -> Result<Applied, SyncEr
     }
 }
 
+/// A webhook whose body was erased before it was applied.
+fn body_erased() -> Applied {
+    Applied::new(
+        WebhookOutcome::Ignored,
+        "its body was erased before it was applied",
+    )
+}
+
+/// A webhook of a store whose app was uninstalled, other than a compliance topic:
+/// ignored (the receiver refuses these; this catches those kept before the uninstall
+/// was applied).
+async fn refused_after_uninstall(
+    services: &Services,
+    store_id: &StoreId,
+    topic: &str,
+) -> Result<Option<Applied>, SyncError> {
+    if is_compliance_topic(topic) {
+        return Ok(None);
+    }
+    let uninstalled = services.store.uninstalled_at(store_id).await?;
+    Ok(uninstalled.map(|_| {
+        Applied::new(
+            WebhookOutcome::Ignored,
+            format!("store {store_id}'s app was uninstalled: only the compliance topics apply"),
+        )
+    }))
+}
+
 /// How many kept webhooks the applier takes at a time.
 const BATCH: u32 = 100;
 
+/// How often the applier erases the bodies past the retention.
+const EXPIRE_EVERY: Duration = Duration::from_secs(60);
+
 /// Applies kept webhooks, oldest first, until `shutdown`; `wake` says one was kept.
 /// `applied` hears each webhook's topic and outcome as it is marked (the server
-/// counts them).
+/// counts them). Once a minute it erases the bodies past the retention.
 pub async fn run(
     services: Arc<Services>,
     wake: Arc<Notify>,
     shutdown: CancelToken,
     applied: impl Fn(&str, WebhookOutcome) + Send + Sync,
 ) {
+    let mut expired_at: Option<Instant> = None;
     while !shutdown.is_cancelled() {
+        if expired_at.is_none_or(|at| at.elapsed() >= EXPIRE_EVERY) {
+            expire_bodies(&services).await;
+            expired_at = Some(Instant::now());
+        }
         let pending = match services.store.pending_webhooks(BATCH).await {
             Ok(p) => p,
             Err(e) => {
@@ -178,15 +233,30 @@ pub async fn run(
     }
 }
 
+/// Erases the bodies of webhooks applied longer ago than
+/// `server.webhook_retention_days`.
+async fn expire_bodies(services: &Services) {
+    let days = services.settings.server.webhook_retention_days;
+    let applied_before = now_ms() - i64::from(days) * 86_400_000;
+    match services.store.expire_webhook_bodies(applied_before).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(bodies = n, days, "webhook bodies past the retention erased"),
+        Err(e) => tracing::warn!(error = %e, "cannot erase webhook bodies past the retention"),
+    }
+}
+
 /// Logs and marks a run of webhooks as applied (one write for the run: the receiving
 /// side waits for SQLite's one writer, so fewer, shorter writes here are its
-/// latency).
+/// latency). A body nothing will read again and that may name a person goes in the
+/// same write: a compliance request's, one of a shop no store is, and every one when
+/// no retention is set.
 async fn finish(
     services: &Services,
     batch: &[WebhookRecord],
     results: Vec<Result<Applied, SyncError>>,
     applied: &(impl Fn(&str, WebhookOutcome) + Send + Sync),
 ) {
+    let keep_none = services.settings.server.webhook_retention_days == 0;
     let mut done = Vec::with_capacity(batch.len());
     for (w, result) in batch.iter().zip(results) {
         let (Applied { outcome, note }, kind) = match result {
@@ -205,7 +275,12 @@ async fn finish(
                 tracing::warn!(webhook = %w.webhook_id, topic = %w.topic, ?kind, error = %note, "webhook not applied")
             }
         }
-        done.push((w.webhook_id.clone(), outcome, note));
+        done.push(FinishedWebhook {
+            webhook_id: w.webhook_id.clone(),
+            outcome,
+            note,
+            drop_body: keep_none || w.store_id.is_none() || is_compliance_topic(&w.topic),
+        });
     }
     if let Err(e) = services.store.finish_webhooks(&done, now_ms()).await {
         // Left pending: applied again, which the version checks make safe.

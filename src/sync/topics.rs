@@ -130,7 +130,8 @@ pub(super) async fn data_request(
     ))
 }
 
-/// `customers/redact`: the customer's identifiers leave the orders we keep.
+/// `customers/redact`: the customer's identifiers leave the orders we keep, and the
+/// kept webhook bodies that name them (by id, email or phone) are erased.
 pub(super) async fn redact_customer(
     services: &Services,
     store_id: &StoreId,
@@ -141,8 +142,42 @@ pub(super) async fn redact_customer(
         .store
         .redact_customer(store_id, &keys, &orders)
         .await?;
+    let mut needles = keys;
+    needles.extend(text_of(body.pointer("/customer/phone")));
+    let erased = services
+        .store
+        .redact_webhook_bodies(store_id, &needles)
+        .await?;
     Ok(Applied::new(
         WebhookOutcome::Applied,
-        format!("the customer's identifiers erased from {n} orders"),
+        format!(
+            "the customer's identifiers erased from {n} orders and {erased} kept webhook bodies"
+        ),
+    ))
+}
+
+/// `app/uninstalled`: the store stops acting. Its API tokens are revoked, its queued
+/// jobs cancelled and its running ones stopped; its webhooks other than the
+/// compliance topics are refused from now on. Its data stays until `shop/redact`.
+pub(super) async fn uninstalled(
+    services: &Services,
+    store_id: &StoreId,
+) -> Result<Applied, SyncError> {
+    let store = &services.store;
+    let now = now_ms();
+    // Marked first: from then on no job is triggered and no webhook taken for it.
+    store.mark_uninstalled(store_id, now).await?;
+    // Its Shopify access token, once one is stored, is to be dropped here too.
+    let tokens = store.revoke_store_tokens(store_id, now).await?;
+    let jobs = store
+        .cancel_store_jobs(store_id, now, "cancelled: the store's app was uninstalled")
+        .await?;
+    Ok(Applied::new(
+        WebhookOutcome::Applied,
+        format!(
+            "the app was uninstalled: {tokens} tokens revoked, {} queued jobs cancelled, \
+             {} running jobs stopping; the store's data stays until shop/redact",
+            jobs.cancelled, jobs.stopping
+        ),
     ))
 }

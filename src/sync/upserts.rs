@@ -9,7 +9,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::payload::{document, id_of, updated_at};
-use super::{Applied, SyncError, apply, upsert_kind};
+use super::{Applied, SyncError, apply, body_erased, refused_after_uninstall, upsert_kind};
 use crate::domain::StoreId;
 use crate::ingest::{FileRole, IngestSource, IngestSources, NoProgress};
 use crate::services::Services;
@@ -52,12 +52,15 @@ pub(super) async fn apply_upserts(
         .as_deref()
         .and_then(|s| StoreId::parse(s).ok())
     else {
-        let mut out = Vec::with_capacity(run.len());
-        for w in run {
-            out.push(apply(services, w).await);
-        }
-        return out;
+        return apply_each(services, run).await;
     };
+    // Every webhook of the run is an upsert of this store: refused alike.
+    match refused_after_uninstall(services, &store_id, &run[0].topic).await {
+        Ok(None) => {}
+        Ok(Some(refused)) => return run.iter().map(|_| Ok(refused.clone())).collect(),
+        // One at a time: each then fails with the error, or applies.
+        Err(_) => return apply_each(services, run).await,
+    }
     let (mut results, mut bodies) = newest_per_resource(run);
     drop_applied(services, &store_id, &mut results, &mut bodies).await;
     let live: Vec<usize> = (0..run.len()).filter(|&n| bodies[n].is_some()).collect();
@@ -86,6 +89,15 @@ pub(super) async fn apply_upserts(
         .collect()
 }
 
+/// Each webhook of a run applied alone, in order.
+async fn apply_each(services: &Services, run: &[WebhookRecord]) -> Vec<Result<Applied, SyncError>> {
+    let mut out = Vec::with_capacity(run.len());
+    for w in run {
+        out.push(apply(services, w).await);
+    }
+    out
+}
+
 /// Each webhook parsed, keeping the newest of each resource (a tie goes to the later);
 /// an older one of the same batch is stale at once.
 fn newest_per_resource(run: &[WebhookRecord]) -> Slots {
@@ -101,6 +113,10 @@ fn newest_per_resource(run: &[WebhookRecord]) -> Slots {
     };
     for (n, w) in run.iter().enumerate() {
         let kind = upsert_kind(&w.topic).unwrap_or("product");
+        if w.body.is_empty() {
+            results[n] = Some(Ok(body_erased()));
+            continue;
+        }
         let body: Value = match serde_json::from_slice(&w.body) {
             Ok(v) => v,
             Err(e) => {

@@ -4,27 +4,42 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bundleforge::embed::HashingEmbedder;
+use bundleforge::embed::{EmbedError, Embedder, HashingEmbedder};
 use bundleforge::server::webhooks::sign;
 use serde_json::{Value, json};
 
-use crate::support::{AppOptions, TestApp, TestDb, spawn_app};
+use crate::support::{AppOptions, TestApp, TestDb, ingest_dir, repo_root, spawn_app};
 
 const SECRET: &str = "shpss_test_secret";
 const ADMIN: &str = "admin-token";
 
 /// Our server over the store `mugs`, taking webhooks signed with `secret`.
 async fn start(secret: &str) -> TestApp {
+    start_with(secret, &[]).await
+}
+
+/// As [`start`], with settings `overrides`.
+async fn start_with(secret: &str, overrides: &[(&str, &str)]) -> TestApp {
+    serve(mugs_db().await, secret, overrides).await
+}
+
+/// A fresh database holding the store `mugs`, known by its myshopify name.
+async fn mugs_db() -> TestDb {
     let db = TestDb::new().await;
-    // The store, known by its myshopify name.
     let csv = "variant_id,product_id,title,price\nv0,p0,Gift Card Holder,5.00\n";
     db.ingest_ok("mugs", crate::support::catalog(db.file("c.csv", csv)))
         .await;
+    db
+}
+
+/// Our server over `db`, taking webhooks signed with `secret`.
+async fn serve(db: TestDb, secret: &str, overrides: &[(&str, &str)]) -> TestApp {
     spawn_app(
         AppOptions::default()
             .db(db)
             .admin_token(ADMIN)
             .webhook_secret(secret)
+            .settings(overrides)
             .embedder(Arc::new(HashingEmbedder::new(32))),
     )
     .await
@@ -614,5 +629,455 @@ async fn a_refused_product_names_its_document_and_no_file_of_ours() {
         );
     }
     assert_eq!(title_of(&s, "808950810").await, None);
+    s.stop().await;
+}
+
+/// Every column of every table holding `needle` (text and blobs alike, byte for
+/// byte), as `table.column (N rows)`.
+async fn holders_of(s: &TestApp, needle: &str) -> Vec<String> {
+    let pool = s.db.store.pool();
+    let tables: Vec<String> =
+        sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table'")
+            .fetch_all(pool)
+            .await
+            .unwrap();
+    let mut found = Vec::new();
+    for table in tables {
+        let columns: Vec<String> = sqlx::query_scalar("SELECT name FROM pragma_table_info(?)")
+            .bind(&table)
+            .fetch_all(pool)
+            .await
+            .unwrap();
+        for column in columns {
+            let sql = format!(
+                "SELECT COUNT(*) FROM \"{table}\" \
+                 WHERE instr(CAST(\"{column}\" AS BLOB), CAST(? AS BLOB)) > 0"
+            );
+            let n: i64 = sqlx::query_scalar(&sql)
+                .bind(needle)
+                .fetch_one(pool)
+                .await
+                .unwrap();
+            if n > 0 {
+                found.push(format!("{table}.{column} ({n} rows)"));
+            }
+        }
+    }
+    found
+}
+
+/// The customer the redaction tests follow: what Shopify sends of them.
+const EMAIL: &str = "zenobia.quarrington@example.org";
+const FIRST_NAME: &str = "Zenobia";
+const LAST_NAME: &str = "Quarrington";
+const PHONE: &str = "+16135550142";
+const STREET: &str = "12 Wrenfield Lane";
+const CUSTOMER_ID: u64 = 6_100_200_300;
+
+/// An order as Shopify sends it, the customer's name, phone and addresses and all;
+/// `customer: false` makes it a guest's (their email and phone on the order only).
+fn customer_order(id: u64, updated_at: &str, customer: bool) -> Value {
+    let address = json!({"first_name": FIRST_NAME, "last_name": LAST_NAME, "address1": STREET,
+                         "city": "Ottawa", "zip": "K1A 0B1", "phone": PHONE,
+                         "name": format!("{FIRST_NAME} {LAST_NAME}")});
+    let mut order = json!({
+        "id": id, "name": format!("#{id}"), "created_at": "2026-03-06T16:09:54Z",
+        "updated_at": updated_at, "currency": "USD", "email": EMAIL, "contact_email": EMAIL,
+        "phone": PHONE, "note": format!("Ring {FIRST_NAME} on arrival"),
+        "billing_address": address, "shipping_address": address,
+        "line_items": [{"id": 1, "variant_id": 808950810, "product_id": 632910392,
+                        "title": "Stoneware Mug", "quantity": 2, "price": "18.00", "sku": "MUG-1",
+                        "properties": [{"name": "Engraving", "value": LAST_NAME}]}]
+    });
+    if customer {
+        order["customer"] = json!({"id": CUSTOMER_ID, "email": EMAIL, "phone": PHONE,
+                                   "first_name": FIRST_NAME, "last_name": LAST_NAME,
+                                   "default_address": address});
+    }
+    order
+}
+
+/// Issue: redaction left the customer in the kept bodies. After `customers/redact`
+/// nothing in the database names them, while every webhook's id and outcome stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redacted_customer_is_nowhere_in_the_database_and_a_replay_is_still_recognised() {
+    let s = start(SECRET).await;
+    let shop = "mugs.myshopify.com";
+    send(
+        &s,
+        "products/create",
+        "p1",
+        shop,
+        &product("Stoneware Mug", "2026-03-01T10:00:00Z"),
+        None,
+    )
+    .await;
+    let o1 = customer_order(1001, "2026-03-06T16:09:54Z", true);
+    let o1_later = customer_order(1001, "2026-03-07T10:00:00Z", true);
+    let guest = customer_order(1002, "2026-03-06T17:00:00Z", false);
+    for (id, topic, body) in [
+        ("o1", "orders/create", &o1),
+        ("o1b", "orders/updated", &o1_later),
+        ("o2", "orders/create", &guest),
+    ] {
+        let (status, answer) = send(&s, topic, id, shop, body, None).await;
+        assert_eq!((status, answer["status"].as_str()), (200, Some("accepted")));
+    }
+    // The same order for a shop no store is: acknowledged, nothing of it kept.
+    let (_, answer) = send(
+        &s,
+        "orders/create",
+        "o9",
+        "stranger.myshopify.com",
+        &o1,
+        None,
+    )
+    .await;
+    assert_eq!(answer["status"], "unknown_shop", "{answer}");
+    let who = json!({"shop_id": 1, "shop_domain": shop,
+                     "customer": {"id": CUSTOMER_ID, "email": EMAIL, "phone": PHONE},
+                     "orders_requested": [1001, 1002], "data_request": {"id": 77}});
+    send(&s, "customers/data_request", "d1", shop, &who, None).await;
+    settle(&s).await;
+    for id in ["o1b", "o2", "d1"] {
+        let (outcome, message) = outcome_of(&s, id).await;
+        assert_eq!(outcome, "applied", "{id}: {message}");
+    }
+    // Applied, or stale when its newer update came in the same batch.
+    let o1_outcome = outcome_of(&s, "o1").await;
+    assert!(
+        o1_outcome.0 == "applied" || o1_outcome.0 == "stale",
+        "{o1_outcome:?}"
+    );
+    // The guest's order keys them by their email until the redaction: the search
+    // below sees what is there.
+    assert!(!holders_of(&s, EMAIL).await.is_empty());
+    for never in [FIRST_NAME, LAST_NAME, PHONE, STREET] {
+        assert_eq!(holders_of(&s, never).await, Vec::<String>::new(), "{never}");
+    }
+
+    let redact = json!({"shop_id": 1, "shop_domain": shop,
+                        "customer": {"id": CUSTOMER_ID, "email": EMAIL, "phone": PHONE},
+                        "orders_to_redact": [1001, 1002]});
+    let (status, _) = send(&s, "customers/redact", "x1", shop, &redact, None).await;
+    assert_eq!(status, 200);
+    settle(&s).await;
+    let (outcome, message) = outcome_of(&s, "x1").await;
+    assert_eq!(outcome, "applied", "{message}");
+
+    for needle in [
+        EMAIL,
+        "zenobia.quarrington",
+        FIRST_NAME,
+        LAST_NAME,
+        PHONE,
+        "6135550142",
+        STREET,
+        "Wrenfield",
+    ] {
+        assert_eq!(
+            holders_of(&s, needle).await,
+            Vec::<String>::new(),
+            "{needle} is still held"
+        );
+    }
+    // The baskets stay, anonymous.
+    assert_eq!(
+        s.db.count("SELECT COUNT(*) FROM order_lines WHERE store_id = 'mugs'")
+            .await,
+        2
+    );
+
+    // Every webhook is still known by its id: a late replay changes nothing.
+    for (id, topic, body) in [
+        ("o1", "orders/create", &o1),
+        ("d1", "customers/data_request", &who),
+        ("x1", "customers/redact", &redact),
+    ] {
+        let (status, answer) = send(&s, topic, id, shop, body, None).await;
+        assert_eq!(
+            (status, answer["status"].as_str()),
+            (200, Some("duplicate")),
+            "{id}: {answer}"
+        );
+    }
+    let (_, answer) = send(
+        &s,
+        "orders/create",
+        "o9",
+        "stranger.myshopify.com",
+        &o1,
+        None,
+    )
+    .await;
+    assert_eq!(answer["status"], "duplicate", "{answer}");
+    assert_eq!(
+        s.db.count("SELECT COUNT(*) FROM webhooks WHERE applied_at IS NULL")
+            .await,
+        0
+    );
+    assert_eq!(outcome_of(&s, "o1").await, o1_outcome);
+    assert_eq!(holders_of(&s, EMAIL).await, Vec::<String>::new());
+    s.stop().await;
+}
+
+/// The length of a kept webhook's body (0: erased).
+async fn body_length(s: &TestApp, id: &str) -> i64 {
+    sqlx::query_scalar("SELECT length(body) FROM webhooks WHERE webhook_id = ?")
+        .bind(id)
+        .fetch_one(s.db.store.pool())
+        .await
+        .unwrap()
+}
+
+/// Bodies go `server.webhook_retention_days` after they were applied; ids and
+/// outcomes stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn applied_bodies_expire_after_the_retention_and_their_ids_and_outcomes_stay() {
+    let db = mugs_db().await;
+    // Two webhooks applied before this server started: nine days ago and one day ago.
+    let day = 86_400_000_i64;
+    let now = chrono::Utc::now().timestamp_millis();
+    for (id, days) in [("old", 9), ("recent", 1)] {
+        sqlx::query(
+            "INSERT INTO webhooks (webhook_id, shop_domain, store_id, topic, body, received_at, \
+             applied_at, outcome, message) \
+             VALUES (?, 'mugs.myshopify.com', 'mugs', 'products/update', ?, ?, ?, 'applied', 'applied then')",
+        )
+        .bind(id)
+        .bind(br#"{"id":632910392,"title":"Stoneware Mug"}"#.to_vec())
+        .bind(now - days * day)
+        .bind(now - days * day + 1000)
+        .execute(db.store.pool())
+        .await
+        .unwrap();
+    }
+    let s = serve(db, SECRET, &[("server.webhook_retention_days", "7")]).await;
+    // The applier sweeps when it starts, then once a minute.
+    let started = Instant::now();
+    while body_length(&s, "old").await > 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the old body was not erased"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        body_length(&s, "recent").await > 0,
+        "a body inside the retention stays"
+    );
+    assert_eq!(
+        outcome_of(&s, "old").await,
+        ("applied".to_owned(), "applied then".to_owned())
+    );
+    let (status, answer) = send(
+        &s,
+        "products/update",
+        "old",
+        "mugs.myshopify.com",
+        &product("Stoneware Mug", "2026-03-01T10:00:00Z"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, answer["status"].as_str()),
+        (200, Some("duplicate")),
+        "{answer}"
+    );
+    s.stop().await;
+}
+
+/// `server.webhook_retention_days = 0`: a body goes as soon as its webhook is applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_no_retention_a_body_goes_as_soon_as_it_is_applied() {
+    let s = start_with(SECRET, &[("server.webhook_retention_days", "0")]).await;
+    let shop = "mugs.myshopify.com";
+    let mug = product("Stoneware Mug", "2026-03-01T10:00:00Z");
+    send(&s, "products/create", "w1", shop, &mug, None).await;
+    settle(&s).await;
+    assert_eq!(outcome_of(&s, "w1").await.0, "applied");
+    assert_eq!(
+        title_of(&s, "808950810").await.as_deref(),
+        Some("Stoneware Mug")
+    );
+    assert_eq!(body_length(&s, "w1").await, 0);
+    let (_, answer) = send(&s, "products/create", "w1", shop, &mug, None).await;
+    assert_eq!(answer["status"], "duplicate", "{answer}");
+    s.stop().await;
+}
+
+/// Embeds as the hashing embedder does, after a long wait: a run that is still
+/// working when the test acts on it.
+struct SlowEmbedder(HashingEmbedder);
+
+#[async_trait::async_trait]
+impl Embedder for SlowEmbedder {
+    fn model_id(&self) -> &str {
+        self.0.model_id()
+    }
+    fn dim(&self) -> usize {
+        self.0.dim()
+    }
+    async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        self.0.embed(texts).await
+    }
+}
+
+/// Polls a job until `done` says so, or panics after a minute.
+async fn wait_for_job(s: &TestApp, id: &str, done: impl Fn(&str) -> bool) -> Value {
+    let start = Instant::now();
+    loop {
+        let (status, job) = s.admin("GET", &format!("/v1/jobs/{id}"), "").await;
+        assert_eq!(status, 200, "{job}");
+        if done(job["state"].as_str().unwrap_or_default()) {
+            return job;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "job stuck: {job}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Issue: `app/uninstalled` changed nothing. Now the store's tokens stop working, its
+/// jobs stop, its webhooks are refused, but the compliance topics still apply.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_uninstalled_store_loses_its_tokens_jobs_and_webhooks_but_compliance_still_applies() {
+    let db = TestDb::new().await;
+    ingest_dir(&db, "small", &repo_root().join("fixtures/stores/small")).await;
+    let s = spawn_app(
+        AppOptions::default()
+            .db(db)
+            .admin_token(ADMIN)
+            .webhook_secret(SECRET)
+            .settings(&[
+                ("server.heartbeat_seconds", "1"),
+                ("server.lease_seconds", "5"),
+            ])
+            .embedder(Arc::new(SlowEmbedder(HashingEmbedder::new(32)))),
+    )
+    .await;
+    let shop = "small.myshopify.com";
+
+    // The store's own token works; one job runs (slowly) and one waits behind it.
+    let (status, created) = s.admin("POST", "/v1/admin/stores/small/tokens", "").await;
+    assert_eq!(status, 201, "{created}");
+    let token = created["token"].as_str().unwrap().to_owned();
+    let (status, _, _) = s
+        .call("GET", "/v1/stores/small/products", Some(&token), "")
+        .await;
+    assert_eq!(status, 200);
+    let (status, running, _) = s
+        .call("POST", "/v1/stores/small/jobs", Some(&token), "")
+        .await;
+    assert_eq!(status, 202, "{running}");
+    let running = running["id"].as_str().unwrap().to_owned();
+    wait_for_job(&s, &running, |state| state == "running").await;
+    let (status, queued, _) = s
+        .call("POST", "/v1/stores/small/jobs?queue=1", Some(&token), "")
+        .await;
+    assert_eq!(status, 202, "{queued}");
+    let queued = queued["id"].as_str().unwrap().to_owned();
+
+    let (status, answer) = send(
+        &s,
+        "app/uninstalled",
+        "u1",
+        shop,
+        &json!({"id": 1, "domain": shop, "email": "owner@example.org"}),
+        None,
+    )
+    .await;
+    assert_eq!((status, answer["status"].as_str()), (200, Some("accepted")));
+    settle(&s).await;
+    let (outcome, message) = outcome_of(&s, "u1").await;
+    assert_eq!(outcome, "applied", "{message}");
+
+    // The token is revoked; the queued job is cancelled at once, the running one at
+    // its next heartbeat.
+    let (status, _, _) = s
+        .call("GET", "/v1/stores/small/products", Some(&token), "")
+        .await;
+    assert_eq!(status, 401);
+    let (_, job) = s.admin("GET", &format!("/v1/jobs/{queued}"), "").await;
+    assert_eq!(job["state"], "cancelled", "{job}");
+    let job = wait_for_job(&s, &running, |state| state != "running").await;
+    assert_eq!(job["state"], "cancelled", "{job}");
+    assert_eq!(
+        s.db.count("SELECT COUNT(*) FROM runs WHERE store_id = 'small'")
+            .await,
+        0
+    );
+
+    // No new job, even for the admin.
+    let (status, refused) = s.admin("POST", "/v1/stores/small/jobs", "").await;
+    assert_eq!(status, 409, "{refused}");
+    assert_eq!(refused["error"]["kind"], "uninstalled", "{refused}");
+
+    // Its webhooks are refused, and nothing of them kept...
+    let (status, answer) = send(
+        &s,
+        "products/update",
+        "p-after",
+        shop,
+        &product("Stoneware Mug", "2026-03-01T10:00:00Z"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, answer["status"].as_str()),
+        (200, Some("refused")),
+        "{answer}"
+    );
+    assert_eq!(
+        s.db.count("SELECT COUNT(*) FROM webhooks WHERE webhook_id = 'p-after'")
+            .await,
+        0
+    );
+    // ...but for the compliance topics, still verified, kept and applied.
+    let redact = json!({"shop_id": 1, "shop_domain": shop,
+                        "customer": {"id": 42, "email": "a@example.org"}, "orders_to_redact": []});
+    let forged = sign("another secret", redact.to_string().as_bytes());
+    let (status, answer) = send(
+        &s,
+        "customers/redact",
+        "x-after",
+        shop,
+        &redact,
+        Some(forged),
+    )
+    .await;
+    assert_eq!(status, 401, "still verified: {answer}");
+    let (status, answer) = send(&s, "customers/redact", "x-after", shop, &redact, None).await;
+    assert_eq!(
+        (status, answer["status"].as_str()),
+        (200, Some("accepted")),
+        "{answer}"
+    );
+    settle(&s).await;
+    let (outcome, message) = outcome_of(&s, "x-after").await;
+    assert_eq!(outcome, "applied", "{message}");
+
+    // A new token from the admin installs it again: its webhooks are taken again.
+    let (status, created) = s.admin("POST", "/v1/admin/stores/small/tokens", "").await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["reinstated"], true, "{created}");
+    let (status, _, _) = s
+        .call("GET", "/v1/stores/small/products", Some(&token), "")
+        .await;
+    assert_eq!(status, 401, "a token the uninstall revoked stays revoked");
+    let (_, answer) = send(
+        &s,
+        "products/update",
+        "p-again",
+        shop,
+        &product("Stoneware Mug", "2026-03-01T10:00:00Z"),
+        None,
+    )
+    .await;
+    assert_eq!(answer["status"], "accepted", "{answer}");
+    settle(&s).await;
     s.stop().await;
 }

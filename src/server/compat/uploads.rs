@@ -326,6 +326,7 @@ async fn maybe_generate(
     if orders.job_id.is_some() || orders.status != "completed" || !(complete || force) {
         return Ok(Some(orders));
     }
+    crate::server::jobs::refuse_uninstalled(state, store_id).await?;
     let job_id = ulid::Ulid::new().to_string();
     // A default run, as an empty trigger asks for.
     let request = crate::pipeline::RunRequest {

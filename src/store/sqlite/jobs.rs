@@ -7,7 +7,8 @@ use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
 use super::{SqliteStore, insert_run};
-use crate::store::jobs::{JobEnd, JobQueue, JobRecord, JobState, Lease, NewJob};
+use crate::domain::StoreId;
+use crate::store::jobs::{JobEnd, JobQueue, JobRecord, JobState, Lease, NewJob, StoreJobsStopped};
 use crate::store::{RunRecord, StoreError};
 
 const COLUMNS: &str = "job_id, store_id, state, request, phases, attempts, max_attempts, \
@@ -234,6 +235,38 @@ impl JobQueue for SqliteStore {
             .execute(&self.pool)
             .await?;
         self.get_job(job_id).await
+    }
+
+    async fn cancel_store_jobs(
+        &self,
+        store: &StoreId,
+        now: i64,
+        message: &str,
+    ) -> Result<StoreJobsStopped, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let cancelled = sqlx::query(
+            "UPDATE jobs SET state = 'cancelled', finished_at = ?, cancel_requested = 1, \
+             error_kind = 'cancelled', error_message = ? \
+             WHERE store_id = ? AND state = 'queued'",
+        )
+        .bind(now)
+        .bind(message)
+        .bind(store.as_str())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        let stopping = sqlx::query(
+            "UPDATE jobs SET cancel_requested = 1 WHERE store_id = ? AND state = 'running'",
+        )
+        .bind(store.as_str())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(StoreJobsStopped {
+            cancelled,
+            stopping,
+        })
     }
 
     async fn requeue_expired(&self, now: i64) -> Result<u64, StoreError> {

@@ -112,4 +112,25 @@ impl StoreRegistry for SqliteStore {
         })
         .transpose()
     }
+
+    async fn uninstalled_at(&self, id: &StoreId) -> Result<Option<i64>, StoreError> {
+        let at: Option<Option<i64>> =
+            sqlx::query_scalar("SELECT uninstalled_at FROM stores WHERE store_id = ?")
+                .bind(id.as_str())
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(at.flatten())
+    }
+
+    async fn reinstate_store(&self, id: &StoreId) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE stores SET uninstalled_at = NULL, updated_at = ? \
+             WHERE store_id = ? AND uninstalled_at IS NOT NULL",
+        )
+        .bind(chrono::Utc::now().timestamp())
+        .bind(id.as_str())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
 }

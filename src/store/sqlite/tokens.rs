@@ -47,4 +47,15 @@ impl TokenStore for SqliteStore {
         .await?;
         Ok(done.rows_affected() == 1)
     }
+
+    async fn revoke_store_tokens(&self, store: &StoreId, now: i64) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE api_tokens SET revoked_at = ? WHERE store_id = ? AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(store.as_str())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
 }

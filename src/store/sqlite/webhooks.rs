@@ -7,7 +7,7 @@ use super::SqliteStore;
 use crate::domain::StoreId;
 use crate::store::StoreError;
 use crate::store::webhooks::{
-    CustomerOrder, CustomerOrderLine, RefundedLine, WebhookOutcome, WebhookRecord, WebhookStore,
+    CustomerOrder, CustomerOrderLine, FinishedWebhook, RefundedLine, WebhookRecord, WebhookStore,
 };
 
 #[async_trait]
@@ -84,25 +84,55 @@ impl WebhookStore for SqliteStore {
             .collect()
     }
 
-    async fn finish_webhooks(
-        &self,
-        done: &[(String, WebhookOutcome, String)],
-        now: i64,
-    ) -> Result<(), StoreError> {
+    async fn finish_webhooks(&self, done: &[FinishedWebhook], now: i64) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        for (webhook_id, outcome, message) in done {
+        for w in done {
             sqlx::query(
-                "UPDATE webhooks SET applied_at = ?, outcome = ?, message = ? WHERE webhook_id = ?",
+                "UPDATE webhooks SET applied_at = ?, outcome = ?, message = ?, \
+                 body = CASE WHEN ? THEN X'' ELSE body END WHERE webhook_id = ?",
             )
             .bind(now)
-            .bind(outcome.as_str())
-            .bind(message)
-            .bind(webhook_id)
+            .bind(w.outcome.as_str())
+            .bind(&w.note)
+            .bind(w.drop_body)
+            .bind(&w.webhook_id)
             .execute(&mut *tx)
             .await?;
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn redact_webhook_bodies(
+        &self,
+        store: &StoreId,
+        needles: &[String],
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let mut erased = 0;
+        for needle in needles.iter().filter(|n| !n.is_empty()) {
+            // Both sides as blobs: instr then compares bytes, whatever the body holds.
+            erased += sqlx::query(
+                "UPDATE webhooks SET body = X'' WHERE store_id = ? AND applied_at IS NOT NULL \
+                 AND length(body) > 0 AND instr(body, ?) > 0",
+            )
+            .bind(store.as_str())
+            .bind(needle.as_bytes())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        }
+        tx.commit().await?;
+        Ok(erased)
+    }
+
+    async fn expire_webhook_bodies(&self, applied_before: i64) -> Result<u64, StoreError> {
+        let done =
+            sqlx::query("UPDATE webhooks SET body = X'' WHERE length(body) > 0 AND applied_at < ?")
+                .bind(applied_before)
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected())
     }
 
     async fn resource_version(
