@@ -1,6 +1,6 @@
 //! What kind of failure an error is, so a front end can answer it properly: the CLI
 //! picks a hint, the server a status code (bad input 400/422, not found 404,
-//! retryable 503 with a retry, cancelled 409, internal 500).
+//! conflict 409, retryable 503 with a retry, cancelled 409, internal 500).
 
 use serde::Serialize;
 
@@ -11,6 +11,9 @@ pub enum ErrorKind {
     BadInput,
     /// A store, product or run that does not exist (or has no data for the request).
     NotFound,
+    /// The request clashes with what is stored (a shop that is another store's
+    /// already); it can succeed once that changes, not by retrying as it is.
+    Conflict,
     /// A transient failure (database busy, a service unreachable): worth retrying.
     Retryable,
     /// The caller cancelled the work.

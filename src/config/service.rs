@@ -21,6 +21,10 @@ impl DatabaseSettings {
     }
 }
 
+/// The shortest admin token taken: it opens every store, so it must not be guessable
+/// (a random 32-character token is far beyond any guessing rate).
+pub const MIN_ADMIN_TOKEN_CHARS: usize = 32;
+
 /// `bundleforge serve`: the HTTP service and its job workers.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -29,7 +33,8 @@ pub struct ServerSettings {
     pub bind: String,
     /// Jobs run at once in this process.
     pub workers: usize,
-    /// Accepted on every route, for every store; empty: no admin token.
+    /// Accepted on every route, for every store; empty: no admin token. At least
+    /// [`MIN_ADMIN_TOKEN_CHARS`] characters otherwise.
     pub admin_token: Secret,
     /// A claimed job's lease; a worker renews it every `heartbeat_seconds`.
     pub lease_seconds: u64,
@@ -62,6 +67,16 @@ impl ServerSettings {
                 format!(
                     "{:?} is not an address and port (127.0.0.1:8080)",
                     self.bind
+                ),
+            ));
+        }
+        // Its length only: the token itself is never said, not even in an error.
+        let admin_chars = self.admin_token.expose().trim().chars().count();
+        if !self.admin_token.is_empty() && admin_chars < MIN_ADMIN_TOKEN_CHARS {
+            return Err(invalid(
+                "server.admin_token",
+                format!(
+                    "is {admin_chars} characters; it must be at least {MIN_ADMIN_TOKEN_CHARS} (it acts for every store), or empty for no admin token"
                 ),
             ));
         }

@@ -107,4 +107,23 @@ mod tests {
             );
         }
     }
+
+    #[test]
+    fn a_short_admin_token_is_refused_by_name_and_an_empty_one_means_none() {
+        let mut s = Settings::defaults().unwrap();
+        s.server.admin_token = "a-short-token".into();
+        let err = s.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("`server.admin_token`") && err.contains("at least 32"),
+            "{err}"
+        );
+        assert!(
+            !err.contains("a-short-token"),
+            "the token is never said: {err}"
+        );
+        s.server.admin_token = "".into();
+        s.validate().unwrap();
+        s.server.admin_token = "x".repeat(32).as_str().into();
+        s.validate().unwrap();
+    }
 }

@@ -3,13 +3,14 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use chrono::NaiveDate;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::error::ApiError;
+use super::extract::{ApiPath, ApiQuery};
 use super::{AppState, Caller, authorize_store};
 use crate::domain::StoreId;
 
@@ -87,8 +88,8 @@ fn to_value(v: impl serde::Serialize) -> Result<Value, ApiError> {
 /// `GET /v1/stores/{store}/products?offset=&limit=`.
 pub async fn products(
     State(state): State<Arc<AppState>>,
-    Path(store): Path<String>,
-    Query(page): Query<PageQuery>,
+    ApiPath(store): ApiPath<String>,
+    ApiQuery(page): ApiQuery<PageQuery>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     page.check()?;
@@ -109,7 +110,7 @@ pub async fn products(
 /// `GET /v1/stores/{store}/products/{id}`: a variant id, SKU or product id.
 pub async fn product(
     State(state): State<Arc<AppState>>,
-    Path((store, key)): Path<(String, String)>,
+    ApiPath((store, key)): ApiPath<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     let store_id = store_of(&state, &headers, &store).await?;
@@ -132,8 +133,8 @@ pub struct StatsQuery {
 /// `GET /v1/stores/{store}/stats[?as_of=YYYY-MM-DD]`: the `stats --json` document.
 pub async fn stats(
     State(state): State<Arc<AppState>>,
-    Path(store): Path<String>,
-    Query(query): Query<StatsQuery>,
+    ApiPath(store): ApiPath<String>,
+    ApiQuery(query): ApiQuery<StatsQuery>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     let store_id = store_of(&state, &headers, &store).await?;

@@ -60,13 +60,63 @@ impl ApiError {
 
     /// Over the token's request rate: come back after `wait`.
     pub fn too_many_requests(wait: std::time::Duration) -> Self {
+        ApiError::rate_limited("too many requests for this token", wait)
+    }
+
+    /// Too many failed authentications from the caller's address: a token that is
+    /// none of ours is answered this instead of a 401 until `wait` has passed.
+    pub fn too_many_failed_authentications(wait: std::time::Duration) -> Self {
+        ApiError::rate_limited("too many failed authentications from this address", wait)
+    }
+
+    /// A 429 saying `what`, with `Retry-After` (whole seconds, at least one).
+    fn rate_limited(what: &str, wait: std::time::Duration) -> Self {
         let seconds = (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1);
         ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             "rate_limited",
-            format!("too many requests for this token: retry in {seconds} s"),
+            format!("{what}: retry in {seconds} s"),
         )
         .with_details(json!({"retry_after_seconds": seconds}))
+    }
+
+    /// A method the route does not take (the router adds `Allow`).
+    pub fn method_not_allowed(method: &axum::http::Method) -> Self {
+        ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            format!("this route does not take {method}; the Allow header lists what it takes"),
+        )
+    }
+
+    /// An error answered by the router or an extractor as text, in this shape: its
+    /// kind from the status, its text as the message (a server error's is logged and
+    /// replaced, as [`ApiError::from_kind`] does).
+    pub fn from_status(status: StatusCode, text: String) -> Self {
+        if status.is_server_error() {
+            let mut e = ApiError::from_kind(ErrorKind::Internal, text);
+            e.status = status;
+            return e;
+        }
+        let kind = match status {
+            StatusCode::UNAUTHORIZED => "unauthorized",
+            StatusCode::FORBIDDEN => "forbidden",
+            StatusCode::NOT_FOUND => "not_found",
+            StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+            StatusCode::CONFLICT => "conflict",
+            StatusCode::PAYLOAD_TOO_LARGE => "too_large",
+            StatusCode::TOO_MANY_REQUESTS => "rate_limited",
+            _ => "bad_input",
+        };
+        let text = text.trim();
+        let message = if text.is_empty() {
+            status
+                .canonical_reason()
+                .unwrap_or("the request was refused")
+        } else {
+            text
+        };
+        ApiError::new(status, kind, message)
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -84,6 +134,7 @@ impl ApiError {
         let (status, name) = match kind {
             ErrorKind::BadInput => (StatusCode::UNPROCESSABLE_ENTITY, "bad_input"),
             ErrorKind::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+            ErrorKind::Conflict => (StatusCode::CONFLICT, "conflict"),
             ErrorKind::Retryable => (StatusCode::SERVICE_UNAVAILABLE, "retryable"),
             ErrorKind::Cancelled => (StatusCode::CONFLICT, "cancelled"),
             ErrorKind::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),

@@ -6,10 +6,12 @@
 pub mod catalog;
 pub mod compat;
 pub mod error;
+pub mod extract;
 pub mod jobs;
 pub mod metrics;
 pub mod routes;
 pub mod runs;
+pub mod throttle;
 pub mod uploads;
 pub mod webhooks;
 pub mod worker;
@@ -32,6 +34,7 @@ use crate::app::Services;
 use crate::cancel::CancelToken;
 use crate::domain::StoreId;
 use error::ApiError;
+use extract::ApiPath;
 
 /// What every handler and worker of one process shares.
 pub struct AppState {
@@ -46,6 +49,8 @@ pub struct AppState {
     pub metrics: metrics::Metrics,
     /// Requests per token (keyed by the token's hash, or `admin`).
     limiter: governor::DefaultKeyedRateLimiter<String>,
+    /// Failed authentications per client address.
+    failed_auth: throttle::FailedAuth,
     /// Each store's latest run document as last answered, with what it was made of
     /// ([`runs::latest`]).
     pub latest_documents: Mutex<HashMap<String, (u64, axum::body::Bytes)>>,
@@ -65,6 +70,7 @@ impl AppState {
             running: Mutex::new(HashMap::new()),
             metrics: metrics::Metrics::default(),
             limiter: governor::RateLimiter::keyed(quota),
+            failed_auth: throttle::FailedAuth::default(),
             latest_documents: Mutex::new(HashMap::new()),
             services,
         }
@@ -156,6 +162,49 @@ pub fn token_hash(token: &str) -> String {
 #[derive(Debug, Clone)]
 pub struct Caller(pub String);
 
+/// Who a bearer token is.
+enum Bearer {
+    Admin,
+    /// A store's token: the store, the token's id and its hash (its rate limiter key).
+    Store {
+        store: String,
+        token_id: String,
+        hash: String,
+    },
+}
+
+/// The request's bearer token, checked: 401 without one, and for a token that is none
+/// of ours (counted as a failed authentication of the caller's address: 429 once it
+/// has failed too often). Nothing is spent from a rate here; the caller spends once it
+/// knows the request is allowed.
+async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Bearer, ApiError> {
+    let Some(token) = bearer(headers) else {
+        return Err(ApiError::unauthorized());
+    };
+    if is_admin(state, token) {
+        return Ok(Bearer::Admin);
+    }
+    let hash = token_hash(token);
+    match state.services.store.token_store(&hash).await? {
+        Some((store, token_id)) => Ok(Bearer::Store {
+            store,
+            token_id,
+            hash,
+        }),
+        None => Err(unknown_token(state)),
+    }
+}
+
+/// A token that is no token of ours: 401, or 429 once the caller's address is over its
+/// failed authentications (see [`throttle`]).
+fn unknown_token(state: &AppState) -> ApiError {
+    let ip = throttle::client_ip();
+    match state.failed_auth.fail(ip, std::time::Instant::now()) {
+        Some(wait) => ApiError::too_many_failed_authentications(wait),
+        None => ApiError::unauthorized(),
+    }
+}
+
 /// Whether the request may act on `store`: the admin token for every store, a store's
 /// own token for it (another store's data is a 403).
 async fn authorize_store(
@@ -163,25 +212,24 @@ async fn authorize_store(
     headers: &HeaderMap,
     store: &StoreId,
 ) -> Result<Caller, ApiError> {
-    let Some(token) = bearer(headers) else {
-        return Err(ApiError::unauthorized());
-    };
-    if is_admin(state, token) {
-        state.spend_request(ADMIN_KEY)?;
-        return Ok(Caller("admin".into()));
-    }
-    let hash = token_hash(token);
-    match state.services.store.token_store(&hash).await? {
-        Some((own, token_id)) if own == store.as_str() => {
+    match authenticate(state, headers).await? {
+        Bearer::Admin => {
+            state.spend_request(ADMIN_KEY)?;
+            Ok(Caller("admin".into()))
+        }
+        Bearer::Store {
+            store: own,
+            token_id,
+            hash,
+        } if own == store.as_str() => {
             state.spend_request(&hash)?;
             Ok(Caller(format!("token:{token_id}")))
         }
-        Some(_) => Err(ApiError::new(
+        Bearer::Store { .. } => Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "forbidden",
             format!("this token is not for store {:?}", store.as_str()),
         )),
-        None => Err(ApiError::unauthorized()),
     }
 }
 
@@ -194,33 +242,28 @@ async fn authorize_any(state: &AppState, headers: &HeaderMap) -> Result<(), ApiE
 /// The store a valid store token is for (`None` for the admin token); 401 without a
 /// valid token.
 async fn bearer_store(state: &AppState, headers: &HeaderMap) -> Result<Option<String>, ApiError> {
-    let Some(token) = bearer(headers) else {
-        return Err(ApiError::unauthorized());
-    };
-    if is_admin(state, token) {
-        state.spend_request(ADMIN_KEY)?;
-        return Ok(None);
-    }
-    let hash = token_hash(token);
-    match state.services.store.token_store(&hash).await? {
-        Some((own, _)) => {
-            state.spend_request(&hash)?;
-            Ok(Some(own))
+    match authenticate(state, headers).await? {
+        Bearer::Admin => {
+            state.spend_request(ADMIN_KEY)?;
+            Ok(None)
         }
-        None => Err(ApiError::unauthorized()),
+        Bearer::Store { store, hash, .. } => {
+            state.spend_request(&hash)?;
+            Ok(Some(store))
+        }
     }
 }
 
-/// Admin routes take the admin token only.
-fn authorize_admin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
-    match bearer(headers) {
-        Some(token) if is_admin(state, token) => state.spend_request(ADMIN_KEY),
-        Some(_) => Err(ApiError::new(
+/// Admin routes take the admin token only (a store's token is a 403, a token that is
+/// none of ours a 401).
+async fn authorize_admin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    match authenticate(state, headers).await? {
+        Bearer::Admin => state.spend_request(ADMIN_KEY),
+        Bearer::Store { .. } => Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "forbidden",
             "this route needs the admin token",
         )),
-        None => Err(ApiError::unauthorized()),
     }
 }
 
@@ -229,10 +272,10 @@ fn authorize_admin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError
 /// lifted (its jobs and webhooks are taken again).
 async fn create_token(
     State(state): State<Arc<AppState>>,
-    axum::extract::Path(store): axum::extract::Path<String>,
+    ApiPath(store): ApiPath<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    authorize_admin(&state, &headers)?;
+    authorize_admin(&state, &headers).await?;
     let store_id = StoreId::parse(&store).map_err(|e| ApiError::bad_request(e.to_string()))?;
     if state.services.store.get_store(&store_id).await?.is_none() {
         return Err(ApiError::not_found(format!("unknown store {store:?}")));
@@ -263,10 +306,10 @@ async fn create_token(
 /// `DELETE /v1/admin/tokens/{id}`.
 async fn revoke_token(
     State(state): State<Arc<AppState>>,
-    axum::extract::Path(id): axum::extract::Path<String>,
+    ApiPath(id): ApiPath<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    authorize_admin(&state, &headers)?;
+    authorize_admin(&state, &headers).await?;
     if !state.services.store.revoke_token(&id, now_ms()).await? {
         return Err(ApiError::not_found(format!("no live token {id:?}")));
     }
@@ -283,11 +326,11 @@ struct ShopDomainBody {
 /// `PUT /v1/admin/stores/{store}/shop-domain`: the shop a store is, for webhooks.
 async fn set_shop_domain(
     State(state): State<Arc<AppState>>,
-    axum::extract::Path(store): axum::extract::Path<String>,
+    ApiPath(store): ApiPath<String>,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
-    authorize_admin(&state, &headers)?;
+    authorize_admin(&state, &headers).await?;
     let store_id = StoreId::parse(&store).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let body: ShopDomainBody = parse_json_body(&state, &body, "the shop domain's")?;
     let Some(domain) = crate::store::shop_domain(&body.shop_domain) else {
@@ -312,10 +355,10 @@ async fn set_shop_domain(
 /// `GET /v1/admin/shops/{domain}`: which store a shop is (as webhooks resolve it).
 async fn shop_store(
     State(state): State<Arc<AppState>>,
-    axum::extract::Path(domain): axum::extract::Path<String>,
+    ApiPath(domain): ApiPath<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    authorize_admin(&state, &headers)?;
+    authorize_admin(&state, &headers).await?;
     let Some(domain) = crate::store::shop_domain(&domain) else {
         return Err(ApiError::bad_request(format!(
             "{domain:?} is not a shop's host name"
@@ -385,6 +428,8 @@ pub fn router(state: Arc<AppState>) -> Router {
     }
     router
         .fallback(not_found)
+        // After every route: it is set on the routes there are.
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -468,8 +513,17 @@ async fn observe_request(
             .into_response(),
         }
     } else {
-        error::REQUEST_ID
-            .scope(id.clone(), next.run(request).instrument(span.clone()))
+        let predecessor = request.uri().path().starts_with(compat::PATH_PREFIX);
+        let client = request
+            .extensions()
+            .get::<axum::extract::ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip().to_canonical());
+        let answered = async move { json_error(next.run(request).await, predecessor).await };
+        throttle::CLIENT_IP
+            .scope(
+                client,
+                error::REQUEST_ID.scope(id.clone(), answered.instrument(span.clone())),
+            )
             .await
     };
     let headers = response.headers_mut();
@@ -518,6 +572,35 @@ async fn observe_request(
         )
     });
     response
+}
+
+/// An error answered as text by axum rather than by us (a body over the limit, a
+/// body cut short), put in its API's error shape (the predecessor's under its
+/// paths), so that every error a caller reads is JSON. Our own errors are JSON
+/// already and pass as they are.
+async fn json_error(response: Response, predecessor: bool) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("application/json"));
+    if is_json || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    // Such answers are a line of text; a longer one is not ours to repeat.
+    let text = axum::body::to_bytes(body, 4096)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    let mut answer = in_shape(ApiError::from_status(status, text), predecessor);
+    for (name, value) in &parts.headers {
+        if !answer.headers().contains_key(name) && name != header::CONTENT_LENGTH {
+            answer.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    answer
 }
 
 /// `GET /metrics`: this process's counters and histograms, and the queue as the
@@ -588,6 +671,22 @@ async fn not_found() -> ApiError {
     ApiError::not_found("no such route")
 }
 
+/// A route that exists, called with a method it does not take (the router adds the
+/// `Allow` header).
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> Response {
+    let predecessor = uri.path().starts_with(compat::PATH_PREFIX);
+    in_shape(ApiError::method_not_allowed(&method), predecessor)
+}
+
+/// An error in the shape of the API it answers for: the predecessor's under its paths.
+fn in_shape(error: ApiError, predecessor: bool) -> Response {
+    if predecessor {
+        compat::AppApiError::from(error).into_response()
+    } else {
+        error.into_response()
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
     #[error("cannot listen on {addr}: {source}")]
@@ -653,6 +752,8 @@ pub fn start(services: Arc<Services>, listener: TcpListener) -> Result<Running, 
     let app = router(state.clone());
     let stop = shutdown.clone();
     tasks.spawn(async move {
+        // With each connection's address: failed authentications are counted by it.
+        let app = app.into_make_service_with_connect_info::<SocketAddr>();
         let served = axum::serve(listener, app)
             .with_graceful_shutdown(async move { stop.cancelled().await })
             .await;
@@ -667,4 +768,52 @@ pub fn start(services: Arc<Services>, listener: TcpListener) -> Result<Running, 
         shutdown,
         tasks,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn body_json(response: Response) -> serde_json::Value {
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_error_axum_answers_as_text_is_put_in_the_json_shape() {
+        let text = (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "Failed to buffer the request body: length limit exceeded",
+        )
+            .into_response();
+        let answer = json_error(text, false).await;
+        assert_eq!(answer.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(answer.headers()[header::CONTENT_TYPE], "application/json");
+        let body = body_json(answer).await;
+        assert_eq!(body["error"]["kind"], "too_large", "{body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("length limit")),
+            "{body}"
+        );
+
+        // An empty 405 under the predecessor's paths: its shape, the Allow header kept.
+        let mut empty = StatusCode::METHOD_NOT_ALLOWED.into_response();
+        empty
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET,HEAD"));
+        let answer = json_error(empty, true).await;
+        assert_eq!(answer.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(answer.headers()[header::ALLOW], "GET,HEAD");
+        let body = body_json(answer).await;
+        assert!(body["error"].is_string(), "{body}");
+
+        // Our own errors are JSON already and pass as they are.
+        let ours = ApiError::not_found("no such route").into_response();
+        let body = body_json(json_error(ours, true).await).await;
+        assert_eq!(body["error"]["kind"], "not_found", "{body}");
+    }
 }

@@ -9,6 +9,7 @@ use axum::http::HeaderMap;
 use axum::routing::{MethodRouter, delete, get, post, put};
 use serde_json::{Map, Value, json};
 
+use super::extract::ApiPath;
 use super::runs::RunFile;
 use super::uploads::Upload;
 use super::{AppState, catalog, compat, jobs, runs, uploads};
@@ -107,7 +108,7 @@ impl RouteDoc {
 fn upload(u: Upload) -> Handler {
     put(
         move |State(state): State<Arc<AppState>>,
-              axum::extract::Path(store): axum::extract::Path<String>,
+              ApiPath(store): ApiPath<String>,
               headers: HeaderMap,
               body: axum::body::Body| uploads::put(u, state, store, headers, body),
     )
@@ -116,7 +117,7 @@ fn upload(u: Upload) -> Handler {
 fn decision(d: Decision) -> Handler {
     post(
         move |State(state): State<Arc<AppState>>,
-              axum::extract::Path(ids): axum::extract::Path<(String, String, String)>,
+              ApiPath(ids): ApiPath<(String, String, String)>,
               headers: HeaderMap,
               body: axum::body::Bytes| runs::decide(d, state, ids, headers, body),
     )
@@ -125,7 +126,7 @@ fn decision(d: Decision) -> Handler {
 fn run_file(which: RunFile) -> Handler {
     get(
         move |State(state): State<Arc<AppState>>,
-              axum::extract::Path((store, run)): axum::extract::Path<(String, String)>,
+              ApiPath((store, run)): ApiPath<(String, String)>,
               headers: HeaderMap| runs::file(which, state, store, run, headers),
     )
 }
@@ -350,7 +351,9 @@ pub fn document(routes: &[RouteDoc]) -> Value {
             );
             responses.insert(
                 "429".into(),
-                error_response("Over the token's request rate: see Retry-After."),
+                error_response(
+                    "Over the token's request rate, or too many failed authentications from this address: see Retry-After.",
+                ),
             );
         }
         if r.path.contains('{') {
@@ -359,11 +362,19 @@ pub fn document(routes: &[RouteDoc]) -> Value {
                 error_response("No such store, job, run, bundle or product."),
             );
         }
-        if !matches!(r.body, Body::None) || !r.query.is_empty() {
+        if !matches!(r.body, Body::None) || !r.query.is_empty() || r.path.contains('{') {
             responses.insert("400".into(), error_response("A malformed request."));
+        }
+        if !matches!(r.body, Body::None) || !r.query.is_empty() {
             responses.insert(
                 "422".into(),
                 error_response("A request that cannot run (options, an unreadable file)."),
+            );
+        }
+        if matches!(r.body, Body::Json("ShopDomain")) {
+            responses.insert(
+                "409".into(),
+                error_response("The shop is another store's, by its domain or by its name."),
             );
         }
         if matches!(r.body, Body::File) {
@@ -450,7 +461,7 @@ fn schemas() -> Value {
                 "type": "object",
                 "required": ["kind", "message"],
                 "properties": {
-                    "kind": {"type": "string", "examples": ["bad_input", "not_found", "unauthorized", "forbidden", "rate_limited", "too_large", "uninstalled", "retryable", "internal"]},
+                    "kind": {"type": "string", "examples": ["bad_input", "not_found", "unauthorized", "forbidden", "method_not_allowed", "conflict", "uninstalled", "rate_limited", "too_large", "retryable", "internal"]},
                     "message": {"type": "string"},
                     "details": {}
                 }

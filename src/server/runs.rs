@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -17,6 +17,7 @@ use axum::body::Bytes;
 
 use super::catalog::{PageQuery, store_and_caller, store_of};
 use super::error::ApiError;
+use super::extract::{ApiPath, ApiQuery};
 use super::jobs::rfc3339_ms;
 use crate::domain::{Bundle, BundleType, Objective, StoreId};
 use crate::store::{Approval, Decision, StoredRun};
@@ -216,8 +217,8 @@ pub async fn decide(
 /// `?objective=&type=&product=`.
 pub async fn one(
     State(state): State<Arc<AppState>>,
-    Path((store, run)): Path<(String, String)>,
-    Query(filter): Query<BundleFilter>,
+    ApiPath((store, run)): ApiPath<(String, String)>,
+    ApiQuery(filter): ApiQuery<BundleFilter>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     let (stored, bundles) = filtered(&state, &headers, (&store, &run), &filter).await?;
@@ -230,8 +231,8 @@ pub async fn one(
 /// it costs two small queries instead of loading and rendering every bundle.
 pub async fn latest(
     State(state): State<Arc<AppState>>,
-    Path(store): Path<String>,
-    Query(filter): Query<BundleFilter>,
+    ApiPath(store): ApiPath<String>,
+    ApiQuery(filter): ApiQuery<BundleFilter>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let unfiltered =
@@ -239,8 +240,8 @@ pub async fn latest(
     if !unfiltered {
         let doc = one(
             State(state),
-            Path((store, "latest".to_owned())),
-            Query(filter),
+            ApiPath((store, "latest".to_owned())),
+            ApiQuery(filter),
             headers,
         )
         .await?;
@@ -304,8 +305,8 @@ pub async fn latest(
 /// `GET /v1/stores/{store}/runs/{run}/bundles`: just the bundles, filtered.
 pub async fn bundles(
     State(state): State<Arc<AppState>>,
-    Path((store, run)): Path<(String, String)>,
-    Query(filter): Query<BundleFilter>,
+    ApiPath((store, run)): ApiPath<(String, String)>,
+    ApiQuery(filter): ApiQuery<BundleFilter>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     let (stored, bundles) = filtered(&state, &headers, (&store, &run), &filter).await?;
@@ -315,8 +316,8 @@ pub async fn bundles(
 /// `GET /v1/stores/{store}/runs?offset=&limit=`: latest first.
 pub async fn list(
     State(state): State<Arc<AppState>>,
-    Path(store): Path<String>,
-    Query(page): Query<PageQuery>,
+    ApiPath(store): ApiPath<String>,
+    ApiQuery(page): ApiQuery<PageQuery>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     page.check()?;

@@ -21,6 +21,7 @@ use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 
 use super::error::ApiError;
+use super::extract::ApiPath;
 use super::{AppState, metrics, now_ms};
 use crate::store::WebhookRecord;
 use crate::sync::topic_label;
@@ -155,10 +156,10 @@ pub async fn receive(
 /// `customers/data_request`, `result` is what we hold on the customer.
 pub async fn inspect(
     State(state): State<Arc<AppState>>,
-    axum::extract::Path(id): axum::extract::Path<String>,
+    ApiPath(id): ApiPath<String>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    super::authorize_admin(&state, &headers)?;
+    super::authorize_admin(&state, &headers).await?;
     let Some((w, applied)) = state.services.store.get_webhook(&id).await? else {
         return Err(ApiError::not_found(format!("no webhook {id:?}")));
     };

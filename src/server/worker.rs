@@ -410,6 +410,7 @@ pub fn kind_name(kind: ErrorKind) -> &'static str {
     match kind {
         ErrorKind::BadInput => "bad_input",
         ErrorKind::NotFound => "not_found",
+        ErrorKind::Conflict => "conflict",
         ErrorKind::Retryable => "retryable",
         ErrorKind::Cancelled => "cancelled",
         ErrorKind::Internal => "internal",

@@ -48,6 +48,12 @@ pub enum StoreError {
     UnknownStore(String),
     #[error("shop {domain} is store {store:?} already")]
     ShopTaken { domain: String, store: String },
+    /// `NAME.myshopify.com` for another store while store NAME has no domain set: that
+    /// shop is NAME's by its name, and its webhooks would move.
+    #[error(
+        "shop {domain} is store {store:?} already, by its name (it has no shop domain set); give that store its own domain first"
+    )]
+    ShopIsStoreName { domain: String, store: String },
     #[error("stored data is inconsistent: {0}")]
     Corrupt(String),
     #[error("database error: {0}")]
@@ -58,7 +64,8 @@ impl StoreError {
     pub fn kind(&self) -> ErrorKind {
         use StoreError::*;
         match self {
-            UnsupportedUrl { .. } | ShopTaken { .. } => ErrorKind::BadInput,
+            UnsupportedUrl { .. } => ErrorKind::BadInput,
+            ShopTaken { .. } | ShopIsStoreName { .. } => ErrorKind::Conflict,
             UnknownStore(_) => ErrorKind::NotFound,
             Connect { .. } | Database(_) | Lock { .. } => ErrorKind::Retryable,
             Migrate(_) | Corrupt(_) => ErrorKind::Internal,

@@ -23,7 +23,9 @@ pub trait StoreRegistry: Send + Sync {
     async fn put_store_rules(&self, id: &StoreId, rules: Option<&str>) -> Result<(), StoreError>;
 
     /// Sets the shop a store is (a valid [`shop_domain`](super::shop_domain)); another
-    /// store's shop is refused.
+    /// store's shop is refused, whether set or by its name (`NAME.myshopify.com` of a
+    /// store NAME without a domain, as [`store_for_shop`](Self::store_for_shop) finds
+    /// it).
     async fn set_shop_domain(&self, id: &StoreId, domain: &str) -> Result<(), StoreError>;
 
     /// The store a shop is: the one whose shop domain it is set to, else store NAME

@@ -1174,7 +1174,11 @@ async fn a_store_is_its_shop_by_the_domain_set_else_by_its_myshopify_name() {
             "{\"shop_domain\": \"boutique.example.com\"}",
         )
         .await;
-    assert_eq!(status, 422, "{body}");
+    assert_eq!(
+        (status, body["error"]["kind"].as_str()),
+        (409, Some("conflict")),
+        "{body}"
+    );
     assert!(
         body["error"]["message"]
             .as_str()
@@ -1190,6 +1194,223 @@ async fn a_store_is_its_shop_by_the_domain_set_else_by_its_myshopify_name() {
         )
         .await;
     assert_eq!(status, 404);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shop_that_is_another_store_by_its_name_is_refused_with_409() {
+    let s = start(&[]).await;
+    let csv = "variant_id,product_id,title,price\nv1,p1,Mug,12.00\n";
+    s.db.ingest_ok(
+        "other",
+        crate::support::catalog(s.db.file("other.csv", csv)),
+    )
+    .await;
+    let set = |store: &str, domain: &str| {
+        (
+            format!("/v1/admin/stores/{store}/shop-domain"),
+            format!("{{\"shop_domain\": \"{domain}\"}}"),
+        )
+    };
+    let (path, body) = set("small", "other.myshopify.com");
+    let (status, refused) = s.admin("PUT", &path, &body).await;
+    assert_eq!(
+        (status, refused["error"]["kind"].as_str()),
+        (409, Some("conflict")),
+        "{refused}"
+    );
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("\"other\"")),
+        "{refused}"
+    );
+    // The shop's webhooks stay with the store it is.
+    let (_, found) = s
+        .admin("GET", "/v1/admin/shops/other.myshopify.com", "")
+        .await;
+    assert_eq!(found["store"], "other", "{found}");
+    // A store's own name is its to set; once `other` has a domain of its own, its
+    // name is no shop's and may be given.
+    let (path, body) = set("small", "small.myshopify.com");
+    let (status, answer) = s.admin("PUT", &path, &body).await;
+    assert_eq!(status, 200, "{answer}");
+    let (path, body) = set("other", "other-shop.example.com");
+    let (status, answer) = s.admin("PUT", &path, &body).await;
+    assert_eq!(status, 200, "{answer}");
+    let (path, body) = set("small", "other.myshopify.com");
+    let (status, answer) = s.admin("PUT", &path, &body).await;
+    assert_eq!(status, 200, "{answer}");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_id_says_nothing_to_a_caller_who_may_not_see_the_job() {
+    let s = start(&[]).await;
+    let csv = "variant_id,product_id,title,price\nv1,p1,Mug,12.00\n";
+    s.db.ingest_ok(
+        "other",
+        crate::support::catalog(s.db.file("other.csv", csv)),
+    )
+    .await;
+    let (status, job) = s.admin("POST", "/v1/stores/small/jobs", "").await;
+    assert_eq!(status, 202, "{job}");
+    let id = job["id"].as_str().unwrap().to_owned();
+    let missing = "01ARZ3NDEKTSV4RRFFQ69G5FAV";
+    let (_, created) = s.admin("POST", "/v1/admin/stores/other/tokens", "").await;
+    let other = created["token"].as_str().unwrap().to_owned();
+
+    // (method, path suffix): the job, its cancel and its event stream.
+    for (method, suffix) in [("GET", ""), ("DELETE", ""), ("GET", "/events")] {
+        let existing = format!("/v1/jobs/{id}{suffix}");
+        let absent = format!("/v1/jobs/{missing}{suffix}");
+        // No token, or none of ours: 401 before the job is looked up.
+        for token in [None, Some("bf_not_a_token")] {
+            let (a, a_body, _) = s.call(method, &existing, token, "").await;
+            let (m, m_body, _) = s.call(method, &absent, token, "").await;
+            assert_eq!((a, m), (401, 401), "{method} {suffix}: {a_body} {m_body}");
+            assert_eq!(a_body, m_body, "{method} {suffix}");
+        }
+        // Another store's token: the job is as missing as one that is not there.
+        let (a, a_body, _) = s.call(method, &existing, Some(&other), "").await;
+        let (m, m_body, _) = s.call(method, &absent, Some(&other), "").await;
+        assert_eq!((a, m), (404, 404), "{method} {suffix}: {a_body} {m_body}");
+        assert_eq!(
+            a_body.to_string().replace(&id, missing),
+            m_body.to_string(),
+            "the same answer but for the id asked"
+        );
+    }
+    let (status, job) = s.admin("GET", &format!("/v1/jobs/{id}"), "").await;
+    assert_eq!(status, 200, "{job}");
+    assert_eq!(
+        job["cancel_requested"].as_bool(),
+        Some(false),
+        "another store's token cancels nothing: {job}"
+    );
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_authentications_past_fifty_a_minute_get_429_and_valid_tokens_never_do() {
+    let s = start(&[]).await;
+    let page = "/v1/stores/small/runs";
+    for i in 0..50 {
+        let guess = format!("bf_guess_{i}");
+        let (status, body, _) = s.call("GET", page, Some(&guess), "").await;
+        assert_eq!(status, 401, "failure {}: {body}", i + 1);
+    }
+    for guess in ["bf_guess_50", "bf_guess_51"] {
+        let (status, body, headers) = s.call("GET", page, Some(guess), "").await;
+        assert_eq!(
+            (status, body["error"]["kind"].as_str()),
+            (429, Some("rate_limited")),
+            "{body}"
+        );
+        let retry: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+        assert!((1..=60).contains(&retry), "Retry-After {retry}");
+    }
+    // An admin route counts the same guesses.
+    let (status, body, _) = s
+        .call(
+            "GET",
+            "/v1/admin/shops/small.myshopify.com",
+            Some("bf_x"),
+            "",
+        )
+        .await;
+    assert_eq!(status, 429, "{body}");
+    // Valid credentials from the same address are never refused by it.
+    let (status, body) = s.admin("GET", page, "").await;
+    assert_eq!(status, 200, "{body}");
+    let (status, created) = s.admin("POST", "/v1/admin/stores/small/tokens", "").await;
+    assert_eq!(status, 201, "{created}");
+    let token = created["token"].as_str().unwrap().to_owned();
+    let (status, body, _) = s.call("GET", page, Some(&token), "").await;
+    assert_eq!(status, 200, "{body}");
+    // No token at all is no guess at one: still 401.
+    let (status, _, _) = s.call("GET", page, None, "").await;
+    assert_eq!(status, 401);
+    s.stop().await;
+}
+
+#[test]
+fn an_admin_token_under_32_characters_is_refused_at_start_up() {
+    use bundleforge::config::SettingsBuilder;
+    let with = |token: &str| {
+        SettingsBuilder::new()
+            .unwrap()
+            .flag("server.admin_token", token)
+            .unwrap()
+            .build()
+    };
+    let err = with("sekrit").unwrap_err().to_string();
+    assert!(
+        err.contains("server.admin_token") && err.contains("32"),
+        "{err}"
+    );
+    assert!(!err.contains("sekrit"), "the token is never said: {err}");
+    with("").expect("empty: no admin token");
+    with(TOKEN).expect("the tests' own token is long enough");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_queries_paths_and_methods_answer_in_the_json_error_shape() {
+    let s = start(&[]).await;
+    let is_json = |headers: &reqwest::header::HeaderMap| {
+        headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|t| t.starts_with("application/json"))
+    };
+    for (path, names) in [
+        ("/v1/stores/small/products?limit=abc", "limit"),
+        ("/v1/stores/small/products?colour=red", "colour"),
+        ("/v1/stores/small/runs/latest?objectve=gift", "objectve"),
+        ("/v1/stores/%FF/products", "store"),
+        ("/v1/jobs/%FF", "id"),
+    ] {
+        let (status, body, headers) = s.call("GET", path, Some(TOKEN), "").await;
+        assert_eq!(
+            (status, body["error"]["kind"].as_str()),
+            (400, Some("bad_input")),
+            "{path}: {body}"
+        );
+        assert!(is_json(&headers), "{path}: {headers:?}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains(names)),
+            "{path}: {body}"
+        );
+    }
+    for (method, path) in [("DELETE", "/healthz"), ("PUT", "/v1/jobs/x")] {
+        let (status, body, headers) = s.call(method, path, Some(TOKEN), "").await;
+        assert_eq!(
+            (status, body["error"]["kind"].as_str()),
+            (405, Some("method_not_allowed")),
+            "{method} {path}: {body}"
+        );
+        assert!(is_json(&headers), "{method} {path}");
+        assert!(
+            headers
+                .get("allow")
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|a| a.contains("GET")),
+            "{method} {path}: {headers:?}"
+        );
+    }
+    // The predecessor's endpoints refuse in their own shape, `{"error": "…"}`.
+    for (method, path, refused) in [
+        ("GET", "/api/shopify/recommendations/small?limit=abc", 400),
+        ("GET", "/api/shopify/status/%FF", 400),
+        ("PUT", "/api/shopify/status/x", 405),
+    ] {
+        let (status, body, headers) = s.call(method, path, Some(TOKEN), "").await;
+        assert_eq!(status, refused, "{method} {path}: {body}");
+        assert!(body["error"].is_string(), "{method} {path}: {body}");
+        assert!(is_json(&headers), "{method} {path}");
+    }
     s.stop().await;
 }
 

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::support::{AppOptions, TestApp, spawn_app};
 
-const ADMIN: &str = "app-admin-token";
+const ADMIN: &str = "app-admin-token-0123456789abcdef0";
 const SHOP: &str = "kiln-and-co.myshopify.com";
 
 /// The app's `catalog_joined` export: one row per variant.

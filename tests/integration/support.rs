@@ -251,8 +251,9 @@ pub fn eval_run(
     run
 }
 
-/// The admin token of a server [`spawn_app`] starts, unless the test names its own.
-pub const ADMIN_TOKEN: &str = "test-admin-token";
+/// The admin token of a server [`spawn_app`] starts, unless the test names its own
+/// (at least 32 characters, as `server.admin_token` must be).
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdef";
 
 /// What differs between the servers tests start. The default: a fresh, empty
 /// database, [`ADMIN_TOKEN`], the default settings and a 64-dimension hashing

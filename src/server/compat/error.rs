@@ -1,13 +1,17 @@
-//! The error every compat endpoint answers with, in the predecessor's shape. It sits
-//! beside the handlers, not in `mod.rs`, so the files that use it import a sibling
+//! The error every compat endpoint answers with, in the predecessor's shape, and the
+//! path and query extractors that refuse in it. It sits beside the handlers, not in `mod.rs`, so the files that use it import a sibling
 //! and never the folder's own module.
 
 use axum::Json;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use crate::server::error::ApiError;
+use crate::server::extract::{ApiPath, ApiQuery};
 
 /// An error as the predecessor answered it: `{"error": "…"}` (a validation failure
 /// adds `detail`).
@@ -70,5 +74,39 @@ impl IntoResponse for AppApiError {
             response.headers_mut().insert(header::RETRY_AFTER, v);
         }
         response
+    }
+}
+
+/// A path as [`ApiPath`] reads it, refused in the predecessor's shape.
+#[derive(Debug)]
+pub struct AppPath<T>(pub T);
+
+/// A query string as [`ApiQuery`] reads it, refused in the predecessor's shape.
+#[derive(Debug)]
+pub struct AppQuery<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for AppPath<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = AppApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let ApiPath(value) = ApiPath::<T>::from_request_parts(parts, state).await?;
+        Ok(AppPath(value))
+    }
+}
+
+impl<T, S> FromRequestParts<S> for AppQuery<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = AppApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let ApiQuery(value) = ApiQuery::<T>::from_request_parts(parts, state).await?;
+        Ok(AppQuery(value))
     }
 }

@@ -16,8 +16,8 @@
 //! The handlers are in `uploads.rs`, `status.rs` (status and the progress stream) and
 //! `recommendations.rs` (recommendations and approve); `shop.rs` resolves a `shop_id`
 //! and `error.rs` holds the error they all answer with. This file only declares them
-//! and names what the route table calls, so no file here imports the folder's own
-//! module.
+//! and names what the route table and the router call, so no file here imports the
+//! folder's own module.
 
 mod error;
 mod recommendations;
@@ -25,6 +25,10 @@ mod shop;
 mod status;
 mod uploads;
 
+pub use error::AppApiError;
 pub use recommendations::{approve, recommendations};
 pub use status::{progress_stream, status};
 pub use uploads::{upload, upload_batch};
+
+/// Where the predecessor's endpoints are: errors under it keep its shape.
+pub const PATH_PREFIX: &str = "/api/shopify/";

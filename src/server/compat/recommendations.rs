@@ -9,12 +9,12 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::error::AppApiError;
+use super::error::{AppApiError, AppPath, AppQuery};
 use super::shop::{sanitize_shop, store_for};
 use crate::domain::{Bundle, BundleItem, BundleType, Currency, Objective, Product, StoreId};
 use crate::server::error::ApiError;
@@ -231,8 +231,8 @@ fn ai_copy(b: &Bundle, saved: i64) -> Value {
 /// bundles, best first.
 pub async fn recommendations(
     State(state): State<Arc<AppState>>,
-    Path(raw_shop): Path<String>,
-    Query(query): Query<RecommendationsQuery>,
+    AppPath(raw_shop): AppPath<String>,
+    AppQuery(query): AppQuery<RecommendationsQuery>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, AppApiError> {
     let shop = sanitize_shop(&raw_shop)?;
@@ -241,7 +241,7 @@ pub async fn recommendations(
     let (store_id, _) = match store_for(&state, &shop, false).await {
         Ok(found) => found,
         Err(e) if e.status == StatusCode::NOT_FOUND => {
-            crate::server::authorize_admin(&state, &headers)?;
+            crate::server::authorize_admin(&state, &headers).await?;
             return Ok(none_for(&shop));
         }
         Err(e) => return Err(e),
@@ -349,8 +349,8 @@ pub struct ApproveQuery {
 /// the shop's latest run (later runs keep it while it stays valid).
 pub async fn approve(
     State(state): State<Arc<AppState>>,
-    Path(id): Path<String>,
-    Query(query): Query<ApproveQuery>,
+    AppPath(id): AppPath<String>,
+    AppQuery(query): AppQuery<ApproveQuery>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, AppApiError> {
     let Some(raw_shop) = query.shop_id else {

@@ -6,14 +6,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 
-use super::error::AppApiError;
+use super::error::{AppApiError, AppPath};
 use crate::domain::StoreId;
 use crate::pipeline::{Phase, PhaseState, RunProgress};
 use crate::server::error::{ApiError, REQUEST_ID, current_request_id};
@@ -195,7 +195,7 @@ async fn apply_job(state: &AppState, job: &JobRecord, s: &mut Snapshot) -> Resul
 /// `GET /api/shopify/status/{id}`: an upload id, or a run id (its orders upload).
 pub async fn status(
     State(state): State<Arc<AppState>>,
-    Path(id): Path<String>,
+    AppPath(id): AppPath<String>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, AppApiError> {
     let Some(upload) = find_upload(&state, &id).await? else {
@@ -239,7 +239,7 @@ fn event(name: &str, data: &Value) -> Result<Event, Infallible> {
 /// failed; `error` when the upload never appears.
 pub async fn progress_stream(
     State(state): State<Arc<AppState>>,
-    Path(id): Path<String>,
+    AppPath(id): AppPath<String>,
     headers: HeaderMap,
 ) -> Result<Response, AppApiError> {
     // A store token sees its own uploads only; checked once the upload is found.

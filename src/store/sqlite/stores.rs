@@ -74,6 +74,24 @@ impl StoreRegistry for SqliteStore {
                 store,
             });
         }
+        // Webhooks of `NAME.myshopify.com` go to store NAME while it has no domain set
+        // (`store_for_shop`): giving that domain to another store would take them.
+        if let Some(name) = domain.strip_suffix(".myshopify.com")
+            && name != id.as_str()
+        {
+            let named: Option<String> = sqlx::query_scalar(
+                "SELECT store_id FROM stores WHERE store_id = ? AND shop_domain IS NULL",
+            )
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+            if let Some(store) = named {
+                return Err(StoreError::ShopIsStoreName {
+                    domain: domain.to_owned(),
+                    store,
+                });
+            }
+        }
         let updated =
             sqlx::query("UPDATE stores SET shop_domain = ?, updated_at = ? WHERE store_id = ?")
                 .bind(domain)
