@@ -328,9 +328,20 @@ fn at_least(raw: &str, min: usize) -> Result<usize, String> {
     }
 }
 
+/// A day as `--as-of` and `--cutoff` take it: within the years orders can be dated in,
+/// as a run request checks it, so a day outside them is refused at its flag.
 fn calendar_date(raw: &str) -> Result<NaiveDate, String> {
-    NaiveDate::parse_from_str(raw.trim(), "%Y-%m-%d")
-        .map_err(|_| "not a date: write it as YYYY-MM-DD (2024-03-05)".to_owned())
+    let day = NaiveDate::parse_from_str(raw.trim(), "%Y-%m-%d")
+        .map_err(|_| "not a date: write it as YYYY-MM-DD (2024-03-05)".to_owned())?;
+    let years = bundleforge::ingest::YEARS;
+    if !years.contains(&chrono::Datelike::year(&day)) {
+        return Err(format!(
+            "outside the years {}–{} orders can be dated in",
+            years.start(),
+            years.end()
+        ));
+    }
+    Ok(day)
 }
 
 /// A count or a seed: the parse error says what the value must be, not how the

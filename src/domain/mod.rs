@@ -20,7 +20,7 @@ pub use bundle::{
 };
 pub use money::{
     Currency, DecimalMark, MICROS_PER_UNIT, Money, MoneyError, decimal_mark_evidence,
-    micros_to_minor, parse_decimal_micros, parse_micros_in,
+    is_written_negative, micros_to_minor, parse_decimal_micros, parse_micros_in,
 };
 
 use chrono::{DateTime, Utc};

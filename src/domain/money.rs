@@ -181,8 +181,9 @@ impl Money {
     }
 
     /// [`Money::parse`] for an amount that may not be below zero (a price, a cost): a
-    /// negative one is refused as [`MoneyError::Negative`], so callers tell it apart
-    /// from an unreadable one by its variant.
+    /// negative one, whether its sign stands before or after its currency (`-3.00`,
+    /// `-$3.00`, `$-3.00`, `USD -3`), is refused as [`MoneyError::Negative`], so callers
+    /// tell it apart from an unreadable one by its variant.
     pub fn parse_non_negative(text: &str, currency: Currency) -> Result<Self, MoneyError> {
         let money = Money::parse(text, currency)?;
         if money.minor < 0 {
@@ -227,6 +228,15 @@ pub const MICROS_PER_UNIT: i64 = 1_000_000;
 /// units: merchants' prices go through [`Money::parse_in`].
 pub fn parse_decimal_micros(text: &str) -> Result<i64, MoneyError> {
     parse_micros_in(text, DecimalMark::Point)
+}
+
+/// Whether an amount is written with a minus sign, where [`Money::parse`] reads one:
+/// before the amount or after its currency sign or code (`-3`, `-$3.00`, `$-3.00`,
+/// `USD -3`). For a reader that must refuse a negative amount before it can parse it
+/// (an order's currency may come on a later row); `-0` counts, as it is written so.
+pub fn is_written_negative(text: &str) -> bool {
+    let (negative, t) = split_sign(text.trim());
+    negative || split_sign(strip_marker(t).1).0
 }
 
 /// [`parse_decimal_micros`] for a file that writes decimals with `mark`.
@@ -505,6 +515,46 @@ mod tests {
         assert_eq!(usd("-0"), Ok(0));
         assert_eq!(usd("-3.5"), Err(MoneyError::Negative));
         assert_eq!(usd("abc"), Err(MoneyError::NotANumber));
+    }
+
+    #[test]
+    fn a_sign_after_the_currency_is_as_negative_as_one_before_it() {
+        let usd = |t: &str| Money::parse_non_negative(t, Currency::USD).map(|m| m.minor);
+        for text in [
+            "-3.00", "$-3.00", "-$3.00", "$ -3", "USD -3", "-3 USD", "-USD 3", "- 3.00", "+-3",
+        ] {
+            assert_eq!(usd(text), Err(MoneyError::Negative), "{text}");
+            assert_eq!(
+                Money::parse(text, Currency::USD).map(|m| m.minor),
+                Ok(-300),
+                "{text}"
+            );
+            assert!(is_written_negative(text), "{text}");
+        }
+        // Every form accepted before still is.
+        for (text, minor) in [
+            ("3.00", 300),
+            ("$3.00", 300),
+            ("3.00 $", 300),
+            ("USD 3", 300),
+            ("3 USD", 300),
+            ("+3", 300),
+            ("$+3", 300),
+            ("+$3", 300),
+            ("1,234.50", 123_450),
+        ] {
+            assert_eq!(usd(text), Ok(minor), "{text}");
+            assert!(!is_written_negative(text), "{text}");
+        }
+        // Written negative, though it is worth nothing; unreadable signs stay unreadable.
+        assert!(is_written_negative("-0"));
+        for bad in ["3.00-", "USD-3", "--3", "$--3"] {
+            assert!(
+                matches!(usd(bad), Err(MoneyError::NotANumber)),
+                "{bad}: {:?}",
+                usd(bad)
+            );
+        }
     }
 
     #[test]

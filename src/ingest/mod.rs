@@ -27,7 +27,9 @@ use std::fmt;
 use crate::domain::{Currency, Order, OrderLine, Product, ProductObservations};
 
 pub use conventions::FileConventions;
-pub use dates::{DateOrder, parse_checked, parse_checked_in, parse_datetime, parse_datetime_in};
+pub use dates::{
+    DateOrder, YEARS, parse_checked, parse_checked_in, parse_datetime, parse_datetime_in,
+};
 pub use html::strip_html;
 pub use source::{FileRole, IngestSource, IngestSources, Shape, normalise_header};
 
@@ -1024,16 +1026,7 @@ impl<'a> Row<'a> {
             .iter()
             .enumerate()
             .find(|(_, f)| f.len() > MAX_FIELD_BYTES)?;
-        let head = String::from_utf8_lossy(&bytes[..bytes.len().min(40)]).into_owned();
-        Some(self.error(
-            Some(i),
-            &head,
-            &format!(
-                "a value of {} bytes, longer than {} KiB, the limit for one value",
-                bytes.len(),
-                MAX_FIELD_BYTES >> 10
-            ),
-        ))
+        Some(self.error(Some(i), &value_head(bytes), &value_too_long(bytes.len())))
     }
 
     /// [`get`](Self::get) for an optional column: a value that is not UTF-8 is
@@ -1085,6 +1078,20 @@ pub(crate) const WRONG_FIELD_COUNT: &str = "wrong_field_count";
 
 /// The reason key of a value past [`MAX_FIELD_BYTES`].
 pub(crate) const VALUE_TOO_LONG: &str = "value_too_long";
+
+/// Why a value of `len` bytes, past [`MAX_FIELD_BYTES`], rejects its row or record:
+/// one wording for CSV and JSON.
+pub(crate) fn value_too_long(len: usize) -> String {
+    format!(
+        "a value of {len} bytes, longer than {} KiB, the limit for one value",
+        MAX_FIELD_BYTES >> 10
+    )
+}
+
+/// The first bytes of an over-long value, enough to recognise it in a report.
+pub(crate) fn value_head(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(&bytes[..bytes.len().min(40)]).into_owned()
+}
 
 /// The reason key under which a UTF-8 failure is counted.
 pub(crate) const NOT_UTF8: &str = "not_utf8";

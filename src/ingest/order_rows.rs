@@ -17,7 +17,9 @@ use super::{
     DateOrder, FileConventions, IngestBatch, IngestContext, IngestError, IngestReport, Rejection,
     Row, RowError, parse_checked_in,
 };
-use crate::domain::{Currency, DecimalMark, Money, Order, OrderLine, ProductRef};
+use crate::domain::{
+    Currency, DecimalMark, Money, Order, OrderLine, ProductRef, is_written_negative,
+};
 
 struct OrderAcc {
     order_id: String,
@@ -334,7 +336,8 @@ fn pending_line(
             row.error(cols.price, "", "a unit price is required"),
         ));
     };
-    if price_text.starts_with('-') {
+    // The sign may follow the currency (`$-3.00`, `USD -3`): read where parsing reads it.
+    if is_written_negative(price_text) {
         return Err(Rejection::new(
             "negative_price",
             row.error(cols.price, price_text, "a price cannot be negative"),
@@ -420,6 +423,22 @@ fn price_line(
     report: &mut IngestReport,
 ) -> Option<OrderLine> {
     let price = match Money::parse_in(&p.price_text, currency, cols.mark) {
+        // Refused when the row was read; kept here too, so no negative price is stored
+        // should the two readings of a sign ever part.
+        Ok(m) if m.minor < 0 => {
+            report.rows_kept -= 1;
+            report.reject(
+                "negative_price",
+                cols.error(
+                    file,
+                    line,
+                    cols.price,
+                    &p.price_text,
+                    "a price cannot be negative",
+                ),
+            );
+            return None;
+        }
         Ok(m) => m.minor,
         Err(e) => {
             report.rows_kept -= 1;

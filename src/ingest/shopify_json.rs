@@ -1,14 +1,19 @@
 //! Shopify Admin REST JSON: `{"products": [...]}` with variants, and `{"orders": [...]}`
 //! with line items (a single `{"product": …}` / `{"order": …}`, or a bare array of
 //! either, is accepted too). Ids may be numbers or strings (`gid://…` kept as given).
-//! Errors name the record by its JSON path.
+//! Errors name the record by its JSON path. As a CSV row is, a record holding a string
+//! longer than [`MAX_FIELD_BYTES`](super::MAX_FIELD_BYTES) is rejected whole before
+//! anything is read from it (a product with its variants, an order with its lines).
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::catalog_entries::{Located, push_deduplicated};
 use super::source::{self, FileRole, IngestSource, Opened, Shape};
-use super::{IngestBatch, IngestContext, IngestError, Progress, RowError, strip_html};
+use super::{
+    IngestBatch, IngestContext, IngestError, MAX_FIELD_BYTES, Progress, RowError, VALUE_TOO_LONG,
+    strip_html,
+};
 use crate::domain::{
     Currency, Money, MoneyError, Order, OrderLine, Product, ProductRef, ProductStatus,
 };
@@ -142,6 +147,63 @@ fn text(v: &Value, key: &str) -> Option<String> {
     }
 }
 
+/// One step of the path to a value inside a record.
+enum Step<'v> {
+    Key(&'v str),
+    Index(usize),
+}
+
+/// The first string under `record` longer than [`MAX_FIELD_BYTES`], with its path below
+/// the record (`body_html`, `tags[3]`, `customer.email`; empty for the record itself).
+/// The member `nested` is left out: its records are checked on their own (a product's
+/// variants, an order's line items).
+fn oversized<'v>(record: &'v Value, nested: Option<&str>) -> Option<(String, &'v str)> {
+    let mut steps = Vec::new();
+    let found = match record {
+        Value::Object(map) => map
+            .iter()
+            .filter(|(k, _)| Some(k.as_str()) != nested)
+            .find_map(|(k, v)| {
+                let found = over_long(v, &mut steps)?;
+                steps.push(Step::Key(k.as_str()));
+                Some(found)
+            })?,
+        other => over_long(other, &mut steps)?,
+    };
+    let mut path = String::new();
+    for step in steps.iter().rev() {
+        match step {
+            Step::Key(k) => {
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(k);
+            }
+            Step::Index(i) => path.push_str(&format!("[{i}]")),
+        }
+    }
+    Some((path, found))
+}
+
+/// The first string under `v` past [`MAX_FIELD_BYTES`]; `steps` gets its path, last
+/// step first.
+fn over_long<'v>(v: &'v Value, steps: &mut Vec<Step<'v>>) -> Option<&'v str> {
+    match v {
+        Value::String(s) if s.len() > MAX_FIELD_BYTES => Some(s.as_str()),
+        Value::Array(items) => items.iter().enumerate().find_map(|(i, x)| {
+            let found = over_long(x, steps)?;
+            steps.push(Step::Index(i));
+            Some(found)
+        }),
+        Value::Object(map) => map.iter().find_map(|(k, x)| {
+            let found = over_long(x, steps)?;
+            steps.push(Step::Key(k.as_str()));
+            Some(found)
+        }),
+        _ => None,
+    }
+}
+
 struct JsonReader<'a> {
     file: String,
     ctx: &'a IngestContext,
@@ -157,6 +219,17 @@ impl JsonReader<'_> {
             value: value.to_owned(),
             reason: reason.to_owned(),
         }
+    }
+
+    /// The error of a record holding `value`, past [`MAX_FIELD_BYTES`], at `key` below
+    /// `path`: the document, the value's path and its first bytes, worded as for CSV.
+    fn too_long(&self, path: &str, key: &str, value: &str) -> RowError {
+        let head = super::value_head(value.as_bytes());
+        let mut e = self.error(path, key, &head, &super::value_too_long(value.len()));
+        if key.is_empty() {
+            e.column = path.to_owned();
+        }
+        e
     }
 
     /// An amount at `key`, parsed in `currency`; absent when the key is.
@@ -186,17 +259,25 @@ impl JsonReader<'_> {
 
     /// One product's catalog entries, one per variant with a price.
     fn product(&mut self, path: &str, p: &Value) -> Vec<Located> {
+        let empty = Vec::new();
+        let variants = p
+            .get("variants")
+            .and_then(Value::as_array)
+            .unwrap_or(&empty);
+        // Before anything is read from it (a description is stripped of its markup).
+        if let Some((key, value)) = oversized(p, Some("variants")) {
+            let e = self.too_long(path, &key, value);
+            let rows = variants.len().max(1) as u64;
+            self.batch.report.rows_read += rows;
+            self.reject_all(rows, VALUE_TOO_LONG, e);
+            return Vec::new();
+        }
         let Some(fields) = ProductLevel::read(p) else {
             self.batch.report.rows_read += 1;
             let e = self.error(path, "id", "", "a product id is required");
             self.batch.report.reject("missing_value", e);
             return Vec::new();
         };
-        let empty = Vec::new();
-        let variants = p
-            .get("variants")
-            .and_then(Value::as_array)
-            .unwrap_or(&empty);
         let mut out = Vec::new();
         for (vi, v) in variants.iter().enumerate() {
             if let Some(product) = self.variant(path, vi, v, &fields) {
@@ -221,6 +302,11 @@ impl JsonReader<'_> {
     fn variant(&mut self, path: &str, vi: usize, v: &Value, p: &ProductLevel) -> Option<Product> {
         let vpath = format!("{path}.variants[{vi}]");
         self.batch.report.rows_read += 1;
+        if let Some((key, value)) = oversized(v, None) {
+            let e = self.too_long(&vpath, &key, value);
+            self.batch.report.reject(VALUE_TOO_LONG, e);
+            return None;
+        }
         if p.title.is_empty() {
             let e = self.error(path, "title", "", "a title is required");
             self.batch.report.reject("missing_value", e);
@@ -292,6 +378,11 @@ impl JsonReader<'_> {
             .unwrap_or(&empty);
         let rows = items.len().max(1) as u64;
         self.batch.report.rows_read += rows;
+        if let Some((key, value)) = oversized(o, Some("line_items")) {
+            let e = self.too_long(path, &key, value);
+            self.reject_all(rows, VALUE_TOO_LONG, e);
+            return;
+        }
         let Some(head) = self.order_head(path, o, rows) else {
             return;
         };
@@ -379,6 +470,11 @@ impl JsonReader<'_> {
 
     /// One line item as an order line: kept, dropped or rejected (`None`).
     fn line_item(&mut self, lpath: &str, item: &Value, currency: Currency) -> Option<OrderLine> {
+        if let Some((key, value)) = oversized(item, None) {
+            let e = self.too_long(lpath, &key, value);
+            self.batch.report.reject(VALUE_TOO_LONG, e);
+            return None;
+        }
         let product = ProductRef {
             variant_id: text(item, "variant_id"),
             sku: text(item, "sku"),
@@ -519,4 +615,100 @@ struct OrderHead {
     currency: Currency,
     currency_assumed: bool,
     customer: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn read(doc: &Value, name: &str, role: FileRole) -> IngestBatch {
+        let ctx = IngestContext {
+            default_currency: Currency::USD,
+            currency_fixed: false,
+        };
+        let mut batch = IngestBatch::default();
+        read_document(doc, name, role, &ctx, &mut batch).unwrap();
+        batch
+    }
+
+    /// Whether an error names `column` of `file` with the value's first bytes, in the
+    /// words CSV uses.
+    fn names(batch: &IngestBatch, file: &str, column: &str) -> bool {
+        let want = format!("{file}: {column} \"xxxx");
+        batch.report.errors.iter().any(|e| {
+            let text = e.to_string();
+            text.starts_with(&want)
+                && text.contains("longer than 1024 KiB, the limit for one value")
+        })
+    }
+
+    #[test]
+    fn a_product_string_past_the_per_value_limit_rejects_its_record_and_names_its_field() {
+        let long = "x".repeat(MAX_FIELD_BYTES + 1);
+        let doc = json!({"products": [
+            {"id": 1, "title": "Mug", "body_html": &long,
+             "variants": [{"id": 11, "price": "5.00"}, {"id": 12, "price": "6.00"}]},
+            {"id": 2, "title": "Tea", "tags": ["green", &long],
+             "variants": [{"id": 21, "price": "4.00"}]},
+            {"id": 3, "title": "Pot",
+             "variants": [{"id": 31, "price": "9.00", "sku": &long}, {"id": 32, "price": "9.50"}]},
+            {"id": 4, "title": "Cup", "variants": [{"id": 41, "price": "2.00"}]},
+        ]});
+        let batch = read(&doc, "products.json", FileRole::Catalog);
+        let r = &batch.report;
+        // Product 1's two variants, product 2's one, product 3's first.
+        assert_eq!(r.rejected.get(VALUE_TOO_LONG), Some(&4), "{:?}", r.rejected);
+        assert_eq!((r.rows_read, r.rows_kept), (6, 2));
+        let kept: Vec<&str> = batch
+            .products
+            .iter()
+            .map(|p| p.variant_id.as_str())
+            .collect();
+        assert_eq!(kept, ["32", "41"]);
+        for column in [
+            "products[0].body_html",
+            "products[1].tags[1]",
+            "products[2].variants[0].sku",
+        ] {
+            assert!(
+                names(&batch, "products.json", column),
+                "{column}: {:?}",
+                r.errors
+            );
+        }
+        // A value at the limit is read.
+        let at_limit = "y".repeat(MAX_FIELD_BYTES);
+        let doc = json!({"products": [{"id": 5, "title": "Jar", "body_html": at_limit,
+                                       "variants": [{"id": 51, "price": "1.00"}]}]});
+        let batch = read(&doc, "products.json", FileRole::Catalog);
+        assert_eq!(batch.report.rejected_total(), 0);
+        assert_eq!(batch.products.len(), 1);
+    }
+
+    #[test]
+    fn an_order_string_past_the_per_value_limit_rejects_its_line_or_its_order() {
+        let long = "x".repeat(MAX_FIELD_BYTES + 1);
+        let doc = json!({"orders": [
+            {"id": 1, "created_at": "2024-01-01T00:00:00Z", "line_items": [
+                {"sku": "A", "quantity": 1, "price": "2.00", "title": &long},
+                {"sku": "B", "quantity": 1, "price": "3.00"}]},
+            {"id": 2, "created_at": "2024-01-02T00:00:00Z", "customer": {"email": &long},
+             "line_items": [{"sku": "A", "quantity": 1, "price": "2.00"},
+                            {"sku": "B", "quantity": 1, "price": "3.00"}]},
+        ]});
+        let batch = read(&doc, "orders.json", FileRole::Orders);
+        let r = &batch.report;
+        assert_eq!(r.rejected.get(VALUE_TOO_LONG), Some(&3), "{:?}", r.rejected);
+        assert_eq!(batch.orders.len(), 1);
+        assert_eq!(batch.orders[0].lines.len(), 1);
+        assert!(batch.incomplete_orders.contains("1"));
+        assert!(names(
+            &batch,
+            "orders.json",
+            "orders[0].line_items[0].title"
+        ));
+        assert!(names(&batch, "orders.json", "orders[1].customer.email"));
+    }
 }

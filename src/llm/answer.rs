@@ -2,8 +2,9 @@
 //! file: it may be wrapped in a markdown fence, name products that do not exist, repeat
 //! them, invent objectives, or carry text meant to steer whoever reads it. Only what the
 //! schema asks for is read; ids must be among those the prompt offered (by position in
-//! the batch, never looked up by name elsewhere); what is dropped is counted and may be
-//! logged, and never reaches a merchant.
+//! the batch, never looked up by name elsewhere); every text the model writes passes
+//! [`not_plain_text`] (copy in the gateway, reasons here); what is dropped is counted
+//! and may be logged, and never reaches a merchant.
 
 use serde::Serialize;
 use serde_json::Value;
@@ -25,7 +26,8 @@ pub struct Dropped {
     pub unknown_ids: usize,
     /// Ids given twice for one item.
     pub duplicate_ids: usize,
-    /// Entries with an invalid enum, number out of range, missing field or empty text.
+    /// Entries with an invalid enum, number out of range, missing field, empty text,
+    /// or a text that is not plain text ([`not_plain_text`]).
     pub invalid_entries: usize,
 }
 
@@ -86,6 +88,126 @@ pub fn clean_text(text: &str, max_chars: usize) -> String {
     match cut.rfind(' ') {
         Some(space) if space * 4 >= cut.len() * 3 => cut[..space].to_owned(),
         _ => cut,
+    }
+}
+
+/// What in a model-written text is not plain text, unless `data` (the lower-cased
+/// text of the store's own products the prompt carried) holds it too: a tag (`<script`,
+/// `</p`, `<!--`), an inline event handler (`onerror=`), a scheme (`javascript:`,
+/// `data:`), a spreadsheet formula at its start (`=HYPERLINK(…)`, `+cmd|…`, `@SUM(…)`)
+/// or a link (`http://`, `https://`, `www.`). Every text a model writes is published as
+/// plain text, in JSON and spreadsheets alike, so the one check serves copy and reasons.
+pub fn not_plain_text(text: &str, data: &str) -> Option<&'static str> {
+    let lower = text.to_lowercase();
+    if lower
+        .as_bytes()
+        .windows(2)
+        .any(|w| w[0] == b'<' && (w[1].is_ascii_alphabetic() || matches!(w[1], b'/' | b'!')))
+    {
+        Some("markup")
+    } else if has_event_handler(&lower) {
+        Some("an event handler")
+    } else if ["javascript:", "data:", "vbscript:"]
+        .iter()
+        .any(|s| lower.contains(s))
+    {
+        Some("a script scheme")
+    } else if opens_a_formula(&lower) {
+        Some("a spreadsheet formula")
+    } else {
+        links(&lower)
+            .any(|link| !data.contains(link))
+            .then_some("a link")
+    }
+}
+
+/// Whether `text` opens as a spreadsheet reads a formula: `=`, `@`, a tab or carriage
+/// return, or `+`/`-` unless a number and words follow (`-20% today`, `+1 free mug`
+/// are copy; `+cmd|…`, `-2+3` and `-20% +cmd` are formulas).
+fn opens_a_formula(text: &str) -> bool {
+    match text.chars().next() {
+        Some('=' | '@' | '\t' | '\r') => true,
+        // Both signs are one byte.
+        Some('+' | '-') => !number_then_words(&text[1..]),
+        _ => false,
+    }
+}
+
+/// Whether `rest` is a number (`20`, `3.5`, `20%`) that ends the text or is followed
+/// by a space and a word.
+fn number_then_words(rest: &str) -> bool {
+    if !rest.starts_with(|c: char| c.is_ascii_digit()) {
+        return false;
+    }
+    let end = rest
+        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == ','))
+        .unwrap_or(rest.len());
+    let after = &rest[end..];
+    let after = after.strip_prefix('%').unwrap_or(after);
+    after.is_empty()
+        || after
+            .strip_prefix(' ')
+            .is_some_and(|words| words.starts_with(char::is_alphabetic))
+}
+
+/// Each link in `lower`: from `http://`, `https://` or `www.` to the next space, quote
+/// or bracket.
+fn links(lower: &str) -> impl Iterator<Item = &str> {
+    let starts: Vec<usize> = ["http://", "https://", "www."]
+        .iter()
+        .flat_map(|p| lower.match_indices(p).map(|(i, _)| i))
+        .collect();
+    starts.into_iter().map(move |i| {
+        let rest = &lower[i..];
+        let end = rest
+            .find(|c: char| c.is_whitespace() || "\"'()<>[]".contains(c))
+            .unwrap_or(rest.len());
+        rest[..end].trim_end_matches(['.', ',', '!', '?', ';', ':'])
+    })
+}
+
+/// `on` + letters + `=` (`onerror=`, `onload =`), as HTML event attributes are written.
+fn has_event_handler(lower: &str) -> bool {
+    let b = lower.as_bytes();
+    let mut i = 0;
+    while let Some(at) = lower[i..].find("on") {
+        let start = i + at;
+        let boundary = start == 0 || !b[start - 1].is_ascii_alphanumeric();
+        let mut j = start + 2;
+        while j < b.len() && b[j].is_ascii_alphabetic() {
+            j += 1;
+        }
+        let letters = j - start - 2;
+        while j < b.len() && b[j] == b' ' {
+            j += 1;
+        }
+        if boundary && letters >= 3 && j < b.len() && b[j] == b'=' {
+            return true;
+        }
+        i = start + 2;
+    }
+    false
+}
+
+/// An entry's `reason`, cleaned (empty when it has none); `None` when it is not plain
+/// text ([`not_plain_text`]), and the entry is then dropped as copy that fails the check
+/// is. Reasons are checked without the store's data, so no link passes: nothing a
+/// reason explains needs one.
+fn reason_of(entry: &Value) -> Option<String> {
+    let reason = entry
+        .get("reason")
+        .and_then(Value::as_str)
+        .map(|r| clean_text(r, MAX_REASON_CHARS))
+        .unwrap_or_default();
+    match not_plain_text(&reason, "") {
+        None => Some(reason),
+        Some(found) => {
+            tracing::warn!(
+                found,
+                "A model's reason is not plain text; its entry is dropped"
+            );
+            None
+        }
     }
 }
 
@@ -225,11 +347,10 @@ pub fn proposals(answer: &Value, ids: &[&str]) -> Result<(Vec<Proposal>, Dropped
             dropped.invalid_entries += 1;
             continue;
         }
-        let reason = entry
-            .get("reason")
-            .and_then(Value::as_str)
-            .map(|r| clean_text(r, MAX_REASON_CHARS))
-            .unwrap_or_default();
+        let Some(reason) = reason_of(entry) else {
+            dropped.invalid_entries += 1;
+            continue;
+        };
         out.push(Proposal {
             bundle_type,
             products,
@@ -277,15 +398,15 @@ pub fn price_advice(
             dropped.invalid_entries += 1;
             continue;
         }
+        let Some(reason) = reason_of(entry) else {
+            dropped.invalid_entries += 1;
+            continue;
+        };
         out.push(PriceAdvice {
             bundle,
             min_pct: min.round() as u8,
             max_pct: max.round() as u8,
-            reason: entry
-                .get("reason")
-                .and_then(Value::as_str)
-                .map(|r| clean_text(r, MAX_REASON_CHARS))
-                .unwrap_or_default(),
+            reason,
         });
     }
     Ok((out, dropped))
@@ -371,14 +492,14 @@ pub fn appeal(answer: &Value, ids: &[&str]) -> Result<(Vec<Appeal>, Dropped), An
         let Some(bundle) = offered.take(id, &mut dropped) else {
             continue;
         };
+        let Some(reason) = reason_of(entry) else {
+            dropped.invalid_entries += 1;
+            continue;
+        };
         out.push(Appeal {
             bundle,
             score: score.round() as u8,
-            reason: entry
-                .get("reason")
-                .and_then(Value::as_str)
-                .map(|r| clean_text(r, MAX_REASON_CHARS))
-                .unwrap_or_default(),
+            reason,
         });
     }
     Ok((out, dropped))
@@ -394,8 +515,8 @@ pub struct KindPair {
 }
 
 /// `{"pairs": [{"a": "k1", "b": "k4", "reason": "…"}]}` over the kinds `ids`: both ids
-/// offered, two different kinds, each pair once, a reason given, at most `max_pairs`
-/// (the rest counted as invalid).
+/// offered, two different kinds, each pair once, a plain-text reason given, at most
+/// `max_pairs` (the rest counted as invalid).
 pub fn kind_pairs(
     answer: &Value,
     ids: &[&str],
@@ -405,11 +526,7 @@ pub fn kind_pairs(
     let mut offered = Offered::new(ids);
     let mut out: Vec<KindPair> = Vec::new();
     for entry in entries(answer, "pairs")? {
-        let reason = entry
-            .get("reason")
-            .and_then(Value::as_str)
-            .map(|r| clean_text(r, MAX_REASON_CHARS))
-            .unwrap_or_default();
+        let reason = reason_of(entry);
         let (Some(a), Some(b)) = (entry.get("a"), entry.get("b")) else {
             dropped.invalid_entries += 1;
             continue;
@@ -424,10 +541,11 @@ pub fn kind_pairs(
             dropped.duplicate_ids += 1;
             continue;
         }
-        if reason.is_empty() || out.len() >= max_pairs {
+        // No reason, one that is not plain text, or no room left.
+        let Some(reason) = reason.filter(|r| !r.is_empty() && out.len() < max_pairs) else {
             dropped.invalid_entries += 1;
             continue;
-        }
+        };
         out.push(KindPair { a, b, reason });
     }
     Ok((out, dropped))
@@ -616,6 +734,91 @@ mod tests {
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].score, 8);
         assert_eq!(dropped.invalid_entries, 1);
+    }
+
+    #[test]
+    fn reasons_that_are_not_plain_text_drop_their_entries_in_every_task() {
+        let ids = ["a", "b"];
+        let hostile = [
+            "<script>alert(1)</script> They go together",
+            "Nice pair <img src=x onerror=alert(1)>",
+            "Click onerror = steal() for more",
+            "Read more at http://evil.example today",
+            "Care guide at www.evil.example",
+            "javascript:alert(1)",
+            "=HYPERLINK(\"http://evil.example\",\"click\")",
+            "+cmd|' /C calc'!A0",
+            "@SUM(A1:A9)",
+            "-2+3+cmd|' /C calc'!A0",
+            "-20% +cmd|' /C calc'!A0",
+        ];
+        // Kept: plain words, a comparison, and a signed number followed by words.
+        let fine = [
+            "Tea is brewed to be drunk from a mug",
+            "2 < 3 of them",
+            "-20% suits a slow mover",
+        ];
+        let answers = |reason: &str| {
+            let p = proposals(
+                &json!({"bundles": [{"type": "fixed", "products": ["a", "b"], "reason": reason}]}),
+                &ids,
+            )
+            .unwrap();
+            let q = price_advice(
+                &json!({"bundles": [{"id": "a", "min_pct": 5, "max_pct": 10, "reason": reason}]}),
+                &ids,
+                &[20, 20],
+            )
+            .unwrap();
+            let r = appeal(
+                &json!({"bundles": [{"id": "a", "score": 7, "reason": reason}]}),
+                &ids,
+            )
+            .unwrap();
+            let k = kind_pairs(
+                &json!({"pairs": [{"a": "a", "b": "b", "reason": reason}]}),
+                &ids,
+                5,
+            )
+            .unwrap();
+            let kept: Vec<String> =
+                p.0.into_iter()
+                    .map(|x| x.reason)
+                    .chain(q.0.into_iter().map(|x| x.reason))
+                    .chain(r.0.into_iter().map(|x| x.reason))
+                    .chain(k.0.into_iter().map(|x| x.reason))
+                    .collect();
+            let invalid = [p.1, q.1, r.1, k.1]
+                .iter()
+                .map(|d| d.invalid_entries)
+                .sum::<usize>();
+            (kept, invalid)
+        };
+        for bad in hostile {
+            let (kept, invalid) = answers(bad);
+            assert!(kept.is_empty(), "{bad}: {kept:?}");
+            assert_eq!(invalid, 4, "{bad}");
+        }
+        for reason in fine {
+            let (kept, invalid) = answers(reason);
+            assert_eq!(kept, [reason; 4], "{reason}");
+            assert_eq!(invalid, 0, "{reason}");
+        }
+        // A reason is checked as it is kept: a line break does not hide a handler.
+        let (kept, _) = answers("Nice pair onerror\n=alert(1)");
+        assert!(kept.is_empty());
+    }
+
+    #[test]
+    fn only_a_signed_number_followed_by_words_opens_like_a_formula_and_passes() {
+        for formula in [
+            "=1+1", "@SUM(A1)", "+cmd", "-cmd", "-2+3", "-20%+1", "+", "-",
+        ] {
+            assert!(opens_a_formula(formula), "{formula}");
+        }
+        for text in ["-20%", "+1 free mug", "-3.5 kg lighter", "a = b", "x@y"] {
+            assert!(!opens_a_formula(text), "{text}");
+        }
     }
 
     #[test]

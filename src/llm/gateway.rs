@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use futures_util::StreamExt;
 use serde::Serialize;
 
-use super::answer::{Classified, Copy, Dropped, KindPair, PriceAdvice, Proposal};
+use super::answer::{Classified, Copy, Dropped, KindPair, PriceAdvice, Proposal, not_plain_text};
 use super::client::Usage;
 use super::offline::{OFFLINE_VERSION, OfflineLlm};
 use super::prompt::{BundleDoc, KindDoc, ProductDoc, Task};
@@ -571,7 +571,7 @@ impl Gateway {
                             tracing::warn!(
                                 bundle = c.bundle,
                                 found = what,
-                                "Copy holds markup or a link the store's data does not; using the template"
+                                "Copy is not plain text (markup, a script, a formula, or a link the store's data does not hold); using the template"
                             );
                             dropped.invalid_entries += 1;
                             continue;
@@ -781,10 +781,9 @@ fn in_doc_order(
     products
 }
 
-/// What in model-written copy is not plain text, unless the batch's own product data
-/// holds it too: a tag (`<script`, `</p`, `<!--`), an inline event handler
-/// (`onerror=`), a scheme (`javascript:`, `data:`) or a link (`http://`, `https://`,
-/// `www.`). Copy is published as plain text, so such copy goes to the template.
+/// What in model-written copy is not plain text ([`not_plain_text`]), unless the
+/// batch's own product data holds it too (a link the store's descriptions give). Copy
+/// is published as plain text, so such copy goes to the template.
 pub fn markup_or_link(copy: &Copy, batch: &[BundleDoc]) -> Option<&'static str> {
     let data: String = batch
         .iter()
@@ -793,35 +792,14 @@ pub fn markup_or_link(copy: &Copy, batch: &[BundleDoc]) -> Option<&'static str> 
         .collect::<Vec<_>>()
         .join(" ")
         .to_lowercase();
-    for text in [
+    [
         &copy.title,
         &copy.description,
         &copy.badge,
         &copy.explanation,
-    ] {
-        let lower = text.to_lowercase();
-        let found =
-            if lower.as_bytes().windows(2).any(|w| {
-                w[0] == b'<' && (w[1].is_ascii_alphabetic() || matches!(w[1], b'/' | b'!'))
-            }) {
-                Some("markup")
-            } else if has_event_handler(&lower) {
-                Some("an event handler")
-            } else if ["javascript:", "data:", "vbscript:"]
-                .iter()
-                .any(|s| lower.contains(s))
-            {
-                Some("a script scheme")
-            } else {
-                links(&lower)
-                    .any(|link| !data.contains(link))
-                    .then_some("a link")
-            };
-        if found.is_some() {
-            return found;
-        }
-    }
-    None
+    ]
+    .into_iter()
+    .find_map(|text| not_plain_text(text, &data))
 }
 
 /// A percentage the shop copy (title, description, badge) states that its bundle does
@@ -862,45 +840,6 @@ fn percentages(text: &str) -> Vec<u32> {
         }
     }
     out
-}
-
-/// Each link in `lower`: from `http://`, `https://` or `www.` to the next space, quote
-/// or bracket.
-fn links(lower: &str) -> impl Iterator<Item = &str> {
-    let starts: Vec<usize> = ["http://", "https://", "www."]
-        .iter()
-        .flat_map(|p| lower.match_indices(p).map(|(i, _)| i))
-        .collect();
-    starts.into_iter().map(move |i| {
-        let rest = &lower[i..];
-        let end = rest
-            .find(|c: char| c.is_whitespace() || "\"'()<>[]".contains(c))
-            .unwrap_or(rest.len());
-        rest[..end].trim_end_matches(['.', ',', '!', '?', ';', ':'])
-    })
-}
-
-/// `on` + letters + `=` (`onerror=`, `onload =`), as HTML event attributes are written.
-fn has_event_handler(lower: &str) -> bool {
-    let b = lower.as_bytes();
-    let mut i = 0;
-    while let Some(at) = lower[i..].find("on") {
-        let start = i + at;
-        let boundary = start == 0 || !b[start - 1].is_ascii_alphanumeric();
-        let mut j = start + 2;
-        while j < b.len() && b[j].is_ascii_alphabetic() {
-            j += 1;
-        }
-        let letters = j - start - 2;
-        while j < b.len() && b[j] == b' ' {
-            j += 1;
-        }
-        if boundary && letters >= 3 && j < b.len() && b[j] == b'=' {
-            return true;
-        }
-        i = start + 2;
-    }
-    false
 }
 
 /// How many words in a row copy may share with a product description.
@@ -1127,6 +1066,9 @@ mod tests {
             "javascript:alert(1)",
             "A <b>bold</b> gift",
             "Care guide at www.evil.example",
+            "=HYPERLINK(\"http://potter.example\",\"Gift\")",
+            "+cmd|' /C calc'!A0",
+            "@SUM(A1:A9)",
         ] {
             assert!(markup_or_link(&copy(bad), &batch).is_some(), "{bad}");
         }
@@ -1134,6 +1076,7 @@ mod tests {
             "A lovely mug for every morning, 2 < 3 of them.",
             "Care guide at www.potter.example",
             "Gone on sale: one mug, online only",
+            "-20% on the pair",
         ] {
             assert_eq!(markup_or_link(&copy(fine), &batch), None, "{fine}");
         }

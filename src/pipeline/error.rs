@@ -1,5 +1,6 @@
 //! How a run fails, with the kind set where the failure arose.
 
+use super::request::InvalidRequest;
 use super::variant::InvalidVariant;
 use crate::cancel::Cancelled;
 use crate::error::ErrorKind;
@@ -21,6 +22,8 @@ pub enum PipelineError {
     #[error(transparent)]
     Invalid(#[from] InvalidVariant),
     #[error(transparent)]
+    InvalidRequest(#[from] InvalidRequest),
+    #[error(transparent)]
     Cancelled(#[from] Cancelled),
     #[error("internal error: {0}")]
     Internal(String),
@@ -35,7 +38,7 @@ impl PipelineError {
             PipelineError::LlmSetup(e) => e.kind(),
             PipelineError::NoOrders(_) => ErrorKind::NotFound,
             PipelineError::Prior(e) => e.kind(),
-            PipelineError::Invalid(_) => ErrorKind::BadInput,
+            PipelineError::Invalid(_) | PipelineError::InvalidRequest(_) => ErrorKind::BadInput,
             PipelineError::Cancelled(_) => ErrorKind::Cancelled,
             PipelineError::Internal(_) => ErrorKind::Internal,
         }

@@ -60,7 +60,9 @@ pub use observe::{
     TaskTiming,
 };
 use optimize::Priced;
-pub use request::{FlatRequest, OrderScope, PrepareOptions, PriorScope, RunRequest};
+pub use request::{
+    FlatRequest, InvalidRequest, OrderScope, PrepareOptions, PriorScope, RunRequest,
+};
 pub use summary::{
     ApprovalsReport, DroppedApproval, PhaseTimings, QualityReport, RunOutput, RunSummary,
     StoreRulesReport,

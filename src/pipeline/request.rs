@@ -3,11 +3,25 @@
 //! included), and the id it is saved under. The CLI's flags, a queued job, the HTTP
 //! trigger, a cohort's arms and a bench case all build (or read back) this one shape.
 
-use chrono::NaiveDate;
+use chrono::{Datelike, NaiveDate};
 use serde::{Deserialize, Serialize};
 
 use super::variant::{InvalidVariant, Variant};
 use crate::domain::{BundleType, Objective};
+use crate::ingest::YEARS;
+
+/// Why a run request cannot run: bad input, refused before anything runs.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum InvalidRequest {
+    #[error(transparent)]
+    Variant(#[from] InvalidVariant),
+    #[error("as_of: {day} is outside the years {first}–{last}, the years orders can be dated in")]
+    AsOf {
+        day: NaiveDate,
+        first: i32,
+        last: i32,
+    },
+}
 
 /// A run of the engine.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -32,8 +46,11 @@ impl RunRequest {
         r
     }
 
-    pub fn validate(&self) -> Result<(), InvalidVariant> {
-        self.variant.validate()
+    /// What the types can't say, of phase 0 and of the variant.
+    pub fn validate(&self) -> Result<(), InvalidRequest> {
+        self.prepare.validate()?;
+        self.variant.validate()?;
+        Ok(())
     }
 
     /// A queued job's request as stored: a `RunRequest`, or the flat shape jobs were
@@ -116,6 +133,21 @@ pub struct PrepareOptions {
     pub prior: PriorScope,
 }
 
+impl PrepareOptions {
+    /// A day to see the store as of within [`YEARS`]: no order can be dated outside
+    /// them, so such a run would see an empty store, and still be saved as the latest.
+    pub fn validate(&self) -> Result<(), InvalidRequest> {
+        match self.as_of {
+            Some(day) if !YEARS.contains(&day.year()) => Err(InvalidRequest::AsOf {
+                day,
+                first: *YEARS.start(),
+                last: *YEARS.end(),
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
 /// Which of the complement prior's sources a context may use.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -143,6 +175,41 @@ mod tests {
         assert_eq!(old.variant.max_bundles, Some(8));
         assert_eq!((old.prepare.seed, old.variant.seed), (7, 7));
         assert_eq!(old.prepare.as_of, NaiveDate::from_ymd_opt(2026, 4, 30));
+    }
+
+    #[test]
+    fn a_day_outside_the_years_orders_can_be_dated_in_is_refused() {
+        let day = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).unwrap();
+        let with = |as_of: Option<NaiveDate>| {
+            let mut r = RunRequest::seeded(42);
+            r.prepare.as_of = as_of;
+            r.validate()
+        };
+        for fine in [
+            None,
+            Some(day(1970, 1, 1)),
+            Some(day(2026, 4, 30)),
+            Some(day(2100, 12, 31)),
+        ] {
+            assert_eq!(with(fine), Ok(()), "{fine:?}");
+        }
+        for bad in [
+            day(1900, 1, 1),
+            day(1969, 12, 31),
+            day(2101, 1, 1),
+            day(2200, 1, 1),
+        ] {
+            let err = with(Some(bad)).unwrap_err();
+            assert!(matches!(err, InvalidRequest::AsOf { .. }), "{bad}");
+            assert!(
+                err.to_string()
+                    .contains(&format!("as_of: {bad} is outside the years 1970–2100")),
+                "{err}"
+            );
+        }
+        // A flat job body reads the day and is refused the same way.
+        let flat: FlatRequest = serde_json::from_str(r#"{"as_of": "2200-01-01"}"#).unwrap();
+        assert!(flat.into_run_request().validate().is_err());
     }
 
     #[test]

@@ -477,7 +477,8 @@ fn schemas() -> Value {
                             "description": "α, β, γ (LLM, transactional, business), summing to 1."},
                 "max_bundles": {"type": "integer", "minimum": 1},
                 "seed": {"type": "integer", "minimum": 0},
-                "as_of": {"type": "string", "format": "date"}
+                "as_of": {"type": "string", "format": "date",
+                          "description": "A day from 1970-01-01 to 2100-12-31; another is a 422."}
             }
         },
         "RunRequest": {

@@ -5,7 +5,8 @@
 //!
 //! Shopify delivers out of order and retries for hours, so an update applies only
 //! when its `updated_at` is newer than the last one applied to that resource (last
-//! write wins), and an update for a resource we do not hold creates it
+//! write wins; an update without a readable `updated_at` is older than any dated one,
+//! so it never overwrites one), and an update for a resource we do not hold creates it
 //! ([`upserts`]). Cancellations, refunds, inventory levels, deletions, uninstalls and
 //! the compliance topics change exactly what they name ([`topics`]).
 //!

@@ -25,6 +25,17 @@ pub(super) fn updated_at(v: &Value) -> Option<i64> {
         .map(|t| t.timestamp_millis())
 }
 
+/// The version of an update without a readable `updated_at`: older than any dated one,
+/// so it applies only to a resource nothing was applied to yet (an undated update
+/// cannot say it is the newer), and a second undated one is stale after it.
+pub(super) const UNDATED: i64 = i64::MIN;
+
+/// An update's version for last-write-wins: its `updated_at` in Unix ms, else
+/// [`UNDATED`].
+pub(super) fn version_of(v: &Value) -> i64 {
+    updated_at(v).unwrap_or(UNDATED)
+}
+
 /// A compliance request's customer keys (id, email) and order ids.
 pub(super) fn customer_of(body: &Value) -> (Vec<String>, Vec<String>) {
     let keys = [
@@ -65,6 +76,17 @@ mod tests {
             updated_at(&json!({"updated_at": "2026-01-02T03:04:05Z"})),
             Some(1_767_323_045_000)
         );
+        // Without a date, or with one that does not read: older than any dated update.
+        for undated in [
+            json!({}),
+            json!({"updated_at": "yesterday"}),
+            json!({"updated_at": 5}),
+        ] {
+            assert_eq!(version_of(&undated), UNDATED);
+            assert!(
+                version_of(&undated) < version_of(&json!({"updated_at": "1970-01-01T00:00:00Z"}))
+            );
+        }
         let (keys, orders) = customer_of(&json!({
             "customer": {"id": 7, "email": "a@b.c"},
             "orders_to_redact": [1, "2"]

@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use super::payload::{customer_of, id_of, text_of, updated_at};
+use super::payload::{customer_of, id_of, text_of, updated_at, version_of};
 use super::{Applied, SyncError, now_ms};
 use crate::domain::StoreId;
 use crate::services::Services;
@@ -95,14 +95,16 @@ pub(super) async fn inventory_level(
         .and_then(Value::as_i64)
         .ok_or_else(|| SyncError::NoAvailable(item.clone()))?;
     let store = &services.store;
-    if let Some(at) = updated_at(body)
-        && !store
-            .take_version(store_id, &format!("inventory_item:{item}"), at)
-            .await?
+    // An undated level is older than any dated one: it applies only to an item no level
+    // was applied to (see `version_of`).
+    let at = version_of(body);
+    if !store
+        .take_version(store_id, &format!("inventory_item:{item}"), at)
+        .await?
     {
         return Ok(Applied::new(
             WebhookOutcome::Stale,
-            format!("inventory item {item}: a newer level was applied already"),
+            format!("inventory item {item}: a level as new or newer was applied already"),
         ));
     }
     let n = store.set_inventory(store_id, &item, available).await?;

@@ -1,14 +1,14 @@
 //! Product and order upserts: read as `ingest` reads Shopify's JSON, only when newer
-//! than what was applied to that resource (last write wins by `updated_at`); an
-//! update for a resource we do not hold creates it. A run of them of one store is
-//! applied as one ingest.
+//! than what was applied to that resource (last write wins by `updated_at`; an update
+//! without a readable one is older than any that has one); an update for a resource we
+//! do not hold creates it. A run of them of one store is applied as one ingest.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::payload::{document, id_of, updated_at};
+use super::payload::{UNDATED, document, id_of, version_of};
 use super::{Applied, SyncError, apply, body_erased, refused_after_uninstall, upsert_kind};
 use crate::domain::StoreId;
 use crate::ingest::{FileRole, IngestSource, IngestSources, NoProgress};
@@ -19,7 +19,8 @@ use crate::store::{WebhookOutcome, WebhookRecord};
 struct Upsert {
     kind: &'static str,
     id: String,
-    updated_at: Option<i64>,
+    /// Its version ([`version_of`]).
+    updated_at: i64,
     /// Taken by the batch's one ingest (a failed one applies each webhook from its
     /// record again).
     body: Value,
@@ -30,11 +31,15 @@ type Slots = (Vec<Option<Result<Applied, SyncError>>>, Vec<Option<Upsert>>);
 
 /// An upsert older than (or as old as) what was applied to its resource: kept, not
 /// applied (Shopify retries and delivers out of order).
-fn stale(kind: &str, id: &str) -> Applied {
-    Applied::new(
-        WebhookOutcome::Stale,
-        format!("{kind} {id}: an update as new or newer was applied already"),
-    )
+fn stale(kind: &str, id: &str, at: i64) -> Applied {
+    let note = if at == UNDATED {
+        format!(
+            "{kind} {id}: the update has no readable updated_at, and another was applied already"
+        )
+    } else {
+        format!("{kind} {id}: an update as new or newer was applied already")
+    };
+    Applied::new(WebhookOutcome::Stale, note)
 }
 
 /// A run of product and order upserts of one store in one ingest: per resource, only
@@ -128,10 +133,10 @@ fn newest_per_resource(run: &[WebhookRecord]) -> Slots {
             results[n] = Some(Err(SyncError::NoId(kind)));
             continue;
         };
-        let at = updated_at(&body);
+        let at = version_of(&body);
         if let Some(&m) = newest.get(&(kind, id.clone())) {
-            let older = bodies[m].as_ref().and_then(|b| b.updated_at);
-            if at.unwrap_or(i64::MAX) < older.unwrap_or(i64::MIN) {
+            let older = bodies[m].as_ref().map_or(UNDATED, |b| b.updated_at);
+            if at < older {
                 results[n] = Some(newer_in_batch(kind, &id));
                 continue;
             }
@@ -160,7 +165,7 @@ async fn drop_applied(
         let Some(Upsert {
             kind,
             id,
-            updated_at: Some(at),
+            updated_at: at,
             ..
         }) = &bodies[n]
         else {
@@ -172,7 +177,7 @@ async fn drop_applied(
             .await
         {
             Ok(Some(v)) if v >= *at => {
-                results[n] = Some(Ok(stale(kind, id)));
+                results[n] = Some(Ok(stale(kind, id, *at)));
                 bodies[n] = None;
             }
             Ok(_) => {}
@@ -193,15 +198,10 @@ async fn take_version(
     kept: u64,
     together: usize,
 ) -> Result<Applied, SyncError> {
-    let taken = match u.updated_at {
-        Some(at) => {
-            services
-                .store
-                .take_version(store_id, &format!("{}:{}", u.kind, u.id), at)
-                .await?
-        }
-        None => true,
-    };
+    let taken = services
+        .store
+        .take_version(store_id, &format!("{}:{}", u.kind, u.id), u.updated_at)
+        .await?;
     Ok(if taken {
         Applied::new(
             WebhookOutcome::Applied,
@@ -213,7 +213,7 @@ async fn take_version(
             ),
         )
     } else {
-        stale(u.kind, &u.id)
+        stale(u.kind, &u.id, u.updated_at)
     })
 }
 
@@ -267,12 +267,10 @@ pub(super) async fn upsert(
 ) -> Result<Applied, SyncError> {
     let id = id_of(&body).ok_or(SyncError::NoId(kind))?;
     let resource = format!("{kind}:{id}");
-    let at = updated_at(&body);
-    if let Some(at) = at {
-        let applied = services.store.resource_version(store_id, &resource).await?;
-        if applied.is_some_and(|v| v >= at) {
-            return Ok(stale(kind, &id));
-        }
+    let at = version_of(&body);
+    let applied = services.store.resource_version(store_id, &resource).await?;
+    if applied.is_some_and(|v| v >= at) {
+        return Ok(stale(kind, &id, at));
     }
     let source = IngestSource::json(role, format!("{kind}.json"), document(kind, body));
     let outcome = crate::app::ingest(
@@ -292,11 +290,10 @@ pub(super) async fn upsert(
             .unwrap_or_else(|| "nothing in it could be kept".into());
         return Err(SyncError::NothingKept { kind, id, first });
     }
-    // Recorded once applied: a failed update does not make its own retry stale.
-    if let Some(at) = at
-        && !services.store.take_version(store_id, &resource, at).await?
-    {
-        return Ok(stale(kind, &id));
+    // Recorded once applied: a failed update does not make its own retry stale. An
+    // undated one is recorded too, so that a second undated one is stale after it.
+    if !services.store.take_version(store_id, &resource, at).await? {
+        return Ok(stale(kind, &id, at));
     }
     Ok(Applied::new(
         WebhookOutcome::Applied,

@@ -664,3 +664,108 @@ async fn an_order_dated_far_after_the_rest_of_its_file_is_rejected() {
     let out = db.ingest_ok("t", orders(db.file("two.csv", two))).await;
     assert_eq!(out.report.orders, 2);
 }
+
+#[tokio::test]
+async fn a_json_value_past_the_per_value_limit_rejects_its_record_as_a_csv_one_does() {
+    let db = TestDb::new().await;
+    let long = "B".repeat(2 << 20);
+    let orders_json = format!(
+        r#"{{"orders": [
+      {{"id": 1, "created_at": "2024-01-01T00:00:00Z", "line_items": [
+        {{"sku": "A", "quantity": 1, "price": "2.00", "title": "{long}"}},
+        {{"sku": "B", "quantity": 1, "price": "3.00"}}]}},
+      {{"id": 2, "created_at": "2024-01-01T00:00:00Z", "line_items": [
+        {{"sku": "A", "quantity": 1, "price": "2.00"}}]}}
+    ]}}"#
+    );
+    let out = db
+        .ingest_ok("s", orders(db.file("orders.json", &orders_json)))
+        .await;
+    assert_eq!(
+        out.report.rejected.get("value_too_long"),
+        Some(&1),
+        "{:?}",
+        out.report.errors
+    );
+    assert_eq!((out.report.orders, out.report.rows_kept), (2, 2));
+    let e = error_line(&out, "orders[0].line_items[0].title");
+    assert!(
+        e.contains("orders.json: orders[0].line_items[0].title \"BBBB")
+            && e.contains("longer than 1024 KiB"),
+        "{e}"
+    );
+
+    // A product's description: the product and its variants go, the others stay.
+    let products_json = format!(
+        r#"{{"products": [
+      {{"id": 7, "title": "Mug", "body_html": "<p>{long}</p>",
+        "variants": [{{"id": 71, "price": "5.00"}}, {{"id": 72, "price": "6.00"}}]}},
+      {{"id": 8, "title": "Tea", "variants": [{{"id": 81, "price": "4.00"}}]}}
+    ]}}"#
+    );
+    let out = db
+        .ingest_ok("s", catalog(db.file("products.json", &products_json)))
+        .await;
+    assert_eq!(
+        out.report.rejected.get("value_too_long"),
+        Some(&2),
+        "{:?}",
+        out.report.errors
+    );
+    assert_eq!(out.report.products, 1);
+    let e = error_line(&out, "products[0].body_html");
+    assert!(
+        e.contains("products.json: products[0].body_html") && e.contains("longer than 1024 KiB"),
+        "{e}"
+    );
+}
+
+#[tokio::test]
+async fn a_sign_after_the_currency_is_a_negative_price_in_csv_and_json() {
+    let db = TestDb::new().await;
+    let csv = "\
+order_id,created_at,quantity,unit_price,sku
+1,2025-01-13,1,-3.00,A
+2,2025-01-13,1,$-3.00,A
+3,2025-01-13,1,USD -3,A
+4,2025-01-13,1,-$3.00,A
+5,2025-01-13,1,$3.00,A
+6,2025-01-13,1,USD 3,A
+";
+    let out = db.ingest_ok("s", orders(db.file("signs.csv", csv))).await;
+    let r = &out.report;
+    assert_eq!(r.rejected.get("negative_price"), Some(&4), "{:?}", r.errors);
+    assert_eq!(r.orders, 2);
+    for line in 2..=5 {
+        let e = error_line(&out, &format!("signs.csv:{line}:"));
+        assert!(e.contains("cannot be negative"), "{e}");
+    }
+
+    let json = r#"{"orders": [
+      {"id": 11, "created_at": "2025-01-13T00:00:00Z", "line_items": [{"sku": "A", "quantity": 1, "price": "$-3.00"}]},
+      {"id": 12, "created_at": "2025-01-13T00:00:00Z", "line_items": [{"sku": "A", "quantity": 1, "price": "USD -3"}]},
+      {"id": 13, "created_at": "2025-01-13T00:00:00Z", "line_items": [{"sku": "A", "quantity": 1, "price": "-$3.00"}]},
+      {"id": 14, "created_at": "2025-01-13T00:00:00Z", "line_items": [{"sku": "A", "quantity": 1, "price": "$3.00"}]}
+    ]}"#;
+    let out = db.ingest_ok("j", orders(db.file("signs.json", json))).await;
+    let r = &out.report;
+    assert_eq!(r.rejected.get("negative_price"), Some(&3), "{:?}", r.errors);
+    assert_eq!(r.orders, 1);
+
+    // Nothing below zero was stored.
+    for store in ["s", "j"] {
+        let data = db
+            .store
+            .load(&bundleforge::domain::StoreId::parse(store).unwrap())
+            .await
+            .unwrap();
+        assert!(!data.orders.is_empty(), "{store}");
+        assert!(
+            data.orders
+                .iter()
+                .flat_map(|o| &o.lines)
+                .all(|l| l.unit_price_minor >= 0),
+            "{store}"
+        );
+    }
+}

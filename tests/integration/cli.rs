@@ -114,7 +114,7 @@ fn errors_are_one_line_with_a_non_zero_exit() {
 fn a_negative_or_malformed_value_is_named_with_what_it_must_be() {
     let dir = tempfile::tempdir().unwrap();
     let url = db_in(&dir);
-    let cases: [(&[&str], &str); 7] = [
+    let cases: [(&[&str], &str); 9] = [
         (
             &["generate", "--store", "s", "--max-bundles", "-1"],
             "must be at least 1",
@@ -128,6 +128,14 @@ fn a_negative_or_malformed_value_is_named_with_what_it_must_be() {
             "must be 0 or more",
         ),
         (&["stats", "--store", "s", "--as-of", "-1"], "YYYY-MM-DD"),
+        (
+            &["generate", "--store", "s", "--as-of", "1900-01-01"],
+            "outside the years 1970–2100",
+        ),
+        (
+            &["generate", "--store", "s", "--as-of", "2200-01-01"],
+            "outside the years 1970–2100",
+        ),
         (
             &["generate", "--store", "s", "--weights", "-1,1,1"],
             "sum to 1",

@@ -471,3 +471,183 @@ async fn complement_naming_names_none_on_every_fault_and_keeps_only_offered_kind
         }
     }
 }
+
+#[tokio::test]
+async fn reasons_that_are_not_plain_text_never_leave_the_gateway() {
+    let mock = MockLlm::start().await;
+    mock.push([
+        Reply::content(
+            &json!({"bundles": [
+                {"type": "fixed", "products": ["p0", "p1"], "reason": "<img src=x onerror=alert(1)>"},
+                {"type": "fixed", "products": ["p0", "p2"], "reason": "Read more at https://evil.example"},
+                {"type": "fixed", "products": ["p0", "p3"], "reason": "Tea goes in a mug."}
+            ]})
+            .to_string(),
+        ),
+        Reply::content(
+            &json!({"bundles": [
+                {"id": "b0", "min_pct": 5, "max_pct": 15, "reason": "=HYPERLINK(\"http://evil.example\",\"deal\")"},
+                {"id": "b1", "min_pct": 5, "max_pct": 15, "reason": "Slow mover."}
+            ]})
+            .to_string(),
+        ),
+        Reply::content(
+            &json!({"pairs": [
+                {"a": "k1", "b": "k2", "reason": "@SUM(A1:A9)"},
+                {"a": "k1", "b": "k3", "reason": "Coffee and tea share a shelf."}
+            ]})
+            .to_string(),
+        ),
+    ]);
+    let settings = LlmSettings {
+        max_retries: 0,
+        concurrency: 1,
+        price_batch: 10,
+        ..mock.settings()
+    };
+    let gateway = gateway(&settings);
+
+    let anchors = [product(0, "")];
+    let candidates: Vec<ProductDoc> = (1..6).map(|i| product(i, "")).collect();
+    let proposed = gateway
+        .propose(Objective::CrossSell, &anchors, &candidates, 8)
+        .await
+        .unwrap();
+    assert_eq!(proposed.source, TextSource::Llm);
+    let reasons: Vec<&str> = proposed.value.iter().map(|p| p.reason.as_str()).collect();
+    assert_eq!(reasons, ["Tea goes in a mug."]);
+
+    let bundles = [bundle("b0", ""), bundle("b1", "")];
+    let advice = gateway.advise_price(&bundles).await.unwrap();
+    assert_eq!(advice[0].source, TextSource::Offline);
+    assert!(
+        !advice[0].value.reason.to_lowercase().contains("hyperlink"),
+        "{}",
+        advice[0].value.reason
+    );
+    assert_eq!(
+        (advice[1].source, advice[1].value.reason.as_str()),
+        (TextSource::Llm, "Slow mover.")
+    );
+
+    let named = gateway.name_complements(&kinds(), 4).await.unwrap();
+    let pairs: Vec<(usize, usize, &str)> = named
+        .value
+        .iter()
+        .map(|p| (p.a, p.b, p.reason.as_str()))
+        .collect();
+    assert_eq!(pairs, [(0, 2, "Coffee and tea share a shelf.")]);
+
+    let report = gateway.report();
+    for (task, dropped) in [
+        ("propose_bundles.v1", 2),
+        ("advise_price.v1", 1),
+        ("name_complements.v1", 1),
+    ] {
+        assert_eq!(
+            report.tasks[task].stats.dropped.invalid_entries, dropped,
+            "{task}"
+        );
+    }
+}
+
+const HOSTILE_REASON: &str = "<img src=x onerror=alert(1)>";
+
+/// A model that tags every product, proposes pairs of the products it is offered (every
+/// other one with [`HOSTILE_REASON`]), advises every price with a spreadsheet formula
+/// as its reason, and gives valid empty answers to the other tasks.
+fn hostile_reasons(request: &Value) -> Reply {
+    let user = request["messages"][1]["content"].as_str().unwrap_or("");
+    if user.contains("<products>") {
+        return tags_everything(request);
+    }
+    let offered: Vec<String> = user
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter_map(|v| v["id"].as_str().map(str::to_owned))
+        .collect();
+    if user.contains("<anchors>") {
+        let bundles: Vec<Value> = offered
+            .windows(2)
+            .take(6)
+            .enumerate()
+            .map(|(i, pair)| {
+                let reason = if i % 2 == 0 {
+                    HOSTILE_REASON
+                } else {
+                    "Bought together often."
+                };
+                json!({"type": "fixed", "products": [pair[0], pair[1]], "reason": reason})
+            })
+            .collect();
+        return Reply::content(&json!({ "bundles": bundles }).to_string());
+    }
+    if user.contains("min_pct") {
+        let bundles: Vec<Value> = offered
+            .iter()
+            .map(|id| json!({"id": id, "min_pct": 0, "max_pct": 5, "reason": "=HYPERLINK(\"http://evil.example\",\"deal\")"}))
+            .collect();
+        return Reply::content(&json!({ "bundles": bundles }).to_string());
+    }
+    let key = if user.contains("<kinds>") {
+        "pairs"
+    } else {
+        "bundles"
+    };
+    Reply::content(&json!({ key: [] }).to_string())
+}
+
+#[tokio::test]
+async fn a_proposal_reason_with_markup_never_reaches_a_justification_or_bundles_json() {
+    use bundleforge::domain::{Justification, StoreId};
+
+    let mock = MockLlm::start().await;
+    mock.respond(hostile_reasons);
+    let (db, _) = crate::support::small_fixture(Arc::new(HashingEmbedder::new(64)), None).await;
+    let mut settings = bundleforge::config::Settings::defaults().unwrap();
+    settings.llm = LlmSettings {
+        model: "mock".into(),
+        breaker_failures: 1000,
+        tokens_per_minute: 100_000_000,
+        ..mock.settings()
+    };
+    let deps =
+        crate::support::services_for(&db, Arc::new(HashingEmbedder::new(64)), settings).await;
+    let out = bundleforge::app::generate(
+        &deps,
+        &StoreId::parse("small").unwrap(),
+        &bundleforge::pipeline::RunRequest::default(),
+    )
+    .await
+    .unwrap();
+    assert!(!out.bundles.is_empty());
+    // The model was asked, and what it wrote with markup was dropped, not published.
+    let dropped = &out.run.llm.tasks["propose_bundles.v1"].stats.dropped;
+    assert!(dropped.invalid_entries >= 1, "{dropped:?}");
+    let clean = |text: &str| {
+        let lower = text.to_lowercase();
+        !lower.contains('<') && !lower.contains("onerror") && !lower.contains("hyperlink")
+    };
+    for b in &out.bundles {
+        for j in &b.explanation.justification {
+            if let Justification::Proposal { reason, .. }
+            | Justification::Complement { reason, .. } = j
+            {
+                assert!(clean(reason.as_str()), "{}: {reason}", b.id);
+            }
+        }
+        assert!(
+            clean(b.pricing.reason.as_str()),
+            "{}: {}",
+            b.id,
+            b.pricing.reason
+        );
+    }
+    let dir = db.dir.path().join("run");
+    bundleforge::pipeline::output::write_all(&dir, &out).unwrap();
+    let written = std::fs::read_to_string(dir.join("bundles.json"))
+        .unwrap()
+        .to_lowercase();
+    assert!(!written.contains("onerror"));
+    assert!(!written.contains("hyperlink"));
+}

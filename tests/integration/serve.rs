@@ -130,6 +130,29 @@ async fn auth_health_and_errors_have_one_shape() {
     s.stop().await;
 }
 
+/// A day no order can be dated on would see an empty store and save that empty run as
+/// the store's latest: the trigger refuses it as bad input, and nothing is queued.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_as_of_a_day_outside_1970_to_2100_is_refused_and_saves_no_run() {
+    let s = start(&[]).await;
+    for day in ["1900-01-01", "2200-01-01"] {
+        let body = format!("{{\"as_of\": \"{day}\"}}");
+        let (status, answer) = s.admin("POST", "/v1/stores/small/jobs", &body).await;
+        assert_eq!(status, 422, "{answer}");
+        assert_eq!(answer["error"]["kind"], "bad_input", "{answer}");
+        let message = answer["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains("as_of") && message.contains(day),
+            "{answer}"
+        );
+    }
+    assert_eq!(s.db.count("SELECT COUNT(*) FROM jobs").await, 0);
+    assert_eq!(s.db.count("SELECT COUNT(*) FROM runs").await, 0);
+    let (status, answer) = s.admin("GET", "/v1/stores/small/runs/latest", "").await;
+    assert_eq!(status, 404, "no run: {answer}");
+    s.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_runs_once_per_store_reports_its_phases_and_saves_its_run_under_its_id() {
     let s = start(&[]).await;

@@ -247,6 +247,72 @@ async fn a_signed_webhook_is_kept_once_and_applied_in_order_with_last_write_winn
     s.stop().await;
 }
 
+/// An update without a readable `updated_at` cannot say it is the newer: it is older
+/// than any dated one, so it creates what nothing was applied to and overwrites nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_update_without_updated_at_never_overwrites_a_dated_one() {
+    let s = start(SECRET).await;
+    let shop = "mugs.myshopify.com";
+    let dated = product("Speckled Stoneware Mug", "2026-03-05T10:00:00-05:00");
+    send(&s, "products/update", "d1", shop, &dated, None).await;
+    settle(&s).await;
+    assert_eq!(outcome_of(&s, "d1").await.0, "applied");
+
+    // No updated_at at all, and one that does not read.
+    let mut undated = product("An Undated Title", "");
+    if let Some(fields) = undated.as_object_mut() {
+        fields.remove("updated_at");
+    }
+    let unreadable = product("An Unreadable Date", "last tuesday");
+    send(&s, "products/update", "u1", shop, &undated, None).await;
+    send(&s, "products/update", "u2", shop, &unreadable, None).await;
+    settle(&s).await;
+    for id in ["u1", "u2"] {
+        let (outcome, message) = outcome_of(&s, id).await;
+        assert_eq!(outcome, "stale", "{id}: {message}");
+    }
+    assert_eq!(
+        title_of(&s, "808950810").await.as_deref(),
+        Some("Speckled Stoneware Mug")
+    );
+
+    // A newer dated update still applies.
+    let newer = product("Glazed Stoneware Mug", "2026-03-06T10:00:00Z");
+    send(&s, "products/update", "d2", shop, &newer, None).await;
+    settle(&s).await;
+    assert_eq!(
+        title_of(&s, "808950810").await.as_deref(),
+        Some("Glazed Stoneware Mug")
+    );
+
+    // A product nothing was applied to: the first undated update creates it, and a
+    // second is stale after it (neither can say it is the newer).
+    let teapot = |title: &str| {
+        json!({
+            "id": 632910393, "title": title, "vendor": "Kiln", "product_type": "Teapots",
+            "status": "active",
+            "variants": [{"id": 808950811, "product_id": 632910393, "title": "Default Title",
+                          "price": "32.00", "sku": "POT-1"}]
+        })
+    };
+    send(&s, "products/create", "u3", shop, &teapot("Teapot"), None).await;
+    settle(&s).await;
+    assert_eq!(outcome_of(&s, "u3").await.0, "applied");
+    send(
+        &s,
+        "products/update",
+        "u4",
+        shop,
+        &teapot("Renamed Teapot"),
+        None,
+    )
+    .await;
+    settle(&s).await;
+    assert_eq!(outcome_of(&s, "u4").await.0, "stale");
+    assert_eq!(title_of(&s, "808950811").await.as_deref(), Some("Teapot"));
+    s.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_webhook_secret_webhooks_are_refused_and_the_server_still_starts() {
     let s = start("").await;
