@@ -193,13 +193,16 @@ impl ClassifyOutcome {
         }
         let _ = writeln!(
             s,
-            "{} products: {} classified, {} from cache, {} by the offline fallback; {} unknown ids dropped; {} calls, {} tokens (≈ ${:.4}) via {}",
+            "{} products: {} classified, {} from cache, {} by the offline fallback; {} unknown ids dropped; {} calls ({} refused, {} failed; {} requests sent), {} tokens (≈ ${:.4}) via {}",
             self.products.len(),
             self.classified,
             self.from_cache,
             self.fallback,
             self.dropped_ids,
             self.calls,
+            self.llm.refused,
+            self.llm.failures,
+            self.llm.sent,
             self.tokens.total,
             self.llm.estimated_cost_usd,
             self.llm.model
@@ -334,7 +337,7 @@ impl RunOutput {
         let o = &r.optimize;
         let _ = writeln!(
             s,
-            "{} bundles published ({} duplicates merged, rejected {:?}, {} on the Pareto front); copy: {} by the model, {} from templates; {} LLM calls, {} tokens (≈ ${:.4})",
+            "{} bundles published ({} duplicates merged, rejected {:?}, {} on the Pareto front); copy: {} by the model, {} from templates; {} LLM calls ({} refused, {} failed; {} requests sent), {} tokens (≈ ${:.4})",
             r.bundles,
             o.duplicates_merged,
             o.rejected,
@@ -342,6 +345,9 @@ impl RunOutput {
             by(TextSource::Llm),
             by(TextSource::Offline),
             r.llm.calls,
+            r.llm.refused,
+            r.llm.failures,
+            r.llm.sent,
             r.llm.prompt_tokens + r.llm.completion_tokens,
             r.llm.estimated_cost_usd
         );

@@ -146,6 +146,21 @@ impl RunObserver for PhaseBars {
                     bar.set_position(*done);
                 }
             }
+            // Phase 0 has no total of its own: its spinner says which step is where.
+            RunEvent::StepProgress {
+                phase,
+                step,
+                done,
+                total,
+            } => {
+                if let Some(bar) = bars.get(phase) {
+                    bar.set_message(format!(
+                        "{} {} {done}/{total}",
+                        phase.as_str(),
+                        step.as_str()
+                    ));
+                }
+            }
             RunEvent::Finished {
                 phase,
                 seconds,

@@ -13,6 +13,7 @@
 //! (measured: 1.83× at 2 cores for intra-op threading, see BENCHMARKS.md).
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use async_trait::async_trait;
@@ -143,24 +144,58 @@ impl LocalEmbedder {
             texts,
             self.batch_size,
             &crate::cancel::CancelToken::never(),
+            &|_: usize| {},
         )
+    }
+
+    /// Embeds on a blocking thread (the model is CPU work: it stays off the async
+    /// workers), stopping at `cancel` between batches. Batches finish on that thread;
+    /// their counts come back over a channel to `progress`, called here, so it need
+    /// not be `'static`.
+    async fn embed_off_thread(
+        &self,
+        texts: &[String],
+        cancel: &crate::cancel::CancelToken,
+        progress: &(dyn Fn(usize) + Sync),
+    ) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let sessions = Arc::clone(&self.sessions);
+        let texts = texts.to_vec();
+        let batch = self.batch_size;
+        let cancel = cancel.clone();
+        let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel::<usize>();
+        let work = tokio::task::spawn_blocking(move || {
+            let tell = |done: usize| {
+                let _ = done_tx.send(done);
+            };
+            embed_sorted(&sessions, &texts, batch, &cancel, &tell)
+        });
+        // The channel closes when the work ends, however it ends.
+        while let Some(done) = done_rx.recv().await {
+            progress(done);
+        }
+        work.await
+            .map_err(|e| EmbedError::Model(format!("embedding worker failed: {e}")))?
     }
 }
 
 /// Vectors with the index of the text they belong to.
 type Placed = Vec<(usize, Vec<f32>)>;
 
+/// Embeds `texts` in batches of `batch_size` over the sessions, telling `progress`
+/// the texts done after each batch (from whichever thread ran it).
 fn embed_sorted(
     sessions: &[Mutex<TextEmbedding>],
     texts: &[String],
     batch_size: usize,
     cancel: &crate::cancel::CancelToken,
+    progress: &(dyn Fn(usize) + Sync),
 ) -> Result<Vec<Vec<f32>>, EmbedError> {
     // Length order (bytes are a good proxy for tokens here) keeps padding small.
     let mut order: Vec<usize> = (0..texts.len()).collect();
     order.sort_by_key(|&i| (texts[i].len(), i));
     let batches: Vec<&[usize]> = order.chunks(batch_size).collect();
     let workers = sessions.len().clamp(1, batches.len().max(1));
+    let done = AtomicUsize::new(0);
     // Worker w takes batches w, w + workers, …: neighbouring batches have similar
     // lengths, so the work splits evenly.
     let run = |w: usize| -> Result<Placed, EmbedError> {
@@ -184,6 +219,7 @@ fn embed_sorted(
                 });
             }
             out.extend(batch.iter().copied().zip(vectors));
+            progress(done.fetch_add(batch.len(), Ordering::Relaxed) + batch.len());
         }
         Ok(out)
     };
@@ -219,14 +255,8 @@ impl Embedder for LocalEmbedder {
     }
 
     async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
-        let sessions = Arc::clone(&self.sessions);
-        let texts = texts.to_vec();
-        let batch = self.batch_size;
-        // The model is CPU work: keep it off the async workers.
         let never = crate::cancel::CancelToken::never();
-        tokio::task::spawn_blocking(move || embed_sorted(&sessions, &texts, batch, &never))
-            .await
-            .map_err(|e| EmbedError::Model(format!("embedding worker failed: {e}")))?
+        self.embed_off_thread(texts, &never, &|_: usize| {}).await
     }
 
     async fn embed_until(
@@ -234,12 +264,15 @@ impl Embedder for LocalEmbedder {
         texts: &[String],
         cancel: &crate::cancel::CancelToken,
     ) -> Result<Vec<Vec<f32>>, EmbedError> {
-        let sessions = Arc::clone(&self.sessions);
-        let texts = texts.to_vec();
-        let batch = self.batch_size;
-        let cancel = cancel.clone();
-        tokio::task::spawn_blocking(move || embed_sorted(&sessions, &texts, batch, &cancel))
-            .await
-            .map_err(|e| EmbedError::Model(format!("embedding worker failed: {e}")))?
+        self.embed_off_thread(texts, cancel, &|_: usize| {}).await
+    }
+
+    async fn embed_reporting(
+        &self,
+        texts: &[String],
+        cancel: &crate::cancel::CancelToken,
+        progress: &(dyn Fn(usize) + Sync),
+    ) -> Result<Vec<Vec<f32>>, EmbedError> {
+        self.embed_off_thread(texts, cancel, progress).await
     }
 }

@@ -90,6 +90,20 @@ pub trait Embedder: Send + Sync {
     ) -> Result<Vec<Vec<f32>>, EmbedError> {
         cancel.guard(self.embed(texts)).await?
     }
+
+    /// [`Embedder::embed_until`], telling `progress` how many of `texts` are done as
+    /// the embedder's batches finish, so a long embedding can be followed. This
+    /// default can only tell once, at the end; embedders that batch tell per batch.
+    async fn embed_reporting(
+        &self,
+        texts: &[String],
+        cancel: &crate::cancel::CancelToken,
+        progress: &(dyn Fn(usize) + Sync),
+    ) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let vectors = self.embed_until(texts, cancel).await?;
+        progress(texts.len());
+        Ok(vectors)
+    }
 }
 
 /// The text embedded for a product: its title, the merchant's own category (or type),
@@ -154,11 +168,33 @@ pub async fn embed_products_until(
     description_chars: usize,
     cancel: &crate::cancel::CancelToken,
 ) -> Result<(Matrix, EmbedStats), EmbedError> {
+    embed_products_reporting(
+        embedder,
+        store,
+        products,
+        description_chars,
+        cancel,
+        &|_: usize, _: usize| {},
+    )
+    .await
+}
+
+/// [`embed_products_until`], telling `progress` (products done, products) as the
+/// model's batches finish; products found in the cache are done at once. A plain
+/// callback, so the engine's progress events need not be known here.
+pub async fn embed_products_reporting(
+    embedder: &dyn Embedder,
+    store: &dyn Store,
+    products: &[Product],
+    description_chars: usize,
+    cancel: &crate::cancel::CancelToken,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Result<(Matrix, EmbedStats), EmbedError> {
     let texts: Vec<String> = products
         .iter()
         .map(|p| product_text(p, description_chars))
         .collect();
-    embed_texts_until(embedder, store, &texts, cancel).await
+    embed_texts_reporting(embedder, store, &texts, cancel, progress).await
 }
 
 /// Embeds texts (through the cache) into one matrix, row i = text i.
@@ -167,6 +203,18 @@ pub async fn embed_texts_until(
     store: &dyn Store,
     texts: &[String],
     cancel: &crate::cancel::CancelToken,
+) -> Result<(Matrix, EmbedStats), EmbedError> {
+    embed_texts_reporting(embedder, store, texts, cancel, &|_: usize, _: usize| {}).await
+}
+
+/// [`embed_texts_until`], telling `progress` (texts done, texts): the cached ones (and
+/// repeats of a text being embedded) at once, the rest as the model's batches finish.
+pub async fn embed_texts_reporting(
+    embedder: &dyn Embedder,
+    store: &dyn Store,
+    texts: &[String],
+    cancel: &crate::cancel::CancelToken,
+    progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<(Matrix, EmbedStats), EmbedError> {
     let hashes: Vec<String> = texts.iter().map(|t| content_hash(t)).collect();
     let model = embedder.model_id().to_owned();
@@ -182,10 +230,16 @@ pub async fn embed_texts_until(
         }
     }
     let new_texts: Vec<String> = missing.iter().map(|&i| texts[i].clone()).collect();
+    let total = texts.len();
+    let at_once = total - new_texts.len();
+    progress(at_once, total);
     let new_vectors = if new_texts.is_empty() {
         Vec::new()
     } else {
-        embedder.embed_until(&new_texts, cancel).await?
+        let embedded = |n: usize| progress(at_once + n.min(new_texts.len()), total);
+        embedder
+            .embed_reporting(&new_texts, cancel, &embedded)
+            .await?
     };
     if new_vectors.len() != new_texts.len() {
         return Err(EmbedError::WrongCount {

@@ -7,11 +7,23 @@ use super::{EmbedError, Embedder};
 
 pub struct HashingEmbedder {
     dim: usize,
+    /// Texts per batch when progress is followed (`embed.batch_size`'s default).
+    batch_size: usize,
 }
 
 impl HashingEmbedder {
     pub fn new(dim: usize) -> Self {
-        HashingEmbedder { dim: dim.max(8) }
+        HashingEmbedder {
+            dim: dim.max(8),
+            batch_size: 16,
+        }
+    }
+
+    /// Batches of `n` texts, as the local model's `embed.batch_size`: each tells its
+    /// progress, so tests can follow an embedding batch by batch.
+    pub fn with_batch_size(mut self, n: usize) -> Self {
+        self.batch_size = n.max(1);
+        self
     }
 
     pub fn vector(&self, text: &str) -> Vec<f32> {
@@ -54,5 +66,20 @@ impl Embedder for HashingEmbedder {
 
     async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
         Ok(texts.iter().map(|t| self.vector(t)).collect())
+    }
+
+    async fn embed_reporting(
+        &self,
+        texts: &[String],
+        cancel: &crate::cancel::CancelToken,
+        progress: &(dyn Fn(usize) + Sync),
+    ) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let mut vectors = Vec::with_capacity(texts.len());
+        for batch in texts.chunks(self.batch_size) {
+            cancel.check()?;
+            vectors.extend(batch.iter().map(|t| self.vector(t)));
+            progress(vectors.len());
+        }
+        Ok(vectors)
     }
 }

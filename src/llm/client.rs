@@ -22,6 +22,10 @@
 //!   offline. An answer slower than a few seconds is said in the log.
 //! - Usage is booked twice: in the client's own book (the process) and in the
 //!   caller's [`UsageBook`] (a run), so concurrent runs each report their own calls.
+//!   A call is counted once in `calls` and then by what became of it: `refused` when
+//!   the breaker or the budget stopped it before any request went out, `failures`
+//!   when requests went out and it failed all the same; `sent` counts the requests
+//!   themselves (retries and re-asks included), what the endpoint saw.
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
@@ -156,14 +160,23 @@ pub struct HttpFailure {
     pub body: String,
 }
 
-/// Calls, retries and tokens, per task and for the run.
+/// Calls, requests, retries and tokens, per task and for the run. A call is one
+/// question the engine asked; `calls` = answered + `refused` + `failures`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Usage {
+    /// Calls asked of the client, whatever became of them.
     pub calls: u64,
+    /// HTTP requests that went out: first tries, retries and re-asks.
+    pub sent: u64,
+    /// Calls stopped before any request went out: the breaker was open, or the
+    /// command's budget was spent. (A model answering with a refusal was sent to:
+    /// that call is one of the `failures`.)
+    pub refused: u64,
     /// Requests that were retried (timeouts, 429, 5xx, transport errors).
     pub retries: u64,
     /// Re-asks after an answer that was not JSON.
     pub repairs: u64,
+    /// Calls whose requests went out and that failed all the same (after retries).
     pub failures: u64,
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
@@ -172,6 +185,8 @@ pub struct Usage {
 impl Usage {
     pub fn add(&mut self, other: &Usage) {
         self.calls += other.calls;
+        self.sent += other.sent;
+        self.refused += other.refused;
         self.retries += other.retries;
         self.repairs += other.repairs;
         self.failures += other.failures;
@@ -186,7 +201,7 @@ impl Usage {
 pub struct UsageBook {
     tasks: Mutex<HashMap<&'static str, Usage>>,
     /// Some call was refused because the breaker was open.
-    refused: AtomicBool,
+    met_breaker: AtomicBool,
     /// When the command's model calls must be done by, and the budget that set it.
     deadline: Option<(Instant, Duration)>,
     /// The budget ran out (said once in the log).
@@ -232,7 +247,7 @@ impl UsageBook {
 
     /// Whether a call booked here met an open breaker.
     pub fn met_open_breaker(&self) -> bool {
-        self.refused.load(Ordering::Relaxed)
+        self.met_breaker.load(Ordering::Relaxed)
     }
 }
 
@@ -415,7 +430,8 @@ impl ChatClient {
         self.usage.total()
     }
 
-    /// Counts a finished call towards the breaker and the usage books.
+    /// Counts a finished call towards the breaker and the usage books. A failed call
+    /// that sent nothing was refused; one that sent something failed.
     fn finish<T>(
         &self,
         label: &'static str,
@@ -424,6 +440,13 @@ impl ChatClient {
         result: Result<T, LlmError>,
         run: Option<&UsageBook>,
     ) -> Result<T, LlmError> {
+        if result.is_err() {
+            if usage.sent == 0 {
+                usage.refused = 1;
+            } else {
+                usage.failures = 1;
+            }
+        }
         match &result {
             Ok(_) => {
                 self.failures_in_a_row.store(0, Ordering::Relaxed);
@@ -436,11 +459,10 @@ impl ChatClient {
             }
             Err(LlmError::BreakerOpen(_)) => {
                 if let Some(run) = run {
-                    run.refused.store(true, Ordering::Relaxed);
+                    run.met_breaker.store(true, Ordering::Relaxed);
                 }
             }
             Err(e) => {
-                usage.failures = 1;
                 let n = self.failures_in_a_row.fetch_add(1, Ordering::Relaxed) + 1;
                 if let Ok(mut state) = self.breaker.lock() {
                     let trips = match *state {
@@ -460,11 +482,16 @@ impl ChatClient {
                 }
             }
         }
-        self.usage.record(label, &usage);
-        if let Some(run) = run {
-            run.record(label, &usage);
-        }
+        self.book(label, &usage, run);
         result
+    }
+
+    /// Books usage in the client's book and, when given, the run's.
+    fn book(&self, label: &'static str, usage: &Usage, run: Option<&UsageBook>) {
+        self.usage.record(label, usage);
+        if let Some(run) = run {
+            run.record(label, usage);
+        }
     }
 
     /// Embeddings of `inputs` from `model`, in order, through the same limits,
@@ -571,6 +598,10 @@ impl ChatClient {
             && Instant::now() >= at
         {
             run.note_spent(budget);
+            // Refused without a request: booked, but it says nothing of the
+            // endpoint's health, so the breaker does not hear of it.
+            usage.refused = 1;
+            self.book(label, &usage, Some(run));
             return Err(LlmError::BudgetSpent(budget));
         }
         let (probe, result) = match self.admit() {
@@ -715,6 +746,9 @@ impl ChatClient {
             if refused() {
                 return Err(open());
             }
+            // Counted as it goes out, so a request the budget or the timeout cuts
+            // short is still one the endpoint saw.
+            usage.sent += 1;
             // Said in the log when an answer is slow to come, so a wait is never silent.
             let call = tokio::time::timeout(self.timeout, request());
             tokio::pin!(call);

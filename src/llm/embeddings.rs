@@ -2,6 +2,8 @@
 //! through the chat client's limits, retries and breaker. Chosen only by
 //! `embed.provider = "openai"`.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use async_trait::async_trait;
 use futures_util::future::try_join_all;
 
@@ -65,11 +67,37 @@ impl Embedder for OpenAiEmbedder {
     }
 
     async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        self.embed_counting(texts, &|_: usize| {}).await
+    }
+
+    async fn embed_reporting(
+        &self,
+        texts: &[String],
+        cancel: &crate::cancel::CancelToken,
+        progress: &(dyn Fn(usize) + Sync),
+    ) -> Result<Vec<Vec<f32>>, EmbedError> {
+        cancel.guard(self.embed_counting(texts, progress)).await?
+    }
+}
+
+impl OpenAiEmbedder {
+    /// Embeds in requests of [`INPUTS_PER_REQUEST`] inputs at once, telling
+    /// `progress` the texts done as each request is answered.
+    async fn embed_counting(
+        &self,
+        texts: &[String],
+        progress: &(dyn Fn(usize) + Sync),
+    ) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let done = AtomicUsize::new(0);
+        let done = &done;
         let batches = texts.chunks(INPUTS_PER_REQUEST).map(|batch| async move {
-            self.client
+            let vectors = self
+                .client
                 .embeddings(&self.model, self.dim, batch)
                 .await
-                .map_err(|e| EmbedError::Model(e.to_string()))
+                .map_err(|e| EmbedError::Model(e.to_string()))?;
+            progress(done.fetch_add(batch.len(), Ordering::Relaxed) + batch.len());
+            Ok::<_, EmbedError>(vectors)
         });
         let mut out = Vec::with_capacity(texts.len());
         for batch in try_join_all(batches).await? {

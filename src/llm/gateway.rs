@@ -10,6 +10,7 @@
 //! instructions aimed at the model would hide.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use futures_util::StreamExt;
@@ -84,12 +85,20 @@ pub struct Classification {
 }
 
 /// The run's use of the model, for reports: calls and tokens per task, and their cost.
+/// Calls are counted apart by what became of them (see [`Usage`]): a dead endpoint
+/// shows as a few `sent` and `failures`, then `refused` once the breaker opens.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct LlmReport {
     /// `openai:gpt-4o-mini`, or the offline provider's id.
     pub model: String,
+    /// Calls the run asked of the model, whatever became of them.
     pub calls: u64,
+    /// HTTP requests that went out (retries and re-asks included).
+    pub sent: u64,
+    /// Calls stopped before a request went out: breaker open or budget spent.
+    pub refused: u64,
     pub retries: u64,
+    /// Calls whose requests went out and that failed after their retries.
     pub failures: u64,
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
@@ -104,6 +113,8 @@ impl LlmReport {
     /// Adds another report's calls, tokens, cost and task figures to this one.
     pub fn merge(&mut self, other: &LlmReport) {
         self.calls += other.calls;
+        self.sent += other.sent;
+        self.refused += other.refused;
         self.retries += other.retries;
         self.failures += other.failures;
         self.prompt_tokens += other.prompt_tokens;
@@ -184,11 +195,23 @@ impl Gateway {
 
     /// Objectives for every product, through the cache: unchanged products are never
     /// asked again; products the model fails on or leaves out are classified offline.
-    #[tracing::instrument(skip_all, fields(products = docs.len()))]
     pub async fn classify(
         &self,
         store: &dyn Store,
         docs: &[ProductDoc],
+    ) -> Result<Classification, GatewayError> {
+        self.classify_with(store, docs, &|_: u64, _: u64| {}).await
+    }
+
+    /// [`Gateway::classify`], telling `progress` (products done, products) as the work
+    /// goes: cached products at once, then each model batch as it is answered, then
+    /// each batch the offline provider classifies (`llm.classify_batch` products).
+    #[tracing::instrument(skip_all, fields(products = docs.len()))]
+    pub async fn classify_with(
+        &self,
+        store: &dyn Store,
+        docs: &[ProductDoc],
+        progress: &(dyn Fn(u64, u64) + Sync),
     ) -> Result<Classification, GatewayError> {
         let version = Task::ClassifyObjectives.prompt_version();
         let hashes: Vec<String> = docs.iter().map(doc_hash).collect();
@@ -203,13 +226,16 @@ impl Gateway {
             .await?;
         let from_cache = cached.iter().filter(|t| t.is_some()).count();
         let missing = missing_once(&cached, &hashes);
+        // Cached products, and repeats of one being asked, are settled already.
+        let settled = Settled::new(docs.len(), progress);
+        settled.add(docs.len() - missing.len());
 
         let mut fallback = 0;
         let mut dropped_ids = 0;
         let mut fresh: HashMap<&str, Tagged> = HashMap::new();
         if let Some(primary) = &self.primary {
             let (llm_rows, dropped) = self
-                .classify_by_model(primary, docs, &hashes, &missing, &mut fresh)
+                .classify_by_model(primary, docs, &hashes, &missing, &mut fresh, &settled)
                 .await;
             dropped_ids = dropped;
             store
@@ -223,7 +249,7 @@ impl Gateway {
             .filter(|&i| !fresh.contains_key(hashes[i].as_str()))
             .collect();
         if !rest.is_empty() {
-            self.classify_offline(store, docs, &hashes, &rest, &mut fresh)
+            self.classify_offline(store, docs, &hashes, &rest, &mut fresh, &settled)
                 .await?;
             if self.primary.is_some() {
                 fallback = rest.len();
@@ -267,7 +293,8 @@ impl Gateway {
 
     /// Asks the model for the missing products, `parallel` batches at a time with
     /// answers kept in batch order; returns the rows to cache and the ids answers
-    /// named that the prompt had not offered.
+    /// named that the prompt had not offered. The products each answer classified
+    /// are settled as it comes; the rest are the offline provider's to settle.
     async fn classify_by_model<'h>(
         &self,
         primary: &Arc<dyn Llm>,
@@ -275,13 +302,18 @@ impl Gateway {
         hashes: &'h [String],
         missing: &[usize],
         fresh: &mut HashMap<&'h str, Tagged>,
+        settled: &Settled<'_>,
     ) -> (Vec<(String, Vec<String>)>, usize) {
         let batches: Vec<Vec<ProductDoc>> = missing
             .chunks(self.classify_batch)
             .map(|c| c.iter().map(|&i| docs[i].clone()).collect())
             .collect();
         let answers: Vec<_> = futures_util::stream::iter(batches.iter())
-            .map(|batch| primary.classify(batch))
+            .map(|batch| async move {
+                let answer = primary.classify(batch).await;
+                settled.add(answer.as_ref().map_or(0, |a| a.items.len()));
+                answer
+            })
             .buffered(self.parallel)
             .collect()
             .await;
@@ -341,7 +373,8 @@ impl Gateway {
     }
 
     /// Classifies `rest` offline into `fresh`, through the offline provider's own
-    /// cache (consulted only beside a model: without one it was the first lookup).
+    /// cache (consulted only beside a model: without one it was the first lookup), in
+    /// batches of `classify_batch` so that a large catalog's progress moves.
     async fn classify_offline<'h>(
         &self,
         store: &dyn Store,
@@ -349,6 +382,7 @@ impl Gateway {
         hashes: &'h [String],
         rest: &[usize],
         fresh: &mut HashMap<&'h str, Tagged>,
+        settled: &Settled<'_>,
     ) -> Result<(), GatewayError> {
         let offline_id = self.offline.model_id();
         let offline_cached = if self.primary.is_some() {
@@ -364,24 +398,31 @@ impl Gateway {
             .copied()
             .filter(|&i| !offline_cached.contains_key(&hashes[i]))
             .collect();
-        let batch: Vec<ProductDoc> = to_run.iter().map(|&i| docs[i].clone()).collect();
-        let answer = self
-            .offline
-            .classify(&batch)
-            .await
-            .map_err(GatewayError::Offline)?;
-        let mut rows = Vec::with_capacity(answer.items.len());
-        for c in &answer.items {
-            rows.push((hashes[to_run[c.product]].clone(), tag_names(&c.tags)));
+        settled.add(rest.len() - to_run.len());
+        let mut rows = Vec::with_capacity(to_run.len());
+        let mut tagged: Vec<(usize, Vec<Objective>)> = Vec::with_capacity(to_run.len());
+        for chunk in to_run.chunks(self.classify_batch) {
+            let batch: Vec<ProductDoc> = chunk.iter().map(|&i| docs[i].clone()).collect();
+            let answer = self
+                .offline
+                .classify(&batch)
+                .await
+                .map_err(GatewayError::Offline)?;
+            for c in answer.items {
+                let i = chunk[c.product];
+                rows.push((hashes[i].clone(), tag_names(&c.tags)));
+                tagged.push((i, c.tags));
+            }
+            settled.add(chunk.len());
         }
         store
             .put_classifications(&offline_id, OFFLINE_VERSION, &rows)
             .await?;
-        for c in answer.items {
+        for (i, tags) in tagged {
             fresh.insert(
-                hashes[to_run[c.product]].as_str(),
+                hashes[i].as_str(),
                 Tagged {
-                    tags: c.tags,
+                    tags,
                     source: TextSource::Offline,
                 },
             );
@@ -714,6 +755,8 @@ impl Gateway {
         for name in names {
             let u = usage.get(name).copied().unwrap_or_default();
             report.calls += u.calls;
+            report.sent += u.sent;
+            report.refused += u.refused;
             report.retries += u.retries;
             report.failures += u.failures;
             report.prompt_tokens += u.prompt_tokens;
@@ -730,6 +773,30 @@ impl Gateway {
             + report.completion_tokens as f64 * self.prices.1)
             / 1e6;
         report
+    }
+}
+
+/// Products settled so far (classified, cached or handed on), told to a progress
+/// callback as (done, total), never past the total.
+struct Settled<'a> {
+    done: AtomicU64,
+    total: u64,
+    progress: &'a (dyn Fn(u64, u64) + Sync),
+}
+
+impl<'a> Settled<'a> {
+    fn new(total: usize, progress: &'a (dyn Fn(u64, u64) + Sync)) -> Settled<'a> {
+        Settled {
+            done: AtomicU64::new(0),
+            total: total as u64,
+            progress,
+        }
+    }
+
+    fn add(&self, products: usize) {
+        let n = products as u64;
+        let done = self.done.fetch_add(n, Ordering::Relaxed) + n;
+        (self.progress)(done.min(self.total), self.total);
     }
 }
 

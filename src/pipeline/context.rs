@@ -19,7 +19,7 @@ use tokio::task::JoinHandle;
 use super::error::PipelineError;
 use super::evidence::{CategoryLinks, StoreEvidence, orders_holding};
 use super::model::{CoPurchase, DataTag, ProductSignals, co_purchase};
-use super::observe::{Clock, Phase, PhaseScope, RunObserver, TaskTiming};
+use super::observe::{Clock, Phase, PhaseScope, RunObserver, Step, StepReport, TaskTiming};
 use super::request::{OrderScope, PrepareOptions, PriorScope};
 use crate::cancel::{CancelToken, Cancelled};
 use crate::config::Settings;
@@ -691,21 +691,25 @@ impl Prep<'_> {
         })
     }
 
-    /// Phase 0's gateway to the model and the products classified by objective.
+    /// Phase 0's gateway to the model and the products classified by objective,
+    /// told to `phase` batch by batch.
     async fn classify(
         &self,
         embedder: &Arc<dyn crate::embed::Embedder>,
         data: &StoreData,
         vectors: &Matrix,
+        phase: &PhaseScope<'_>,
     ) -> Result<(Gateway, Classification, TaskTiming), PipelineError> {
         let started = self.clock.ms();
         let offline = OfflineLlm::over_catalog(embedder.clone(), &data.products, vectors);
         // The command's model budget runs from the start of phase 0.
         let gateway = self.services.gateway(offline, self.clock.0);
         let docs: Vec<ProductDoc> = data.products.iter().map(ProductDoc::from_product).collect();
+        let classifying = StepReport::new(phase, Step::Classification);
+        let progress = |done: u64, total: u64| classifying.report(done, total);
         let classification = self
             .cancel
-            .guard(gateway.classify(self.services.store.as_ref(), &docs))
+            .guard(gateway.classify_with(self.services.store.as_ref(), &docs, &progress))
             .await??;
         Ok((
             gateway,
@@ -716,11 +720,12 @@ impl Prep<'_> {
 
     /// The parallel part of phase 0: co-purchase evidence and statistics on blocking
     /// threads beside the embeddings; then the graph (blocking) beside classification;
-    /// then every task awaited.
+    /// then every task awaited. Embeddings and classification tell `phase` how they go.
     async fn gather(
         &self,
         data: &Arc<StoreData>,
         as_of: DateTime<Utc>,
+        phase: &PhaseScope<'_>,
     ) -> Result<Gathered, PipelineError> {
         let embedder = self.services.embedder().await?;
 
@@ -730,18 +735,21 @@ impl Prep<'_> {
 
         // Embeddings, then the graph and clusters (blocking) and classification.
         let started = self.clock.ms();
-        let (vectors, _) = crate::embed::embed_products_until(
+        let embedding = StepReport::new(phase, Step::Embeddings);
+        let progress = |done: usize, total: usize| embedding.report(done as u64, total as u64);
+        let (vectors, _) = crate::embed::embed_products_reporting(
             embedder.as_ref(),
             self.services.store.as_ref(),
             &data.products,
             self.settings.embed.description_chars,
             self.cancel,
+            &progress,
         )
         .await?;
         let embed_timing = self.clock.task("embeddings", started);
         let graph_task = self.spawn_graph(data, &vectors);
         let (gateway, classification, classify_timing) =
-            self.classify(&embedder, data, &vectors).await?;
+            self.classify(&embedder, data, &vectors, phase).await?;
 
         let join =
             |e: tokio::task::JoinError| PipelineError::Internal(format!("a task failed: {e}"));
@@ -900,7 +908,7 @@ async fn prepare_from(
     let (as_of, as_of_source) = stats::resolve_as_of_with_source(&data, options.as_of)
         .ok_or_else(|| PipelineError::NoOrders(data.store.id.to_string()))?;
     let data = Arc::new(data);
-    let mut g = prep.gather(&data, as_of).await?;
+    let mut g = prep.gather(&data, as_of, &phase).await?;
     let (prior, model_complements, prior_timing, named_timing) =
         prep.prior_and_complements(&data, &g).await?;
     let summary = g

@@ -57,7 +57,7 @@ pub use context::{Context, prepare, prepare_loaded};
 pub use error::PipelineError;
 pub use observe::{
     NoObserver, Phase, PhaseProgress, PhaseState, Recorder, RunEvent, RunObserver, RunProgress,
-    TaskTiming,
+    Step, StepProgress, TaskTiming,
 };
 use optimize::Priced;
 pub use request::{

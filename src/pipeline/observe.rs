@@ -4,6 +4,7 @@
 //! threads, so they must be quick and thread-safe.
 
 use std::collections::BTreeMap;
+use std::sync::Mutex;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
@@ -35,6 +36,34 @@ impl Phase {
             Phase::Copy => "copy",
         }
     }
+
+    /// The steps inside the phase that count their own work, in order.
+    pub fn steps(self) -> &'static [Step] {
+        match self {
+            Phase::Context => &[Step::Embeddings, Step::Classification],
+            Phase::Candidates | Phase::Optimize | Phase::Copy => &[],
+        }
+    }
+}
+
+/// A step inside a phase that counts its own work: phase 0 has no single total, but
+/// its longest steps do, in products.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Step {
+    /// The catalog embedded (cached products count at once).
+    Embeddings,
+    /// The products classified by objective (cached ones at once).
+    Classification,
+}
+
+impl Step {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Step::Embeddings => "embeddings",
+            Step::Classification => "classification",
+        }
+    }
 }
 
 /// One step of a run's progress.
@@ -48,6 +77,14 @@ pub enum RunEvent {
     },
     Progress {
         phase: Phase,
+        done: u64,
+        total: u64,
+    },
+    /// A step of a phase moved on (phase 0's embeddings and classification, in
+    /// products); the phase's own `done` and `total` stay as they are.
+    StepProgress {
+        phase: Phase,
+        step: Step,
         done: u64,
         total: u64,
     },
@@ -67,6 +104,24 @@ pub enum PhaseState {
     Finished,
 }
 
+/// One step's progress inside its phase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepProgress {
+    pub done: u64,
+    pub total: u64,
+}
+
+impl StepProgress {
+    /// The share done; a step with nothing to do is done.
+    pub fn fraction(self) -> f64 {
+        if self.total == 0 {
+            1.0
+        } else {
+            (self.done as f64 / self.total as f64).clamp(0.0, 1.0)
+        }
+    }
+}
+
 /// One phase's progress, as a job shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PhaseProgress {
@@ -78,18 +133,38 @@ pub struct PhaseProgress {
     /// What the phase produced once finished (`candidates`, `published`, …).
     #[serde(default)]
     pub counts: BTreeMap<String, u64>,
+    /// Its steps that count their own work, by name (phase 0's `embeddings` and
+    /// `classification`); absent from phases without any.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub steps: BTreeMap<String, StepProgress>,
 }
 
 impl PhaseProgress {
-    /// The share done: done ÷ total while the total is known, all of it once finished.
+    /// The share done: done ÷ total while the total is known, else the share of its
+    /// steps done, all of it once finished.
     pub fn fraction(&self) -> f64 {
         match (self.state, self.total) {
             (PhaseState::Finished, _) => 1.0,
             (PhaseState::Running, Some(total)) if total > 0 => {
                 (self.done as f64 / total as f64).clamp(0.0, 1.0)
             }
-            (PhaseState::Running, _) => 0.0,
+            (PhaseState::Running, _) => self.steps_fraction(),
         }
+    }
+
+    /// Each of the phase's steps an equal share, a step not yet begun none of its
+    /// own: how a phase without a total of its own moves.
+    fn steps_fraction(&self) -> f64 {
+        let steps = self.phase.steps();
+        if steps.is_empty() {
+            return 0.0;
+        }
+        let done: f64 = steps
+            .iter()
+            .filter_map(|s| self.steps.get(s.as_str()))
+            .map(|p| p.fraction())
+            .sum();
+        done / steps.len() as f64
     }
 }
 
@@ -104,6 +179,7 @@ impl RunProgress {
         let phase = match event {
             RunEvent::Started { phase, .. }
             | RunEvent::Progress { phase, .. }
+            | RunEvent::StepProgress { phase, .. }
             | RunEvent::Finished { phase, .. } => *phase,
         };
         let i = match self.0.iter().position(|p| p.phase == phase) {
@@ -116,6 +192,7 @@ impl RunProgress {
                     total: None,
                     seconds: None,
                     counts: BTreeMap::new(),
+                    steps: BTreeMap::new(),
                 });
                 self.0.len() - 1
             }
@@ -127,6 +204,17 @@ impl RunProgress {
                 p.done = *done;
                 p.total = Some(*total);
             }
+            RunEvent::StepProgress {
+                step, done, total, ..
+            } => {
+                p.steps.insert(
+                    step.as_str().to_owned(),
+                    StepProgress {
+                        done: *done,
+                        total: *total,
+                    },
+                );
+            }
             RunEvent::Finished {
                 seconds, counts, ..
             } => {
@@ -134,6 +222,9 @@ impl RunProgress {
                 p.seconds = Some(*seconds);
                 if let Some(total) = p.total {
                     p.done = total;
+                }
+                for s in p.steps.values_mut() {
+                    s.done = s.total;
                 }
                 p.counts = counts.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect();
             }
@@ -205,12 +296,54 @@ impl<'a> PhaseScope<'a> {
         });
     }
 
+    /// A step of this phase moved on.
+    pub fn step(&self, step: Step, done: u64, total: u64) {
+        self.observer.event(&RunEvent::StepProgress {
+            phase: self.phase,
+            step,
+            done,
+            total,
+        });
+    }
+
     pub fn finish(self, counts: Vec<(&'static str, u64)>) {
         self.observer.event(&RunEvent::Finished {
             phase: self.phase,
             seconds: self.started.elapsed().as_secs_f64(),
             counts,
         });
+    }
+}
+
+/// Tells one step's progress through its phase, only ever forward: batches finishing
+/// on several threads may report out of order, and a count a dashboard shows must not
+/// go back. The first report is told whatever it says, so the total is known early.
+pub(crate) struct StepReport<'a> {
+    scope: &'a PhaseScope<'a>,
+    step: Step,
+    told: Mutex<Option<u64>>,
+}
+
+impl<'a> StepReport<'a> {
+    pub fn new(scope: &'a PhaseScope<'a>, step: Step) -> Self {
+        StepReport {
+            scope,
+            step,
+            told: Mutex::new(None),
+        }
+    }
+
+    pub fn report(&self, done: u64, total: u64) {
+        let done = done.min(total);
+        let Ok(mut told) = self.told.lock() else {
+            return;
+        };
+        if matches!(*told, Some(t) if done <= t) {
+            return;
+        }
+        *told = Some(done);
+        // Under the lock, so that events leave in the order of their counts.
+        self.scope.step(self.step, done, total);
     }
 }
 
@@ -305,5 +438,64 @@ mod tests {
         );
         assert_eq!(RunProgress::from_stored(&text), p);
         assert_eq!(RunProgress::from_stored("not json"), RunProgress::default());
+    }
+
+    #[test]
+    fn phase_0_moves_by_its_steps_and_stores_them_by_name() {
+        let mut p = RunProgress::default();
+        p.record(&RunEvent::Started {
+            phase: Phase::Context,
+            total: None,
+        });
+        assert_eq!(p.last().map(PhaseProgress::fraction), Some(0.0));
+        let step = |step, done, total| RunEvent::StepProgress {
+            phase: Phase::Context,
+            step,
+            done,
+            total,
+        };
+        p.record(&step(Step::Embeddings, 50, 100));
+        assert_eq!(p.last().map(PhaseProgress::fraction), Some(0.25));
+        p.record(&step(Step::Embeddings, 100, 100));
+        p.record(&step(Step::Classification, 25, 100));
+        assert_eq!(p.last().map(PhaseProgress::fraction), Some(0.625));
+        let text = serde_json::to_string(&p).unwrap();
+        assert_eq!(
+            text,
+            r#"[{"phase":"context","state":"running","done":0,"total":null,"seconds":null,"counts":{},"steps":{"classification":{"done":25,"total":100},"embeddings":{"done":100,"total":100}}}]"#
+        );
+        assert_eq!(RunProgress::from_stored(&text), p);
+        p.record(&RunEvent::Finished {
+            phase: Phase::Context,
+            seconds: 2.0,
+            counts: vec![],
+        });
+        let context = p.last().unwrap();
+        assert_eq!(
+            context.steps["classification"],
+            StepProgress {
+                done: 100,
+                total: 100
+            }
+        );
+    }
+
+    #[test]
+    fn a_step_is_told_only_forward() {
+        let recorder = Recorder::default();
+        let scope = PhaseScope::start(&recorder, Phase::Context, None);
+        let report = StepReport::new(&scope, Step::Embeddings);
+        for done in [0, 8, 4, 8, 12, 99] {
+            report.report(done, 12);
+        }
+        let told: Vec<u64> = recorder
+            .events()
+            .iter()
+            .filter_map(|e| match e {
+                RunEvent::StepProgress { done, .. } => Some(*done),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(told, [0, 8, 12]);
     }
 }

@@ -498,9 +498,12 @@ fn llm_section(html: &mut String, r: &RunSummary) {
     let l = &r.llm;
     let _ = write!(
         html,
-        "<h2>Language model</h2><p>{}: {} calls, {} prompt + {} completion tokens, estimated cost ${:.4}{}.</p>",
+        "<h2>Language model</h2><p>{}: {} calls ({} refused, {} failed; {} requests sent), {} prompt + {} completion tokens, estimated cost ${:.4}{}.</p>",
         esc(&l.model),
         l.calls,
+        l.refused,
+        l.failures,
+        l.sent,
         l.prompt_tokens,
         l.completion_tokens,
         l.estimated_cost_usd,

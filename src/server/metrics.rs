@@ -84,13 +84,25 @@ pub const PHASE_DURATION: Family = Family {
 };
 pub const LLM_CALLS: Family = Family {
     name: "bundleforge_llm_calls_total",
-    help: "Language model calls of finished runs, by model.",
+    help: "Language model calls of finished runs (answered, failed or refused), by model.",
+    kind: "counter",
+    labels: &["model"],
+};
+pub const LLM_SENT: Family = Family {
+    name: "bundleforge_llm_requests_sent_total",
+    help: "HTTP requests sent to the language model by finished runs (retries and re-asks included), by model.",
+    kind: "counter",
+    labels: &["model"],
+};
+pub const LLM_REFUSED: Family = Family {
+    name: "bundleforge_llm_refused_total",
+    help: "Language model calls of finished runs refused before any request went out (breaker open or budget spent), by model.",
     kind: "counter",
     labels: &["model"],
 };
 pub const LLM_FAILURES: Family = Family {
     name: "bundleforge_llm_errors_total",
-    help: "Language model calls that failed (after retries), by model.",
+    help: "Language model calls that were sent and failed (after retries), by model.",
     kind: "counter",
     labels: &["model"],
 };
@@ -155,6 +167,8 @@ pub const ALL: &[Family] = &[
     RUN_DURATION,
     PHASE_DURATION,
     LLM_CALLS,
+    LLM_SENT,
+    LLM_REFUSED,
     LLM_RETRIES,
     LLM_FAILURES,
     LLM_TOKENS,

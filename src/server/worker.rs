@@ -383,9 +383,13 @@ fn record_end(state: &AppState, how: &str, claimed: std::time::Instant, progress
 
 /// A finished run's use of the language model.
 fn record_llm(m: &super::metrics::Metrics, llm: &crate::llm::gateway::LlmReport) {
-    use super::metrics::{LLM_BREAKER_OPEN, LLM_CALLS, LLM_FAILURES, LLM_RETRIES, LLM_TOKENS};
+    use super::metrics::{
+        LLM_BREAKER_OPEN, LLM_CALLS, LLM_FAILURES, LLM_REFUSED, LLM_RETRIES, LLM_SENT, LLM_TOKENS,
+    };
     let model = llm.model.as_str();
     m.add(LLM_CALLS, &[model], llm.calls as f64);
+    m.add(LLM_SENT, &[model], llm.sent as f64);
+    m.add(LLM_REFUSED, &[model], llm.refused as f64);
     m.add(LLM_RETRIES, &[model], llm.retries as f64);
     m.add(LLM_FAILURES, &[model], llm.failures as f64);
     m.add(LLM_TOKENS, &[model, "prompt"], llm.prompt_tokens as f64);

@@ -13,8 +13,8 @@ use bundleforge::embed::HashingEmbedder;
 use bundleforge::eval::{self, EvalOptions};
 use bundleforge::ingest::IngestBatch;
 use bundleforge::pipeline::{
-    self, Phase, PipelineError, PrepareOptions, Recorder, RunEvent, RunObserver, RunRequest,
-    Variant,
+    self, Phase, PipelineError, PrepareOptions, Recorder, RunEvent, RunObserver, RunProgress,
+    RunRequest, Step, Variant,
 };
 use bundleforge::store::{CatalogStore, StoreData};
 use chrono::NaiveDate;
@@ -93,6 +93,89 @@ async fn three_variants_share_one_context_and_each_equals_its_own_generate() {
             total: 40
         }
     )));
+}
+
+/// Phase 0 tells how its embeddings and classification go, batch by batch, so that a
+/// dashboard following a long preparation moves; a job's phases fold the steps in.
+#[tokio::test]
+async fn phase_0_reports_its_embeddings_and_classification_batch_by_batch() {
+    let db = TestDb::new().await;
+    ingest_dir(&db, "small", &repo_root().join("fixtures/stores/small")).await;
+    let mut settings = Settings::defaults().unwrap();
+    // Small batches, so the small store's catalog takes many of each.
+    settings.embed.batch_size = 4;
+    settings.llm.classify_batch = 4;
+    let embedder = Arc::new(HashingEmbedder::new(64).with_batch_size(4));
+    let services = services_for(&db, embedder, settings).await;
+    let id = StoreId::parse("small").unwrap();
+    let recorder = Recorder::default();
+    let ctx = pipeline::prepare(
+        &services,
+        &id,
+        &PrepareOptions::default(),
+        &recorder,
+        &CancelToken::never(),
+    )
+    .await
+    .unwrap();
+    let products = ctx.data.products.len() as u64;
+    assert!(products > 8, "more than two batches: {products}");
+    let events = recorder.events();
+    for step in [Step::Embeddings, Step::Classification] {
+        let told: Vec<(u64, u64)> = events
+            .iter()
+            .filter_map(|e| match e {
+                RunEvent::StepProgress {
+                    phase: Phase::Context,
+                    step: s,
+                    done,
+                    total,
+                } if *s == step => Some((*done, *total)),
+                _ => None,
+            })
+            .collect();
+        assert!(told.len() > 2, "{step:?} told once per batch: {told:?}");
+        assert!(told.iter().all(|&(_, total)| total == products), "{told:?}");
+        assert!(
+            told.windows(2).all(|w| w[0].0 < w[1].0),
+            "{step:?} only moves forward: {told:?}"
+        );
+        assert_eq!(told.last().map(|t| t.0), Some(products), "{step:?}");
+    }
+    // Both steps are told between the phase's start and its end.
+    let index = |wanted: fn(&RunEvent) -> bool| events.iter().position(wanted).unwrap();
+    let started = index(|e| {
+        matches!(
+            e,
+            RunEvent::Started {
+                phase: Phase::Context,
+                ..
+            }
+        )
+    });
+    let finished = index(|e| {
+        matches!(
+            e,
+            RunEvent::Finished {
+                phase: Phase::Context,
+                ..
+            }
+        )
+    });
+    let first_step = index(|e| matches!(e, RunEvent::StepProgress { .. }));
+    assert!(started < first_step && first_step < finished);
+
+    // As a job stores them: phase 0 with each step done to its total.
+    let mut phases = RunProgress::default();
+    for e in &events {
+        phases.record(e);
+    }
+    let context = &phases.0[0];
+    assert_eq!(context.phase, Phase::Context);
+    for step in ["embeddings", "classification"] {
+        let s = context.steps[step];
+        assert_eq!((s.done, s.total), (products, products), "{step}");
+    }
 }
 
 /// The store's data as an ingest as it was on `day`: the products that existed (created
@@ -520,10 +603,10 @@ async fn two_runs_at_once_share_the_model_accounts_concurrency() {
     let (ra, rb) = (ra.unwrap(), rb.unwrap());
     assert!(mock.requests().len() >= 16, "{}", mock.requests().len());
     assert_eq!(mock.max_in_flight(), 4, "never more than 4, and 4 reached");
-    // Each run reports its own calls; together they are what the server saw.
+    // Each run reports its own calls; the requests they sent are what the server saw.
     assert!(ra.run.llm.calls > 0 && rb.run.llm.calls > 0);
     assert_eq!(
-        ra.run.llm.calls + rb.run.llm.calls,
+        ra.run.llm.sent + rb.run.llm.sent,
         mock.requests().len() as u64
     );
 }

@@ -342,3 +342,101 @@ async fn an_enormous_answer_is_cut_off_and_named_not_read_whole() {
     // A huge error body is cut short too, and the call retried as any 500 is.
     assert_eq!(ask(&client).await.unwrap(), json!({"a": 1}));
 }
+
+/// With the breaker open, a run's report tells its calls apart: the requests sent are
+/// exactly those the endpoint saw, the calls that failed after sending are failures,
+/// and the ones the open breaker stopped before sending are refused.
+#[tokio::test]
+async fn an_open_breaker_is_counted_as_refused_apart_from_what_was_sent_and_failed() {
+    use std::collections::HashMap;
+    use std::sync::Arc;
+    use std::time::Instant;
+
+    use bundleforge::embed::HashingEmbedder;
+    use bundleforge::llm::gateway::Gateway;
+    use bundleforge::llm::offline::OfflineLlm;
+    use bundleforge::llm::provider::ModelClient;
+
+    let mock = MockLlm::start().await;
+    mock.fallback(Reply::status(500, "down"));
+    let db = crate::support::TestDb::new().await;
+    // One product per call, one call at a time: two calls of two requests each fail,
+    // which opens the breaker for longer than the test; the other four are refused.
+    let settings = bundleforge::config::LlmSettings {
+        max_retries: 1,
+        breaker_failures: 2,
+        breaker_cooldown_seconds: 600.0,
+        concurrency: 1,
+        classify_batch: 1,
+        ..mock.settings()
+    };
+    let model = ModelClient::from_settings(&settings).unwrap();
+    let offline = Arc::new(OfflineLlm::new(
+        Arc::new(HashingEmbedder::new(64)),
+        HashMap::new(),
+    ));
+    let gateway = Gateway::new(model.for_run(Instant::now()), offline, &settings);
+    let docs: Vec<_> = (0..6).map(|i| product(&format!("p{i}"), "")).collect();
+    let out = gateway.classify(&db.store, &docs).await.unwrap();
+    assert_eq!(out.fallback, 6, "every product was classified offline");
+
+    let seen = mock.requests().len() as u64;
+    assert_eq!(seen, 4, "two calls, each tried twice");
+    let report = gateway.report();
+    assert!(report.breaker_open);
+    assert_eq!(
+        (
+            report.calls,
+            report.sent,
+            report.refused,
+            report.failures,
+            report.retries
+        ),
+        (6, seen, 4, 2, 2),
+        "{report:?}"
+    );
+    let task = &report.tasks["classify_objectives.v1"].usage;
+    assert_eq!(
+        (task.calls, task.sent, task.refused, task.failures),
+        (6, seen, 4, 2)
+    );
+    // The keys a merchant's script reads, beside the new ones.
+    let json = serde_json::to_value(&report).unwrap();
+    for key in ["calls", "sent", "refused", "retries", "failures"] {
+        assert!(json[key].is_u64(), "{key} in {json}");
+    }
+    // The process's book, over every run, says the same.
+    let usage = model.client().unwrap().total_usage();
+    assert_eq!(
+        (usage.calls, usage.sent, usage.refused, usage.failures),
+        (6, seen, 4, 2)
+    );
+}
+
+/// A call made after the command's budget is spent sends nothing: refused, not failed,
+/// and the breaker does not hear of it.
+#[tokio::test]
+async fn a_call_after_the_budget_is_spent_is_refused_without_sending() {
+    use std::time::Instant;
+
+    use bundleforge::llm::client::UsageBook;
+
+    let mock = MockLlm::start().await;
+    let client = ChatClient::new(&mock.settings()).unwrap();
+    let book = UsageBook::until(Instant::now(), Duration::ZERO);
+    for _ in 0..3 {
+        assert!(matches!(
+            client
+                .json_into(Task::ClassifyObjectives, &prompt(), None, &book)
+                .await,
+            Err(LlmError::BudgetSpent(_))
+        ));
+    }
+    assert!(mock.requests().is_empty());
+    let usage = book.total();
+    assert_eq!(
+        (usage.calls, usage.sent, usage.refused, usage.failures),
+        (3, 0, 3, 0)
+    );
+    assert!(!client.breaker_open());
+}

@@ -206,6 +206,16 @@ async fn a_job_runs_once_per_store_reports_its_phases_and_saves_its_run_under_it
         })
         .collect();
     assert_eq!(phases, ["context", "candidates", "optimize", "copy"]);
+    // Phase 0's steps, which moved batch by batch, as the job document shows them.
+    let products = done["phases"][0]["counts"]["products"].as_u64().unwrap();
+    for step in ["embeddings", "classification"] {
+        let counted = &done["phases"][0]["steps"][step];
+        assert_eq!(
+            (counted["done"].as_u64(), counted["total"].as_u64()),
+            (Some(products), Some(products)),
+            "{step}: {done}"
+        );
+    }
     let published = done["phases"][2]["counts"]["published"].as_u64().unwrap();
     assert!((1..=8).contains(&published), "{done}");
 
@@ -1062,6 +1072,8 @@ async fn metrics_request_ids_and_cors() {
         "bundleforge_http_requests_total{route=\"/v1/stores/{store}/jobs\",method=\"POST\",status=\"202\"} 1",
         "bundleforge_http_request_duration_seconds_bucket{route=\"/v1/jobs/{id}\",le=\"+Inf\"}",
         "bundleforge_llm_calls_total{model=",
+        "bundleforge_llm_requests_sent_total{model=",
+        "bundleforge_llm_refused_total{model=",
         "# TYPE bundleforge_webhooks_total counter",
     ] {
         assert!(text.contains(needle), "{needle} not in:\n{text}");
