@@ -13,7 +13,8 @@ use crate::config::Settings;
 use crate::destination::DestinationError;
 use crate::domain::{self, StoreId};
 use crate::ingest::{
-    self, CatalogKeys, IngestBatch, IngestContext, IngestReport, IngestSources, Progress,
+    self, CatalogKeys, IngestBatch, IngestContext, IngestReport, IngestSources, KeepRejected,
+    Progress,
 };
 use crate::pipeline::{self, RunObserver, RunOutput, RunRequest};
 use crate::rules;
@@ -236,8 +237,26 @@ pub struct IngestOutcome {
     pub write_seconds: f64,
 }
 
+/// How an ingest keeps what it rejects, beyond the report's counts.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct IngestOptions {
+    /// Keep every row for the rejected-rows file (on disk, as found), for a caller
+    /// that writes that file (`ingest::rejected::write`); else the report keeps the
+    /// first `ingest.max_rejected_rows_kept` and counts the rest.
+    pub keep_every_rejected_row: bool,
+}
+
+impl IngestOptions {
+    fn keep(self, settings: &Settings) -> KeepRejected {
+        if self.keep_every_rejected_row {
+            KeepRejected::All
+        } else {
+            KeepRejected::First(settings.ingest.max_rejected_rows_kept)
+        }
+    }
+}
+
 /// Reads, validates, joins and stores one ingest, in one transaction.
-#[tracing::instrument(skip_all, fields(store = %store_id))]
 pub async fn ingest(
     store: &dyn Store,
     store_id: &StoreId,
@@ -245,8 +264,23 @@ pub async fn ingest(
     settings: &Settings,
     progress: Arc<dyn Progress>,
 ) -> Result<IngestOutcome, AppError> {
+    let options = IngestOptions::default();
+    ingest_with(store, store_id, sources, settings, progress, options).await
+}
+
+/// [`ingest`], keeping rejected rows as `options` says.
+#[tracing::instrument(skip_all, fields(store = %store_id))]
+pub async fn ingest_with(
+    store: &dyn Store,
+    store_id: &StoreId,
+    sources: IngestSources,
+    settings: &Settings,
+    progress: Arc<dyn Progress>,
+    options: IngestOptions,
+) -> Result<IngestOutcome, AppError> {
+    let keep = options.keep(settings);
     let (batch, store_record, read_seconds) =
-        read_ingest(Some(store), store_id, sources, settings, progress).await?;
+        read_ingest(Some(store), store_id, sources, settings, progress, keep).await?;
     let started = Instant::now();
     let WriteSummary {
         lines_joined_later,
@@ -284,8 +318,22 @@ pub async fn check_ingest(
     settings: &Settings,
     progress: Arc<dyn Progress>,
 ) -> Result<IngestOutcome, AppError> {
+    let options = IngestOptions::default();
+    check_ingest_with(store, store_id, sources, settings, progress, options).await
+}
+
+/// [`check_ingest`], keeping rejected rows as `options` says.
+pub async fn check_ingest_with(
+    store: Option<&dyn Store>,
+    store_id: &StoreId,
+    sources: IngestSources,
+    settings: &Settings,
+    progress: Arc<dyn Progress>,
+    options: IngestOptions,
+) -> Result<IngestOutcome, AppError> {
+    let keep = options.keep(settings);
     let (batch, store_record, read_seconds) =
-        read_ingest(store, store_id, sources, settings, progress).await?;
+        read_ingest(store, store_id, sources, settings, progress, keep).await?;
     Ok(IngestOutcome {
         store_id: store_id.to_string(),
         currency: store_record.currency.to_string(),
@@ -306,6 +354,7 @@ async fn read_ingest(
     sources: IngestSources,
     settings: &Settings,
     progress: Arc<dyn Progress>,
+    keep: KeepRejected,
 ) -> Result<(IngestBatch, domain::Store, f64), AppError> {
     let (existing, known) = match store {
         Some(store) => (
@@ -325,7 +374,7 @@ async fn read_ingest(
     let started = Instant::now();
     // Parsing is CPU work: keep it off the async workers.
     let batch: IngestBatch = tokio::task::spawn_blocking(move || {
-        let mut batch = ingest::read(&sources, &ctx, progress.as_ref())?;
+        let mut batch = ingest::read_keeping(&sources, &ctx, keep, progress.as_ref())?;
         let mut keys = known;
         keys.add_products(&batch.products);
         ingest::resolve_lines(&mut batch, &keys);

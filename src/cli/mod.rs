@@ -772,13 +772,18 @@ async fn ingest(args: IngestArgs, settings: &Settings) -> Result<ExitCode> {
     // The ingest takes its sources; `--rejected` reads the files again afterwards.
     let reread = sources.clone();
     let progress = Arc::new(terminal::ByteBar::new());
+    // A rejected-rows file must be whole: every row for it is kept (on disk).
+    let options = app::IngestOptions {
+        keep_every_rejected_row: args.rejected.is_some(),
+    };
     let mut outcome = if args.check {
         // Nothing is written, not even a new database file.
         let db = store::open_existing(&settings.database.url).await?;
-        app::check_ingest(db.as_deref(), &id, sources, settings, progress).await?
+        app::check_ingest_with(db.as_deref(), &id, sources, settings, progress, options).await?
     } else {
         let db = store::open(&settings.database.url).await?;
-        let outcome = app::ingest(db.as_ref(), &id, sources, settings, progress).await?;
+        let outcome =
+            app::ingest_with(db.as_ref(), &id, sources, settings, progress, options).await?;
         if let Some(domain) = &args.shop_domain {
             db.set_shop_domain(&id, domain).await?;
         }

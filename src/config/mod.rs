@@ -8,7 +8,7 @@
 //!
 //! `layers.rs` reads the layers into [`Settings`] (`settings.rs`), whose sections each
 //! check themselves (`validate`), kept in files by what they configure: `service.rs`
-//! (database, server, Shopify), `store.rs` (a store's defaults, scoring, statistics),
+//! (database, server, Shopify), `store.rs` (a store's defaults, ingest, scoring, statistics),
 //! `models.rs` (embedder, index, language model), `generate.rs` (candidates, the
 //! prior, co-purchase rules), `optimize.rs` (pricing and the bar to publish);
 //! `options.rs` holds the option enums and [`Secret`], `error.rs` [`ConfigError`].
@@ -32,4 +32,6 @@ pub use optimize::{ObjectiveEvidence, OptimizeSettings, QualitySettings};
 pub use options::{EmbedProvider, IndexMethod, JsonMode, LlmProvider, PriceEnding, Secret};
 pub use service::{DatabaseSettings, ServerSettings, ShopifySettings};
 pub use settings::Settings;
-pub use store::{AssumptionSettings, ScoringSettings, StatsSettings, StoreDefaults};
+pub use store::{
+    AssumptionSettings, IngestSettings, ScoringSettings, StatsSettings, StoreDefaults,
+};

@@ -8,7 +8,9 @@ use super::generate::{PipelineSettings, PriorSettings, RulesSettings};
 use super::models::{EmbedSettings, IndexSettings, LlmSettings};
 use super::optimize::{OptimizeSettings, QualitySettings};
 use super::service::{DatabaseSettings, ServerSettings, ShopifySettings};
-use super::store::{AssumptionSettings, ScoringSettings, StatsSettings, StoreDefaults};
+use super::store::{
+    AssumptionSettings, IngestSettings, ScoringSettings, StatsSettings, StoreDefaults,
+};
 use crate::cpu::thread_count;
 use crate::domain::Currency;
 
@@ -19,6 +21,7 @@ use crate::domain::Currency;
 pub struct Settings {
     pub database: DatabaseSettings,
     pub store: StoreDefaults,
+    pub ingest: IngestSettings,
     pub assumptions: AssumptionSettings,
     pub embed: EmbedSettings,
     pub index: IndexSettings,

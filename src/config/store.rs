@@ -1,5 +1,6 @@
-//! How a store's own data is read: `[store]` defaults, `[assumptions]` where the data
-//! is silent, `[scoring]` windows and tiers, `[stats]` thresholds.
+//! How a store's own data is read: `[store]` defaults, `[ingest]` what an ingest keeps
+//! of the rows it rejects, `[assumptions]` where the data is silent, `[scoring]`
+//! windows and tiers, `[stats]` thresholds.
 
 use serde::Deserialize;
 
@@ -19,6 +20,17 @@ impl StoreDefaults {
             .map_err(|e| invalid("store.currency", format!("{:?}: {e}", self.currency)))?;
         Ok(())
     }
+}
+
+/// `[ingest]`: what an ingest's report keeps of the rows it rejects.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestSettings {
+    /// Rows for the rejected-rows file a report keeps in full; past them, rows are
+    /// only counted (the counts by reason stay exact), so a file of millions of bad
+    /// rows cannot fill the memory. A caller writing that file keeps every one on disk.
+    /// Any number is valid (0: none listed).
+    pub max_rejected_rows_kept: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -19,6 +19,7 @@ pub mod rejected;
 mod rows;
 mod shopify_json;
 mod source;
+mod spill;
 
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -31,6 +32,7 @@ pub use dates::{
     DateOrder, YEARS, parse_checked, parse_checked_in, parse_datetime, parse_datetime_in,
 };
 pub use html::strip_html;
+pub use rejected::{KeepRejected, RejectedRows};
 pub use source::{FileRole, IngestSource, IngestSources, Shape, normalise_header};
 
 /// How many row errors a report keeps verbatim (all are counted).
@@ -218,10 +220,16 @@ pub struct IngestReport {
     pub errors: Vec<RowError>,
     pub error_count: u64,
     pub files: Vec<FileSummary>,
-    /// Every rejected CSV row by file and line, with its reasons, and the valid rows
-    /// of orders that have a rejected one (reason empty): what `--rejected` writes.
+    /// The rows for the rejected-rows file (what `--rejected` writes): every rejected
+    /// CSV row by file and line, with its reasons, and the valid rows of orders that
+    /// have a rejected one (reason empty). The first `ingest.max_rejected_rows_kept`
+    /// are kept in memory and the rest counted, unless the ingest was asked to keep
+    /// every one (then they are on disk, never all in memory).
     #[serde(skip)]
-    pub rejected_rows: Vec<RejectedRow>,
+    pub rejected_rows: RejectedRows,
+    /// Rows for the rejected-rows file past the first ones kept: counted, not listed
+    /// (0 when every one was kept). The counts by reason include them.
+    pub rejected_rows_not_listed: u64,
 }
 
 /// A row for the rejected-rows file: where it is, and why (empty: a valid row sent
@@ -254,12 +262,11 @@ impl IngestReport {
     /// A rejected row: counted under `reason_key`, described by `err`.
     pub fn reject(&mut self, reason_key: &str, err: RowError) {
         if err.line > 0 {
-            let reason = format!("{}: {}", err.column, err.reason);
-            self.rejected_rows.push(RejectedRow {
-                file: err.file.clone(),
-                line: err.line,
-                reason,
-            });
+            let (column, why) = (&err.column, &err.reason);
+            let kept = self
+                .rejected_rows
+                .push(&err.file, err.line, || format!("{column}: {why}"));
+            self.rejected_rows_not_listed += u64::from(!kept);
         }
         self.count_rejection(reason_key, err);
     }
@@ -271,11 +278,8 @@ impl IngestReport {
 
     /// A valid row of an order with a rejected row, for the rejected-rows file.
     pub(crate) fn send_along(&mut self, file: &str, line: u64) {
-        self.rejected_rows.push(RejectedRow {
-            file: file.to_owned(),
-            line,
-            reason: String::new(),
-        });
+        let kept = self.rejected_rows.push(file, line, String::new);
+        self.rejected_rows_not_listed += u64::from(!kept);
     }
 
     /// A bad optional value; its row is kept.
@@ -363,10 +367,21 @@ pub struct IngestBatch {
 }
 
 /// Reads and validates every source of an ingest. Lines are not yet joined to the
-/// catalog: see [`resolve_lines`].
+/// catalog: see [`resolve_lines`]. The report keeps the first rows for the
+/// rejected-rows file ([`KeepRejected::default`]); see [`read_keeping`].
 pub fn read(
     sources: &IngestSources,
     ctx: &IngestContext,
+    progress: &dyn Progress,
+) -> Result<IngestBatch, IngestError> {
+    read_keeping(sources, ctx, KeepRejected::default(), progress)
+}
+
+/// [`read`], keeping the rows for the rejected-rows file as `keep` says.
+pub fn read_keeping(
+    sources: &IngestSources,
+    ctx: &IngestContext,
+    keep: KeepRejected,
     progress: &dyn Progress,
 ) -> Result<IngestBatch, IngestError> {
     let orders = sources.get(FileRole::Orders);
@@ -385,6 +400,7 @@ pub fn read(
         ));
     }
     let mut batch = IngestBatch::default();
+    batch.report.rejected_rows = RejectedRows::new(keep);
     // Orders first: they may state the currency the catalog's prices are in.
     if let Some(source) = orders {
         read_orders(source, ctx, &mut batch, progress)?;
@@ -1208,7 +1224,10 @@ mod source_tests {
             assert_eq!(other.orders, from_file.orders);
             assert_eq!(conventions(other), conventions(&from_file));
             assert_eq!(other.report.errors, from_file.report.errors);
-            assert_eq!(other.report.rejected_rows, from_file.report.rejected_rows);
+            assert_eq!(
+                other.report.rejected_rows.listed(),
+                from_file.report.rejected_rows.listed()
+            );
         }
     }
 

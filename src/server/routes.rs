@@ -616,7 +616,8 @@ fn schemas() -> Value {
                     "file": {"type": "string"}, "line": {"type": "integer"},
                     "column": {"type": "string"}, "value": {"type": "string"}, "reason": {"type": "string"}
                 }}},
-                "error_count": {"type": "integer"}
+                "error_count": {"type": "integer"},
+                "rejected_rows_not_listed": {"type": "integer", "description": "Rejected rows counted but not kept for a rejected-rows file (past `ingest.max_rejected_rows_kept`)."}
             }
         }
     })

@@ -769,3 +769,96 @@ order_id,created_at,quantity,unit_price,sku
         );
     }
 }
+
+/// Many bad rows: the counts stay exact, the report keeps only the first rows for the
+/// rejected-rows file, and a rejected-rows file still gets every one, in line order —
+/// a row judged after the read, and the valid row sent along with its order, too.
+#[tokio::test]
+async fn many_rejected_rows_are_counted_exactly_kept_bounded_and_all_written_to_the_file() {
+    use bundleforge::ingest::rejected::{self, RejectedError};
+    const BAD: u64 = 50_000;
+    const KEPT: usize = 25;
+    let mut db = TestDb::new().await;
+    assert_eq!(
+        db.settings.ingest.max_rejected_rows_kept,
+        rejected::DEFAULT_MAX_REJECTED_ROWS_KEPT
+    );
+    db.settings.ingest.max_rejected_rows_kept = KEPT;
+    // Order 1's first row is valid and comes along; its last row, at the end, has a
+    // price read only once the order is whole. Between them, one order per row with a
+    // quantity that is no number.
+    let mut csv =
+        String::from("order_id,created_at,quantity,unit_price,sku\n1,2024-01-01,1,5.00,A\n");
+    for i in 0..BAD {
+        csv.push_str(&format!("{},2024-01-02,x{i},5.00,B\n", i + 2));
+    }
+    csv.push_str("1,2024-01-01,1,ten,C\n");
+    let path = db.bytes_file("bad.csv.gz", &crate::support::gzip(csv.as_bytes()));
+
+    let out = db.ingest_ok("s", orders(path.clone())).await;
+    let r = &out.report;
+    assert_eq!(r.rejected.get("bad_quantity"), Some(&BAD));
+    assert_eq!(r.rejected.get("bad_price"), Some(&1));
+    assert_eq!(r.error_count, BAD + 1);
+    assert_eq!(r.errors.len(), bundleforge::ingest::MAX_REPORTED_ERRORS);
+    assert_eq!((r.rows_read, r.rows_kept, r.orders), (BAD + 2, 1, 1));
+    // Rows for the file: the rejected ones and the valid one sent along.
+    assert_eq!(r.rejected_rows.listed().len(), KEPT);
+    let not_listed = BAD + 2 - KEPT as u64;
+    assert_eq!(r.rejected_rows_not_listed, not_listed);
+    let json = serde_json::to_value(&out).unwrap();
+    assert_eq!(json["rejected_rows_not_listed"], not_listed);
+    assert!(json.get("errors").is_some() && json.get("rejected_rows").is_none());
+    // A file of the first rows only would not be whole: refused, nothing written.
+    let dest = db.dir.path().join("fix.csv");
+    let refused = rejected::write(r, &orders(path.clone()), &dest, false);
+    assert!(
+        matches!(refused, Err(RejectedError::NotAllKept { .. })),
+        "{refused:?}"
+    );
+    assert!(!dest.exists());
+
+    // Every row kept, as `ingest --rejected` asks: the file holds them all.
+    let options = bundleforge::app::IngestOptions {
+        keep_every_rejected_row: true,
+    };
+    let id = bundleforge::domain::StoreId::parse("t").unwrap();
+    let out = bundleforge::app::ingest_with(
+        &db.store,
+        &id,
+        orders(path.clone()),
+        &db.settings,
+        std::sync::Arc::new(bundleforge::ingest::NoProgress),
+        options,
+    )
+    .await
+    .unwrap();
+    let r = &out.report;
+    assert_eq!(r.rejected.get("bad_quantity"), Some(&BAD));
+    assert_eq!((r.rows_kept, r.orders), (1, 1));
+    assert_eq!(r.rejected_rows_not_listed, 0);
+    assert!(r.rejected_rows.keeps_all() && r.rejected_rows.listed().is_empty());
+    let files = rejected::write(r, &orders(path), &dest, false).unwrap();
+    assert_eq!(files.len(), 1);
+    assert_eq!((files[0].rows, files[0].rejected), (BAD + 2, BAD + 1));
+    let text = std::fs::read_to_string(&dest).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len() as u64, BAD + 3);
+    assert_eq!(
+        lines[0],
+        "order_id,created_at,quantity,unit_price,sku,rejected_reason"
+    );
+    assert_eq!(lines[1], "1,2024-01-01,1,5.00,A,");
+    for (i, l) in lines[2..lines.len() - 1].iter().enumerate() {
+        let want = format!(
+            "{},2024-01-02,x{i},5.00,B,quantity: not a whole number",
+            i + 2
+        );
+        assert_eq!(*l, want);
+    }
+    let last = lines[lines.len() - 1];
+    assert!(
+        last.starts_with("1,2024-01-01,1,ten,C,unit_price: "),
+        "{last}"
+    );
+}
