@@ -25,6 +25,11 @@ impl DatabaseSettings {
 /// (a random 32-character token is far beyond any guessing rate).
 pub const MIN_ADMIN_TOKEN_CHARS: usize = 32;
 
+/// The longest `server.header_timeout_seconds` and `server.body_timeout_seconds` taken.
+pub const MAX_TIMEOUT_SECONDS: u64 = 3600;
+/// The most `server.max_connections` taken.
+pub const MAX_CONNECTIONS: u64 = 1_000_000;
+
 /// `bundleforge serve`: the HTTP service and its job workers.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -44,8 +49,21 @@ pub struct ServerSettings {
     /// On SIGTERM, how long running jobs may take to finish before they are cancelled
     /// and released to the queue.
     pub shutdown_seconds: u64,
-    /// Largest request body, in MiB.
+    /// Largest upload body (a file, or the predecessor's CSVs in JSON), in MiB.
     pub max_body_mb: usize,
+    /// Largest body of the other JSON routes (a job, a decision), in KiB.
+    pub max_json_body_kb: usize,
+    /// Largest Shopify webhook body, in KiB: refused by its declared length before it
+    /// is read, and cut off past it while it streams.
+    pub webhook_max_body_kb: usize,
+    /// A request's headers must be complete this long after the connection opened or
+    /// its previous answer went (408, and the connection closes; an idle keep-alive
+    /// connection is closed without one).
+    pub header_timeout_seconds: u64,
+    /// A request body that sends less than 1 KiB in this long is answered 408.
+    pub body_timeout_seconds: u64,
+    /// Connections served at once; one more is answered 503 and closed.
+    pub max_connections: u32,
     /// Browser origins allowed to call the API (CORS); empty: none.
     pub cors_origins: Vec<String>,
     /// Requests a token may make per minute, on average (429 beyond, with
@@ -86,6 +104,17 @@ impl ServerSettings {
             ("server.heartbeat_seconds", self.heartbeat_seconds == 0),
             ("server.max_attempts", self.max_attempts == 0),
             ("server.max_body_mb", self.max_body_mb == 0),
+            ("server.max_json_body_kb", self.max_json_body_kb == 0),
+            ("server.webhook_max_body_kb", self.webhook_max_body_kb == 0),
+            (
+                "server.header_timeout_seconds",
+                self.header_timeout_seconds == 0,
+            ),
+            (
+                "server.body_timeout_seconds",
+                self.body_timeout_seconds == 0,
+            ),
+            ("server.max_connections", self.max_connections == 0),
             (
                 "server.rate_limit_per_minute",
                 self.rate_limit_per_minute == 0,
@@ -95,6 +124,29 @@ impl ServerSettings {
         ] {
             if zero {
                 return Err(invalid(key, "must be at least 1".into()));
+            }
+        }
+        // Past these a deadline or the connection cap is no bound worth the name (and a
+        // deadline far enough away overflows the clock it is set on).
+        for (key, value, most) in [
+            (
+                "server.header_timeout_seconds",
+                self.header_timeout_seconds,
+                MAX_TIMEOUT_SECONDS,
+            ),
+            (
+                "server.body_timeout_seconds",
+                self.body_timeout_seconds,
+                MAX_TIMEOUT_SECONDS,
+            ),
+            (
+                "server.max_connections",
+                u64::from(self.max_connections),
+                MAX_CONNECTIONS,
+            ),
+        ] {
+            if value > most {
+                return Err(invalid(key, format!("{value} is over {most}")));
             }
         }
         if self.heartbeat_seconds >= self.lease_seconds {

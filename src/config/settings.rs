@@ -100,6 +100,21 @@ mod tests {
                 s.llm.tokens_per_minute = 0
             }),
             ("llm.copy_batch", |s: &mut Settings| s.llm.copy_batch = 0),
+            ("server.header_timeout_seconds", |s: &mut Settings| {
+                s.server.header_timeout_seconds = 0
+            }),
+            ("server.body_timeout_seconds", |s: &mut Settings| {
+                s.server.body_timeout_seconds = 0
+            }),
+            ("server.max_connections", |s: &mut Settings| {
+                s.server.max_connections = 0
+            }),
+            ("server.webhook_max_body_kb", |s: &mut Settings| {
+                s.server.webhook_max_body_kb = 0
+            }),
+            ("server.max_json_body_kb", |s: &mut Settings| {
+                s.server.max_json_body_kb = 0
+            }),
         ] {
             let mut s = Settings::defaults().unwrap();
             set(&mut s);

@@ -105,6 +105,7 @@ impl ApiError {
             StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
             StatusCode::CONFLICT => "conflict",
             StatusCode::PAYLOAD_TOO_LARGE => "too_large",
+            StatusCode::REQUEST_TIMEOUT => "timeout",
             StatusCode::TOO_MANY_REQUESTS => "rate_limited",
             _ => "bad_input",
         };
@@ -117,6 +118,30 @@ impl ApiError {
             text
         };
         ApiError::new(status, kind, message)
+    }
+
+    /// A body larger than `limit_bytes`, the limit `setting` sets (shown as `shown`,
+    /// `2048 KiB`), with what the caller may do about it.
+    pub fn too_large(limit_bytes: u64, shown: &str, setting: &str, hint: &str) -> Self {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!("the body is larger than this server takes ({shown}, {setting}){hint}"),
+        )
+        .with_details(json!({"limit_bytes": limit_bytes}))
+    }
+
+    /// A request that did not come in time: its body sent (next to) nothing for
+    /// `seconds`.
+    pub fn body_timeout(seconds: u64) -> Self {
+        ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "timeout",
+            format!(
+                "the request body stalled: next to nothing came for {seconds} s \
+                 (server.body_timeout_seconds)"
+            ),
+        )
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -166,11 +191,18 @@ impl From<crate::store::StoreError> for ApiError {
     }
 }
 
+impl ApiError {
+    /// The answer's body: `{"error": {"kind", "message", "details"}}`.
+    pub fn body(&self) -> Value {
+        json!({
+            "error": {"kind": self.kind, "message": self.message, "details": self.details}
+        })
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({
-            "error": {"kind": self.kind, "message": self.message, "details": self.details}
-        });
+        let body = self.body();
         let mut response = (self.status, axum::Json(body)).into_response();
         let retry_after = match self.status {
             StatusCode::SERVICE_UNAVAILABLE => Some(5),

@@ -130,6 +130,12 @@ pub const WEBHOOKS: Family = Family {
     kind: "counter",
     labels: &["topic", "outcome"],
 };
+pub const CONNECTIONS_SHED: Family = Family {
+    name: "bundleforge_connections_shed_total",
+    help: "Connections closed before a request was read whole, by why (over_capacity: answered 503 past server.max_connections; header_timeout: answered 408, headers not complete in server.header_timeout_seconds).",
+    kind: "counter",
+    labels: &["reason"],
+};
 pub const JOBS: Family = Family {
     name: "bundleforge_jobs",
     help: "Jobs in the queue's database, by state.",
@@ -160,6 +166,7 @@ pub const ALL: &[Family] = &[
     UP,
     HTTP_REQUESTS,
     HTTP_DURATION,
+    CONNECTIONS_SHED,
     JOBS,
     QUEUE_DEPTH,
     QUEUE_AGE,

@@ -5,8 +5,10 @@
 
 pub mod catalog;
 pub mod compat;
+pub mod connections;
 pub mod error;
 pub mod extract;
+pub mod guard;
 pub mod jobs;
 pub mod metrics;
 pub mod routes;
@@ -419,18 +421,35 @@ pub fn json_depth(text: &[u8]) -> usize {
     deepest
 }
 
-/// The API's routes over one process's state (see [`routes::table`]).
+/// The API's routes over one process's state (see [`routes::table`]). Each route
+/// checks its token and declared length before its body is read, with its own body
+/// limit ([`guard`]); every body's waits are bounded.
 pub fn router(state: Arc<AppState>) -> Router {
-    let max_body = state.services.settings.server.max_body_mb * 1024 * 1024;
+    let server = state.services.settings.server.clone();
     let mut router = Router::new();
     for (doc, handler) in routes::table() {
+        let limit = guard::BodyLimit::of(&doc, &server);
+        // The last layer runs first: the guard, before the limit is set for the
+        // extractors.
+        let handler = handler
+            .route_layer(DefaultBodyLimit::max(limit.as_usize()))
+            .route_layer(axum::middleware::from_fn_with_state(
+                guard::RouteGuard::new(state.clone(), &doc, limit),
+                guard::check_before_body,
+            ));
         router = router.route(doc.path, handler);
     }
     router
         .fallback(not_found)
         // After every route: it is set on the routes there are.
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(max_body))
+        .layer(DefaultBodyLimit::max(
+            guard::BodyLimit::json(&server).as_usize(),
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guard::limit_body_wait,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             observe_request,
@@ -750,17 +769,12 @@ pub fn start(services: Arc<Services>, listener: TcpListener) -> Result<Running, 
         )
     });
     let app = router(state.clone());
-    let stop = shutdown.clone();
-    tasks.spawn(async move {
-        // With each connection's address: failed authentications are counted by it.
-        let app = app.into_make_service_with_connect_info::<SocketAddr>();
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(async move { stop.cancelled().await })
-            .await;
-        if let Err(e) = served {
-            tracing::error!(error = %e, "the HTTP server stopped");
-        }
-    });
+    tasks.spawn(connections::serve(
+        listener,
+        app,
+        state.clone(),
+        shutdown.clone(),
+    ));
     tracing::info!(%addr, worker = %state.worker_id, "serving");
     Ok(Running {
         addr,

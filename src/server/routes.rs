@@ -35,6 +35,9 @@ pub enum Body {
     None,
     /// JSON matching a component schema.
     Json(&'static str),
+    /// JSON carrying this many files as strings (the predecessor's uploads): limited as
+    /// that many uploads, not as a small JSON body.
+    JsonFiles(&'static str, usize),
     /// A file as `ingest` reads it: CSV or JSON, gzip or plain.
     File,
 }
@@ -254,12 +257,12 @@ pub fn table() -> Vec<(RouteDoc, Handler)> {
     t.extend([
         (
             doc("post", "/api/shopify/upload", "shopify-app", "The predecessor app's upload: one CSV as a string in JSON (`shopId`, `csvType`, `csvData`, `runId`); a run's orders upload with its catalog and variants done starts a job.", Store)
-                .body(Body::Json("AppUpload")),
+                .body(Body::JsonFiles("AppUpload", 1)),
             post(compat::upload),
         ),
         (
             doc("post", "/api/shopify/upload-batch", "shopify-app", "The predecessor app's batch upload: catalog, variants, inventory and orders CSVs of one run, read in that order; starts the job.", Store)
-                .body(Body::Json("AppUploadBatch")),
+                .body(Body::JsonFiles("AppUploadBatch", 4)),
             post(compat::upload_batch),
         ),
         (
@@ -306,6 +309,69 @@ fn error_response(description: &str) -> Value {
     })
 }
 
+/// The error answers a route may give, by what it takes.
+fn error_responses(r: &RouteDoc, responses: &mut Map<String, Value>) {
+    if r.auth == Auth::ShopifySignature {
+        responses.insert(
+            "401".into(),
+            error_response("No webhook secret set, or the signature does not match."),
+        );
+    } else if r.auth != Auth::Open {
+        responses.insert("401".into(), error_response("No valid bearer token."));
+        responses.insert(
+            "403".into(),
+            error_response("The token is not for this store, or this route needs the admin token."),
+        );
+        responses.insert(
+            "429".into(),
+            error_response(
+                "Over the token's request rate, or too many failed authentications from this address: see Retry-After.",
+            ),
+        );
+    }
+    if r.path.contains('{') {
+        responses.insert(
+            "404".into(),
+            error_response("No such store, job, run, bundle or product."),
+        );
+    }
+    if !matches!(r.body, Body::None) || !r.query.is_empty() || r.path.contains('{') {
+        responses.insert("400".into(), error_response("A malformed request."));
+    }
+    if !matches!(r.body, Body::None) || !r.query.is_empty() {
+        responses.insert(
+            "422".into(),
+            error_response("A request that cannot run (options, an unreadable file)."),
+        );
+    }
+    if matches!(r.body, Body::Json("ShopDomain")) {
+        responses.insert(
+            "409".into(),
+            error_response("The shop is another store's, by its domain or by its name."),
+        );
+    }
+    if !matches!(r.body, Body::None) {
+        responses.insert(
+            "413".into(),
+            error_response(match (r.auth, r.body) {
+                (Auth::ShopifySignature, _) => {
+                    "The body is larger than server.webhook_max_body_kb."
+                }
+                (_, Body::File | Body::JsonFiles(..)) => {
+                    "The body is larger than server.max_body_mb."
+                }
+                _ => "The body is larger than server.max_json_body_kb.",
+            }),
+        );
+        responses.insert(
+            "408".into(),
+            error_response(
+                "The body stalled: less than 1 KiB came in server.body_timeout_seconds.",
+            ),
+        );
+    }
+}
+
 /// The OpenAPI 3.1 document of the routes.
 pub fn document(routes: &[RouteDoc]) -> Value {
     let mut paths = Map::new();
@@ -336,53 +402,7 @@ pub fn document(routes: &[RouteDoc]) -> Value {
                 json!({"description": "Success.", "content": content})
             },
         );
-        if r.auth == Auth::ShopifySignature {
-            responses.insert(
-                "401".into(),
-                error_response("No webhook secret set, or the signature does not match."),
-            );
-        } else if r.auth != Auth::Open {
-            responses.insert("401".into(), error_response("No valid bearer token."));
-            responses.insert(
-                "403".into(),
-                error_response(
-                    "The token is not for this store, or this route needs the admin token.",
-                ),
-            );
-            responses.insert(
-                "429".into(),
-                error_response(
-                    "Over the token's request rate, or too many failed authentications from this address: see Retry-After.",
-                ),
-            );
-        }
-        if r.path.contains('{') {
-            responses.insert(
-                "404".into(),
-                error_response("No such store, job, run, bundle or product."),
-            );
-        }
-        if !matches!(r.body, Body::None) || !r.query.is_empty() || r.path.contains('{') {
-            responses.insert("400".into(), error_response("A malformed request."));
-        }
-        if !matches!(r.body, Body::None) || !r.query.is_empty() {
-            responses.insert(
-                "422".into(),
-                error_response("A request that cannot run (options, an unreadable file)."),
-            );
-        }
-        if matches!(r.body, Body::Json("ShopDomain")) {
-            responses.insert(
-                "409".into(),
-                error_response("The shop is another store's, by its domain or by its name."),
-            );
-        }
-        if matches!(r.body, Body::File) {
-            responses.insert(
-                "413".into(),
-                error_response("The body is larger than server.max_body_mb."),
-            );
-        }
+        error_responses(r, &mut responses);
         let mut op = json!({
             "operationId": operation_id(r),
             "summary": r.summary,
@@ -395,7 +415,7 @@ pub fn document(routes: &[RouteDoc]) -> Value {
         }
         match r.body {
             Body::None => {}
-            Body::Json(schema) => {
+            Body::Json(schema) | Body::JsonFiles(schema, _) => {
                 op["requestBody"] = json!({
                     "required": false,
                     "content": {JSON: {"schema": {"$ref": format!("#/components/schemas/{schema}")}}}
@@ -461,7 +481,7 @@ fn schemas() -> Value {
                 "type": "object",
                 "required": ["kind", "message"],
                 "properties": {
-                    "kind": {"type": "string", "examples": ["bad_input", "not_found", "unauthorized", "forbidden", "method_not_allowed", "conflict", "uninstalled", "rate_limited", "too_large", "retryable", "internal"]},
+                    "kind": {"type": "string", "examples": ["bad_input", "not_found", "unauthorized", "forbidden", "method_not_allowed", "conflict", "uninstalled", "rate_limited", "too_large", "timeout", "retryable", "internal"]},
                     "message": {"type": "string"},
                     "details": {}
                 }

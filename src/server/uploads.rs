@@ -1,7 +1,8 @@
 //! Uploads: a store's catalog, variants, inventory or orders, in any shape `ingest`
 //! reads (CSV or JSON, gzip or plain), answered with the report `ingest --json` prints.
 //!
-//! The body is collected in memory, counted as it comes: a declared length over
+//! The token is checked before the body is read (see [`super::guard`]). The body is
+//! collected in memory, counted as it comes: a declared length over
 //! `server.max_body_mb` is refused before it is read, and a streamed body stops with
 //! the same 413 once it passes the limit. The reader takes the bytes as they came,
 //! named by the upload (`catalog:3: …`).
@@ -20,7 +21,6 @@ use axum::body::Body;
 use axum::http::{HeaderMap, StatusCode, header};
 use bytes::Bytes;
 use futures_util::StreamExt;
-use serde_json::json;
 
 use super::error::ApiError;
 use super::{AppState, authorize_store};
@@ -125,15 +125,12 @@ async fn ingest_sources(
 }
 
 fn too_large(limit_mb: usize) -> ApiError {
-    ApiError::new(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "too_large",
-        format!(
-            "the body is larger than this server takes ({limit_mb} MiB, server.max_body_mb): \
-             split the file, or gzip it"
-        ),
+    ApiError::too_large(
+        (limit_mb as u64).saturating_mul(1024 * 1024),
+        &format!("{limit_mb} MiB"),
+        "server.max_body_mb",
+        ": split the file, or gzip it",
     )
-    .with_details(json!({"limit_bytes": limit_mb * 1024 * 1024}))
 }
 
 fn internal(e: impl std::fmt::Display) -> ApiError {

@@ -1,9 +1,12 @@
 //! Shopify webhooks: `POST /webhooks/shopify`.
 //!
 //! The receiver does as little as Shopify's five-second budget asks: it checks the
-//! signature on the raw body (HMAC-SHA256 with the app's secret, compared in constant
-//! time, before anything is parsed), keeps the webhook by its id (a replay is
-//! acknowledged and changes nothing) and answers. The applier ([`crate::sync`]) then
+//! signature on the raw body (HMAC-SHA256 with the app's secret, fed as the body
+//! arrives and compared in constant time, before anything is parsed), keeps the
+//! webhook by its id (a replay is acknowledged and changes nothing) and answers. A
+//! request that cannot be signed (no secret, no signature, one that is not a SHA-256 in
+//! base64) is refused before its body is read, and a body past
+//! `server.webhook_max_body_kb` stops with 413 as it streams. The applier ([`crate::sync`]) then
 //! applies kept webhooks in the order they came. Only what applying reads of a body is
 //! kept, and nothing of one for a shop no store is.
 //!
@@ -13,10 +16,11 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, header::CONTENT_LENGTH};
 use base64::Engine as _;
+use futures_util::StreamExt;
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 
@@ -26,17 +30,45 @@ use super::{AppState, metrics, now_ms};
 use crate::store::WebhookRecord;
 use crate::sync::topic_label;
 
+/// The bytes of an HMAC-SHA256.
+const SIGNATURE_BYTES: usize = 32;
+
+/// A signature check fed as a body arrives, so the body is checked without being held
+/// twice and a body that cannot be signed is not read at all.
+pub struct Verifier {
+    mac: Hmac<sha2::Sha256>,
+    expected: Vec<u8>,
+}
+
+impl Verifier {
+    /// A check of `signature` (the `X-Shopify-Hmac-Sha256` header: base64); `None` when
+    /// it is no SHA-256 in base64, which signs nothing.
+    pub fn new(secret: &str, signature: &str) -> Option<Verifier> {
+        let expected = base64::engine::general_purpose::STANDARD
+            .decode(signature.trim())
+            .ok()
+            .filter(|e| e.len() == SIGNATURE_BYTES)?;
+        let mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).ok()?;
+        Some(Verifier { mac, expected })
+    }
+
+    pub fn update(&mut self, bytes: &[u8]) {
+        self.mac.update(bytes);
+    }
+
+    /// Whether the bytes fed sign as expected (compared in constant time).
+    pub fn verify(self) -> bool {
+        self.mac.verify_slice(&self.expected).is_ok()
+    }
+}
+
 /// Whether `signature` (the `X-Shopify-Hmac-Sha256` header: base64) signs `body`.
 pub fn signed(secret: &str, body: &[u8], signature: &str) -> bool {
-    let Ok(expected) = base64::engine::general_purpose::STANDARD.decode(signature.trim()) else {
+    let Some(mut verifier) = Verifier::new(secret, signature) else {
         return false;
     };
-    let Ok(mut mac) = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()) else {
-        return false;
-    };
-    mac.update(body);
-    // `verify_slice` compares in constant time.
-    mac.verify_slice(&expected).is_ok()
+    verifier.update(body);
+    verifier.verify()
 }
 
 /// The signature Shopify would send for `body`: for tests and clients.
@@ -61,11 +93,77 @@ fn unauthorized(message: &str) -> ApiError {
     ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
 }
 
+fn too_large(limit_kb: usize) -> ApiError {
+    ApiError::too_large(
+        (limit_kb as u64).saturating_mul(1024),
+        &format!("{limit_kb} KiB"),
+        "server.webhook_max_body_kb",
+        "",
+    )
+}
+
+/// The webhook's body, read only once it can be signed and checked as it arrives, at
+/// most `server.webhook_max_body_kb`; refused: the outcome to count and the answer.
+async fn verified_body(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Vec<u8>, (&'static str, ApiError)> {
+    let secret = &state.services.settings.shopify.webhook_secret;
+    if secret.is_empty() {
+        return Err((
+            "refused",
+            unauthorized("webhooks are off: this server has no shopify.webhook_secret"),
+        ));
+    }
+    let Some(signature) = header(headers, "x-shopify-hmac-sha256") else {
+        return Err(("refused", unauthorized("no X-Shopify-Hmac-Sha256 header")));
+    };
+    let mismatch = || {
+        (
+            "refused",
+            unauthorized("the X-Shopify-Hmac-Sha256 signature does not match"),
+        )
+    };
+    let Some(mut verifier) = Verifier::new(secret.expose(), signature) else {
+        return Err(mismatch());
+    };
+    let limit_kb = state.services.settings.server.webhook_max_body_kb;
+    let limit = (limit_kb as u64).saturating_mul(1024);
+    let declared = headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(("too_large", too_large(limit_kb)));
+    }
+    let room = declared.map_or(0, |n| usize::try_from(n).unwrap_or(0));
+    let mut received = Vec::with_capacity(room);
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| {
+            (
+                "bad_input",
+                ApiError::bad_request(format!("the webhook body was cut off: {e}")),
+            )
+        })?;
+        if (received.len() + chunk.len()) as u64 > limit {
+            return Err(("too_large", too_large(limit_kb)));
+        }
+        verifier.update(&chunk);
+        received.extend_from_slice(&chunk);
+    }
+    if !verifier.verify() {
+        return Err(mismatch());
+    }
+    Ok(received)
+}
+
 /// `POST /webhooks/shopify`.
 pub async fn receive(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Result<Json<Value>, ApiError> {
     let topic = header(&headers, "x-shopify-topic")
         .unwrap_or("unknown")
@@ -75,23 +173,13 @@ pub async fn receive(
             .metrics
             .add(metrics::WEBHOOKS, &[topic_label(&topic), outcome], 1.0);
     };
-    let secret = &state.services.settings.shopify.webhook_secret;
-    if secret.is_empty() {
-        count("refused");
-        return Err(unauthorized(
-            "webhooks are off: this server has no shopify.webhook_secret",
-        ));
-    }
-    let Some(signature) = header(&headers, "x-shopify-hmac-sha256") else {
-        count("refused");
-        return Err(unauthorized("no X-Shopify-Hmac-Sha256 header"));
+    let body = match verified_body(&state, &headers, body).await {
+        Ok(body) => body,
+        Err((outcome, answer)) => {
+            count(outcome);
+            return Err(answer);
+        }
     };
-    if !signed(secret.expose(), &body, signature) {
-        count("refused");
-        return Err(unauthorized(
-            "the X-Shopify-Hmac-Sha256 signature does not match",
-        ));
-    }
     let (Some(shop), Some(webhook_id)) = (
         header(&headers, "x-shopify-shop-domain"),
         header(&headers, "x-shopify-webhook-id"),
