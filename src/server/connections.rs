@@ -11,7 +11,6 @@
 //! shed by the header deadline; `/healthz` answers again within it.
 
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
