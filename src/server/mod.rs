@@ -146,8 +146,10 @@ const ADMIN_KEY: &str = "admin";
 /// Whether `token` is the admin token (compared in constant time: how long a wrong
 /// token takes says nothing of the right one).
 fn is_admin(state: &AppState, token: &str) -> bool {
-    let admin = &state.services.settings.server.admin_token;
-    !admin.is_empty() && bool::from(token.as_bytes().ct_eq(admin.expose().as_bytes()))
+    // Trimmed as the start-up check and the bearer are: a secret loaded from a file
+    // often ends in a newline.
+    let admin = state.services.settings.server.admin_token.expose().trim();
+    !admin.is_empty() && bool::from(token.as_bytes().ct_eq(admin.as_bytes()))
 }
 
 /// A per-store token as stored: its SHA-256, hex. Lookups go by this hash, so the

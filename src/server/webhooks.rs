@@ -14,6 +14,7 @@
 //! topics: those are verified, kept, applied and acknowledged as ever.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Json;
 use axum::body::Body;
@@ -137,21 +138,32 @@ async fn verified_body(
     if declared.is_some_and(|n| n > limit) {
         return Err(("too_large", too_large(limit_kb)));
     }
-    let room = declared.map_or(0, |n| usize::try_from(n).unwrap_or(0));
-    let mut received = Vec::with_capacity(room);
+    // Grown as bytes arrive: a declared length is a claim, not a reason to reserve.
+    let mut received = Vec::new();
     let mut stream = body.into_data_stream();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| {
-            (
-                "bad_input",
-                ApiError::bad_request(format!("the webhook body was cut off: {e}")),
-            )
-        })?;
-        if (received.len() + chunk.len()) as u64 > limit {
-            return Err(("too_large", too_large(limit_kb)));
+    // Shopify sends a body of a few KiB at once; a sender that dribbles one (with any
+    // signature of the right shape) would otherwise hold a connection for hours, so
+    // the whole body gets one deadline, not one per pause.
+    let seconds = state.services.settings.server.body_timeout_seconds;
+    let whole = async {
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| {
+                (
+                    "bad_input",
+                    ApiError::bad_request(format!("the webhook body was cut off: {e}")),
+                )
+            })?;
+            if (received.len() + chunk.len()) as u64 > limit {
+                return Err(("too_large", too_large(limit_kb)));
+            }
+            verifier.update(&chunk);
+            received.extend_from_slice(&chunk);
         }
-        verifier.update(&chunk);
-        received.extend_from_slice(&chunk);
+        Ok(())
+    };
+    match tokio::time::timeout(Duration::from_secs(seconds), whole).await {
+        Ok(read) => read?,
+        Err(_) => return Err(("timeout", ApiError::body_timeout(seconds))),
     }
     if !verifier.verify() {
         return Err(mismatch());

@@ -369,7 +369,11 @@ impl WebhookStore for SqliteStore {
             "DELETE FROM jobs WHERE store_id = ?",
             "DELETE FROM app_uploads WHERE store_id = ?",
             // The webhooks stay as a record that they came, without what they carried.
-            "UPDATE webhooks SET body = X'' WHERE store_id = ?",
+            // A data request's note is its answer (the customer's orders): gone too.
+            "UPDATE webhooks SET body = X'', \
+             message = CASE WHEN topic = 'customers/data_request' \
+                 THEN 'answered; erased with the shop' ELSE message END \
+             WHERE store_id = ?",
             "DELETE FROM stores WHERE store_id = ?",
         ] {
             sqlx::query(sql).bind(sid).execute(&mut *tx).await?;
