@@ -4,32 +4,14 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bundleforge::embed::{EmbedError, Embedder, HashingEmbedder};
+use bundleforge::embed::{Embedder, HashingEmbedder};
 use bundleforge::store::{JobEnd, JobQueue, JobState, Lease, NewJob, RunRecord, SqliteStore};
 use serde_json::Value;
 
-use crate::support::{AppOptions, TestApp, TestDb, ingest_dir, repo_root, spawn_app};
+use crate::support::{AppOptions, SlowEmbedder, TestApp, TestDb, ingest_dir, repo_root, spawn_app};
 
 /// The harness's admin token; the `serve` processes below are given it too.
 const TOKEN: &str = crate::support::ADMIN_TOKEN;
-
-/// Embeds as the hashing embedder does, after a long wait: a run that is still
-/// working when the test acts on it.
-struct SlowEmbedder(HashingEmbedder);
-
-#[async_trait::async_trait]
-impl Embedder for SlowEmbedder {
-    fn model_id(&self) -> &str {
-        self.0.model_id()
-    }
-    fn dim(&self) -> usize {
-        self.0.dim()
-    }
-    async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
-        tokio::time::sleep(Duration::from_secs(60)).await;
-        self.0.embed(texts).await
-    }
-}
 
 /// Our server over the small fixture store, with `overrides` and the hashing
 /// embedder.

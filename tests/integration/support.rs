@@ -417,3 +417,24 @@ impl TestApp {
         self.db
     }
 }
+
+/// Embeds as the hashing embedder does, after a long wait: a run that is still
+/// working when the test acts on it.
+pub struct SlowEmbedder(pub HashingEmbedder);
+
+#[async_trait::async_trait]
+impl Embedder for SlowEmbedder {
+    fn model_id(&self) -> &str {
+        self.0.model_id()
+    }
+    fn dim(&self) -> usize {
+        self.0.dim()
+    }
+    async fn embed(
+        &self,
+        texts: &[String],
+    ) -> Result<Vec<Vec<f32>>, bundleforge::embed::EmbedError> {
+        tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+        self.0.embed(texts).await
+    }
+}

@@ -4,11 +4,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bundleforge::embed::{EmbedError, Embedder, HashingEmbedder};
+use bundleforge::embed::HashingEmbedder;
 use bundleforge::server::webhooks::sign;
 use serde_json::{Value, json};
 
-use crate::support::{AppOptions, TestApp, TestDb, ingest_dir, repo_root, spawn_app};
+use crate::support::{AppOptions, SlowEmbedder, TestApp, TestDb, ingest_dir, repo_root, spawn_app};
 
 const SECRET: &str = "shpss_test_secret";
 const ADMIN: &str = "webhooks-admin-token-0123456789abcdef";
@@ -970,24 +970,6 @@ async fn with_no_retention_a_body_goes_as_soon_as_it_is_applied() {
     let (_, answer) = send(&s, "products/create", "w1", shop, &mug, None).await;
     assert_eq!(answer["status"], "duplicate", "{answer}");
     s.stop().await;
-}
-
-/// Embeds as the hashing embedder does, after a long wait: a run that is still
-/// working when the test acts on it.
-struct SlowEmbedder(HashingEmbedder);
-
-#[async_trait::async_trait]
-impl Embedder for SlowEmbedder {
-    fn model_id(&self) -> &str {
-        self.0.model_id()
-    }
-    fn dim(&self) -> usize {
-        self.0.dim()
-    }
-    async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
-        tokio::time::sleep(Duration::from_secs(60)).await;
-        self.0.embed(texts).await
-    }
 }
 
 /// Polls a job until `done` says so, or panics after a minute.
