@@ -13,14 +13,14 @@ use crate::config::Settings;
 use crate::destination::DestinationError;
 use crate::domain::{self, StoreId};
 use crate::ingest::{
-    self, CatalogKeys, IngestBatch, IngestContext, IngestReport, IngestSources, KeepRejected,
-    Progress,
+    self, CatalogKeys, CountSink, IngestContext, IngestReport, IngestSink, IngestSources,
+    KeepRejected, OrderChunk, Progress,
 };
 use crate::pipeline::{self, RunObserver, RunOutput, RunRequest};
 use crate::rules;
 pub use crate::services::Services;
 use crate::stats::{self, StoreStats};
-use crate::store::{Store, StoreError, WriteSummary};
+use crate::store::{IngestWriter, Store, StoreError, WriteSummary};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -268,7 +268,58 @@ pub async fn ingest(
     ingest_with(store, store_id, sources, settings, progress, options).await
 }
 
-/// [`ingest`], keeping rejected rows as `options` says.
+/// An ingest's parts on their way from the reading thread to the writing task.
+enum IngestPart {
+    Begin {
+        data_currency: Option<domain::Currency>,
+        lines: u64,
+    },
+    Products(Vec<domain::Product>, Vec<domain::ProductObservations>),
+    Orders(OrderChunk),
+}
+
+/// Hands each part over a bounded channel: the read waits while the write catches up,
+/// so at most a few chunks are in memory at once.
+struct ChannelSink(tokio::sync::mpsc::Sender<IngestPart>);
+
+impl ChannelSink {
+    fn send(&self, part: IngestPart) -> Result<(), ingest::IngestError> {
+        self.0
+            .blocking_send(part)
+            .map_err(|_| ingest::IngestError::Stopped)
+    }
+}
+
+impl IngestSink for ChannelSink {
+    fn begin(
+        &mut self,
+        data_currency: Option<domain::Currency>,
+        lines: u64,
+    ) -> Result<(), ingest::IngestError> {
+        self.send(IngestPart::Begin {
+            data_currency,
+            lines,
+        })
+    }
+
+    fn products(
+        &mut self,
+        products: Vec<domain::Product>,
+        observations: Vec<domain::ProductObservations>,
+    ) -> Result<(), ingest::IngestError> {
+        self.send(IngestPart::Products(products, observations))
+    }
+
+    fn orders(&mut self, chunk: OrderChunk) -> Result<(), ingest::IngestError> {
+        self.send(IngestPart::Orders(chunk))
+    }
+}
+
+/// [`ingest`], keeping rejected rows as `options` says. The read runs on a blocking
+/// thread and hands the catalog and then chunks of orders to this task, which writes
+/// each as it comes in the ingest's one transaction: memory stays bounded whatever
+/// the row count. `read_seconds` is the read and check of every row;
+/// `write_seconds` the rest (orders finished, joined and written).
 #[tracing::instrument(skip_all, fields(store = %store_id))]
 pub async fn ingest_with(
     store: &dyn Store,
@@ -279,18 +330,80 @@ pub async fn ingest_with(
     options: IngestOptions,
 ) -> Result<IngestOutcome, AppError> {
     let keep = options.keep(settings);
-    let (batch, store_record, read_seconds) =
-        read_ingest(Some(store), store_id, sources, settings, progress, keep).await?;
+    let existing = store.get_store(store_id).await?;
+    let known = store.catalog_keys(store_id).await?;
+    let ctx = ingest_context(existing.as_ref(), settings);
     let started = Instant::now();
+    let (tx, mut rx) = tokio::sync::mpsc::channel(2);
+    let read_ctx = ctx.clone();
+    let reader = tokio::task::spawn_blocking(move || {
+        let mut sink = ChannelSink(tx);
+        ingest::read_into(
+            &sources,
+            &read_ctx,
+            keep,
+            Some(known),
+            progress.as_ref(),
+            &mut sink,
+        )
+    });
+    let mut writer: Option<Box<dyn IngestWriter>> = None;
+    let mut record: Option<domain::Store> = None;
+    let mut read_seconds = 0.0;
+    // The read hands over its start, then the catalog, then chunks of orders.
+    let written: Result<(), AppError> = async {
+        while let Some(part) = rx.recv().await {
+            match (part, writer.as_mut()) {
+                (
+                    IngestPart::Begin {
+                        data_currency,
+                        lines,
+                    },
+                    None,
+                ) => {
+                    read_seconds = started.elapsed().as_secs_f64();
+                    let r =
+                        store_record(store_id, existing.as_ref(), data_currency, &ctx, settings);
+                    writer = Some(store.begin_ingest(&r, lines).await?);
+                    record = Some(r);
+                }
+                (IngestPart::Products(products, observations), Some(w)) => {
+                    w.products(&products, &observations).await?;
+                }
+                (IngestPart::Orders(chunk), Some(w)) => {
+                    w.orders(&chunk.orders, &chunk.incomplete).await?;
+                }
+                _ => {
+                    return Err(AppError::Internal(
+                        "an ingest's parts came out of order".into(),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+    .await;
+    // A failed write stops the read: its next hand-over fails.
+    drop(rx);
+    let read = reader
+        .await
+        .map_err(|e| AppError::Internal(format!("ingest worker failed: {e}")))?;
+    written?;
+    let report = read?;
+    let (Some(writer), Some(store_record)) = (writer, record) else {
+        return Err(AppError::Internal(
+            "an ingest read ended without its start".into(),
+        ));
+    };
     let WriteSummary {
         lines_joined_later,
         stored_orders_kept,
         ..
-    } = store.write_ingest(&store_record, &batch).await?;
-    let write_seconds = started.elapsed().as_secs_f64();
+    } = writer.commit().await?;
+    let write_seconds = started.elapsed().as_secs_f64() - read_seconds;
     tracing::info!(
-        rows_read = batch.report.rows_read,
-        rows_kept = batch.report.rows_kept,
+        rows_read = report.rows_read,
+        rows_kept = report.rows_kept,
         read_seconds,
         write_seconds,
         "Ingest stored"
@@ -298,7 +411,7 @@ pub async fn ingest_with(
     Ok(IngestOutcome {
         store_id: store_id.to_string(),
         currency: store_record.currency.to_string(),
-        report: batch.report,
+        report,
         checked: false,
         rejected_files: Vec::new(),
         lines_joined_later,
@@ -332,12 +445,37 @@ pub async fn check_ingest_with(
     options: IngestOptions,
 ) -> Result<IngestOutcome, AppError> {
     let keep = options.keep(settings);
-    let (batch, store_record, read_seconds) =
-        read_ingest(store, store_id, sources, settings, progress, keep).await?;
+    let (existing, known) = match store {
+        Some(store) => (
+            store.get_store(store_id).await?,
+            store.catalog_keys(store_id).await?,
+        ),
+        None => (None, CatalogKeys::default()),
+    };
+    let ctx = ingest_context(existing.as_ref(), settings);
+    let started = Instant::now();
+    let read_ctx = ctx.clone();
+    // Parsing is CPU work: keep it off the async workers.
+    let (report, data_currency) = tokio::task::spawn_blocking(move || {
+        let mut sink = CountSink::default();
+        let report = ingest::read_into(
+            &sources,
+            &read_ctx,
+            keep,
+            Some(known),
+            progress.as_ref(),
+            &mut sink,
+        )?;
+        Ok::<_, ingest::IngestError>((report, sink.data_currency))
+    })
+    .await
+    .map_err(|e| AppError::Internal(format!("ingest worker failed: {e}")))??;
+    let read_seconds = started.elapsed().as_secs_f64();
+    let record = store_record(store_id, existing.as_ref(), data_currency, &ctx, settings);
     Ok(IngestOutcome {
         store_id: store_id.to_string(),
-        currency: store_record.currency.to_string(),
-        report: batch.report,
+        currency: record.currency.to_string(),
+        report,
         checked: true,
         rejected_files: Vec::new(),
         lines_joined_later: 0,
@@ -347,55 +485,33 @@ pub async fn check_ingest_with(
     })
 }
 
-/// The read half of an ingest: sources read, validated and joined to the catalog.
-async fn read_ingest(
-    store: Option<&dyn Store>,
-    store_id: &StoreId,
-    sources: IngestSources,
-    settings: &Settings,
-    progress: Arc<dyn Progress>,
-    keep: KeepRejected,
-) -> Result<(IngestBatch, domain::Store, f64), AppError> {
-    let (existing, known) = match store {
-        Some(store) => (
-            store.get_store(store_id).await?,
-            store.catalog_keys(store_id).await?,
-        ),
-        None => (None, CatalogKeys::default()),
-    };
-    let default_currency = existing
-        .as_ref()
-        .map(|s| s.currency)
-        .unwrap_or_else(|| settings.store_currency());
-    let ctx = IngestContext {
-        default_currency,
+/// What the reader needs to know of the store: its currency, and whether it stands.
+fn ingest_context(existing: Option<&domain::Store>, settings: &Settings) -> IngestContext {
+    IngestContext {
+        default_currency: existing.map_or_else(|| settings.store_currency(), |s| s.currency),
         currency_fixed: existing.is_some(),
-    };
-    let started = Instant::now();
-    // Parsing is CPU work: keep it off the async workers.
-    let batch: IngestBatch = tokio::task::spawn_blocking(move || {
-        let mut batch = ingest::read_keeping(&sources, &ctx, keep, progress.as_ref())?;
-        let mut keys = known;
-        keys.add_products(&batch.products);
-        ingest::resolve_lines(&mut batch, &keys);
-        Ok::<_, ingest::IngestError>(batch)
-    })
-    .await
-    .map_err(|e| AppError::Internal(format!("ingest worker failed: {e}")))??;
-    let read_seconds = started.elapsed().as_secs_f64();
-    let store_record = domain::Store {
+    }
+}
+
+/// The store's row as an ingest writes it: an existing store keeps its currency and
+/// locale; a new one takes the currency its data states, else the configured one.
+fn store_record(
+    store_id: &StoreId,
+    existing: Option<&domain::Store>,
+    data_currency: Option<domain::Currency>,
+    ctx: &IngestContext,
+    settings: &Settings,
+) -> domain::Store {
+    domain::Store {
         id: store_id.clone(),
         currency: existing
-            .as_ref()
             .map(|s| s.currency)
-            .or(batch.data_currency)
-            .unwrap_or(default_currency),
+            .or(data_currency)
+            .unwrap_or(ctx.default_currency),
         locale: existing
-            .as_ref()
             .map(|s| s.locale.clone())
             .unwrap_or_else(|| settings.store.locale.clone()),
-    };
-    Ok((batch, store_record, read_seconds))
+    }
 }
 
 /// Statistics of a stored store as of a day (default: its latest order).

@@ -20,6 +20,7 @@ mod rows;
 mod shopify_json;
 mod source;
 mod spill;
+mod stream;
 
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -34,6 +35,10 @@ pub use dates::{
 pub use html::strip_html;
 pub use rejected::{KeepRejected, RejectedRows};
 pub use source::{FileRole, IngestSource, IngestSources, Shape, normalise_header};
+pub use stream::{
+    CollectSink, CountSink, IngestSink, MAX_DAYS_AHEAD_OF_FILE, OrderChunk, read_into,
+};
+use stream::{JoinCounts, PendingOrders};
 
 /// How many row errors a report keeps verbatim (all are counted).
 pub const MAX_REPORTED_ERRORS: usize = 100;
@@ -142,6 +147,10 @@ pub enum IngestError {
     },
     #[error("{0}")]
     Usage(String),
+    /// What the read hands on was no longer taken: the write it feeds ended (with its
+    /// own error, which is the one to report).
+    #[error("the ingest stopped: its write ended before its read")]
+    Stopped,
 }
 
 /// Refuses a header that names a column we read twice.
@@ -377,159 +386,37 @@ pub fn read(
     read_keeping(sources, ctx, KeepRejected::default(), progress)
 }
 
-/// [`read`], keeping the rows for the rejected-rows file as `keep` says.
+/// [`read`], keeping the rows for the rejected-rows file as `keep` says: the whole
+/// ingest in memory (see [`read_into`] for one handed on in chunks).
 pub fn read_keeping(
     sources: &IngestSources,
     ctx: &IngestContext,
     keep: KeepRejected,
     progress: &dyn Progress,
 ) -> Result<IngestBatch, IngestError> {
-    let orders = sources.get(FileRole::Orders);
-    let catalog = sources.get(FileRole::Catalog);
-    if orders.is_none() && catalog.is_none() {
-        return Err(IngestError::Usage(
-            "nothing to ingest: give an orders file, a catalog file, or both".into(),
-        ));
-    }
-    let parts =
-        sources.get(FileRole::Variants).is_some() || sources.get(FileRole::Inventory).is_some();
-    if parts && catalog.is_none() {
-        return Err(IngestError::Usage(
-            "variants and inventory files complete a catalog: give the products file as the catalog too"
-                .into(),
-        ));
-    }
-    let mut batch = IngestBatch::default();
-    batch.report.rejected_rows = RejectedRows::new(keep);
-    // Orders first: they may state the currency the catalog's prices are in.
-    if let Some(source) = orders {
-        read_orders(source, ctx, &mut batch, progress)?;
-        if batch.data_currency.is_none() {
-            batch.data_currency = stated_currency(&batch.orders);
-        }
-    }
-    if let Some(source) = catalog {
-        let ctx = IngestContext {
-            default_currency: match batch.data_currency {
-                Some(c) if !ctx.currency_fixed => c,
-                _ => ctx.default_currency,
-            },
-            currency_fixed: ctx.currency_fixed,
-        };
-        products::read_catalog(source, sources, &ctx, &mut batch, progress)?;
-    }
-    // One place for every shape: no control or bidi-override character is stored.
-    let mut cleaned = 0usize;
-    for p in &mut batch.products {
-        cleaned += usize::from(plain::clean_product(p));
-    }
-    for o in &mut batch.orders {
-        cleaned += usize::from(plain::clean_order(o));
-    }
-    if cleaned > 0 {
-        *batch
-            .report
-            .ignored_values
-            .entry("control_characters_removed".to_owned())
-            .or_default() += cleaned as u64;
-    }
-    batch.report.sort_errors();
-    progress.finish();
+    let mut sink = CollectSink::default();
+    let report = read_into(sources, ctx, keep, None, progress, &mut sink)?;
+    let mut batch = sink.batch;
+    batch.report = report;
     Ok(batch)
 }
 
-/// The currency most orders state (ties: the smaller code), if any states one.
-fn stated_currency(orders: &[Order]) -> Option<Currency> {
-    let mut counts: BTreeMap<Currency, usize> = BTreeMap::new();
-    for o in orders.iter().filter(|o| !o.currency_assumed) {
-        *counts.entry(o.currency).or_default() += 1;
-    }
-    counts
-        .into_iter()
-        .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0)))
-        .map(|(c, _)| c)
-}
-
-fn read_orders(
-    source: &IngestSource,
-    ctx: &IngestContext,
-    batch: &mut IngestBatch,
-    progress: &dyn Progress,
-) -> Result<(), IngestError> {
-    let first_new = batch.orders.len();
-    read_order_file(source, ctx, batch, progress)?;
-    reject_far_future(&source.name, batch, first_new);
-    Ok(())
-}
-
-/// Orders a file needs before a lone far-future date counts as a typo.
-const MIN_ORDERS_FOR_OUTLIERS: usize = 20;
-
-/// How far after the rest of its file an order may be dated.
-const MAX_DAYS_AHEAD_OF_FILE: i64 = 366;
-
-/// Rejects the orders of one file dated far in the future of all its others (a typo
-/// such as 2204 for 2024 would move `as_of` and every window): the latest orders,
-/// at most one in a hundred, that come more than [`MAX_DAYS_AHEAD_OF_FILE`] after
-/// the next earlier one.
-fn reject_far_future(file: &str, batch: &mut IngestBatch, first_new: usize) {
-    let mut dates: Vec<(chrono::DateTime<chrono::Utc>, usize)> = batch.orders[first_new..]
-        .iter()
-        .enumerate()
-        .map(|(i, o)| (o.created_at, first_new + i))
-        .collect();
-    // With few orders a long gap is a quiet season, not a typo.
-    if dates.len() < MIN_ORDERS_FOR_OUTLIERS {
-        return;
-    }
-    dates.sort();
-    let n = dates.len();
-    let most_outliers = (n / 100).max(1);
-    let Some(gap) = (n - 1 - most_outliers.min(n - 1)..n - 1)
-        .find(|&i| (dates[i + 1].0 - dates[i].0).num_days() > MAX_DAYS_AHEAD_OF_FILE)
-    else {
-        return;
-    };
-    let latest_rest = dates[gap].0;
-    let far: std::collections::HashSet<usize> = dates[gap + 1..].iter().map(|d| d.1).collect();
-    let mut i = 0;
-    let report = &mut batch.report;
-    batch.orders.retain(|o| {
-        let keep = !far.contains(&i);
-        i += 1;
-        if !keep {
-            for _ in &o.lines {
-                report.rows_kept = report.rows_kept.saturating_sub(1);
-                report.count_rejection(
-                    "date_far_ahead_of_file",
-                    RowError {
-                        file: file.to_owned(),
-                        line: 0,
-                        column: "created_at".into(),
-                        value: o.created_at.format("%Y-%m-%d").to_string(),
-                        reason: format!(
-                            "order {} is dated more than {MAX_DAYS_AHEAD_OF_FILE} days after every other order of the file (latest {}): a typo would move every window",
-                            o.order_id,
-                            latest_rest.format("%Y-%m-%d")
-                        ),
-                    },
-                );
-            }
-        }
-        keep
-    });
-}
-
+/// Reads and checks an order file; its orders are finished as they are handed on.
+/// A JSON document's catalog parts and currency go into `head`, as do the report's
+/// counts.
 fn read_order_file(
     source: &IngestSource,
     ctx: &IngestContext,
-    batch: &mut IngestBatch,
+    head: &mut IngestBatch,
     progress: &dyn Progress,
-) -> Result<(), IngestError> {
+) -> Result<PendingOrders, IngestError> {
     let name = source.name.as_str();
-    let Some(opened) = shopify_json::read_if_json(source, FileRole::Orders, ctx, batch, progress)?
+    let Some(opened) = shopify_json::read_if_json(source, FileRole::Orders, ctx, head, progress)?
     else {
-        return Ok(());
+        return Ok(PendingOrders::Parsed {
+            orders: std::mem::take(&mut head.orders),
+            incomplete: std::mem::take(&mut head.incomplete_orders),
+        });
     };
     let mut csv = csv_reader(opened.reader, opened.delimiter);
     let columns =
@@ -543,7 +430,9 @@ fn read_order_file(
                 &[columns.find(Field::UnitPrice)],
                 &[columns.find(Field::InvoiceDate)],
             )?;
-            online_retail::read(name, &mut csv, &columns, &conv, batch)
+            let retail = online_retail::read(name, &mut csv, &columns, &conv, &mut head.report)?;
+            head.data_currency = Some(Currency::GBP);
+            Ok(PendingOrders::Retail(retail))
         }
         Shape::ShopifyOrderExport | Shape::OrderRows => {
             let conv = conventions::scan(
@@ -554,7 +443,16 @@ fn read_order_file(
                 ],
                 &[columns.find(Field::CreatedAt)],
             )?;
-            order_rows::read(name, shape, &mut csv, &columns, &conv, ctx, batch)
+            let rows = order_rows::read(
+                name,
+                shape,
+                &mut csv,
+                &columns,
+                &conv,
+                ctx,
+                &mut head.report,
+            )?;
+            Ok(PendingOrders::Rows(rows))
         }
         _ => Err(wrong_role(name, shape, FileRole::Orders)),
     }
@@ -885,58 +783,52 @@ impl CatalogKeys {
 /// to name the same product (quantities and discounts added, unit price the
 /// quantity-weighted mean). Fills the report's line and basket counts.
 pub fn resolve_lines(batch: &mut IngestBatch, catalog: &CatalogKeys) {
-    dedup_orders(batch);
-    let mut merged = 0u64;
-    let mut unmatched = 0u64;
-    let mut lines = 0u64;
-    let mut baskets = 0u64;
-    let mut ambiguous = 0u64;
+    dedup_orders(&mut batch.orders, &mut batch.report);
+    let mut counts = JoinCounts::default();
     for order in &mut batch.orders {
-        for line in &mut order.lines {
-            if line.item_id.is_none() {
-                line.item_id = catalog.resolve(&line.product).map(str::to_owned);
-                ambiguous += u64::from(line.item_id.is_none() && catalog.ambiguous(&line.product));
-            }
-        }
-        let before = order.lines.len();
-        order.lines = merge_lines(std::mem::take(&mut order.lines));
-        merged += (before - order.lines.len()) as u64;
-        unmatched += order.lines.iter().filter(|l| l.item_id.is_none()).count() as u64;
-        lines += order.lines.len() as u64;
-        baskets += u64::from(!order.lines.is_empty());
+        join_order(order, catalog, &mut counts);
     }
-    let r = &mut batch.report;
-    r.lines_merged += merged;
-    r.lines_without_catalog_product = unmatched;
-    r.lines_with_ambiguous_title = ambiguous;
-    r.order_lines = lines;
-    r.baskets = baskets;
-    r.incomplete_orders = batch.incomplete_orders.len() as u64;
-    r.orders = batch.orders.len() as u64;
-    r.products = batch.products.len() as u64;
+    counts.incomplete = batch.incomplete_orders.len() as u64;
+    counts.report(&mut batch.report, batch.products.len() as u64);
+}
+
+/// Joins one order's lines to the catalog and merges those naming one product.
+pub(crate) fn join_order(order: &mut Order, catalog: &CatalogKeys, counts: &mut JoinCounts) {
+    for line in &mut order.lines {
+        if line.item_id.is_none() {
+            line.item_id = catalog.resolve(&line.product).map(str::to_owned);
+            counts.ambiguous +=
+                u64::from(line.item_id.is_none() && catalog.ambiguous(&line.product));
+        }
+    }
+    let before = order.lines.len();
+    order.lines = merge_lines(std::mem::take(&mut order.lines));
+    counts.merged += (before - order.lines.len()) as u64;
+    counts.unmatched += order.lines.iter().filter(|l| l.item_id.is_none()).count() as u64;
+    counts.lines += order.lines.len() as u64;
+    counts.baskets += u64::from(!order.lines.is_empty());
+    counts.orders += 1;
 }
 
 /// One order id appearing twice in one ingest (two files, or a repeated JSON record):
 /// the later one wins, as an upsert would, and the earlier is counted as dropped.
-fn dedup_orders(batch: &mut IngestBatch) {
-    let mut last: HashMap<&str, usize> = HashMap::with_capacity(batch.orders.len());
-    for (i, o) in batch.orders.iter().enumerate() {
+fn dedup_orders(orders: &mut Vec<Order>, report: &mut IngestReport) {
+    let mut last: HashMap<&str, usize> = HashMap::with_capacity(orders.len());
+    for (i, o) in orders.iter().enumerate() {
         last.insert(o.order_id.as_str(), i);
     }
-    if last.len() == batch.orders.len() {
+    if last.len() == orders.len() {
         return;
     }
-    let keep: Vec<bool> = batch
-        .orders
+    let keep: Vec<bool> = orders
         .iter()
         .enumerate()
         .map(|(i, o)| last.get(o.order_id.as_str()) == Some(&i))
         .collect();
     let superseded = keep.iter().filter(|k| !**k).count() as u64;
     let mut keep = keep.into_iter();
-    batch.orders.retain(|_| keep.next().unwrap_or(true));
-    *batch
-        .report
+    orders.retain(|_| keep.next().unwrap_or(true));
+    *report
         .dropped
         .entry("superseded_duplicate_order".into())
         .or_default() += superseded;

@@ -16,8 +16,7 @@ use chrono::{DateTime, Utc};
 use super::rows::{Outcome, RowResult, read_rows_unchecked, utf8};
 use super::source::{Columns, Field, Shape};
 use super::{
-    DateOrder, FileConventions, IngestBatch, IngestError, IngestReport, Rejection, Row,
-    parse_checked_in,
+    DateOrder, FileConventions, IngestError, IngestReport, Rejection, Row, parse_checked_in,
 };
 use crate::domain::{
     Currency, DecimalMark, Money, ObservedRow, Order, OrderLine, Product, ProductObservations,
@@ -60,8 +59,8 @@ pub fn read<R: Read>(
     csv: &mut csv::Reader<R>,
     columns: &Columns,
     conv: &FileConventions,
-    batch: &mut IngestBatch,
-) -> Result<(), IngestError> {
+    report: &mut IngestReport,
+) -> Result<Pending, IngestError> {
     let cols = RetailColumns::new(columns, conv);
     let mut acc = Accumulated::new();
     read_rows_unchecked::<_, ()>(
@@ -70,12 +69,71 @@ pub fn read<R: Read>(
         csv,
         columns,
         conv,
-        &mut batch.report,
+        report,
         |row, report| acc.row(row, &cols, report),
     )?;
-    batch.report.lines_merged += acc.merged;
-    acc.finish(batch);
-    Ok(())
+    report.lines_merged += acc.merged;
+    let Accumulated {
+        products,
+        orders,
+        incomplete,
+        ..
+    } = acc;
+    Ok(Pending {
+        products,
+        orders,
+        incomplete,
+    })
+}
+
+/// The file read: its derived catalog ([`Pending::take_products`]) and its invoices,
+/// handed on as orders one at a time ([`Pending::drain`]). Each kept row is a few
+/// numbers here, not an order line.
+pub(crate) struct Pending {
+    products: Vec<ProductAcc>,
+    orders: Vec<OrderAcc>,
+    /// Invoices with a rejected row.
+    incomplete: HashSet<String>,
+}
+
+impl Pending {
+    /// The lines kept, for a writer to size its work.
+    pub fn line_count(&self) -> u64 {
+        self.orders.iter().map(|o| o.lines.len() as u64).sum()
+    }
+
+    /// Each invoice's date, by its index in [`Pending::drain`].
+    pub fn dates(&self) -> Vec<(DateTime<Utc>, usize)> {
+        self.orders
+            .iter()
+            .enumerate()
+            .map(|(i, o)| (o.created_at, i))
+            .collect()
+    }
+
+    /// The derived catalog, one product per stock code, with the observations it
+    /// was derived from.
+    pub fn take_products(
+        &mut self,
+        products: &mut Vec<Product>,
+        observations: &mut Vec<ProductObservations>,
+    ) {
+        push_products(&mut self.products, &self.orders, products, observations);
+    }
+
+    /// Each invoice as an order in GBP, its merged lines priced at their weighted
+    /// mean, handed on with its index and whether a row of it was rejected.
+    pub fn drain(
+        self,
+        report: &mut IngestReport,
+        each: &mut dyn FnMut(usize, Order, bool, &mut IngestReport) -> Result<(), IngestError>,
+    ) -> Result<(), IngestError> {
+        for (i, o) in self.orders.into_iter().enumerate() {
+            let incomplete = self.incomplete.contains(&o.invoice);
+            each(i, invoice_order(o, &self.products), incomplete, report)?;
+        }
+        Ok(())
+    }
 }
 
 /// The columns the file is read by, and its conventions.
@@ -299,93 +357,71 @@ impl Accumulated {
             }
         }
     }
-
-    /// The derived catalog and the invoices as orders, in GBP.
-    fn finish(self, batch: &mut IngestBatch) {
-        let Accumulated {
-            mut products,
-            orders,
-            incomplete,
-            ..
-        } = self;
-        batch.data_currency = Some(Currency::GBP);
-        push_products(&mut products, &orders, batch);
-        push_orders(orders, &products, &incomplete, batch);
-    }
 }
 
 /// One product per stock code, derived from its rows' observations.
-fn push_products(products: &mut [ProductAcc], orders: &[OrderAcc], batch: &mut IngestBatch) {
+fn push_products(
+    products: &mut [ProductAcc],
+    orders: &[OrderAcc],
+    out: &mut Vec<Product>,
+    observed: &mut Vec<ProductObservations>,
+) {
     let gbp = Currency::GBP;
-    batch.products.reserve(products.len());
-    batch.observations.reserve(products.len());
+    out.reserve(products.len());
+    observed.reserve(products.len());
     for p in products {
         let observations = ProductObservations {
             variant_id: p.code.clone(),
             descriptions: std::mem::take(&mut p.descriptions),
-            rows: p
-                .rows
-                .iter()
-                .map(|&(oidx, description, unit_price_micros)| ObservedRow {
+            rows: std::mem::take(&mut p.rows)
+                .into_iter()
+                .map(|(oidx, description, unit_price_micros)| ObservedRow {
                     at: orders[oidx as usize].created_at.timestamp(),
                     description,
                     unit_price_micros,
                 })
                 .collect(),
         };
-        batch
-            .products
-            .push(derive_product(&p.code, &observations, gbp));
-        batch.observations.push(observations);
+        out.push(derive_product(&p.code, &observations, gbp));
+        observed.push(observations);
     }
 }
 
-/// Each invoice as an order, its merged lines priced at their weighted mean.
-fn push_orders(
-    orders: Vec<OrderAcc>,
-    products: &[ProductAcc],
-    incomplete: &HashSet<String>,
-    batch: &mut IngestBatch,
-) {
+/// An invoice as an order, its merged lines priced at their weighted mean.
+fn invoice_order(o: OrderAcc, products: &[ProductAcc]) -> Order {
     let gbp = Currency::GBP;
-    batch.orders.reserve(orders.len());
-    for o in orders {
-        let lines = o
-            .lines
-            .into_iter()
-            .map(|(pidx, quantity, value)| {
-                let code = &products[pidx as usize].code;
-                // Quantity-weighted mean price of merged lines, half up to the penny.
-                let unit = micros_to_minor(
-                    i64::try_from(value / i128::from(quantity.max(1))).unwrap_or(i64::MAX),
-                    1,
-                    gbp.exponent(),
-                )
-                .unwrap_or(0);
-                OrderLine {
-                    product: ProductRef {
-                        sku: Some(code.clone()),
-                        ..Default::default()
-                    },
-                    item_id: Some(code.clone()),
-                    quantity,
-                    unit_price_minor: unit,
-                    discount_minor: 0,
-                }
-            })
-            .collect();
-        if incomplete.contains(&o.invoice) {
-            batch.incomplete_orders.insert(o.invoice.clone());
-        }
-        batch.orders.push(Order {
-            order_id: o.invoice,
-            name: None,
-            created_at: o.created_at,
-            customer_key: o.customer,
-            currency: gbp,
-            currency_assumed: false,
-            lines,
-        });
+    let lines = o
+        .lines
+        .into_iter()
+        .map(|(pidx, quantity, value)| {
+            let code = &products[pidx as usize].code;
+            // Quantity-weighted mean price of merged lines, half up to the penny.
+            let unit = micros_to_minor(
+                i64::try_from(value / i128::from(quantity.max(1))).unwrap_or(i64::MAX),
+                1,
+                gbp.exponent(),
+            )
+            .unwrap_or(0);
+            OrderLine {
+                product: ProductRef {
+                    sku: Some(code.clone()),
+                    ..Default::default()
+                },
+                item_id: Some(code.clone()),
+                quantity,
+                unit_price_minor: unit,
+                discount_minor: 0,
+            }
+        })
+        .collect();
+    Order {
+        order_id: o.invoice,
+        name: None,
+        created_at: o.created_at,
+        customer_key: o.customer,
+        currency: gbp,
+        currency_assumed: false,
+        lines,
     }
 }
 

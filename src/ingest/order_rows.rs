@@ -13,33 +13,101 @@ use chrono::{DateTime, Utc};
 
 use super::rows::{Outcome, RowResult, read_rows_unchecked, utf8};
 use super::source::{Columns, Field, Shape};
+use super::spill::{Entry, Spill};
 use super::{
-    DateOrder, FileConventions, IngestBatch, IngestContext, IngestError, IngestReport, Rejection,
-    Row, RowError, parse_checked_in,
+    DateOrder, FileConventions, IngestContext, IngestError, IngestReport, Rejection, Row, RowError,
+    parse_checked_in,
 };
 use crate::domain::{
     Currency, DecimalMark, Money, Order, OrderLine, ProductRef, is_written_negative,
 };
 
-struct OrderAcc {
+/// An order's own fields as its rows arrive; its lines wait on disk (see [`Pending`]).
+struct OrderHead {
     order_id: String,
     name: Option<String>,
     created_at: Option<DateTime<Utc>>,
     currency: Option<Currency>,
     customer: Option<String>,
-    /// Lines with the row they came from, so an order that never gets a date can
-    /// reject each of its rows by line number.
-    lines: Vec<(u64, PendingLine)>,
+    /// Lines kept so far.
+    lines: u32,
     /// Whether a row of this order was rejected.
     incomplete: bool,
 }
 
 /// A line whose price is parsed once the order's currency is known.
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct PendingLine {
     product: ProductRef,
     quantity: i64,
     price_text: String,
     discount_text: Option<String>,
+}
+
+impl PendingLine {
+    /// The line as one text for the spill: the quantity, then each value as `~`
+    /// (none) or its byte length, `:` and its bytes, so any text reads back whole.
+    fn encode(&self) -> String {
+        let mut out = format!("{};", self.quantity);
+        for value in [
+            self.product.variant_id.as_deref(),
+            self.product.sku.as_deref(),
+            self.product.product_id.as_deref(),
+            self.product.title.as_deref(),
+            Some(self.price_text.as_str()),
+            self.discount_text.as_deref(),
+        ] {
+            match value {
+                None => out.push('~'),
+                Some(v) => {
+                    out.push_str(&v.len().to_string());
+                    out.push(':');
+                    out.push_str(v);
+                }
+            }
+        }
+        out
+    }
+
+    /// Reads [`PendingLine::encode`]'s text back; `None` for a text it did not write.
+    fn decode(text: &str) -> Option<PendingLine> {
+        let (quantity, mut rest) = text.split_once(';')?;
+        let mut next = || -> Option<Option<String>> {
+            if let Some(after) = rest.strip_prefix('~') {
+                rest = after;
+                return Some(None);
+            }
+            let (len, after) = rest.split_once(':')?;
+            let len: usize = len.parse().ok()?;
+            let value = after.get(..len)?;
+            rest = after.get(len..)?;
+            Some(Some(value.to_owned()))
+        };
+        let product = ProductRef {
+            variant_id: next()?,
+            sku: next()?,
+            product_id: next()?,
+            title: next()?,
+        };
+        let price_text = next()??;
+        let discount_text = next()?;
+        rest.is_empty().then_some(PendingLine {
+            product,
+            quantity: quantity.parse().ok()?,
+            price_text,
+            discount_text,
+        })
+    }
+}
+
+/// An order file read: its orders' own fields in memory, their lines on disk, to be
+/// priced, checked and handed on one order at a time ([`Pending::drain`]).
+pub(crate) struct Pending {
+    file: String,
+    cols: OrderColumns,
+    default_currency: Currency,
+    heads: Vec<OrderHead>,
+    lines: Spill,
 }
 
 pub fn read<R: Read>(
@@ -49,29 +117,113 @@ pub fn read<R: Read>(
     columns: &Columns,
     conv: &FileConventions,
     ctx: &IngestContext,
-    batch: &mut IngestBatch,
-) -> Result<(), IngestError> {
+    report: &mut IngestReport,
+) -> Result<Pending, IngestError> {
     let cols = OrderColumns::find(file, shape, columns, conv)?;
-    let mut orders = Orders::default();
-    read_rows_unchecked::<_, ()>(
-        file,
-        shape,
-        csv,
-        columns,
-        conv,
-        &mut batch.report,
-        |row, report| orders.row(row, &cols, report),
-    )?;
-    for acc in orders.orders {
-        finish_order(acc, file, &cols, ctx, batch);
+    let spill_failed = |source| IngestError::Io {
+        name: file.to_owned(),
+        source,
+    };
+    let mut orders = Orders {
+        heads: Vec::new(),
+        by_id: HashMap::new(),
+        name_to_order: HashMap::new(),
+        previous: None,
+        lines: Spill::new().map_err(spill_failed)?,
+        spill_error: None,
+    };
+    read_rows_unchecked::<_, ()>(file, shape, csv, columns, conv, report, |row, report| {
+        orders.row(row, &cols, report)
+    })?;
+    if let Some(e) = orders.spill_error {
+        return Err(spill_failed(e));
     }
-    Ok(())
+    Ok(Pending {
+        file: file.to_owned(),
+        cols,
+        default_currency: ctx.default_currency,
+        heads: orders.heads,
+        lines: orders.lines,
+    })
+}
+
+impl Pending {
+    /// The lines kept, for a writer to size its work.
+    pub fn line_count(&self) -> u64 {
+        self.heads.iter().map(|h| u64::from(h.lines)).sum()
+    }
+
+    /// The currencies the orders with lines state, one count per order.
+    pub fn stated_currencies(&self) -> impl Iterator<Item = Currency> + '_ {
+        self.heads
+            .iter()
+            .filter(|h| h.lines > 0 && h.created_at.is_some())
+            .filter_map(|h| h.currency)
+    }
+
+    /// Each dated order with lines, by its index in [`Pending::drain`].
+    pub fn dates(&self) -> Vec<(DateTime<Utc>, usize)> {
+        self.heads
+            .iter()
+            .enumerate()
+            .filter(|(_, h)| h.lines > 0)
+            .filter_map(|(i, h)| Some((h.created_at?, i)))
+            .collect()
+    }
+
+    /// Finishes the orders in file order, handing each on with its index and whether
+    /// a row of it was rejected; only one order's lines are in memory at a time.
+    pub fn drain(
+        mut self,
+        report: &mut IngestReport,
+        each: &mut dyn FnMut(usize, Order, bool, &mut IngestReport) -> Result<(), IngestError>,
+    ) -> Result<(), IngestError> {
+        let failed = |source| IngestError::Io {
+            name: self.file.clone(),
+            source,
+        };
+        let mut sorted = self.lines.sorted().map_err(failed)?;
+        let mut group: Option<u32> = None;
+        let mut lines: Vec<(u64, PendingLine)> = Vec::new();
+        loop {
+            let entry = sorted.next_entry().map_err(failed)?;
+            let next_group = entry.as_ref().map(|e| e.group);
+            if group.is_some() && next_group != group {
+                let idx = group.unwrap_or_default() as usize;
+                let finished = self.heads.get_mut(idx).and_then(|head| {
+                    finish_order(
+                        head,
+                        std::mem::take(&mut lines),
+                        &self.file,
+                        &self.cols,
+                        self.default_currency,
+                        report,
+                    )
+                });
+                if let Some((order, incomplete)) = finished {
+                    each(idx, order, incomplete, report)?;
+                }
+            }
+            let Some(entry) = entry else {
+                return Ok(());
+            };
+            group = Some(entry.group);
+            let line = PendingLine::decode(&entry.text).ok_or_else(|| IngestError::Io {
+                name: self.file.clone(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    "an order line kept on disk did not read back",
+                ),
+            })?;
+            lines.push((entry.line, line));
+        }
+    }
 }
 
 /// The columns an order file is read by, and its conventions.
-struct OrderColumns<'c> {
+struct OrderColumns {
     /// The header as written, to name a column in errors raised after the read.
-    original: &'c [String],
+    original: Vec<String>,
     mark: DecimalMark,
     dates: DateOrder,
     order_id: Option<usize>,
@@ -88,12 +240,12 @@ struct OrderColumns<'c> {
     discount: Option<usize>,
 }
 
-impl<'c> OrderColumns<'c> {
+impl OrderColumns {
     /// Finds the columns; refuses a file without a date, quantity or price column.
     fn find(
         file: &str,
         shape: Shape,
-        columns: &'c Columns,
+        columns: &Columns,
         conv: &FileConventions,
     ) -> Result<Self, IngestError> {
         let order_id = if columns.has("orderid") {
@@ -106,7 +258,7 @@ impl<'c> OrderColumns<'c> {
         };
         let name = columns.find(Field::OrderName);
         let cols = OrderColumns {
-            original: &columns.original,
+            original: columns.original.clone(),
             mark: conv.decimal_mark,
             dates: conv.date_order(),
             order_id,
@@ -161,14 +313,17 @@ impl<'c> OrderColumns<'c> {
     }
 }
 
-/// The orders of a file as its rows arrive.
-#[derive(Default)]
+/// The orders of a file as its rows arrive: their own fields here, their lines in
+/// the spill.
 struct Orders {
-    orders: Vec<OrderAcc>,
+    heads: Vec<OrderHead>,
     by_id: HashMap<String, usize>,
     name_to_order: HashMap<String, usize>,
     /// The order of the last valid row: a row naming none continues it.
     previous: Option<usize>,
+    lines: Spill,
+    /// The first failure to keep a line: the read ends with it.
+    spill_error: Option<std::io::Error>,
 }
 
 impl Orders {
@@ -176,7 +331,7 @@ impl Orders {
     fn row(
         &mut self,
         row: &Row<'_>,
-        cols: &OrderColumns<'_>,
+        cols: &OrderColumns,
         report: &mut IngestReport,
     ) -> RowResult<Outcome<()>> {
         let id = row.get(cols.order_id).map_err(utf8)?;
@@ -189,14 +344,22 @@ impl Orders {
         };
         match self.line_of(oidx, (id, name), row, cols, report) {
             Ok(Some(pending)) => {
-                self.orders[oidx].lines.push((row.line, pending));
+                self.heads[oidx].lines += 1;
+                if self.spill_error.is_none() {
+                    let entry = Entry {
+                        group: u32::try_from(oidx).unwrap_or(u32::MAX),
+                        line: row.line,
+                        text: pending.encode(),
+                    };
+                    self.spill_error = self.lines.push(&entry).err();
+                }
                 Ok(Outcome::Absorbed)
             }
             // Removed or refunded lines: valid rows, not sales.
             Ok(None) => Ok(Outcome::Dropped("quantity_not_positive")),
             Err(r) => {
                 // A rejected row marks its order incomplete.
-                self.orders[oidx].incomplete = true;
+                self.heads[oidx].incomplete = true;
                 Err(r)
             }
         }
@@ -205,7 +368,7 @@ impl Orders {
     /// The order a row belongs to: its id, else the order its name was first seen
     /// with, else the previous row's.
     fn order_of(&mut self, id: Option<&str>, name: Option<&str>) -> Option<usize> {
-        let orders = &mut self.orders;
+        let orders = &mut self.heads;
         match (id, name) {
             (Some(id), _) => Some(*self.by_id.entry(id.to_owned()).or_insert_with(|| {
                 orders.push(new_order(id));
@@ -229,7 +392,7 @@ impl Orders {
         oidx: usize,
         (id, name): (Option<&str>, Option<&str>),
         row: &Row<'_>,
-        cols: &OrderColumns<'_>,
+        cols: &OrderColumns,
         report: &mut IngestReport,
     ) -> RowResult<Option<PendingLine>> {
         // Checked once the row's order is known, so that order counts as
@@ -240,7 +403,7 @@ impl Orders {
         if let Some(name) = name {
             self.name_to_order.entry(name.to_owned()).or_insert(oidx);
         }
-        order_fields(&mut self.orders[oidx], id, name, row, cols, report)?;
+        order_fields(&mut self.heads[oidx], id, name, row, cols, report)?;
         let line = pending_line(row, cols, report)?;
         self.previous = Some(oidx);
         Ok((line.quantity > 0).then_some(line))
@@ -249,11 +412,11 @@ impl Orders {
 
 /// Order-level fields from a row that has them: the first value of each stands.
 fn order_fields(
-    order: &mut OrderAcc,
+    order: &mut OrderHead,
     id: Option<&str>,
     name: Option<&str>,
     row: &Row<'_>,
-    cols: &OrderColumns<'_>,
+    cols: &OrderColumns,
     report: &mut IngestReport,
 ) -> RowResult<()> {
     if let Some(name) = name
@@ -296,7 +459,7 @@ fn order_fields(
 /// price is parsed once the order's currency is known).
 fn pending_line(
     row: &Row<'_>,
-    cols: &OrderColumns<'_>,
+    cols: &OrderColumns,
     report: &mut IngestReport,
 ) -> RowResult<PendingLine> {
     let Some(qty_text) = row.get(cols.qty).map_err(utf8)? else {
@@ -352,38 +515,38 @@ fn pending_line(
 }
 
 /// An order after the read: without a date its rows are rejected; else its lines are
-/// priced in its currency and it joins the batch (marked incomplete, its kept rows
-/// sent along, when a row of it was rejected).
+/// priced in its currency and it is handed on with whether a row of it was rejected
+/// (its kept rows then sent along to the rejected-rows file).
 fn finish_order(
-    acc: OrderAcc,
+    head: &mut OrderHead,
+    pending: Vec<(u64, PendingLine)>,
     file: &str,
-    cols: &OrderColumns<'_>,
-    ctx: &IngestContext,
-    batch: &mut IngestBatch,
-) {
-    if acc.lines.is_empty() {
-        return;
+    cols: &OrderColumns,
+    default_currency: Currency,
+    report: &mut IngestReport,
+) -> Option<(Order, bool)> {
+    if pending.is_empty() {
+        return None;
     }
-    let report = &mut batch.report;
-    let Some(created_at) = acc.created_at else {
-        for (line, _) in &acc.lines {
+    let Some(created_at) = head.created_at else {
+        for (line, _) in &pending {
             report.rows_kept -= 1;
-            let reason = format!("order {} has no created-at date on any row", acc.order_id);
+            let reason = format!("order {} has no created-at date on any row", head.order_id);
             report.reject(
                 "missing_date",
                 cols.error(file, *line, cols.created, "", &reason),
             );
         }
-        return;
+        return None;
     };
-    let (currency, currency_assumed) = match acc.currency {
+    let (currency, currency_assumed) = match head.currency {
         Some(c) => (c, false),
-        None => (ctx.default_currency, true),
+        None => (default_currency, true),
     };
-    let mut incomplete = acc.incomplete;
-    let mut lines = Vec::with_capacity(acc.lines.len());
+    let mut incomplete = head.incomplete;
+    let mut lines = Vec::with_capacity(pending.len());
     let mut kept_lines: Vec<u64> = Vec::new();
-    for (line, p) in acc.lines {
+    for (line, p) in pending {
         match price_line(p, line, file, cols, currency, report) {
             Some(l) => {
                 kept_lines.push(line);
@@ -393,23 +556,23 @@ fn finish_order(
         }
     }
     if lines.is_empty() {
-        return;
+        return None;
     }
     if incomplete {
-        batch.incomplete_orders.insert(acc.order_id.clone());
         for &line in &kept_lines {
             report.send_along(file, line);
         }
     }
-    batch.orders.push(Order {
-        order_id: acc.order_id,
-        name: acc.name,
+    let order = Order {
+        order_id: std::mem::take(&mut head.order_id),
+        name: head.name.take(),
         created_at,
-        customer_key: acc.customer,
+        customer_key: head.customer.take(),
         currency,
         currency_assumed,
         lines,
-    });
+    };
+    Some((order, incomplete))
 }
 
 /// A pending line priced in its order's currency; `None` when its price does not
@@ -418,7 +581,7 @@ fn price_line(
     p: PendingLine,
     line: u64,
     file: &str,
-    cols: &OrderColumns<'_>,
+    cols: &OrderColumns,
     currency: Currency,
     report: &mut IngestReport,
 ) -> Option<OrderLine> {
@@ -480,14 +643,14 @@ fn price_line(
     })
 }
 
-fn new_order(id: &str) -> OrderAcc {
-    OrderAcc {
+fn new_order(id: &str) -> OrderHead {
+    OrderHead {
         order_id: id.to_owned(),
         name: None,
         created_at: None,
         currency: None,
         customer: None,
-        lines: Vec::new(),
+        lines: 0,
         incomplete: false,
     }
 }

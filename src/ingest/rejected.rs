@@ -153,9 +153,9 @@ impl RejectedRows {
             *flag = true;
         }
         let entry = Entry {
-            file: u32::try_from(idx).unwrap_or(u32::MAX),
+            group: u32::try_from(idx).unwrap_or(u32::MAX),
             line,
-            reason,
+            text: reason,
         };
         match &self.spill {
             Some(state) => state
@@ -182,9 +182,13 @@ impl RejectedRows {
         self.listed
             .iter()
             .map(|e| RejectedRow {
-                file: self.files.get(e.file as usize).cloned().unwrap_or_default(),
+                file: self
+                    .files
+                    .get(e.group as usize)
+                    .cloned()
+                    .unwrap_or_default(),
                 line: e.line,
-                reason: e.reason.clone(),
+                reason: e.text.clone(),
             })
             .collect()
     }
@@ -239,27 +243,27 @@ impl Lines {
     /// The next line of input `input` with its reasons (empty ones left out); rows of
     /// earlier inputs are passed over.
     fn next_of(&mut self, input: u32) -> Result<Option<(u64, Vec<String>)>, RejectedError> {
-        while self.ahead.as_ref().is_some_and(|e| e.file < input) {
+        while self.ahead.as_ref().is_some_and(|e| e.group < input) {
             self.advance()?;
         }
         let Some(first) = self.ahead.take() else {
             return Ok(None);
         };
-        if first.file != input {
+        if first.group != input {
             self.ahead = Some(first);
             return Ok(None);
         }
         let line = first.line;
         let mut reasons = Vec::new();
-        if !first.reason.is_empty() {
-            reasons.push(first.reason);
+        if !first.text.is_empty() {
+            reasons.push(first.text);
         }
         loop {
             self.advance()?;
             match &mut self.ahead {
-                Some(e) if e.file == input && e.line == line => {
-                    if !e.reason.is_empty() {
-                        reasons.push(std::mem::take(&mut e.reason));
+                Some(e) if e.group == input && e.line == line => {
+                    if !e.text.is_empty() {
+                        reasons.push(std::mem::take(&mut e.text));
                     }
                 }
                 _ => return Ok(Some((line, reasons))),

@@ -1,43 +1,46 @@
-//! Rows for the rejected-rows file kept on disk as an ingest finds them, and read back
-//! sorted by input and line with bounded memory (sorted runs, then a merge). An ingest
-//! may reject millions of rows, and the rows judged after the read (an order without a
-//! date, a price read in its order's currency, the valid rows sent along with their
-//! order) arrive out of line order, while the file lists rows as the input has them.
+//! Rows kept on disk as an ingest finds them, and read back sorted by group and line
+//! with bounded memory (sorted runs, then a merge). Two readers use it: the
+//! rejected-rows file (group: the input), whose rows judged after the read (an order
+//! without a date, a price read in its order's currency, the valid rows sent along
+//! with their order) arrive out of line order; and the lines of an order file (group:
+//! the order), whose orders are finished one at a time once every row is read, so an
+//! ingest's memory does not grow with its rows.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 
-/// One row for the rejected-rows file: its input (an index into the ingest's list of
-/// inputs), its line, and its reasons (empty: a valid row sent along with its order).
+/// One row: its group (for the rejected-rows file an index into the ingest's inputs,
+/// for order lines the order's), its line, and its text (the rejected row's reasons,
+/// empty for a valid row sent along with its order; or an order line, encoded).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Entry {
-    pub file: u32,
+    pub group: u32,
     pub line: u64,
-    pub reason: String,
+    pub text: String,
 }
 
-/// Memory a sorted run may take while a spill is sorted (entries and their reasons).
+/// Memory a sorted run may take while a spill is sorted (entries and their texts).
 const RUN_BYTES: usize = 32 << 20;
 
 /// Sorted runs on disk at once (an open file each); past it they are merged into one.
 const MAX_RUNS: usize = 128;
 
-/// Bytes of an entry besides its reason's text, counted against [`RUN_BYTES`].
+/// Bytes of an entry besides its text, counted against [`RUN_BYTES`].
 const ENTRY_BYTES: usize = std::mem::size_of::<Entry>();
 
-/// An entry's encoding: input (u32), line (u64) and the reason's length (u32), little
-/// endian, then the reason's bytes.
+/// An entry's encoding: group (u32), line (u64) and the text's length (u32), little
+/// endian, then the text's bytes.
 const HEAD_BYTES: usize = 16;
 
 fn encode(w: &mut impl Write, e: &Entry) -> io::Result<()> {
-    let len = u32::try_from(e.reason.len())
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a reason over 4 GiB"))?;
-    w.write_all(&e.file.to_le_bytes())?;
+    let len = u32::try_from(e.text.len())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a text over 4 GiB"))?;
+    w.write_all(&e.group.to_le_bytes())?;
     w.write_all(&e.line.to_le_bytes())?;
     w.write_all(&len.to_le_bytes())?;
-    w.write_all(e.reason.as_bytes())
+    w.write_all(e.text.as_bytes())
 }
 
 /// The next entry, `None` at the end; an entry cut short is an error.
@@ -53,20 +56,20 @@ fn decode(r: &mut impl Read) -> io::Result<Option<Entry>> {
             Err(e) => return Err(e),
         }
     }
-    let mut file = [0u8; 4];
+    let mut group = [0u8; 4];
     let mut line = [0u8; 8];
     let mut len = [0u8; 4];
-    file.copy_from_slice(&head[0..4]);
+    group.copy_from_slice(&head[0..4]);
     line.copy_from_slice(&head[4..12]);
     len.copy_from_slice(&head[12..16]);
-    let mut reason = vec![0u8; u32::from_le_bytes(len) as usize];
-    r.read_exact(&mut reason)?;
-    let reason =
-        String::from_utf8(reason).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+    let mut text = vec![0u8; u32::from_le_bytes(len) as usize];
+    r.read_exact(&mut text)?;
+    let text =
+        String::from_utf8(text).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
     Ok(Some(Entry {
-        file: u32::from_le_bytes(file),
+        group: u32::from_le_bytes(group),
         line: u64::from_le_bytes(line),
-        reason,
+        text,
     }))
 }
 
@@ -87,7 +90,7 @@ impl Spill {
         encode(&mut self.out, e)
     }
 
-    /// Every entry so far, sorted by input then line; a line's entries stay in the
+    /// Every entry so far, sorted by group then line; a line's entries stay in the
     /// order they were pushed.
     pub fn sorted(&mut self) -> io::Result<Sorted> {
         self.sorted_in_runs_of(RUN_BYTES, MAX_RUNS)
@@ -112,7 +115,7 @@ fn sort(mut input: impl Read, run_bytes: usize, max_runs: usize) -> io::Result<S
     loop {
         let (mut run, end) = read_run(&mut input, run_bytes)?;
         // Stable: a line's entries keep the order they were found in.
-        run.sort_by_key(|e| (e.file, e.line));
+        run.sort_by_key(|e| (e.group, e.line));
         if end && runs.is_empty() {
             return Ok(Sorted::Memory(run.into_iter()));
         }
@@ -138,7 +141,7 @@ fn read_run(input: &mut impl Read, run_bytes: usize) -> io::Result<(Vec<Entry>, 
     while bytes < run_bytes {
         match decode(input)? {
             Some(e) => {
-                bytes += ENTRY_BYTES + e.reason.len();
+                bytes += ENTRY_BYTES + e.text.len();
                 run.push(e);
             }
             None => return Ok((run, true)),
@@ -158,7 +161,7 @@ fn write_run(mut next: impl FnMut() -> io::Result<Option<Entry>>) -> io::Result<
     Ok(BufReader::new(file))
 }
 
-/// Entries in order of input, then line.
+/// Entries in order of group, then line.
 pub(crate) enum Sorted {
     Memory(std::vec::IntoIter<Entry>),
     Merge(Merge),
@@ -168,7 +171,7 @@ pub(crate) enum Sorted {
 pub(crate) struct Merge {
     runs: Vec<BufReader<File>>,
     heads: Vec<Option<Entry>>,
-    /// (input, line, run): on equal lines the earlier run, whose entries were found
+    /// (group, line, run): on equal lines the earlier run, whose entries were found
     /// first, comes first.
     order: BinaryHeap<Reverse<(u32, u64, usize)>>,
 }
@@ -176,7 +179,7 @@ pub(crate) struct Merge {
 impl Sorted {
     /// Entries held in memory, sorted.
     pub fn from_entries(mut entries: Vec<Entry>) -> Sorted {
-        entries.sort_by_key(|e| (e.file, e.line));
+        entries.sort_by_key(|e| (e.group, e.line));
         Sorted::Memory(entries.into_iter())
     }
 
@@ -186,7 +189,7 @@ impl Sorted {
         for (i, run) in runs.iter_mut().enumerate() {
             let head = decode(run)?;
             if let Some(e) = &head {
-                order.push(Reverse((e.file, e.line, i)));
+                order.push(Reverse((e.group, e.line, i)));
             }
             heads.push(head);
         }
@@ -211,7 +214,7 @@ impl Merge {
         };
         let next = decode(run)?;
         if let Some(e) = &next {
-            self.order.push(Reverse((e.file, e.line, i)));
+            self.order.push(Reverse((e.group, e.line, i)));
         }
         Ok(std::mem::replace(head, next))
     }
@@ -223,9 +226,9 @@ mod tests {
 
     fn entry(file: u32, line: u64, reason: &str) -> Entry {
         Entry {
-            file,
+            group: file,
             line,
-            reason: reason.to_owned(),
+            text: reason.to_owned(),
         }
     }
 
@@ -269,7 +272,7 @@ mod tests {
         spill.push(&entry(0, 0, "late")).unwrap();
         let first_line: Vec<Entry> = drain(spill.sorted().unwrap())
             .into_iter()
-            .filter(|e| e.file == 0 && e.line == 0)
+            .filter(|e| e.group == 0 && e.line == 0)
             .collect();
         assert_eq!(
             first_line,

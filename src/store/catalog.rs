@@ -1,12 +1,41 @@
-//! The catalog: an ingest's products and orders written in one transaction, a store's
+//! The catalog: an ingest's products and orders written in one transaction (handed
+//! over in chunks as the ingest reads them, so its memory does not grow with its
+//! rows), a store's
 //! data read back whole for statistics and runs, its products by page or by key, and
 //! the catalog files it uploaded.
+
+use std::collections::BTreeSet;
 
 use async_trait::async_trait;
 
 use super::{Page, StoreError};
 use crate::domain::{self, StoreData, StoreId};
 use crate::ingest::{CatalogKeys, IngestBatch};
+
+/// One ingest being written, in one transaction: products first, then orders in
+/// chunks, then [`IngestWriter::commit`]. Dropped without a commit, nothing of it is
+/// stored.
+#[async_trait]
+pub trait IngestWriter: Send {
+    /// Upserts products by variant id, with the observations derived ones come from.
+    async fn products(
+        &mut self,
+        products: &[domain::Product],
+        observations: &[domain::ProductObservations],
+    ) -> Result<(), StoreError>;
+
+    /// Upserts a chunk of orders, replacing each one's lines whole, except that an
+    /// order of `incomplete` (one with a rejected line) never replaces a stored one.
+    async fn orders(
+        &mut self,
+        orders: &[domain::Order],
+        incomplete: &BTreeSet<String>,
+    ) -> Result<(), StoreError>;
+
+    /// Joins lines stored without a catalog product to the catalog as it is now, and
+    /// commits.
+    async fn commit(self: Box<Self>) -> Result<WriteSummary, StoreError>;
+}
 
 /// What an ingest wrote.
 #[derive(Debug, Clone, Default)]
@@ -27,15 +56,33 @@ pub trait CatalogStore: Send + Sync {
     /// The store's catalog keys, for joining order lines of a new ingest.
     async fn catalog_keys(&self, id: &StoreId) -> Result<CatalogKeys, StoreError>;
 
-    /// Writes an ingest in one transaction: upserts by id, so re-ingesting the same
-    /// data changes nothing; an order's lines are replaced whole, except that an order
-    /// with a rejected line ([`IngestBatch::incomplete_orders`]) never replaces a
-    /// stored one.
+    /// Opens an ingest's transaction: the store's row written (its currency and
+    /// locale updated). `expected_lines` lets a large load build its indexes once.
+    async fn begin_ingest(
+        &self,
+        store: &domain::Store,
+        expected_lines: u64,
+    ) -> Result<Box<dyn IngestWriter>, StoreError>;
+
+    /// Writes an ingest held in memory in one transaction: upserts by id, so
+    /// re-ingesting the same data changes nothing; an order's lines are replaced
+    /// whole, except that an order with a rejected line
+    /// ([`IngestBatch::incomplete_orders`]) never replaces a stored one.
     async fn write_ingest(
         &self,
         store: &domain::Store,
         batch: &IngestBatch,
-    ) -> Result<WriteSummary, StoreError>;
+    ) -> Result<WriteSummary, StoreError> {
+        let lines = batch.orders.iter().map(|o| o.lines.len() as u64).sum();
+        let mut writer = self.begin_ingest(store, lines).await?;
+        writer
+            .products(&batch.products, &batch.observations)
+            .await?;
+        writer
+            .orders(&batch.orders, &batch.incomplete_orders)
+            .await?;
+        writer.commit().await
+    }
 
     async fn load(&self, id: &StoreId) -> Result<StoreData, StoreError>;
 

@@ -20,7 +20,7 @@ use crate::error::ErrorKind;
 pub use app_uploads::{AppUpload, AppUploadStore};
 pub use approvals::{Approval, ApprovalStore, Decision};
 pub use caches::CacheStore;
-pub use catalog::{CatalogStore, WriteSummary};
+pub use catalog::{CatalogStore, IngestWriter, WriteSummary};
 pub use jobs::{JobEnd, JobQueue, JobRecord, JobState, Lease, NewJob, StoreJobsStopped};
 pub use runs::{RunListing, RunRecord, RunStore, StoredRun};
 pub use sqlite::SqliteStore;

@@ -3,7 +3,7 @@
 //! joined to the new catalog), a store read back from one snapshot, pages of products,
 //! and the catalog files a store uploaded.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -15,8 +15,8 @@ use crate::domain::{
     self, Currency, HistoryLine, HistoryOrder, Money, ObservedRow, Product, ProductObservations,
     ProductStatus, StoreData, StoreId,
 };
-use crate::ingest::{CatalogKeys, IngestBatch};
-use crate::store::catalog::{CatalogStore, WriteSummary};
+use crate::ingest::CatalogKeys;
+use crate::store::catalog::{CatalogStore, IngestWriter, WriteSummary};
 use crate::store::stores::StoreRegistry;
 use crate::store::{Page, StoreError};
 
@@ -53,27 +53,23 @@ fn unpack_rows(bytes: &[u8]) -> Option<Vec<ObservedRow>> {
         .collect()
 }
 
-/// Stores the batch's observations, and forgets those of products this batch brings
-/// without them: a real catalog entry replaces a derived one.
+/// Stores an ingest's observations, and forgets those of products it brings without
+/// them: a real catalog entry replaces a derived one.
 async fn write_observations(
     tx: &mut SqliteConnection,
     sid: &str,
-    batch: &IngestBatch,
+    products: &[Product],
+    observations: &[ProductObservations],
     ts: i64,
 ) -> Result<(), sqlx::Error> {
-    let observed: HashSet<&str> = batch
-        .observations
-        .iter()
-        .map(|o| o.variant_id.as_str())
-        .collect();
+    let observed: HashSet<&str> = observations.iter().map(|o| o.variant_id.as_str()).collect();
     let any_stored: bool =
         sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM product_observations WHERE store_id = ?)")
             .bind(sid)
             .fetch_one(&mut *tx)
             .await?;
     if any_stored {
-        for p in batch
-            .products
+        for p in products
             .iter()
             .filter(|p| !observed.contains(p.variant_id.as_str()))
         {
@@ -84,8 +80,7 @@ async fn write_observations(
                 .await?;
         }
     }
-    let rows: Vec<(&str, String, Vec<u8>)> = batch
-        .observations
+    let rows: Vec<(&str, String, Vec<u8>)> = observations
         .iter()
         .map(|o| {
             let descriptions =
@@ -135,15 +130,15 @@ async fn upsert_store(
     Ok(())
 }
 
-/// The orders of the batch with a rejected line that the store has already: those are
+/// The orders of a chunk with a rejected line that the store has already: those are
 /// kept as stored, not replaced.
 async fn stored_incomplete_orders<'b>(
     conn: &mut SqliteConnection,
     sid: &str,
-    batch: &'b IngestBatch,
+    incomplete: &'b BTreeSet<String>,
 ) -> Result<HashSet<&'b str>, sqlx::Error> {
     let mut kept_stored: HashSet<&str> = HashSet::new();
-    for id in &batch.incomplete_orders {
+    for id in incomplete {
         let stored: bool = sqlx::query_scalar(
             "SELECT EXISTS (SELECT 1 FROM orders WHERE store_id = ? AND order_id = ?)",
         )
@@ -158,7 +153,7 @@ async fn stored_incomplete_orders<'b>(
     Ok(kept_stored)
 }
 
-/// Upserts the batch's products.
+/// Upserts an ingest's products.
 async fn write_products(
     conn: &mut SqliteConnection,
     sid: &str,
@@ -228,45 +223,42 @@ async fn write_products(
     .await
 }
 
-/// Re-ingested orders replace their lines whole; a fresh store has none to replace.
+/// Re-ingested orders replace their lines whole (a store without orders before the
+/// ingest has none to replace: within one ingest an order comes once).
 async fn drop_replaced_lines(
     conn: &mut SqliteConnection,
     sid: &str,
     orders: &[&domain::Order],
 ) -> Result<(), sqlx::Error> {
-    let has_orders: bool =
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM orders WHERE store_id = ?)")
-            .bind(sid)
-            .fetch_one(&mut *conn)
-            .await?;
-    if has_orders && !orders.is_empty() {
-        sqlx::query("CREATE TEMP TABLE IF NOT EXISTS incoming_orders (order_id TEXT PRIMARY KEY)")
-            .execute(&mut *conn)
-            .await?;
-        sqlx::query("DELETE FROM incoming_orders")
-            .execute(&mut *conn)
-            .await?;
-        insert_chunked(
-            &mut *conn,
-            sid,
-            "INSERT INTO incoming_orders (order_id)",
-            "ON CONFLICT DO NOTHING",
-            1,
-            orders,
-            |q, _, o| q.bind(o.order_id.as_str()),
-        )
-        .await?;
-        sqlx::query(
-            "DELETE FROM order_lines WHERE store_id = ? \
-             AND order_id IN (SELECT order_id FROM incoming_orders)",
-        )
-        .bind(sid)
+    if orders.is_empty() {
+        return Ok(());
+    }
+    sqlx::query("CREATE TEMP TABLE IF NOT EXISTS incoming_orders (order_id TEXT PRIMARY KEY)")
         .execute(&mut *conn)
         .await?;
-        sqlx::query("DROP TABLE incoming_orders")
-            .execute(&mut *conn)
-            .await?;
-    }
+    sqlx::query("DELETE FROM incoming_orders")
+        .execute(&mut *conn)
+        .await?;
+    insert_chunked(
+        &mut *conn,
+        sid,
+        "INSERT INTO incoming_orders (order_id)",
+        "ON CONFLICT DO NOTHING",
+        1,
+        orders,
+        |q, _, o| q.bind(o.order_id.as_str()),
+    )
+    .await?;
+    sqlx::query(
+        "DELETE FROM order_lines WHERE store_id = ? \
+         AND order_id IN (SELECT order_id FROM incoming_orders)",
+    )
+    .bind(sid)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("DROP TABLE incoming_orders")
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }
 
@@ -340,12 +332,12 @@ async fn write_order_lines(
     .await
 }
 
-/// Joins lines stored without a catalog product when the batch brings products and
+/// Joins lines stored without a catalog product when the ingest brought products and
 /// there are such lines (see [`join_stored_lines`]): how many it joined.
 async fn join_lines_later(
     conn: &mut SqliteConnection,
     sid: &str,
-    batch: &IngestBatch,
+    brought_products: bool,
 ) -> Result<u64, sqlx::Error> {
     let unjoined: bool = sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM order_lines WHERE store_id = ? AND item_id IS NULL)",
@@ -353,10 +345,90 @@ async fn join_lines_later(
     .bind(sid)
     .fetch_one(&mut *conn)
     .await?;
-    if batch.products.is_empty() || !unjoined {
+    if !brought_products || !unjoined {
         return Ok(0);
     }
     join_stored_lines(conn, sid).await
+}
+
+/// One ingest being written: a transaction open from [`CatalogStore::begin_ingest`]
+/// to [`IngestWriter::commit`] (dropped before it, it rolls back).
+struct SqliteIngest {
+    tx: sqlx::Transaction<'static, sqlx::Sqlite>,
+    sid: String,
+    ts: i64,
+    /// Whether the store had orders before: only then can an order replace lines.
+    had_orders: bool,
+    /// Whether the time index was dropped for a bulk load, to build once at the end.
+    bulk: bool,
+    summary: WriteSummary,
+    clock: std::time::Instant,
+}
+
+#[async_trait]
+impl IngestWriter for SqliteIngest {
+    async fn products(
+        &mut self,
+        products: &[Product],
+        observations: &[ProductObservations],
+    ) -> Result<(), StoreError> {
+        write_products(&mut self.tx, &self.sid, products, self.ts).await?;
+        write_observations(&mut self.tx, &self.sid, products, observations, self.ts).await?;
+        self.summary.products += products.len() as u64;
+        tracing::debug!(
+            elapsed = self.clock.elapsed().as_secs_f64(),
+            "Products written"
+        );
+        Ok(())
+    }
+
+    async fn orders(
+        &mut self,
+        orders: &[domain::Order],
+        incomplete: &BTreeSet<String>,
+    ) -> Result<(), StoreError> {
+        let sid = self.sid.as_str();
+        // An order with a rejected line never replaces the stored one.
+        let kept_stored = if self.had_orders {
+            stored_incomplete_orders(&mut self.tx, sid, incomplete).await?
+        } else {
+            HashSet::new()
+        };
+        let orders: Vec<&domain::Order> = orders
+            .iter()
+            .filter(|o| !kept_stored.contains(o.order_id.as_str()))
+            .collect();
+        if self.had_orders {
+            drop_replaced_lines(&mut self.tx, sid, &orders).await?;
+        }
+        write_orders(&mut self.tx, sid, &orders).await?;
+        write_order_lines(&mut self.tx, sid, &orders).await?;
+        self.summary.orders += orders.len() as u64;
+        self.summary.order_lines += orders.iter().map(|o| o.lines.len() as u64).sum::<u64>();
+        self.summary.stored_orders_kept += kept_stored.len() as u64;
+        Ok(())
+    }
+
+    async fn commit(mut self: Box<Self>) -> Result<WriteSummary, StoreError> {
+        let step =
+            |what: &str| tracing::debug!(elapsed = self.clock.elapsed().as_secs_f64(), "{what}");
+        step("Orders written");
+        if self.bulk {
+            sqlx::query(
+                "CREATE INDEX IF NOT EXISTS orders_by_time ON orders (store_id, created_at)",
+            )
+            .execute(&mut *self.tx)
+            .await?;
+            step("Indexes built");
+        }
+        let brought_products = self.summary.products > 0;
+        self.summary.lines_joined_later =
+            join_lines_later(&mut self.tx, &self.sid, brought_products).await?;
+        step("Stored lines joined");
+        let SqliteIngest { tx, summary, .. } = *self;
+        tx.commit().await?;
+        Ok(summary)
+    }
 }
 
 fn product_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Product, StoreError> {
@@ -464,63 +536,36 @@ impl CatalogStore for SqliteStore {
         Ok(keys)
     }
 
-    #[tracing::instrument(skip_all, fields(store = %store.id, products = batch.products.len(), orders = batch.orders.len()))]
-    async fn write_ingest(
+    #[tracing::instrument(skip_all, fields(store = %store.id, expected_lines))]
+    async fn begin_ingest(
         &self,
         store: &domain::Store,
-        batch: &IngestBatch,
-    ) -> Result<WriteSummary, StoreError> {
+        expected_lines: u64,
+    ) -> Result<Box<dyn IngestWriter>, StoreError> {
         let sid = store.id.as_str();
         let ts = now();
-        let clock = std::time::Instant::now();
-        let step = |what: &str| tracing::debug!(elapsed = clock.elapsed().as_secs_f64(), "{what}");
         let mut tx = self.pool.begin().await?;
         upsert_store(&mut tx, sid, store, ts).await?;
-
-        // An order with a rejected line never replaces the stored one.
-        let kept_stored = stored_incomplete_orders(&mut tx, sid, batch).await?;
-        let orders: Vec<&domain::Order> = batch
-            .orders
-            .iter()
-            .filter(|o| !kept_stored.contains(o.order_id.as_str()))
-            .collect();
-        let line_count: u64 = orders.iter().map(|o| o.lines.len() as u64).sum();
-        let bulk = line_count >= BULK_LINES;
+        let had_orders: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM orders WHERE store_id = ?)")
+                .bind(sid)
+                .fetch_one(&mut *tx)
+                .await?;
+        let bulk = expected_lines >= BULK_LINES;
         if bulk {
             sqlx::query("DROP INDEX IF EXISTS orders_by_time")
                 .execute(&mut *tx)
                 .await?;
         }
-
-        write_products(&mut tx, sid, &batch.products, ts).await?;
-        step("Products written");
-        write_observations(&mut tx, sid, batch, ts).await?;
-
-        drop_replaced_lines(&mut tx, sid, &orders).await?;
-        write_orders(&mut tx, sid, &orders).await?;
-        step("Orders written");
-        write_order_lines(&mut tx, sid, &orders).await?;
-        step("Order lines written");
-
-        if bulk {
-            sqlx::query(
-                "CREATE INDEX IF NOT EXISTS orders_by_time ON orders (store_id, created_at)",
-            )
-            .execute(&mut *tx)
-            .await?;
-        }
-        step("Indexes built");
-        let lines_joined_later = join_lines_later(&mut tx, sid, batch).await?;
-        step("Stored lines joined");
-        tx.commit().await?;
-        step("Committed");
-        Ok(WriteSummary {
-            products: batch.products.len() as u64,
-            orders: orders.len() as u64,
-            order_lines: line_count,
-            lines_joined_later,
-            stored_orders_kept: kept_stored.len() as u64,
-        })
+        Ok(Box::new(SqliteIngest {
+            tx,
+            sid: sid.to_owned(),
+            ts,
+            had_orders,
+            bulk,
+            summary: WriteSummary::default(),
+            clock: std::time::Instant::now(),
+        }))
     }
 
     #[tracing::instrument(skip_all, fields(store = %id))]
