@@ -172,7 +172,7 @@ pub(super) async fn uninstalled(
     // Its Shopify access token, once one is stored, is to be dropped here too.
     let tokens = store.revoke_store_tokens(store_id, now).await?;
     let jobs = store
-        .cancel_store_jobs(store_id, now, "cancelled: the store's app was uninstalled")
+        .cancel_store_jobs(store_id, now, crate::store::jobs::UNINSTALLED_MESSAGE)
         .await?;
     Ok(Applied::new(
         WebhookOutcome::Applied,
