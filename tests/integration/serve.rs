@@ -992,6 +992,57 @@ async fn job_events_stream_the_job_in_order_until_it_ends() {
     s.stop().await;
 }
 
+/// Issue: a job's event stream ends only with its job, and a graceful shutdown waits
+/// for every answer under way, so a dashboard left open held the shutdown for as long
+/// as the job lasted (here: an hour). The stream now ends on shutdown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_job_event_stream_ends_on_shutdown_and_does_not_hold_it() {
+    let db = TestDb::new().await;
+    ingest_dir(&db, "small", &repo_root().join("fixtures/stores/small")).await;
+    // Due in an hour: no worker claims it, and its stream stays open meanwhile.
+    let later = NewJob {
+        created_at: chrono::Utc::now().timestamp_millis() + 3_600_000,
+        ..new_job("later", false)
+    };
+    db.store.enqueue_job(&later).await.unwrap();
+    let s = spawn_app(AppOptions::default().db(db)).await;
+    let mut events = s
+        .client
+        .get(format!("{}/v1/jobs/later/events", s.url))
+        .header("Authorization", format!("Bearer {TOKEN}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(events.status().as_u16(), 200);
+    let mut seen = String::new();
+    while !seen.contains("event: job") {
+        let chunk = tokio::time::timeout(Duration::from_secs(10), events.chunk())
+            .await
+            .expect("the first event")
+            .unwrap()
+            .expect("the stream is open");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+
+    let asked = Instant::now();
+    let db = tokio::time::timeout(Duration::from_secs(10), s.stop())
+        .await
+        .expect("the shutdown waited on the open event stream");
+    assert!(
+        asked.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        asked.elapsed()
+    );
+    // The stream itself has ended.
+    let ended = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Ok(Some(_)) = events.chunk().await {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the event stream is still open");
+    let job = db.store.get_job("later").await.unwrap().unwrap();
+    assert_eq!(job.state, JobState::Queued, "{job:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_openapi_document_is_valid_and_names_every_route_the_server_answers() {
     let s = start(&[]).await;
