@@ -436,13 +436,18 @@ pub fn router(state: Arc<AppState>) -> Router {
     let mut router = Router::new();
     for (doc, handler) in routes::table() {
         let limit = guard::BodyLimit::of(&doc, &server);
-        // The last layer runs first: the guard, before the limit is set for the
-        // extractors.
+        // The last layer runs first: the body's deadline, then the guard, before the
+        // limit is set for the extractors.
         let handler = handler
             .route_layer(DefaultBodyLimit::max(limit.as_usize()))
             .route_layer(axum::middleware::from_fn_with_state(
                 guard::RouteGuard::new(state.clone(), &doc, limit),
                 guard::check_before_body,
+            ))
+            // Per route: an upload's body must keep coming, any other arrive whole.
+            .route_layer(axum::middleware::from_fn_with_state(
+                guard::BodyWait::of(state.clone(), &doc),
+                guard::limit_body_wait,
             ));
         router = router.route(doc.path, handler);
     }
@@ -452,10 +457,6 @@ pub fn router(state: Arc<AppState>) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(
             guard::BodyLimit::json(&server).as_usize(),
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            guard::limit_body_wait,
         ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
