@@ -60,7 +60,8 @@ pub struct ServerSettings {
     /// its previous answer went (408, and the connection closes; an idle keep-alive
     /// connection is closed without one).
     pub header_timeout_seconds: u64,
-    /// A request body that sends less than 1 KiB in this long is answered 408.
+    /// A request body is answered 408 when it does not arrive whole in this long, or,
+    /// for an upload, when it sends less than 1 KiB in this long.
     pub body_timeout_seconds: u64,
     /// Connections served at once; one more is answered 503 and closed.
     pub max_connections: u32,

@@ -144,6 +144,19 @@ impl ApiError {
         )
     }
 
+    /// A request whose body did not arrive whole within `seconds` (a small body has one
+    /// deadline, however steadily it comes).
+    pub fn body_deadline(seconds: u64) -> Self {
+        ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "timeout",
+            format!(
+                "the request body did not arrive whole within {seconds} s \
+                 (server.body_timeout_seconds)"
+            ),
+        )
+    }
+
     pub fn bad_request(message: impl Into<String>) -> Self {
         ApiError::new(StatusCode::BAD_REQUEST, "bad_input", message)
     }

@@ -9,10 +9,13 @@
 //! (`server.max_json_body_kb`). The route's own handler still decides which stores
 //! the token may act for (403) and spends its rate.
 //!
-//! While a handler reads a body, it must keep coming: a body that sends nothing, or
-//! less than [`MIN_PROGRESS_BYTES`], for `server.body_timeout_seconds` ends the request
-//! with 408 and the connection closes (a byte every few seconds would otherwise hold
-//! a handler and a connection for ever).
+//! While a handler reads a body, it must keep coming. An upload (a file, or the
+//! predecessor's CSVs in JSON) may be large and its link slow: it must send at least
+//! [`MIN_PROGRESS_BYTES`] in every `server.body_timeout_seconds`. Every other body is
+//! small: it must arrive whole within `server.body_timeout_seconds` of the handler
+//! first waiting for it (1 KiB per period would otherwise hold a handler for as many
+//! periods as the body has KiB). Past either, the request ends with 408 and the
+//! connection closes. A webhook's handler holds its body to one deadline of its own.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -160,24 +163,44 @@ pub async fn check_before_body(
     }
 }
 
+/// How long one route's body may keep its handler waiting: the state of
+/// [`limit_body_wait`].
+#[derive(Clone)]
+pub struct BodyWait {
+    state: Arc<AppState>,
+    /// One deadline for the whole body, rather than one per [`MIN_PROGRESS_BYTES`].
+    whole: bool,
+}
+
+impl BodyWait {
+    /// The wait of `route`: uploads keep coming, every other body arrives whole (a
+    /// webhook's handler sets its own deadline, and answers it in its own words).
+    pub fn of(state: Arc<AppState>, route: &RouteDoc) -> BodyWait {
+        let whole = matches!(route.body, Body::Json(_) | Body::None)
+            && !matches!(route.auth, Auth::ShopifySignature);
+        BodyWait { state, whole }
+    }
+}
+
 /// Bounds how long a request body may keep its handler waiting (see the module's
 /// comment): a handler reading a stalled body gets an error (whatever it makes of it),
 /// and the caller a 408 in its API's error shape, after which the connection closes.
 pub async fn limit_body_wait(
-    State(state): State<Arc<AppState>>,
+    State(wait): State<BodyWait>,
     request: Request,
     next: Next,
 ) -> Response {
     if request.body().is_end_stream() {
         return next.run(request).await;
     }
-    let seconds = state.services.settings.server.body_timeout_seconds;
+    let seconds = wait.state.services.settings.server.body_timeout_seconds;
     let predecessor = request.uri().path().starts_with(PATH_PREFIX);
     let stalled = Arc::new(AtomicBool::new(false));
     let request = request.map(|body| {
         AxumBody::new(TimedBody {
             inner: body,
             limit: Duration::from_secs(seconds),
+            whole: wait.whole,
             wait: None,
             waiting: false,
             progress: 0,
@@ -188,8 +211,17 @@ pub async fn limit_body_wait(
     if !stalled.load(Ordering::Acquire) {
         return response;
     }
-    tracing::info!(seconds, "the request body stalled: answered 408");
-    let mut answer = in_shape(ApiError::body_timeout(seconds), predecessor);
+    let refusal = if wait.whole {
+        tracing::info!(
+            seconds,
+            "the request body did not arrive whole in time: answered 408"
+        );
+        ApiError::body_deadline(seconds)
+    } else {
+        tracing::info!(seconds, "the request body stalled: answered 408");
+        ApiError::body_timeout(seconds)
+    };
+    let mut answer = in_shape(refusal, predecessor);
     // Part of the body may still be on its way: the connection cannot take another
     // request.
     answer
@@ -204,11 +236,14 @@ pub async fn limit_body_wait(
 pub struct BodyStalled(Duration);
 
 /// A request body that must send [`MIN_PROGRESS_BYTES`] within `limit` of the reader
-/// starting to wait for it, again and again: past `limit`, it ends in [`BodyStalled`]
-/// and marks `stalled`.
+/// starting to wait for it, again and again (or, `whole`, all of it within `limit` of
+/// the reader first waiting): past `limit`, it ends in [`BodyStalled`] and marks
+/// `stalled`.
 struct TimedBody {
     inner: AxumBody,
     limit: Duration,
+    /// One deadline for the whole body: bytes never earn a new period.
+    whole: bool,
     /// The deadline of the period under way, kept between periods so that a body of
     /// many chunks resets one timer rather than making one per chunk.
     wait: Option<Pin<Box<tokio::time::Sleep>>>,
@@ -235,8 +270,9 @@ impl HttpBody for TimedBody {
             match &frame {
                 Some(Ok(f)) => {
                     this.progress += f.data_ref().map_or(0, Bytes::len);
-                    // A trickle does not earn a new period; enough bytes do.
-                    if this.progress >= MIN_PROGRESS_BYTES {
+                    // A trickle does not earn a new period; enough bytes do, unless
+                    // the whole body has one.
+                    if this.progress >= MIN_PROGRESS_BYTES && !this.whole {
                         this.progress = 0;
                         this.waiting = false;
                     }
@@ -298,6 +334,7 @@ mod tests {
         let body = AxumBody::new(TimedBody {
             inner: AxumBody::new(Silent),
             limit: Duration::from_millis(50),
+            whole: false,
             wait: None,
             waiting: false,
             progress: 0,
@@ -319,6 +356,7 @@ mod tests {
         let body = AxumBody::new(TimedBody {
             inner: AxumBody::from_stream(trickle),
             limit: Duration::from_millis(200),
+            whole: false,
             wait: None,
             waiting: false,
             progress: 0,
@@ -334,12 +372,51 @@ mod tests {
         assert!(stalled.load(Ordering::Acquire));
     }
 
+    /// Issue: a JSON body sending 1 KiB per period was never cut off. With one
+    /// deadline for the whole body, it is; without, the same body keeps going.
+    #[tokio::test]
+    async fn a_body_with_one_deadline_is_cut_off_however_much_each_period_brings() {
+        // 1100 bytes every 50 ms, for ever: enough for every 200 ms period.
+        let steady = || {
+            futures_util::stream::unfold((), |()| async {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                Some((Ok::<_, std::io::Error>(Bytes::from(vec![b' '; 1100])), ()))
+            })
+        };
+        for whole in [true, false] {
+            let stalled = Arc::new(AtomicBool::new(false));
+            let body = AxumBody::new(TimedBody {
+                inner: AxumBody::from_stream(steady()),
+                limit: Duration::from_millis(200),
+                whole,
+                wait: None,
+                waiting: false,
+                progress: 0,
+                stalled: stalled.clone(),
+            });
+            let read = tokio::time::timeout(
+                Duration::from_secs(2),
+                axum::body::to_bytes(body, usize::MAX),
+            )
+            .await;
+            if whole {
+                let read = read.expect("the body was cut off");
+                assert!(read.is_err());
+                assert!(stalled.load(Ordering::Acquire));
+            } else {
+                assert!(read.is_err(), "a body that keeps coming is read on");
+                assert!(!stalled.load(Ordering::Acquire));
+            }
+        }
+    }
+
     #[tokio::test]
     async fn a_body_that_comes_in_time_is_read_whole() {
         let stalled = Arc::new(AtomicBool::new(false));
         let body = AxumBody::new(TimedBody {
             inner: AxumBody::from("hello"),
             limit: Duration::from_secs(3),
+            whole: false,
             wait: None,
             waiting: false,
             progress: 0,

@@ -200,7 +200,8 @@ pub async fn cancel(
 const EVENT_POLL: Duration = Duration::from_millis(200);
 
 /// `GET /v1/jobs/{id}/events`: the job document as Server-Sent Events (`event: job`,
-/// ids counting from 0), sent whenever it changes; the stream ends after the job does.
+/// ids counting from 0), sent whenever it changes; the stream ends after the job does,
+/// or when the server shuts down (a dashboard left open must not hold the shutdown).
 pub async fn events(
     State(state): State<Arc<AppState>>,
     ApiPath(id): ApiPath<String>,
@@ -214,6 +215,9 @@ pub async fn events(
                 return None;
             }
             loop {
+                if state.shutdown.is_cancelled() {
+                    return None;
+                }
                 let job = match state.services.store.get_job(&id).await {
                     Ok(Some(job)) => job,
                     Ok(None) => return None,
@@ -234,7 +238,10 @@ pub async fn events(
                         (state, id, Some(text), ended, seq + 1),
                     ));
                 }
-                tokio::time::sleep(EVENT_POLL).await;
+                tokio::select! {
+                    _ = tokio::time::sleep(EVENT_POLL) => {}
+                    _ = state.shutdown.cancelled() => return None,
+                }
             }
         },
     );

@@ -47,6 +47,10 @@ pub struct AppState {
     pub work_queued: Notify,
     /// Wakes the webhook applier when one is kept here.
     pub webhook_received: Arc<Notify>,
+    /// Cancelled when the server shuts down: workers stop claiming, connections stop
+    /// taking requests, and event streams end (they would otherwise hold their
+    /// connection, and the shutdown, open for as long as their job lasts).
+    pub shutdown: CancelToken,
     running: Mutex<HashMap<String, (CancelToken, Arc<worker::JobProgress>)>>,
     pub metrics: metrics::Metrics,
     /// Requests per token (keyed by the token's hash, or `admin`).
@@ -69,6 +73,7 @@ impl AppState {
             worker_id: format!("{}:{}:{port}", host_name(), std::process::id()),
             work_queued: Notify::new(),
             webhook_received: Arc::new(Notify::new()),
+            shutdown: CancelToken::new(),
             running: Mutex::new(HashMap::new()),
             metrics: metrics::Metrics::default(),
             limiter: governor::RateLimiter::keyed(quota),
@@ -431,13 +436,18 @@ pub fn router(state: Arc<AppState>) -> Router {
     let mut router = Router::new();
     for (doc, handler) in routes::table() {
         let limit = guard::BodyLimit::of(&doc, &server);
-        // The last layer runs first: the guard, before the limit is set for the
-        // extractors.
+        // The last layer runs first: the body's deadline, then the guard, before the
+        // limit is set for the extractors.
         let handler = handler
             .route_layer(DefaultBodyLimit::max(limit.as_usize()))
             .route_layer(axum::middleware::from_fn_with_state(
                 guard::RouteGuard::new(state.clone(), &doc, limit),
                 guard::check_before_body,
+            ))
+            // Per route: an upload's body must keep coming, any other arrive whole.
+            .route_layer(axum::middleware::from_fn_with_state(
+                guard::BodyWait::of(state.clone(), &doc),
+                guard::limit_body_wait,
             ));
         router = router.route(doc.path, handler);
     }
@@ -447,10 +457,6 @@ pub fn router(state: Arc<AppState>) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(
             guard::BodyLimit::json(&server).as_usize(),
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            guard::limit_body_wait,
         ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -750,7 +756,7 @@ impl Running {
 pub fn start(services: Arc<Services>, listener: TcpListener) -> Result<Running, ServerError> {
     let addr = listener.local_addr().map_err(ServerError::Serve)?;
     let state = Arc::new(AppState::new(services, addr.port()));
-    let shutdown = CancelToken::new();
+    let shutdown = state.shutdown.clone();
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..state.services.settings.server.workers {
         tasks.spawn(worker::work(state.clone(), shutdown.clone()));

@@ -365,9 +365,14 @@ fn error_responses(r: &RouteDoc, responses: &mut Map<String, Value>) {
         );
         responses.insert(
             "408".into(),
-            error_response(
-                "The body stalled: less than 1 KiB came in server.body_timeout_seconds.",
-            ),
+            error_response(match (r.auth, r.body) {
+                (Auth::ShopifySignature, _) | (_, Body::Json(_) | Body::None) => {
+                    "The body did not arrive whole within server.body_timeout_seconds."
+                }
+                (_, Body::File | Body::JsonFiles(..)) => {
+                    "The body stalled: less than 1 KiB came in server.body_timeout_seconds."
+                }
+            }),
         );
     }
 }

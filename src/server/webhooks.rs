@@ -163,7 +163,7 @@ async fn verified_body(
     };
     match tokio::time::timeout(Duration::from_secs(seconds), whole).await {
         Ok(read) => read?,
-        Err(_) => return Err(("timeout", ApiError::body_timeout(seconds))),
+        Err(_) => return Err(("timeout", ApiError::body_deadline(seconds))),
     }
     if !verifier.verify() {
         return Err(mismatch());

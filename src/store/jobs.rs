@@ -103,6 +103,10 @@ pub enum JobEnd {
     },
 }
 
+/// The message of a job cancelled because its store's app was uninstalled, whether
+/// the uninstall stopped it or a claim found it queued after.
+pub const UNINSTALLED_MESSAGE: &str = "cancelled: the store's app was uninstalled";
+
 /// A store's jobs stopped at once: the queued ones cancelled, the running ones
 /// marked for their workers to cancel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -132,7 +136,9 @@ pub trait JobQueue: Send + Sync {
 
     /// Claims the oldest queued job whose store has no running job, under a lease
     /// until `now + lease_ms`, and counts the attempt. One statement: two workers
-    /// never claim the same job.
+    /// never claim the same job. A store whose app was uninstalled has none claimed:
+    /// its queued jobs are cancelled ([`UNINSTALLED_MESSAGE`]) in the same
+    /// transaction, so a job queued as the uninstall was applied never runs.
     async fn claim_job(
         &self,
         worker: &str,

@@ -68,6 +68,19 @@ pub trait WebhookStore: Send + Sync {
         needles: &[String],
     ) -> Result<u64, StoreError>;
 
+    /// A store's webhooks not applied yet whose body holds any of `needles` (a
+    /// redacted customer's id, email, phone), byte for byte, oldest first.
+    async fn pending_webhooks_holding(
+        &self,
+        store: &StoreId,
+        needles: &[String],
+    ) -> Result<Vec<WebhookRecord>, StoreError>;
+
+    /// Replaces the body of a webhook not applied yet (a redaction's doing); `false`
+    /// when it was applied meanwhile.
+    async fn replace_pending_body(&self, webhook_id: &str, body: &[u8])
+    -> Result<bool, StoreError>;
+
     /// Erases the bodies of webhooks applied before `applied_before` (Unix ms): the
     /// retention. Ids, topics and outcomes stay. Returns the bodies erased.
     async fn expire_webhook_bodies(&self, applied_before: i64) -> Result<u64, StoreError>;
@@ -126,7 +139,8 @@ pub trait WebhookStore: Send + Sync {
     ) -> Result<Vec<CustomerOrder>, StoreError>;
 
     /// Erases a customer's identifiers from the store's orders (the baskets stay,
-    /// anonymous). Returns the orders changed.
+    /// anonymous), and the answers of the store's data requests that list any of their
+    /// orders or of `order_ids`. Returns the orders changed.
     async fn redact_customer(
         &self,
         store: &StoreId,

@@ -8,6 +8,8 @@
 
 use serde_json::{Map, Value};
 
+use super::payload::text_of;
+
 /// An order's fields the orders reader and a cancellation read.
 const ORDER_FIELDS: &[&str] = &[
     "id",
@@ -147,6 +149,40 @@ fn customer_request(b: &Value) -> Value {
     Value::Object(kept)
 }
 
+/// A kept `body` of `topic`, not applied yet, without the customer a redaction names
+/// by `keys` (their id, email, phone): `None` when it does not name them; else what is
+/// to be kept instead: an order without its customer (its basket still applies), and
+/// nothing of anything else that names them.
+pub(super) fn without_customer(topic: &str, body: &[u8], keys: &[String]) -> Option<Vec<u8>> {
+    let Ok(v) = serde_json::from_slice::<Value>(body) else {
+        // Not JSON: applying it fails anyway, and it was found holding a key.
+        return Some(Vec::new());
+    };
+    let names = |v: &Value, field: &str| text_of(v.get(field)).is_some_and(|t| keys.contains(&t));
+    match topic {
+        "orders/create" | "orders/updated" | "orders/cancelled" => {
+            let mut kept = order(&v);
+            let customer = kept
+                .get("customer")
+                .is_some_and(|c| names(c, "id") || names(c, "email"));
+            if !customer && !names(&kept, "email") {
+                return None;
+            }
+            if let Value::Object(m) = &mut kept {
+                m.remove("customer");
+                m.remove("email");
+            }
+            // An order that cannot be written is not kept at all.
+            Some(serde_json::to_vec(&kept).unwrap_or_default())
+        }
+        "customers/data_request" | "customers/redact" => {
+            let c = v.get("customer").unwrap_or(&Value::Null);
+            (names(c, "id") || names(c, "email") || names(c, "phone")).then(Vec::new)
+        }
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -222,6 +258,42 @@ mod tests {
         assert_eq!(
             kept_body("orders/create", b"not json"),
             b"not json".to_vec()
+        );
+    }
+
+    #[test]
+    fn a_redaction_takes_its_customer_out_of_an_order_not_applied_yet_and_the_rest_stays() {
+        let keys = vec!["7".to_owned(), "a@b.c".to_owned(), "+1555".to_owned()];
+        let scrub = |topic: &str, body: &Value| {
+            without_customer(topic, &kept_body(topic, body.to_string().as_bytes()), &keys)
+        };
+        let order = json!({"id": 1001, "updated_at": "2026-03-02T10:00:00Z", "email": "a@b.c",
+                           "customer": {"id": 7, "email": "a@b.c"},
+                           "line_items": [{"id": 1, "variant_id": 5, "quantity": 7}]});
+        let Some(scrubbed) = scrub("orders/updated", &order) else {
+            panic!("the order names the customer")
+        };
+        let scrubbed: Value = serde_json::from_slice(&scrubbed).unwrap();
+        assert!(scrubbed.get("customer").is_none() && scrubbed.get("email").is_none());
+        assert_eq!(scrubbed["line_items"][0]["quantity"], 7, "{scrubbed}");
+        assert_eq!(scrubbed["updated_at"], "2026-03-02T10:00:00Z");
+        // A guest's order, by its email.
+        let guest = json!({"id": 1002, "email": "a@b.c", "line_items": []});
+        let scrubbed: Value =
+            serde_json::from_slice(&scrub("orders/create", &guest).unwrap()).unwrap();
+        assert_eq!(scrubbed, json!({"id": 1002, "line_items": []}));
+        // Another customer's order, even one whose quantity reads as a key: unchanged.
+        let other = json!({"id": 1003, "customer": {"id": 8}, "line_items": [{"quantity": 7}]});
+        assert_eq!(scrub("orders/create", &other), None);
+        // Their own compliance requests go whole; another's stay.
+        let request = json!({"customer": {"id": 9, "phone": "+1555"}, "orders_requested": []});
+        assert_eq!(scrub("customers/data_request", &request), Some(Vec::new()));
+        let another = json!({"customer": {"id": 9, "email": "d@e.f"}});
+        assert_eq!(scrub("customers/redact", &another), None);
+        assert_eq!(scrub("products/update", &json!({"id": 7})), None);
+        assert_eq!(
+            without_customer("orders/create", b"a@b.c", &keys),
+            Some(Vec::new())
         );
     }
 }

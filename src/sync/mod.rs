@@ -12,9 +12,11 @@
 //!
 //! A body is kept only as long as applying needs it: only the fields applying reads
 //! are stored ([`kept_body`]); a compliance request's body, and one of a shop no store
-//! is, goes once applied; a redacted customer's go with the redaction; every other
-//! goes `server.webhook_retention_days` after it was applied. A webhook's id, topic
-//! and outcome stay, so a late replay is still recognised.
+//! is, goes once applied; a redacted customer's go with the redaction (one still
+//! waiting to be applied loses them then), as do the data requests' answers that list
+//! their orders; every other goes `server.webhook_retention_days` after it was
+//! applied. A webhook's id, topic and outcome stay, so a late replay is still
+//! recognised.
 
 mod kept;
 mod payload;
@@ -138,7 +140,9 @@ async fn apply(services: &Services, w: &WebhookRecord) -> Result<Applied, SyncEr
         "inventory_levels/update" => topics::inventory_level(services, &store_id, &body).await,
         "app/uninstalled" => topics::uninstalled(services, &store_id).await,
         "customers/data_request" => topics::data_request(services, &store_id, &body).await,
-        "customers/redact" => topics::redact_customer(services, &store_id, &body).await,
+        "customers/redact" => {
+            topics::redact_customer(services, &store_id, &w.webhook_id, &body).await
+        }
         "shop/redact" => {
             services.store.erase_store(&store_id).await?;
             Ok(Applied::new(
@@ -230,6 +234,14 @@ pub async fn run(
             };
             finish(&services, batch, results, &applied).await;
             start = end;
+            // A redaction rewrites or erases the bodies of webhooks still pending: those
+            // after it are read again rather than applied as they were read before.
+            if batch
+                .iter()
+                .any(|w| matches!(w.topic.as_str(), "customers/redact" | "shop/redact"))
+            {
+                break;
+            }
         }
     }
 }

@@ -132,28 +132,40 @@ pub(super) async fn data_request(
     ))
 }
 
-/// `customers/redact`: the customer's identifiers leave the orders we keep, and the
-/// kept webhook bodies that name them (by id, email or phone) are erased.
+/// `customers/redact`: the customer's identifiers leave the orders we keep, the data
+/// requests' answers that list their orders go, and the kept webhook bodies that name
+/// them (by id, email or phone) are erased. Webhooks of theirs still waiting to be
+/// applied (other than this one) lose them first: an order goes on without its
+/// customer, anything else of theirs is erased.
 pub(super) async fn redact_customer(
     services: &Services,
     store_id: &StoreId,
+    webhook_id: &str,
     body: &Value,
 ) -> Result<Applied, SyncError> {
     let (keys, orders) = customer_of(body);
-    let n = services
-        .store
-        .redact_customer(store_id, &keys, &orders)
-        .await?;
-    let mut needles = keys;
+    let mut needles = keys.clone();
     needles.extend(text_of(body.pointer("/customer/phone")));
-    let erased = services
-        .store
-        .redact_webhook_bodies(store_id, &needles)
-        .await?;
+    let store = &services.store;
+    // First, or an order waiting would bring its customer back once applied.
+    let mut pending = 0u64;
+    for w in store.pending_webhooks_holding(store_id, &needles).await? {
+        if w.webhook_id == webhook_id {
+            continue;
+        }
+        if let Some(kept) = super::kept::without_customer(&w.topic, &w.body, &needles)
+            && store.replace_pending_body(&w.webhook_id, &kept).await?
+        {
+            pending += 1;
+        }
+    }
+    let n = store.redact_customer(store_id, &keys, &orders).await?;
+    let erased = store.redact_webhook_bodies(store_id, &needles).await?;
     Ok(Applied::new(
         WebhookOutcome::Applied,
         format!(
-            "the customer's identifiers erased from {n} orders and {erased} kept webhook bodies"
+            "the customer's identifiers erased from {n} orders, {erased} kept webhook bodies \
+             and {pending} bodies of webhooks not applied yet"
         ),
     ))
 }
@@ -172,7 +184,7 @@ pub(super) async fn uninstalled(
     // Its Shopify access token, once one is stored, is to be dropped here too.
     let tokens = store.revoke_store_tokens(store_id, now).await?;
     let jobs = store
-        .cancel_store_jobs(store_id, now, "cancelled: the store's app was uninstalled")
+        .cancel_store_jobs(store_id, now, crate::store::jobs::UNINSTALLED_MESSAGE)
         .await?;
     Ok(Applied::new(
         WebhookOutcome::Applied,

@@ -333,6 +333,78 @@ async fn a_body_that_stalls_or_trickles_is_answered_408() {
     s.stop().await;
 }
 
+/// Sends `body` after `request_head` on a new connection, in `size`-byte pieces half a second
+/// apart, and returns what the server answers within ten seconds, with how long that
+/// took from the first piece.
+async fn paced_request(
+    s: &TestApp,
+    request_head: &str,
+    body: &[u8],
+    size: usize,
+) -> (String, Duration) {
+    let (mut reader, mut writer) = send_raw(s, request_head.as_bytes()).await.into_split();
+    let pieces: Vec<Vec<u8>> = body.chunks(size).map(<[u8]>::to_vec).collect();
+    let started = Instant::now();
+    let sender = tokio::spawn(async move {
+        for piece in pieces {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            if writer.write_all(&piece).await.is_err() {
+                return;
+            }
+        }
+        // Kept open: a closed half would end the request early.
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        drop(writer);
+    });
+    let (text, _) = answer(&mut reader, Duration::from_secs(10)).await;
+    let took = started.elapsed();
+    sender.abort();
+    (text, took)
+}
+
+/// Issue: a JSON body that sent 1 KiB in every `server.body_timeout_seconds` was never
+/// cut off, and held its handler for as many periods as it had KiB. A JSON body now
+/// has one deadline for the whole of it; an upload, which may be large, still only
+/// has to keep coming.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_json_body_that_keeps_coming_but_is_not_whole_in_time_is_answered_408() {
+    let s =
+        spawn_app(AppOptions::default().settings(&[("server.body_timeout_seconds", "2")])).await;
+    let admin = format!("Authorization: Bearer {ADMIN_TOKEN}\r\n");
+    // 1100 bytes every half second: more than 1 KiB in every period, 6 s in all.
+    let json = format!("{{{}}}", " ".repeat(12 * 1100 - 2));
+    let request = head("POST", "/v1/stores/shop/jobs", &admin, json.len() as u64);
+    let (text, took) = paced_request(&s, &request, json.as_bytes(), 1100).await;
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    let body = json_body(&text);
+    assert_eq!(body["error"]["kind"], "timeout", "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("server.body_timeout_seconds")),
+        "{body}"
+    );
+    assert!(took < Duration::from_secs(4), "answered after {took:?}");
+
+    // An upload sent at the same pace, past the same 2 s, is read whole.
+    let mut csv = String::from("variant_id,product_id,title,price\n");
+    for i in 0.. {
+        if csv.len() >= 6 * 1100 {
+            break;
+        }
+        csv.push_str(&format!("v{i},p{i},Stoneware Mug {i},12.00\n"));
+    }
+    let request = format!(
+        "PUT /v1/stores/paced/catalog HTTP/1.1\r\nHost: x\r\n{admin}Connection: close\r\n\
+         Content-Length: {}\r\n\r\n",
+        csv.len()
+    );
+    let (text, took) = paced_request(&s, &request, csv.as_bytes(), 1100).await;
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(took > Duration::from_secs(2), "sent in {took:?}");
+    s.stop().await;
+}
+
 /// 50 half-open connections against a cap of 20: those over the cap are refused at
 /// once with a 503 that says so, those under it are shed by the header deadline, and
 /// `/healthz` on a fresh connection answers within that deadline and a second.

@@ -4,8 +4,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bundleforge::domain::StoreId;
 use bundleforge::embed::{Embedder, HashingEmbedder};
-use bundleforge::store::{JobEnd, JobQueue, JobState, Lease, NewJob, RunRecord, SqliteStore};
+use bundleforge::store::{
+    JobEnd, JobQueue, JobState, Lease, NewJob, RunRecord, SqliteStore, StoreRegistry, WebhookStore,
+};
 use serde_json::Value;
 
 use crate::support::{AppOptions, SlowEmbedder, TestApp, TestDb, ingest_dir, repo_root, spawn_app};
@@ -989,6 +992,57 @@ async fn job_events_stream_the_job_in_order_until_it_ends() {
     s.stop().await;
 }
 
+/// Issue: a job's event stream ends only with its job, and a graceful shutdown waits
+/// for every answer under way, so a dashboard left open held the shutdown for as long
+/// as the job lasted (here: an hour). The stream now ends on shutdown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_job_event_stream_ends_on_shutdown_and_does_not_hold_it() {
+    let db = TestDb::new().await;
+    ingest_dir(&db, "small", &repo_root().join("fixtures/stores/small")).await;
+    // Due in an hour: no worker claims it, and its stream stays open meanwhile.
+    let later = NewJob {
+        created_at: chrono::Utc::now().timestamp_millis() + 3_600_000,
+        ..new_job("later", false)
+    };
+    db.store.enqueue_job(&later).await.unwrap();
+    let s = spawn_app(AppOptions::default().db(db)).await;
+    let mut events = s
+        .client
+        .get(format!("{}/v1/jobs/later/events", s.url))
+        .header("Authorization", format!("Bearer {TOKEN}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(events.status().as_u16(), 200);
+    let mut seen = String::new();
+    while !seen.contains("event: job") {
+        let chunk = tokio::time::timeout(Duration::from_secs(10), events.chunk())
+            .await
+            .expect("the first event")
+            .unwrap()
+            .expect("the stream is open");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+
+    let asked = Instant::now();
+    let db = tokio::time::timeout(Duration::from_secs(10), s.stop())
+        .await
+        .expect("the shutdown waited on the open event stream");
+    assert!(
+        asked.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        asked.elapsed()
+    );
+    // The stream itself has ended.
+    let ended = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Ok(Some(_)) = events.chunk().await {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the event stream is still open");
+    let job = db.store.get_job("later").await.unwrap().unwrap();
+    assert_eq!(job.state, JobState::Queued, "{job:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_openapi_document_is_valid_and_names_every_route_the_server_answers() {
     let s = start(&[]).await;
@@ -1556,6 +1610,68 @@ async fn the_queue_claims_once_requeues_expired_leases_and_saves_a_run_only_with
         q.get_job("c").await.unwrap().unwrap().state,
         JobState::Succeeded
     );
+}
+
+/// Issue: a trigger that passed its uninstall check just as the uninstall was applied
+/// queued its job after the uninstall had cancelled the store's, and a worker ran it.
+/// The claim now cancels a queued job of an uninstalled store instead.
+#[tokio::test]
+async fn a_job_queued_as_its_store_is_uninstalled_is_cancelled_by_the_claim_not_run() {
+    let db = TestDb::new().await;
+    ingest_dir(&db, "small", &repo_root().join("fixtures/stores/small")).await;
+    let q: &dyn JobQueue = &db.store;
+    let small = StoreId::parse("small").unwrap();
+    // The uninstall is applied; the trigger's job lands after it.
+    db.store.mark_uninstalled(&small, 1_500).await.unwrap();
+    let (late, created) = q.enqueue_job(&new_job("late", false)).await.unwrap();
+    assert!(created && late.state == JobState::Queued);
+
+    let claimed = q.claim_job("w1", 2_000, 1_000).await.unwrap();
+    assert!(claimed.is_none(), "claimed: {claimed:?}");
+    let job = q.get_job("late").await.unwrap().unwrap();
+    assert_eq!(job.state, JobState::Cancelled, "{job:?}");
+    assert_eq!(job.error_kind.as_deref(), Some("cancelled"), "{job:?}");
+    assert!(
+        job.error_message
+            .as_deref()
+            .is_some_and(|m| m.contains("uninstalled")),
+        "{job:?}"
+    );
+    assert_eq!((job.attempts, job.finished_at), (0, Some(2_000)), "{job:?}");
+    assert_eq!(db.count("SELECT COUNT(*) FROM runs").await, 0);
+
+    // Installed again, its jobs are claimed as ever.
+    assert!(db.store.reinstate_store(&small).await.unwrap());
+    q.enqueue_job(&new_job("again", false)).await.unwrap();
+    let claimed = q.claim_job("w1", 3_000, 1_000).await.unwrap();
+    assert_eq!(claimed.map(|j| j.job_id).as_deref(), Some("again"));
+}
+
+/// The same race as a worker meets it: a job queued for a store whose app is
+/// uninstalled by the time a worker looks ends cancelled, and no run is saved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_never_runs_a_job_of_a_store_uninstalled_before_its_claim() {
+    let db = TestDb::new().await;
+    ingest_dir(&db, "small", &repo_root().join("fixtures/stores/small")).await;
+    let now = chrono::Utc::now().timestamp_millis();
+    let queued = NewJob {
+        created_at: now,
+        ..new_job("raced", false)
+    };
+    db.store.enqueue_job(&queued).await.unwrap();
+    let small = StoreId::parse("small").unwrap();
+    db.store.mark_uninstalled(&small, now).await.unwrap();
+    let s = spawn_app(AppOptions::default().db(db)).await;
+    let ended = wait_for(&s, "raced", |j| state(j) != "queued").await;
+    assert_eq!(state(&ended), "cancelled", "{ended}");
+    assert!(
+        ended["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("uninstalled")),
+        "{ended}"
+    );
+    assert_eq!(s.db.count("SELECT COUNT(*) FROM runs").await, 0);
+    s.stop().await;
 }
 
 /// A `bundleforge serve` process on a free port, with its log.

@@ -6,6 +6,8 @@ use std::time::{Duration, Instant};
 
 use bundleforge::embed::HashingEmbedder;
 use bundleforge::server::webhooks::sign;
+use bundleforge::store::{WebhookRecord, WebhookStore};
+use bundleforge::sync::kept_body;
 use serde_json::{Value, json};
 
 use crate::support::{AppOptions, SlowEmbedder, TestApp, TestDb, ingest_dir, repo_root, spawn_app};
@@ -884,6 +886,111 @@ async fn a_redacted_customer_is_nowhere_in_the_database_and_a_replay_is_still_re
     );
     assert_eq!(outcome_of(&s, "o1").await, o1_outcome);
     assert_eq!(holders_of(&s, EMAIL).await, Vec::<String>::new());
+    s.stop().await;
+}
+
+/// Keeps a webhook of `mugs` as the receiver does (its kept body), received at `at`,
+/// without applying it.
+async fn keep(db: &TestDb, id: &str, topic: &str, body: &Value, at: i64) {
+    let webhook = WebhookRecord {
+        webhook_id: id.to_owned(),
+        shop_domain: "mugs.myshopify.com".to_owned(),
+        store_id: Some("mugs".to_owned()),
+        topic: topic.to_owned(),
+        body: kept_body(topic, body.to_string().as_bytes()),
+        received_at: at,
+    };
+    assert!(db.store.record_webhook(&webhook).await.unwrap(), "{id}");
+}
+
+/// Issue: a redaction erased the customer from what was applied, but webhooks still
+/// waiting to be applied kept them (and brought them back into the orders once
+/// applied), and the data requests' answers kept listing their orders. Here the
+/// applier reads all of these at once, so those after the redaction are still
+/// pending when it is applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redaction_reaches_webhooks_not_applied_yet_and_the_data_requests_answers() {
+    let db = mugs_db().await;
+    let shop = "mugs.myshopify.com";
+    let who = json!({"shop_id": 1, "shop_domain": shop,
+                     "customer": {"id": CUSTOMER_ID, "email": EMAIL, "phone": PHONE},
+                     "orders_requested": [1001, 1002], "data_request": {"id": 77}});
+    let redact = json!({"shop_id": 1, "shop_domain": shop,
+                        "customer": {"id": CUSTOMER_ID, "email": EMAIL, "phone": PHONE},
+                        "orders_to_redact": [1001, 1002]});
+    let now = chrono::Utc::now().timestamp_millis();
+    let kept = [
+        (
+            "p1",
+            "products/create",
+            product("Stoneware Mug", "2026-03-01T10:00:00Z"),
+        ),
+        (
+            "o1",
+            "orders/create",
+            customer_order(1001, "2026-03-06T16:09:54Z", true),
+        ),
+        (
+            "o2",
+            "orders/create",
+            customer_order(1002, "2026-03-06T17:00:00Z", false),
+        ),
+        ("d1", "customers/data_request", who.clone()),
+        ("x1", "customers/redact", redact),
+        // Pending when the redaction is applied: the guest's order updated, and
+        // another data request of theirs.
+        (
+            "o2b",
+            "orders/updated",
+            customer_order(1002, "2026-03-08T10:00:00Z", false),
+        ),
+        ("d2", "customers/data_request", who),
+    ];
+    for (i, (id, topic, body)) in kept.iter().enumerate() {
+        keep(&db, id, topic, body, now + i as i64).await;
+    }
+    let s = serve(db, SECRET, &[]).await;
+    settle(&s).await;
+    let (outcome, message) = outcome_of(&s, "x1").await;
+    assert_eq!(outcome, "applied", "{message}");
+
+    let customer_id = CUSTOMER_ID.to_string();
+    for needle in [
+        EMAIL,
+        "zenobia.quarrington",
+        FIRST_NAME,
+        LAST_NAME,
+        PHONE,
+        "6135550142",
+        STREET,
+        "Wrenfield",
+        customer_id.as_str(),
+    ] {
+        assert_eq!(
+            holders_of(&s, needle).await,
+            Vec::<String>::new(),
+            "{needle} is still held"
+        );
+    }
+    // The answer given before the redaction lists their orders no more, and the
+    // request still pending then gives none.
+    for id in ["d1", "d2"] {
+        let (_, message) = outcome_of(&s, id).await;
+        assert!(!message.contains("order_id"), "{id}: {message}");
+    }
+    // The pending order still applied, without its customer: the baskets stay.
+    let (outcome, message) = outcome_of(&s, "o2b").await;
+    assert_eq!(outcome, "applied", "{message}");
+    assert_eq!(
+        s.db.count("SELECT COUNT(*) FROM orders WHERE store_id = 'mugs' AND customer_key IS NULL")
+            .await,
+        2
+    );
+    assert_eq!(
+        s.db.count("SELECT COUNT(*) FROM order_lines WHERE store_id = 'mugs'")
+            .await,
+        2
+    );
     s.stop().await;
 }
 

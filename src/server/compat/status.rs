@@ -285,7 +285,12 @@ fn progress_events(
                 return None;
             };
             let look = tick(&state, &id, allowed.as_deref(), tries, last);
-            Some(REQUEST_ID.scope(request_id, look).await)
+            // The server shutting down ends the stream: an open one would hold its
+            // connection, and the shutdown, until its upload is done.
+            tokio::select! {
+                events = REQUEST_ID.scope(request_id, look) => Some(events),
+                _ = state.shutdown.cancelled() => None,
+            }
         }
     })
     .flat_map(futures_util::stream::iter)

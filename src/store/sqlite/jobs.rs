@@ -8,7 +8,9 @@ use sqlx::sqlite::SqliteRow;
 
 use super::{SqliteStore, insert_run};
 use crate::domain::StoreId;
-use crate::store::jobs::{JobEnd, JobQueue, JobRecord, JobState, Lease, NewJob, StoreJobsStopped};
+use crate::store::jobs::{
+    JobEnd, JobQueue, JobRecord, JobState, Lease, NewJob, StoreJobsStopped, UNINSTALLED_MESSAGE,
+};
 use crate::store::{RunRecord, StoreError};
 
 const COLUMNS: &str = "job_id, store_id, state, request, phases, attempts, max_attempts, \
@@ -103,6 +105,21 @@ impl JobQueue for SqliteStore {
         now: i64,
         lease_ms: i64,
     ) -> Result<Option<JobRecord>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        // A trigger that passed its uninstall check just before the uninstall was
+        // applied queues a job after the uninstall cancelled the store's: it is
+        // cancelled here, and the claim below passes over such a store, so whatever the
+        // order of the two, no job of an uninstalled store runs.
+        sqlx::query(
+            "UPDATE jobs SET state = 'cancelled', finished_at = ?, cancel_requested = 1, \
+             error_kind = 'cancelled', error_message = ? \
+             WHERE state = 'queued' AND store_id IN \
+                 (SELECT store_id FROM stores WHERE uninstalled_at IS NOT NULL)",
+        )
+        .bind(now)
+        .bind(UNINSTALLED_MESSAGE)
+        .execute(&mut *tx)
+        .await?;
         let row = sqlx::query(&format!(
             "UPDATE jobs SET state = 'running', worker = ?, lease_until = ?, \
              attempts = attempts + 1, started_at = ?, error_kind = NULL, error_message = NULL \
@@ -110,6 +127,8 @@ impl JobQueue for SqliteStore {
                  SELECT q.job_id FROM jobs q WHERE q.state = 'queued' AND q.not_before <= ? \
                  AND q.cancel_requested = 0 \
                  AND NOT EXISTS (SELECT 1 FROM jobs r WHERE r.store_id = q.store_id AND r.state = 'running') \
+                 AND NOT EXISTS (SELECT 1 FROM stores s WHERE s.store_id = q.store_id \
+                     AND s.uninstalled_at IS NOT NULL) \
                  ORDER BY q.created_at, q.job_id LIMIT 1) \
              AND state = 'queued' \
              RETURNING {COLUMNS}"
@@ -118,8 +137,9 @@ impl JobQueue for SqliteStore {
         .bind(now + lease_ms)
         .bind(now)
         .bind(now)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await?;
+        tx.commit().await?;
         row.as_ref().map(record).transpose()
     }
 

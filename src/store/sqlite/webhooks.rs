@@ -2,6 +2,7 @@
 
 use async_trait::async_trait;
 use sqlx::Row;
+use sqlx::sqlite::SqliteRow;
 
 use super::SqliteStore;
 use crate::domain::StoreId;
@@ -70,18 +71,7 @@ impl WebhookStore for SqliteStore {
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(WebhookRecord {
-                    webhook_id: r.try_get("webhook_id")?,
-                    shop_domain: r.try_get("shop_domain")?,
-                    store_id: r.try_get("store_id")?,
-                    topic: r.try_get("topic")?,
-                    body: r.try_get("body")?,
-                    received_at: r.try_get("received_at")?,
-                })
-            })
-            .collect()
+        rows.iter().map(webhook_record).collect()
     }
 
     async fn finish_webhooks(&self, done: &[FinishedWebhook], now: i64) -> Result<(), StoreError> {
@@ -124,6 +114,51 @@ impl WebhookStore for SqliteStore {
         }
         tx.commit().await?;
         Ok(erased)
+    }
+
+    async fn pending_webhooks_holding(
+        &self,
+        store: &StoreId,
+        needles: &[String],
+    ) -> Result<Vec<WebhookRecord>, StoreError> {
+        let mut found: Vec<(i64, WebhookRecord)> = Vec::new();
+        for needle in needles.iter().filter(|n| !n.is_empty()) {
+            let rows = sqlx::query(
+                "SELECT rowid, webhook_id, shop_domain, store_id, topic, body, received_at \
+                 FROM webhooks WHERE store_id = ? AND applied_at IS NULL \
+                 AND length(body) > 0 AND instr(body, ?) > 0",
+            )
+            .bind(store.as_str())
+            .bind(needle.as_bytes())
+            .fetch_all(&self.pool)
+            .await?;
+            for r in &rows {
+                let w = webhook_record(r)?;
+                if !found.iter().any(|(_, f)| f.webhook_id == w.webhook_id) {
+                    found.push((r.try_get("rowid")?, w));
+                }
+            }
+        }
+        // In the order the applier takes them.
+        found.sort_by_key(|(rowid, w)| (w.received_at, *rowid));
+        Ok(found.into_iter().map(|(_, w)| w).collect())
+    }
+
+    async fn replace_pending_body(
+        &self,
+        webhook_id: &str,
+        body: &[u8],
+    ) -> Result<bool, StoreError> {
+        // COALESCE: an empty body stays an empty blob, never NULL (the column is NOT
+        // NULL and an empty body is how an erased one reads).
+        let done = sqlx::query(
+            "UPDATE webhooks SET body = COALESCE(?, X'') WHERE webhook_id = ? AND applied_at IS NULL",
+        )
+        .bind(body)
+        .bind(webhook_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     async fn expire_webhook_bodies(&self, applied_before: i64) -> Result<u64, StoreError> {
@@ -339,6 +374,24 @@ impl WebhookStore for SqliteStore {
             .execute(&mut *tx)
             .await?;
         }
+        // A data request's answer is the customer's orders (its note, as JSON with
+        // `"order_id":"…"` per order): it goes with them, those the redaction names
+        // whether held or not.
+        let mut listed: Vec<&String> = ids.iter().chain(order_ids).collect();
+        listed.sort();
+        listed.dedup();
+        for id in listed {
+            let entry = format!("\"order_id\":{}", serde_json::Value::String(id.clone()));
+            sqlx::query(
+                "UPDATE webhooks SET message = 'answered; erased with the customer''s redaction' \
+                 WHERE store_id = ? AND topic = 'customers/data_request' \
+                 AND applied_at IS NOT NULL AND instr(message, ?) > 0",
+            )
+            .bind(store.as_str())
+            .bind(&entry)
+            .execute(&mut *tx)
+            .await?;
+        }
         tx.commit().await?;
         Ok(ids.len() as u64)
     }
@@ -381,6 +434,18 @@ impl WebhookStore for SqliteStore {
         tx.commit().await?;
         Ok(())
     }
+}
+
+/// A webhook as a row of `webhooks` holds it.
+fn webhook_record(r: &SqliteRow) -> Result<WebhookRecord, StoreError> {
+    Ok(WebhookRecord {
+        webhook_id: r.try_get("webhook_id")?,
+        shop_domain: r.try_get("shop_domain")?,
+        store_id: r.try_get("store_id")?,
+        topic: r.try_get("topic")?,
+        body: r.try_get("body")?,
+        received_at: r.try_get("received_at")?,
+    })
 }
 
 impl SqliteStore {
