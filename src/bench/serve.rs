@@ -10,6 +10,9 @@
 //! requests (a client that waits for each answer before the next hides exactly the
 //! stalls this bench looks for). Requests that cannot go out because too many are
 //! in flight are counted as dropped, not retried.
+//!
+//! With `hostile`, a third phase runs the busy phase's load and jobs beside hostile
+//! clients and a `/healthz` probe, sampling the server's memory (the `hostile` module).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
@@ -38,6 +41,9 @@ const WEBHOOK_PRODUCTS: u64 = 300;
 const MAX_IN_FLIGHT: usize = 512;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
+mod hostile;
+pub use hostile::{HostileClients, HostileCounts, HostileReport, Verdict};
+
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
     /// The `bundleforge` binary whose `serve` is measured.
@@ -52,6 +58,8 @@ pub struct ServeOptions {
     /// Where to keep the server's log (JSON lines); by default it goes with the
     /// scratch directory.
     pub server_log: Option<PathBuf>,
+    /// After the idle and busy phases, a hostile one of the same length.
+    pub hostile: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -67,11 +75,15 @@ pub struct ServeReport {
     /// The first job (model load, every embedding computed), before any load.
     pub first_job_seconds: f64,
     pub phases: Vec<PhaseReport>,
+    /// What only the hostile phase measures (its load, webhooks and jobs are its
+    /// phase's, named `hostile`); absent without `hostile`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hostile: Option<HostileReport>,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct PhaseReport {
-    /// `idle` or `job_running`.
+    /// `idle`, `job_running` or `hostile`.
     pub name: String,
     pub webhooks: Latencies,
     pub get_latest: Latencies,
@@ -209,6 +221,34 @@ impl Client {
             Ok(resp) => resp.status().is_success() && resp.bytes().await.is_ok(),
             Err(_) => false,
         }
+    }
+
+    /// `GET /healthz`: whether it answered 200.
+    async fn healthz(&self) -> bool {
+        let sent = self
+            .http
+            .get(format!("{}/healthz", self.url))
+            .timeout(REQUEST_TIMEOUT)
+            .send()
+            .await;
+        match sent {
+            Ok(resp) => resp.status().is_success() && resp.bytes().await.is_ok(),
+            Err(_) => false,
+        }
+    }
+
+    /// The size of `/metrics` in bytes: it stays small while every label is from a
+    /// closed set, whatever clients invent.
+    async fn metrics_bytes(&self) -> Result<u64, String> {
+        let resp = self
+            .http
+            .get(format!("{}/metrics", self.url))
+            .timeout(REQUEST_TIMEOUT)
+            .send()
+            .await
+            .map_err(|e| format!("/metrics: {e}"))?;
+        let body = resp.bytes().await.map_err(|e| format!("/metrics: {e}"))?;
+        Ok(body.len() as u64)
     }
 
     /// `bundleforge_webhooks_total` by outcome, summed over topics.
@@ -546,7 +586,8 @@ async fn start_serve(
     ))
 }
 
-/// The whole bench: set-up, the first job, then the idle and the busy phase.
+/// The whole bench: set-up, the first job, then the idle and the busy phase, and the
+/// hostile one when asked for.
 pub async fn serve(options: &ServeOptions, settings: &Settings) -> Result<ServeReport, BenchError> {
     check_options(options)?;
     let dir = tempfile::tempdir().map_err(BenchError::TempDir)?;
@@ -574,9 +615,20 @@ pub async fn serve(options: &ServeOptions, settings: &Settings) -> Result<ServeR
     tracing::info!(first_job_seconds, "bench store ready");
 
     let mut phases = Vec::new();
-    for busy in [false, true] {
-        phases.push(phase(&client, options, &seq, busy).await.map_err(fail)?);
+    for mixture in [Mixture::Idle, Mixture::JobRunning] {
+        let (report, _) = phase(&client, options, &seq, mixture).await.map_err(fail)?;
+        phases.push(report);
     }
+    let hostile = if options.hostile {
+        let pid = process.child.id();
+        let (report, hostile) = hostile::run_phase(&client, options, &seq, pid)
+            .await
+            .map_err(fail)?;
+        phases.push(report);
+        Some(hostile)
+    } else {
+        None
+    };
     drop(process);
     Ok(ServeReport {
         cpu: cpu_name(),
@@ -589,6 +641,7 @@ pub async fn serve(options: &ServeOptions, settings: &Settings) -> Result<ServeR
         get_rate: options.get_rate,
         first_job_seconds,
         phases,
+        hostile,
     })
 }
 
@@ -667,17 +720,44 @@ async fn first_job(client: &Client) -> Result<f64, String> {
     Ok(started.elapsed().as_secs_f64())
 }
 
-/// One load phase: with `busy`, generate jobs run back to back under the load (which
-/// starts once the first of them runs); then the wait until the webhooks are applied.
+/// What runs during a phase beside the signed webhooks and the GETs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mixture {
+    /// Nothing else: the server idle.
+    Idle,
+    /// Generate jobs back to back.
+    JobRunning,
+    /// Generate jobs back to back, hostile clients and a `/healthz` probe.
+    Hostile,
+}
+
+impl Mixture {
+    fn name(self) -> &'static str {
+        match self {
+            Mixture::Idle => "idle",
+            Mixture::JobRunning => "job_running",
+            Mixture::Hostile => "hostile",
+        }
+    }
+
+    fn runs_jobs(self) -> bool {
+        self != Mixture::Idle
+    }
+}
+
+/// One load phase: with a mixture that runs jobs, generate jobs run back to back under
+/// the load (which starts once the first of them runs), and with [`Mixture::Hostile`]
+/// hostile traffic beside it; then the wait until the webhooks are applied. The
+/// hostile traffic's figures come back with the phase's report.
 async fn phase(
     client: &Arc<Client>,
     options: &ServeOptions,
     seq: &Arc<AtomicU64>,
-    busy: bool,
-) -> Result<PhaseReport, String> {
+    mixture: Mixture,
+) -> Result<(PhaseReport, Option<hostile::HostileTraffic>), String> {
     let before = client.webhook_outcomes().await?;
     let stop = CancelToken::new();
-    let keeper = if busy {
+    let keeper = if mixture.runs_jobs() {
         let (running, is_running) = tokio::sync::oneshot::channel();
         let keeper = tokio::spawn(keep_jobs_running(client.clone(), running, stop.clone()));
         // Load only once the phase's first job runs.
@@ -692,22 +772,32 @@ async fn phase(
     } else {
         None
     };
-    let (webhooks, get_latest) = load(client, options, seq).await;
+    let ((webhooks, get_latest), hostile) = if mixture == Mixture::Hostile {
+        let (streams, hostile) = tokio::join!(
+            load(client, options, seq),
+            hostile::traffic(client, options.seconds)
+        );
+        (streams, Some(hostile))
+    } else {
+        (load(client, options, seq).await, None)
+    };
     stop.cancel();
     let jobs = match keeper {
         Some(keeper) => keeper.await.map_err(|e| format!("the job keeper: {e}"))??,
         None => JobsDuring::default(),
     };
+    let hostile = hostile.transpose()?;
     let applied = settle(client, &before).await?;
-    let name = if busy { "job_running" } else { "idle" };
+    let name = mixture.name();
     tracing::info!(phase = name, "bench phase done");
-    Ok(PhaseReport {
+    let report = PhaseReport {
         name: name.to_owned(),
         webhooks,
         get_latest,
         applied,
         jobs,
-    })
+    };
+    Ok((report, hostile))
 }
 
 /// Runs generate jobs back to back until `stop`, saying once the first is running;
@@ -842,6 +932,9 @@ impl ServeReport {
                         .map_or("-".to_owned(), |s| format!("{s:.2} s"))
                 ));
             }
+        }
+        if let Some(hostile) = &self.hostile {
+            out.push_str(&hostile.text());
         }
         out
     }

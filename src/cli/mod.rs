@@ -511,6 +511,11 @@ struct BenchServeArgs {
     /// Keep the server's log (JSON lines) in this file.
     #[arg(long, value_name = "FILE")]
     server_log: Option<PathBuf>,
+    /// Then a hostile phase as long: slow headers, oversize unsigned webhooks, invented
+    /// topics and methods and wrong tokens beside the signed webhooks and a running
+    /// job, with `/healthz` latency, the server's memory and a verdict per criterion.
+    #[arg(long)]
+    hostile: bool,
     #[arg(long)]
     json: bool,
 }
@@ -1140,6 +1145,7 @@ async fn bench_serve(
         webhook_rate: args.webhook_rate,
         get_rate: args.get_rate,
         server_log: args.server_log,
+        hostile: args.hostile,
     };
     let spinner = terminal::Spinner::new("loading the service");
     let report = bench::serve::serve(&options, settings).await;
