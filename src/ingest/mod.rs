@@ -40,6 +40,11 @@ pub use stream::{
 };
 use stream::{JoinCounts, PendingOrders};
 
+/// What takes each finished order of a file: its index (as the file's dates give it),
+/// the order, and whether a row of it was rejected.
+pub(crate) type EachOrder<'a> =
+    dyn FnMut(usize, Order, bool, &mut IngestReport) -> Result<(), IngestError> + 'a;
+
 /// How many row errors a report keeps verbatim (all are counted).
 pub const MAX_REPORTED_ERRORS: usize = 100;
 
@@ -452,7 +457,7 @@ fn read_order_file(
                 ctx,
                 &mut head.report,
             )?;
-            Ok(PendingOrders::Rows(rows))
+            Ok(PendingOrders::Rows(Box::new(rows)))
         }
         _ => Err(wrong_role(name, shape, FileRole::Orders)),
     }

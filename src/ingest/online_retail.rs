@@ -16,7 +16,8 @@ use chrono::{DateTime, Utc};
 use super::rows::{Outcome, RowResult, read_rows_unchecked, utf8};
 use super::source::{Columns, Field, Shape};
 use super::{
-    DateOrder, FileConventions, IngestError, IngestReport, Rejection, Row, parse_checked_in,
+    DateOrder, EachOrder, FileConventions, IngestError, IngestReport, Rejection, Row,
+    parse_checked_in,
 };
 use crate::domain::{
     Currency, DecimalMark, Money, ObservedRow, Order, OrderLine, Product, ProductObservations,
@@ -126,7 +127,7 @@ impl Pending {
     pub fn drain(
         self,
         report: &mut IngestReport,
-        each: &mut dyn FnMut(usize, Order, bool, &mut IngestReport) -> Result<(), IngestError>,
+        each: &mut EachOrder<'_>,
     ) -> Result<(), IngestError> {
         for (i, o) in self.orders.into_iter().enumerate() {
             let incomplete = self.incomplete.contains(&o.invoice);

@@ -15,8 +15,8 @@ use super::rows::{Outcome, RowResult, read_rows_unchecked, utf8};
 use super::source::{Columns, Field, Shape};
 use super::spill::{Entry, Spill};
 use super::{
-    DateOrder, FileConventions, IngestContext, IngestError, IngestReport, Rejection, Row, RowError,
-    parse_checked_in,
+    DateOrder, EachOrder, FileConventions, IngestContext, IngestError, IngestReport, Rejection,
+    Row, RowError, parse_checked_in,
 };
 use crate::domain::{
     Currency, DecimalMark, Money, Order, OrderLine, ProductRef, is_written_negative,
@@ -176,7 +176,7 @@ impl Pending {
     pub fn drain(
         mut self,
         report: &mut IngestReport,
-        each: &mut dyn FnMut(usize, Order, bool, &mut IngestReport) -> Result<(), IngestError>,
+        each: &mut EachOrder<'_>,
     ) -> Result<(), IngestError> {
         let failed = |source| IngestError::Io {
             name: self.file.clone(),
@@ -652,5 +652,40 @@ fn new_order(id: &str) -> OrderHead {
         customer: None,
         lines: 0,
         incomplete: false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A line kept on disk reads back whole, whatever its values hold.
+    #[test]
+    fn a_pending_line_reads_back_as_it_was_kept() {
+        let lines = [
+            PendingLine {
+                product: ProductRef {
+                    variant_id: Some("4:2".into()),
+                    sku: None,
+                    product_id: Some(String::new()),
+                    title: Some("Tee ~ \"blue\"; 3:x — ünï".into()),
+                },
+                quantity: -7,
+                price_text: "€1.234,50".into(),
+                discount_text: None,
+            },
+            PendingLine {
+                product: ProductRef::default(),
+                quantity: 1_000_000,
+                price_text: String::new(),
+                discount_text: Some("~".into()),
+            },
+        ];
+        for line in lines {
+            assert_eq!(PendingLine::decode(&line.encode()), Some(line));
+        }
+        assert_eq!(PendingLine::decode("1;~~~~3:abc~extra"), None);
+        assert_eq!(PendingLine::decode("1;~~~~9:abc~"), None);
+        assert_eq!(PendingLine::decode("x;~~~~0:~"), None);
     }
 }

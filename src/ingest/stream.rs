@@ -10,8 +10,9 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use chrono::{DateTime, Utc};
 
 use super::{
-    CatalogKeys, FileRole, IngestBatch, IngestContext, IngestError, IngestReport, IngestSources,
-    KeepRejected, Progress, RejectedRows, RowError, online_retail, order_rows, plain, products,
+    CatalogKeys, EachOrder, FileRole, IngestBatch, IngestContext, IngestError, IngestReport,
+    IngestSources, KeepRejected, Progress, RejectedRows, RowError, online_retail, order_rows,
+    plain, products,
 };
 use crate::domain::{Currency, Order, Product, ProductObservations};
 
@@ -122,7 +123,7 @@ impl IngestSink for CountSink {
 /// An order file read and checked, its orders not yet finished.
 pub(crate) enum PendingOrders {
     /// Order rows or Shopify's order export: lines on disk until finished.
-    Rows(order_rows::Pending),
+    Rows(Box<order_rows::Pending>),
     /// UCI Online Retail: a few numbers per kept row, and a derived catalog.
     Retail(online_retail::Pending),
     /// A Shopify JSON document: in memory already, as the document was.
@@ -183,11 +184,7 @@ impl PendingOrders {
         }
     }
 
-    fn drain(
-        self,
-        report: &mut IngestReport,
-        each: &mut dyn FnMut(usize, Order, bool, &mut IngestReport) -> Result<(), IngestError>,
-    ) -> Result<(), IngestError> {
+    fn drain(self, report: &mut IngestReport, each: &mut EachOrder<'_>) -> Result<(), IngestError> {
         match self {
             PendingOrders::Rows(rows) => rows.drain(report, each),
             PendingOrders::Retail(retail) => retail.drain(report, each),
@@ -423,4 +420,134 @@ fn drain_orders(
         Ok(())
     })?;
     Ok((cleaned, chunk))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ingest::{IngestSource, NoProgress};
+
+    /// Records what a sink is handed, in order.
+    #[derive(Default)]
+    struct Recording {
+        calls: Vec<String>,
+        chunks: Vec<usize>,
+        orders: Vec<Order>,
+    }
+
+    impl IngestSink for Recording {
+        fn begin(&mut self, _: Option<Currency>, lines: u64) -> Result<(), IngestError> {
+            self.calls.push(format!("begin {lines}"));
+            Ok(())
+        }
+
+        fn products(
+            &mut self,
+            p: Vec<Product>,
+            _: Vec<ProductObservations>,
+        ) -> Result<(), IngestError> {
+            self.calls.push(format!("products {}", p.len()));
+            Ok(())
+        }
+
+        fn orders(&mut self, chunk: OrderChunk) -> Result<(), IngestError> {
+            self.calls.push("orders".into());
+            self.chunks.push(chunk.orders.len());
+            self.orders.extend(chunk.orders);
+            Ok(())
+        }
+    }
+
+    /// Order rows where each order's two rows stand far apart: 5,000 orders, the first
+    /// rows of all of them, then the second rows in reverse.
+    fn scattered_rows(orders: usize) -> Vec<u8> {
+        let mut csv = String::from("order_id,created_at,sku,title,quantity,unit_price,currency\n");
+        for o in 0..orders {
+            csv += &format!(
+                "o{o},2025-03-{:02}T10:00:00Z,A{},Apple {},1,2.50,EUR\n",
+                o % 28 + 1,
+                o % 7,
+                o % 7
+            );
+        }
+        for o in (0..orders).rev() {
+            csv += &format!("o{o},,B{},\"Pear {}:~\",2,1.25,\n", o % 5, o % 5);
+        }
+        csv.into_bytes()
+    }
+
+    /// Issue: an ingest held every order in memory before it wrote any. The stream hands
+    /// on bounded chunks, after the start and the catalog, and an order's rows join
+    /// wherever they stand in the file.
+    #[test]
+    fn orders_are_handed_on_in_bounded_chunks_with_rows_far_apart_joined() {
+        let sources = IngestSources::new([IngestSource::bytes(
+            FileRole::Orders,
+            "orders.csv",
+            scattered_rows(5_000),
+        )])
+        .unwrap();
+        let ctx = IngestContext {
+            default_currency: Currency::USD,
+            currency_fixed: false,
+        };
+        let mut sink = Recording::default();
+        let report = read_into(
+            &sources,
+            &ctx,
+            KeepRejected::default(),
+            Some(CatalogKeys::default()),
+            &NoProgress,
+            &mut sink,
+        )
+        .unwrap();
+        assert_eq!(sink.calls[0], "begin 10000");
+        assert_eq!(sink.calls[1], "products 0");
+        assert!(sink.calls[2..].iter().all(|c| c == "orders"));
+        assert!(sink.chunks.len() >= 3, "{:?}", sink.chunks);
+        assert!(sink.chunks.iter().all(|&n| n <= CHUNK_ORDERS));
+        assert_eq!(sink.orders.len(), 5_000);
+        assert_eq!(report.orders, 5_000);
+        assert_eq!(report.order_lines, 10_000);
+        for (i, o) in sink.orders.iter().enumerate() {
+            assert_eq!(o.order_id, format!("o{i}"));
+            assert_eq!(o.currency, Currency::EUR, "the first row's currency stands");
+            assert_eq!(o.lines.len(), 2);
+            assert_eq!(
+                o.lines[1].product.title.as_deref(),
+                Some(&*format!("Pear {}:~", i % 5))
+            );
+            assert_eq!(o.lines[1].unit_price_minor, 125);
+        }
+    }
+
+    /// The same file read whole into memory gives the same orders as the stream.
+    #[test]
+    fn the_stream_and_a_read_into_memory_agree() {
+        let sources = IngestSources::new([IngestSource::bytes(
+            FileRole::Orders,
+            "orders.csv",
+            scattered_rows(300),
+        )])
+        .unwrap();
+        let ctx = IngestContext {
+            default_currency: Currency::USD,
+            currency_fixed: false,
+        };
+        let mut batch = crate::ingest::read(&sources, &ctx, &NoProgress).unwrap();
+        crate::ingest::resolve_lines(&mut batch, &CatalogKeys::default());
+        let mut sink = Recording::default();
+        let report = read_into(
+            &sources,
+            &ctx,
+            KeepRejected::default(),
+            Some(CatalogKeys::default()),
+            &NoProgress,
+            &mut sink,
+        )
+        .unwrap();
+        assert_eq!(sink.orders, batch.orders);
+        assert_eq!(report.order_lines, batch.report.order_lines);
+        assert_eq!(report.rows_kept, batch.report.rows_kept);
+    }
 }
