@@ -14,7 +14,7 @@ use bundleforge::bench;
 use bundleforge::cancel::CancelToken;
 use bundleforge::config::{Settings, SettingsBuilder};
 use bundleforge::domain::StoreId;
-use bundleforge::eval::{self, EvalOptions};
+use bundleforge::eval::{self, EvalOptions, SplitAt};
 use bundleforge::fixtures::FixtureSize;
 use bundleforge::ingest::IngestSources;
 use bundleforge::pipeline::{NoObserver, OrderScope, PriorScope, RunObserver, RunRequest, output};
@@ -217,8 +217,12 @@ struct EvalArgs {
     #[arg(long)]
     store: String,
     /// Train on orders dated on or before this day; score against the rest.
-    #[arg(long, value_name = "DATE", allow_hyphen_values = true, value_parser = calendar_date)]
-    cutoff: NaiveDate,
+    #[arg(long, value_name = "DATE", allow_hyphen_values = true, value_parser = calendar_date, required_unless_present = "holdout")]
+    cutoff: Option<NaiveDate>,
+    /// Hold out the last SHARE of the orders by time (ties broken by order id), e.g.
+    /// 0.25; train on the rest. Works where many orders carry one date.
+    #[arg(long, value_name = "SHARE", conflicts_with = "cutoff", allow_hyphen_values = true, value_parser = holdout_share)]
+    holdout: Option<SplitAt>,
     /// Only the last N training orders (a small shop).
     #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = whole_number::<usize>)]
     max_orders: Option<usize>,
@@ -326,6 +330,15 @@ fn at_least(raw: &str, min: usize) -> Result<usize, String> {
         Err(_) if is_negative_integer(raw) => Err(format!("must be at least {min}")),
         Err(e) => Err(e),
     }
+}
+
+/// A share as `--holdout` takes it: above 0 and below 1.
+fn holdout_share(text: &str) -> Result<SplitAt, String> {
+    let share: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number (e.g. 0.25)"))?;
+    SplitAt::share(share)
 }
 
 /// A day as `--as-of` and `--cutoff` take it: within the years orders can be dated in,
@@ -897,8 +910,13 @@ async fn eval(args: EvalArgs, settings: Settings) -> Result<ExitCode> {
     } else if let Some(n) = args.max_orders {
         run.prepare.orders = OrderScope::Last(n);
     }
+    let split = match (args.cutoff, args.holdout) {
+        (Some(day), None) => SplitAt::Day(day),
+        (None, Some(share)) => share,
+        _ => anyhow::bail!("give --cutoff DATE or --holdout SHARE"),
+    };
     let options = EvalOptions {
-        cutoff: args.cutoff,
+        split,
         run,
         k: args.k.max(1),
     };

@@ -249,7 +249,8 @@ pub async fn run(
         .position(|v| v.control)
         .ok_or_else(|| CohortsError::Data("no variant is the control".into()))?;
     let data = services.store.load(store_id).await?;
-    let split = HoldoutSplit::new(&data, store_id, options.cutoff).map_err(CohortsError::Data)?;
+    let split = HoldoutSplit::new(&data, store_id, eval::SplitAt::Day(options.cutoff))
+        .map_err(CohortsError::Data)?;
     let holdout = Holdout::new(split.heldout.clone());
     let comparison = Comparison {
         services,

@@ -1,4 +1,5 @@
-//! The temporal holdout: a store's orders split at a cutoff, the held-out orders
+//! The temporal holdout: a store's orders split at a cutoff day or before their last
+//! share, the held-out orders
 //! indexed by product, and the one rule that scores a product set on them — with the
 //! orders as they are, or weighted by a bootstrap draw (cohorts). `eval` and cohorts
 //! both score through here, so a hit means one thing in both.
@@ -15,39 +16,99 @@ use crate::store::{HistoryOrder, StoreData};
 /// A product set and how many of it an order must hold (`None`: all).
 pub type NeedSet = (Vec<u32>, Option<usize>);
 
-/// A store's orders split at a cutoff day: the training orders (on or before its end)
-/// and the held-out baskets after it, as catalog positions (`index` maps a variant id
-/// to its position).
+/// Where a store's orders are split.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum SplitAt {
+    /// Train on the orders dated on or before this day; hold out the rest.
+    Day(NaiveDate),
+    /// Hold out the last share of the orders (0 < share < 1) by time, ties broken by
+    /// order id: a split that works when many orders carry one date.
+    LastShare(f64),
+}
+
+impl SplitAt {
+    /// A share as `--holdout` takes it: a number above 0 and below 1.
+    pub fn share(share: f64) -> Result<SplitAt, String> {
+        if share > 0.0 && share < 1.0 {
+            Ok(SplitAt::LastShare(share))
+        } else {
+            Err(format!(
+                "a holdout share is above 0 and below 1, not {share}"
+            ))
+        }
+    }
+}
+
+/// A store's orders split ([`SplitAt`]): the training orders and the held-out baskets
+/// after them, as catalog positions (`index` maps a variant id to its position).
 pub struct HoldoutSplit<'a> {
     pub train: Vec<&'a HistoryOrder>,
     pub heldout: Vec<Vec<u32>>,
     pub index: HashMap<&'a str, u32>,
+    /// The day the store is taken as of for training: the cutoff, or the day of the
+    /// last training order.
+    pub as_of: NaiveDate,
+    /// Held-out orders placed on or before the end of `as_of` (a split by share can
+    /// cut one day's orders): phase 0 must not see them.
+    heldout_by_as_of: HashSet<&'a str>,
 }
 
 impl<'a> HoldoutSplit<'a> {
-    /// The split, or what is missing: no order on either side of the cutoff.
+    /// The split, or what is missing: no order on either side.
     pub fn new(
         data: &'a StoreData,
         store_id: &StoreId,
-        cutoff: NaiveDate,
+        at: SplitAt,
     ) -> Result<HoldoutSplit<'a>, String> {
-        let end = end_of_day(cutoff);
-        let train: Vec<_> = data.orders.iter().filter(|o| o.created_at <= end).collect();
-        if train.is_empty() {
-            return Err(format!(
-                "store {store_id} has no orders on or before {cutoff}"
-            ));
-        }
-        let heldout: Vec<Vec<u32>> = data
-            .orders
+        let (train, heldout, as_of) = match at {
+            SplitAt::Day(cutoff) => {
+                let end = end_of_day(cutoff);
+                let (train, heldout): (Vec<_>, Vec<_>) =
+                    data.orders.iter().partition(|o| o.created_at <= end);
+                if train.is_empty() {
+                    return Err(format!(
+                        "store {store_id} has no orders on or before {cutoff}"
+                    ));
+                }
+                (train, heldout, cutoff)
+            }
+            SplitAt::LastShare(share) => {
+                let mut orders: Vec<&HistoryOrder> = data.orders.iter().collect();
+                orders.sort_by(|a, b| {
+                    a.created_at
+                        .cmp(&b.created_at)
+                        .then_with(|| a.order_id.cmp(&b.order_id))
+                });
+                if orders.len() < 2 {
+                    return Err(format!(
+                        "store {store_id} has {} orders: a holdout needs at least 2",
+                        orders.len()
+                    ));
+                }
+                let held =
+                    ((orders.len() as f64 * share).round() as usize).clamp(1, orders.len() - 1);
+                let heldout = orders.split_off(orders.len() - held);
+                let as_of = orders
+                    .last()
+                    .map(|o| o.created_at.date_naive())
+                    .unwrap_or_default();
+                (orders, heldout, as_of)
+            }
+        };
+        let by_as_of = end_of_day(as_of);
+        let heldout_by_as_of = heldout
             .iter()
-            .filter(|o| o.created_at > end)
+            .filter(|o| o.created_at <= by_as_of)
+            .map(|o| o.order_id.as_str())
+            .collect();
+        let heldout: Vec<Vec<u32>> = heldout
+            .into_iter()
             .map(|o| o.basket())
             .filter(|b| !b.is_empty())
             .collect();
         if heldout.is_empty() {
             return Err(format!(
-                "store {store_id} has no orders after {cutoff}: nothing to evaluate against"
+                "store {store_id} has no orders after {as_of}: nothing to evaluate against"
             ));
         }
         let index = data
@@ -60,7 +121,26 @@ impl<'a> HoldoutSplit<'a> {
             train,
             heldout,
             index,
+            as_of,
+            heldout_by_as_of,
         })
+    }
+
+    /// The store as training sees it as of [`HoldoutSplit::as_of`]: every order but the
+    /// held-out ones placed by then (phase 0 reads orders up to `as_of` as history, and
+    /// later ones only to tell when a product without a launch date first sold).
+    pub fn store_as_trained(&self, data: &StoreData) -> StoreData {
+        StoreData {
+            store: data.store.clone(),
+            products: data.products.clone(),
+            orders: data
+                .orders
+                .iter()
+                .filter(|o| !self.heldout_by_as_of.contains(o.order_id.as_str()))
+                .cloned()
+                .collect(),
+            first_ingest: data.first_ingest,
+        }
     }
 
     /// The training orders a scope keeps: the last N for `Last(N)`, else all of them
@@ -321,9 +401,70 @@ pub(super) fn worked_holdout() -> Holdout {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::{Currency, HistoryLine, Store};
 
     fn holdout() -> Holdout {
         worked_holdout()
+    }
+
+    /// Ten orders all placed in one second, listed out of id order.
+    fn one_day_store() -> StoreData {
+        let at = chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let orders = [3, 9, 0, 7, 1, 8, 2, 6, 4, 5]
+            .into_iter()
+            .map(|i| HistoryOrder {
+                order_id: format!("o{i:02}"),
+                created_at: at,
+                customer_key: None,
+                currency_assumed: false,
+                lines: vec![HistoryLine {
+                    item: Some(i),
+                    quantity: 1,
+                    unit_price_minor: 100,
+                    discount_minor: 0,
+                }],
+            })
+            .collect();
+        StoreData {
+            store: Store {
+                id: StoreId::parse("one-day").unwrap(),
+                currency: Currency::USD,
+                locale: "en".into(),
+            },
+            products: Vec::new(),
+            orders,
+            first_ingest: None,
+        }
+    }
+
+    /// Issue: a split by day cannot split a store whose orders all carry one date; a
+    /// split by share holds out the last share by time, ties broken by order id.
+    #[test]
+    fn a_share_splits_orders_of_one_day_by_id_and_a_day_cannot() {
+        let data = one_day_store();
+        let id = data.store.id.clone();
+        let split = HoldoutSplit::new(&data, &id, SplitAt::share(0.3).unwrap()).unwrap();
+        let train: Vec<&str> = split.train.iter().map(|o| o.order_id.as_str()).collect();
+        assert_eq!(train, ["o00", "o01", "o02", "o03", "o04", "o05", "o06"]);
+        assert_eq!(split.heldout, [vec![7], vec![8], vec![9]]);
+        assert_eq!(split.as_of, data.orders[0].created_at.date_naive());
+        let trained = split.store_as_trained(&data);
+        assert_eq!(
+            trained.orders.len(),
+            7,
+            "a held-out order of the last day stays out"
+        );
+
+        let day = SplitAt::Day(split.as_of);
+        assert!(HoldoutSplit::new(&data, &id, day).is_err());
+        // At least one order on each side, whatever the share.
+        let tiny = HoldoutSplit::new(&data, &id, SplitAt::share(0.01).unwrap()).unwrap();
+        assert_eq!((tiny.train.len(), tiny.heldout.len()), (9, 1));
+        let most = HoldoutSplit::new(&data, &id, SplitAt::share(0.99).unwrap()).unwrap();
+        assert_eq!((most.train.len(), most.heldout.len()), (1, 9));
+        for bad in [0.0, 1.0, -0.5, f64::NAN] {
+            assert!(SplitAt::share(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

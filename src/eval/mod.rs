@@ -47,7 +47,9 @@ use crate::pipeline::{
 use crate::services::Services;
 use crate::store::{StoreData, StoreError};
 pub use baselines::{Baselines, baselines, nearest_pairs, top_count_pairs, training_pairs};
-pub use holdout::{Holdout, HoldoutSplit, NeedSet, PreparedSet, RunSets, Weighting, baskets, need};
+pub use holdout::{
+    Holdout, HoldoutSplit, NeedSet, PreparedSet, RunSets, SplitAt, Weighting, baskets, need,
+};
 pub use report::{EvalReport, Ours, Repeated, html_section, repeated, rows, table, write_files};
 pub use score::{
     Interval, Scores, bootstrap, draw, is_hit, is_strong, is_strong_pair, percentiles, rates,
@@ -68,9 +70,9 @@ pub enum EvalError {
 
 #[derive(Debug, Clone)]
 pub struct EvalOptions {
-    /// The last day of training: the store as it was then; every later order is held
-    /// out.
-    pub cutoff: NaiveDate,
+    /// Where the orders are split: after a cutoff day (the store as it was then;
+    /// every later order held out), or before the last share of them.
+    pub split: SplitAt,
     /// The run scored. Phase 0 is prepared as of the cutoff whatever `as_of` says;
     /// `orders: last N` trains the engine and the baselines on the last N training
     /// orders; `orders: none` generates from the catalog alone (what a new store
@@ -99,7 +101,7 @@ pub async fn evaluate(
     options: &EvalOptions,
 ) -> Result<(EvalReport, RunOutput), EvalError> {
     let data = services.store.load(store_id).await?;
-    let split = HoldoutSplit::new(&data, store_id, options.cutoff).map_err(EvalError::Data)?;
+    let split = HoldoutSplit::new(&data, store_id, options.split).map_err(EvalError::Data)?;
     let seed = options.run.variant.seed;
     let train = split.train_in(options.run.prepare.orders);
     if train.is_empty() {
@@ -107,8 +109,14 @@ pub async fn evaluate(
             "store {store_id}: no training orders are left (none before the cutoff, or the last 0 asked for)"
         )));
     }
-    // The store as read above: phase 0 does not read it again.
-    let ctx = prepare_at(services, data.clone(), options.cutoff, &options.run.prepare).await?;
+    // The store as read above, its training orders only: phase 0 does not read it again.
+    let ctx = prepare_at(
+        services,
+        split.store_as_trained(&data),
+        split.as_of,
+        &options.run.prepare,
+    )
+    .await?;
     let never = CancelToken::never();
     let out = pipeline::run(
         &ctx,
@@ -139,7 +147,11 @@ pub async fn evaluate(
     }
     let report = EvalReport {
         store_id: store_id.to_string(),
-        cutoff: options.cutoff.to_string(),
+        cutoff: split.as_of.to_string(),
+        holdout_share: match options.split {
+            SplitAt::LastShare(share) => Some(share),
+            SplitAt::Day(_) => None,
+        },
         train_orders: train.len(),
         heldout_orders: holdout.len(),
         k: options.k,

@@ -41,7 +41,11 @@ pub struct Repeated {
 #[derive(Debug, Clone, Serialize)]
 pub struct EvalReport {
     pub store_id: String,
+    /// The last day of training: the cutoff, or the day of the last training order.
     pub cutoff: String,
+    /// The share of the orders held out, for a split by share (`--holdout`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub holdout_share: Option<f64>,
     pub train_orders: usize,
     pub heldout_orders: usize,
     pub k: usize,
@@ -138,10 +142,17 @@ pub fn rows(r: &EvalReport) -> Vec<(String, &Scores)> {
 
 /// The report as a plain-text table.
 pub fn table(r: &EvalReport) -> String {
+    let split = match r.holdout_share {
+        Some(share) => format!(
+            "the last {:.0} % of orders held out (training through {})",
+            share * 100.0,
+            r.cutoff
+        ),
+        None => format!("cutoff {}", r.cutoff),
+    };
     let mut out = format!(
-        "{}: cutoff {}, {} training orders, {} held out\n{:<34} {:>7} {:>6} {:>7} {:>12} {:>9}\n",
+        "{}: {split}, {} training orders, {} held out\n{:<34} {:>7} {:>6} {:>7} {:>12} {:>9}\n",
         r.store_id,
-        r.cutoff,
         r.train_orders,
         r.heldout_orders,
         "",

@@ -246,7 +246,7 @@ async fn eval_at_a_cutoff_gives_what_generate_gives_on_the_store_as_it_was_then(
     let id = StoreId::parse("small").unwrap();
     let cutoff = NaiveDate::from_ymd_opt(2026, 4, 30).unwrap();
     let options = EvalOptions {
-        cutoff,
+        split: eval::SplitAt::Day(cutoff),
         run: RunRequest::seeded(42),
         k: 50,
     };

@@ -31,7 +31,7 @@ async fn eval_scores_ours_and_the_baselines_without_touching_the_store() {
     let (db, deps) = small_store().await;
     let before = counts(&db).await;
     let options = EvalOptions {
-        cutoff: NaiveDate::from_ymd_opt(2026, 4, 30).unwrap(),
+        split: eval::SplitAt::Day(NaiveDate::from_ymd_opt(2026, 4, 30).unwrap()),
         run: eval_run(
             5,
             vec![Objective::CrossSell, Objective::IncreaseAov],
@@ -101,7 +101,7 @@ async fn a_cold_eval_generates_from_the_catalog_alone_beside_nearest_in_meaning(
     let before = counts(&db).await;
     let id = StoreId::parse("small").unwrap();
     let options = EvalOptions {
-        cutoff: NaiveDate::from_ymd_opt(2026, 4, 30).unwrap(),
+        split: eval::SplitAt::Day(NaiveDate::from_ymd_opt(2026, 4, 30).unwrap()),
         run: eval_run(3, Vec::new(), Some(40), true),
         k: 20,
     };
@@ -130,4 +130,27 @@ async fn a_cold_eval_generates_from_the_catalog_alone_beside_nearest_in_meaning(
     assert_eq!(report.baselines.random_by_pick.bundles, 2000);
     assert!(report.baselines.random_by_pick.hit >= report.baselines.random.hit);
     assert_eq!(eval::rows(&report).len(), 6);
+}
+
+/// `--holdout SHARE`: the last share of the orders by time is held out, and the run
+/// trains on the rest only (a held-out order never reaches phase 0).
+#[tokio::test]
+async fn a_holdout_share_holds_out_the_last_orders_and_trains_on_the_rest() {
+    let (db, deps) = small_store().await;
+    let id = StoreId::parse("small").unwrap();
+    let orders = db.count("SELECT COUNT(*) FROM orders").await as usize;
+    let options = EvalOptions {
+        split: eval::SplitAt::share(0.25).unwrap(),
+        run: eval_run(5, vec![Objective::CrossSell], Some(20), false),
+        k: 20,
+    };
+    let (report, out) = eval::evaluate(&deps, &id, &options).await.unwrap();
+    let held = (orders as f64 * 0.25).round() as usize;
+    assert_eq!(report.train_orders, orders - held, "{report:?}");
+    assert!(report.heldout_orders <= held && report.heldout_orders > held * 9 / 10);
+    assert_eq!(report.holdout_share, Some(0.25));
+    assert!(out.run.baskets > 0 && out.run.baskets as usize <= report.train_orders);
+    assert!(eval::table(&report).contains("the last 25 % of orders held out"));
+    let json = serde_json::to_value(&report).unwrap();
+    assert_eq!(json["holdout_share"], 0.25);
 }

@@ -146,7 +146,7 @@ async fn the_store_rules_hold_in_a_run_and_pins_are_published_but_not_evaluated(
 
     // eval scores the engine alone: the lists hold, the pin is not there.
     let options = EvalOptions {
-        cutoff: NaiveDate::from_ymd_opt(2026, 4, 30).unwrap(),
+        split: eval::SplitAt::Day(NaiveDate::from_ymd_opt(2026, 4, 30).unwrap()),
         run: eval_run(
             5,
             vec![Objective::CrossSell, Objective::IncreaseAov],
