@@ -45,6 +45,8 @@ pub enum AppError {
     #[error(transparent)]
     Pipeline(#[from] pipeline::PipelineError),
     #[error(transparent)]
+    Calibration(#[from] crate::eval::EvalError),
+    #[error(transparent)]
     StoreRules(#[from] crate::store_rules::StoreRulesError),
     #[error(transparent)]
     Output(#[from] DestinationError),
@@ -64,6 +66,7 @@ impl AppError {
             AppError::Ingest(_) | AppError::StoreRules(_) => ErrorKind::BadInput,
             AppError::Store(e) => e.kind(),
             AppError::Pipeline(e) => e.kind(),
+            AppError::Calibration(e) => e.kind(),
             AppError::Output(e) => e.kind(),
             AppError::Llm(e) => e.kind(),
             AppError::LlmSetup(e) => e.kind(),
@@ -139,9 +142,17 @@ async fn produce(
     cancel: &CancelToken,
 ) -> Result<(Arc<pipeline::Context>, RunOutput), AppError> {
     request.validate().map_err(pipeline::PipelineError::from)?;
+    // Calibration runs first, on the store's own split; the run then uses its weights.
+    let (calibration, weights) =
+        crate::eval::calibrate(services, store_id, request, cancel).await?;
+    let mut variant = request.variant.clone();
+    if weights.is_some() {
+        variant.weights = weights;
+    }
     let ctx =
         Arc::new(pipeline::prepare(services, store_id, &request.prepare, observer, cancel).await?);
-    let mut out = pipeline::run(&ctx, &request.variant, services, observer, cancel).await?;
+    let mut out = pipeline::run(&ctx, &variant, services, observer, cancel).await?;
+    out.run.calibration = calibration;
     if let Some(id) = &request.run_id {
         out = out.with_id(id.clone());
     }

@@ -19,7 +19,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{BundleType, Objective};
-use crate::pipeline::{CandidateSources, MerchantInputs, PricingKnobs, Variant};
+use crate::pipeline::{CandidateSources, MerchantInputs, PricingKnobs, Variant, WEIGHT_PRESETS};
 
 pub use evaluate::{
     CohortOptions, CohortsReport, Difference, HitMargin, Intervals, Scenario, ScenarioBaselines,
@@ -89,34 +89,13 @@ pub fn presets() -> Vec<CohortVariant> {
     control.run.weights = None;
     control.run.sources = CandidateSources::CO_PURCHASE_ONLY;
     control.control = true;
-    vec![
-        control,
-        CohortVariant::preset(
-            "A",
-            "language model only (α 0.8, β 0, γ 0.2)",
-            [0.8, 0.0, 0.2],
-        ),
-        CohortVariant::preset(
-            "B",
-            "transactional only (α 0, β 0.8, γ 0.2)",
-            [0.0, 0.8, 0.2],
-        ),
-        CohortVariant::preset(
-            "C",
-            "hybrid for a small store (α 0.56, β 0.24, γ 0.2)",
-            [0.56, 0.24, 0.2],
-        ),
-        CohortVariant::preset(
-            "D",
-            "hybrid for a medium store (α 0.32, β 0.48, γ 0.2)",
-            [0.32, 0.48, 0.2],
-        ),
-        CohortVariant::preset(
-            "E",
-            "hybrid for a large store (α 0.16, β 0.64, γ 0.2)",
-            [0.16, 0.64, 0.2],
-        ),
-    ]
+    std::iter::once(control)
+        .chain(
+            WEIGHT_PRESETS.iter().map(|(name, description, weights)| {
+                CohortVariant::preset(name, description, *weights)
+            }),
+        )
+        .collect()
 }
 
 /// A cohorts file as written.

@@ -134,6 +134,12 @@ pub struct QualitySettings {
     pub unrelated_max_p: f64,
     pub price_band: f64,
     pub high_ticket_ratio: f64,
+    /// Whether runs calibrate their weights on the store's own split.
+    pub calibrate: bool,
+    /// Orders a store needs before its weights are calibrated on its own split.
+    pub calibrate_min_orders: usize,
+    /// The share of the store's last orders calibration holds out.
+    pub calibrate_holdout: f64,
     pub evidence: ObjectiveEvidence,
 }
 
@@ -160,6 +166,21 @@ impl QualitySettings {
             if !(v.is_finite() && v >= 1.0) {
                 return Err(invalid(key, format!("{v} must be at least 1")));
             }
+        }
+        if !(self.calibrate_holdout > 0.0 && self.calibrate_holdout < 1.0) {
+            return Err(invalid(
+                "quality.calibrate_holdout",
+                format!("{} is not above 0 and below 1", self.calibrate_holdout),
+            ));
+        }
+        if self.calibrate_min_orders < 2 {
+            return Err(invalid(
+                "quality.calibrate_min_orders",
+                format!(
+                    "{} is under 2: a split needs an order on each side",
+                    self.calibrate_min_orders
+                ),
+            ));
         }
         for o in Objective::ALL {
             if self.evidence.of(o).is_empty() {

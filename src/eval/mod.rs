@@ -29,6 +29,7 @@
 //! lift among pairs bought together at least 5 times.
 
 mod baselines;
+mod calibrate;
 mod holdout;
 mod report;
 mod score;
@@ -47,6 +48,7 @@ use crate::pipeline::{
 use crate::services::Services;
 use crate::store::{StoreData, StoreError};
 pub use baselines::{Baselines, baselines, nearest_pairs, top_count_pairs, training_pairs};
+pub use calibrate::{TIER, calibrate};
 pub use holdout::{
     Holdout, HoldoutSplit, NeedSet, PreparedSet, RunSets, SplitAt, Weighting, baskets, need,
 };
@@ -66,6 +68,17 @@ pub enum EvalError {
     Embed(#[from] crate::embed::EmbedError),
     #[error("{0}")]
     Data(String),
+}
+
+impl EvalError {
+    pub fn kind(&self) -> crate::error::ErrorKind {
+        match self {
+            EvalError::Store(e) => e.kind(),
+            EvalError::Pipeline(e) => e.kind(),
+            EvalError::Embed(e) => e.kind(),
+            EvalError::Data(_) => crate::error::ErrorKind::BadInput,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

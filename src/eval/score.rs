@@ -102,10 +102,18 @@ pub fn bootstrap(
     seed: u64,
     stat: impl Fn(&[f64; 3]) -> f64,
 ) -> Interval {
-    let prepared: Vec<_> = sets
-        .iter()
-        .filter_map(|s| holdout.prepare(&(s.clone(), None)))
-        .collect();
+    let whole: Vec<NeedSet> = sets.iter().map(|s| (s.clone(), None)).collect();
+    bootstrap_at_least(holdout, &whole, seed, stat)
+}
+
+/// [`bootstrap`] of sets that each need `need` of their products in one order.
+pub fn bootstrap_at_least(
+    holdout: &Holdout,
+    sets: &[NeedSet],
+    seed: u64,
+    stat: impl Fn(&[f64; 3]) -> f64,
+) -> Interval {
+    let prepared: Vec<_> = sets.iter().filter_map(|s| holdout.prepare(s)).collect();
     if prepared.is_empty() {
         return Interval {
             low: 0.0,

@@ -64,10 +64,10 @@ pub use request::{
     FlatRequest, InvalidRequest, OrderScope, PrepareOptions, PriorScope, RunRequest,
 };
 pub use summary::{
-    ApprovalsReport, DroppedApproval, PhaseTimings, QualityReport, RunOutput, RunSummary,
-    StoreRulesReport,
+    ApprovalsReport, CalibratedVariant, Calibration, DroppedApproval, PhaseTimings, QualityReport,
+    RunOutput, RunSummary, StoreRulesReport,
 };
-pub use variant::{CandidateSources, MerchantInputs, PricingKnobs, Variant};
+pub use variant::{CandidateSources, MerchantInputs, PricingKnobs, Variant, WEIGHT_PRESETS};
 
 /// A new globally unique run id.
 pub fn new_run_id() -> String {
@@ -174,6 +174,11 @@ fn run_output(
         llm,
         variant: variant.clone(),
         approvals: None,
+        calibration: Calibration::not_used(if variant.weights.is_some() {
+            "the run's weights were given"
+        } else {
+            "not asked"
+        }),
     };
     let left_out_examples = found
         .cells

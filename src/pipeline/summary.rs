@@ -87,6 +87,52 @@ pub struct RunSummary {
     /// store has none, and in `eval`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub approvals: Option<ApprovalsReport>,
+    /// Whether the weights were calibrated on the store's own held-out orders, and how
+    /// each candidate weighting scored there.
+    pub calibration: Calibration,
+}
+
+/// Weights calibrated on the store's own split (`generate` and jobs; see
+/// `eval::calibrate`): each candidate weighting run on all but the store's last
+/// orders and scored on those by the pick rule; the best (strong hit, ties broken by
+/// product coverage) weights the run.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Calibration {
+    pub used: bool,
+    /// Why it was or was not used.
+    pub reason: String,
+    pub holdout_orders: usize,
+    pub variants: Vec<CalibratedVariant>,
+    /// The name of the variant that weighted the run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chosen: Option<String>,
+}
+
+impl Calibration {
+    /// Not calibrated, for `reason`.
+    pub fn not_used(reason: impl Into<String>) -> Calibration {
+        Calibration {
+            reason: reason.into(),
+            ..Calibration::default()
+        }
+    }
+}
+
+/// One candidate weighting as calibration scored it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct CalibratedVariant {
+    pub name: String,
+    /// α, β, γ.
+    pub weights: [f64; 3],
+    /// Share of its multi-product bundles that strongly hit held-out orders, each as
+    /// its offer is used (the pick rule).
+    pub strong_hit: f64,
+    /// Its bootstrap 90 % interval.
+    pub interval: [f64; 2],
+    /// Distinct products in those bundles.
+    pub coverage: usize,
+    /// Multi-product bundles scored.
+    pub bundles: usize,
 }
 
 /// What the quality rules did: every draft considered, how many were justified, and

@@ -95,6 +95,36 @@ pub struct PricingKnobs {
     pub bayesian_weight: Option<f64>,
 }
 
+/// The seed design's weightings (α language model, β transactional, γ business), by
+/// name: what the cohorts compare and what calibration tries beside the tier's own.
+pub const WEIGHT_PRESETS: [(&str, &str, [f64; 3]); 5] = [
+    (
+        "A",
+        "language model only (α 0.8, β 0, γ 0.2)",
+        [0.8, 0.0, 0.2],
+    ),
+    (
+        "B",
+        "transactional only (α 0, β 0.8, γ 0.2)",
+        [0.0, 0.8, 0.2],
+    ),
+    (
+        "C",
+        "hybrid for a small store (α 0.56, β 0.24, γ 0.2)",
+        [0.56, 0.24, 0.2],
+    ),
+    (
+        "D",
+        "hybrid for a medium store (α 0.32, β 0.48, γ 0.2)",
+        [0.32, 0.48, 0.2],
+    ),
+    (
+        "E",
+        "hybrid for a large store (α 0.16, β 0.64, γ 0.2)",
+        [0.16, 0.64, 0.2],
+    ),
+];
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Variant {

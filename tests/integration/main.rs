@@ -2,6 +2,7 @@
 //! written in each shape's real column layout.
 
 mod bad_input;
+mod calibration;
 mod cli;
 mod cohorts;
 mod cold_start;
