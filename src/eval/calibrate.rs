@@ -6,6 +6,8 @@
 //! strong hit (ties: more products covered, then the earlier candidate) weights the
 //! run on the whole history.
 
+use futures_util::StreamExt;
+
 use crate::cancel::CancelToken;
 use crate::domain::StoreId;
 use crate::pipeline::{
@@ -81,14 +83,24 @@ pub async fn calibrate(
     let tier = [ctx.weights.alpha, ctx.weights.beta, ctx.weights.gamma];
     let candidates =
         std::iter::once((TIER, tier)).chain(WEIGHT_PRESETS.iter().map(|(name, _, w)| (*name, *w)));
-    let mut variants = Vec::new();
-    for (name, weights) in candidates {
+    // Several at once: much of a run's work keeps one core busy.
+    let at_once = services.settings.pipeline_threads().clamp(1, 4);
+    let runs = futures_util::stream::iter(candidates.map(|(name, weights)| {
         let mut variant = engine_alone(&request.variant);
         variant.weights = (name != TIER).then_some(weights);
-        let out = pipeline::run(&ctx, &variant, services, &NoObserver, cancel).await?;
-        let picks = split.run_sets(&out.bundles).picks;
+        let ctx = &ctx;
+        async move {
+            let out = pipeline::run(ctx, &variant, services, &NoObserver, cancel).await;
+            (name, weights, variant.seed, out)
+        }
+    }))
+    .buffered(at_once);
+    futures_util::pin_mut!(runs);
+    let mut variants = Vec::new();
+    while let Some((name, weights, seed, out)) = runs.next().await {
+        let picks = split.run_sets(&out?.bundles).picks;
         let scores = score_sets_at_least(&holdout, &picks);
-        let interval = bootstrap_at_least(&holdout, &picks, variant.seed ^ 1, |r| r[1]);
+        let interval = bootstrap_at_least(&holdout, &picks, seed ^ 1, |r| r[1]);
         variants.push(CalibratedVariant {
             name: name.to_owned(),
             weights,
