@@ -476,31 +476,39 @@ mod tests {
         csv.into_bytes()
     }
 
+    /// [`scattered_rows`] as an ingest's orders file, for a store in USD.
+    fn scattered(orders: usize) -> (IngestSources, IngestContext) {
+        let file = IngestSource::bytes(FileRole::Orders, "orders.csv", scattered_rows(orders));
+        let ctx = IngestContext {
+            default_currency: Currency::USD,
+            currency_fixed: false,
+        };
+        (IngestSources::new([file]).unwrap(), ctx)
+    }
+
+    /// The sources read as a stream, joined to an empty catalog, into a recording.
+    fn streamed(sources: &IngestSources, ctx: &IngestContext) -> (Recording, IngestReport) {
+        let mut sink = Recording::default();
+        let join = Some(CatalogKeys::default());
+        let report = read_into(
+            sources,
+            ctx,
+            KeepRejected::default(),
+            join,
+            &NoProgress,
+            &mut sink,
+        )
+        .unwrap();
+        (sink, report)
+    }
+
     /// Issue: an ingest held every order in memory before it wrote any. The stream hands
     /// on bounded chunks, after the start and the catalog, and an order's rows join
     /// wherever they stand in the file.
     #[test]
     fn orders_are_handed_on_in_bounded_chunks_with_rows_far_apart_joined() {
-        let sources = IngestSources::new([IngestSource::bytes(
-            FileRole::Orders,
-            "orders.csv",
-            scattered_rows(5_000),
-        )])
-        .unwrap();
-        let ctx = IngestContext {
-            default_currency: Currency::USD,
-            currency_fixed: false,
-        };
-        let mut sink = Recording::default();
-        let report = read_into(
-            &sources,
-            &ctx,
-            KeepRejected::default(),
-            Some(CatalogKeys::default()),
-            &NoProgress,
-            &mut sink,
-        )
-        .unwrap();
+        let (sources, ctx) = scattered(5_000);
+        let (sink, report) = streamed(&sources, &ctx);
         assert_eq!(sink.calls[0], "begin 10000");
         assert_eq!(sink.calls[1], "products 0");
         assert!(sink.calls[2..].iter().all(|c| c == "orders"));
@@ -524,28 +532,10 @@ mod tests {
     /// The same file read whole into memory gives the same orders as the stream.
     #[test]
     fn the_stream_and_a_read_into_memory_agree() {
-        let sources = IngestSources::new([IngestSource::bytes(
-            FileRole::Orders,
-            "orders.csv",
-            scattered_rows(300),
-        )])
-        .unwrap();
-        let ctx = IngestContext {
-            default_currency: Currency::USD,
-            currency_fixed: false,
-        };
+        let (sources, ctx) = scattered(300);
         let mut batch = crate::ingest::read(&sources, &ctx, &NoProgress).unwrap();
         crate::ingest::resolve_lines(&mut batch, &CatalogKeys::default());
-        let mut sink = Recording::default();
-        let report = read_into(
-            &sources,
-            &ctx,
-            KeepRejected::default(),
-            Some(CatalogKeys::default()),
-            &NoProgress,
-            &mut sink,
-        )
-        .unwrap();
+        let (sink, report) = streamed(&sources, &ctx);
         assert_eq!(sink.orders, batch.orders);
         assert_eq!(report.order_lines, batch.report.order_lines);
         assert_eq!(report.rows_kept, batch.report.rows_kept);
