@@ -111,6 +111,25 @@ pub struct Latencies {
     pub max_ms: f64,
 }
 
+impl Latencies {
+    /// One line of the bench's text: the phase, the stream, its rate and latencies.
+    pub fn line(&self, phase: &str, what: &str) -> String {
+        format!(
+            "  {:<12} {:<10} {:>6.1}/s  p50 {:>6.2} ms  p90 {:>6.2} ms  p99 {:>7.2} ms  max {:>7.2} ms  ok {} failed {} dropped {}\n",
+            phase,
+            what,
+            self.throughput_per_second,
+            self.p50_ms,
+            self.p90_ms,
+            self.p99_ms,
+            self.max_ms,
+            self.ok,
+            self.failed,
+            self.dropped
+        )
+    }
+}
+
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Applied {
     /// Acknowledged and kept by the server.
@@ -895,19 +914,7 @@ impl ServeReport {
         );
         for p in &self.phases {
             for (what, l) in [("webhooks", &p.webhooks), ("GET latest", &p.get_latest)] {
-                out.push_str(&format!(
-                    "  {:<12} {:<10} {:>6.1}/s  p50 {:>6.2} ms  p90 {:>6.2} ms  p99 {:>7.2} ms  max {:>7.2} ms  ok {} failed {} dropped {}\n",
-                    p.name,
-                    what,
-                    l.throughput_per_second,
-                    l.p50_ms,
-                    l.p90_ms,
-                    l.p99_ms,
-                    l.max_ms,
-                    l.ok,
-                    l.failed,
-                    l.dropped
-                ));
+                out.push_str(&l.line(&p.name, what));
             }
             let a = &p.applied;
             out.push_str(&format!(

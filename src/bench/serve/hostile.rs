@@ -721,20 +721,7 @@ fn histogram_text(by: &BTreeMap<String, u64>) -> String {
 impl HostileReport {
     /// The hostile section of the bench's text, after the phases' lines.
     pub fn text(&self) -> String {
-        let l = &self.healthz;
-        let mut out = format!(
-            "  {:<12} {:<10} {:>6.1}/s  p50 {:>6.2} ms  p90 {:>6.2} ms  p99 {:>7.2} ms  max {:>7.2} ms  ok {} failed {} dropped {}\n",
-            "hostile",
-            "healthz",
-            l.throughput_per_second,
-            l.p50_ms,
-            l.p90_ms,
-            l.p99_ms,
-            l.max_ms,
-            l.ok,
-            l.failed,
-            l.dropped
-        );
+        let mut out = self.healthz.line("hostile", "healthz");
         out.push_str(&format!(
             "  hostile      memory     idle {:.1} MB, peak {:.1} MB (+{:.1} MB)\n",
             self.idle_rss_mb,
